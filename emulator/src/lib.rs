@@ -1,0 +1,90 @@
+//! `wufb-graph-emulator`: the Microsoft Graph Windows Update for Business deployment service
+//! (`/beta/admin/windows/updates`) and the identity platform token endpoint, served on loopback with a
+//! seeded catalog, for tests, demos and benchmarks. See the README for what it emulates and how.
+
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod odata;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{AppRegistration, EmulatorConfig, FaultConfig, RetryAfterForm};
+pub use state::{LogEntry, Shared};
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Emulator {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Emulator {
+    /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves in the background.
+    pub async fn start(config: EmulatorConfig, addr: &str) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(&config));
+        let router = server::router(shared.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Emulator { addr, shared, stop: Some(stop), task: Some(task) })
+    }
+
+    /// `http://127.0.0.1:PORT`: the authority host and the admin API.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/beta`: the Graph base URL a client is configured with.
+    pub fn graph_url(&self) -> String {
+        format!("{}/beta", self.base_url())
+    }
+
+    /// Replaces the fault configuration.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        let mut f = state::lock(&self.shared.faults);
+        f.rng = state::Rng::new(faults.seed);
+        f.config = faults;
+    }
+
+    /// A copy of the request log.
+    pub fn requests(&self) -> Vec<LogEntry> {
+        state::lock(&self.shared.log).entries.iter().cloned().collect()
+    }
+
+    /// Requests made for one operation (any status).
+    pub fn count(&self, operation: &str) -> u64 {
+        state::lock(&self.shared.log).counts.get(operation).map_or(0, |m| m.values().sum())
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

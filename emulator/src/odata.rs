@@ -1,0 +1,527 @@
+//! The OData query subset that Graph clients send to this API: `$filter` (with `isof`, type-cast
+//! properties, comparisons, `and`, `or`, `not` and parentheses), `$orderby`, `$top`, `$skip`, `$count`,
+//! `$select`, `$expand` and server-driven paging through `$skiptoken`.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+use crate::error::GraphError;
+
+/// The namespace every Windows Update type lives in.
+pub const NS: &str = "microsoft.graph.windowsUpdates.";
+
+/// Parsed query options of one collection request.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub filter: Option<Expr>,
+    pub orderby: Vec<(String, bool)>,
+    pub top: Option<usize>,
+    pub skip: usize,
+    pub count: bool,
+    pub select: Vec<String>,
+    pub expand: Vec<String>,
+    pub skiptoken: Option<usize>,
+    /// Every option except `$skiptoken`, percent-decoded, to rebuild `@odata.nextLink`.
+    pub passthrough: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses a raw (percent-encoded) query string.
+    pub fn parse(raw: Option<&str>) -> Result<Self, GraphError> {
+        let mut q = Query::default();
+        let Some(raw) = raw else { return Ok(q) };
+        for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+            let key = key.trim().to_string();
+            let value = value.trim().to_string();
+            match key.to_ascii_lowercase().as_str() {
+                "$filter" => q.filter = Some(parse_filter(&value)?),
+                "$orderby" => q.orderby = parse_orderby(&value)?,
+                "$top" => q.top = Some(parse_usize("$top", &value)?),
+                "$skip" => q.skip = parse_usize("$skip", &value)?,
+                "$count" => {
+                    q.count = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(GraphError::bad_request(format!("Invalid $count value '{value}'."))),
+                    }
+                }
+                "$select" => q.select = split_list(&value),
+                "$expand" => q.expand = split_list(&value),
+                "$skiptoken" => {
+                    q.skiptoken = Some(
+                        value
+                            .strip_prefix("o")
+                            .and_then(|n| n.parse().ok())
+                            .ok_or_else(|| GraphError::bad_request("Invalid $skiptoken."))?,
+                    );
+                    continue;
+                }
+                "$search" | "$format" => {}
+                k if k.starts_with('$') => {
+                    return Err(GraphError::bad_request(format!("Query option '{key}' is not supported.")));
+                }
+                _ => {}
+            }
+            q.passthrough.push((key, value));
+        }
+        Ok(q)
+    }
+
+    /// Whether `$expand` asks for a navigation property ending in `name`.
+    pub fn expands(&self, name: &str) -> bool {
+        self.expand.iter().any(|e| e == name || e.ends_with(&format!("/{name}")))
+    }
+}
+
+fn parse_usize(name: &str, value: &str) -> Result<usize, GraphError> {
+    value.parse().map_err(|_| GraphError::bad_request(format!("Invalid value '{value}' for {name}.")))
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+fn parse_orderby(value: &str) -> Result<Vec<(String, bool)>, GraphError> {
+    split_list(value)
+        .into_iter()
+        .map(|item| {
+            let mut parts = item.split_whitespace();
+            let prop = parts.next().unwrap_or_default().to_string();
+            let desc = match parts.next().map(|s| s.to_ascii_lowercase()) {
+                None => false,
+                Some(d) if d == "asc" => false,
+                Some(d) if d == "desc" => true,
+                Some(d) => return Err(GraphError::bad_request(format!("Invalid $orderby direction '{d}'."))),
+            };
+            Ok((prop, desc))
+        })
+        .collect()
+}
+
+/// A `$filter` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    IsOf(String),
+    Cmp(String, CmpOp, Value),
+    /// A bare boolean property, such as `isExpeditable`.
+    Prop(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, GraphError> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1;
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1;
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1;
+            }
+            '\'' => {
+                let mut lit = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(invalid_filter(s, "unterminated string literal")),
+                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                            lit.push('\'');
+                            i += 2;
+                        }
+                        Some('\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(ch) => {
+                            lit.push(*ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Tok::Str(lit));
+            }
+            _ => {
+                let start = i;
+                while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')' | ',' | '\'')
+                {
+                    i += 1;
+                }
+                out.push(Tok::Ident(chars[start..i].iter().collect()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn invalid_filter(filter: &str, why: &str) -> GraphError {
+    GraphError::bad_request(format!("Invalid filter clause '{filter}': {why}."))
+}
+
+/// Parses a `$filter` value (already percent-decoded).
+pub fn parse_filter(s: &str) -> Result<Expr, GraphError> {
+    let toks = tokenize(s)?;
+    let mut p = Parser { toks, pos: 0, src: s };
+    let e = p.or()?;
+    if p.pos != p.toks.len() {
+        return Err(invalid_filter(s, "unexpected trailing input"));
+    }
+    Ok(e)
+}
+
+struct Parser<'a> {
+    toks: Vec<Tok>,
+    pos: usize,
+    src: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek_kw(&self, kw: &str) -> bool {
+        matches!(self.toks.get(self.pos), Some(Tok::Ident(i)) if i.eq_ignore_ascii_case(kw))
+    }
+
+    fn or(&mut self) -> Result<Expr, GraphError> {
+        let mut left = self.and()?;
+        while self.peek_kw("or") {
+            self.pos += 1;
+            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, GraphError> {
+        let mut left = self.unary()?;
+        while self.peek_kw("and") {
+            self.pos += 1;
+            left = Expr::And(Box::new(left), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, GraphError> {
+        if self.peek_kw("not") {
+            self.pos += 1;
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, GraphError> {
+        match self.toks.get(self.pos).cloned() {
+            Some(Tok::LParen) => {
+                self.pos += 1;
+                let e = self.or()?;
+                self.expect(Tok::RParen)?;
+                Ok(e)
+            }
+            Some(Tok::Ident(name)) if name.eq_ignore_ascii_case("isof") => {
+                self.pos += 1;
+                self.expect(Tok::LParen)?;
+                let ty = match self.toks.get(self.pos).cloned() {
+                    Some(Tok::Str(t)) | Some(Tok::Ident(t)) => t,
+                    _ => return Err(invalid_filter(self.src, "isof expects a type name")),
+                };
+                self.pos += 1;
+                self.expect(Tok::RParen)?;
+                Ok(Expr::IsOf(ty))
+            }
+            Some(Tok::Ident(prop)) if !["and", "or", "not"].contains(&prop.to_ascii_lowercase().as_str()) => {
+                self.pos += 1;
+                let op = match self.toks.get(self.pos) {
+                    Some(Tok::Ident(op)) => match op.to_ascii_lowercase().as_str() {
+                        "eq" => Some(CmpOp::Eq),
+                        "ne" => Some(CmpOp::Ne),
+                        "gt" => Some(CmpOp::Gt),
+                        "ge" => Some(CmpOp::Ge),
+                        "lt" => Some(CmpOp::Lt),
+                        "le" => Some(CmpOp::Le),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(op) = op else { return Ok(Expr::Prop(prop)) };
+                self.pos += 1;
+                let value = match self.toks.get(self.pos).cloned() {
+                    Some(Tok::Str(s)) => Value::String(s),
+                    Some(Tok::Ident(lit)) => literal(&lit),
+                    _ => return Err(invalid_filter(self.src, "comparison without a value")),
+                };
+                self.pos += 1;
+                Ok(Expr::Cmp(prop, op, value))
+            }
+            _ => Err(invalid_filter(self.src, "expected an expression")),
+        }
+    }
+
+    fn expect(&mut self, t: Tok) -> Result<(), GraphError> {
+        if self.toks.get(self.pos) == Some(&t) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(invalid_filter(self.src, "unbalanced parentheses"))
+        }
+    }
+}
+
+fn literal(lit: &str) -> Value {
+    match lit {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "null" => Value::Null,
+        _ => {
+            if let Ok(i) = lit.parse::<i64>() {
+                Value::from(i)
+            } else if let Ok(f) = lit.parse::<f64>() {
+                Value::from(f)
+            } else {
+                // Unquoted DateTimeOffset and GUID literals.
+                Value::String(lit.to_string())
+            }
+        }
+    }
+}
+
+/// Type hierarchy of the types the emulator serves, child -> parent.
+fn parent_type(ty: &str) -> Option<&'static str> {
+    match ty {
+        "qualityUpdateCatalogEntry" | "featureUpdateCatalogEntry" | "driverUpdateCatalogEntry" => {
+            Some("softwareUpdateCatalogEntry")
+        }
+        "softwareUpdateCatalogEntry" => Some("catalogEntry"),
+        "azureADDevice" | "updatableAssetGroup" => Some("updatableAsset"),
+        _ => None,
+    }
+}
+
+/// Short type name (`qualityUpdateCatalogEntry`) from any spelling of it.
+pub fn short_type(ty: &str) -> &str {
+    let ty = ty.trim_start_matches('#');
+    ty.strip_prefix(NS).unwrap_or(ty)
+}
+
+/// Whether an object of type `ty` is of type `target` or derives from it.
+pub fn is_of(ty: &str, target: &str) -> bool {
+    let target = short_type(target);
+    let mut cur = Some(short_type(ty));
+    while let Some(t) = cur {
+        if t == target {
+            return true;
+        }
+        cur = parent_type(t);
+    }
+    false
+}
+
+fn item_type(item: &Value) -> &str {
+    item.get("@odata.type").and_then(Value::as_str).map(short_type).unwrap_or("")
+}
+
+/// Resolves a property path, honouring type casts (`ns.type/prop`) and aliases.
+pub fn property<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = item;
+    for seg in path.split('/') {
+        if seg.contains('.') && seg.starts_with("microsoft.graph") {
+            if !is_of(item_type(cur), seg) {
+                return None;
+            }
+            continue;
+        }
+        let seg = if seg == "releaseDate" && cur.get("releaseDate").is_none() { "releaseDateTime" } else { seg };
+        cur = cur.get(seg)?;
+    }
+    Some(cur)
+}
+
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::String(x), Value::String(y)) => {
+            match (chrono::DateTime::parse_from_rfc3339(x), chrono::DateTime::parse_from_rfc3339(y)) {
+                (Ok(dx), Ok(dy)) => Some(dx.cmp(&dy)),
+                _ => Some(x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())),
+            }
+        }
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+/// Evaluates a filter on one item.
+pub fn matches(expr: &Expr, item: &Value) -> bool {
+    match expr {
+        Expr::And(a, b) => matches(a, item) && matches(b, item),
+        Expr::Or(a, b) => matches(a, item) || matches(b, item),
+        Expr::Not(a) => !matches(a, item),
+        Expr::IsOf(t) => is_of(item_type(item), t),
+        Expr::Prop(p) => property(item, p) == Some(&Value::Bool(true)),
+        Expr::Cmp(p, op, v) => {
+            let actual = property(item, p).unwrap_or(&Value::Null);
+            let ord = compare(actual, v);
+            match op {
+                CmpOp::Eq => ord == Some(Ordering::Equal),
+                CmpOp::Ne => ord != Some(Ordering::Equal),
+                CmpOp::Gt => ord == Some(Ordering::Greater),
+                CmpOp::Ge => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                CmpOp::Lt => ord == Some(Ordering::Less),
+                CmpOp::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+            }
+        }
+    }
+}
+
+/// Applies `$filter`, `$orderby`, `$skip`, `$top`, `$select` and paging to a collection, and builds the
+/// response body. `self_url` is the absolute URL of the collection without a query string.
+pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: &str) -> Value {
+    if let Some(f) = &q.filter {
+        items.retain(|i| matches(f, i));
+    }
+    if !q.orderby.is_empty() {
+        items.sort_by(|a, b| {
+            for (prop, desc) in &q.orderby {
+                let ord = compare(property(a, prop).unwrap_or(&Value::Null), property(b, prop).unwrap_or(&Value::Null))
+                    .unwrap_or(Ordering::Equal);
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    let total = items.len();
+    let start = q.skip.min(total);
+    let end = q.top.map_or(total, |t| (start + t).min(total));
+    let offset = q.skiptoken.unwrap_or(start).clamp(start, end);
+    let page_end = (offset + page_size.max(1)).min(end);
+    let page: Vec<Value> = items[offset..page_end].iter().map(|i| select(i, &q.select)).collect();
+    let mut body = Map::new();
+    if q.count {
+        body.insert("@odata.count".into(), Value::from(total));
+    }
+    body.insert("value".into(), Value::Array(page));
+    if page_end < end {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &q.passthrough {
+            ser.append_pair(k, v);
+        }
+        ser.append_pair("$skiptoken", &format!("o{page_end}"));
+        body.insert("@odata.nextLink".into(), Value::String(format!("{self_url}?{}", ser.finish())));
+    }
+    Value::Object(body)
+}
+
+fn select(item: &Value, props: &[String]) -> Value {
+    if props.is_empty() {
+        return item.clone();
+    }
+    let Some(obj) = item.as_object() else { return item.clone() };
+    let keep = |k: &str| {
+        k == "@odata.type"
+            || k == "id"
+            || props.iter().any(|p| p == k || p.rsplit('/').next() == Some(k) || (p == "releaseDate" && k == "releaseDateTime"))
+    };
+    Value::Object(obj.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(ty: &str, exp: bool, date: &str) -> Value {
+        json!({"@odata.type": format!("#{NS}{ty}"), "id": date, "isExpeditable": exp, "releaseDateTime": date})
+    }
+
+    #[test]
+    fn seed_filter_selects_expeditable_quality_entries() {
+        let f = parse_filter(
+            "isof('microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry') and \
+             microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry/isExpeditable eq true",
+        )
+        .unwrap();
+        assert!(matches(&f, &entry("qualityUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")));
+        assert!(!matches(&f, &entry("qualityUpdateCatalogEntry", false, "2026-01-13T00:00:00Z")));
+        assert!(!matches(&f, &entry("featureUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")));
+    }
+
+    #[test]
+    fn isof_honours_the_type_hierarchy() {
+        assert!(is_of("#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry", "catalogEntry"));
+        assert!(is_of("azureADDevice", "microsoft.graph.windowsUpdates.updatableAsset"));
+        assert!(!is_of("azureADDevice", "updatableAssetGroup"));
+    }
+
+    #[test]
+    fn comparisons_on_dates_numbers_and_negation() {
+        let e = entry("qualityUpdateCatalogEntry", true, "2026-01-13T00:00:00Z");
+        assert!(matches(&parse_filter("releaseDateTime ge 2026-01-01T00:00:00Z").unwrap(), &e));
+        assert!(!matches(&parse_filter("releaseDateTime lt 2026-01-01T00:00:00Z").unwrap(), &e));
+        assert!(matches(&parse_filter("not (isExpeditable eq false) or id eq 'x'").unwrap(), &e));
+        assert!(matches(&parse_filter("releaseDate eq '2026-01-13T00:00:00Z'").unwrap(), &e));
+    }
+
+    #[test]
+    fn malformed_filters_are_400() {
+        for bad in ["isof(", "(a eq 1", "a eq", "a eq 'x", "and"] {
+            let err = parse_filter(bad).unwrap_err();
+            assert_eq!(err.status.as_u16(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn paging_walks_every_item_once() {
+        let items: Vec<Value> = (0..7).map(|i| json!({"id": i.to_string(), "n": i})).collect();
+        let mut q = Query::parse(Some("$orderby=n%20desc&$top=5")).unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let body = collection(items.clone(), &q, 2, "http://h/x");
+            seen.extend(body["value"].as_array().unwrap().iter().map(|v| v["n"].as_i64().unwrap()));
+            match body.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => q = Query::parse(next.split_once('?').map(|(_, q)| q)).unwrap(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, vec![6, 5, 4, 3, 2]);
+    }
+
+    #[test]
+    fn select_keeps_type_and_id() {
+        let q = Query::parse(Some("$select=releaseDate&$count=true")).unwrap();
+        let body = collection(vec![entry("qualityUpdateCatalogEntry", true, "d")], &q, 10, "u");
+        assert_eq!(body["@odata.count"], 1);
+        let obj = body["value"][0].as_object().unwrap();
+        assert_eq!(obj.len(), 3, "{obj:?}");
+    }
+}

@@ -1,0 +1,437 @@
+//! HTTP front: the Graph handler (faults, auth, logging, dispatch), the token endpoint and the serve loop,
+//! which can drop a connection without answering.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::error::GraphError;
+use crate::odata::{Query, collection};
+use crate::routes::{AudienceOf, BASE, Route};
+use crate::state::{LogEntry, Shared, fnv, lock, now_ms};
+use crate::store::{AssetKind, Reply};
+use crate::validate;
+
+/// Marker on a response: close the connection instead of answering.
+#[derive(Clone, Copy, Debug)]
+pub struct DropConnection;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(&format!("{BASE}/{{*rest}}"), any(graph))
+        .merge(crate::admin::router())
+        .fallback(|uri: Uri| async move {
+            GraphError::new(StatusCode::NOT_FOUND, "UnknownError", format!("No resource at '{}'.", uri.path()))
+        })
+        .with_state(shared)
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;odata.metadata=minimal"));
+    r
+}
+
+fn error_reply(e: &GraphError, request_id: &str) -> Response {
+    json_reply(e.status, &e.body(request_id))
+}
+
+async fn token(
+    State(st): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = now_ms();
+    let mut form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    // HTTP Basic authentication carries the client id and secret in the header instead.
+    if let Some((id, secret)) = basic_credentials(&headers) {
+        form.entry("client_id".into()).or_insert(id);
+        form.entry("client_secret".into()).or_insert(secret);
+    }
+    let failing = lock(&st.faults).token_fails();
+    let (status, body) = if failing {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily_unavailable", "error_description": "AADSTS50000: There was an error issuing a token.", "error_codes": [50000]}),
+        )
+    } else {
+        let settings = lock(&st.settings).clone();
+        let mut tokens = lock(&st.tokens);
+        let result = crate::auth::issue(
+            &settings.apps,
+            &tenant,
+            &form,
+            &mut tokens,
+            Duration::from_secs(settings.token_lifetime_secs),
+            || {
+                let mut rng = lock(&st.token_rng);
+                format!("emu.{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+            },
+        );
+        match result {
+            Ok(body) => (StatusCode::OK, body),
+            Err(e) => (e.status, e.body()),
+        }
+    };
+    st.record(LogEntry {
+        seq: 0,
+        at_ms: started,
+        method: "POST".into(),
+        path: uri.path().to_string(),
+        query: None,
+        operation: "token".into(),
+        status: status.as_u16(),
+        fault: failing.then(|| "token".to_string()),
+        retry_not_before_ms: None,
+        body_hash: 0,
+        assets: 0,
+        client_id: form.get("client_id").cloned(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(v.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Every Graph request: route, delay, authenticate, inject faults, dispatch, log.
+async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let started = now_ms();
+    let request_id = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| format!("emu-{started:x}"), str::to_string);
+    let path = uri.path().to_string();
+    let segs: Vec<String> = path
+        .strip_prefix(BASE)
+        .unwrap_or("")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let routed = Route::parse(&segs).and_then(|r| r.operation(&method).map(|op| (r, op)));
+    let write = method != Method::GET;
+    let mut entry = LogEntry {
+        seq: 0,
+        at_ms: started,
+        method: method.to_string(),
+        path: path.clone(),
+        query: uri.query().map(str::to_string),
+        operation: routed.as_ref().map_or("unknown", |(_, op)| op).to_string(),
+        status: 0,
+        fault: None,
+        retry_not_before_ms: None,
+        body_hash: fnv(&body),
+        assets: 0,
+        client_id: None,
+    };
+
+    let decision = lock(&st.faults).decide(write);
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if decision.spike {
+        entry.fault = Some("spike".into());
+    }
+    if decision.drop {
+        entry.fault = Some("drop".into());
+        entry.status = 0;
+        st.record(entry);
+        let mut r = Response::new(Body::empty());
+        r.extensions_mut().insert(DropConnection);
+        return r;
+    }
+
+    let settings = lock(&st.settings).clone();
+    let outcome: Result<Reply, GraphError> = (|| {
+        let (route, _) = routed?;
+        if settings.auth {
+            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            entry.client_id = Some(crate::auth::check_bearer(&lock(&st.tokens), auth, write)?);
+        }
+        if decision.outage {
+            entry.fault = Some("outage".into());
+            return Err(GraphError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable."));
+        }
+        if decision.throttle {
+            entry.fault = Some("throttle".into());
+            return Err(GraphError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Please retry again later."));
+        }
+        if let Some(code) = decision.error {
+            entry.fault = Some("error".into());
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let code = if code == 503 { "ServiceUnavailable" } else { "InternalServerError" };
+            return Err(GraphError::new(status, code, "An unexpected error occurred; try the request again."));
+        }
+        let parsed_body = if body.is_empty() || method == Method::GET || method == Method::DELETE {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| GraphError::bad_request(format!("The request body is not valid JSON: {e}.")))?
+        };
+        dispatch(&st, &settings, route, &method, &uri, &headers, &parsed_body, &mut entry)
+    })();
+
+    let response = match outcome {
+        Ok(Reply::Json(status, value)) => json_reply(status, &value),
+        Ok(Reply::Empty(status)) => status.into_response(),
+        Ok(Reply::Text(t)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], t).into_response(),
+        Err(e) => {
+            let mut r = error_reply(&e, &request_id);
+            if e.status == StatusCode::TOO_MANY_REQUESTS || (e.status == StatusCode::SERVICE_UNAVAILABLE && entry.fault.is_some()) {
+                let (value, not_before) = lock(&st.faults).retry_after(now_ms());
+                if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                    entry.retry_not_before_ms = Some(not_before);
+                }
+            }
+            r
+        }
+    };
+    entry.status = response.status().as_u16();
+    let persist = write && response.status().is_success();
+    st.record(entry);
+    if persist {
+        st.persist();
+    }
+    let mut response = response;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", v);
+    }
+    response
+}
+
+fn self_url(headers: &HeaderMap, path: &str) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    format!("http://{host}{path}")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    st: &Shared,
+    settings: &crate::state::Settings,
+    route: Route,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+    entry: &mut LogEntry,
+) -> Result<Reply, GraphError> {
+    let now = chrono::Utc::now();
+    let list = |items: Vec<Value>| -> Result<Reply, GraphError> {
+        let q = Query::parse(uri.query())?;
+        Ok(Reply::Json(StatusCode::OK, collection(items, &q, settings.page_size, &self_url(headers, uri.path()))))
+    };
+    let mut store = lock(&st.store);
+    let audience_id = |store: &crate::store::Store, of: &AudienceOf| -> Result<(String, bool), GraphError> {
+        match of {
+            AudienceOf::Deployment(d) => store.deployment_audience_id(d),
+            AudienceOf::Audience(a) => store.audience(a).map(|a| (a.id.clone(), false)),
+        }
+    };
+    match (route, method.clone()) {
+        (Route::CatalogEntries, _) => {
+            let q = Query::parse(uri.query())?;
+            let expand = q.expands("productRevisions");
+            let items = st
+                .catalog
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    if !expand {
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove("productRevisions");
+                        }
+                    }
+                    e
+                })
+                .collect();
+            list(items)
+        }
+        (Route::CatalogCount, _) => {
+            let q = Query::parse(uri.query())?;
+            let n = st.catalog.iter().filter(|e| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, e))).count();
+            Ok(Reply::Text(n.to_string()))
+        }
+        (Route::CatalogEntry(id), _) => {
+            let e = st.catalog.iter().find(|e| e["id"] == id.as_str()).ok_or_else(|| GraphError::not_found("catalogEntry", &id))?;
+            Ok(Reply::Json(StatusCode::OK, e.clone()))
+        }
+        (Route::Deployments, Method::GET) => list(store.list_deployments(now)),
+        (Route::Deployments, _) => store.create_deployment(body, &st.catalog, now),
+        (Route::DeploymentsCount, _) => {
+            let q = Query::parse(uri.query())?;
+            let n = store.list_deployments(now).iter().filter(|d| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, d))).count();
+            Ok(Reply::Text(n.to_string()))
+        }
+        (Route::Deployment(id), Method::GET) => {
+            let d = store.deployment(&id)?;
+            Ok(Reply::Json(StatusCode::OK, store.render_deployment(d, now)))
+        }
+        (Route::Deployment(id), Method::PATCH) => store.update_deployment(&id, body, now),
+        (Route::Deployment(id), _) => store.delete_deployment(&id),
+        (Route::AudienceGet(of), _) => {
+            let (aid, _) = audience_id(&store, &of)?;
+            Ok(Reply::Json(StatusCode::OK, json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": aid})))
+        }
+        (Route::AudienceList(of, exclusions), _) => {
+            let (aid, intune) = audience_id(&store, &of)?;
+            if intune {
+                return Err(GraphError::new(StatusCode::NOT_FOUND, "NotFound", "Requested resource 'deployment audience' not found."));
+            }
+            let items = store.audience_collection(&aid, exclusions, settings.audience_404_when_empty)?;
+            list(items)
+        }
+        (Route::AudienceUpdate(of, by_id), _) => {
+            let (aid, intune) = audience_id(&store, &of)?;
+            let changes = validate::audience_changes(body, by_id)?;
+            entry.assets = changes.len();
+            validate::check_cap(changes.len(), settings.max_assets_per_request)?;
+            if intune {
+                // The documented known issue: accepted, but nothing changes.
+                return Ok(Reply::Empty(StatusCode::ACCEPTED));
+            }
+            store.update_audience(&aid, &changes, &settings.device_errors)
+        }
+        (Route::ApplicableContent(of), _) => {
+            // Applicability needs device scan data the emulator does not have: always an empty collection.
+            audience_id(&store, &of)?;
+            list(Vec::new())
+        }
+        (Route::Audiences, Method::GET) => {
+            let items = store.audiences.values().map(|a| json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": a.id})).collect();
+            list(items)
+        }
+        (Route::Audiences, _) => Ok(store.create_audience()),
+        (Route::AudienceDelete(id), Method::GET) => {
+            let a = store.audience(&id)?;
+            Ok(Reply::Json(StatusCode::OK, json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": a.id})))
+        }
+        (Route::AudienceDelete(id), _) => store.delete_audience(&id),
+        (Route::Assets(kind), Method::GET) => list(store.list_assets(kind)),
+        (Route::Assets(_), _) => {
+            let ty = body.get("@odata.type").and_then(Value::as_str).unwrap_or("");
+            if AssetKind::parse(ty) != Some(AssetKind::Group) {
+                return Err(GraphError::bad_request(
+                    "Only an updatableAssetGroup can be created; set '@odata.type' to '#microsoft.graph.windowsUpdates.updatableAssetGroup'.",
+                )
+                .with_target("@odata.type"));
+            }
+            if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| !k.starts_with("@odata.") && *k != "id")) {
+                return Err(GraphError::bad_request(format!("The property '{k}' does not exist on type 'microsoft.graph.windowsUpdates.updatableAssetGroup'.")).with_target(k.clone()));
+            }
+            Ok(store.create_group())
+        }
+        (Route::Enroll { enroll, by_id }, _) => {
+            let obj = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
+            let category = obj.get("updateCategory").and_then(Value::as_str).unwrap_or("");
+            if !["feature", "quality", "driver"].contains(&category) {
+                return Err(GraphError::bad_request(format!("'{category}' is not a valid updateCategory (feature, quality, driver).")).with_target("updateCategory"));
+            }
+            let refs = if by_id {
+                let kind = validate::member_entity_type(obj)?;
+                validate::asset_ids(obj.get("ids"), "ids", kind)?
+            } else {
+                validate::asset_objects(obj.get("assets"), "assets")?
+            };
+            entry.assets = refs.len();
+            validate::check_cap(refs.len(), settings.max_assets_per_request)?;
+            store.enroll(category, &refs, enroll, &settings.device_errors)
+        }
+        (Route::Asset(id), Method::GET) => {
+            let a = store.asset(&id)?;
+            Ok(Reply::Json(StatusCode::OK, store.render_asset(a)))
+        }
+        (Route::Asset(id), _) => store.delete_asset(&id),
+        (Route::GroupMembers(id), _) => {
+            let items = store.group_members(&id)?;
+            list(items)
+        }
+        (Route::GroupChange { id, add, by_id }, _) => {
+            let obj = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
+            let refs = if by_id {
+                let kind = validate::member_entity_type(obj)?;
+                validate::asset_ids(obj.get("ids"), "ids", kind)?
+            } else {
+                validate::asset_objects(obj.get("assets"), "assets")?
+            };
+            entry.assets = refs.len();
+            validate::check_cap(refs.len(), settings.max_assets_per_request)?;
+            store.change_group_members(&id, &refs, add, &settings.device_errors)
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves. A response marked [`DropConnection`] closes
+/// the connection without an answer.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop = stop_rx.clone();
+    loop {
+        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut conn_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e: Infallible| match e {});
+                    if response.extensions().get::<DropConnection>().is_some() {
+                        return Err(std::io::Error::other("connection dropped by fault injection"));
+                    }
+                    Ok::<_, std::io::Error>(response)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = conn_stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,524 @@
+//! Tenant state: deployments, audiences and updatable assets, with the service's rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::GraphError;
+use crate::odata::{NS, short_type};
+use crate::validate;
+
+/// What kind of updatable asset an id names.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AssetKind {
+    Device,
+    Group,
+}
+
+impl AssetKind {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            AssetKind::Device => "azureADDevice",
+            AssetKind::Group => "updatableAssetGroup",
+        }
+    }
+
+    pub fn parse(ty: &str) -> Option<Self> {
+        match short_type(ty) {
+            "azureADDevice" => Some(AssetKind::Device),
+            "updatableAssetGroup" => Some(AssetKind::Group),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub content: Value,
+    pub settings: Value,
+    pub requested: String,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub effective_since: DateTime<Utc>,
+    pub audience_id: String,
+    /// Created through Intune: its audience cannot be read or changed through Graph (a documented known issue).
+    #[serde(default)]
+    pub intune_managed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Audience {
+    pub id: String,
+    pub members: BTreeMap<String, AssetKind>,
+    pub exclusions: BTreeMap<String, AssetKind>,
+    /// Whether anything was ever added; see `audience_404_when_empty`.
+    pub ever_used: bool,
+    /// Created together with a deployment (deleted with it).
+    pub implicit: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Asset {
+    pub id: String,
+    pub kind: AssetKind,
+    /// Registration errors (azureADDeviceRegistrationError reasons) of a device.
+    pub errors: Vec<String>,
+    /// Update categories a device is enrolled in.
+    pub enrollments: BTreeSet<String>,
+    /// Members of a group.
+    pub members: BTreeSet<String>,
+}
+
+/// The answer to one Graph request.
+#[derive(Debug)]
+pub enum Reply {
+    Json(StatusCode, Value),
+    Empty(StatusCode),
+    Text(String),
+}
+
+/// The tenant.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Store {
+    pub deployments: BTreeMap<String, Deployment>,
+    pub audiences: BTreeMap<String, Audience>,
+    pub assets: BTreeMap<String, Asset>,
+    /// Counter behind generated ids.
+    pub id_counter: u64,
+    /// Id seed, so that two emulators with different seeds never hand out the same ids.
+    pub id_seed: u64,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Is this a well-formed Entra device id (a GUID)?
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// A typed reference in an action body.
+pub struct AssetRef {
+    pub id: String,
+    pub kind: AssetKind,
+}
+
+impl Store {
+    pub fn new(seed: u64) -> Self {
+        Store { id_seed: seed, ..Default::default() }
+    }
+
+    /// A new GUID, deterministic for a given seed and call count.
+    pub fn new_id(&mut self) -> String {
+        self.id_counter += 1;
+        let mut x = self.id_seed ^ self.id_counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let (a, b) = (next(), next());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | ((b >> 48) & 0x3fff),
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    // ----- deployments -------------------------------------------------------------------------------
+
+    pub fn render_deployment(&self, d: &Deployment, now: DateTime<Utc>) -> Value {
+        let start = d
+            .settings
+            .pointer("/schedule/startDateTime")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let (effective, reason) = if d.requested == "paused" {
+            ("paused", "pausedByRequest")
+        } else if start.is_some_and(|s| s > now) {
+            ("scheduled", "scheduledByOfferWindow")
+        } else {
+            ("offering", "offeringByRequest")
+        };
+        json!({
+            "@odata.type": format!("#{NS}deployment"),
+            "id": d.id,
+            "createdDateTime": ts(d.created),
+            "lastModifiedDateTime": ts(d.modified),
+            "state": {
+                "@odata.type": format!("#{NS}deploymentState"),
+                "effectiveValue": effective,
+                "value": effective,
+                "requestedValue": d.requested,
+                "effectiveSinceDate": ts(d.effective_since),
+                "reasons": [{"@odata.type": format!("#{NS}deploymentStateReason"), "value": reason}],
+            },
+            "content": d.content,
+            "settings": d.settings,
+        })
+    }
+
+    pub fn list_deployments(&self, now: DateTime<Utc>) -> Vec<Value> {
+        let mut all: Vec<&Deployment> = self.deployments.values().collect();
+        all.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        all.into_iter().map(|d| self.render_deployment(d, now)).collect()
+    }
+
+    pub fn deployment(&self, id: &str) -> Result<&Deployment, GraphError> {
+        self.deployments.get(id).ok_or_else(|| GraphError::not_found("deployment", id))
+    }
+
+    pub fn create_deployment(
+        &mut self,
+        body: &Value,
+        catalog: &[Value],
+        now: DateTime<Utc>,
+    ) -> Result<Reply, GraphError> {
+        let valid = validate::deployment_create(body, catalog)?;
+        let audience_id = match valid.audience_id {
+            Some(aid) => {
+                if !self.audiences.contains_key(&aid) {
+                    return Err(GraphError::bad_request(format!("deploymentAudience '{aid}' does not exist."))
+                        .with_target("audience"));
+                }
+                aid
+            }
+            None => {
+                let aid = self.new_id();
+                self.audiences
+                    .insert(aid.clone(), Audience { id: aid.clone(), implicit: true, ..Default::default() });
+                aid
+            }
+        };
+        let id = self.new_id();
+        let d = Deployment {
+            id: id.clone(),
+            content: valid.content,
+            settings: valid.settings,
+            requested: valid.requested.unwrap_or_else(|| "none".into()),
+            created: now,
+            modified: now,
+            effective_since: now,
+            audience_id,
+            intune_managed: false,
+        };
+        let body = self.render_deployment(&d, now);
+        self.deployments.insert(id, d);
+        Ok(Reply::Json(StatusCode::CREATED, body))
+    }
+
+    pub fn update_deployment(&mut self, id: &str, body: &Value, now: DateTime<Utc>) -> Result<Reply, GraphError> {
+        let existing = self.deployment(id)?.clone();
+        let patch = validate::deployment_patch(body, &existing.settings)?;
+        let d = self.deployments.get_mut(id).ok_or_else(|| GraphError::not_found("deployment", id))?;
+        if let Some(settings) = patch.settings {
+            d.settings = settings;
+        }
+        if let Some(req) = patch.requested {
+            if req != d.requested {
+                d.effective_since = now;
+            }
+            d.requested = req;
+        }
+        d.modified = now;
+        let d = d.clone();
+        Ok(Reply::Json(StatusCode::ACCEPTED, self.render_deployment(&d, now)))
+    }
+
+    pub fn delete_deployment(&mut self, id: &str) -> Result<Reply, GraphError> {
+        let d = self.deployments.remove(id).ok_or_else(|| GraphError::not_found("deployment", id))?;
+        if self.audiences.get(&d.audience_id).is_some_and(|a| a.implicit) {
+            self.audiences.remove(&d.audience_id);
+        }
+        Ok(Reply::Empty(StatusCode::ACCEPTED))
+    }
+
+    // ----- audiences ---------------------------------------------------------------------------------
+
+    /// The audience of a deployment, refusing Intune-owned deployments as the service does.
+    pub fn deployment_audience_id(&self, deployment_id: &str) -> Result<(String, bool), GraphError> {
+        let d = self.deployment(deployment_id)?;
+        Ok((d.audience_id.clone(), d.intune_managed))
+    }
+
+    pub fn audience(&self, id: &str) -> Result<&Audience, GraphError> {
+        self.audiences.get(id).ok_or_else(|| {
+            GraphError::new(StatusCode::NOT_FOUND, "NotFound", "Requested resource 'deployment audience' not found.")
+        })
+    }
+
+    pub fn render_asset_ref(&self, id: &str, kind: AssetKind) -> Value {
+        match (kind, self.assets.get(id)) {
+            (AssetKind::Device, Some(a)) => self.render_asset(a),
+            _ => json!({"@odata.type": format!("#{NS}{}", kind.type_name()), "id": id}),
+        }
+    }
+
+    pub fn render_asset(&self, a: &Asset) -> Value {
+        match a.kind {
+            AssetKind::Device => json!({
+                "@odata.type": format!("#{NS}azureADDevice"),
+                "id": a.id,
+                "errors": a.errors.iter().map(|r| json!({
+                    "@odata.type": format!("#{NS}azureADDeviceRegistrationError"),
+                    "reason": r,
+                })).collect::<Vec<_>>(),
+                "enrollments": a.enrollments.iter().map(|c| json!({
+                    "@odata.type": format!("#{NS}updateManagementEnrollment"),
+                    "updateCategory": c,
+                })).collect::<Vec<_>>(),
+            }),
+            AssetKind::Group => json!({"@odata.type": format!("#{NS}updatableAssetGroup"), "id": a.id}),
+        }
+    }
+
+    /// Lists members (or exclusions) of an audience.
+    pub fn audience_collection(&self, id: &str, exclusions: bool, empty_is_404: bool) -> Result<Vec<Value>, GraphError> {
+        let a = self.audience(id)?;
+        if empty_is_404 && !a.ever_used {
+            return Err(GraphError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "Requested resource 'deployment audience' not found.",
+            ));
+        }
+        let set = if exclusions { &a.exclusions } else { &a.members };
+        Ok(set.iter().map(|(id, kind)| self.render_asset_ref(id, *kind)).collect())
+    }
+
+    /// Registers a device on first use, recording registration errors for ids the service rejects.
+    pub fn register_device(&mut self, id: &str, device_errors: &BTreeMap<String, String>) {
+        if self.assets.contains_key(id) {
+            return;
+        }
+        let mut errors = Vec::new();
+        if let Some(reason) = device_errors.get(id) {
+            errors.push(reason.clone());
+        } else if !is_guid(id) {
+            errors.push("invalidAzureADDeviceId".to_string());
+        }
+        self.assets.insert(
+            id.to_string(),
+            Asset {
+                id: id.to_string(),
+                kind: AssetKind::Device,
+                errors,
+                enrollments: BTreeSet::new(),
+                members: BTreeSet::new(),
+            },
+        );
+    }
+
+    fn check_refs(&self, refs: &[AssetRef], field: &str) -> Result<(), GraphError> {
+        for r in refs {
+            if r.kind == AssetKind::Group && !self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group) {
+                return Err(GraphError::bad_request(format!("updatableAssetGroup '{}' does not exist.", r.id))
+                    .with_target(field));
+            }
+            if r.kind == AssetKind::Device && self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group) {
+                return Err(GraphError::bad_request(format!("'{}' is an updatableAssetGroup, not an azureADDevice.", r.id))
+                    .with_target(field));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an `updateAudience(ById)` body. Validation happens before any change, so a rejected request
+    /// changes nothing.
+    pub fn update_audience(
+        &mut self,
+        audience_id: &str,
+        changes: &validate::AudienceChanges,
+        device_errors: &BTreeMap<String, String>,
+    ) -> Result<Reply, GraphError> {
+        self.audience(audience_id)?;
+        for (field, refs) in changes.fields() {
+            self.check_refs(refs, field)?;
+        }
+        for r in changes.all().filter(|r| r.kind == AssetKind::Device) {
+            self.register_device(&r.id, device_errors);
+        }
+        let a = self.audiences.get_mut(audience_id).ok_or_else(|| GraphError::not_found("deploymentAudience", audience_id))?;
+        for r in &changes.add_members {
+            a.members.insert(r.id.clone(), r.kind);
+        }
+        for r in &changes.remove_members {
+            a.members.remove(&r.id);
+        }
+        for r in &changes.add_exclusions {
+            a.exclusions.insert(r.id.clone(), r.kind);
+        }
+        for r in &changes.remove_exclusions {
+            a.exclusions.remove(&r.id);
+        }
+        if !changes.add_members.is_empty() || !changes.add_exclusions.is_empty() {
+            a.ever_used = true;
+        }
+        Ok(Reply::Empty(StatusCode::ACCEPTED))
+    }
+
+    pub fn create_audience(&mut self) -> Reply {
+        let id = self.new_id();
+        self.audiences.insert(id.clone(), Audience { id: id.clone(), ..Default::default() });
+        Reply::Json(StatusCode::CREATED, json!({"@odata.type": format!("#{NS}deploymentAudience"), "id": id}))
+    }
+
+    pub fn delete_audience(&mut self, id: &str) -> Result<Reply, GraphError> {
+        self.audience(id)?;
+        if let Some(d) = self.deployments.values().find(|d| d.audience_id == id) {
+            return Err(GraphError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("The deploymentAudience '{id}' is used by deployment '{}'; delete the deployment first.", d.id),
+            ));
+        }
+        self.audiences.remove(id);
+        Ok(Reply::Empty(StatusCode::NO_CONTENT))
+    }
+
+    // ----- updatable assets --------------------------------------------------------------------------
+
+    pub fn create_group(&mut self) -> Reply {
+        let id = self.new_id();
+        let asset = Asset {
+            id: id.clone(),
+            kind: AssetKind::Group,
+            errors: Vec::new(),
+            enrollments: BTreeSet::new(),
+            members: BTreeSet::new(),
+        };
+        let body = self.render_asset(&asset);
+        self.assets.insert(id, asset);
+        Reply::Json(StatusCode::CREATED, body)
+    }
+
+    pub fn asset(&self, id: &str) -> Result<&Asset, GraphError> {
+        self.assets.get(id).ok_or_else(|| GraphError::not_found("updatableAsset", id))
+    }
+
+    pub fn group(&self, id: &str) -> Result<&Asset, GraphError> {
+        self.assets
+            .get(id)
+            .filter(|a| a.kind == AssetKind::Group)
+            .ok_or_else(|| GraphError::not_found("updatableAssetGroup", id))
+    }
+
+    /// Deletes an asset. Deleting a group leaves its member devices in place, and drops the group from
+    /// every audience that referenced it.
+    pub fn delete_asset(&mut self, id: &str) -> Result<Reply, GraphError> {
+        let asset = self.assets.remove(id).ok_or_else(|| GraphError::not_found("updatableAsset", id))?;
+        for a in self.audiences.values_mut() {
+            a.members.remove(id);
+            a.exclusions.remove(id);
+        }
+        if asset.kind == AssetKind::Device {
+            for g in self.assets.values_mut() {
+                g.members.remove(id);
+            }
+        }
+        Ok(Reply::Empty(StatusCode::ACCEPTED))
+    }
+
+    pub fn group_members(&self, id: &str) -> Result<Vec<Value>, GraphError> {
+        let g = self.group(id)?;
+        Ok(g.members.iter().map(|m| self.render_asset_ref(m, AssetKind::Device)).collect())
+    }
+
+    pub fn change_group_members(
+        &mut self,
+        group_id: &str,
+        refs: &[AssetRef],
+        add: bool,
+        device_errors: &BTreeMap<String, String>,
+    ) -> Result<Reply, GraphError> {
+        self.group(group_id)?;
+        if let Some(r) = refs.iter().find(|r| r.kind != AssetKind::Device) {
+            return Err(GraphError::bad_request(format!(
+                "Only azureADDevice assets can be group members; '{}' is a {}.",
+                r.id,
+                r.kind.type_name()
+            )));
+        }
+        self.check_refs(refs, if add { "assets" } else { "ids" })?;
+        if add {
+            for r in refs {
+                self.register_device(&r.id, device_errors);
+            }
+        }
+        let g = self.assets.get_mut(group_id).ok_or_else(|| GraphError::not_found("updatableAssetGroup", group_id))?;
+        for r in refs {
+            if add {
+                g.members.insert(r.id.clone());
+            } else {
+                g.members.remove(&r.id);
+            }
+        }
+        Ok(Reply::Empty(StatusCode::ACCEPTED))
+    }
+
+    pub fn enroll(
+        &mut self,
+        category: &str,
+        refs: &[AssetRef],
+        enroll: bool,
+        device_errors: &BTreeMap<String, String>,
+    ) -> Result<Reply, GraphError> {
+        if let Some(r) = refs.iter().find(|r| r.kind != AssetKind::Device) {
+            return Err(GraphError::bad_request(format!("Only azureADDevice assets can be enrolled; '{}' is a group.", r.id)));
+        }
+        self.check_refs(refs, "assets")?;
+        for r in refs {
+            self.register_device(&r.id, device_errors);
+            if let Some(a) = self.assets.get_mut(&r.id) {
+                if enroll {
+                    a.enrollments.insert(category.to_string());
+                } else {
+                    a.enrollments.remove(category);
+                }
+            }
+        }
+        Ok(Reply::Empty(StatusCode::ACCEPTED))
+    }
+
+    pub fn list_assets(&self, kind: Option<AssetKind>) -> Vec<Value> {
+        self.assets.values().filter(|a| kind.is_none_or(|k| a.kind == k)).map(|a| self.render_asset(a)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_guids_and_unique() {
+        let mut s = Store::new(7);
+        let ids: BTreeSet<String> = (0..1000).map(|_| s.new_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|i| is_guid(i)));
+        let mut other = Store::new(8);
+        assert!(!ids.contains(&other.new_id()));
+    }
+
+    #[test]
+    fn guid_check() {
+        assert!(is_guid("3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01"));
+        assert!(!is_guid("dev-0001"));
+        assert!(!is_guid("3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a0g"));
+    }
+}
