@@ -33,7 +33,12 @@ pub struct TokenError {
 
 impl TokenError {
     fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
-        Self { status, error, code, description: description.into() }
+        Self {
+            status,
+            error,
+            code,
+            description: description.into(),
+        }
     }
 
     pub fn body(&self) -> Value {
@@ -49,7 +54,9 @@ impl TokenError {
 }
 
 fn decode_segment(seg: &str) -> Option<Value> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(seg.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(seg.trim_end_matches('='))
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -80,23 +87,37 @@ fn check_assertion(app: &AppRegistration, tenant: &str, assertion: &str) -> Resu
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
     let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
     if exp <= now || nbf > now + 300 {
-        return Err(invalid(700024, "Client assertion is not within its valid time range."));
+        return Err(invalid(
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
     }
     let iss = claim(&claims, "iss");
     if iss == app.client_id {
         // Certificate credential: iss and sub are the client id, aud is the token endpoint.
         if claim(&claims, "sub") != app.client_id {
-            return Err(invalid(700021, "Client assertion application identifier doesn't match 'client_id' parameter."));
+            return Err(invalid(
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            ));
         }
         let suffix = format!("/{tenant}/oauth2/v2.0/token");
         if !audience_contains(&claims, |a| a.ends_with(&suffix)) {
-            return Err(invalid(700212, "The audience of the client assertion is not the token endpoint."));
+            return Err(invalid(
+                700212,
+                "The audience of the client assertion is not the token endpoint.",
+            ));
         }
         if let Some(pem) = &app.certificate_pem {
             let alg = match header.get("alg").and_then(Value::as_str) {
                 Some("RS256") => jsonwebtoken::Algorithm::RS256,
                 Some("PS256") => jsonwebtoken::Algorithm::PS256,
-                _ => return Err(invalid(5002738, "The client assertion must be signed with RS256 or PS256.")),
+                _ => {
+                    return Err(invalid(
+                        5002738,
+                        "The client assertion must be signed with RS256 or PS256.",
+                    ));
+                }
             };
             let key = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
                 .map_err(|_| invalid(700027, "The registered certificate could not be read."))?;
@@ -110,14 +131,20 @@ fn check_assertion(app: &AppRegistration, tenant: &str, assertion: &str) -> Resu
     } else {
         // Workload identity federation: an external issuer's token exchanged for this app.
         if !audience_contains(&claims, |a| a == FEDERATION_AUDIENCE) {
-            return Err(invalid(700212, "No matching federated identity record found for presented assertion audience."));
+            return Err(invalid(
+                700212,
+                "No matching federated identity record found for presented assertion audience.",
+            ));
         }
         let sub = claim(&claims, "sub");
-        let allowed = app.federated.is_empty() || app.federated.iter().any(|f| f.issuer == iss && f.subject == sub);
+        let allowed =
+            app.federated.is_empty() || app.federated.iter().any(|f| f.issuer == iss && f.subject == sub);
         if !allowed {
             return Err(invalid(
                 700213,
-                &format!("No matching federated identity record found for presented assertion subject '{sub}'."),
+                &format!(
+                    "No matching federated identity record found for presented assertion subject '{sub}'."
+                ),
             ));
         }
         Ok(())
@@ -138,24 +165,54 @@ pub fn issue(
     match get("grant_type") {
         Some("client_credentials") => {}
         Some(other) => {
-            return Err(bad("unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'.")));
+            return Err(bad(
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{other}'."),
+            ));
         }
-        None => return Err(bad("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")),
+        None => {
+            return Err(bad(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
+            ));
+        }
     }
-    let client_id = get("client_id")
-        .ok_or_else(|| bad("invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."))?;
-    if !apps.iter().any(|a| a.tenant_id == tenant) {
-        return Err(bad("invalid_request", 90002, &format!("Tenant '{tenant}' not found.")));
-    }
-    let app = apps.iter().find(|a| a.tenant_id == tenant && a.client_id == client_id).ok_or_else(|| {
-        bad("unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."))
+    let client_id = get("client_id").ok_or_else(|| {
+        bad(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        )
     })?;
+    if !apps.iter().any(|a| a.tenant_id == tenant) {
+        return Err(bad(
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        ));
+    }
+    let app = apps
+        .iter()
+        .find(|a| a.tenant_id == tenant && a.client_id == client_id)
+        .ok_or_else(|| {
+            bad(
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            )
+        })?;
     let scope = get("scope").unwrap_or("");
     if !(scope.ends_with("/.default") && !scope.contains(' ')) {
         return Err(bad(
             "invalid_scope",
             70011,
-            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
         ));
     }
     if let Some(secret) = get("client_secret") {
@@ -169,7 +226,11 @@ pub fn issue(
         }
     } else if let Some(assertion) = get("client_assertion") {
         if get("client_assertion_type") != Some(ASSERTION_TYPE) {
-            return Err(bad("invalid_request", 70002, "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer."));
+            return Err(bad(
+                "invalid_request",
+                70002,
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            ));
         }
         check_assertion(app, tenant, assertion)?;
     } else {
@@ -181,7 +242,14 @@ pub fn issue(
     }
     let token = new_token();
     tokens.retain(|_, t| t.expires > Instant::now());
-    tokens.insert(token.clone(), Issued { client_id: app.client_id.clone(), roles: app.roles.clone(), expires: Instant::now() + lifetime });
+    tokens.insert(
+        token.clone(),
+        Issued {
+            client_id: app.client_id.clone(),
+            roles: app.roles.clone(),
+            expires: Instant::now() + lifetime,
+        },
+    );
     Ok(json!({
         "token_type": "Bearer",
         "expires_in": lifetime.as_secs(),
@@ -197,10 +265,14 @@ pub fn check_bearer(
     write: bool,
 ) -> Result<String, GraphError> {
     let unauthorized = |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
-    let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+    let Some(token) =
+        authorization.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+    else {
         return Err(unauthorized("Access token is empty."));
     };
-    let issued = tokens.get(token.trim()).ok_or_else(|| unauthorized("Access token validation failure. Invalid audience."))?;
+    let issued = tokens
+        .get(token.trim())
+        .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience."))?;
     if issued.expires <= Instant::now() {
         return Err(unauthorized("Lifetime validation failed, the token is expired."));
     }
@@ -212,7 +284,11 @@ pub fn check_bearer(
             "Forbidden",
             format!(
                 "Missing role permissions on the request. API requires one of '{}'. Roles on the request '{}'.",
-                if write { READ_WRITE } else { "WindowsUpdates.Read.All, WindowsUpdates.ReadWrite.All" },
+                if write {
+                    READ_WRITE
+                } else {
+                    "WindowsUpdates.Read.All, WindowsUpdates.ReadWrite.All"
+                },
                 issued.roles.join(", ")
             ),
         ));

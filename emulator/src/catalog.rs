@@ -42,10 +42,38 @@ struct Product {
 fn products() -> Vec<Product> {
     let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
     vec![
-        Product { name: "Windows 10", version: "22H2", major: 10, build: 19045, base_ubr: 3803, from: d(2022, 10, 18) },
-        Product { name: "Windows 11", version: "23H2", major: 10, build: 22631, base_ubr: 2861, from: d(2023, 10, 31) },
-        Product { name: "Windows 11", version: "24H2", major: 10, build: 26100, base_ubr: 2033, from: d(2024, 10, 1) },
-        Product { name: "Windows 11", version: "25H2", major: 10, build: 26200, base_ubr: 6584, from: d(2025, 9, 30) },
+        Product {
+            name: "Windows 10",
+            version: "22H2",
+            major: 10,
+            build: 19045,
+            base_ubr: 3803,
+            from: d(2022, 10, 18),
+        },
+        Product {
+            name: "Windows 11",
+            version: "23H2",
+            major: 10,
+            build: 22631,
+            base_ubr: 2861,
+            from: d(2023, 10, 31),
+        },
+        Product {
+            name: "Windows 11",
+            version: "24H2",
+            major: 10,
+            build: 26100,
+            base_ubr: 2033,
+            from: d(2024, 10, 1),
+        },
+        Product {
+            name: "Windows 11",
+            version: "25H2",
+            major: 10,
+            build: 26200,
+            base_ubr: 6584,
+            from: d(2025, 9, 30),
+        },
     ]
 }
 
@@ -84,7 +112,11 @@ fn quality(
     month_index: u32,
 ) -> Value {
     let kb_base = 5_031_000 + month_index * 40 + if classification == "security" { 0 } else { 20 };
-    let label = if classification == "security" { "Security Updates" } else { "Non-Security Updates" };
+    let label = if classification == "security" {
+        "Security Updates"
+    } else {
+        "Non-Security Updates"
+    };
     let score = 7.0 + f64::from((month_index * 7) % 29) / 10.0;
     json!({
         "@odata.type": format!("#{NS}qualityUpdateCatalogEntry"),
@@ -131,17 +163,41 @@ pub fn seed(until: NaiveDate) -> Vec<Value> {
         let month_index = 24 - back;
         if let Some(b) = patch_tuesday(year, month).filter(|d| *d <= until) {
             let short = format!("{}.{:02} B", year, month);
-            out.push(quality(&format!("{year}-{month:02}-B"), b, &short, "security", "monthly", true, month_index));
+            out.push(quality(
+                &format!("{year}-{month:02}-B"),
+                b,
+                &short,
+                "security",
+                "monthly",
+                true,
+                month_index,
+            ));
             // An out-of-band security fix in every sixth month, a week after the B release.
             if month % 6 == 1 && b + Duration::days(7) <= until {
                 let oob = b + Duration::days(7);
                 let short = format!("{}.{:02} OOB", year, month);
-                out.push(quality(&format!("{year}-{month:02}-OOB"), oob, &short, "security", "outOfBand", true, month_index));
+                out.push(quality(
+                    &format!("{year}-{month:02}-OOB"),
+                    oob,
+                    &short,
+                    "security",
+                    "outOfBand",
+                    true,
+                    month_index,
+                ));
             }
         }
         if let Some(d) = nth_weekday(year, month, Weekday::Tue, 4).filter(|d| *d <= until) {
             let short = format!("{}.{:02} D", year, month);
-            out.push(quality(&format!("{year}-{month:02}-D"), d, &short, "nonSecurity", "monthly", false, month_index));
+            out.push(quality(
+                &format!("{year}-{month:02}-D"),
+                d,
+                &short,
+                "nonSecurity",
+                "monthly",
+                false,
+                month_index,
+            ));
         }
         if month == 1 {
             year -= 1;
@@ -152,10 +208,34 @@ pub fn seed(until: NaiveDate) -> Vec<Value> {
     }
     let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
     for (key, date, name, version, build) in [
-        ("feature-win10-22h2", d(2022, 10, 18), "Windows 10, version 22H2", "22H2", "19045"),
-        ("feature-win11-23h2", d(2023, 10, 31), "Windows 11, version 23H2", "23H2", "22631"),
-        ("feature-win11-24h2", d(2024, 10, 1), "Windows 11, version 24H2", "24H2", "26100"),
-        ("feature-win11-25h2", d(2025, 9, 30), "Windows 11, version 25H2", "25H2", "26200"),
+        (
+            "feature-win10-22h2",
+            d(2022, 10, 18),
+            "Windows 10, version 22H2",
+            "22H2",
+            "19045",
+        ),
+        (
+            "feature-win11-23h2",
+            d(2023, 10, 31),
+            "Windows 11, version 23H2",
+            "23H2",
+            "22631",
+        ),
+        (
+            "feature-win11-24h2",
+            d(2024, 10, 1),
+            "Windows 11, version 24H2",
+            "24H2",
+            "26100",
+        ),
+        (
+            "feature-win11-25h2",
+            d(2025, 9, 30),
+            "Windows 11, version 25H2",
+            "25H2",
+            "26200",
+        ),
     ] {
         if date <= until {
             out.push(feature(key, date, name, version, build));
@@ -179,15 +259,28 @@ mod tests {
     fn two_years_of_security_releases_with_unique_ids() {
         let until = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default();
         let cat = seed(until);
-        let b: Vec<_> = cat.iter().filter(|e| e["shortName"].as_str().is_some_and(|s| s.ends_with(" B"))).collect();
+        let b: Vec<_> = cat
+            .iter()
+            .filter(|e| e["shortName"].as_str().is_some_and(|s| s.ends_with(" B")))
+            .collect();
         assert_eq!(b.len(), 24);
         assert!(b.iter().all(|e| e["isExpeditable"] == true));
         assert!(cat.iter().any(|e| e["isExpeditable"] == false));
-        assert!(cat.iter().any(|e| e["@odata.type"].as_str().is_some_and(|t| t.ends_with("featureUpdateCatalogEntry"))));
-        let mut ids: Vec<_> = cat.iter().map(|e| e["id"].as_str().unwrap_or_default().to_string()).collect();
+        assert!(cat.iter().any(|e| {
+            e["@odata.type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("featureUpdateCatalogEntry"))
+        }));
+        let mut ids: Vec<_> = cat
+            .iter()
+            .map(|e| e["id"].as_str().unwrap_or_default().to_string())
+            .collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), cat.len());
-        assert_eq!(cat[0]["releaseDateTime"], "2026-11-24T00:00:00Z", "newest first: the D preview");
+        assert_eq!(
+            cat[0]["releaseDateTime"], "2026-11-24T00:00:00Z",
+            "newest first: the D preview"
+        );
     }
 }

@@ -94,7 +94,9 @@ impl std::str::FromStr for RetryAfterForm {
             "fractional" => Ok(Self::Fractional),
             "http-date" => Ok(Self::HttpDate),
             "none" => Ok(Self::None),
-            _ => Err(format!("unknown Retry-After form '{s}' (use seconds, fractional, http-date or none)")),
+            _ => Err(format!(
+                "unknown Retry-After form '{s}' (use seconds, fractional, http-date or none)"
+            )),
         }
     }
 }
@@ -160,7 +162,10 @@ impl FaultConfig {
             }
         }
         if !(0.0..=3600.0).contains(&self.retry_after_secs) {
-            return Err(format!("retryAfterSecs must be between 0 and 3600, got {}", self.retry_after_secs));
+            return Err(format!(
+                "retryAfterSecs must be between 0 and 3600, got {}",
+                self.retry_after_secs
+            ));
         }
         Ok(())
     }

@@ -16,7 +16,13 @@ pub struct GraphError {
 
 impl GraphError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_string(), message: message.into(), target: None, details: Vec::new() }
+        Self {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            target: None,
+            details: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -24,7 +30,11 @@ impl GraphError {
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("Requested resource '{what}' with id '{id}' not found."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("Requested resource '{what}' with id '{id}' not found."),
+        )
     }
 
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
@@ -33,7 +43,8 @@ impl GraphError {
     }
 
     pub fn with_detail(mut self, code: &str, message: impl Into<String>, target: Option<&str>) -> Self {
-        self.details.push((code.to_string(), message.into(), target.map(str::to_string)));
+        self.details
+            .push((code.to_string(), message.into(), target.map(str::to_string)));
         self
     }
 
@@ -63,6 +74,10 @@ impl GraphError {
 
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body("00000000-0000-0000-0000-000000000000"))).into_response()
+        (
+            self.status,
+            axum::Json(self.body("00000000-0000-0000-0000-000000000000")),
+        )
+            .into_response()
     }
 }

@@ -40,7 +40,12 @@ impl Emulator {
         let task = tokio::spawn(server::serve(listener, router, async move {
             let _ = stopped.await;
         }));
-        Ok(Emulator { addr, shared, stop: Some(stop), task: Some(task) })
+        Ok(Emulator {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
 
     /// `http://127.0.0.1:PORT`: the authority host and the admin API.
@@ -67,7 +72,10 @@ impl Emulator {
 
     /// Requests made for one operation (any status).
     pub fn count(&self, operation: &str) -> u64 {
-        state::lock(&self.shared.log).counts.get(operation).map_or(0, |m| m.values().sum())
+        state::lock(&self.shared.log)
+            .counts
+            .get(operation)
+            .map_or(0, |m| m.values().sum())
     }
 
     /// Stops serving and waits for the server task.

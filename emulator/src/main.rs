@@ -13,14 +13,28 @@ use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig
 
 fn probability(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not a probability between 0 and 1")) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a probability between 0 and 1"))
+    }
 }
 
 fn device_error(s: &str) -> Result<(String, String), String> {
-    let (id, reason) = s.split_once('=').ok_or_else(|| format!("'{s}' is not ID=REASON"))?;
-    const REASONS: [&str; 4] = ["invalidGlobalDeviceId", "invalidAzureADDeviceId", "missingTrustType", "invalidAzureADJoin"];
+    let (id, reason) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not ID=REASON"))?;
+    const REASONS: [&str; 4] = [
+        "invalidGlobalDeviceId",
+        "invalidAzureADDeviceId",
+        "missingTrustType",
+        "invalidAzureADJoin",
+    ];
     if !REASONS.contains(&reason) {
-        return Err(format!("unknown registration error '{reason}' (use one of {})", REASONS.join(", ")));
+        return Err(format!(
+            "unknown registration error '{reason}' (use one of {})",
+            REASONS.join(", ")
+        ));
     }
     Ok((id.to_string(), reason.to_string()))
 }
@@ -121,7 +135,9 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let faults = FaultConfig {
@@ -151,7 +167,9 @@ async fn main() -> ExitCode {
         apps,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs),
         faults,
-        catalog_until: args.catalog_until.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        catalog_until: args
+            .catalog_until
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
         audience_404_when_empty: args.audience_404_when_empty,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         state_file: args.state_file,

@@ -43,7 +43,11 @@ impl Query {
                     q.count = match value.as_str() {
                         "true" => true,
                         "false" => false,
-                        _ => return Err(GraphError::bad_request(format!("Invalid $count value '{value}'."))),
+                        _ => {
+                            return Err(GraphError::bad_request(format!(
+                                "Invalid $count value '{value}'."
+                            )));
+                        }
                     }
                 }
                 "$select" => q.select = split_list(&value),
@@ -59,7 +63,9 @@ impl Query {
                 }
                 "$search" | "$format" => {}
                 k if k.starts_with('$') => {
-                    return Err(GraphError::bad_request(format!("Query option '{key}' is not supported.")));
+                    return Err(GraphError::bad_request(format!(
+                        "Query option '{key}' is not supported."
+                    )));
                 }
                 _ => {}
             }
@@ -70,16 +76,24 @@ impl Query {
 
     /// Whether `$expand` asks for a navigation property ending in `name`.
     pub fn expands(&self, name: &str) -> bool {
-        self.expand.iter().any(|e| e == name || e.ends_with(&format!("/{name}")))
+        self.expand
+            .iter()
+            .any(|e| e == name || e.ends_with(&format!("/{name}")))
     }
 }
 
 fn parse_usize(name: &str, value: &str) -> Result<usize, GraphError> {
-    value.parse().map_err(|_| GraphError::bad_request(format!("Invalid value '{value}' for {name}.")))
+    value
+        .parse()
+        .map_err(|_| GraphError::bad_request(format!("Invalid value '{value}' for {name}.")))
 }
 
 fn split_list(value: &str) -> Vec<String> {
-    value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn parse_orderby(value: &str) -> Result<Vec<(String, bool)>, GraphError> {
@@ -92,7 +106,11 @@ fn parse_orderby(value: &str) -> Result<Vec<(String, bool)>, GraphError> {
                 None => false,
                 Some(d) if d == "asc" => false,
                 Some(d) if d == "desc" => true,
-                Some(d) => return Err(GraphError::bad_request(format!("Invalid $orderby direction '{d}'."))),
+                Some(d) => {
+                    return Err(GraphError::bad_request(format!(
+                        "Invalid $orderby direction '{d}'."
+                    )));
+                }
             };
             Ok((prop, desc))
         })
@@ -174,7 +192,9 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, GraphError> {
             }
             _ => {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')' | ',' | '\'')
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !matches!(chars[i], '(' | ')' | ',' | '\'')
                 {
                     i += 1;
                 }
@@ -344,7 +364,10 @@ pub fn is_of(ty: &str, target: &str) -> bool {
 }
 
 fn item_type(item: &Value) -> &str {
-    item.get("@odata.type").and_then(Value::as_str).map(short_type).unwrap_or("")
+    item.get("@odata.type")
+        .and_then(Value::as_str)
+        .map(short_type)
+        .unwrap_or("")
 }
 
 /// Resolves a property path, honouring type casts (`ns.type/prop`) and aliases.
@@ -357,7 +380,11 @@ pub fn property<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
             }
             continue;
         }
-        let seg = if seg == "releaseDate" && cur.get("releaseDate").is_none() { "releaseDateTime" } else { seg };
+        let seg = if seg == "releaseDate" && cur.get("releaseDate").is_none() {
+            "releaseDateTime"
+        } else {
+            seg
+        };
         cur = cur.get(seg)?;
     }
     Some(cur)
@@ -368,7 +395,10 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::String(x), Value::String(y)) => {
-            match (chrono::DateTime::parse_from_rfc3339(x), chrono::DateTime::parse_from_rfc3339(y)) {
+            match (
+                chrono::DateTime::parse_from_rfc3339(x),
+                chrono::DateTime::parse_from_rfc3339(y),
+            ) {
                 (Ok(dx), Ok(dy)) => Some(dx.cmp(&dy)),
                 _ => Some(x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())),
             }
@@ -410,8 +440,11 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
     if !q.orderby.is_empty() {
         items.sort_by(|a, b| {
             for (prop, desc) in &q.orderby {
-                let ord = compare(property(a, prop).unwrap_or(&Value::Null), property(b, prop).unwrap_or(&Value::Null))
-                    .unwrap_or(Ordering::Equal);
+                let ord = compare(
+                    property(a, prop).unwrap_or(&Value::Null),
+                    property(b, prop).unwrap_or(&Value::Null),
+                )
+                .unwrap_or(Ordering::Equal);
                 let ord = if *desc { ord.reverse() } else { ord };
                 if ord != Ordering::Equal {
                     return ord;
@@ -425,7 +458,10 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
     let end = q.top.map_or(total, |t| (start + t).min(total));
     let offset = q.skiptoken.unwrap_or(start).clamp(start, end);
     let page_end = (offset + page_size.max(1)).min(end);
-    let page: Vec<Value> = items[offset..page_end].iter().map(|i| select(i, &q.select)).collect();
+    let page: Vec<Value> = items[offset..page_end]
+        .iter()
+        .map(|i| select(i, &q.select))
+        .collect();
     let mut body = Map::new();
     if q.count {
         body.insert("@odata.count".into(), Value::from(total));
@@ -437,7 +473,10 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
             ser.append_pair(k, v);
         }
         ser.append_pair("$skiptoken", &format!("o{page_end}"));
-        body.insert("@odata.nextLink".into(), Value::String(format!("{self_url}?{}", ser.finish())));
+        body.insert(
+            "@odata.nextLink".into(),
+            Value::String(format!("{self_url}?{}", ser.finish())),
+        );
     }
     Value::Object(body)
 }
@@ -446,13 +485,22 @@ fn select(item: &Value, props: &[String]) -> Value {
     if props.is_empty() {
         return item.clone();
     }
-    let Some(obj) = item.as_object() else { return item.clone() };
+    let Some(obj) = item.as_object() else {
+        return item.clone();
+    };
     let keep = |k: &str| {
         k == "@odata.type"
             || k == "id"
-            || props.iter().any(|p| p == k || p.rsplit('/').next() == Some(k) || (p == "releaseDate" && k == "releaseDateTime"))
+            || props.iter().any(|p| {
+                p == k || p.rsplit('/').next() == Some(k) || (p == "releaseDate" && k == "releaseDateTime")
+            })
     };
-    Value::Object(obj.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    Value::Object(
+        obj.iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -471,25 +519,52 @@ mod tests {
              microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry/isExpeditable eq true",
         )
         .unwrap();
-        assert!(matches(&f, &entry("qualityUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")));
-        assert!(!matches(&f, &entry("qualityUpdateCatalogEntry", false, "2026-01-13T00:00:00Z")));
-        assert!(!matches(&f, &entry("featureUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")));
+        assert!(matches(
+            &f,
+            &entry("qualityUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")
+        ));
+        assert!(!matches(
+            &f,
+            &entry("qualityUpdateCatalogEntry", false, "2026-01-13T00:00:00Z")
+        ));
+        assert!(!matches(
+            &f,
+            &entry("featureUpdateCatalogEntry", true, "2026-01-13T00:00:00Z")
+        ));
     }
 
     #[test]
     fn isof_honours_the_type_hierarchy() {
-        assert!(is_of("#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry", "catalogEntry"));
-        assert!(is_of("azureADDevice", "microsoft.graph.windowsUpdates.updatableAsset"));
+        assert!(is_of(
+            "#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry",
+            "catalogEntry"
+        ));
+        assert!(is_of(
+            "azureADDevice",
+            "microsoft.graph.windowsUpdates.updatableAsset"
+        ));
         assert!(!is_of("azureADDevice", "updatableAssetGroup"));
     }
 
     #[test]
     fn comparisons_on_dates_numbers_and_negation() {
         let e = entry("qualityUpdateCatalogEntry", true, "2026-01-13T00:00:00Z");
-        assert!(matches(&parse_filter("releaseDateTime ge 2026-01-01T00:00:00Z").unwrap(), &e));
-        assert!(!matches(&parse_filter("releaseDateTime lt 2026-01-01T00:00:00Z").unwrap(), &e));
-        assert!(matches(&parse_filter("not (isExpeditable eq false) or id eq 'x'").unwrap(), &e));
-        assert!(matches(&parse_filter("releaseDate eq '2026-01-13T00:00:00Z'").unwrap(), &e));
+        assert!(matches(
+            &parse_filter("releaseDateTime ge 2026-01-01T00:00:00Z").unwrap(),
+            &e
+        ));
+        assert!(!matches(
+            &parse_filter("releaseDateTime lt 2026-01-01T00:00:00Z").unwrap(),
+            &e
+        ));
+        assert!(matches(
+            &parse_filter("not (isExpeditable eq false) or id eq 'x'").unwrap(),
+            &e
+        ));
+        assert!(matches(
+            &parse_filter("releaseDate eq '2026-01-13T00:00:00Z'").unwrap(),
+            &e
+        ));
     }
 
     #[test]
@@ -507,7 +582,13 @@ mod tests {
         let mut seen = Vec::new();
         loop {
             let body = collection(items.clone(), &q, 2, "http://h/x");
-            seen.extend(body["value"].as_array().unwrap().iter().map(|v| v["n"].as_i64().unwrap()));
+            seen.extend(
+                body["value"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v["n"].as_i64().unwrap()),
+            );
             match body.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(next) => q = Query::parse(next.split_once('?').map(|(_, q)| q)).unwrap(),
                 None => break,

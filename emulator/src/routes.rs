@@ -43,11 +43,19 @@ fn action(seg: &str) -> &str {
 }
 
 fn method_not_allowed(method: &Method) -> GraphError {
-    GraphError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("The method {method} is not allowed on this resource."))
+    GraphError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("The method {method} is not allowed on this resource."),
+    )
 }
 
 fn no_route(path: &str) -> GraphError {
-    GraphError::new(StatusCode::NOT_FOUND, "UnknownError", format!("Resource not found for the segment '{path}'."))
+    GraphError::new(
+        StatusCode::NOT_FOUND,
+        "UnknownError",
+        format!("Resource not found for the segment '{path}'."),
+    )
 }
 
 impl Route {
@@ -72,18 +80,34 @@ impl Route {
             ["deployments"] => Ok(Route::Deployments),
             ["deployments", "$count"] => Ok(Route::DeploymentsCount),
             ["deployments", id] => Ok(Route::Deployment(id.to_string())),
-            ["deployments", id, "audience", rest @ ..] => audience_sub(AudienceOf::Deployment(id.to_string()), rest),
+            ["deployments", id, "audience", rest @ ..] => {
+                audience_sub(AudienceOf::Deployment(id.to_string()), rest)
+            }
             ["deploymentAudiences"] => Ok(Route::Audiences),
             ["deploymentAudiences", id] => Ok(Route::AudienceDelete(id.to_string())),
-            ["deploymentAudiences", id, rest @ ..] => audience_sub(AudienceOf::Audience(id.to_string()), rest),
+            ["deploymentAudiences", id, rest @ ..] => {
+                audience_sub(AudienceOf::Audience(id.to_string()), rest)
+            }
             ["updatableAssets"] => Ok(Route::Assets(None)),
             ["updatableAssets", seg] => match action(seg) {
                 "azureADDevice" => Ok(Route::Assets(Some(AssetKind::Device))),
                 "updatableAssetGroup" => Ok(Route::Assets(Some(AssetKind::Group))),
-                "enrollAssets" => Ok(Route::Enroll { enroll: true, by_id: false }),
-                "enrollAssetsById" => Ok(Route::Enroll { enroll: true, by_id: true }),
-                "unenrollAssets" => Ok(Route::Enroll { enroll: false, by_id: false }),
-                "unenrollAssetsById" => Ok(Route::Enroll { enroll: false, by_id: true }),
+                "enrollAssets" => Ok(Route::Enroll {
+                    enroll: true,
+                    by_id: false,
+                }),
+                "enrollAssetsById" => Ok(Route::Enroll {
+                    enroll: true,
+                    by_id: true,
+                }),
+                "unenrollAssets" => Ok(Route::Enroll {
+                    enroll: false,
+                    by_id: false,
+                }),
+                "unenrollAssetsById" => Ok(Route::Enroll {
+                    enroll: false,
+                    by_id: true,
+                }),
                 _ => Ok(Route::Asset(seg.to_string())),
             },
             ["updatableAssets", id, "members"] => Ok(Route::GroupMembers(id.to_string())),
@@ -93,10 +117,26 @@ impl Route {
             ["updatableAssets", id, a] => {
                 let id = id.to_string();
                 match action(a) {
-                    "addMembers" => Ok(Route::GroupChange { id, add: true, by_id: false }),
-                    "addMembersById" => Ok(Route::GroupChange { id, add: true, by_id: true }),
-                    "removeMembers" => Ok(Route::GroupChange { id, add: false, by_id: false }),
-                    "removeMembersById" => Ok(Route::GroupChange { id, add: false, by_id: true }),
+                    "addMembers" => Ok(Route::GroupChange {
+                        id,
+                        add: true,
+                        by_id: false,
+                    }),
+                    "addMembersById" => Ok(Route::GroupChange {
+                        id,
+                        add: true,
+                        by_id: true,
+                    }),
+                    "removeMembers" => Ok(Route::GroupChange {
+                        id,
+                        add: false,
+                        by_id: false,
+                    }),
+                    "removeMembersById" => Ok(Route::GroupChange {
+                        id,
+                        add: false,
+                        by_id: true,
+                    }),
                     _ => Err(no_route(a)),
                 }
             }
@@ -130,17 +170,45 @@ impl Route {
             Route::AudienceDelete(_) if *m == Method::DELETE => "deploymentAudiences.delete",
             Route::Assets(_) if get => "updatableAssets.list",
             Route::Assets(None) if post => "updatableAssets.createGroup",
-            Route::Enroll { enroll: true, by_id: false } if post => "updatableAssets.enrollAssets",
-            Route::Enroll { enroll: true, by_id: true } if post => "updatableAssets.enrollAssetsById",
-            Route::Enroll { enroll: false, by_id: false } if post => "updatableAssets.unenrollAssets",
-            Route::Enroll { enroll: false, by_id: true } if post => "updatableAssets.unenrollAssetsById",
+            Route::Enroll {
+                enroll: true,
+                by_id: false,
+            } if post => "updatableAssets.enrollAssets",
+            Route::Enroll {
+                enroll: true,
+                by_id: true,
+            } if post => "updatableAssets.enrollAssetsById",
+            Route::Enroll {
+                enroll: false,
+                by_id: false,
+            } if post => "updatableAssets.unenrollAssets",
+            Route::Enroll {
+                enroll: false,
+                by_id: true,
+            } if post => "updatableAssets.unenrollAssetsById",
             Route::Asset(_) if get => "updatableAssets.get",
             Route::Asset(_) if *m == Method::DELETE => "updatableAssets.delete",
             Route::GroupMembers(_) if get => "group.members.list",
-            Route::GroupChange { add: true, by_id: false, .. } if post => "group.addMembers",
-            Route::GroupChange { add: true, by_id: true, .. } if post => "group.addMembersById",
-            Route::GroupChange { add: false, by_id: false, .. } if post => "group.removeMembers",
-            Route::GroupChange { add: false, by_id: true, .. } if post => "group.removeMembersById",
+            Route::GroupChange {
+                add: true,
+                by_id: false,
+                ..
+            } if post => "group.addMembers",
+            Route::GroupChange {
+                add: true,
+                by_id: true,
+                ..
+            } if post => "group.addMembersById",
+            Route::GroupChange {
+                add: false,
+                by_id: false,
+                ..
+            } if post => "group.removeMembers",
+            Route::GroupChange {
+                add: false,
+                by_id: true,
+                ..
+            } if post => "group.removeMembersById",
             _ => return Err(method_not_allowed(m)),
         };
         Ok(name)
@@ -152,7 +220,11 @@ mod tests {
     use super::*;
 
     fn p(path: &str) -> Route {
-        let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let segs: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         Route::parse(&segs).unwrap()
     }
 
@@ -160,15 +232,34 @@ mod tests {
     fn both_action_spellings_under_both_parents() {
         let d = AudienceOf::Deployment("d".into());
         let a = AudienceOf::Audience("a".into());
-        assert_eq!(p("deployments/d/audience/updateAudience"), Route::AudienceUpdate(d.clone(), false));
-        assert_eq!(p("deployments/d/audience/microsoft.graph.windowsUpdates.updateAudienceById"), Route::AudienceUpdate(d, true));
-        assert_eq!(p("deploymentAudiences/a/updateAudience"), Route::AudienceUpdate(a.clone(), false));
-        assert_eq!(p("deploymentAudiences/a/microsoft.graph.windowsUpdates.updateAudience"), Route::AudienceUpdate(a, false));
+        assert_eq!(
+            p("deployments/d/audience/updateAudience"),
+            Route::AudienceUpdate(d.clone(), false)
+        );
+        assert_eq!(
+            p("deployments/d/audience/microsoft.graph.windowsUpdates.updateAudienceById"),
+            Route::AudienceUpdate(d, true)
+        );
+        assert_eq!(
+            p("deploymentAudiences/a/updateAudience"),
+            Route::AudienceUpdate(a.clone(), false)
+        );
+        assert_eq!(
+            p("deploymentAudiences/a/microsoft.graph.windowsUpdates.updateAudience"),
+            Route::AudienceUpdate(a, false)
+        );
         assert_eq!(
             p("updatableAssets/g/microsoft.graph.windowsUpdates.addMembersById"),
-            Route::GroupChange { id: "g".into(), add: true, by_id: true }
+            Route::GroupChange {
+                id: "g".into(),
+                add: true,
+                by_id: true
+            }
         );
-        assert_eq!(p("updatableAssets/g/microsoft.graph.windowsUpdates.updatableAssetGroup/members"), Route::GroupMembers("g".into()));
+        assert_eq!(
+            p("updatableAssets/g/microsoft.graph.windowsUpdates.updatableAssetGroup/members"),
+            Route::GroupMembers("g".into())
+        );
     }
 
     #[test]

@@ -34,14 +34,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(&format!("{BASE}/{{*rest}}"), any(graph))
         .merge(crate::admin::router())
         .fallback(|uri: Uri| async move {
-            GraphError::new(StatusCode::NOT_FOUND, "UnknownError", format!("No resource at '{}'.", uri.path()))
+            GraphError::new(
+                StatusCode::NOT_FOUND,
+                "UnknownError",
+                format!("No resource at '{}'.", uri.path()),
+            )
         })
         .with_state(shared)
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;odata.metadata=minimal"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;odata.metadata=minimal"),
+    );
     r
 }
 
@@ -107,7 +114,11 @@ async fn token(
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let v = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(v.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
@@ -115,7 +126,13 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// Every Graph request: route, delay, authenticate, inject faults, dispatch, log.
-async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn graph(
+    State(st): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = now_ms();
     let request_id = headers
         .get("client-request-id")
@@ -127,7 +144,11 @@ async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         .unwrap_or("")
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let routed = Route::parse(&segs).and_then(|r| r.operation(&method).map(|op| (r, op)));
     let write = method != Method::GET;
@@ -171,17 +192,33 @@ async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         }
         if decision.outage {
             entry.fault = Some("outage".into());
-            return Err(GraphError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable."));
+            return Err(GraphError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+            ));
         }
         if decision.throttle {
             entry.fault = Some("throttle".into());
-            return Err(GraphError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Please retry again later."));
+            return Err(GraphError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Please retry again later.",
+            ));
         }
         if let Some(code) = decision.error {
             entry.fault = Some("error".into());
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let code = if code == 503 { "ServiceUnavailable" } else { "InternalServerError" };
-            return Err(GraphError::new(status, code, "An unexpected error occurred; try the request again."));
+            let code = if code == 503 {
+                "ServiceUnavailable"
+            } else {
+                "InternalServerError"
+            };
+            return Err(GraphError::new(
+                status,
+                code,
+                "An unexpected error occurred; try the request again.",
+            ));
         }
         let parsed_body = if body.is_empty() || method == Method::GET || method == Method::DELETE {
             Value::Null
@@ -189,7 +226,16 @@ async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             serde_json::from_slice(&body)
                 .map_err(|e| GraphError::bad_request(format!("The request body is not valid JSON: {e}.")))?
         };
-        dispatch(&st, &settings, route, &method, &uri, &headers, &parsed_body, &mut entry)
+        dispatch(
+            &st,
+            &settings,
+            route,
+            &method,
+            &uri,
+            &headers,
+            &parsed_body,
+            &mut entry,
+        )
     })();
 
     let response = match outcome {
@@ -198,7 +244,9 @@ async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         Ok(Reply::Text(t)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], t).into_response(),
         Err(e) => {
             let mut r = error_reply(&e, &request_id);
-            if e.status == StatusCode::TOO_MANY_REQUESTS || (e.status == StatusCode::SERVICE_UNAVAILABLE && entry.fault.is_some()) {
+            if e.status == StatusCode::TOO_MANY_REQUESTS
+                || (e.status == StatusCode::SERVICE_UNAVAILABLE && entry.fault.is_some())
+            {
                 let (value, not_before) = lock(&st.faults).retry_after(now_ms());
                 if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -222,7 +270,10 @@ async fn graph(State(st): State<Arc<Shared>>, method: Method, uri: Uri, headers:
 }
 
 fn self_url(headers: &HeaderMap, path: &str) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     format!("http://{host}{path}")
 }
 
@@ -240,7 +291,10 @@ fn dispatch(
     let now = chrono::Utc::now();
     let list = |items: Vec<Value>| -> Result<Reply, GraphError> {
         let q = Query::parse(uri.query())?;
-        Ok(Reply::Json(StatusCode::OK, collection(items, &q, settings.page_size, &self_url(headers, uri.path()))))
+        Ok(Reply::Json(
+            StatusCode::OK,
+            collection(items, &q, settings.page_size, &self_url(headers, uri.path())),
+        ))
     };
     let mut store = lock(&st.store);
     let audience_id = |store: &crate::store::Store, of: &AudienceOf| -> Result<(String, bool), GraphError> {
@@ -270,18 +324,30 @@ fn dispatch(
         }
         (Route::CatalogCount, _) => {
             let q = Query::parse(uri.query())?;
-            let n = st.catalog.iter().filter(|e| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, e))).count();
+            let n = st
+                .catalog
+                .iter()
+                .filter(|e| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, e)))
+                .count();
             Ok(Reply::Text(n.to_string()))
         }
         (Route::CatalogEntry(id), _) => {
-            let e = st.catalog.iter().find(|e| e["id"] == id.as_str()).ok_or_else(|| GraphError::not_found("catalogEntry", &id))?;
+            let e = st
+                .catalog
+                .iter()
+                .find(|e| e["id"] == id.as_str())
+                .ok_or_else(|| GraphError::not_found("catalogEntry", &id))?;
             Ok(Reply::Json(StatusCode::OK, e.clone()))
         }
         (Route::Deployments, Method::GET) => list(store.list_deployments(now)),
         (Route::Deployments, _) => store.create_deployment(body, &st.catalog, now),
         (Route::DeploymentsCount, _) => {
             let q = Query::parse(uri.query())?;
-            let n = store.list_deployments(now).iter().filter(|d| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, d))).count();
+            let n = store
+                .list_deployments(now)
+                .iter()
+                .filter(|d| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, d)))
+                .count();
             Ok(Reply::Text(n.to_string()))
         }
         (Route::Deployment(id), Method::GET) => {
@@ -292,12 +358,19 @@ fn dispatch(
         (Route::Deployment(id), _) => store.delete_deployment(&id),
         (Route::AudienceGet(of), _) => {
             let (aid, _) = audience_id(&store, &of)?;
-            Ok(Reply::Json(StatusCode::OK, json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": aid})))
+            Ok(Reply::Json(
+                StatusCode::OK,
+                json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": aid}),
+            ))
         }
         (Route::AudienceList(of, exclusions), _) => {
             let (aid, intune) = audience_id(&store, &of)?;
             if intune {
-                return Err(GraphError::new(StatusCode::NOT_FOUND, "NotFound", "Requested resource 'deployment audience' not found."));
+                return Err(GraphError::new(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "Requested resource 'deployment audience' not found.",
+                ));
             }
             let items = store.audience_collection(&aid, exclusions, settings.audience_404_when_empty)?;
             list(items)
@@ -325,7 +398,10 @@ fn dispatch(
         (Route::Audiences, _) => Ok(store.create_audience()),
         (Route::AudienceDelete(id), Method::GET) => {
             let a = store.audience(&id)?;
-            Ok(Reply::Json(StatusCode::OK, json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": a.id})))
+            Ok(Reply::Json(
+                StatusCode::OK,
+                json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": a.id}),
+            ))
         }
         (Route::AudienceDelete(id), _) => store.delete_audience(&id),
         (Route::Assets(kind), Method::GET) => list(store.list_assets(kind)),
@@ -337,16 +413,24 @@ fn dispatch(
                 )
                 .with_target("@odata.type"));
             }
-            if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| !k.starts_with("@odata.") && *k != "id")) {
+            if let Some(k) = body
+                .as_object()
+                .and_then(|o| o.keys().find(|k| !k.starts_with("@odata.") && *k != "id"))
+            {
                 return Err(GraphError::bad_request(format!("The property '{k}' does not exist on type 'microsoft.graph.windowsUpdates.updatableAssetGroup'.")).with_target(k.clone()));
             }
             Ok(store.create_group())
         }
         (Route::Enroll { enroll, by_id }, _) => {
-            let obj = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
+            let obj = body
+                .as_object()
+                .ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
             let category = obj.get("updateCategory").and_then(Value::as_str).unwrap_or("");
             if !["feature", "quality", "driver"].contains(&category) {
-                return Err(GraphError::bad_request(format!("'{category}' is not a valid updateCategory (feature, quality, driver).")).with_target("updateCategory"));
+                return Err(GraphError::bad_request(format!(
+                    "'{category}' is not a valid updateCategory (feature, quality, driver)."
+                ))
+                .with_target("updateCategory"));
             }
             let refs = if by_id {
                 let kind = validate::member_entity_type(obj)?;
@@ -368,7 +452,9 @@ fn dispatch(
             list(items)
         }
         (Route::GroupChange { id, add, by_id }, _) => {
-            let obj = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
+            let obj = body
+                .as_object()
+                .ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
             let refs = if by_id {
                 let kind = validate::member_entity_type(obj)?;
                 validate::asset_ids(obj.get("ids"), "ids", kind)?
@@ -414,7 +500,10 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let router = router.clone();
                 async move {
-                    let response = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e: Infallible| match e {});
+                    let response = router
+                        .oneshot(req.map(Body::new))
+                        .await
+                        .unwrap_or_else(|e: Infallible| match e {});
                     if response.extensions().get::<DropConnection>().is_some() {
                         return Err(std::io::Error::other("connection dropped by fault injection"));
                     }

@@ -102,13 +102,22 @@ pub struct Faults {
 impl Faults {
     pub fn decide(&mut self, write: bool) -> Decision {
         let c = &self.config;
-        let mut d = Decision { latency: Duration::from_millis(c.latency_ms), outage: c.outage, ..Default::default() };
+        let mut d = Decision {
+            latency: Duration::from_millis(c.latency_ms),
+            outage: c.outage,
+            ..Default::default()
+        };
         if c.writes_only && !write {
             return d;
         }
         // Always draw the same number of values per request, so a seed replays identically.
-        let (r_spike, r_drop, r_throttle, r_error, r_kind) =
-            (self.rng.unit(), self.rng.unit(), self.rng.unit(), self.rng.unit(), self.rng.unit());
+        let (r_spike, r_drop, r_throttle, r_error, r_kind) = (
+            self.rng.unit(),
+            self.rng.unit(),
+            self.rng.unit(),
+            self.rng.unit(),
+            self.rng.unit(),
+        );
         d.spike = r_spike < c.spike_rate;
         if d.spike {
             d.latency += Duration::from_millis(c.spike_ms);
@@ -133,7 +142,9 @@ impl Faults {
                 let whole = secs.ceil() as u64;
                 (Some(whole.to_string()), now_ms + whole * 1000)
             }
-            RetryAfterForm::Fractional => (Some(format!("{secs:.3}")), now_ms + (secs * 1000.0).ceil() as u64),
+            RetryAfterForm::Fractional => {
+                (Some(format!("{secs:.3}")), now_ms + (secs * 1000.0).ceil() as u64)
+            }
             RetryAfterForm::HttpDate => {
                 // HTTP-dates have whole-second resolution: round the deadline up to the next second.
                 let until_ms = (now_ms + (secs * 1000.0).ceil() as u64).div_ceil(1000) * 1000;
@@ -166,12 +177,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// FNV-1a.
 pub fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Shared {
@@ -196,7 +212,10 @@ impl Shared {
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),
             }),
-            faults: Mutex::new(Faults { config: config.faults.clone(), rng: Rng::new(config.faults.seed) }),
+            faults: Mutex::new(Faults {
+                config: config.faults.clone(),
+                rng: Rng::new(config.faults.seed),
+            }),
             tokens: Mutex::new(HashMap::new()),
             log: Mutex::new(RequestLog::default()),
             token_rng: Mutex::new(Rng::new(config.faults.seed ^ 0x5eed)),
@@ -209,7 +228,11 @@ impl Shared {
         let mut log = lock(&self.log);
         entry.seq = log.next_seq;
         log.next_seq += 1;
-        *log.counts.entry(entry.operation.clone()).or_default().entry(entry.status).or_default() += 1;
+        *log.counts
+            .entry(entry.operation.clone())
+            .or_default()
+            .entry(entry.status)
+            .or_default() += 1;
         log.entries.push_back(entry);
         while log.entries.len() > self.request_log_limit {
             log.entries.pop_front();
@@ -239,23 +262,42 @@ mod tests {
 
     #[test]
     fn fault_decisions_replay_from_a_seed() {
-        let config = FaultConfig { throttle_rate: 0.3, error_rate: 0.1, drop_rate: 0.05, ..Default::default() };
+        let config = FaultConfig {
+            throttle_rate: 0.3,
+            error_rate: 0.1,
+            drop_rate: 0.05,
+            ..Default::default()
+        };
         let run = |seed| {
-            let mut f = Faults { config: config.clone(), rng: Rng::new(seed) };
-            (0..200).map(|_| {
-                let d = f.decide(true);
-                (d.throttle, d.error, d.drop)
-            }).collect::<Vec<_>>()
+            let mut f = Faults {
+                config: config.clone(),
+                rng: Rng::new(seed),
+            };
+            (0..200)
+                .map(|_| {
+                    let d = f.decide(true);
+                    (d.throttle, d.error, d.drop)
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
         let throttled = run(42).iter().filter(|d| d.0).count();
-        assert!((40..=80).contains(&throttled), "about 30% of 200, got {throttled}");
+        assert!(
+            (40..=80).contains(&throttled),
+            "about 30% of 200, got {throttled}"
+        );
     }
 
     #[test]
     fn retry_after_forms() {
-        let mut f = Faults { config: FaultConfig { retry_after_secs: 1.5, ..Default::default() }, rng: Rng::new(1) };
+        let mut f = Faults {
+            config: FaultConfig {
+                retry_after_secs: 1.5,
+                ..Default::default()
+            },
+            rng: Rng::new(1),
+        };
         assert_eq!(f.retry_after(10_000), (Some("2".into()), 12_000));
         f.config.retry_after_form = RetryAfterForm::Fractional;
         assert_eq!(f.retry_after(10_000), (Some("1.500".into()), 11_500));

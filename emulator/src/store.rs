@@ -115,7 +115,10 @@ pub struct AssetRef {
 
 impl Store {
     pub fn new(seed: u64) -> Self {
-        Store { id_seed: seed, ..Default::default() }
+        Store {
+            id_seed: seed,
+            ..Default::default()
+        }
     }
 
     /// A new GUID, deterministic for a given seed and call count.
@@ -181,7 +184,9 @@ impl Store {
     }
 
     pub fn deployment(&self, id: &str) -> Result<&Deployment, GraphError> {
-        self.deployments.get(id).ok_or_else(|| GraphError::not_found("deployment", id))
+        self.deployments
+            .get(id)
+            .ok_or_else(|| GraphError::not_found("deployment", id))
     }
 
     pub fn create_deployment(
@@ -194,15 +199,23 @@ impl Store {
         let audience_id = match valid.audience_id {
             Some(aid) => {
                 if !self.audiences.contains_key(&aid) {
-                    return Err(GraphError::bad_request(format!("deploymentAudience '{aid}' does not exist."))
-                        .with_target("audience"));
+                    return Err(GraphError::bad_request(format!(
+                        "deploymentAudience '{aid}' does not exist."
+                    ))
+                    .with_target("audience"));
                 }
                 aid
             }
             None => {
                 let aid = self.new_id();
-                self.audiences
-                    .insert(aid.clone(), Audience { id: aid.clone(), implicit: true, ..Default::default() });
+                self.audiences.insert(
+                    aid.clone(),
+                    Audience {
+                        id: aid.clone(),
+                        implicit: true,
+                        ..Default::default()
+                    },
+                );
                 aid
             }
         };
@@ -223,10 +236,18 @@ impl Store {
         Ok(Reply::Json(StatusCode::CREATED, body))
     }
 
-    pub fn update_deployment(&mut self, id: &str, body: &Value, now: DateTime<Utc>) -> Result<Reply, GraphError> {
+    pub fn update_deployment(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, GraphError> {
         let existing = self.deployment(id)?.clone();
         let patch = validate::deployment_patch(body, &existing.settings)?;
-        let d = self.deployments.get_mut(id).ok_or_else(|| GraphError::not_found("deployment", id))?;
+        let d = self
+            .deployments
+            .get_mut(id)
+            .ok_or_else(|| GraphError::not_found("deployment", id))?;
         if let Some(settings) = patch.settings {
             d.settings = settings;
         }
@@ -242,7 +263,10 @@ impl Store {
     }
 
     pub fn delete_deployment(&mut self, id: &str) -> Result<Reply, GraphError> {
-        let d = self.deployments.remove(id).ok_or_else(|| GraphError::not_found("deployment", id))?;
+        let d = self
+            .deployments
+            .remove(id)
+            .ok_or_else(|| GraphError::not_found("deployment", id))?;
         if self.audiences.get(&d.audience_id).is_some_and(|a| a.implicit) {
             self.audiences.remove(&d.audience_id);
         }
@@ -259,7 +283,11 @@ impl Store {
 
     pub fn audience(&self, id: &str) -> Result<&Audience, GraphError> {
         self.audiences.get(id).ok_or_else(|| {
-            GraphError::new(StatusCode::NOT_FOUND, "NotFound", "Requested resource 'deployment audience' not found.")
+            GraphError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "Requested resource 'deployment audience' not found.",
+            )
         })
     }
 
@@ -289,7 +317,12 @@ impl Store {
     }
 
     /// Lists members (or exclusions) of an audience.
-    pub fn audience_collection(&self, id: &str, exclusions: bool, empty_is_404: bool) -> Result<Vec<Value>, GraphError> {
+    pub fn audience_collection(
+        &self,
+        id: &str,
+        exclusions: bool,
+        empty_is_404: bool,
+    ) -> Result<Vec<Value>, GraphError> {
         let a = self.audience(id)?;
         if empty_is_404 && !a.ever_used {
             return Err(GraphError::new(
@@ -299,7 +332,10 @@ impl Store {
             ));
         }
         let set = if exclusions { &a.exclusions } else { &a.members };
-        Ok(set.iter().map(|(id, kind)| self.render_asset_ref(id, *kind)).collect())
+        Ok(set
+            .iter()
+            .map(|(id, kind)| self.render_asset_ref(id, *kind))
+            .collect())
     }
 
     /// Registers a device on first use, recording registration errors for ids the service rejects.
@@ -327,13 +363,23 @@ impl Store {
 
     fn check_refs(&self, refs: &[AssetRef], field: &str) -> Result<(), GraphError> {
         for r in refs {
-            if r.kind == AssetKind::Group && !self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group) {
-                return Err(GraphError::bad_request(format!("updatableAssetGroup '{}' does not exist.", r.id))
-                    .with_target(field));
+            if r.kind == AssetKind::Group
+                && !self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group)
+            {
+                return Err(GraphError::bad_request(format!(
+                    "updatableAssetGroup '{}' does not exist.",
+                    r.id
+                ))
+                .with_target(field));
             }
-            if r.kind == AssetKind::Device && self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group) {
-                return Err(GraphError::bad_request(format!("'{}' is an updatableAssetGroup, not an azureADDevice.", r.id))
-                    .with_target(field));
+            if r.kind == AssetKind::Device
+                && self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group)
+            {
+                return Err(GraphError::bad_request(format!(
+                    "'{}' is an updatableAssetGroup, not an azureADDevice.",
+                    r.id
+                ))
+                .with_target(field));
             }
         }
         Ok(())
@@ -354,7 +400,10 @@ impl Store {
         for r in changes.all().filter(|r| r.kind == AssetKind::Device) {
             self.register_device(&r.id, device_errors);
         }
-        let a = self.audiences.get_mut(audience_id).ok_or_else(|| GraphError::not_found("deploymentAudience", audience_id))?;
+        let a = self
+            .audiences
+            .get_mut(audience_id)
+            .ok_or_else(|| GraphError::not_found("deploymentAudience", audience_id))?;
         for r in &changes.add_members {
             a.members.insert(r.id.clone(), r.kind);
         }
@@ -375,8 +424,17 @@ impl Store {
 
     pub fn create_audience(&mut self) -> Reply {
         let id = self.new_id();
-        self.audiences.insert(id.clone(), Audience { id: id.clone(), ..Default::default() });
-        Reply::Json(StatusCode::CREATED, json!({"@odata.type": format!("#{NS}deploymentAudience"), "id": id}))
+        self.audiences.insert(
+            id.clone(),
+            Audience {
+                id: id.clone(),
+                ..Default::default()
+            },
+        );
+        Reply::Json(
+            StatusCode::CREATED,
+            json!({"@odata.type": format!("#{NS}deploymentAudience"), "id": id}),
+        )
     }
 
     pub fn delete_audience(&mut self, id: &str) -> Result<Reply, GraphError> {
@@ -385,7 +443,10 @@ impl Store {
             return Err(GraphError::new(
                 StatusCode::CONFLICT,
                 "Conflict",
-                format!("The deploymentAudience '{id}' is used by deployment '{}'; delete the deployment first.", d.id),
+                format!(
+                    "The deploymentAudience '{id}' is used by deployment '{}'; delete the deployment first.",
+                    d.id
+                ),
             ));
         }
         self.audiences.remove(id);
@@ -409,7 +470,9 @@ impl Store {
     }
 
     pub fn asset(&self, id: &str) -> Result<&Asset, GraphError> {
-        self.assets.get(id).ok_or_else(|| GraphError::not_found("updatableAsset", id))
+        self.assets
+            .get(id)
+            .ok_or_else(|| GraphError::not_found("updatableAsset", id))
     }
 
     pub fn group(&self, id: &str) -> Result<&Asset, GraphError> {
@@ -422,7 +485,10 @@ impl Store {
     /// Deletes an asset. Deleting a group leaves its member devices in place, and drops the group from
     /// every audience that referenced it.
     pub fn delete_asset(&mut self, id: &str) -> Result<Reply, GraphError> {
-        let asset = self.assets.remove(id).ok_or_else(|| GraphError::not_found("updatableAsset", id))?;
+        let asset = self
+            .assets
+            .remove(id)
+            .ok_or_else(|| GraphError::not_found("updatableAsset", id))?;
         for a in self.audiences.values_mut() {
             a.members.remove(id);
             a.exclusions.remove(id);
@@ -437,7 +503,10 @@ impl Store {
 
     pub fn group_members(&self, id: &str) -> Result<Vec<Value>, GraphError> {
         let g = self.group(id)?;
-        Ok(g.members.iter().map(|m| self.render_asset_ref(m, AssetKind::Device)).collect())
+        Ok(g.members
+            .iter()
+            .map(|m| self.render_asset_ref(m, AssetKind::Device))
+            .collect())
     }
 
     pub fn change_group_members(
@@ -461,7 +530,10 @@ impl Store {
                 self.register_device(&r.id, device_errors);
             }
         }
-        let g = self.assets.get_mut(group_id).ok_or_else(|| GraphError::not_found("updatableAssetGroup", group_id))?;
+        let g = self
+            .assets
+            .get_mut(group_id)
+            .ok_or_else(|| GraphError::not_found("updatableAssetGroup", group_id))?;
         for r in refs {
             if add {
                 g.members.insert(r.id.clone());
@@ -480,7 +552,10 @@ impl Store {
         device_errors: &BTreeMap<String, String>,
     ) -> Result<Reply, GraphError> {
         if let Some(r) = refs.iter().find(|r| r.kind != AssetKind::Device) {
-            return Err(GraphError::bad_request(format!("Only azureADDevice assets can be enrolled; '{}' is a group.", r.id)));
+            return Err(GraphError::bad_request(format!(
+                "Only azureADDevice assets can be enrolled; '{}' is a group.",
+                r.id
+            )));
         }
         self.check_refs(refs, "assets")?;
         for r in refs {
@@ -497,7 +572,11 @@ impl Store {
     }
 
     pub fn list_assets(&self, kind: Option<AssetKind>) -> Vec<Value> {
-        self.assets.values().filter(|a| kind.is_none_or(|k| a.kind == k)).map(|a| self.render_asset(a)).collect()
+        self.assets
+            .values()
+            .filter(|a| kind.is_none_or(|k| a.kind == k))
+            .map(|a| self.render_asset(a))
+            .collect()
     }
 }
 

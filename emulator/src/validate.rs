@@ -15,7 +15,8 @@ fn unknown_property(prop: &str, ty: &str) -> GraphError {
 }
 
 fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Obj, GraphError> {
-    v.as_object().ok_or_else(|| GraphError::bad_request(format!("'{what}' must be an object.")).with_target(what))
+    v.as_object()
+        .ok_or_else(|| GraphError::bad_request(format!("'{what}' must be an object.")).with_target(what))
 }
 
 /// Rejects properties a closed type does not define.
@@ -37,17 +38,25 @@ fn opt_bool(obj: &Obj, key: &str, path: &str) -> Result<Option<bool>, GraphError
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(GraphError::bad_request(format!("'{path}' must be a boolean, got {other}.")).with_target(path)),
+        Some(other) => Err(
+            GraphError::bad_request(format!("'{path}' must be a boolean, got {other}.")).with_target(path),
+        ),
     }
 }
 
 fn opt_datetime(obj: &Obj, key: &str, path: &str) -> Result<Option<String>, GraphError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_date(s)
-            .map(Some)
-            .ok_or_else(|| GraphError::bad_request(format!("Cannot convert the literal '{s}' of '{path}' to Edm.DateTimeOffset.")).with_target(path)),
-        Some(other) => Err(GraphError::bad_request(format!("'{path}' must be a DateTimeOffset string, got {other}.")).with_target(path)),
+        Some(Value::String(s)) => parse_date(s).map(Some).ok_or_else(|| {
+            GraphError::bad_request(format!(
+                "Cannot convert the literal '{s}' of '{path}' to Edm.DateTimeOffset."
+            ))
+            .with_target(path)
+        }),
+        Some(other) => Err(GraphError::bad_request(format!(
+            "'{path}' must be a DateTimeOffset string, got {other}."
+        ))
+        .with_target(path)),
     }
 }
 
@@ -56,14 +65,18 @@ pub fn parse_date(s: &str) -> Option<String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Some(format!("{}T00:00:00Z", d.format("%Y-%m-%d")));
     }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    })
 }
 
 fn is_iso_duration(s: &str) -> bool {
     let s = s.strip_prefix('-').unwrap_or(s);
-    let Some(rest) = s.strip_prefix('P') else { return false };
+    let Some(rest) = s.strip_prefix('P') else {
+        return false;
+    };
     let (date, time) = rest.split_once('T').map_or((rest, None), |(d, t)| (d, Some(t)));
     let ok_part = |p: &str, units: &[char]| {
         let mut digits = false;
@@ -78,7 +91,9 @@ fn is_iso_duration(s: &str) -> bool {
         }
         !digits
     };
-    !rest.is_empty() && ok_part(date, &['Y', 'M', 'W', 'D']) && time.is_none_or(|t| !t.is_empty() && ok_part(t, &['H', 'M', 'S']))
+    !rest.is_empty()
+        && ok_part(date, &['Y', 'M', 'W', 'D'])
+        && time.is_none_or(|t| !t.is_empty() && ok_part(t, &['H', 'M', 'S']))
 }
 
 pub struct ValidCreate {
@@ -96,11 +111,22 @@ pub struct ValidPatch {
 /// Validates `POST /deployments` and returns the content and settings as the service echoes them.
 pub fn deployment_create(body: &Value, catalog: &[Value]) -> Result<ValidCreate, GraphError> {
     let obj = object(body, "deployment")?;
-    closed(obj, "deployment", &["id", "content", "settings", "state", "audience", "createdDateTime", "lastModifiedDateTime"])?;
-    let content = obj
-        .get("content")
-        .filter(|c| !c.is_null())
-        .ok_or_else(|| GraphError::bad_request("The 'content' property is required.").with_target("content"))?;
+    closed(
+        obj,
+        "deployment",
+        &[
+            "id",
+            "content",
+            "settings",
+            "state",
+            "audience",
+            "createdDateTime",
+            "lastModifiedDateTime",
+        ],
+    )?;
+    let content = obj.get("content").filter(|c| !c.is_null()).ok_or_else(|| {
+        GraphError::bad_request("The 'content' property is required.").with_target("content")
+    })?;
     let settings = normalize_settings(obj.get("settings").unwrap_or(&Value::Null), None)?;
     let (content, entry) = normalize_content(content, catalog)?;
     check_expedite(&settings, entry)?;
@@ -114,17 +140,37 @@ pub fn deployment_create(body: &Value, catalog: &[Value]) -> Result<ValidCreate,
             object(a, "audience")?
                 .get("id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| GraphError::bad_request("'audience.id' is required when 'audience' is given.").with_target("audience.id"))?
+                .ok_or_else(|| {
+                    GraphError::bad_request("'audience.id' is required when 'audience' is given.")
+                        .with_target("audience.id")
+                })?
                 .to_string(),
         ),
     };
-    Ok(ValidCreate { content, settings, requested, audience_id })
+    Ok(ValidCreate {
+        content,
+        settings,
+        requested,
+        audience_id,
+    })
 }
 
 /// Validates `PATCH /deployments/{id}`: only `state` and `settings` are writable.
 pub fn deployment_patch(body: &Value, current_settings: &Value) -> Result<ValidPatch, GraphError> {
     let obj = object(body, "deployment")?;
-    closed(obj, "deployment", &["id", "content", "settings", "state", "audience", "createdDateTime", "lastModifiedDateTime"])?;
+    closed(
+        obj,
+        "deployment",
+        &[
+            "id",
+            "content",
+            "settings",
+            "state",
+            "audience",
+            "createdDateTime",
+            "lastModifiedDateTime",
+        ],
+    )?;
     for ro in ["content", "audience", "createdDateTime", "lastModifiedDateTime"] {
         if obj.get(ro).is_some_and(|v| !v.is_null()) {
             return Err(GraphError::bad_request(format!(
@@ -138,7 +184,9 @@ pub fn deployment_patch(body: &Value, current_settings: &Value) -> Result<ValidP
         Some(s) => {
             let merged = normalize_settings(s, Some(current_settings))?;
             let expedite = merged.get("expedite").cloned().unwrap_or(Value::Null);
-            if expedite.get("isReadinessTest") == Some(&Value::Bool(true)) && expedite.get("isExpedited") != Some(&Value::Bool(true)) {
+            if expedite.get("isReadinessTest") == Some(&Value::Bool(true))
+                && expedite.get("isExpedited") != Some(&Value::Bool(true))
+            {
                 return Err(readiness_without_expedite());
             }
             Some(merged)
@@ -152,13 +200,25 @@ pub fn deployment_patch(body: &Value, current_settings: &Value) -> Result<ValidP
 }
 
 fn readiness_without_expedite() -> GraphError {
-    GraphError::bad_request("'settings.expedite.isReadinessTest' can only be true when 'settings.expedite.isExpedited' is true.")
-        .with_target("settings.expedite.isReadinessTest")
+    GraphError::bad_request(
+        "'settings.expedite.isReadinessTest' can only be true when 'settings.expedite.isExpedited' is true.",
+    )
+    .with_target("settings.expedite.isReadinessTest")
 }
 
 fn requested_state(state: &Value) -> Result<Option<String>, GraphError> {
     let s = object(state, "state")?;
-    closed(s, "deploymentState", &["requestedValue", "effectiveValue", "value", "reasons", "effectiveSinceDate"])?;
+    closed(
+        s,
+        "deploymentState",
+        &[
+            "requestedValue",
+            "effectiveValue",
+            "value",
+            "reasons",
+            "effectiveSinceDate",
+        ],
+    )?;
     match s.get("requestedValue") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(v)) if v == "none" || v == "paused" => Ok(Some(v.clone())),
@@ -170,25 +230,36 @@ fn requested_state(state: &Value) -> Result<Option<String>, GraphError> {
 }
 
 /// Returns the echoed content and, for catalog content and legacy expedites, the catalog entry it names.
-fn normalize_content<'a>(content: &Value, catalog: &'a [Value]) -> Result<(Value, Option<&'a Value>), GraphError> {
+fn normalize_content<'a>(
+    content: &Value,
+    catalog: &'a [Value],
+) -> Result<(Value, Option<&'a Value>), GraphError> {
     let c = object(content, "content")?;
     let ty = odata_type(c).ok_or_else(|| {
-        GraphError::bad_request("'content' needs an '@odata.type' (catalogContent or expeditedQualityUpdateReference).")
-            .with_target("content")
+        GraphError::bad_request(
+            "'content' needs an '@odata.type' (catalogContent or expeditedQualityUpdateReference).",
+        )
+        .with_target("content")
     })?;
     match ty {
         "catalogContent" => {
             closed(c, "catalogContent", &["catalogEntry"])?;
             let entry = c.get("catalogEntry").and_then(Value::as_object).ok_or_else(|| {
-                GraphError::bad_request("'content.catalogEntry' is required for catalogContent.").with_target("content.catalogEntry")
+                GraphError::bad_request("'content.catalogEntry' is required for catalogContent.")
+                    .with_target("content.catalogEntry")
             })?;
             let id = entry.get("id").and_then(Value::as_str).ok_or_else(|| {
-                GraphError::bad_request("'content.catalogEntry.id' is required.").with_target("content.catalogEntry.id")
+                GraphError::bad_request("'content.catalogEntry.id' is required.")
+                    .with_target("content.catalogEntry.id")
             })?;
             let found = catalog.iter().find(|e| e["id"] == id).ok_or_else(|| {
                 GraphError::bad_request(format!("The catalog entry '{id}' does not exist."))
                     .with_target("content.catalogEntry.id")
-                    .with_detail("CatalogEntryNotFound", format!("No catalog entry has id '{id}'."), Some("content.catalogEntry.id"))
+                    .with_detail(
+                        "CatalogEntryNotFound",
+                        format!("No catalog entry has id '{id}'."),
+                        Some("content.catalogEntry.id"),
+                    )
             })?;
             let echoed = json!({
                 "@odata.type": format!("#{NS}catalogContent"),
@@ -197,30 +268,58 @@ fn normalize_content<'a>(content: &Value, catalog: &'a [Value]) -> Result<(Value
             Ok((echoed, Some(found)))
         }
         "expeditedQualityUpdateReference" | "qualityUpdateReference" => {
-            closed(c, ty, &["releaseDate", "releaseDateTime", "classification", "equivalentContent"])?;
-            let key = if c.contains_key("releaseDateTime") { "releaseDateTime" } else { "releaseDate" };
+            closed(
+                c,
+                ty,
+                &[
+                    "releaseDate",
+                    "releaseDateTime",
+                    "classification",
+                    "equivalentContent",
+                ],
+            )?;
+            let key = if c.contains_key("releaseDateTime") {
+                "releaseDateTime"
+            } else {
+                "releaseDate"
+            };
             let date = opt_datetime(c, key, &format!("content.{key}"))?.ok_or_else(|| {
-                GraphError::bad_request("'content.releaseDate' (or 'releaseDateTime') is required.").with_target("content.releaseDate")
+                GraphError::bad_request("'content.releaseDate' (or 'releaseDateTime') is required.")
+                    .with_target("content.releaseDate")
             })?;
-            let classification = c.get("classification").and_then(Value::as_str).unwrap_or("security");
+            let classification = c
+                .get("classification")
+                .and_then(Value::as_str)
+                .unwrap_or("security");
             if !["security", "all", "nonSecurity"].contains(&classification) {
-                return Err(GraphError::bad_request(format!("'{classification}' is not a valid qualityUpdateClassification."))
-                    .with_target("content.classification"));
+                return Err(GraphError::bad_request(format!(
+                    "'{classification}' is not a valid qualityUpdateClassification."
+                ))
+                .with_target("content.classification"));
             }
-            let equivalent = c.get("equivalentContent").and_then(Value::as_str).unwrap_or("latestSecurity");
+            let equivalent = c
+                .get("equivalentContent")
+                .and_then(Value::as_str)
+                .unwrap_or("latestSecurity");
             if !["none", "latestSecurity"].contains(&equivalent) {
-                return Err(GraphError::bad_request(format!("'{equivalent}' is not a valid equivalentContentOption."))
-                    .with_target("content.equivalentContent"));
+                return Err(GraphError::bad_request(format!(
+                    "'{equivalent}' is not a valid equivalentContentOption."
+                ))
+                .with_target("content.equivalentContent"));
             }
             let day = &date[..10];
             let entry = catalog.iter().find(|e| {
-                is_of(e["@odata.type"].as_str().unwrap_or(""), "qualityUpdateCatalogEntry")
-                    && e["qualityUpdateClassification"] == "security"
+                is_of(
+                    e["@odata.type"].as_str().unwrap_or(""),
+                    "qualityUpdateCatalogEntry",
+                ) && e["qualityUpdateClassification"] == "security"
                     && e["releaseDateTime"].as_str().is_some_and(|r| r.starts_with(day))
             });
             let Some(entry) = entry else {
-                return Err(GraphError::bad_request(format!("No security update was released on {day}."))
-                    .with_target(format!("content.{key}")));
+                return Err(
+                    GraphError::bad_request(format!("No security update was released on {day}."))
+                        .with_target(format!("content.{key}")),
+                );
             };
             let mut echoed = json!({
                 "@odata.type": format!("#{NS}{ty}"),
@@ -231,21 +330,41 @@ fn normalize_content<'a>(content: &Value, catalog: &'a [Value]) -> Result<(Value
             if ty == "expeditedQualityUpdateReference" {
                 echoed["equivalentContent"] = json!(equivalent);
             }
-            Ok((echoed, if ty == "expeditedQualityUpdateReference" { Some(entry) } else { None }))
+            Ok((
+                echoed,
+                if ty == "expeditedQualityUpdateReference" {
+                    Some(entry)
+                } else {
+                    None
+                },
+            ))
         }
         "featureUpdateReference" => {
             closed(c, ty, &["version"])?;
-            let v = c.get("version").and_then(Value::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
-                GraphError::bad_request("'content.version' is required for featureUpdateReference.").with_target("content.version")
-            })?;
-            Ok((json!({"@odata.type": format!("#{NS}featureUpdateReference"), "version": v}), None))
+            let v = c
+                .get("version")
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    GraphError::bad_request("'content.version' is required for featureUpdateReference.")
+                        .with_target("content.version")
+                })?;
+            Ok((
+                json!({"@odata.type": format!("#{NS}featureUpdateReference"), "version": v}),
+                None,
+            ))
         }
-        other => Err(GraphError::bad_request(format!("'{other}' is not a deployable content type.")).with_target("content.@odata.type")),
+        other => Err(
+            GraphError::bad_request(format!("'{other}' is not a deployable content type."))
+                .with_target("content.@odata.type"),
+        ),
     }
 }
 
 fn check_expedite(settings: &Value, entry: Option<&Value>) -> Result<(), GraphError> {
-    let legacy = settings["@odata.type"].as_str().is_some_and(|t| t.ends_with("windowsDeploymentSettings"));
+    let legacy = settings["@odata.type"]
+        .as_str()
+        .is_some_and(|t| t.ends_with("windowsDeploymentSettings"));
     let expedite = &settings["expedite"];
     let expedited = expedite["isExpedited"] == true;
     if expedite["isReadinessTest"] == true && !expedited {
@@ -253,16 +372,27 @@ fn check_expedite(settings: &Value, entry: Option<&Value>) -> Result<(), GraphEr
     }
     if expedited {
         let Some(entry) = entry else {
-            return Err(GraphError::bad_request("Only quality update content can be expedited.").with_target("settings.expedite.isExpedited"));
+            return Err(
+                GraphError::bad_request("Only quality update content can be expedited.")
+                    .with_target("settings.expedite.isExpedited"),
+            );
         };
-        if !is_of(entry["@odata.type"].as_str().unwrap_or(""), "qualityUpdateCatalogEntry") || entry["isExpeditable"] != true {
+        if !is_of(
+            entry["@odata.type"].as_str().unwrap_or(""),
+            "qualityUpdateCatalogEntry",
+        ) || entry["isExpeditable"] != true
+        {
             return Err(GraphError::bad_request(format!(
                 "The catalog entry '{}' ({}) cannot be expedited: its isExpeditable is false.",
                 entry["id"].as_str().unwrap_or(""),
                 entry["displayName"].as_str().unwrap_or("")
             ))
             .with_target("settings.expedite.isExpedited")
-            .with_detail("ContentNotExpeditable", "The content is not expeditable.", Some("content")));
+            .with_detail(
+                "ContentNotExpeditable",
+                "The content is not expeditable.",
+                Some("content"),
+            ));
         }
     }
     let _ = legacy;
@@ -276,7 +406,13 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
         Some(c) => c.as_object().cloned().unwrap_or_default(),
         None => {
             let mut m = Obj::new();
-            for k in ["schedule", "monitoring", "contentApplicability", "userExperience", "expedite"] {
+            for k in [
+                "schedule",
+                "monitoring",
+                "contentApplicability",
+                "userExperience",
+                "expedite",
+            ] {
                 m.insert(k.into(), Value::Null);
             }
             m.insert("@odata.type".into(), json!(format!("#{NS}deploymentSettings")));
@@ -289,12 +425,30 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
     let s = object(settings, "settings")?;
     let ty = odata_type(s).unwrap_or("deploymentSettings");
     if ty != "deploymentSettings" && ty != "windowsDeploymentSettings" {
-        return Err(GraphError::bad_request(format!("'{ty}' is not a deploymentSettings type.")).with_target("settings.@odata.type"));
+        return Err(
+            GraphError::bad_request(format!("'{ty}' is not a deploymentSettings type."))
+                .with_target("settings.@odata.type"),
+        );
     }
     if ty == "windowsDeploymentSettings" {
-        out.insert("@odata.type".into(), json!(format!("#{NS}windowsDeploymentSettings")));
+        out.insert(
+            "@odata.type".into(),
+            json!(format!("#{NS}windowsDeploymentSettings")),
+        );
     }
-    closed(s, ty, &["contentApplicability", "expedite", "monitoring", "schedule", "userExperience", "rollout", "safeguard"])?;
+    closed(
+        s,
+        ty,
+        &[
+            "contentApplicability",
+            "expedite",
+            "monitoring",
+            "schedule",
+            "userExperience",
+            "rollout",
+            "safeguard",
+        ],
+    )?;
     for (k, v) in s {
         if k.starts_with("@odata.") {
             continue;
@@ -314,7 +468,11 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
                 }
                 "userExperience" => {
                     let u = object(v, &path)?;
-                    closed(u, "userExperienceSettings", &["daysUntilForcedReboot", "isHotpatchEnabled", "offerAsOptional"])?;
+                    closed(
+                        u,
+                        "userExperienceSettings",
+                        &["daysUntilForcedReboot", "isHotpatchEnabled", "offerAsOptional"],
+                    )?;
                     let mut m = Obj::new();
                     if let Some(d) = u.get("daysUntilForcedReboot").filter(|d| !d.is_null()) {
                         let n = d.as_i64().filter(|n| (0..=i64::from(i32::MAX)).contains(n)).ok_or_else(|| {
@@ -333,20 +491,39 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
                 "monitoring" => {
                     let m = object(v, &path)?;
                     closed(m, "monitoringSettings", &["monitoringRules"])?;
-                    let rules = m.get("monitoringRules").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let rules = m
+                        .get("monitoringRules")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     for (i, r) in rules.iter().enumerate() {
                         let r = object(r, "settings.monitoring.monitoringRules")?;
                         closed(r, "monitoringRule", &["signal", "threshold", "action"])?;
                         let p = format!("settings.monitoring.monitoringRules[{i}]");
-                        if !matches!(r.get("signal").and_then(Value::as_str), Some("rollback" | "ineligible")) {
-                            return Err(GraphError::bad_request(format!("'{p}.signal' must be rollback or ineligible.")).with_target(format!("{p}.signal")));
+                        if !matches!(
+                            r.get("signal").and_then(Value::as_str),
+                            Some("rollback" | "ineligible")
+                        ) {
+                            return Err(GraphError::bad_request(format!(
+                                "'{p}.signal' must be rollback or ineligible."
+                            ))
+                            .with_target(format!("{p}.signal")));
                         }
-                        if !matches!(r.get("action").and_then(Value::as_str), Some("alertError" | "pauseDeployment" | "offerFallback")) {
-                            return Err(GraphError::bad_request(format!("'{p}.action' must be alertError, pauseDeployment or offerFallback.")).with_target(format!("{p}.action")));
+                        if !matches!(
+                            r.get("action").and_then(Value::as_str),
+                            Some("alertError" | "pauseDeployment" | "offerFallback")
+                        ) {
+                            return Err(GraphError::bad_request(format!(
+                                "'{p}.action' must be alertError, pauseDeployment or offerFallback."
+                            ))
+                            .with_target(format!("{p}.action")));
                         }
                         if let Some(t) = r.get("threshold").filter(|t| !t.is_null()) {
                             if !t.as_i64().is_some_and(|t| (1..=100).contains(&t)) {
-                                return Err(GraphError::bad_request(format!("'{p}.threshold' must be between 1 and 100, got {t}.")).with_target(format!("{p}.threshold")));
+                                return Err(GraphError::bad_request(format!(
+                                    "'{p}.threshold' must be between 1 and 100, got {t}."
+                                ))
+                                .with_target(format!("{p}.threshold")));
                             }
                         }
                     }
@@ -360,7 +537,17 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
                     m.insert("startDateTime".into(), start.map_or(Value::Null, Value::String));
                     if let Some(g) = sc.get("gradualRollout").filter(|g| !g.is_null()) {
                         let go = object(g, "settings.schedule.gradualRollout")?;
-                        closed(go, "gradualRolloutSettings", &["durationBetweenOffers", "devicesPerOffer", "devicePerOffer", "endDateTime", "durationUntilDeploymentEnd"])?;
+                        closed(
+                            go,
+                            "gradualRolloutSettings",
+                            &[
+                                "durationBetweenOffers",
+                                "devicesPerOffer",
+                                "devicePerOffer",
+                                "endDateTime",
+                                "durationUntilDeploymentEnd",
+                            ],
+                        )?;
                         for key in ["durationBetweenOffers", "durationUntilDeploymentEnd"] {
                             if let Some(d) = go.get(key).filter(|d| !d.is_null()) {
                                 if !d.as_str().is_some_and(is_iso_duration) {
@@ -401,7 +588,11 @@ impl AudienceChanges {
     }
 
     pub fn all(&self) -> impl Iterator<Item = &AssetRef> {
-        self.add_members.iter().chain(&self.remove_members).chain(&self.add_exclusions).chain(&self.remove_exclusions)
+        self.add_members
+            .iter()
+            .chain(&self.remove_members)
+            .chain(&self.add_exclusions)
+            .chain(&self.remove_exclusions)
     }
 
     pub fn len(&self) -> usize {
@@ -411,8 +602,12 @@ impl AudienceChanges {
 
 /// Parses a list of typed asset objects (`[{"@odata.type": "#…azureADDevice", "id": "…"}]`).
 pub fn asset_objects(v: Option<&Value>, field: &str) -> Result<Vec<AssetRef>, GraphError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
-    let arr = v.as_array().ok_or_else(|| GraphError::bad_request(format!("'{field}' must be an array.")).with_target(field))?;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let arr = v
+        .as_array()
+        .ok_or_else(|| GraphError::bad_request(format!("'{field}' must be an array.")).with_target(field))?;
     arr.iter()
         .enumerate()
         .map(|(i, item)| {
@@ -433,17 +628,28 @@ pub fn asset_objects(v: Option<&Value>, field: &str) -> Result<Vec<AssetRef>, Gr
 fn id_string(v: Option<&Value>, path: &str) -> Result<String, GraphError> {
     match v {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Ok(s.clone()),
-        _ => Err(GraphError::bad_request(format!("'{path}' must be a non-empty string id.")).with_target(path)),
+        _ => {
+            Err(GraphError::bad_request(format!("'{path}' must be a non-empty string id.")).with_target(path))
+        }
     }
 }
 
 /// Parses `ids` lists of a ById action, typed by `memberEntityType`.
 pub fn asset_ids(v: Option<&Value>, field: &str, kind: AssetKind) -> Result<Vec<AssetRef>, GraphError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
-    let arr = v.as_array().ok_or_else(|| GraphError::bad_request(format!("'{field}' must be an array of ids.")).with_target(field))?;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let arr = v.as_array().ok_or_else(|| {
+        GraphError::bad_request(format!("'{field}' must be an array of ids.")).with_target(field)
+    })?;
     arr.iter()
         .enumerate()
-        .map(|(i, id)| Ok(AssetRef { id: id_string(Some(id), &format!("{field}[{i}]"))?, kind }))
+        .map(|(i, id)| {
+            Ok(AssetRef {
+                id: id_string(Some(id), &format!("{field}[{i}]"))?,
+                kind,
+            })
+        })
         .collect()
 }
 
@@ -453,7 +659,8 @@ pub fn member_entity_type(obj: &Obj) -> Result<AssetKind, GraphError> {
             .with_target("memberEntityType")
     })?;
     AssetKind::parse(ty).ok_or_else(|| {
-        GraphError::bad_request(format!("'{ty}' is not a valid memberEntityType.")).with_target("memberEntityType")
+        GraphError::bad_request(format!("'{ty}' is not a valid memberEntityType."))
+            .with_target("memberEntityType")
     })
 }
 
@@ -462,7 +669,11 @@ pub fn audience_changes(body: &Value, by_id: bool) -> Result<AudienceChanges, Gr
     let obj = object(body, "body")?;
     let keys = ["addMembers", "removeMembers", "addExclusions", "removeExclusions"];
     if by_id {
-        closed(obj, "updateAudienceById", &[&keys[..], &["memberEntityType"]].concat())?;
+        closed(
+            obj,
+            "updateAudienceById",
+            &[&keys[..], &["memberEntityType"]].concat(),
+        )?;
         let kind = member_entity_type(obj)?;
         Ok(AudienceChanges {
             add_members: asset_ids(obj.get(keys[0]), keys[0], kind)?,
@@ -487,7 +698,11 @@ pub fn check_cap(count: usize, cap: usize) -> Result<(), GraphError> {
         return Err(GraphError::bad_request(format!(
             "The request contains {count} assets; at most {cap} are allowed in one request."
         ))
-        .with_detail("TooManyAssets", format!("Split the request into requests of at most {cap} assets."), Some("assets")));
+        .with_detail(
+            "TooManyAssets",
+            format!("Split the request into requests of at most {cap} assets."),
+            Some("assets"),
+        ));
     }
     Ok(())
 }
@@ -509,7 +724,10 @@ mod tests {
     #[test]
     fn dates_accept_both_forms() {
         assert_eq!(parse_date("2026-01-13").as_deref(), Some("2026-01-13T00:00:00Z"));
-        assert_eq!(parse_date("2026-01-13T00:00:00Z").as_deref(), Some("2026-01-13T00:00:00Z"));
+        assert_eq!(
+            parse_date("2026-01-13T00:00:00Z").as_deref(),
+            Some("2026-01-13T00:00:00Z")
+        );
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("yesterday"), None);
     }
