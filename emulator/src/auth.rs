@@ -206,7 +206,7 @@ pub fn issue(
             )
         })?;
     let scope = get("scope").unwrap_or("");
-    if !(scope.ends_with("/.default") && !scope.contains(' ')) {
+    if !scope.ends_with("/.default") || scope.contains(' ') {
         return Err(bad(
             "invalid_scope",
             70011,

@@ -133,7 +133,7 @@ fn quality(
             json!({
                 "maxSeverity": if score >= 9.0 { "critical" } else { "important" },
                 "maxBaseScore": (score * 10.0).round() / 10.0,
-                "exploitedCves": if month_index % 3 == 0 {
+                "exploitedCves": if month_index.is_multiple_of(3) {
                     json!([{"number": format!("CVE-{}-{}", release.year(), 21_000 + month_index * 13),
                             "url": format!("https://msrc.microsoft.com/update-guide/vulnerability/CVE-{}-{}", release.year(), 21_000 + month_index * 13)}])
                 } else { json!([]) }

@@ -312,10 +312,8 @@ fn dispatch(
                 .iter()
                 .map(|e| {
                     let mut e = e.clone();
-                    if !expand {
-                        if let Some(o) = e.as_object_mut() {
-                            o.remove("productRevisions");
-                        }
+                    if !expand && let Some(o) = e.as_object_mut() {
+                        o.remove("productRevisions");
                     }
                     e
                 })
@@ -378,8 +376,8 @@ fn dispatch(
         (Route::AudienceUpdate(of, by_id), _) => {
             let (aid, intune) = audience_id(&store, &of)?;
             let changes = validate::audience_changes(body, by_id)?;
-            entry.assets = changes.len();
-            validate::check_cap(changes.len(), settings.max_assets_per_request)?;
+            entry.assets = changes.count();
+            validate::check_cap(changes.count(), settings.max_assets_per_request)?;
             if intune {
                 // The documented known issue: accepted, but nothing changes.
                 return Ok(Reply::Empty(StatusCode::ACCEPTED));

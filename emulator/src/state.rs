@@ -193,12 +193,11 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 impl Shared {
     pub fn new(config: &EmulatorConfig) -> Self {
         let mut store = Store::new(config.faults.seed);
-        if let Some(path) = &config.state_file {
-            if let Ok(bytes) = std::fs::read(path) {
-                if let Ok(loaded) = serde_json::from_slice::<Store>(&bytes) {
-                    store = loaded;
-                }
-            }
+        if let Some(path) = &config.state_file
+            && let Ok(bytes) = std::fs::read(path)
+            && let Ok(loaded) = serde_json::from_slice::<Store>(&bytes)
+        {
+            store = loaded;
         }
         Shared {
             store: Mutex::new(store),

@@ -363,8 +363,7 @@ impl Store {
 
     fn check_refs(&self, refs: &[AssetRef], field: &str) -> Result<(), GraphError> {
         for r in refs {
-            if r.kind == AssetKind::Group
-                && !self.assets.get(&r.id).is_some_and(|a| a.kind == AssetKind::Group)
+            if r.kind == AssetKind::Group && self.assets.get(&r.id).is_none_or(|a| a.kind != AssetKind::Group)
             {
                 return Err(GraphError::bad_request(format!(
                     "updatableAssetGroup '{}' does not exist.",

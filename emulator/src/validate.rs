@@ -518,13 +518,13 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
                             ))
                             .with_target(format!("{p}.action")));
                         }
-                        if let Some(t) = r.get("threshold").filter(|t| !t.is_null()) {
-                            if !t.as_i64().is_some_and(|t| (1..=100).contains(&t)) {
-                                return Err(GraphError::bad_request(format!(
-                                    "'{p}.threshold' must be between 1 and 100, got {t}."
-                                ))
-                                .with_target(format!("{p}.threshold")));
-                            }
+                        if let Some(t) = r.get("threshold").filter(|t| !t.is_null())
+                            && !t.as_i64().is_some_and(|t| (1..=100).contains(&t))
+                        {
+                            return Err(GraphError::bad_request(format!(
+                                "'{p}.threshold' must be between 1 and 100, got {t}."
+                            ))
+                            .with_target(format!("{p}.threshold")));
                         }
                     }
                     json!({"monitoringRules": rules})
@@ -549,10 +549,10 @@ fn normalize_settings(settings: &Value, current: Option<&Value>) -> Result<Value
                             ],
                         )?;
                         for key in ["durationBetweenOffers", "durationUntilDeploymentEnd"] {
-                            if let Some(d) = go.get(key).filter(|d| !d.is_null()) {
-                                if !d.as_str().is_some_and(is_iso_duration) {
-                                    return Err(GraphError::bad_request(format!("'settings.schedule.gradualRollout.{key}' must be an ISO 8601 duration such as P1D, got {d}.")).with_target(format!("settings.schedule.gradualRollout.{key}")));
-                                }
+                            if let Some(d) = go.get(key).filter(|d| !d.is_null())
+                                && !d.as_str().is_some_and(is_iso_duration)
+                            {
+                                return Err(GraphError::bad_request(format!("'settings.schedule.gradualRollout.{key}' must be an ISO 8601 duration such as P1D, got {d}.")).with_target(format!("settings.schedule.gradualRollout.{key}")));
                             }
                         }
                         opt_datetime(go, "endDateTime", "settings.schedule.gradualRollout.endDateTime")?;
@@ -595,7 +595,7 @@ impl AudienceChanges {
             .chain(&self.remove_exclusions)
     }
 
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.all().count()
     }
 }
