@@ -1,0 +1,164 @@
+//! One error type for everything the Graph client does. `category()` is the metric label and Event
+//! reason; `is_transient()` decides retry versus stall, in one place.
+
+use std::time::Duration;
+
+/// A Graph OData error body's useful parts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ODataDetail {
+    pub code: String,
+    pub message: String,
+    pub target: Option<String>,
+}
+
+impl std::fmt::Display for ODataDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(t) = &self.target {
+            write!(f, " (target {t})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("invalid Graph configuration: {detail}")]
+    Config { detail: String },
+
+    #[error("failed to get an access token: {error} ({description})")]
+    Token {
+        /// The identity platform's error (`invalid_client`, `unauthorized_client`, ...).
+        error: String,
+        /// Its description, with any credential value removed.
+        description: String,
+        status: u16,
+    },
+
+    #[error("failed to read the credential: {detail}")]
+    Credential { detail: String },
+
+    #[error("failed to {operation}: Graph answered {status} {detail}")]
+    Status {
+        operation: &'static str,
+        status: u16,
+        detail: ODataDetail,
+        /// When the service asked to wait (429/503 `Retry-After`).
+        retry_after: Option<Duration>,
+    },
+
+    #[error("failed to {operation}: {detail}")]
+    Transport {
+        operation: &'static str,
+        detail: String,
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+
+    #[error(
+        "failed to {operation}: the outcome is unknown ({detail}); the deployment may or may not exist, and must be \
+         adopted rather than created again"
+    )]
+    AmbiguousCreate { operation: &'static str, detail: String },
+
+    #[error("failed to {operation}: the response could not be read: {detail}")]
+    Decode { operation: &'static str, detail: String },
+
+    #[error("failed to {operation}: {detail}")]
+    Protocol { operation: &'static str, detail: String },
+}
+
+impl GraphError {
+    /// Static label for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            GraphError::Config { .. } => "GraphConfig",
+            GraphError::Token { .. } => "GraphAuthentication",
+            GraphError::Credential { .. } => "GraphCredential",
+            GraphError::Status { status: 401, .. } => "GraphUnauthorized",
+            GraphError::Status { status: 403, .. } => "GraphForbidden",
+            GraphError::Status { status: 404, .. } => "GraphNotFound",
+            GraphError::Status { status: 409, .. } => "GraphConflict",
+            GraphError::Status { status: 429, .. } => "GraphThrottled",
+            GraphError::Status {
+                status: 400..=499, ..
+            } => "GraphRejected",
+            GraphError::Status { .. } => "GraphUnavailable",
+            GraphError::Transport { .. } => "GraphUnreachable",
+            GraphError::AmbiguousCreate { .. } => "GraphAmbiguousCreate",
+            GraphError::Decode { .. } => "GraphBadResponse",
+            GraphError::Protocol { .. } => "GraphBadResponse",
+        }
+    }
+
+    /// Whether retrying later can succeed without a change to the spec or the credential.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GraphError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+            GraphError::Token { status, error, .. } => *status >= 500 || error == "temporarily_unavailable",
+            GraphError::Transport { .. } | GraphError::AmbiguousCreate { .. } => true,
+            GraphError::Decode { .. } | GraphError::Protocol { .. } => true,
+            GraphError::Config { .. } | GraphError::Credential { .. } => false,
+        }
+    }
+
+    /// How long the service asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GraphError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GraphError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// The Graph error code, when Graph answered with one.
+    pub fn graph_code(&self) -> Option<&str> {
+        match self {
+            GraphError::Status { detail, .. } => Some(&detail.code),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> GraphError {
+        GraphError::Status {
+            operation: "list deployments",
+            status: code,
+            detail: ODataDetail {
+                code: "X".into(),
+                message: "m".into(),
+                target: None,
+            },
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn transient_versus_permanent() {
+        for s in [429, 500, 503, 504] {
+            assert!(status(s).is_transient(), "{s}");
+        }
+        for s in [400, 401, 403, 404] {
+            assert!(!status(s).is_transient(), "{s}");
+        }
+        assert_eq!(status(403).category(), "GraphForbidden");
+        assert_eq!(
+            status(400).to_string(),
+            "failed to list deployments: Graph answered 400 X: m"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Graph request metrics: requests by operation and status code, retries, throttled answers and latency.
+//! Labels carry operation names only, never object names or ids.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationCode {
+    pub operation: String,
+    /// HTTP status, or `error` when no answer came.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Operation {
+    pub operation: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Metric handles shared by every request of a Graph client.
+#[derive(Clone, Debug)]
+pub struct GraphMetrics {
+    pub requests: Family<OperationCode, Counter>,
+    pub retries: Family<Operation, Counter>,
+    pub throttled: Counter,
+    pub latency: Family<Operation, Histogram, fn() -> Histogram>,
+}
+
+impl GraphMetrics {
+    /// Creates the metrics and registers them (`wufb_graph_*`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = GraphMetrics::default();
+        registry.register(
+            "wufb_graph_requests",
+            "Graph requests by operation and status code",
+            m.requests.clone(),
+        );
+        registry.register(
+            "wufb_graph_retries",
+            "Graph requests retried, by operation",
+            m.retries.clone(),
+        );
+        registry.register(
+            "wufb_graph_throttled",
+            "Graph answers 429 Too Many Requests",
+            m.throttled.clone(),
+        );
+        registry.register(
+            "wufb_graph_request_duration_seconds",
+            "Graph request latency",
+            m.latency.clone(),
+        );
+        m
+    }
+
+    pub fn observe(&self, operation: &str, code: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&OperationCode {
+                operation: operation.into(),
+                code: code.into(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Operation {
+                operation: operation.into(),
+            })
+            .observe(seconds);
+        if code == "429" {
+            self.throttled.inc();
+        }
+    }
+
+    pub fn retried(&self, operation: &str) {
+        self.retries
+            .get_or_create(&Operation {
+                operation: operation.into(),
+            })
+            .inc();
+    }
+}
+
+impl Default for GraphMetrics {
+    /// Unregistered metrics, for clients whose figures nobody scrapes.
+    fn default() -> Self {
+        GraphMetrics {
+            requests: Family::default(),
+            retries: Family::default(),
+            throttled: Counter::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The Graph client: the operator's only door to the tenant.
+//!
+//! - [`auth`]: credentials and the token cache;
+//! - [`endpoints`]: clouds and custom endpoints;
+//! - [`transport`]: retries, `Retry-After`, rate limit, concurrency, paging, size limits;
+//! - [`models`]: tolerant typed Graph objects;
+//! - [`client`]: the operations the reconciler uses;
+//! - [`error`]: one error type with `category()` and `is_transient()`;
+//! - [`metrics`]: request, retry, throttle and latency metrics.
+
+pub mod auth;
+pub mod client;
+pub mod endpoints;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod transport;
+
+pub use auth::{Credential, CredentialKind, SecretString};
+pub use client::{
+    Audience, AudienceDiff, ContentRequest, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, SettingsRequest,
+};
+pub use endpoints::{Cloud, Endpoints};
+pub use error::GraphError;
+pub use metrics::GraphMetrics;
+pub use models::{AssetKind, AssetRef};
+pub use transport::TransportConfig;

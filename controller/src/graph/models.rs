@@ -1,0 +1,454 @@
+//! Typed Graph objects, read tolerantly: `value` or `effectiveValue`, `releaseDate` or `releaseDateTime`,
+//! `@odata.type` with or without `#`, unknown properties ignored, unknown enum members kept.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Value, json};
+
+/// The namespace of every Windows Update type.
+pub const NS: &str = "microsoft.graph.windowsUpdates.";
+
+/// A short type name (`catalogContent`) from any spelling (`#microsoft.graph.windowsUpdates.catalogContent`).
+pub fn short_type(ty: &str) -> &str {
+    let ty = ty.trim_start_matches('#');
+    ty.strip_prefix(NS).unwrap_or(ty)
+}
+
+/// The fully qualified `#` form of a short type name.
+pub fn odata_type(short: &str) -> String {
+    format!("#{NS}{short}")
+}
+
+/// Declares a Graph enum that keeps members it does not know (evolvable enums).
+macro_rules! graph_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)*
+            /// A member this client does not know yet.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($text => $name::$variant,)*
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Ok($name::from(s.as_str()))
+            }
+        }
+    };
+}
+
+graph_enum!(
+    /// `deploymentStateValue`: the effective state.
+    DeploymentStateValue {
+        Scheduled => "scheduled",
+        Offering => "offering",
+        Paused => "paused",
+        Faulted => "faulted",
+        Archived => "archived",
+    }
+);
+
+graph_enum!(
+    /// `requestedDeploymentStateValue`.
+    RequestedState {
+        None => "none",
+        Paused => "paused",
+        Archived => "archived",
+    }
+);
+
+graph_enum!(
+    /// `azureADDeviceRegistrationError.reason`.
+    RegistrationErrorReason {
+        InvalidGlobalDeviceId => "invalidGlobalDeviceId",
+        InvalidAzureAdDeviceId => "invalidAzureADDeviceId",
+        MissingTrustType => "missingTrustType",
+        InvalidAzureAdJoin => "invalidAzureADJoin",
+    }
+);
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StateReason {
+    pub value: Option<String>,
+}
+
+/// `deploymentState`. The service has called the effective state both `value` and `effectiveValue`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeploymentState {
+    effective_value: Option<DeploymentStateValue>,
+    value: Option<DeploymentStateValue>,
+    pub requested_value: Option<RequestedState>,
+    pub reasons: Vec<StateReason>,
+}
+
+impl DeploymentState {
+    pub fn effective(&self) -> Option<&DeploymentStateValue> {
+        self.effective_value.as_ref().or(self.value.as_ref())
+    }
+
+    pub fn reason_values(&self) -> Vec<String> {
+        self.reasons.iter().filter_map(|r| r.value.clone()).collect()
+    }
+}
+
+/// Deployed content, in either form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// `catalogContent` naming a catalog entry (the entry may be absent when not expanded).
+    Catalog {
+        entry_id: Option<String>,
+    },
+    /// The legacy `expeditedQualityUpdateReference` by release date.
+    ExpeditedReleaseDate {
+        release_date: String,
+        equivalent_content: Option<String>,
+    },
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let ty = v
+            .get("@odata.type")
+            .and_then(Value::as_str)
+            .map(short_type)
+            .unwrap_or("");
+        Ok(match ty {
+            "catalogContent" => Content::Catalog {
+                entry_id: v
+                    .pointer("/catalogEntry/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            },
+            "expeditedQualityUpdateReference" | "qualityUpdateReference" => {
+                let date = v
+                    .get("releaseDateTime")
+                    .or_else(|| v.get("releaseDate"))
+                    .and_then(Value::as_str);
+                match date {
+                    Some(date) => Content::ExpeditedReleaseDate {
+                        release_date: date.get(..10).unwrap_or(date).to_string(),
+                        equivalent_content: v
+                            .get("equivalentContent")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    },
+                    None => Content::Other(v),
+                }
+            }
+            _ => Content::Other(v),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserExperience {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_until_forced_reboot: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_as_optional: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Expedite {
+    pub is_expedited: bool,
+    pub is_readiness_test: bool,
+}
+
+/// `deploymentSettings` (or the legacy `windowsDeploymentSettings`), the parts the operator manages.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    pub user_experience: Option<UserExperience>,
+    pub expedite: Option<Expedite>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    #[serde(default)]
+    pub state: DeploymentState,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub settings: Option<Settings>,
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    #[serde(default)]
+    pub last_modified_date_time: Option<String>,
+}
+
+impl Deployment {
+    pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let t = self.created_date_time.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    pub fn is_paused_by_request(&self) -> bool {
+        self.state.requested_value == Some(RequestedState::Paused)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KnowledgeBaseArticle {
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProductRevision {
+    pub id: Option<String>,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub knowledge_base_article: Option<KnowledgeBaseArticle>,
+}
+
+/// A catalog entry; quality-update properties are absent on other entry types.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    release_date_time: Option<String>,
+    #[serde(default)]
+    release_date: Option<String>,
+    #[serde(default)]
+    pub is_expeditable: Option<bool>,
+    #[serde(default)]
+    pub quality_update_classification: Option<String>,
+    #[serde(default)]
+    pub short_name: Option<String>,
+    #[serde(default)]
+    pub product_revisions: Vec<ProductRevision>,
+}
+
+impl CatalogEntry {
+    /// The release date (`YYYY-MM-DD`).
+    pub fn release_date(&self) -> Option<&str> {
+        let d = self
+            .release_date_time
+            .as_deref()
+            .or(self.release_date.as_deref())?;
+        d.get(..10)
+    }
+
+    pub fn is_quality(&self) -> bool {
+        self.odata_type.as_deref().map(short_type) == Some("qualityUpdateCatalogEntry")
+    }
+
+    pub fn can_expedite(&self) -> bool {
+        self.is_quality() && self.is_expeditable == Some(true)
+    }
+}
+
+/// What kind of asset an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AssetKind {
+    Device,
+    Group,
+}
+
+impl AssetKind {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            AssetKind::Device => "azureADDevice",
+            AssetKind::Group => "updatableAssetGroup",
+        }
+    }
+}
+
+/// A typed asset reference, as audiences hold them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetRef {
+    pub kind: AssetKind,
+    pub id: String,
+}
+
+impl AssetRef {
+    pub fn device(id: impl Into<String>) -> Self {
+        AssetRef {
+            kind: AssetKind::Device,
+            id: id.into(),
+        }
+    }
+
+    pub fn group(id: impl Into<String>) -> Self {
+        AssetRef {
+            kind: AssetKind::Group,
+            id: id.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"@odata.type": odata_type(self.kind.type_name()), "id": self.id})
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RegistrationError {
+    pub reason: Option<RegistrationErrorReason>,
+}
+
+/// An updatable asset as listed in audiences and groups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatableAsset {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub errors: Vec<RegistrationError>,
+}
+
+impl UpdatableAsset {
+    pub fn kind(&self) -> AssetKind {
+        match self.odata_type.as_deref().map(short_type) {
+            Some("updatableAssetGroup") => AssetKind::Group,
+            _ => AssetKind::Device,
+        }
+    }
+
+    pub fn to_ref(&self) -> AssetRef {
+        AssetRef {
+            kind: self.kind(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A page of a collection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page<T> {
+    #[serde(default = "Vec::new")]
+    pub value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+}
+
+/// The OData error envelope.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct ErrorEnvelope {
+    #[serde(default)]
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub target: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_state_spellings_and_unknown_members() {
+        let old: DeploymentState =
+            serde_json::from_value(json!({"value": "offering", "requestedValue": "none"})).unwrap();
+        assert_eq!(old.effective(), Some(&DeploymentStateValue::Offering));
+        let both: DeploymentState =
+            serde_json::from_value(json!({"value": "paused", "effectiveValue": "paused"})).unwrap();
+        assert_eq!(both.effective(), Some(&DeploymentStateValue::Paused));
+        let new: DeploymentState =
+            serde_json::from_value(json!({"effectiveValue": "hibernating", "reasons": [{"value": "faultedByContentOutdated"}], "extra": 1}))
+                .unwrap();
+        assert_eq!(
+            new.effective(),
+            Some(&DeploymentStateValue::Other("hibernating".into()))
+        );
+        assert_eq!(new.reason_values(), vec!["faultedByContentOutdated".to_string()]);
+    }
+
+    #[test]
+    fn reads_both_content_forms_and_type_spellings() {
+        let c: Content = serde_json::from_value(json!({"@odata.type": "microsoft.graph.windowsUpdates.expeditedQualityUpdateReference", "releaseDate": "2026-01-13T00:00:00Z"})).unwrap();
+        assert_eq!(
+            c,
+            Content::ExpeditedReleaseDate {
+                release_date: "2026-01-13".into(),
+                equivalent_content: None
+            }
+        );
+        let c: Content = serde_json::from_value(json!({"@odata.type": "#microsoft.graph.windowsUpdates.qualityUpdateReference", "releaseDateTime": "2026-01-13T00:00:00Z", "equivalentContent": "latestSecurity"})).unwrap();
+        assert!(matches!(
+            c,
+            Content::ExpeditedReleaseDate {
+                equivalent_content: Some(_),
+                ..
+            }
+        ));
+        let c: Content =
+            serde_json::from_value(json!({"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent"}))
+                .unwrap();
+        assert_eq!(c, Content::Catalog { entry_id: None });
+        let e: CatalogEntry = serde_json::from_value(json!({"@odata.type": "microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry", "id": "x", "releaseDate": "2026-01-13T00:00:00Z", "isExpeditable": true})).unwrap();
+        assert_eq!(e.release_date(), Some("2026-01-13"));
+        assert!(e.can_expedite());
+    }
+
+    #[test]
+    fn assets_know_their_kind() {
+        let a: UpdatableAsset = serde_json::from_value(
+            json!({"@odata.type": "#microsoft.graph.windowsUpdates.updatableAssetGroup", "id": "g"}),
+        )
+        .unwrap();
+        assert_eq!(a.to_ref(), AssetRef::group("g"));
+        let d: UpdatableAsset = serde_json::from_value(
+            json!({"id": "d", "errors": [{"reason": "invalidAzureADDeviceId"}, {"reason": "newReason"}]}),
+        )
+        .unwrap();
+        assert_eq!(d.kind(), AssetKind::Device);
+        assert_eq!(
+            d.errors[1].reason,
+            Some(RegistrationErrorReason::Other("newReason".into()))
+        );
+    }
+}

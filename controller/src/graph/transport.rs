@@ -1,0 +1,578 @@
+//! Resilient transport: TLS with verification, timeouts, a shared token-bucket rate limit, bounded
+//! concurrency, retries that honour `Retry-After` (seconds, fractional seconds or an HTTP-date) with
+//! exponential backoff and jitter otherwise, bounded response sizes, and `@odata.nextLink` paging.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::auth::TokenProvider;
+use super::endpoints::Endpoints;
+use super::error::{GraphError, ODataDetail};
+use super::metrics::GraphMetrics;
+use super::models::{ErrorEnvelope, Page};
+
+/// Transport limits and retry policy.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Most retries of one request.
+    pub max_retries: u32,
+    /// Most time one request may spend waiting between retries; past it the error is returned (with the
+    /// service's `Retry-After`) so the caller can requeue instead of holding a worker.
+    pub retry_budget: Duration,
+    /// First backoff step when the service gives no `Retry-After`; doubles per retry.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Sustained requests per second across all callers (0 = unlimited).
+    pub rate_per_sec: f64,
+    /// Requests that may be sent at once after an idle period.
+    pub burst: u32,
+    /// Largest response body accepted.
+    pub max_response_bytes: usize,
+    /// Most pages followed for one collection.
+    pub max_pages: usize,
+    /// Extra CA certificates (PEM) to trust, besides the public web roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 6,
+            retry_budget: Duration::from_secs(20),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(16),
+            concurrency: 16,
+            rate_per_sec: 50.0,
+            burst: 100,
+            max_response_bytes: 8 * 1024 * 1024,
+            max_pages: 10_000,
+            ca_file: None,
+        }
+    }
+}
+
+/// Whether a request may be sent again after an unclear failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads and set-based writes: safe to repeat.
+    Safe,
+    /// `POST /deployments`: repeated only when the service proves it did nothing (429 or a refused
+    /// connection); anything else is an ambiguous outcome.
+    CreateOnce,
+}
+
+/// A token bucket shared by every caller of one tenant.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    pub fn new(rate_per_sec: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            rate: rate_per_sec,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        loop {
+            let wait = {
+                let mut s = self.state.lock().await;
+                let now = Instant::now();
+                s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.burst);
+                s.1 = now;
+                if s.0 >= 1.0 {
+                    s.0 -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - s.0) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds (whole or fractional) or an HTTP-date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// One HTTP client for one tenant.
+#[derive(Debug)]
+pub struct Transport {
+    http: reqwest::Client,
+    pub endpoints: Endpoints,
+    tokens: Option<Arc<TokenProvider>>,
+    limiter: RateLimiter,
+    permits: Semaphore,
+    config: TransportConfig,
+    metrics: GraphMetrics,
+    jitter: AtomicU64,
+}
+
+/// Builds the HTTP client: rustls with the ring provider, the public web roots and any extra CA file.
+pub fn http_client(config: &TransportConfig) -> Result<reqwest::Client, GraphError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.ca_file {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| GraphError::Config {
+            detail: format!("cannot read CA file '{}': {e}", path.display()),
+        })?;
+        for cert in certs {
+            let cert = cert.map_err(|e| GraphError::Config {
+                detail: format!("bad certificate in '{}': {e}", path.display()),
+            })?;
+            roots.add(cert).map_err(|e| GraphError::Config {
+                detail: format!("unusable CA in '{}': {e}", path.display()),
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GraphError::Config {
+            detail: format!("TLS setup failed: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(config.timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("wufb-operator/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| GraphError::Config {
+            detail: format!("HTTP client setup failed: {e}"),
+        })
+}
+
+struct Req<'a> {
+    operation: &'static str,
+    method: Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    idempotency: Idempotency,
+}
+
+enum Attempt {
+    Done(u16, bytes::Bytes),
+    /// Wait and try again; the error is what the caller gets if the retry budget is spent.
+    Retry(Duration, GraphError),
+    Fail(GraphError),
+}
+
+impl Transport {
+    pub fn new(
+        endpoints: Endpoints,
+        tokens: Option<Arc<TokenProvider>>,
+        http: reqwest::Client,
+        config: TransportConfig,
+        metrics: GraphMetrics,
+    ) -> Self {
+        Transport {
+            http,
+            endpoints,
+            tokens,
+            limiter: RateLimiter::new(config.rate_per_sec, config.burst),
+            permits: Semaphore::new(config.concurrency.max(1)),
+            config,
+            metrics,
+            jitter: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7),
+            ),
+        }
+    }
+
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+
+    /// Exponential backoff with jitter (50–100% of the step).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .config
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.max_backoff);
+        let mut x = self.jitter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        x = (x ^ (x >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let frac = 0.5 + ((x >> 11) as f64 / (1u64 << 53) as f64) / 2.0;
+        step.mul_f64(frac)
+    }
+
+    /// Sends one request with retries; returns the status and body of a 2xx answer.
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<(u16, bytes::Bytes), GraphError> {
+        let mut attempt = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut reauthenticated = false;
+        loop {
+            let req = Req {
+                operation,
+                method: method.clone(),
+                url,
+                body,
+                idempotency,
+            };
+            match self.attempt(req, attempt, &mut reauthenticated).await {
+                Attempt::Done(status, bytes) => return Ok((status, bytes)),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(wait, error) => {
+                    attempt += 1;
+                    if attempt > self.config.max_retries || waited + wait > self.config.retry_budget {
+                        return Err(with_retry_after(error, wait));
+                    }
+                    self.metrics.retried(operation);
+                    tracing::debug!(
+                        operation,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying Graph request"
+                    );
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, req: Req<'_>, retry: u32, reauthenticated: &mut bool) -> Attempt {
+        let Req {
+            operation,
+            method,
+            url,
+            body,
+            idempotency,
+        } = req;
+        self.limiter.acquire().await;
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Attempt::Fail(GraphError::Protocol {
+                operation,
+                detail: "the client is shutting down".into(),
+            });
+        };
+        let token = match &self.tokens {
+            Some(t) => match t.token().await {
+                Ok(tok) => Some(tok),
+                Err(e) => return Attempt::Fail(e),
+            },
+            None => None,
+        };
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("Prefer", "include-unknown-enum-members")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .header("Accept", "application/json");
+        if let Some(tok) = &token {
+            req = req.bearer_auth(tok.expose());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .observe(operation, "error", started.elapsed().as_secs_f64());
+                let refused = e.is_connect();
+                if idempotency == Idempotency::CreateOnce && !refused {
+                    return Attempt::Fail(GraphError::AmbiguousCreate {
+                        operation,
+                        detail: describe(&e),
+                    });
+                }
+                if e.is_builder() {
+                    return Attempt::Fail(GraphError::Transport {
+                        operation,
+                        detail: describe(&e),
+                        source: Some(e),
+                    });
+                }
+                tracing::debug!(operation, error = %describe(&e), "Graph request failed");
+                return Attempt::Retry(
+                    self.backoff(retry),
+                    GraphError::Transport {
+                        operation,
+                        detail: describe(&e),
+                        source: Some(e),
+                    },
+                );
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = match read_capped(resp, self.config.max_response_bytes).await {
+            Ok(b) => b,
+            Err(detail) => {
+                self.metrics
+                    .observe(operation, "error", started.elapsed().as_secs_f64());
+                if idempotency == Idempotency::CreateOnce && (200..300).contains(&status) {
+                    return Attempt::Fail(GraphError::AmbiguousCreate { operation, detail });
+                }
+                return Attempt::Fail(GraphError::Protocol { operation, detail });
+            }
+        };
+        self.metrics
+            .observe(operation, &status.to_string(), started.elapsed().as_secs_f64());
+        if (200..300).contains(&status) {
+            return Attempt::Done(status, bytes);
+        }
+        let detail = odata_detail(&bytes);
+        if status == 401
+            && !*reauthenticated
+            && let (Some(tokens), Some(tok)) = (&self.tokens, &token)
+        {
+            tokens.invalidate(tok).await;
+            *reauthenticated = true;
+            return Attempt::Retry(
+                Duration::ZERO,
+                GraphError::Status {
+                    operation,
+                    status,
+                    detail,
+                    retry_after,
+                },
+            );
+        }
+        let retryable = match idempotency {
+            Idempotency::Safe => matches!(status, 429 | 500 | 502 | 503 | 504),
+            Idempotency::CreateOnce => status == 429,
+        };
+        if idempotency == Idempotency::CreateOnce && matches!(status, 500 | 502 | 503 | 504) {
+            return Attempt::Fail(GraphError::AmbiguousCreate {
+                operation,
+                detail: format!("Graph answered {status} {}", detail.code),
+            });
+        }
+        if retryable {
+            let wait = retry_after.unwrap_or_else(|| self.backoff(retry));
+            let error = GraphError::Status {
+                operation,
+                status,
+                detail,
+                retry_after: Some(wait),
+            };
+            if wait > self.config.retry_budget {
+                return Attempt::Fail(error);
+            }
+            return Attempt::Retry(wait, error);
+        }
+        Attempt::Fail(GraphError::Status {
+            operation,
+            status,
+            detail,
+            retry_after,
+        })
+    }
+
+    /// Sends a request and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<T, GraphError> {
+        let (_, bytes) = self.send(operation, method, url, body, idempotency).await?;
+        serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode {
+            operation,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Reads a whole collection, following `@odata.nextLink` until the last page.
+    pub async fn collect<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut out = Vec::new();
+        let mut next = Some(url.to_string());
+        let mut seen = HashSet::new();
+        while let Some(url) = next.take() {
+            if seen.len() >= self.config.max_pages {
+                return Err(GraphError::Protocol {
+                    operation,
+                    detail: format!(
+                        "more than {} pages; the collection is too large or the service loops",
+                        self.config.max_pages
+                    ),
+                });
+            }
+            if !seen.insert(url.clone()) {
+                return Err(GraphError::Protocol {
+                    operation,
+                    detail: "the service returned a nextLink that was already followed".into(),
+                });
+            }
+            let page: Page<T> = self
+                .json(operation, Method::GET, &url, None, Idempotency::Safe)
+                .await?;
+            out.extend(page.value);
+            if let Some(link) = page.next_link {
+                if !self.endpoints.same_origin(&link) {
+                    return Err(GraphError::Protocol {
+                        operation,
+                        detail: "the service returned a nextLink to another host; it was not followed".into(),
+                    });
+                }
+                next = Some(link);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn with_retry_after(error: GraphError, wait: Duration) -> GraphError {
+    match error {
+        GraphError::Status {
+            operation,
+            status,
+            detail,
+            retry_after,
+        } => GraphError::Status {
+            operation,
+            status,
+            detail,
+            retry_after: retry_after.or(Some(wait)),
+        },
+        other => other,
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or unreachable"
+    } else {
+        "connection failed"
+    };
+    match std::error::Error::source(e) {
+        Some(src) => format!("{kind}: {src}"),
+        None => kind.to_string(),
+    }
+}
+
+fn odata_detail(bytes: &[u8]) -> ODataDetail {
+    let env: ErrorEnvelope = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut message = env.error.message;
+    if message.len() > 500 {
+        message.truncate(500);
+        message.push('…');
+    }
+    ODataDetail {
+        code: if env.error.code.is_empty() {
+            "Unknown".into()
+        } else {
+            env.error.code
+        },
+        message,
+        target: env.error.target,
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<bytes::Bytes, String> {
+    if resp.content_length().is_some_and(|n| n as usize > max) {
+        return Err(format!("the response is larger than the {max}-byte limit"));
+    }
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > max {
+                    return Err(format!("the response is larger than the {max}-byte limit"));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => return Err(format!("the response was cut off: {}", describe(&e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("2.128"), Some(Duration::from_millis(2128)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:12 GMT"),
+            Some(Duration::ZERO),
+            "past dates mean now"
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(5))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let d = parse_retry_after(&soon).unwrap();
+        assert!(d > Duration::from_secs(3) && d <= Duration::from_secs(5), "{d:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn token_bucket_paces_after_the_burst() {
+        let l = RateLimiter::new(100.0, 5);
+        let t = Instant::now();
+        for _ in 0..15 {
+            l.acquire().await;
+        }
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(90),
+            "10 tokens at 100/s take about 100 ms, took {e:?}"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! wufb-operator: a Kubernetes controller that drives the Microsoft Graph Windows Update for Business
+//! deployment service until it matches `ExpeditedDeployment` and `DeviceGroup` objects.
+
+pub mod graph;
