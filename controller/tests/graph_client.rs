@@ -391,7 +391,7 @@ async fn throttling_honours_each_retry_after_form() {
             ..Default::default()
         });
         let g = client(&emu, None, fast_transport(), 1000);
-        for _ in 0..8 {
+        for _ in 0..5 {
             g.deployments_created_since(chrono::Utc::now()).await.unwrap();
         }
         let log = emu.requests();
