@@ -1,4 +1,6 @@
 //! wufb-operator: a Kubernetes controller that drives the Microsoft Graph Windows Update for Business
 //! deployment service until it matches `ExpeditedDeployment` and `DeviceGroup` objects.
 
+pub mod cli;
+pub mod crd;
 pub mod graph;

@@ -1,0 +1,3 @@
+//! Subcommands: `run`, `crdgen`, `validate`, `plan`, `demo`.
+
+pub mod crdgen;

@@ -1,0 +1,73 @@
+//! `DeviceGroup`: one Graph updatableAssetGroup, edited in one place and referenced by deployments.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::expedited_deployment::DeviceError;
+
+/// A ring of devices (a Graph updatableAssetGroup) that ExpeditedDeployments reference by name.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "wufb.dev",
+    version = "v1alpha1",
+    kind = "DeviceGroup",
+    namespaced,
+    status = "DeviceGroupStatus",
+    shortname = "dg",
+    category = "wufb",
+    doc = "A group of Entra devices kept in step with a Graph updatableAssetGroup.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(name = "Devices", type_ = "integer", json_path = ".status.memberCount"),
+    printcolumn(name = "Group", type_ = "string", json_path = ".status.groupId"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceGroupSpec {
+    /// Entra (Azure AD) device ids, GUIDs such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01. Each id once.
+    #[serde(default)]
+    #[schemars(length(max = 50000))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub devices: Vec<DeviceId>,
+}
+
+/// An Entra device id.
+pub type DeviceId = String;
+
+/// The observed state of the group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceGroupStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The Graph updatableAssetGroup id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+
+    /// Devices in the Graph group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u64>,
+
+    /// Devices Graph could not register, with the reason (at most 50 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_errors: Vec<DeviceError>,
+
+    /// When the status last changed after a sync with Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+
+    /// Ready, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

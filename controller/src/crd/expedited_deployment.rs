@@ -1,0 +1,297 @@
+//! `ExpeditedDeployment`: one Graph deployment of an expedited quality update.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The desired expedited rollout of a Windows quality update to a set of devices.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "wufb.dev",
+    version = "v1alpha1",
+    kind = "ExpeditedDeployment",
+    namespaced,
+    status = "ExpeditedDeploymentStatus",
+    shortname = "expd",
+    category = "wufb",
+    doc = "An expedited Windows quality update rollout, kept in step with the Microsoft Graph Windows Update for Business deployment service.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Graph",
+        type_ = "string",
+        description = "Effective Graph state",
+        json_path = ".status.graphState"
+    ),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".status.audience.members"),
+    printcolumn(
+        name = "Devices",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.audience.devices"
+    ),
+    printcolumn(name = "Deployment", type_ = "string", json_path = ".status.deploymentId"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpeditedDeploymentSpec {
+    /// The quality update to expedite. Set exactly one of releaseDate, catalogEntryId or latest.
+    /// Changing it replaces the Graph deployment (the audience is carried over).
+    pub content: ContentSpec,
+
+    /// What a device is offered besides the named update: `latestSecurity` (default) offers the newest
+    /// security update that meets the compliance level; `none` offers exactly the named one. Applies to
+    /// releaseDate content.
+    #[serde(default)]
+    pub equivalent_content: EquivalentContent,
+
+    /// How the restart is enforced on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_experience: Option<UserExperienceSpec>,
+
+    /// Run a readiness test only (the update is not installed). Needs catalogEntryId or latest content.
+    #[serde(default)]
+    pub readiness_test: bool,
+
+    /// Pause the rollout. While paused, no further devices are offered the update.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// The devices that get the update, and the ones that never do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<AudienceSpec>,
+
+    /// What happens to the Graph deployment when this object is deleted: `Delete` (default) removes it,
+    /// `Orphan` leaves it running in the tenant.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// `Manage` (default) makes Graph match this object; `ObserveOnly` only reports the Graph state and
+    /// never writes to Graph.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// Adopt this existing Graph deployment instead of creating one. Deployments created through Intune
+    /// cannot be adopted: Graph does not expose their audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub deployment_id: Option<String>,
+
+    /// Blast-radius guard: the most devices this rollout may reach. An audience that resolves to more
+    /// devices is never sent to Graph, and the object stalls with reason AudienceTooLarge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_devices: Option<u64>,
+}
+
+/// The update to expedite: exactly one of releaseDate, catalogEntryId or latest.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.releaseDate) ? 1 : 0) + (has(self.catalogEntryId) ? 1 : 0) + ((has(self.latest) && self.latest) ? 1 : 0) == 1").message("set exactly one of releaseDate, catalogEntryId or latest: true"))]
+pub struct ContentSpec {
+    /// Minimum compliance: the security update released on this date (YYYY-MM-DD, a Patch Tuesday such
+    /// as 2026-11-10), as listed in the Windows Update catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
+    pub release_date: Option<String>,
+
+    /// The id of an expeditable quality update entry in the Graph update catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub catalog_entry_id: Option<String>,
+
+    /// The newest expeditable quality update, resolved once when the deployment is created and recorded
+    /// in status.resolvedContent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<bool>,
+}
+
+/// Equivalent content offered with a release-date expedite.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum EquivalentContent {
+    #[default]
+    LatestSecurity,
+    None,
+}
+
+impl EquivalentContent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EquivalentContent::LatestSecurity => "latestSecurity",
+            EquivalentContent::None => "none",
+        }
+    }
+}
+
+/// Restart behaviour on the device.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UserExperienceSpec {
+    /// Days after installation before the device restarts on its own (0 to 30). Until then the user
+    /// picks the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 30))]
+    pub days_until_forced_reboot: Option<i32>,
+
+    /// Offer the update as optional instead of required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_as_optional: Option<bool>,
+}
+
+/// Members and exclusions. A device that is excluded never gets the update, even through a group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.members) || !has(self.exclusions) || !self.members.exists(m, self.exclusions.exists(e, e == m))").message("an item cannot be both a member and an exclusion"))]
+pub struct AudienceSpec {
+    /// Devices and groups that are offered the update. Put large device lists in a DeviceGroup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub members: Vec<AudienceItem>,
+
+    /// Devices and groups that are never offered the update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub exclusions: Vec<AudienceItem>,
+}
+
+/// One audience entry: exactly one of device, deviceGroup or assetGroupId.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.device) ? 1 : 0) + (has(self.deviceGroup) ? 1 : 0) + (has(self.assetGroupId) ? 1 : 0) == 1").message("set exactly one of device, deviceGroup or assetGroupId"))]
+pub struct AudienceItem {
+    /// An Entra (Azure AD) device id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub device: Option<String>,
+
+    /// The name of a DeviceGroup in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub device_group: Option<String>,
+
+    /// The id of an existing Graph updatableAssetGroup managed outside this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub asset_group_id: Option<String>,
+}
+
+/// What deleting the object does to the Graph deployment.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Orphan,
+}
+
+/// Whether the operator writes to Graph.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ManagementPolicy {
+    #[default]
+    Manage,
+    ObserveOnly,
+}
+
+/// The observed state of the rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpeditedDeploymentStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The Graph deployment id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+
+    /// The effective Graph state: scheduled, offering, paused, faulted or archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_state: Option<String>,
+
+    /// Why Graph is in that state (for example pausedByRequest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_reasons: Vec<String>,
+
+    /// The catalog entry the content resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_content: Option<ResolvedContent>,
+
+    /// Audience sizes in Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<AudienceStatus>,
+
+    /// Devices Graph could not register, with the reason (at most 50 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_errors: Vec<DeviceError>,
+
+    /// When the status last changed after a sync with Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+
+    /// A deployment create in progress; used to adopt the deployment if the operator stopped before it
+    /// recorded the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_intent: Option<CreateIntent>,
+
+    /// Ready, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The content the spec resolved to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedContent {
+    /// The spec.content this was resolved from, as `releaseDate:…`, `catalogEntryId:…` or `latest`.
+    pub source: String,
+    /// The catalog entry id.
+    pub catalog_entry_id: String,
+    /// The catalog entry's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Release date (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_date: Option<String>,
+}
+
+/// Audience sizes in Graph.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AudienceStatus {
+    /// Members (devices and groups).
+    pub members: u64,
+    /// Exclusions (devices and groups).
+    pub exclusions: u64,
+    /// Distinct devices offered the update: members and group devices, less exclusions.
+    pub devices: u64,
+}
+
+/// A device Graph could not register.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceError {
+    /// The Entra device id.
+    pub device_id: String,
+    /// Graph's reasons, such as invalidAzureADDeviceId or missingTrustType.
+    pub reasons: Vec<String>,
+}
+
+/// A create that was started.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateIntent {
+    /// When the create was sent (RFC 3339).
+    pub started_at: String,
+    /// The catalog entry id of the content sent.
+    pub catalog_entry_id: String,
+}

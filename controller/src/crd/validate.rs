@@ -1,0 +1,362 @@
+//! Semantic checks shared by the controller and `wufb-operator validate`. They repeat the schema's CEL
+//! rules with the same wording (so an object that slipped past the schema, for example on a cluster
+//! without CEL, still gets the same message) and add what a schema cannot check.
+
+use std::collections::BTreeMap;
+
+use super::{AudienceItem, DeviceGroupSpec, ExpeditedDeploymentSpec};
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `spec.audience.members[2].device`.
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.field, self.problem, self.fix)
+    }
+}
+
+fn err(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Is this an Entra device id (a GUID)?
+pub fn is_device_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Is this a valid Kubernetes object name (DNS-1123 subdomain)?
+pub fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn describe(item: &AudienceItem) -> String {
+    match (&item.device, &item.device_group, &item.asset_group_id) {
+        (Some(d), None, None) => format!("device {d}"),
+        (None, Some(g), None) => format!("deviceGroup {g}"),
+        (None, None, Some(a)) => format!("assetGroupId {a}"),
+        _ => "item".to_string(),
+    }
+}
+
+/// Checks an ExpeditedDeployment spec. Empty when valid.
+pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let c = &spec.content;
+    let set = [
+        c.release_date.is_some(),
+        c.catalog_entry_id.is_some(),
+        c.latest == Some(true),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        out.push(err(
+            "spec.content",
+            format!("{set} content forms are set"),
+            "set exactly one of releaseDate, catalogEntryId or latest: true",
+        ));
+    }
+    if let Some(d) = &c.release_date {
+        if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() || d.len() != 10 {
+            out.push(err(
+                "spec.content.releaseDate",
+                format!("'{d}' is not a date"),
+                "use YYYY-MM-DD, e.g. 2026-11-10",
+            ));
+        }
+        if spec.readiness_test {
+            out.push(err(
+                "spec.readinessTest",
+                "a readiness test cannot be run for releaseDate content",
+                "use content.catalogEntryId or content.latest, or remove readinessTest",
+            ));
+        }
+    }
+    if let Some(id) = &c.catalog_entry_id
+        && (id.trim().is_empty() || id.len() > 128)
+    {
+        out.push(err(
+            "spec.content.catalogEntryId",
+            "must be 1 to 128 characters",
+            "give a catalog entry id from the Graph update catalog",
+        ));
+    }
+    if let Some(ux) = &spec.user_experience
+        && let Some(d) = ux.days_until_forced_reboot
+        && !(0..=30).contains(&d)
+    {
+        out.push(err(
+            "spec.userExperience.daysUntilForcedReboot",
+            format!("{d} is out of range"),
+            "use 0 to 30 days",
+        ));
+    }
+    if spec.max_devices == Some(0) {
+        out.push(err(
+            "spec.maxDevices",
+            "0 would block every device",
+            "use at least 1, or remove the limit",
+        ));
+    }
+    if let Some(id) = &spec.deployment_id
+        && (id.trim().is_empty() || id.len() > 128)
+    {
+        out.push(err(
+            "spec.deploymentId",
+            "must be 1 to 128 characters",
+            "give the id of an existing Graph deployment",
+        ));
+    }
+    if let Some(aud) = &spec.audience {
+        let mut seen: BTreeMap<&AudienceItem, String> = BTreeMap::new();
+        for (list, items, max) in [
+            ("members", &aud.members, 1000),
+            ("exclusions", &aud.exclusions, 200),
+        ] {
+            if items.len() > max {
+                out.push(err(
+                    format!("spec.audience.{list}"),
+                    format!("{} items, more than {max}", items.len()),
+                    "put large device lists in a DeviceGroup and reference it",
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("spec.audience.{list}[{i}]");
+                let forms = [
+                    item.device.is_some(),
+                    item.device_group.is_some(),
+                    item.asset_group_id.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                if forms != 1 {
+                    out.push(err(
+                        &path,
+                        format!("{forms} forms are set"),
+                        "set exactly one of device, deviceGroup or assetGroupId",
+                    ));
+                    continue;
+                }
+                if let Some(d) = &item.device
+                    && !is_device_id(d)
+                {
+                    out.push(err(
+                        format!("{path}.device"),
+                        format!("'{}' is not an Entra device id", printable(d)),
+                        "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
+                    ));
+                }
+                if let Some(g) = &item.device_group
+                    && !is_object_name(g)
+                {
+                    out.push(err(
+                        format!("{path}.deviceGroup"),
+                        format!("'{}' is not a valid object name", printable(g)),
+                        "use the metadata.name of a DeviceGroup in this namespace",
+                    ));
+                }
+                if let Some(a) = &item.asset_group_id
+                    && (a.trim().is_empty() || a.len() > 128)
+                {
+                    out.push(err(
+                        format!("{path}.assetGroupId"),
+                        "must be 1 to 128 characters",
+                        "give an updatableAssetGroup id",
+                    ));
+                }
+                match seen.get(item) {
+                    Some(first) if first.starts_with(&format!("spec.audience.{list}")) => out.push(err(
+                        &path,
+                        format!("{} is listed twice (first at {first})", describe(item)),
+                        "remove the duplicate",
+                    )),
+                    Some(first) => out.push(err(
+                        &path,
+                        format!("{} is both a member ({first}) and an exclusion", describe(item)),
+                        "an item cannot be both a member and an exclusion; remove one",
+                    )),
+                    None => {
+                        seen.insert(item, path.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Checks a DeviceGroup spec. Empty when valid.
+pub fn device_group(spec: &DeviceGroupSpec) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    if spec.devices.len() > 50_000 {
+        out.push(err(
+            "spec.devices",
+            format!("{} devices, more than 50000", spec.devices.len()),
+            "split the ring into several DeviceGroups",
+        ));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, d) in spec.devices.iter().enumerate() {
+        if !is_device_id(d) {
+            out.push(err(
+                format!("spec.devices[{i}]"),
+                format!("'{}' is not an Entra device id", printable(d)),
+                "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
+            ));
+        } else if let Some(first) = seen.insert(d.as_str(), i) {
+            out.push(err(
+                format!("spec.devices[{i}]"),
+                format!("{d} is listed twice (first at spec.devices[{first}])"),
+                "remove the duplicate",
+            ));
+        }
+        if out.len() >= 100 {
+            out.push(err(
+                "spec.devices",
+                "more problems not listed",
+                "fix the ones above first",
+            ));
+            break;
+        }
+    }
+    out
+}
+
+/// A value made safe to print: control and invisible characters escaped, long values cut.
+pub fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') { '\u{fffd}' } else { c })
+        .collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{AudienceSpec, ContentSpec, UserExperienceSpec};
+
+    const D1: &str = "3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01";
+
+    fn spec() -> ExpeditedDeploymentSpec {
+        serde_json::from_value(serde_json::json!({"content": {"latest": true}})).unwrap()
+    }
+
+    fn dev(id: &str) -> AudienceItem {
+        AudienceItem {
+            device: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_minimal_spec_is_valid() {
+        assert_eq!(expedited_deployment(&spec()), vec![]);
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let mut s = spec();
+        s.content = ContentSpec {
+            release_date: Some("2026-02-30".into()),
+            latest: Some(true),
+            ..Default::default()
+        };
+        s.readiness_test = true;
+        s.user_experience = Some(UserExperienceSpec {
+            days_until_forced_reboot: Some(-1),
+            ..Default::default()
+        });
+        s.max_devices = Some(0);
+        s.audience = Some(AudienceSpec {
+            members: vec![
+                dev(D1),
+                dev("laptop-42"),
+                dev(D1),
+                AudienceItem::default(),
+                AudienceItem {
+                    device_group: Some("Ring 1".into()),
+                    ..Default::default()
+                },
+            ],
+            exclusions: vec![dev(D1)],
+        });
+        let fields: Vec<String> = expedited_deployment(&s).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.content",
+                "spec.content.releaseDate",
+                "spec.readinessTest",
+                "spec.userExperience.daysUntilForcedReboot",
+                "spec.maxDevices",
+                "spec.audience.members[1].device",
+                "spec.audience.members[2]",
+                "spec.audience.members[3]",
+                "spec.audience.members[4].deviceGroup",
+                "spec.audience.exclusions[0]",
+            ]
+        );
+        let both = expedited_deployment(&s).pop().unwrap();
+        assert_eq!(
+            both.to_string(),
+            format!(
+                "spec.audience.exclusions[0]: device {D1} is both a member (spec.audience.members[0]) and an exclusion (an item cannot be both a member and an exclusion; remove one)"
+            )
+        );
+    }
+
+    #[test]
+    fn device_groups_need_unique_guids() {
+        let g = DeviceGroupSpec {
+            devices: vec![D1.into(), "x".into(), D1.into()],
+        };
+        let errs = device_group(&g);
+        assert_eq!(errs.len(), 2);
+        assert_eq!(errs[0].field, "spec.devices[1]");
+        assert!(errs[1].problem.contains("twice"));
+    }
+
+    #[test]
+    fn printable_hides_invisible_characters() {
+        assert_eq!(printable("ab\u{202e}c\n"), "ab\u{fffd}c\u{fffd}");
+        assert_eq!(printable(&"x".repeat(100)).chars().count(), 81);
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_object_name("pilot-ring.v2"));
+        assert!(!is_object_name("Pilot"));
+        assert!(!is_object_name("-a"));
+    }
+}
