@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::expedited_deployment::DeviceError;
 
 /// A ring of devices (a Graph updatableAssetGroup) that ExpeditedDeployments reference by name.
+// The derive reads several `printcolumn(type_ = …)` attributes; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "wufb.dev",
