@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod crd;
 pub mod graph;
+pub mod reconcile;

@@ -1,0 +1,3 @@
+//! The reconcile pipeline: observe -> plan (pure) -> act -> report.
+
+pub mod plan;
