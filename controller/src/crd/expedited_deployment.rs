@@ -296,4 +296,7 @@ pub struct CreateIntent {
     pub started_at: String,
     /// The catalog entry id of the content sent.
     pub catalog_entry_id: String,
+    /// The release date sent, for release-date content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_date: Option<String>,
 }

@@ -1,3 +1,18 @@
 //! The reconcile pipeline: observe -> plan (pure) -> act -> report.
+//!
+//! - [`desired`]: resolves a spec against the catalog and DeviceGroups;
+//! - [`plan`]: the pure planner;
+//! - [`expedited`] and [`device_group`]: observe, act and report for each kind, with cleanup;
+//! - [`status`]: conditions and status writes;
+//! - [`context`]: shared state, metrics and the error type;
+//! - [`controller`]: wiring, triggers and error policy.
 
+pub mod context;
+pub mod controller;
+pub mod desired;
+pub mod device_group;
+pub mod expedited;
 pub mod plan;
+pub mod status;
+
+pub use context::{Context, Error, ReconcileMetrics, Settings};

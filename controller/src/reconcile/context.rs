@@ -1,0 +1,175 @@
+//! What every reconcile shares: the Kubernetes client, the Graph client, stores, the event recorder,
+//! metrics and settings; and the reconcile error type.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::crd::{DeviceGroup, ExpeditedDeployment};
+use crate::graph::{GraphClient, GraphError};
+
+/// Operator-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Periodic resync of a converged object (jittered by up to 10%).
+    pub resync: Duration,
+    /// Operator-wide blast-radius limit on devices per deployment.
+    pub max_audience_devices: Option<u64>,
+    /// Delay before the read that verifies a write.
+    pub verify_delay: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { resync: Duration::from_secs(600), max_audience_devices: None, verify_delay: Duration::from_millis(200) }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Reconcile metrics (no object names in labels).
+#[derive(Clone, Debug)]
+pub struct ReconcileMetrics {
+    pub reconciles: Family<KindLabel, Counter>,
+    pub errors: Family<CategoryLabel, Counter>,
+    pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 12))
+}
+
+impl Default for ReconcileMetrics {
+    fn default() -> Self {
+        ReconcileMetrics {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ReconcileMetrics::default();
+        registry.register("wufb_reconcile", "Reconciles by kind", m.reconciles.clone());
+        registry.register("wufb_reconcile_errors", "Reconcile errors by category", m.errors.clone());
+        registry.register("wufb_reconcile_duration_seconds", "Reconcile duration by kind", m.duration.clone());
+        m
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub graph: Arc<GraphClient>,
+    pub recorder: Recorder,
+    pub deployments: Store<ExpeditedDeployment>,
+    pub groups: Store<DeviceGroup>,
+    pub metrics: ReconcileMetrics,
+    pub settings: Settings,
+    pub backoff: Backoff,
+}
+
+impl Context {
+    /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String) {
+        let ev = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(name = %obj.name_any(), error = %e, "failed to publish event");
+        }
+    }
+}
+
+/// Reconcile errors. `category()` is the metric label and Event reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to {action}: {source}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+
+    #[error("failed to run the finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { action, source }
+    }
+
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409 => "KubernetesConflict",
+            Error::Kube { .. } => "KubernetesApi",
+            Error::Graph(g) => g.category(),
+            Error::Finalizer(f) => match f.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "Finalizer",
+            },
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube { .. } => true,
+            Error::Graph(g) => g.is_transient(),
+            Error::Finalizer(f) => match f.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
+                _ => true,
+            },
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Graph(g) => g.retry_after(),
+            Error::Finalizer(f) => match f.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Per-object failure counts for exponential requeue backoff.
+#[derive(Default)]
+pub struct Backoff(std::sync::Mutex<BTreeMap<String, u32>>);
+
+impl Backoff {
+    pub fn next(&self, key: &str, retry_after: Option<Duration>) -> Duration {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.to_string()).or_insert(0);
+        *n = (*n + 1).min(16);
+        let exp = Duration::from_secs(1).saturating_mul(1 << (*n - 1).min(9)).min(Duration::from_secs(300));
+        retry_after.map_or(exp, |r| r.max(Duration::from_millis(100)))
+    }
+
+    pub fn reset(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+

@@ -1,0 +1,139 @@
+//! Wires both controllers: reflectors, triggers (a DeviceGroup change requeues every deployment that
+//! references it), error policy with backoff honouring Retry-After, and shutdown.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::context::{Backoff, Context, Error, ReconcileMetrics, Settings};
+use super::{device_group, expedited};
+use crate::crd::{DeviceGroup, ExpeditedDeployment};
+use crate::graph::GraphClient;
+
+fn key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.meta().namespace.clone().unwrap_or_default(), obj.meta().name.clone().unwrap_or_default())
+}
+
+fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.backoff.next(&key(obj.as_ref()), err.retry_after());
+    tracing::debug!(object = %key(obj.as_ref()), category = err.category(), wait_ms = wait.as_millis() as u64, "requeue after error");
+    Action::requeue(wait)
+}
+
+/// Where the controllers watch.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Watch only these namespaces; every namespace when empty.
+    pub namespaces: Vec<String>,
+}
+
+fn apis<K>(client: &kube::Client, scope: &Scope) -> Vec<Api<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    if scope.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        scope.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    graph: Arc<GraphClient>,
+    settings: Settings,
+    metrics: ReconcileMetrics,
+    reporter: Reporter,
+    scope: Scope,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (ed_reader, ed_writer) = reflector::store::<ExpeditedDeployment>();
+    let (dg_reader, dg_writer) = reflector::store::<DeviceGroup>();
+    let config = watcher::Config::default().any_semantic();
+
+    let ed_streams = futures::stream::select_all(apis::<ExpeditedDeployment>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
+    let dg_streams = futures::stream::select_all(apis::<DeviceGroup>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
+    let dg_trigger_streams =
+        futures::stream::select_all(apis::<DeviceGroup>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        graph,
+        recorder: Recorder::new(client.clone(), reporter),
+        deployments: ed_reader.clone(),
+        groups: dg_reader.clone(),
+        metrics,
+        settings,
+        backoff: Backoff::default(),
+    });
+
+    // Reconcile on spec, annotation and finalizer changes (and deletion, which bumps the generation);
+    // the operator's own status writes do not trigger a pass.
+    let ed_changes = reflector::reflector(ed_writer, ed_streams)
+        .applied_objects()
+        .predicate_filter(predicates::generation.combine(predicates::annotations).combine(predicates::finalizers), Default::default());
+    let dg_changes = reflector::reflector(dg_writer, dg_streams)
+        .applied_objects()
+        .predicate_filter(predicates::generation.combine(predicates::annotations).combine(predicates::finalizers), Default::default());
+
+    let mapper_store = ed_reader.clone();
+    let group_triggers = dg_trigger_streams.applied_objects();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    });
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let ed_ctx = ctx.clone();
+    let deployments = Controller::for_stream(ed_changes, ed_reader)
+        .watches_stream(group_triggers, move |group: DeviceGroup| {
+            let ns = group.namespace().unwrap_or_default();
+            let name = group.name_any();
+            mapper_store
+                .state()
+                .iter()
+                .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|d| {
+                    d.spec.audience.as_ref().is_some_and(|a| a.members.iter().chain(&a.exclusions).any(|i| i.device_group.as_deref() == Some(name.as_str())))
+                })
+                .map(|d| ObjectRef::from_obj(d.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(signal(shutdown_rx.clone()))
+        .run(expedited::reconcile, error_policy, ed_ctx.clone())
+        .for_each(move |result| {
+            let ctx = ed_ctx.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => ctx.backoff.reset(&format!("{}/{}", obj.namespace.clone().unwrap_or_default(), obj.name)),
+                    Err(e) => tracing::debug!(error = %e, "deployment reconcile did not complete"),
+                }
+            }
+        });
+
+    let dg_ctx = ctx.clone();
+    let groups = Controller::for_stream(dg_changes, dg_reader)
+        .graceful_shutdown_on(signal(shutdown_rx))
+        .run(device_group::reconcile, error_policy, dg_ctx.clone())
+        .for_each(move |result| {
+            let ctx = dg_ctx.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => ctx.backoff.reset(&format!("{}/{}", obj.namespace.clone().unwrap_or_default(), obj.name)),
+                    Err(e) => tracing::debug!(error = %e, "device group reconcile did not complete"),
+                }
+            }
+        });
+
+    futures::join!(deployments, groups);
+}

@@ -1,0 +1,171 @@
+//! The report edge: kstatus-compatible conditions, and status writes by server-side apply (field manager
+//! `wufb-operator`) that are skipped when nothing but timestamps changed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::context::Error;
+
+/// The field manager of every operator write.
+pub const MANAGER: &str = "wufb-operator";
+
+/// Where a reconcile ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Graph matches the spec.
+    Converged { message: String },
+    /// Writes were made or are waiting on something that will resolve by itself.
+    Progressing { reason: String, message: String },
+    /// Nothing more happens until the spec (or the tenant) changes.
+    Stalled { reason: String, message: String },
+}
+
+impl Outcome {
+    pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
+        Outcome::Progressing { reason: reason.into(), message: message.into() }
+    }
+
+    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+        Outcome::Stalled { reason: reason.into(), message: message.into() }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Converged { .. } => "Converged",
+            Outcome::Progressing { reason, .. } | Outcome::Stalled { reason, .. } => reason,
+        }
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, old: &[Condition]) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let last_transition_time = old
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(now, |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Ready, Reconciling and Stalled for an outcome, keeping transition times of unchanged conditions.
+pub fn conditions(outcome: &Outcome, generation: Option<i64>, old: &[Condition]) -> Vec<Condition> {
+    match outcome {
+        Outcome::Converged { message } => vec![
+            condition("Ready", true, "Converged", message, generation, old),
+            condition("Reconciling", false, "Converged", "", generation, old),
+            condition("Stalled", false, "Converged", "", generation, old),
+        ],
+        Outcome::Progressing { reason, message } => vec![
+            condition("Ready", false, reason, message, generation, old),
+            condition("Reconciling", true, reason, message, generation, old),
+            condition("Stalled", false, reason, "", generation, old),
+        ],
+        Outcome::Stalled { reason, message } => vec![
+            condition("Ready", false, reason, message, generation, old),
+            condition("Reconciling", false, reason, "", generation, old),
+            condition("Stalled", true, reason, message, generation, old),
+        ],
+    }
+}
+
+/// The status without the fields that change on every pass (sync time, transition times).
+fn comparable(status: &Value) -> Value {
+    let mut s = status.clone();
+    if let Some(o) = s.as_object_mut() {
+        o.remove("lastSyncTime");
+    }
+    if let Some(conds) = s.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in conds {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    s
+}
+
+/// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
+pub async fn apply<K, S>(api: &Api<K>, name: &str, kind: &str, old: Option<&S>, status: &S) -> Result<bool, Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let new = serde_json::to_value(status).map_err(|e| Error::Kube { action: "serialize status", source: kube::Error::SerdeError(e) })?;
+    if let Some(old) = old {
+        let old = serde_json::to_value(old).unwrap_or(Value::Null);
+        if comparable(&old) == comparable(&new) {
+            return Ok(false);
+        }
+    }
+    let patch = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "status": new});
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map_err(Error::kube("write status"))?;
+    Ok(true)
+}
+
+/// A merge patch of status fields, checked against `resource_version` when given (409 if the object
+/// changed since it was read).
+pub async fn merge<K>(api: &Api<K>, name: &str, resource_version: Option<&str>, status: Value) -> Result<K, Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut patch = json!({"status": status});
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    api.patch_status(name, &params, &Patch::Merge(&patch)).await.map_err(Error::kube("record status"))
+}
+
+/// RFC 3339 now, for status timestamps.
+pub fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kstatus_shapes() {
+        let c = conditions(&Outcome::Converged { message: "ok".into() }, Some(3), &[]);
+        let s: Vec<(&str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
+        assert_eq!(s, [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]);
+        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+        let c = conditions(&Outcome::stalled("InvalidSpec", "bad"), Some(4), &c);
+        let s: Vec<(&str, &str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str())).collect();
+        assert_eq!(s, [("Ready", "False", "InvalidSpec"), ("Reconciling", "False", "InvalidSpec"), ("Stalled", "True", "InvalidSpec")]);
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_the_status_holds() {
+        let first = conditions(&Outcome::progressing("Creating", "a"), Some(1), &[]);
+        let mut old = first.clone();
+        old[0].last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let again = conditions(&Outcome::progressing("Updating", "b"), Some(1), &old);
+        assert_eq!(again[0].last_transition_time, old[0].last_transition_time, "Ready stayed False");
+        let flipped = conditions(&Outcome::Converged { message: String::new() }, Some(1), &old);
+        assert_ne!(flipped[0].last_transition_time, old[0].last_transition_time);
+    }
+
+    #[test]
+    fn timestamps_alone_do_not_count_as_a_change() {
+        let a = json!({"graphState": "offering", "lastSyncTime": "1", "conditions": [{"type": "Ready", "lastTransitionTime": "x"}]});
+        let b = json!({"graphState": "offering", "lastSyncTime": "2", "conditions": [{"type": "Ready", "lastTransitionTime": "y"}]});
+        assert_eq!(comparable(&a), comparable(&b));
+        let c = json!({"graphState": "paused", "lastSyncTime": "2"});
+        assert_ne!(comparable(&a), comparable(&c));
+    }
+}
