@@ -4,4 +4,7 @@
 pub mod cli;
 pub mod crd;
 pub mod graph;
+pub mod leader;
 pub mod reconcile;
+pub mod server;
+pub mod telemetry;

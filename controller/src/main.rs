@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wufb_operator::cli;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the controller.
+    Run(Box<cli::run::RunArgs>),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
     Crdgen {
         /// Directories to write into (default: crds/ and charts/wufb-operator/crds/ when the chart exists).
@@ -29,42 +32,38 @@ enum Command {
     },
 }
 
+fn crdgen(out: Vec<PathBuf>, stdout: bool) -> anyhow::Result<()> {
+    if stdout {
+        for (_, yaml) in cli::crdgen::expected()? {
+            println!("---\n{yaml}");
+        }
+        return Ok(());
+    }
+    let dirs = if out.is_empty() {
+        cli::crdgen::default_targets(&PathBuf::from("."))
+    } else {
+        out
+    };
+    for f in cli::crdgen::write(&dirs)? {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crdgen { out, stdout } => {
-            if stdout {
-                match wufb_operator::cli::crdgen::expected() {
-                    Ok(docs) => {
-                        for (_, yaml) in docs {
-                            println!("---\n{yaml}");
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            } else {
-                let dirs = if out.is_empty() {
-                    wufb_operator::cli::crdgen::default_targets(&PathBuf::from("."))
-                } else {
-                    out
-                };
-                match wufb_operator::cli::crdgen::write(&dirs) {
-                    Ok(files) => {
-                        for f in files {
-                            println!("wrote {}", f.display());
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
+    let result = match cli.command {
+        Command::Crdgen { out, stdout } => crdgen(out, stdout),
+        Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(cli::run::run(*args)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,3 +1,4 @@
 //! Subcommands: `run`, `crdgen`, `validate`, `plan`, `demo`.
 
 pub mod crdgen;
+pub mod run;

@@ -30,7 +30,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { resync: Duration::from_secs(600), max_audience_devices: None, verify_delay: Duration::from_millis(200) }
+        Settings {
+            resync: Duration::from_secs(600),
+            max_audience_devices: None,
+            verify_delay: Duration::from_millis(200),
+        }
     }
 }
 
@@ -70,8 +74,16 @@ impl ReconcileMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = ReconcileMetrics::default();
         registry.register("wufb_reconcile", "Reconciles by kind", m.reconciles.clone());
-        registry.register("wufb_reconcile_errors", "Reconcile errors by category", m.errors.clone());
-        registry.register("wufb_reconcile_duration_seconds", "Reconcile duration by kind", m.duration.clone());
+        registry.register(
+            "wufb_reconcile_errors",
+            "Reconcile errors by category",
+            m.errors.clone(),
+        );
+        registry.register(
+            "wufb_reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            m.duration.clone(),
+        );
         m
     }
 }
@@ -90,8 +102,21 @@ pub struct Context {
 
 impl Context {
     /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
-    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String) {
-        let ev = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(name = %obj.name_any(), error = %e, "failed to publish event");
         }
@@ -122,11 +147,15 @@ impl Error {
 
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409 => "KubernetesConflict",
+            Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => "KubernetesConflict",
             Error::Kube { .. } => "KubernetesApi",
             Error::Graph(g) => g.category(),
             Error::Finalizer(f) => match f.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
                 _ => "Finalizer",
             },
         }
@@ -137,7 +166,8 @@ impl Error {
             Error::Kube { .. } => true,
             Error::Graph(g) => g.is_transient(),
             Error::Finalizer(f) => match f.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
                 _ => true,
             },
         }
@@ -147,7 +177,8 @@ impl Error {
         match self {
             Error::Graph(g) => g.retry_after(),
             Error::Finalizer(f) => match f.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
                 _ => None,
             },
             _ => None,
@@ -164,7 +195,9 @@ impl Backoff {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(key.to_string()).or_insert(0);
         *n = (*n + 1).min(16);
-        let exp = Duration::from_secs(1).saturating_mul(1 << (*n - 1).min(9)).min(Duration::from_secs(300));
+        let exp = Duration::from_secs(1)
+            .saturating_mul(1 << (*n - 1).min(9))
+            .min(Duration::from_secs(300));
         retry_after.map_or(exp, |r| r.max(Duration::from_millis(100)))
     }
 
@@ -172,4 +205,3 @@ impl Backoff {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }
-

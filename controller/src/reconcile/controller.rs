@@ -17,7 +17,11 @@ use crate::crd::{DeviceGroup, ExpeditedDeployment};
 use crate::graph::GraphClient;
 
 fn key<K: Resource>(obj: &K) -> String {
-    format!("{}/{}", obj.meta().namespace.clone().unwrap_or_default(), obj.meta().name.clone().unwrap_or_default())
+    format!(
+        "{}/{}",
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default()
+    )
 }
 
 fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -40,7 +44,11 @@ where
     if scope.namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
-        scope.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+        scope
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
     }
 }
 
@@ -58,10 +66,21 @@ pub async fn run(
     let (dg_reader, dg_writer) = reflector::store::<DeviceGroup>();
     let config = watcher::Config::default().any_semantic();
 
-    let ed_streams = futures::stream::select_all(apis::<ExpeditedDeployment>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
-    let dg_streams = futures::stream::select_all(apis::<DeviceGroup>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
-    let dg_trigger_streams =
-        futures::stream::select_all(apis::<DeviceGroup>(&client, &scope).into_iter().map(|api| watcher(api, config.clone()).default_backoff().boxed()));
+    let ed_streams = futures::stream::select_all(
+        apis::<ExpeditedDeployment>(&client, &scope)
+            .into_iter()
+            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+    );
+    let dg_streams = futures::stream::select_all(
+        apis::<DeviceGroup>(&client, &scope)
+            .into_iter()
+            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+    );
+    let dg_trigger_streams = futures::stream::select_all(
+        apis::<DeviceGroup>(&client, &scope)
+            .into_iter()
+            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+    );
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -78,10 +97,20 @@ pub async fn run(
     // the operator's own status writes do not trigger a pass.
     let ed_changes = reflector::reflector(ed_writer, ed_streams)
         .applied_objects()
-        .predicate_filter(predicates::generation.combine(predicates::annotations).combine(predicates::finalizers), Default::default());
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            Default::default(),
+        );
     let dg_changes = reflector::reflector(dg_writer, dg_streams)
         .applied_objects()
-        .predicate_filter(predicates::generation.combine(predicates::annotations).combine(predicates::finalizers), Default::default());
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            Default::default(),
+        );
 
     let mapper_store = ed_reader.clone();
     let group_triggers = dg_trigger_streams.applied_objects();
@@ -104,7 +133,12 @@ pub async fn run(
                 .iter()
                 .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
                 .filter(|d| {
-                    d.spec.audience.as_ref().is_some_and(|a| a.members.iter().chain(&a.exclusions).any(|i| i.device_group.as_deref() == Some(name.as_str())))
+                    d.spec.audience.as_ref().is_some_and(|a| {
+                        a.members
+                            .iter()
+                            .chain(&a.exclusions)
+                            .any(|i| i.device_group.as_deref() == Some(name.as_str()))
+                    })
                 })
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
@@ -115,7 +149,11 @@ pub async fn run(
             let ctx = ed_ctx.clone();
             async move {
                 match result {
-                    Ok((obj, _)) => ctx.backoff.reset(&format!("{}/{}", obj.namespace.clone().unwrap_or_default(), obj.name)),
+                    Ok((obj, _)) => ctx.backoff.reset(&format!(
+                        "{}/{}",
+                        obj.namespace.clone().unwrap_or_default(),
+                        obj.name
+                    )),
                     Err(e) => tracing::debug!(error = %e, "deployment reconcile did not complete"),
                 }
             }
@@ -129,7 +167,11 @@ pub async fn run(
             let ctx = dg_ctx.clone();
             async move {
                 match result {
-                    Ok((obj, _)) => ctx.backoff.reset(&format!("{}/{}", obj.namespace.clone().unwrap_or_default(), obj.name)),
+                    Ok((obj, _)) => ctx.backoff.reset(&format!(
+                        "{}/{}",
+                        obj.namespace.clone().unwrap_or_default(),
+                        obj.name
+                    )),
                     Err(e) => tracing::debug!(error = %e, "device group reconcile did not complete"),
                 }
             }

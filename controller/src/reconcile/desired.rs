@@ -14,7 +14,12 @@ use crate::graph::{AssetKind, AssetRef, ContentRequest, SettingsRequest};
 /// The result of resolving a spec.
 #[derive(Debug)]
 pub enum Resolution {
-    Ready { desired: Box<Desired>, content: ResolvedContent, members: u64, exclusions: u64 },
+    Ready {
+        desired: Box<Desired>,
+        content: ResolvedContent,
+        members: u64,
+        exclusions: u64,
+    },
     /// Something the spec references is not ready yet; retry soon, write nothing.
     Waiting { reason: &'static str, message: String },
     /// The spec names something that cannot work; wait for a change.
@@ -31,9 +36,17 @@ pub fn content_source(obj: &ExpeditedDeployment) -> String {
     }
 }
 
-async fn resolve_content(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Result<ResolvedContent, (&'static str, String)>, Error> {
+async fn resolve_content(
+    obj: &ExpeditedDeployment,
+    ctx: &Context,
+) -> Result<Result<ResolvedContent, (&'static str, String)>, Error> {
     let source = content_source(obj);
-    if let Some(recorded) = obj.status.as_ref().and_then(|s| s.resolved_content.as_ref()).filter(|r| r.source == source) {
+    if let Some(recorded) = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.resolved_content.as_ref())
+        .filter(|r| r.source == source)
+    {
         return Ok(Ok(recorded.clone()));
     }
     let c = &obj.spec.content;
@@ -64,14 +77,21 @@ async fn resolve_content(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Res
             None => {
                 return Ok(Err((
                     "ContentNotFound",
-                    format!("spec.content.catalogEntryId: the update catalog has no entry {id} (copy an id from the catalog, or use content.latest)"),
+                    format!(
+                        "spec.content.catalogEntryId: the update catalog has no entry {id} (copy an id from the catalog, or use content.latest)"
+                    ),
                 )));
             }
         }
     } else {
         match ctx.graph.expeditable_updates(1).await?.into_iter().next() {
             Some(e) => e,
-            None => return Ok(Err(("ContentNotFound", "spec.content.latest: the update catalog lists no expeditable quality update".into()))),
+            None => {
+                return Ok(Err((
+                    "ContentNotFound",
+                    "spec.content.latest: the update catalog lists no expeditable quality update".into(),
+                )));
+            }
         }
     };
     Ok(Ok(ResolvedContent {
@@ -90,26 +110,43 @@ enum Item {
 
 async fn resolve_item(item: &AudienceItem, ns: &str, ctx: &Context) -> Result<Item, Error> {
     if let Some(d) = &item.device {
-        return Ok(Item::Asset(AssetRef::device(d.to_lowercase()), [d.to_lowercase()].into()));
+        return Ok(Item::Asset(
+            AssetRef::device(d.to_lowercase()),
+            [d.to_lowercase()].into(),
+        ));
     }
     if let Some(id) = &item.asset_group_id {
         let devices = match ctx.graph.group_members(id).await? {
-            Some(m) => m.into_iter().filter(|a| a.kind() == AssetKind::Device).map(|a| a.id.to_lowercase()).collect(),
-            None => return Ok(Item::Waiting(format!("updatableAssetGroup {id} does not exist in Graph"))),
+            Some(m) => m
+                .into_iter()
+                .filter(|a| a.kind() == AssetKind::Device)
+                .map(|a| a.id.to_lowercase())
+                .collect(),
+            None => {
+                return Ok(Item::Waiting(format!(
+                    "updatableAssetGroup {id} does not exist in Graph"
+                )));
+            }
         };
         return Ok(Item::Asset(AssetRef::group(id.clone()), devices));
     }
     let name = item.device_group.as_deref().unwrap_or_default();
     let Some(group) = ctx.groups.get(&ObjectRef::<DeviceGroup>::new(name).within(ns)) else {
-        return Ok(Item::Waiting(format!("DeviceGroup {name} does not exist in namespace {ns}")));
+        return Ok(Item::Waiting(format!(
+            "DeviceGroup {name} does not exist in namespace {ns}"
+        )));
     };
     let status = group.status.clone().unwrap_or_default();
-    let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
         && status.observed_generation == group.metadata.generation;
     match status.group_id {
-        Some(id) if ready && group.metadata.deletion_timestamp.is_none() => {
-            Ok(Item::Asset(AssetRef::group(id), group.spec.devices.iter().map(|d| d.to_lowercase()).collect()))
-        }
+        Some(id) if ready && group.metadata.deletion_timestamp.is_none() => Ok(Item::Asset(
+            AssetRef::group(id),
+            group.spec.devices.iter().map(|d| d.to_lowercase()).collect(),
+        )),
         _ => Ok(Item::Waiting(format!("DeviceGroup {name} is not Ready yet"))),
     }
 }
@@ -123,16 +160,22 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
     let mut member_devices = BTreeSet::new();
     let mut excluded_devices = BTreeSet::new();
     let audience = obj.spec.audience.clone().unwrap_or_default();
-    for (items, refs, devices) in
-        [(&audience.members, &mut members, &mut member_devices), (&audience.exclusions, &mut exclusions, &mut excluded_devices)]
-    {
+    for (items, refs, devices) in [
+        (&audience.members, &mut members, &mut member_devices),
+        (&audience.exclusions, &mut exclusions, &mut excluded_devices),
+    ] {
         for item in items {
             match resolve_item(item, &ns, ctx).await? {
                 Item::Asset(r, d) => {
                     refs.insert(r);
                     devices.extend(d);
                 }
-                Item::Waiting(message) => return Ok(Resolution::Waiting { reason: "WaitingForDeviceGroup", message }),
+                Item::Waiting(message) => {
+                    return Ok(Resolution::Waiting {
+                        reason: "WaitingForDeviceGroup",
+                        message,
+                    });
+                }
             }
         }
     }
@@ -141,13 +184,18 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
         Err((reason, message)) => return Ok(Resolution::Invalid { reason, message }),
     };
     let request = match &obj.spec.content.release_date {
-        Some(date) => ContentRequest::ReleaseDate { date: date.clone(), equivalent_content: obj.spec.equivalent_content.as_str().into() },
+        Some(date) => ContentRequest::ReleaseDate {
+            date: date.clone(),
+            equivalent_content: obj.spec.equivalent_content.as_str().into(),
+        },
         None => ContentRequest::CatalogEntry(content.catalog_entry_id.clone()),
     };
     let ux = obj.spec.user_experience.clone().unwrap_or_default();
     let limit = [
         obj.spec.max_devices.map(|l| (l, "spec.maxDevices")),
-        ctx.settings.max_audience_devices.map(|l| (l, "--max-audience-devices")),
+        ctx.settings
+            .max_audience_devices
+            .map(|l| (l, "--max-audience-devices")),
     ]
     .into_iter()
     .flatten()
@@ -169,7 +217,12 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
         observe_only: obj.spec.management_policy == ManagementPolicy::ObserveOnly,
         adopted: obj.spec.deployment_id.is_some(),
     };
-    Ok(Resolution::Ready { desired: Box::new(desired), content, members: m, exclusions: e })
+    Ok(Resolution::Ready {
+        desired: Box::new(desired),
+        content,
+        members: m,
+        exclusions: e,
+    })
 }
 
 /// Names of the ExpeditedDeployments in `ns` that reference DeviceGroup `name`.
@@ -181,7 +234,10 @@ pub fn referencing(ctx: &Context, ns: &str, name: &str) -> Vec<String> {
         .filter(|d| d.namespace().as_deref() == Some(ns))
         .filter(|d| {
             d.spec.audience.as_ref().is_some_and(|a| {
-                a.members.iter().chain(&a.exclusions).any(|i| i.device_group.as_deref() == Some(name))
+                a.members
+                    .iter()
+                    .chain(&a.exclusions)
+                    .any(|i| i.device_group.as_deref() == Some(name))
             })
         })
         .map(|d| d.name_any())

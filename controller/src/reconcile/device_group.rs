@@ -36,7 +36,10 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .duration
+        .get_or_create(&label)
+        .observe(started.elapsed().as_secs_f64());
     result
 }
 
@@ -46,7 +49,12 @@ struct Report {
     device_errors: Vec<DeviceError>,
 }
 
-async fn write(obj: &DeviceGroup, api: &Api<DeviceGroup>, report: Report, outcome: &Outcome) -> Result<(), Error> {
+async fn write(
+    obj: &DeviceGroup,
+    api: &Api<DeviceGroup>,
+    report: Report,
+    outcome: &Outcome,
+) -> Result<(), Error> {
     let old = obj.status.clone().unwrap_or_default();
     let status = DeviceGroupStatus {
         observed_generation: obj.metadata.generation,
@@ -61,12 +69,31 @@ async fn write(obj: &DeviceGroup, api: &Api<DeviceGroup>, report: Report, outcom
 }
 
 async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Result<Action, Error> {
-    let empty = Report { group_id: None, member_count: None, device_errors: Vec::new() };
+    let empty = Report {
+        group_id: None,
+        member_count: None,
+        device_errors: Vec::new(),
+    };
     let problems = validate::device_group(&obj.spec);
     if !problems.is_empty() {
-        let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        if obj.status.as_ref().is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == "Stalled" && c.message == message)) {
-            ctx.event(obj, EventType::Warning, "InvalidSpec", "Validate", message.clone()).await;
+        let message = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if obj.status.as_ref().is_none_or(|s| {
+            !s.conditions
+                .iter()
+                .any(|c| c.type_ == "Stalled" && c.message == message)
+        }) {
+            ctx.event(
+                obj,
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                message.clone(),
+            )
+            .await;
         }
         write(obj, api, empty, &Outcome::stalled("InvalidSpec", message)).await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
@@ -76,11 +103,31 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
         Err(err) => {
             let message = err.to_string();
             warn!(error = %message, category = err.category(), "device group reconcile failed");
-            ctx.metrics.errors.get_or_create(&CategoryLabel { category: err.category().into() }).inc();
-            ctx.event(obj, EventType::Warning, err.category(), "Reconcile", message.clone()).await;
-            let outcome = if err.is_transient() { Outcome::progressing(err.category(), message) } else { Outcome::stalled(err.category(), message) };
+            ctx.metrics
+                .errors
+                .get_or_create(&CategoryLabel {
+                    category: err.category().into(),
+                })
+                .inc();
+            ctx.event(
+                obj,
+                EventType::Warning,
+                err.category(),
+                "Reconcile",
+                message.clone(),
+            )
+            .await;
+            let outcome = if err.is_transient() {
+                Outcome::progressing(err.category(), message)
+            } else {
+                Outcome::stalled(err.category(), message)
+            };
             write(obj, api, empty, &outcome).await?;
-            if err.is_transient() { Err(err) } else { Ok(Action::requeue(resync_after(obj, ctx.settings.resync))) }
+            if err.is_transient() {
+                Err(err)
+            } else {
+                Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
+            }
         }
     }
 }
@@ -92,7 +139,14 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
         Some(id) => match ctx.graph.group_members(id).await? {
             Some(m) => (Some(id.clone()), m),
             None => {
-                ctx.event(obj, EventType::Warning, "GroupMissing", "Recreate", format!("updatableAssetGroup {id} was deleted outside the operator; creating it again")).await;
+                ctx.event(
+                    obj,
+                    EventType::Warning,
+                    "GroupMissing",
+                    "Recreate",
+                    format!("updatableAssetGroup {id} was deleted outside the operator; creating it again"),
+                )
+                .await;
                 (None, Vec::new())
             }
         },
@@ -103,25 +157,51 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
         None => {
             let id = ctx.graph.create_group().await?;
             status::merge(api, &obj.name_any(), None, json!({"groupId": id})).await?;
-            ctx.event(obj, EventType::Normal, "Created", "Create", format!("Created updatableAssetGroup {id}")).await;
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "Created",
+                "Create",
+                format!("Created updatableAssetGroup {id}"),
+            )
+            .await;
             id
         }
     };
-    let current: BTreeSet<String> = members.iter().filter(|m| m.kind() == AssetKind::Device).map(|m| m.id.to_lowercase()).collect();
+    let current: BTreeSet<String> = members
+        .iter()
+        .filter(|m| m.kind() == AssetKind::Device)
+        .map(|m| m.id.to_lowercase())
+        .collect();
     let add: Vec<String> = desired.difference(&current).cloned().collect();
     let remove: Vec<String> = current.difference(&desired).cloned().collect();
     let device_errors: Vec<DeviceError> = members
         .iter()
         .filter(|m| !m.errors.is_empty() && desired.contains(&m.id.to_lowercase()))
         .take(MAX_DEVICE_ERRORS)
-        .map(|m| DeviceError { device_id: m.id.clone(), reasons: m.errors.iter().filter_map(|e| e.reason.as_ref().map(|r| r.to_string())).collect() })
+        .map(|m| DeviceError {
+            device_id: m.id.clone(),
+            reasons: m
+                .errors
+                .iter()
+                .filter_map(|e| e.reason.as_ref().map(|r| r.to_string()))
+                .collect(),
+        })
         .collect();
-    let report = Report { group_id: Some(group_id.clone()), member_count: Some(desired.len() as u64), device_errors };
+    let report = Report {
+        group_id: Some(group_id.clone()),
+        member_count: Some(desired.len() as u64),
+        device_errors,
+    };
     if add.is_empty() && remove.is_empty() {
         let message = if report.device_errors.is_empty() {
             format!("{} devices in group {group_id}", desired.len())
         } else {
-            format!("{} devices in group {group_id}; {} could not be registered (see status.deviceErrors)", desired.len(), report.device_errors.len())
+            format!(
+                "{} devices in group {group_id}; {} could not be registered (see status.deviceErrors)",
+                desired.len(),
+                report.device_errors.len()
+            )
         };
         write(obj, api, report, &Outcome::Converged { message }).await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
@@ -132,10 +212,27 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
         EventType::Normal,
         "MembersUpdated",
         "Update",
-        format!("Group {group_id}: +{} -{} devices in {calls} call(s)", add.len(), remove.len()),
+        format!(
+            "Group {group_id}: +{} -{} devices in {calls} call(s)",
+            add.len(),
+            remove.len()
+        ),
     )
     .await;
-    write(obj, api, report, &Outcome::progressing("Verifying", format!("sent +{} -{} devices to Graph; verifying", add.len(), remove.len()))).await?;
+    write(
+        obj,
+        api,
+        report,
+        &Outcome::progressing(
+            "Verifying",
+            format!(
+                "sent +{} -{} devices to Graph; verifying",
+                add.len(),
+                remove.len()
+            ),
+        ),
+    )
+    .await?;
     Ok(Action::requeue(ctx.settings.verify_delay))
 }
 
@@ -143,16 +240,30 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
     let ns = obj.namespace().unwrap_or_default();
     let users = referencing(ctx, &ns, &obj.name_any());
     if !users.is_empty() {
-        let message = format!("still referenced by ExpeditedDeployment {}; the Graph group is removed once they stop using it", users.join(", "));
+        let message = format!(
+            "still referenced by ExpeditedDeployment {}; the Graph group is removed once they stop using it",
+            users.join(", ")
+        );
         let outcome = Outcome::progressing("InUse", message);
-        let report = Report { group_id: None, member_count: None, device_errors: obj.status.clone().unwrap_or_default().device_errors };
+        let report = Report {
+            group_id: None,
+            member_count: None,
+            device_errors: obj.status.clone().unwrap_or_default().device_errors,
+        };
         write(obj, api, report, &outcome).await?;
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone())
         && ctx.graph.delete_group(&id).await?
     {
-        ctx.event(obj, EventType::Normal, "Deleted", "Delete", format!("Deleted updatableAssetGroup {id}")).await;
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            format!("Deleted updatableAssetGroup {id}"),
+        )
+        .await;
     }
     let _ = obj.meta();
     Ok(Action::await_change())

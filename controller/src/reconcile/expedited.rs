@@ -17,8 +17,8 @@ use super::desired::{Resolution, resolve};
 use super::plan::{Action as Step, Blocked, DeployedContent, ObservedDeployment, Target, plan};
 use super::status::{self, Outcome};
 use crate::crd::{
-    AudienceStatus, CreateIntent, DeletionPolicy, DeviceError, ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER,
-    ManagementPolicy, ResolvedContent, validate,
+    AudienceStatus, CreateIntent, DeletionPolicy, DeviceError, ExpeditedDeployment,
+    ExpeditedDeploymentStatus, FINALIZER, ManagementPolicy, ResolvedContent, validate,
 };
 use crate::graph::models::{Content, Deployment};
 use crate::graph::{Audience, SettingsRequest};
@@ -33,7 +33,8 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
     let started = Instant::now();
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
-    let api: Api<ExpeditedDeployment> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<ExpeditedDeployment> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
@@ -42,7 +43,10 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .duration
+        .get_or_create(&label)
+        .observe(started.elapsed().as_secs_f64());
     result
 }
 
@@ -55,8 +59,17 @@ pub fn resync_after(obj: &impl Resource, default: Duration) -> Duration {
         .and_then(|a| a.get(crate::crd::RESYNC_ANNOTATION))
         .and_then(|v| parse_duration(v))
         .unwrap_or(default);
-    let seed = obj.meta().uid.as_deref().unwrap_or("").bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seed = obj
+        .meta()
+        .uid
+        .as_deref()
+        .unwrap_or("")
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let frac = ((seed ^ u64::from(nanos)) % 1000) as f64 / 10_000.0;
     base.mul_f64(1.0 + frac)
 }
@@ -64,7 +77,9 @@ pub fn resync_after(obj: &impl Resource, default: Duration) -> Duration {
 /// `90s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
     let n: u64 = num.parse().ok()?;
     let secs = match unit {
         "" | "s" => n,
@@ -75,11 +90,19 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-fn observed_from(d: &Deployment, audience: &Audience, recorded: Option<&ResolvedContent>) -> ObservedDeployment {
+fn observed_from(
+    d: &Deployment,
+    audience: &Audience,
+    recorded: Option<&ResolvedContent>,
+) -> ObservedDeployment {
     let content = match &d.content {
         Some(Content::Catalog { entry_id: Some(id) }) => DeployedContent::CatalogEntry(id.clone()),
-        Some(Content::ExpeditedReleaseDate { release_date, .. }) => DeployedContent::ReleaseDate(release_date.clone()),
-        _ => recorded.map_or(DeployedContent::Unknown, |r| DeployedContent::CatalogEntry(r.catalog_entry_id.clone())),
+        Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
+            DeployedContent::ReleaseDate(release_date.clone())
+        }
+        _ => recorded.map_or(DeployedContent::Unknown, |r| {
+            DeployedContent::CatalogEntry(r.catalog_entry_id.clone())
+        }),
     };
     let settings = d.settings.clone().unwrap_or_default();
     let ux = settings.user_experience.unwrap_or_default();
@@ -129,7 +152,11 @@ async fn write_report(
         observed_generation: generation,
         deployment_id: report.deployment_id.or(old.deployment_id.clone()),
         graph_state: report.graph_state.or(old.graph_state.clone()),
-        state_reasons: if report.reasons.is_empty() { old.state_reasons.clone() } else { report.reasons },
+        state_reasons: if report.reasons.is_empty() {
+            old.state_reasons.clone()
+        } else {
+            report.reasons
+        },
         resolved_content: report.content.or(old.resolved_content.clone()),
         audience: report.audience.or(old.audience.clone()),
         device_errors: report.device_errors,
@@ -143,7 +170,11 @@ async fn write_report(
 
 /// Candidates for a create whose answer was lost: deployments created since the intent with the same
 /// content, not claimed by another object.
-async fn adoption_candidates(obj: &ExpeditedDeployment, intent: &CreateIntent, ctx: &Context) -> Result<Vec<String>, Error> {
+async fn adoption_candidates(
+    obj: &ExpeditedDeployment,
+    intent: &CreateIntent,
+    ctx: &Context,
+) -> Result<Vec<String>, Error> {
     let since = chrono::DateTime::parse_from_rfc3339(&intent.started_at)
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|_| chrono::Utc::now())
@@ -153,7 +184,12 @@ async fn adoption_candidates(obj: &ExpeditedDeployment, intent: &CreateIntent, c
         .state()
         .iter()
         .filter(|o| o.uid() != obj.uid())
-        .flat_map(|o| [o.status.as_ref().and_then(|s| s.deployment_id.clone()), o.spec.deployment_id.clone()])
+        .flat_map(|o| {
+            [
+                o.status.as_ref().and_then(|s| s.deployment_id.clone()),
+                o.spec.deployment_id.clone(),
+            ]
+        })
         .flatten()
         .collect();
     let found = ctx.graph.deployments_created_since(since).await?;
@@ -161,7 +197,9 @@ async fn adoption_candidates(obj: &ExpeditedDeployment, intent: &CreateIntent, c
         .into_iter()
         .filter(|d| match &d.content {
             Some(Content::Catalog { entry_id: Some(id) }) => *id == intent.catalog_entry_id,
-            Some(Content::ExpeditedReleaseDate { release_date, .. }) => Some(release_date) == intent.release_date.as_ref(),
+            Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
+                Some(release_date) == intent.release_date.as_ref()
+            }
             _ => true,
         })
         .map(|d| d.id)
@@ -174,7 +212,10 @@ fn device_errors(audience: &Audience) -> Vec<DeviceError> {
         .device_errors
         .iter()
         .take(MAX_DEVICE_ERRORS)
-        .map(|(id, reasons)| DeviceError { device_id: id.clone(), reasons: reasons.clone() })
+        .map(|(id, reasons)| DeviceError {
+            device_id: id.clone(),
+            reasons: reasons.clone(),
+        })
         .collect()
 }
 
@@ -189,31 +230,62 @@ async fn report_error(
 ) -> Result<Action, Error> {
     let message = err.to_string();
     warn!(error = %message, category = err.category(), "reconcile failed");
-    ctx.metrics.errors.get_or_create(&super::context::CategoryLabel { category: err.category().into() }).inc();
-    ctx.event(obj, EventType::Warning, err.category(), "Reconcile", message.clone()).await;
+    ctx.metrics
+        .errors
+        .get_or_create(&super::context::CategoryLabel {
+            category: err.category().into(),
+        })
+        .inc();
+    ctx.event(
+        obj,
+        EventType::Warning,
+        err.category(),
+        "Reconcile",
+        message.clone(),
+    )
+    .await;
     let outcome = if err.is_transient() {
         Outcome::progressing(err.category(), message)
     } else {
         Outcome::stalled(err.category(), message)
     };
     write_report(obj, api, report, &outcome).await?;
-    if err.is_transient() { Err(err) } else { Ok(Action::requeue(resync_after(obj, ctx.settings.resync))) }
+    if err.is_transient() {
+        Err(err)
+    } else {
+        Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
+    }
 }
 
-async fn apply(obj: &ExpeditedDeployment, ctx: &Context, api: &Api<ExpeditedDeployment>) -> Result<Action, Error> {
+async fn apply(
+    obj: &ExpeditedDeployment,
+    ctx: &Context,
+    api: &Api<ExpeditedDeployment>,
+) -> Result<Action, Error> {
     let mut report = Report::default();
     let problems = validate::expedited_deployment(&obj.spec);
     if !problems.is_empty() {
-        let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let message = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         return stall(obj, ctx, api, report, "InvalidSpec", message).await;
     }
     let (desired, content, counts) = match resolve(obj, ctx).await {
-        Ok(Resolution::Ready { desired, content, members, exclusions }) => (desired, content, (members, exclusions)),
+        Ok(Resolution::Ready {
+            desired,
+            content,
+            members,
+            exclusions,
+        }) => (desired, content, (members, exclusions)),
         Ok(Resolution::Waiting { reason, message }) => {
             write_report(obj, api, report, &Outcome::progressing(reason, message)).await?;
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
-        Ok(Resolution::Invalid { reason, message }) => return stall(obj, ctx, api, report, reason, message).await,
+        Ok(Resolution::Invalid { reason, message }) => {
+            return stall(obj, ctx, api, report, reason, message).await;
+        }
         Err(e) => return report_error(obj, ctx, api, report, e).await,
     };
     report.content = Some(content.clone());
@@ -232,10 +304,13 @@ async fn stall(
     message: String,
 ) -> Result<Action, Error> {
     let changed = obj.status.as_ref().is_none_or(|s| {
-        !s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == reason && c.message == message)
+        !s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == reason && c.message == message)
     });
     if changed {
-        ctx.event(obj, EventType::Warning, reason, "Validate", message.clone()).await;
+        ctx.event(obj, EventType::Warning, reason, "Validate", message.clone())
+            .await;
     }
     write_report(obj, api, report, &Outcome::stalled(reason, message)).await?;
     Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
@@ -261,9 +336,21 @@ async fn observe_and_act(
         match candidates.as_slice() {
             [] => {}
             [one] => {
-                status::merge(api, &obj.name_any(), None, json!({"deploymentId": one, "createIntent": null, "resolvedContent": content}))
-                    .await?;
-                ctx.event(obj, EventType::Normal, "Adopted", "Adopt", format!("Adopted deployment {one}, created before the operator restarted")).await;
+                status::merge(
+                    api,
+                    &obj.name_any(),
+                    None,
+                    json!({"deploymentId": one, "createIntent": null, "resolvedContent": content}),
+                )
+                .await?;
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "Adopted",
+                    "Adopt",
+                    format!("Adopted deployment {one}, created before the operator restarted"),
+                )
+                .await;
                 info!(deployment = %one, "adopted deployment after an interrupted create");
                 deployment_id = Some(one.clone());
             }
@@ -274,7 +361,15 @@ async fn observe_and_act(
                     intent.started_at,
                     many.join(", ")
                 );
-                return stall(obj, ctx, api, std::mem::take(report), "AmbiguousAdoption", message).await;
+                return stall(
+                    obj,
+                    ctx,
+                    api,
+                    std::mem::take(report),
+                    "AmbiguousAdoption",
+                    message,
+                )
+                .await;
             }
         }
     }
@@ -290,37 +385,67 @@ async fn observe_and_act(
     if let Some(d) = &observed_deployment {
         report.record_deployment(d);
         report.device_errors = device_errors(&audience);
-        let expected_members = status.audience.as_ref().is_some_and(|a| a.members + a.exclusions > 0);
+        let expected_members = status
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.members + a.exclusions > 0);
         if audience.never_listed && (desired.adopted || expected_members) {
             let message = format!(
                 "Graph does not expose the audience of deployment {} (deployments created through Intune cannot be managed through Graph); manage it in Intune, or remove spec.deploymentId",
                 d.id
             );
-            return stall(obj, ctx, api, std::mem::take(report), "AudienceNotManageable", message).await;
+            return stall(
+                obj,
+                ctx,
+                api,
+                std::mem::take(report),
+                "AudienceNotManageable",
+                message,
+            )
+            .await;
         }
     }
-    let observed = observed_deployment.as_ref().map(|d| observed_from(d, &audience, status.resolved_content.as_ref()));
+    let observed = observed_deployment
+        .as_ref()
+        .map(|d| observed_from(d, &audience, status.resolved_content.as_ref()));
     let planned = plan(desired, observed.as_ref());
 
     if let Some(blocked) = planned.blocked {
         let (reason, message) = match blocked {
-            Blocked::AudienceTooLarge { devices, limit, source } => (
+            Blocked::AudienceTooLarge {
+                devices,
+                limit,
+                source,
+            } => (
                 "AudienceTooLarge",
-                format!("the audience reaches {devices} devices, more than the limit of {limit} set by {source}; nothing was sent to Graph (raise the limit or shrink the audience)"),
+                format!(
+                    "the audience reaches {devices} devices, more than the limit of {limit} set by {source}; nothing was sent to Graph (raise the limit or shrink the audience)"
+                ),
             ),
             Blocked::AdoptedDeploymentMissing => (
                 "DeploymentNotFound",
-                format!("spec.deploymentId: Graph has no deployment {} (remove spec.deploymentId to let the operator create one)", deployment_id.unwrap_or_default()),
+                format!(
+                    "spec.deploymentId: Graph has no deployment {} (remove spec.deploymentId to let the operator create one)",
+                    deployment_id.unwrap_or_default()
+                ),
             ),
             Blocked::AdoptedContentDiffers { deployed } => (
                 "ContentDiffers",
-                format!("spec.content resolves to {} but adopted deployment {} carries {deployed}; change spec.content to match, or remove spec.deploymentId to let the operator replace it", content.catalog_entry_id, deployment_id.unwrap_or_default()),
+                format!(
+                    "spec.content resolves to {} but adopted deployment {} carries {deployed}; change spec.content to match, or remove spec.deploymentId to let the operator replace it",
+                    content.catalog_entry_id,
+                    deployment_id.unwrap_or_default()
+                ),
             ),
         };
         return stall(obj, ctx, api, std::mem::take(report), reason, message).await;
     }
 
-    let devices = AudienceStatus { members: member_count, exclusions: exclusion_count, devices: desired.devices };
+    let devices = AudienceStatus {
+        members: member_count,
+        exclusions: exclusion_count,
+        devices: desired.devices,
+    };
     if desired.observe_only {
         report.audience = observed.as_ref().map(|o| AudienceStatus {
             members: o.members.len() as u64,
@@ -342,7 +467,15 @@ async fn observe_and_act(
 
     if planned.actions.is_empty() {
         report.audience = Some(devices);
-        write_report(obj, api, std::mem::take(report), &Outcome::Converged { message: "Graph matches the spec".into() }).await?;
+        write_report(
+            obj,
+            api,
+            std::mem::take(report),
+            &Outcome::Converged {
+                message: "Graph matches the spec".into(),
+            },
+        )
+        .await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
     }
 
@@ -352,7 +485,10 @@ async fn observe_and_act(
             EventType::Warning,
             "DeploymentMissing",
             "Recreate",
-            format!("deployment {} was deleted outside the operator; creating it again", status.deployment_id.clone().unwrap_or_default()),
+            format!(
+                "deployment {} was deleted outside the operator; creating it again",
+                status.deployment_id.clone().unwrap_or_default()
+            ),
         )
         .await;
     }
@@ -365,15 +501,23 @@ async fn observe_and_act(
             Target::New => new_id.clone(),
         };
         match step {
-            Step::Create { content: request, settings } => {
+            Step::Create {
+                content: request,
+                settings,
+            } => {
                 let intent = CreateIntent {
                     started_at: status::timestamp(),
                     catalog_entry_id: content.catalog_entry_id.clone(),
                     release_date: obj.spec.content.release_date.clone(),
                 };
                 // Recorded with a resourceVersion check: a second writer gets a conflict, not a second deployment.
-                status::merge(api, &obj.name_any(), object.metadata.resource_version.as_deref(), json!({"createIntent": intent}))
-                    .await?;
+                status::merge(
+                    api,
+                    &obj.name_any(),
+                    object.metadata.resource_version.as_deref(),
+                    json!({"createIntent": intent}),
+                )
+                .await?;
                 let created = ctx.graph.create_deployment(request, settings).await?;
                 object = status::merge(
                     api,
@@ -383,7 +527,14 @@ async fn observe_and_act(
                 )
                 .await?;
                 report.record_deployment(&created);
-                ctx.event(obj, EventType::Normal, "Created", "Create", format!("Created Graph deployment {} ({})", created.id, step.describe())).await;
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "Created",
+                    "Create",
+                    format!("Created Graph deployment {} ({})", created.id, step.describe()),
+                )
+                .await;
                 info!(deployment = %created.id, "created deployment");
                 new_id = Some(created.id);
             }
@@ -392,17 +543,41 @@ async fn observe_and_act(
                 let d = ctx.graph.set_paused(&id, *paused).await?;
                 report.record_deployment(&d);
                 let reason = if *paused { "Paused" } else { "Resumed" };
-                ctx.event(obj, EventType::Normal, reason, reason, format!("{} deployment {id}", reason)).await;
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    reason,
+                    reason,
+                    format!("{} deployment {id}", reason),
+                )
+                .await;
             }
             Step::UpdateSettings { id, settings, legacy } => {
                 let d = ctx.graph.update_settings(id, settings, *legacy).await?;
                 report.record_deployment(&d);
-                ctx.event(obj, EventType::Normal, "SettingsUpdated", "Update", format!("Updated the settings of deployment {id}")).await;
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "SettingsUpdated",
+                    "Update",
+                    format!("Updated the settings of deployment {id}"),
+                )
+                .await;
             }
             Step::UpdateAudience { target, diff } => {
                 let Some(id) = target_id(target) else { continue };
                 let calls = ctx.graph.apply_audience_diff(&id, diff).await?;
-                ctx.event(obj, EventType::Normal, "AudienceUpdated", "Update", format!("Deployment {id}: {} in {calls} call(s)", step.describe().trim_start_matches("update audience: "))).await;
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "AudienceUpdated",
+                    "Update",
+                    format!(
+                        "Deployment {id}: {} in {calls} call(s)",
+                        step.describe().trim_start_matches("update audience: ")
+                    ),
+                )
+                .await;
             }
             Step::DeleteReplaced { id } => {
                 ctx.graph.delete_deployment(id).await?;
@@ -411,7 +586,10 @@ async fn observe_and_act(
                     EventType::Normal,
                     "Replaced",
                     "Replace",
-                    format!("Content changed: deployment {id} replaced by {}", new_id.clone().unwrap_or_default()),
+                    format!(
+                        "Content changed: deployment {id} replaced by {}",
+                        new_id.clone().unwrap_or_default()
+                    ),
                 )
                 .await;
             }
@@ -419,12 +597,18 @@ async fn observe_and_act(
     }
     report.audience = Some(devices);
     // Verify the writes with a read on the next pass (a 202 is not proof).
-    let refreshed = ExpeditedDeployment { status: object.status.clone().or(obj.status.clone()), ..obj.clone() };
+    let refreshed = ExpeditedDeployment {
+        status: object.status.clone().or(obj.status.clone()),
+        ..obj.clone()
+    };
     write_report(
         &refreshed,
         api,
         std::mem::take(report),
-        &Outcome::progressing("Verifying", format!("sent {} change(s) to Graph; verifying", planned.actions.len())),
+        &Outcome::progressing(
+            "Verifying",
+            format!("sent {} change(s) to Graph; verifying", planned.actions.len()),
+        ),
     )
     .await?;
     Ok(Action::requeue(ctx.settings.verify_delay))
@@ -432,13 +616,27 @@ async fn observe_and_act(
 
 async fn cleanup(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Action, Error> {
     let status = obj.status.clone().unwrap_or_default();
-    if obj.spec.deletion_policy == DeletionPolicy::Orphan || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan
+        || obj.spec.management_policy == ManagementPolicy::ObserveOnly
+    {
         if let Some(id) = status.deployment_id.or(obj.spec.deployment_id.clone()) {
-            ctx.event(obj, EventType::Normal, "Orphaned", "Delete", format!("Left deployment {id} in Graph (deletionPolicy Orphan)")).await;
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "Orphaned",
+                "Delete",
+                format!("Left deployment {id} in Graph (deletionPolicy Orphan)"),
+            )
+            .await;
         }
         return Ok(Action::await_change());
     }
-    let mut ids: BTreeSet<String> = status.deployment_id.iter().chain(obj.spec.deployment_id.iter()).cloned().collect();
+    let mut ids: BTreeSet<String> = status
+        .deployment_id
+        .iter()
+        .chain(obj.spec.deployment_id.iter())
+        .cloned()
+        .collect();
     if ids.is_empty()
         && let Some(intent) = &status.create_intent
     {
@@ -450,7 +648,16 @@ async fn cleanup(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Action, Err
     }
     for id in ids {
         match ctx.graph.delete_deployment(&id).await {
-            Ok(true) => ctx.event(obj, EventType::Normal, "Deleted", "Delete", format!("Deleted Graph deployment {id}")).await,
+            Ok(true) => {
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    format!("Deleted Graph deployment {id}"),
+                )
+                .await
+            }
             Ok(false) => {}
             Err(e) => {
                 let err = Error::Graph(e);

@@ -25,11 +25,17 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
-        Outcome::Progressing { reason: reason.into(), message: message.into() }
+        Outcome::Progressing {
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
-        Outcome::Stalled { reason: reason.into(), message: message.into() }
+        Outcome::Stalled {
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     pub fn reason(&self) -> &str {
@@ -44,7 +50,14 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, old: &[Condition]) -> Condition {
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    old: &[Condition],
+) -> Condition {
     let status = if status { "True" } else { "False" }.to_string();
     let last_transition_time = old
         .iter()
@@ -98,12 +111,21 @@ fn comparable(status: &Value) -> Value {
 }
 
 /// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
-pub async fn apply<K, S>(api: &Api<K>, name: &str, kind: &str, old: Option<&S>, status: &S) -> Result<bool, Error>
+pub async fn apply<K, S>(
+    api: &Api<K>,
+    name: &str,
+    kind: &str,
+    old: Option<&S>,
+    status: &S,
+) -> Result<bool, Error>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let new = serde_json::to_value(status).map_err(|e| Error::Kube { action: "serialize status", source: kube::Error::SerdeError(e) })?;
+    let new = serde_json::to_value(status).map_err(|e| Error::Kube {
+        action: "serialize status",
+        source: kube::Error::SerdeError(e),
+    })?;
     if let Some(old) = old {
         let old = serde_json::to_value(old).unwrap_or(Value::Null);
         if comparable(&old) == comparable(&new) {
@@ -111,13 +133,20 @@ where
         }
     }
     let patch = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "status": new});
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map_err(Error::kube("write status"))?;
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::kube("write status"))?;
     Ok(true)
 }
 
 /// A merge patch of status fields, checked against `resource_version` when given (409 if the object
 /// changed since it was read).
-pub async fn merge<K>(api: &Api<K>, name: &str, resource_version: Option<&str>, status: Value) -> Result<K, Error>
+pub async fn merge<K>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: Value,
+) -> Result<K, Error>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -125,8 +154,13 @@ where
     if let Some(rv) = resource_version {
         patch["metadata"] = json!({"resourceVersion": rv});
     }
-    let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    api.patch_status(name, &params, &Patch::Merge(&patch)).await.map_err(Error::kube("record status"))
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("record status"))
 }
 
 /// RFC 3339 now, for status timestamps.
@@ -142,11 +176,24 @@ mod tests {
     fn kstatus_shapes() {
         let c = conditions(&Outcome::Converged { message: "ok".into() }, Some(3), &[]);
         let s: Vec<(&str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
-        assert_eq!(s, [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]);
+        assert_eq!(
+            s,
+            [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]
+        );
         assert!(c.iter().all(|c| c.observed_generation == Some(3)));
         let c = conditions(&Outcome::stalled("InvalidSpec", "bad"), Some(4), &c);
-        let s: Vec<(&str, &str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str())).collect();
-        assert_eq!(s, [("Ready", "False", "InvalidSpec"), ("Reconciling", "False", "InvalidSpec"), ("Stalled", "True", "InvalidSpec")]);
+        let s: Vec<(&str, &str, &str)> = c
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            s,
+            [
+                ("Ready", "False", "InvalidSpec"),
+                ("Reconciling", "False", "InvalidSpec"),
+                ("Stalled", "True", "InvalidSpec")
+            ]
+        );
     }
 
     #[test]
@@ -155,8 +202,17 @@ mod tests {
         let mut old = first.clone();
         old[0].last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let again = conditions(&Outcome::progressing("Updating", "b"), Some(1), &old);
-        assert_eq!(again[0].last_transition_time, old[0].last_transition_time, "Ready stayed False");
-        let flipped = conditions(&Outcome::Converged { message: String::new() }, Some(1), &old);
+        assert_eq!(
+            again[0].last_transition_time, old[0].last_transition_time,
+            "Ready stayed False"
+        );
+        let flipped = conditions(
+            &Outcome::Converged {
+                message: String::new(),
+            },
+            Some(1),
+            &old,
+        );
         assert_ne!(flipped[0].last_transition_time, old[0].last_transition_time);
     }
 

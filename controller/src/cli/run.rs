@@ -1,0 +1,270 @@
+//! `wufb-operator run`: the controller process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::events::Reporter;
+use prometheus_client::registry::Registry;
+
+use crate::graph::{
+    Cloud, Credential, DEFAULT_BATCH_SIZE, Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig,
+};
+use crate::leader::{self, LeaseConfig};
+use crate::reconcile::controller::{self, Scope};
+use crate::reconcile::{ReconcileMetrics, Settings};
+use crate::server::{self, Probes};
+use crate::telemetry::{self, LogFormat};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::reconcile::expedited::parse_duration(s)
+        .ok_or_else(|| format!("'{s}' is not a duration such as 90s, 10m or 1h"))
+}
+
+/// Flags of `run`; each can also come from the environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Microsoft cloud: global, us-gov, us-gov-dod or china.
+    #[arg(long, env = "WUFB_CLOUD", value_enum, default_value = "global")]
+    pub cloud: Cloud,
+    /// Graph base URL, overriding the cloud's (e.g. the emulator's http://127.0.0.1:8917/beta).
+    #[arg(long, env = "WUFB_GRAPH_URL")]
+    pub graph_url: Option<String>,
+    /// Sign-in authority host, overriding the cloud's (default: the Graph URL's origin when --graph-url is set).
+    #[arg(long, env = "WUFB_AUTHORITY_HOST")]
+    pub authority_host: Option<String>,
+    /// Extra CA certificates (PEM) to trust for Graph and sign-in.
+    #[arg(long, env = "WUFB_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Read Graph credentials from this Secret in the operator's namespace (keys tenantId, clientId and one
+    /// of clientSecret, clientCertificate, federatedTokenFile). Without it, AZURE_* environment variables.
+    #[arg(long, env = "WUFB_CREDENTIALS_SECRET")]
+    pub credentials_secret: Option<String>,
+    /// Send no credentials (only for an emulator started with --no-auth).
+    #[arg(long, env = "WUFB_GRAPH_NO_AUTH")]
+    pub graph_no_auth: bool,
+    /// The operator's namespace (for the credentials Secret and the leader Lease).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated); all namespaces when unset.
+    #[arg(long, env = "WUFB_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Resync interval of converged objects (jittered by up to 10%).
+    #[arg(long, env = "WUFB_RESYNC_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub resync_interval: Duration,
+    /// Operator-wide limit on the devices one deployment may reach.
+    #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES")]
+    pub max_audience_devices: Option<u64>,
+    /// Sustained Graph requests per second for the tenant (0 = unlimited).
+    #[arg(long, env = "WUFB_GRAPH_RATE_LIMIT", default_value_t = 50.0)]
+    pub graph_rate_limit: f64,
+    /// Graph requests allowed at once after an idle period.
+    #[arg(long, env = "WUFB_GRAPH_BURST", default_value_t = 100)]
+    pub graph_burst: u32,
+    /// Graph requests in flight at once.
+    #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16)]
+    pub graph_concurrency: usize,
+    /// Assets per audience or group write.
+    #[arg(long, env = "WUFB_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "WUFB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Elect a leader through a Lease; standby replicas never write.
+    #[arg(long, env = "WUFB_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "WUFB_LEASE_NAME", default_value = "wufb-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: the pod name, else host and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Log format.
+    #[arg(long, env = "WUFB_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+async fn credential(
+    args: &RunArgs,
+    client: &kube::Client,
+    namespace: &str,
+) -> anyhow::Result<Option<Credential>> {
+    if args.graph_no_auth {
+        return Ok(None);
+    }
+    if let Some(name) = &args.credentials_secret {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let secret = secrets
+            .get(name)
+            .await
+            .with_context(|| format!("failed to read the credentials Secret {namespace}/{name}"))?;
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        return Ok(Some(Credential::from_secret_data(&data)?));
+    }
+    Ok(Some(Credential::from_env(|k| std::env::var(k).ok())?))
+}
+
+fn endpoints(args: &RunArgs) -> anyhow::Result<Endpoints> {
+    Ok(match &args.graph_url {
+        Some(url) => {
+            let authority = match &args.authority_host {
+                Some(a) => a.clone(),
+                None => reqwest::Url::parse(url)
+                    .context("--graph-url is not a URL")?
+                    .origin()
+                    .ascii_serialization(),
+            };
+            Endpoints::custom(&authority, url)?
+        }
+        None => match &args.authority_host {
+            Some(a) => Endpoints::custom(a, &format!("{}/beta", args.cloud.graph_host()))?,
+            None => Endpoints::cloud(args.cloud)?,
+        },
+    })
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the controller until SIGTERM (exit 0) or a lost lease (an error, so the pod restarts as standby).
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init_logging(args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to build a Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "wufb-operator".into()),
+            std::process::id()
+        )
+    });
+
+    let mut registry = Registry::default();
+    let graph_metrics = GraphMetrics::register(&mut registry);
+    let reconcile_metrics = ReconcileMetrics::register(&mut registry);
+    let probes = Probes {
+        registry: Arc::new(Mutex::new(registry)),
+        ready: Arc::new(Default::default()),
+        leader: Arc::new(Default::default()),
+    };
+
+    let credential = credential(&args, &client, &namespace).await?;
+    let transport = TransportConfig {
+        concurrency: args.graph_concurrency.max(1),
+        rate_per_sec: args.graph_rate_limit.max(0.0),
+        burst: args.graph_burst,
+        ca_file: args.ca_file.clone(),
+        ..Default::default()
+    };
+    let graph = Arc::new(GraphClient::new(
+        GraphConfig {
+            endpoints: endpoints(&args)?,
+            credential,
+            transport,
+            batch_size: args.batch_size.max(1),
+        },
+        graph_metrics,
+    )?);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    tokio::spawn(async move {
+        terminate().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .with_context(|| format!("failed to bind the metrics address {}", args.metrics_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+    tokio::spawn(server::serve(listener, probes.clone(), stopped(stop_rx.clone())));
+    probes.ready.store(true, Ordering::Relaxed);
+
+    let lease = LeaseConfig::new(&namespace, &args.lease_name, &identity);
+    if args.leader_election {
+        tokio::select! {
+            _ = leader::acquire(&client, &lease) => {}
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+    }
+    probes.leader.store(true, Ordering::Relaxed);
+
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    if args.leader_election {
+        let (client, lease) = (client.clone(), lease.clone());
+        tokio::spawn(async move {
+            leader::hold(&client, &lease).await;
+            let _ = lost_tx.send(());
+        });
+    }
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost_flag = lost.clone();
+    let mut stop = stop_rx.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = stop.wait_for(|v| *v) => {}
+            Ok(()) = lost_rx => lost_flag.store(true, Ordering::Relaxed),
+        }
+    };
+    let settings = Settings {
+        resync: args.resync_interval,
+        max_audience_devices: args.max_audience_devices,
+        ..Default::default()
+    };
+    let reporter = Reporter {
+        controller: "wufb-operator".into(),
+        instance: Some(identity.clone()),
+    };
+    tracing::info!(identity = %identity, graph = %graph.endpoints().graph_base, "starting controllers");
+    controller::run(
+        client.clone(),
+        graph,
+        settings,
+        reconcile_metrics,
+        reporter,
+        Scope {
+            namespaces: args.watch_namespaces.clone(),
+        },
+        shutdown,
+    )
+    .await;
+    probes.leader.store(false, Ordering::Relaxed);
+    if lost.load(Ordering::Relaxed) {
+        anyhow::bail!("leadership lost; exiting so that this replica restarts as a standby");
+    }
+    if args.leader_election {
+        leader::release(&client, &lease).await;
+    }
+    Ok(())
+}
