@@ -1,0 +1,141 @@
+//! `wufb-test-apiserver`: a small Kubernetes API server for wufb-operator's end-to-end tests and the
+//! local demo. It serves what kube-rs (list, watch, status patches, finalizers, events, leases) and
+//! kubectl (discovery, apply, get with server-side Table printing, delete, wait) use, on
+//! `http://127.0.0.1:PORT`, JSON only. It is test infrastructure: never deployed.
+//!
+//! The same end-to-end tests run against a real cluster when `WUFB_E2E_KUBECONFIG` names a kubeconfig;
+//! this server is then not started.
+//!
+//! # Differences from kube-apiserver
+//!
+//! | Area | kube-apiserver | this server |
+//! |---|---|---|
+//! | Server-side apply | managedFields, conflicts between managers, fields dropped from an applied config are removed | a JSON merge of the applied object into the stored one; no managedFields, no conflicts, dropped fields stay |
+//! | Strategic merge patch | supported for built-in types | 415 (kubectl uses JSON merge patch for custom resources) |
+//! | Table output | every type, all printer-column JSONPath | CRD printer columns with the JSONPath subset `.a.b`, `[N]`, `[?(@.f=="v")]`; other types print Name and Age |
+//! | Paging | `limit` and `continue` | `limit` ignored, never `continue` |
+//! | Authentication, authorization, TLS | yes | none: plain HTTP, every request allowed |
+//! | Protobuf, aggregated discovery, OpenAPI | served | JSON only; legacy discovery; `/openapi/*` answer 404 |
+//! | Schema validation, pruning, defaulting, CEL | enforced from the CRD's openAPIV3Schema | none: objects are stored as sent |
+//! | Admission webhooks, version conversion | yes | none |
+//! | Watch history | etcd compaction window (minutes) | the last N events (default 10,000); older resourceVersions get 410 sooner |
+//! | Deletion options | propagationPolicy, gracePeriodSeconds, dryRun, garbage collection | ignored; no owner-reference garbage collector |
+//! | Namespaces | must exist before objects are created in them; deleting one deletes its objects | exist implicitly; deleting one deletes nothing else |
+//! | Bookmarks, streaming lists | sent when asked | never sent (kube-rs does not need them) |
+//! | Served types | everything | namespaces, secrets, events.k8s.io events, leases, CRDs and registered custom resources |
+//! | `generation` | set by each type's strategy | set (and bumped on spec change and on deletion) only for types with a status subresource |
+
+mod server;
+pub mod store;
+pub mod table;
+pub mod types;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use server::Shared;
+pub use store::{ApiError, PatchType, Store};
+
+/// A running test API server. Dropping it stops serving.
+pub struct TestApiServer {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Start options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// CRD objects (JSON) registered before the first request.
+    pub crds: Vec<Value>,
+    /// Watch events retained for resuming watches.
+    pub history: usize,
+    pub watch_timeout: Duration,
+    /// Address to bind (`127.0.0.1:0` picks a free port).
+    pub addr: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            crds: Vec::new(),
+            history: 10_000,
+            watch_timeout: Duration::from_secs(1800),
+            addr: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+impl TestApiServer {
+    /// Binds and serves in the background; the CRDs are registered (and stored) before it answers.
+    pub async fn start(options: Options) -> std::io::Result<TestApiServer> {
+        let listener = tokio::net::TcpListener::bind(&options.addr).await?;
+        let addr = listener.local_addr()?;
+        let mut store = Store::new(options.history);
+        let crd_type = store.find_type("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+        for crd in options.crds {
+            if let Some(t) = &crd_type {
+                store
+                    .create(t, "", crd)
+                    .map_err(|e| std::io::Error::other(e.message))?;
+            }
+        }
+        let (closing, _) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            addr: addr.to_string(),
+            watch_timeout: options.watch_timeout,
+            closing,
+        });
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(shared.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(TestApiServer {
+            addr,
+            shared,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig for this server (kubectl and kube-rs both accept it).
+    pub fn kubeconfig(&self, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: wufb-test\n  cluster:\n    server: {}\ncontexts:\n- name: wufb-test\n  context:\n    cluster: wufb-test\n    user: wufb-test\n    namespace: {namespace}\ncurrent-context: wufb-test\nusers:\n- name: wufb-test\n  user: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// Drops the retained watch history, so resuming any watch answers 410 Expired.
+    pub fn compact(&self) {
+        self.shared.lock().compact();
+    }
+
+    /// Stops serving (open watches end).
+    pub fn stop(&mut self) {
+        let _ = self.shared.closing.send(true);
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

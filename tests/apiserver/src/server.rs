@@ -1,0 +1,366 @@
+//! HTTP routing: discovery, the generic resource handlers and chunked watches.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode, Uri, header};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::{
+    ApiError, Change, PatchType, Store, fields_match, labels_match, parse_field_selector,
+    parse_label_selector, type_key,
+};
+use crate::table::table;
+use crate::types::{ResourceType, api_group_list, api_resource_list, api_versions};
+
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub addr: String,
+    /// Default watch timeout when the client gives none.
+    pub watch_timeout: Duration,
+    /// Set when the server stops: every open watch ends at once.
+    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(e: &ApiError) -> Response {
+    json_response(e.code, &e.status())
+}
+
+fn not_found_path(path: &str) -> Response {
+    error(&ApiError::new(
+        404,
+        "NotFound",
+        format!("the server could not find the requested resource ({path})"),
+    ))
+}
+
+/// A parsed resource request.
+struct Target {
+    t: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_target(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, more @ ..] if !matches!(*plural, "status" | "finalize") => {
+            (Some(ns.to_string()), {
+                let mut v = vec![*plural];
+                v.extend_from_slice(more);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, sub) = match rest.as_slice() {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(n.to_string()), None),
+        [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
+        _ => return None,
+    };
+    let t = store.find_type(group, version, plural)?;
+    if namespace.is_some() && !t.namespaced {
+        return None;
+    }
+    match sub {
+        None => Some(Target {
+            t,
+            namespace,
+            name,
+            status: false,
+        }),
+        Some("status") => Some(Target {
+            t,
+            namespace,
+            name,
+            status: true,
+        }),
+        Some(_) => None,
+    }
+}
+
+pub async fn handle(
+    State(st): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => {
+            return json_response(
+                200,
+                &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64", "goVersion": "go1.23"}),
+            );
+        }
+        ["api"] => return json_response(200, &api_versions(&st.addr)),
+        ["apis"] => return json_response(200, &api_group_list(&st.lock().types)),
+        ["openapi", ..] => return not_found_path(&path),
+        ["api", "v1"] => {
+            return api_resource_list(&st.lock().types, "", "v1")
+                .map_or_else(|| not_found_path(&path), |v| json_response(200, &v));
+        }
+        ["apis", g, v] => {
+            return api_resource_list(&st.lock().types, g, v)
+                .map_or_else(|| not_found_path(&path), |v| json_response(200, &v));
+        }
+        ["api", "v1", rest @ ..] => ("", "v1", rest.to_vec()),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest.to_vec()),
+        _ => return not_found_path(&path),
+    };
+    let Some(target) = parse_target(&st.lock(), group, version, &rest) else {
+        return not_found_path(&path);
+    };
+    let ns = target.namespace.clone().unwrap_or_default();
+    let wants_table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
+    let parse_body = || -> Result<Value, ApiError> {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    };
+    let result: Result<(u16, Value), ApiError> = match (method.clone(), &target.name) {
+        (Method::GET, None) => {
+            if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
+                return watch(st.clone(), target, &query);
+            }
+            list(&st, &target, &query, wants_table)
+        }
+        (Method::POST, None) => parse_body().and_then(|b| {
+            let mut store = st.lock();
+            let created = store.create(&target.t, &ns, b)?;
+            Ok((201, created))
+        }),
+        (Method::GET, Some(name)) => st.lock().get(&target.t, &ns, name).map(|o| {
+            if wants_table {
+                (
+                    200,
+                    table(
+                        &target.t,
+                        std::slice::from_ref(&o),
+                        o["metadata"]["resourceVersion"].as_str().unwrap_or(""),
+                    ),
+                )
+            } else {
+                (200, o)
+            }
+        }),
+        (Method::PUT, Some(name)) => parse_body().and_then(|b| {
+            st.lock()
+                .update(&target.t, &ns, name, b, target.status)
+                .map(|o| (200, o))
+        }),
+        (Method::PATCH, Some(name)) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = match content_type.split(';').next().unwrap_or("").trim() {
+                "application/merge-patch+json" => Ok(PatchType::Merge),
+                "application/json-patch+json" => Ok(PatchType::Json),
+                "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchType::Apply),
+                other => Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other})"
+                    ),
+                )),
+            };
+            kind.and_then(|k| {
+                parse_body().and_then(|b| st.lock().patch(&target.t, &ns, name, k, b, target.status))
+            })
+            .map(|o| (200, o))
+        }
+        (Method::DELETE, Some(name)) if !target.status => {
+            st.lock().delete(&target.t, &ns, name).map(|o| (200, o))
+        }
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {path}"),
+        )),
+    };
+    match result {
+        Ok((code, v)) => json_response(code, &v),
+        Err(e) => error(&e),
+    }
+}
+
+struct Filters {
+    labels: Vec<crate::store::LabelReq>,
+    fields: Vec<(String, bool, String)>,
+}
+
+fn filters(query: &HashMap<String, String>) -> Result<Filters, ApiError> {
+    Ok(Filters {
+        labels: query
+            .get("labelSelector")
+            .map(|s| parse_label_selector(s))
+            .transpose()?
+            .unwrap_or_default(),
+        fields: query
+            .get("fieldSelector")
+            .map(|s| parse_field_selector(s))
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+impl Filters {
+    fn matches(&self, obj: &Value) -> bool {
+        labels_match(obj, &self.labels) && fields_match(obj, &self.fields)
+    }
+}
+
+fn list(
+    st: &Shared,
+    target: &Target,
+    query: &HashMap<String, String>,
+    wants_table: bool,
+) -> Result<(u16, Value), ApiError> {
+    let f = filters(query)?;
+    let store = st.lock();
+    let items: Vec<Value> = store
+        .list(&target.t, target.namespace.as_deref())
+        .into_iter()
+        .filter(|o| f.matches(o))
+        .collect();
+    let rv = store.rv.to_string();
+    if wants_table {
+        return Ok((200, table(&target.t, &items, &rv)));
+    }
+    Ok((
+        200,
+        json!({"kind": format!("{}List", target.t.kind), "apiVersion": target.t.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
+    ))
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn expired_line(rv: u64) -> Bytes {
+    let status = ApiError::new(410, "Expired", format!("too old resource version: {rv}")).status();
+    event_line("ERROR", &status)
+}
+
+/// A chunked watch: replayed history (or synthetic ADDED events) and then live events, until the timeout.
+fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Response {
+    let f = match filters(query) {
+        Ok(f) => f,
+        Err(e) => return error(&e),
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map_or(st.watch_timeout, Duration::from_secs);
+    let from: Option<u64> = query
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0);
+    let key = type_key(&target.t);
+    let ns = target.namespace.clone();
+    let relevant = move |c: &Change, f: &Filters| {
+        c.type_key == key && ns.as_ref().is_none_or(|n| *n == c.namespace) && f.matches(&c.object)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let (initial, mut live, start) = {
+        let store = st.lock();
+        let live = store.tx.subscribe();
+        match from {
+            Some(rv) if rv < store.compacted => (vec![expired_line(rv)], None, rv),
+            Some(rv) => {
+                let replay: Vec<Bytes> = store
+                    .history
+                    .iter()
+                    .filter(|c| c.rv > rv && relevant(c, &f))
+                    .map(|c| event_line(c.kind, &c.object))
+                    .collect();
+                (replay, Some(live), store.rv.max(rv))
+            }
+            None => {
+                let added: Vec<Bytes> = store
+                    .list(&target.t, target.namespace.as_deref())
+                    .iter()
+                    .filter(|o| f.matches(o))
+                    .map(|o| event_line("ADDED", o))
+                    .collect();
+                (added, Some(live), store.rv)
+            }
+        }
+    };
+    let mut closing = st.closing.subscribe();
+    tokio::spawn(async move {
+        for line in initial {
+            if tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        let Some(live) = live.as_mut() else { return };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = closing.changed() => return,
+                ev = live.recv() => match ev {
+                    Ok(c) if c.rv > start && relevant(&c, &f) => {
+                        if tx.send(Ok(event_line(c.kind, &c.object))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        let _ = tx.send(Ok(expired_line(start))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}

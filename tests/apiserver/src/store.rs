@@ -1,0 +1,575 @@
+//! Objects, the global resourceVersion, the bounded watch history, and every write rule: generation,
+//! status isolation, finalizer-aware delete, resourceVersion preconditions and the patch types.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use crate::types::ResourceType;
+
+/// A Kubernetes `Status` failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn not_found(t: &ResourceType, name: &str) -> Self {
+        ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{} \"{name}\" not found", t.qualified()),
+            details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    pub fn status(&self) -> Value {
+        let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": self.message, "reason": self.reason, "code": self.code});
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
+        }
+        s
+    }
+}
+
+/// A change, as watchers see it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub rv: u64,
+    pub type_key: String,
+    pub namespace: String,
+    pub kind: &'static str,
+    pub object: Value,
+}
+
+/// How a patch body is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Merge,
+    Json,
+    Apply,
+}
+
+type Key = (String, String, String);
+
+pub struct Store {
+    pub types: Vec<ResourceType>,
+    objects: BTreeMap<Key, Value>,
+    pub rv: u64,
+    pub history: VecDeque<Arc<Change>>,
+    /// The newest resourceVersion whose event was dropped from the history (watching from before it
+    /// answers 410 Expired).
+    pub compacted: u64,
+    history_limit: usize,
+    pub tx: broadcast::Sender<Arc<Change>>,
+}
+
+pub fn type_key(t: &ResourceType) -> String {
+    format!("{}/{}", t.group, t.plural)
+}
+
+fn meta(obj: &Value) -> &Value {
+    &obj["metadata"]
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Everything but metadata and status: a change here bumps the generation.
+fn spec_part(obj: &Value) -> Value {
+    let mut o = obj.as_object().cloned().unwrap_or_default();
+    o.remove("metadata");
+    o.remove("status");
+    o.remove("apiVersion");
+    o.remove("kind");
+    Value::Object(o)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        let (tx, _) = broadcast::channel(history_limit.max(16));
+        Store {
+            types: ResourceType::builtins(),
+            objects: BTreeMap::new(),
+            rv: 1,
+            history: VecDeque::new(),
+            compacted: 0,
+            history_limit: history_limit.max(1),
+            tx,
+        }
+    }
+
+    pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// Registers (or re-registers) the types of a CRD.
+    pub fn register_crd(&mut self, crd: &Value) -> Result<(), ApiError> {
+        for t in ResourceType::from_crd(crd).map_err(ApiError::bad_request)? {
+            self.types
+                .retain(|o| !(o.group == t.group && o.version == t.version && o.plural == t.plural));
+            self.types.push(t);
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Value) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            type_key: type_key(t),
+            namespace: meta_str(&object, "namespace").unwrap_or("").to_string(),
+            kind,
+            object,
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        let _ = self.tx.send(change);
+    }
+
+    /// Drops every retained event (tests use it to force 410 Expired).
+    pub fn compact(&mut self) {
+        self.compacted = self.rv;
+        self.history.clear();
+    }
+
+    fn bump(&mut self, obj: &mut Value) {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+    }
+
+    pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&(type_key(t), ns.to_string(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, name))
+    }
+
+    /// Objects of a type, in one namespace or all, in (namespace, name) order.
+    pub fn list(&self, t: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        let key = type_key(t);
+        self.objects
+            .iter()
+            .filter(|((k, n, _), _)| *k == key && ns.is_none_or(|ns| ns == n))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn create(&mut self, t: &ResourceType, ns: &str, body: Value) -> Result<Value, ApiError> {
+        let Value::Object(_) = body else {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        };
+        let mut obj = body;
+        if let Some(bns) = meta_str(&obj, "namespace").filter(|b| !b.is_empty()) {
+            if t.namespaced && bns != ns {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
+                )));
+            }
+        }
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = json!({});
+        }
+        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match meta_str(&obj, "generateName") {
+                Some(prefix) => format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..5]),
+                None => {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("{} is invalid: metadata.name: Required value", t.kind),
+                    ));
+                }
+            },
+        };
+        let key = (
+            type_key(t),
+            if t.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
+        if self.objects.contains_key(&key) {
+            return Err(ApiError {
+                code: 409,
+                reason: "AlreadyExists",
+                message: format!("{} \"{name}\" already exists", t.qualified()),
+                details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
+            });
+        }
+        let m = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        m.insert("name".into(), json!(name));
+        if t.namespaced {
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(now()));
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("resourceVersion");
+        if t.status {
+            m.insert("generation".into(), json!(1));
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        obj["apiVersion"] = json!(t.api_version());
+        obj["kind"] = json!(t.kind);
+        self.bump(&mut obj);
+        self.objects.insert(key, obj.clone());
+        self.emit(t, "ADDED", obj.clone());
+        if t.plural == "customresourcedefinitions" {
+            self.register_crd(&obj)?;
+        }
+        Ok(obj)
+    }
+
+    /// Writes a new full object (from PUT or a patch): resourceVersion precondition, status isolation,
+    /// generation, finalizer rules, and removal of a deleting object left without finalizers.
+    pub fn update(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        new: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let ns = if t.namespaced { ns } else { "" };
+        let key = (type_key(t), ns.to_string(), name.to_string());
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, name))?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    t.qualified()
+                ),
+                details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
+            });
+        }
+        let mut merged = old.clone();
+        if status_only {
+            match new.get("status") {
+                Some(s) if !s.is_null() => merged["status"] = s.clone(),
+                _ => {
+                    if let Some(o) = merged.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        } else {
+            merged = new;
+            // Server-managed metadata keeps its stored values.
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "resourceVersion",
+                "name",
+                "namespace",
+            ] {
+                match old["metadata"].get(field) {
+                    Some(v) => merged["metadata"][field] = v.clone(),
+                    None => {
+                        if let Some(m) = merged["metadata"].as_object_mut() {
+                            m.remove(field);
+                        }
+                    }
+                }
+            }
+            if t.status {
+                match old.get("status") {
+                    Some(s) => merged["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = merged.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            }
+            merged["apiVersion"] = json!(t.api_version());
+            merged["kind"] = json!(t.kind);
+        }
+        let deleting = meta_str(&old, "deletionTimestamp").is_some();
+        if deleting {
+            let before = finalizers(&old);
+            if let Some(added) = finalizers(&merged).into_iter().find(|f| !before.contains(f)) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers [\"{added}\"]",
+                        t.kind
+                    ),
+                ));
+            }
+        }
+        if t.status && !status_only && spec_part(&old) != spec_part(&merged) {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            merged["metadata"]["generation"] = json!(g + 1);
+        }
+        if merged == old {
+            return Ok(old);
+        }
+        self.bump(&mut merged);
+        if deleting && finalizers(&merged).is_empty() {
+            self.objects.remove(&key);
+            self.emit(t, "DELETED", merged.clone());
+            return Ok(merged);
+        }
+        self.objects.insert(key, merged.clone());
+        self.emit(t, "MODIFIED", merged.clone());
+        Ok(merged)
+    }
+
+    /// Applies a patch. Server-side apply creates a missing object.
+    pub fn patch(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchType,
+        patch: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let current = match self.get(t, if t.namespaced { ns } else { "" }, name) {
+            Ok(c) => c,
+            Err(e) if kind == PatchType::Apply && !status_only => {
+                let _ = e;
+                let mut body = patch;
+                if !body["metadata"].is_object() {
+                    body["metadata"] = json!({});
+                }
+                body["metadata"]["name"] = json!(name);
+                return self.create(t, ns, body);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut target = current.clone();
+        match kind {
+            PatchType::Merge | PatchType::Apply => {
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                }
+                json_patch::merge(&mut target, &patch);
+            }
+            PatchType::Json => {
+                let ops = patch
+                    .as_array()
+                    .ok_or_else(|| ApiError::bad_request("a JSON patch must be an array of operations"))?;
+                // kube-apiserver treats an absent path as null in `test`; the json-patch crate does not.
+                let mut rest = Vec::new();
+                for op in ops {
+                    let is_null_test = op["op"] == "test" && op["value"].is_null();
+                    if is_null_test {
+                        let path = op["path"].as_str().unwrap_or("");
+                        match target.pointer(path) {
+                            None | Some(Value::Null) => continue,
+                            Some(_) => {
+                                return Err(ApiError::new(
+                                    422,
+                                    "Invalid",
+                                    format!("the test operation on {path} failed"),
+                                ));
+                            }
+                        }
+                    }
+                    rest.push(op.clone());
+                }
+                let parsed: json_patch::Patch = serde_json::from_value(Value::Array(rest))
+                    .map_err(|e| ApiError::bad_request(format!("the JSON patch is malformed: {e}")))?;
+                json_patch::patch(&mut target, &parsed)
+                    .map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch failed: {e}")))?;
+            }
+        }
+        self.update(t, ns, name, target, status_only)
+    }
+
+    /// Deletes an object, or marks it deleting while finalizers remain.
+    pub fn delete(&mut self, t: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let ns = if t.namespaced { ns } else { "" };
+        let key = (type_key(t), ns.to_string(), name.to_string());
+        let mut obj = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, name))?;
+        if finalizers(&obj).is_empty() {
+            self.objects.remove(&key);
+            self.bump(&mut obj);
+            self.emit(t, "DELETED", obj.clone());
+            return Ok(obj);
+        }
+        if meta_str(&obj, "deletionTimestamp").is_some() {
+            return Ok(obj);
+        }
+        obj["metadata"]["deletionTimestamp"] = json!(now());
+        obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if t.status {
+            let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+            obj["metadata"]["generation"] = json!(g + 1);
+        }
+        self.bump(&mut obj);
+        self.objects.insert(key, obj.clone());
+        self.emit(t, "MODIFIED", obj.clone());
+        Ok(obj)
+    }
+}
+
+/// One label-selector requirement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelReq {
+    Eq(String, String),
+    Ne(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// Parses `labelSelector`.
+pub fn parse_label_selector(s: &str) -> Result<Vec<LabelReq>, ApiError> {
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    let (mut depth, mut cur) = (0, String::new());
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    for p in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let set = |op: &str| -> Option<(String, Vec<String>)> {
+            let (k, rest) = p.split_once(op)?;
+            let vals = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
+            Some((
+                k.trim().to_string(),
+                vals.split(',').map(|v| v.trim().to_string()).collect(),
+            ))
+        };
+        let req = if let Some((k, v)) = set(" notin ") {
+            LabelReq::NotIn(k, v)
+        } else if let Some((k, v)) = set(" in ") {
+            LabelReq::In(k, v)
+        } else if let Some((k, v)) = p.split_once("!=") {
+            LabelReq::Ne(k.trim().into(), v.trim().into())
+        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+            LabelReq::Eq(k.trim().into(), v.trim().into())
+        } else if let Some(k) = p.strip_prefix('!') {
+            LabelReq::NotExists(k.trim().into())
+        } else if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            LabelReq::Exists(p.into())
+        } else {
+            return Err(ApiError::bad_request(format!("unable to parse requirement: {p}")));
+        };
+        out.push(req);
+    }
+    Ok(out)
+}
+
+pub fn labels_match(obj: &Value, reqs: &[LabelReq]) -> bool {
+    let labels: Map<String, Value> = obj["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+    let get = |k: &str| labels.get(k).and_then(Value::as_str);
+    reqs.iter().all(|r| match r {
+        LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
+        LabelReq::Ne(k, v) => get(k) != Some(v.as_str()),
+        LabelReq::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+        LabelReq::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
+        LabelReq::Exists(k) => get(k).is_some(),
+        LabelReq::NotExists(k) => get(k).is_none(),
+    })
+}
+
+/// Parses `fieldSelector`: only `metadata.name` and `metadata.namespace`, with `=`, `==` or `!=`.
+pub fn parse_field_selector(s: &str) -> Result<Vec<(String, bool, String)>, ApiError> {
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (field, eq, value) = if let Some((f, v)) = p.split_once("!=") {
+            (f, false, v)
+        } else if let Some((f, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+            (f, true, v)
+        } else {
+            return Err(ApiError::bad_request(format!("invalid field selector: {p}")));
+        };
+        let field = field.trim();
+        if field != "metadata.name" && field != "metadata.namespace" {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {field}"
+            )));
+        }
+        out.push((field.to_string(), eq, value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+pub fn fields_match(obj: &Value, reqs: &[(String, bool, String)]) -> bool {
+    reqs.iter().all(|(field, eq, value)| {
+        let actual = meta_str(obj, field.trim_start_matches("metadata.")).unwrap_or("");
+        (actual == value) == *eq
+    })
+}
