@@ -199,12 +199,13 @@ impl Store {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         };
         let mut obj = body;
-        if let Some(bns) = meta_str(&obj, "namespace").filter(|b| !b.is_empty()) {
-            if t.namespaced && bns != ns {
-                return Err(ApiError::bad_request(format!(
-                    "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
-                )));
-            }
+        if let Some(bns) = meta_str(&obj, "namespace").filter(|b| !b.is_empty())
+            && t.namespaced
+            && bns != ns
+        {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
+            )));
         }
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
@@ -392,8 +393,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = match self.get(t, if t.namespaced { ns } else { "" }, name) {
             Ok(c) => c,
-            Err(e) if kind == PatchType::Apply && !status_only => {
-                let _ = e;
+            Err(_) if kind == PatchType::Apply && !status_only => {
                 let mut body = patch;
                 if !body["metadata"].is_object() {
                     body["metadata"] = json!({});
