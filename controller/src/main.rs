@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(Box<cli::run::RunArgs>),
+    /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
+    Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
     Crdgen {
         /// Directories to write into (default: crds/ and charts/wufb-operator/crds/ when the chart exists).
@@ -50,13 +52,19 @@ fn crdgen(out: Vec<PathBuf>, stdout: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
-        Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(cli::run::run(*args)),
-            Err(e) => Err(e.into()),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
+        Command::Demo(args) => match runtime().and_then(|rt| rt.block_on(cli::demo::demo(args))) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
         },
     };
     match result {

@@ -155,12 +155,19 @@ fn feature(key: &str, release: NaiveDate, name: &str, version: &str, build: &str
     })
 }
 
-/// Builds the catalog as it stood on `until`: 24 months of releases up to that date.
+/// The catalog always reaches back at least to this month, so dates in documentation and examples
+/// (such as 2026-11-10) stay valid.
+const FIRST_MONTH: (i32, u32) = (2025, 1);
+
+/// Builds the catalog as it stood on `until`: the releases of the last 24 months (and at least since
+/// January 2025) up to that date.
 pub fn seed(until: NaiveDate) -> Vec<Value> {
     let mut out = Vec::new();
     let (mut year, mut month) = (until.year(), until.month());
-    for back in 0..24u32 {
-        let month_index = 24 - back;
+    let since_first = (until.year() - FIRST_MONTH.0) * 12 + until.month() as i32 - FIRST_MONTH.1 as i32 + 1;
+    let months = since_first.max(24) as u32;
+    for back in 0..months {
+        let month_index = months - back;
         if let Some(b) = patch_tuesday(year, month).filter(|d| *d <= until) {
             let short = format!("{}.{:02} B", year, month);
             out.push(quality(

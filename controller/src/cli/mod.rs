@@ -1,4 +1,6 @@
 //! Subcommands: `run`, `crdgen`, `validate`, `plan`, `demo`.
 
 pub mod crdgen;
+pub mod demo;
+pub mod manifests;
 pub mod run;

@@ -1,0 +1,373 @@
+//! `wufb-operator demo`: the whole loop on embedded defaults. It starts the Graph emulator and the test
+//! Kubernetes API server in-process, installs the CRDs, applies the examples, runs the controller until
+//! every object is Ready, and prints what happened. No cluster and no tenant are needed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::Reporter;
+use kube::{CustomResourceExt, ResourceExt};
+use serde_json::Value;
+use wufb_graph_emulator::{Emulator, EmulatorConfig};
+use wufb_test_apiserver::{Options, TestApiServer};
+
+use super::manifests::{self, Document};
+use crate::crd::{DeviceGroup, ExpeditedDeployment};
+use crate::graph::{
+    Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphMetrics, SecretString,
+    TransportConfig,
+};
+use crate::reconcile::controller::{self, Scope};
+use crate::reconcile::{ReconcileMetrics, Settings};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Stay up after convergence, printing `kubeconfig: PATH` and `graph: URL` for kubectl and curl.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Apply the manifests under this path instead of the built-in examples.
+    #[arg(long, short = 'f')]
+    pub examples: Option<PathBuf>,
+    /// Namespace the examples are applied to.
+    #[arg(long, default_value = "wufb-demo")]
+    pub namespace: String,
+    /// Give up when not converged after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    /// Latency the emulator adds to every Graph call, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub graph_latency_ms: u64,
+}
+
+fn ready(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conditions.iter().find(|c| c.type_ == "Ready")
+}
+
+struct Row {
+    kind: &'static str,
+    name: String,
+    ready: bool,
+    reason: String,
+    message: String,
+    detail: String,
+}
+
+async fn rows(eds: &Api<ExpeditedDeployment>, dgs: &Api<DeviceGroup>) -> anyhow::Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for g in dgs.list(&Default::default()).await? {
+        let s = g.status.clone().unwrap_or_default();
+        let r = ready(&s.conditions);
+        let current = s.observed_generation == g.metadata.generation;
+        out.push(Row {
+            kind: "DeviceGroup",
+            name: g.name_any(),
+            ready: current && r.is_some_and(|c| c.status == "True"),
+            reason: r.map_or("Pending".into(), |c| c.reason.clone()),
+            message: r.map(|c| c.message.clone()).unwrap_or_default(),
+            detail: format!(
+                "group {} with {} devices",
+                s.group_id.unwrap_or_else(|| "-".into()),
+                s.member_count.unwrap_or(0)
+            ),
+        });
+    }
+    for d in eds.list(&Default::default()).await? {
+        let s = d.status.clone().unwrap_or_default();
+        let r = ready(&s.conditions);
+        let current = s.observed_generation == d.metadata.generation;
+        let a = s.audience.clone().unwrap_or_default();
+        out.push(Row {
+            kind: "ExpeditedDeployment",
+            name: d.name_any(),
+            ready: current && r.is_some_and(|c| c.status == "True"),
+            reason: r.map_or("Pending".into(), |c| c.reason.clone()),
+            message: r.map(|c| c.message.clone()).unwrap_or_default(),
+            detail: format!(
+                "deployment {} {} ({}), {} members, {} exclusions, {} devices{}",
+                s.deployment_id.unwrap_or_else(|| "-".into()),
+                s.graph_state.unwrap_or_else(|| "-".into()),
+                s.state_reasons.join(","),
+                a.members,
+                a.exclusions,
+                a.devices,
+                s.resolved_content
+                    .map(|c| format!("; content {}", c.display_name.unwrap_or(c.catalog_entry_id)))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    Ok(out)
+}
+
+async fn apply_documents(docs: &[Document], client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    let params = PatchParams::apply("wufb-demo").force();
+    for doc in docs {
+        let ns = doc.namespace().unwrap_or(namespace);
+        let name = doc.name();
+        match doc.kind() {
+            "DeviceGroup" => {
+                Api::<DeviceGroup>::namespaced(client.clone(), ns)
+                    .patch(name, &params, &Patch::Apply(&doc.value))
+                    .await?;
+            }
+            "ExpeditedDeployment" => {
+                Api::<ExpeditedDeployment>::namespaced(client.clone(), ns)
+                    .patch(name, &params, &Patch::Apply(&doc.value))
+                    .await?;
+            }
+            other => {
+                println!(
+                    "  skipped {}: kind {other} is not a wufb.dev kind",
+                    doc.location()
+                );
+                continue;
+            }
+        }
+        println!("  applied {} {ns}/{name}", doc.kind());
+    }
+    Ok(())
+}
+
+/// Runs the demo; returns whether everything converged.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
+    crate::telemetry::init_logging_with(crate::telemetry::LogFormat::Text, "warn");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut out = std::io::stdout();
+    println!(
+        "wufb-operator demo: Graph emulator, test Kubernetes API server and the controller, all in this process"
+    );
+    let started = Instant::now();
+
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            faults: wufb_graph_emulator::FaultConfig {
+                latency_ms: args.graph_latency_ms,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .context("failed to start the Graph emulator")?;
+    let crds = vec![
+        serde_json::to_value(ExpeditedDeployment::crd())?,
+        serde_json::to_value(DeviceGroup::crd())?,
+    ];
+    let apiserver = TestApiServer::start(Options {
+        crds,
+        ..Default::default()
+    })
+    .await
+    .context("failed to start the test API server")?;
+    let dir = std::env::temp_dir().join(format!("wufb-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, apiserver.kubeconfig(&args.namespace))?;
+    println!(
+        "Graph emulator:  {} (tenant {})",
+        emulator.graph_url(),
+        wufb_graph_emulator::config::DEFAULT_TENANT_ID
+    );
+    println!(
+        "Kubernetes API:  {} (test API server, CRDs installed)",
+        apiserver.url()
+    );
+
+    let mut config = kube::Config::new(apiserver.url().parse()?);
+    config.default_namespace = args.namespace.clone();
+    let client = kube::Client::try_from(config)?;
+    let credential = Credential {
+        tenant_id: wufb_graph_emulator::config::DEFAULT_TENANT_ID.into(),
+        client_id: wufb_graph_emulator::config::DEFAULT_CLIENT_ID.into(),
+        kind: CredentialKind::ClientSecret(SecretString::new(
+            wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        )),
+    };
+    let graph = Arc::new(GraphClient::new(
+        GraphConfig {
+            endpoints: Endpoints::custom(&emulator.base_url(), &emulator.graph_url())?,
+            credential: Some(credential),
+            transport: TransportConfig::default(),
+            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+        },
+        GraphMetrics::default(),
+    )?);
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(
+        client.clone(),
+        graph,
+        Settings {
+            resync: Duration::from_secs(600),
+            ..Default::default()
+        },
+        ReconcileMetrics::default(),
+        Reporter {
+            controller: "wufb-operator".into(),
+            instance: Some("demo".into()),
+        },
+        Scope::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let docs = match &args.examples {
+        Some(path) => {
+            let (docs, errors) = manifests::load(std::slice::from_ref(path));
+            if let Some(e) = errors.first() {
+                anyhow::bail!("cannot read the examples: {e}");
+            }
+            docs
+        }
+        None => manifests::embedded_examples(),
+    };
+    println!("Applying {} objects to namespace {}:", docs.len(), args.namespace);
+    apply_documents(&docs, &client, &args.namespace).await?;
+
+    let eds: Api<ExpeditedDeployment> = Api::namespaced(client.clone(), &args.namespace);
+    let dgs: Api<DeviceGroup> = Api::namespaced(client.clone(), &args.namespace);
+    println!("Waiting for the controller to converge:");
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut last = String::new();
+    let converged = loop {
+        let current = rows(&eds, &dgs).await?;
+        let done = current.iter().filter(|r| r.ready).count();
+        let line = format!(
+            "  [{:>5.1}s] {done}/{} Ready  {}",
+            started.elapsed().as_secs_f64(),
+            current.len(),
+            current
+                .iter()
+                .filter(|r| !r.ready)
+                .map(|r| format!("{}={}", r.name, r.reason))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        if line.split_once(']').map(|x| x.1) != last.split_once(']').map(|x| x.1) {
+            println!("{line}");
+            last = line;
+        }
+        if !current.is_empty() && done == current.len() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    println!();
+    println!("Objects:");
+    for r in rows(&eds, &dgs).await? {
+        println!(
+            "  {:<20} {:<20} {:<6} {:<14} {}",
+            r.kind,
+            r.name,
+            if r.ready { "True" } else { "False" },
+            r.reason,
+            r.detail
+        );
+        if !r.ready && !r.message.is_empty() {
+            println!("      {}", r.message);
+        }
+    }
+    print_graph(&emulator);
+    let _ = out.flush();
+
+    if !converged {
+        println!("\ndemo: not converged after {}s", args.timeout_secs);
+    } else {
+        println!("\ndemo: converged in {:.1}s", started.elapsed().as_secs_f64());
+    }
+    if args.keep_running {
+        println!("kubeconfig: {}", kubeconfig.display());
+        println!("graph: {}", emulator.graph_url());
+        println!(
+            "Try: kubectl --kubeconfig {} get expd,dg -n {}   (Ctrl-C to stop)",
+            kubeconfig.display(),
+            args.namespace
+        );
+        let _ = out.flush();
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(converged)
+}
+
+fn print_graph(emulator: &Emulator) {
+    let counts = wufb_graph_emulator::state::lock(&emulator.shared.log)
+        .counts
+        .clone();
+    let mut reads = 0;
+    let mut writes = 0;
+    println!("\nGraph calls (operation: answers by status):");
+    for (op, by_status) in &counts {
+        let total: u64 = by_status.values().sum();
+        let statuses: Vec<String> = by_status.iter().map(|(s, n)| format!("{n}x{s}")).collect();
+        println!("  {op:<34} {total:>4}  ({})", statuses.join(", "));
+        if op == "token" {
+            continue;
+        }
+        if op.ends_with(".list") || op.ends_with(".get") || op.ends_with(".count") {
+            reads += total;
+        } else {
+            writes += total;
+        }
+    }
+    println!(
+        "  {:<34} {:>4}  ({writes} writes, {reads} reads)",
+        "total Graph calls",
+        writes + reads
+    );
+    let store = wufb_graph_emulator::state::lock(&emulator.shared.store);
+    let now = chrono::Utc::now();
+    println!("\nGraph state (deployments in the tenant):");
+    for d in store.deployments.values() {
+        let rendered = store.render_deployment(d, now);
+        let audience = store.audiences.get(&d.audience_id);
+        let content = match rendered
+            .pointer("/content/catalogEntry/id")
+            .and_then(Value::as_str)
+        {
+            Some(id) => format!("catalog entry {}…", &id[..12.min(id.len())]),
+            None => format!(
+                "release {}",
+                rendered
+                    .pointer("/content/releaseDate")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            ),
+        };
+        println!(
+            "  {}  {:<9} {:<30} members {:>2}  exclusions {:>2}",
+            d.id,
+            rendered
+                .pointer("/state/effectiveValue")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            content,
+            audience.map_or(0, |a| a.members.len()),
+            audience.map_or(0, |a| a.exclusions.len())
+        );
+    }
+    let groups: BTreeMap<&String, usize> = store
+        .assets
+        .values()
+        .filter(|a| a.kind == wufb_graph_emulator::store::AssetKind::Group)
+        .map(|a| (&a.id, a.members.len()))
+        .collect();
+    for (id, n) in groups {
+        println!("  group {id}  {n} devices");
+    }
+}
