@@ -13,8 +13,13 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; later calls are no-ops.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into());
+    init_logging_with(format, "info,kube=warn,hyper=warn");
+}
+
+/// Like [`init_logging`], with the filter used when `RUST_LOG` is unset.
+pub fn init_logging_with(format: LogFormat, default_filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
