@@ -63,7 +63,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (ed_reader, ed_writer) = reflector::store::<ExpeditedDeployment>();
-    let (dg_reader, dg_writer) = reflector::store::<DeviceGroup>();
+    // DeviceGroups feed two controllers from one shared store: a deployment triggered by a group change
+    // then reads the same state the trigger saw.
+    let (dg_reader, dg_writer) = reflector::store_shared::<DeviceGroup>(1024);
+    let (Some(dg_for_deployments), Some(dg_for_groups)) = (dg_writer.subscribe(), dg_writer.subscribe())
+    else {
+        tracing::error!("the shared DeviceGroup store has no dispatcher");
+        return;
+    };
     let config = watcher::Config::default().any_semantic();
 
     let ed_streams = futures::stream::select_all(
@@ -72,11 +79,6 @@ pub async fn run(
             .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
     );
     let dg_streams = futures::stream::select_all(
-        apis::<DeviceGroup>(&client, &scope)
-            .into_iter()
-            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
-    );
-    let dg_trigger_streams = futures::stream::select_all(
         apis::<DeviceGroup>(&client, &scope)
             .into_iter()
             .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
@@ -103,17 +105,12 @@ pub async fn run(
                 .combine(predicates::finalizers),
             Default::default(),
         );
-    let dg_changes = reflector::reflector(dg_writer, dg_streams)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::finalizers),
-            Default::default(),
-        );
+    let dg_driver = dg_streams
+        .reflect_shared(dg_writer)
+        .for_each(|_| std::future::ready(()));
+    let dg_changes = spec_changes(dg_for_groups);
 
     let mapper_store = ed_reader.clone();
-    let group_triggers = dg_trigger_streams.applied_objects();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -125,7 +122,7 @@ pub async fn run(
 
     let ed_ctx = ctx.clone();
     let deployments = Controller::for_stream(ed_changes, ed_reader)
-        .watches_stream(group_triggers, move |group: DeviceGroup| {
+        .watches_shared_stream(dg_for_deployments, move |group: Arc<DeviceGroup>| {
             let ns = group.namespace().unwrap_or_default();
             let name = group.name_any();
             mapper_store
@@ -160,7 +157,7 @@ pub async fn run(
         });
 
     let dg_ctx = ctx.clone();
-    let groups = Controller::for_stream(dg_changes, dg_reader)
+    let groups = Controller::for_shared_stream(dg_changes, dg_reader)
         .graceful_shutdown_on(signal(shutdown_rx))
         .run(device_group::reconcile, error_policy, dg_ctx.clone())
         .for_each(move |result| {
@@ -177,5 +174,27 @@ pub async fn run(
             }
         });
 
-    futures::join!(deployments, groups);
+    futures::join!(deployments, groups, dg_driver);
+}
+
+/// Passes an object on only when its generation, annotations, finalizers or deletion changed: the
+/// operator's own status writes do not trigger a pass.
+fn spec_changes<K: Resource + Send + Sync + 'static>(
+    stream: impl futures::Stream<Item = Arc<K>> + Send + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    stream.filter_map(move |obj| {
+        let m = obj.meta();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        m.generation.hash(&mut h);
+        m.annotations.hash(&mut h);
+        m.finalizers.hash(&mut h);
+        m.deletion_timestamp.is_some().hash(&mut h);
+        let key = m.uid.clone().unwrap_or_default();
+        let fingerprint = h.finish();
+        let changed = seen.insert(key, fingerprint) != Some(fingerprint);
+        std::future::ready(changed.then_some(obj))
+    })
 }

@@ -287,10 +287,12 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
         .get("timeoutSeconds")
         .and_then(|t| t.parse().ok())
         .map_or(st.watch_timeout, Duration::from_secs);
+    let send_initial_events = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    // A streaming list starts from the current state whatever resourceVersion it names.
     let from: Option<u64> = query
         .get("resourceVersion")
         .and_then(|r| r.parse().ok())
-        .filter(|r| *r > 0);
+        .filter(|r| *r > 0 && !send_initial_events);
     let key = type_key(&target.t);
     let ns = target.namespace.clone();
     let relevant = move |c: &Change, f: &Filters| {
@@ -312,12 +314,18 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
                 (replay, Some(live), store.rv.max(rv))
             }
             None => {
-                let added: Vec<Bytes> = store
+                let mut added: Vec<Bytes> = store
                     .list(&target.t, target.namespace.as_deref())
                     .iter()
                     .filter(|o| f.matches(o))
                     .map(|o| event_line("ADDED", o))
                     .collect();
+                if send_initial_events {
+                    // A streaming list ends its initial events with an annotated bookmark.
+                    let bookmark = json!({"kind": target.t.kind, "apiVersion": target.t.api_version(),
+                        "metadata": {"resourceVersion": store.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                    added.push(event_line("BOOKMARK", &bookmark));
+                }
                 (added, Some(live), store.rv)
             }
         }
