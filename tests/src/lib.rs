@@ -1,1 +1,344 @@
+//! The end-to-end harness: per test, a Graph emulator, a Kubernetes API (the in-repo test API server, or
+//! the cluster named by `WUFB_E2E_KUBECONFIG`), a namespace of its own, the real `wufb-operator run`
+//! binary as child processes, and the real `kubectl`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+use wufb_graph_emulator::{Emulator, EmulatorConfig};
+use wufb_operator::crd::{DeviceGroup, ExpeditedDeployment};
+use wufb_test_apiserver::{Options, TestApiServer};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `wufb-operator` binary built next to the test executable (or `WUFB_OPERATOR_BIN`).
+pub fn operator_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("WUFB_OPERATOR_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let bin = dir.join("wufb-operator");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p wufb-operator` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// `kubectl` from `KUBECTL`, `.tools/venv/bin` (installed by `make test`), or the PATH.
+pub fn kubectl_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KUBECTL") {
+        let p = PathBuf::from(p);
+        // A relative path means relative to the repository root (cargo runs tests in the package directory).
+        return if p.is_relative() && p.components().count() > 1 {
+            root().join(p)
+        } else {
+            p
+        };
+    }
+    let local = root().join(".tools/venv/bin/kubectl");
+    if local.exists() {
+        return local;
+    }
+    "kubectl".into()
+}
+
+/// Output of a kubectl run.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A controller child process.
+pub struct Controller {
+    pub identity: String,
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+/// One test's world.
+pub struct Env {
+    pub emulator: Emulator,
+    pub apiserver: Option<TestApiServer>,
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+    pub namespace: String,
+    pub client: kube::Client,
+    pub controllers: Vec<Controller>,
+}
+
+impl Env {
+    pub async fn start(name: &str) -> Env {
+        Self::start_with(name, EmulatorConfig::default()).await
+    }
+
+    pub async fn start_with(name: &str, emulator: EmulatorConfig) -> Env {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        let namespace = format!("e2e-{name}-{suffix}").replace('_', "-");
+        let dir = root().join("target/e2e").join(&namespace);
+        std::fs::create_dir_all(&dir).unwrap();
+        let emulator = Emulator::start(emulator, "127.0.0.1:0").await.unwrap();
+        let (apiserver, kubeconfig) = match std::env::var("WUFB_E2E_KUBECONFIG") {
+            Ok(path) => (None, PathBuf::from(path)),
+            Err(_) => {
+                let crds = vec![
+                    serde_json::to_value(ExpeditedDeployment::crd()).unwrap(),
+                    serde_json::to_value(DeviceGroup::crd()).unwrap(),
+                ];
+                let server = TestApiServer::start(Options {
+                    crds,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+                let path = dir.join("kubeconfig");
+                std::fs::write(&path, server.kubeconfig(&namespace)).unwrap();
+                (Some(server), path)
+            }
+        };
+        let kconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kconfig, &Default::default())
+            .await
+            .unwrap();
+        config.default_namespace = namespace.clone();
+        let client = kube::Client::try_from(config).unwrap();
+        let env = Env {
+            emulator,
+            apiserver,
+            kubeconfig,
+            dir,
+            namespace,
+            client,
+            controllers: Vec::new(),
+        };
+        if env.apiserver.is_none() {
+            env.kubectl_ok(&["apply", "-f", root().join("crds").to_str().unwrap()])
+                .await;
+        }
+        // kubectl would send a built-in Namespace as protobuf, which the test API server does not read.
+        let ns = k8s_openapi::api::core::v1::Namespace {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(env.namespace.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+            .create(&Default::default(), &ns)
+            .await
+            .unwrap();
+        env
+    }
+
+    /// Starts a controller process with the built-in emulator app.
+    pub fn spawn_controller(&mut self, identity: &str) -> usize {
+        self.spawn_controller_as(identity, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, &[])
+    }
+
+    /// Starts a controller process authenticating as `client_id`, with extra `run` flags.
+    pub fn spawn_controller_as(
+        &mut self,
+        identity: &str,
+        client_id: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> usize {
+        let log = self
+            .dir
+            .join(format!("controller-{identity}-{}.log", self.controllers.len()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(operator_bin())
+            .args([
+                "run",
+                "--graph-url",
+                &self.emulator.graph_url(),
+                "--authority-host",
+                &self.emulator.base_url(),
+                "--namespace",
+                &self.namespace,
+                "--watch-namespaces",
+                &self.namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--identity",
+                identity,
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("AZURE_TENANT_ID", DEFAULT_TENANT_ID)
+            .env("AZURE_CLIENT_ID", client_id)
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the operator binary starts");
+        self.controllers.push(Controller {
+            identity: identity.into(),
+            child,
+            log,
+        });
+        self.controllers.len() - 1
+    }
+
+    /// All controller output so far.
+    pub fn controller_logs(&self) -> String {
+        self.controllers
+            .iter()
+            .map(|c| std::fs::read_to_string(&c.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> Run {
+        let cache = self.dir.join("kubectl-cache");
+        let out = tokio::process::Command::new(kubectl_bin())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("-n")
+            .arg(&self.namespace)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("kubectl could not run ({e}); make test installs it into .tools/venv")
+            });
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    /// Runs kubectl and fails the test with its output when it fails.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let run = self.kubectl(args).await;
+        assert!(
+            run.ok,
+            "kubectl {} failed:\n{}\n{}\ncontroller log:\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr,
+            self.tail_logs()
+        );
+        run.stdout
+    }
+
+    /// Applies a manifest given as YAML text.
+    pub async fn apply_yaml(&self, yaml: &str) -> String {
+        let file = self
+            .dir
+            .join(format!("manifest-{}.yaml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, yaml).unwrap();
+        self.kubectl_ok(&["apply", "--validate=false", "-f", file.to_str().unwrap()])
+            .await
+    }
+
+    /// `kubectl wait --for=condition=Ready` on `what` (e.g. `expd/name` or `expd --all`).
+    pub async fn wait_ready(&self, what: &[&str]) {
+        let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+        args.extend_from_slice(what);
+        self.kubectl_ok(&args).await;
+    }
+
+    pub fn tail_logs(&self) -> String {
+        let logs = self.controller_logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The object as JSON.
+    pub async fn get(&self, what: &str) -> Value {
+        serde_json::from_str(&self.kubectl_ok(&["get", what, "-o", "json"]).await).unwrap()
+    }
+
+    /// Deployments in the emulator, rendered as Graph would.
+    pub fn graph_deployments(&self) -> Vec<Value> {
+        let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        store.list_deployments(chrono::Utc::now())
+    }
+
+    /// Member and exclusion ids of a deployment's audience in the emulator.
+    pub fn graph_audience(&self, deployment_id: &str) -> (Vec<String>, Vec<String>) {
+        let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        let Some(d) = store.deployments.get(deployment_id) else {
+            return (Vec::new(), Vec::new());
+        };
+        let a = store.audiences.get(&d.audience_id).cloned().unwrap_or_default();
+        (
+            a.members.keys().cloned().collect(),
+            a.exclusions.keys().cloned().collect(),
+        )
+    }
+
+    /// Requests the emulator logged for an operation with a 2xx answer since `since` (a log sequence).
+    pub fn graph_writes(&self, operation: &str, since: u64) -> Vec<wufb_graph_emulator::LogEntry> {
+        self.emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.seq >= since && r.operation == operation && (200..300).contains(&r.status))
+            .collect()
+    }
+
+    /// The next request-log sequence number.
+    pub fn graph_seq(&self) -> u64 {
+        wufb_graph_emulator::state::lock(&self.emulator.shared.log).next_seq
+    }
+
+    /// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
+    pub async fn eventually<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\ncontroller log:\n{}",
+                self.tail_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Status field of an ExpeditedDeployment.
+    pub async fn status_of(&self, name: &str) -> Value {
+        self.get(&format!("expd/{name}")).await["status"].clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in &mut self.controllers {
+            let _ = c.child.start_kill();
+        }
+    }
+}

@@ -138,6 +138,14 @@ pub enum Error {
 
     #[error("failed to run the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    /// Cleanup must wait (the finalizer stays until it can finish).
+    #[error("{message}")]
+    Waiting {
+        reason: &'static str,
+        message: String,
+        retry: Duration,
+    },
 }
 
 impl Error {
@@ -158,12 +166,13 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
                 _ => "Finalizer",
             },
+            Error::Waiting { reason, .. } => reason,
         }
     }
 
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Kube { .. } => true,
+            Error::Kube { .. } | Error::Waiting { .. } => true,
             Error::Graph(g) => g.is_transient(),
             Error::Finalizer(f) => match f.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -176,6 +185,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Graph(g) => g.retry_after(),
+            Error::Waiting { retry, .. } => Some(*retry),
             Error::Finalizer(f) => match f.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),

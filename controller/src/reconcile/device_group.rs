@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{instrument, warn};
 
@@ -244,14 +244,19 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             "still referenced by ExpeditedDeployment {}; the Graph group is removed once they stop using it",
             users.join(", ")
         );
-        let outcome = Outcome::progressing("InUse", message);
+        let outcome = Outcome::progressing("InUse", message.clone());
         let report = Report {
             group_id: None,
             member_count: None,
             device_errors: obj.status.clone().unwrap_or_default().device_errors,
         };
         write(obj, api, report, &outcome).await?;
-        return Ok(Action::requeue(Duration::from_secs(5)));
+        // An error keeps the finalizer (a successful cleanup would remove it) and requeues.
+        return Err(Error::Waiting {
+            reason: "InUse",
+            message,
+            retry: Duration::from_secs(5),
+        });
     }
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone())
         && ctx.graph.delete_group(&id).await?
@@ -265,6 +270,5 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
         )
         .await;
     }
-    let _ = obj.meta();
     Ok(Action::await_change())
 }

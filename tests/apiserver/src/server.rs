@@ -145,6 +145,17 @@ pub async fn handle(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=Table"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("protobuf") {
+        return error(&ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "this test API server reads JSON request bodies only, not protobuf",
+        ));
+    }
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))

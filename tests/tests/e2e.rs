@@ -1,0 +1,593 @@
+//! End to end through kubectl, the operator binary, the Graph emulator and a Kubernetes API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wufb_e2e::{Env, root};
+
+fn dev(i: u32) -> String {
+    format!("5a5b5c5d-0000-4000-8000-{i:012}")
+}
+
+fn deployment_yaml(name: &str, content: &str, members: &[String], extra: &str) -> String {
+    let members: String = members.iter().map(|d| format!("      - device: {d}\n")).collect();
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    {content}\n  userExperience:\n    daysUntilForcedReboot: 2\n  audience:\n    members:\n{members}{extra}"
+    )
+}
+
+async fn deployment_id(env: &Env, name: &str) -> String {
+    env.status_of(name).await["deploymentId"]
+        .as_str()
+        .expect("deploymentId in status")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
+    let mut env = Env::start("examples").await;
+    env.spawn_controller("replica-a");
+    env.kubectl_ok(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        root().join("examples").to_str().unwrap(),
+    ])
+    .await;
+    env.wait_ready(&["dg", "--all"]).await;
+    env.wait_ready(&["expd", "--all"]).await;
+
+    let deployments = env.graph_deployments();
+    assert_eq!(deployments.len(), 3, "{deployments:#?}");
+    let by_id = |id: &str| deployments.iter().find(|d| d["id"] == id).cloned().unwrap();
+
+    let latest = by_id(&deployment_id(&env, "emergency-latest").await);
+    assert_eq!(latest["state"]["effectiveValue"], "offering");
+    assert_eq!(latest["settings"]["userExperience"]["daysUntilForcedReboot"], 1);
+    assert_eq!(latest["settings"]["expedite"]["isExpedited"], true);
+    assert_eq!(
+        latest["content"]["@odata.type"],
+        "#microsoft.graph.windowsUpdates.catalogContent"
+    );
+    let (members, exclusions) = env.graph_audience(latest["id"].as_str().unwrap());
+    let pilot = env.get("dg/pilot-ring").await["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dnd = env.get("dg/do-not-disturb").await["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        members.contains(&pilot) && members.contains(&"2b7e4c1a-9f3d-4e8b-a6c5-d4e3f2a1b0c9".to_string()),
+        "{members:?}"
+    );
+    assert!(
+        exclusions.contains(&dnd) && exclusions.contains(&"6f1c2a10-7d4b-4c8e-9a1f-0b2c3d4e5f05".to_string()),
+        "{exclusions:?}"
+    );
+
+    let pinned = by_id(&deployment_id(&env, "november-baseline").await);
+    assert_eq!(
+        pinned["content"]["@odata.type"],
+        "#microsoft.graph.windowsUpdates.expeditedQualityUpdateReference"
+    );
+    assert_eq!(pinned["content"]["releaseDate"], "2026-11-10T00:00:00Z");
+    assert_eq!(pinned["content"]["equivalentContent"], "latestSecurity");
+
+    let staged = by_id(&deployment_id(&env, "staged-broad-ring").await);
+    assert_eq!(staged["state"]["effectiveValue"], "paused");
+    assert_eq!(staged["state"]["reasons"][0]["value"], "pausedByRequest");
+
+    // Printer columns show the Graph state.
+    let table = env.kubectl_ok(&["get", "expd"]).await;
+    let header = table.lines().next().unwrap();
+    for col in ["READY", "REASON", "GRAPH", "MEMBERS", "DEPLOYMENT", "AGE"] {
+        assert!(header.contains(col), "{table}");
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("staged-broad-ring") && l.contains("paused") && l.contains("True")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("emergency-latest") && l.contains("offering")),
+        "{table}"
+    );
+    let status = env.status_of("emergency-latest").await;
+    assert_eq!(
+        status["audience"]["devices"], 5,
+        "pilot ring (5) + 1 device - 1 excluded: {status}"
+    );
+    assert_eq!(status["resolvedContent"]["source"], "latest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audience_edits_reach_graph_with_the_fewest_calls() {
+    let mut env = Env::start("audience").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "latest: true",
+        &[dev(1), dev(2), dev(3)],
+        "",
+    ))
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let id = deployment_id(&env, "rollout").await;
+    assert_eq!(
+        env.graph_writes("audience.updateAudience", 0).len(),
+        1,
+        "one write for the whole audience"
+    );
+
+    let since = env.graph_seq();
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "latest: true",
+        &[dev(1), dev(4), dev(5)],
+        "    exclusions:\n      - device: 5a5b5c5d-0000-4000-8000-000000000009\n",
+    ))
+    .await;
+    env.eventually(
+        "the audience edit in Graph",
+        Duration::from_secs(30),
+        async || {
+            let (m, e) = env.graph_audience(&id);
+            (m == [dev(1), dev(4), dev(5)] && e == [dev(9)]).then_some(())
+        },
+    )
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let writes = env.graph_writes("audience.updateAudience", since);
+    assert_eq!(writes.len(), 1, "one updateAudience call");
+    assert_eq!(
+        writes[0].assets, 5,
+        "+2 members, -2 members, +1 exclusion: never re-sending what is there"
+    );
+    assert!(env.graph_writes("deployments.create", since).is_empty());
+
+    // A DeviceGroup edit: the group changes once in Graph, and deployments referencing it need no write.
+    env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - 5a5b5c5d-0000-4000-8000-000000000021\n  - 5a5b5c5d-0000-4000-8000-000000000022\n").await;
+    env.wait_ready(&["dg/ring"]).await;
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "latest: true",
+        &[dev(1)],
+        "      - deviceGroup: ring\n",
+    ))
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let since = env.graph_seq();
+    env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - 5a5b5c5d-0000-4000-8000-000000000021\n  - 5a5b5c5d-0000-4000-8000-000000000023\n").await;
+    env.eventually("the group edit", Duration::from_secs(30), async || {
+        let g = env.get("dg/ring").await;
+        (g["status"]["observedGeneration"] == g["metadata"]["generation"]
+            && g["status"]["conditions"][0]["status"] == "True")
+            .then_some(())
+    })
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    assert_eq!(env.graph_writes("group.addMembersById", since).len(), 1);
+    assert_eq!(env.graph_writes("group.removeMembersById", since).len(), 1);
+    assert!(
+        env.graph_writes("audience.updateAudience", since).is_empty(),
+        "the audience holds the group, not its devices"
+    );
+    assert_eq!(env.status_of("rollout").await["audience"]["devices"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_follow_spec_paused() {
+    let mut env = Env::start("pause").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
+        .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let id = deployment_id(&env, "rollout").await;
+    let state = |env: &Env| {
+        env.graph_deployments()
+            .into_iter()
+            .find(|d| d["id"] == id.as_str())
+            .map(|d| d["state"]["effectiveValue"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(state(&env).as_deref(), Some("offering"));
+    env.kubectl_ok(&[
+        "patch",
+        "expd",
+        "rollout",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"paused":true}}"#,
+    ])
+    .await;
+    env.eventually("paused in Graph", Duration::from_secs(30), async || {
+        (state(&env).as_deref() == Some("paused")).then_some(())
+    })
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    assert_eq!(env.status_of("rollout").await["graphState"], "paused");
+    env.kubectl_ok(&[
+        "patch",
+        "expd",
+        "rollout",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"paused":false}}"#,
+    ])
+    .await;
+    env.eventually("offering again", Duration::from_secs(30), async || {
+        (state(&env).as_deref() == Some("offering")).then_some(())
+    })
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    assert_eq!(
+        env.graph_writes("deployments.update", 0).len(),
+        2,
+        "one PATCH each way"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_change_replaces_the_deployment_keeping_the_audience() {
+    let mut env = Env::start("replace").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "releaseDate: \"2026-10-13\"",
+        &[dev(1), dev(2)],
+        "    exclusions:\n      - device: 5a5b5c5d-0000-4000-8000-000000000003\n",
+    ))
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let old = deployment_id(&env, "rollout").await;
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "releaseDate: \"2026-11-10\"",
+        &[dev(1), dev(2)],
+        "    exclusions:\n      - device: 5a5b5c5d-0000-4000-8000-000000000003\n",
+    ))
+    .await;
+    let new = env
+        .eventually("a new deployment id", Duration::from_secs(30), async || {
+            let id = env.status_of("rollout").await["deploymentId"]
+                .as_str()
+                .map(str::to_string)?;
+            (id != old).then_some(id)
+        })
+        .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let ids: Vec<String> = env
+        .graph_deployments()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec![new.clone()], "the old deployment is gone");
+    assert_eq!(env.graph_audience(&new), (vec![dev(1), dev(2)], vec![dev(3)]));
+    let d = &env.graph_deployments()[0];
+    assert_eq!(d["content"]["releaseDate"], "2026-11-10T00:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
+    let mut env = Env::start("drift").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
+        .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let first = deployment_id(&env, "rollout").await;
+    // Someone deletes the deployment in Graph, and adds a member behind the operator's back.
+    wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+        .delete_deployment(&first)
+        .unwrap();
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "rollout",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=1",
+    ])
+    .await;
+    let second = env
+        .eventually("a recreated deployment", Duration::from_secs(30), async || {
+            let id = env.status_of("rollout").await["deploymentId"]
+                .as_str()
+                .map(str::to_string)?;
+            (id != first).then_some(id)
+        })
+        .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    assert_eq!(env.graph_audience(&second).0, vec![dev(1)]);
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    assert!(
+        events.contains("DeploymentMissing"),
+        "a Warning event tells the drift: {events}"
+    );
+    {
+        let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let aid = store.deployments[&second].audience_id.clone();
+        drop(store);
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        store
+            .audiences
+            .get_mut(&aid)
+            .unwrap()
+            .members
+            .insert(dev(99), wufb_graph_emulator::store::AssetKind::Device);
+    }
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "rollout",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=2",
+    ])
+    .await;
+    env.eventually("the extra member removed", Duration::from_secs(30), async || {
+        (env.graph_audience(&second).0 == [dev(1)]).then_some(())
+    })
+    .await;
+
+    // Orphan: deleting the object leaves the Graph deployment.
+    env.kubectl_ok(&[
+        "patch",
+        "expd",
+        "rollout",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
+    ])
+    .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    env.kubectl_ok(&["delete", "expd", "rollout", "--timeout=30s"])
+        .await;
+    assert!(
+        env.graph_deployments().iter().any(|d| d["id"] == second.as_str()),
+        "orphaned, not deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_delete_removes_the_graph_deployment_and_the_object() {
+    let mut env = Env::start("delete").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
+        .await;
+    env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - 5a5b5c5d-0000-4000-8000-000000000031\n").await;
+    env.wait_ready(&["expd/rollout", "dg/ring"]).await;
+    let group = env.get("dg/ring").await["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.kubectl_ok(&["delete", "expd", "rollout", "--timeout=30s"])
+        .await;
+    assert!(env.graph_deployments().is_empty());
+    assert!(
+        !env.kubectl(&["get", "expd", "rollout"]).await.ok,
+        "the object is gone"
+    );
+    env.kubectl_ok(&["delete", "dg", "ring", "--timeout=30s"]).await;
+    assert!(
+        !wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+            .assets
+            .contains_key(&group),
+        "the Graph group is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_in_use_waits_for_its_deployments() {
+    let mut env = Env::start("inuse").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - 5a5b5c5d-0000-4000-8000-000000000041\n").await;
+    env.apply_yaml(&deployment_yaml(
+        "rollout",
+        "latest: true",
+        &[dev(1)],
+        "      - deviceGroup: ring\n",
+    ))
+    .await;
+    env.wait_ready(&["expd/rollout", "dg/ring"]).await;
+    env.kubectl_ok(&["delete", "dg", "ring", "--wait=false"]).await;
+    let dg = env
+        .eventually("the InUse condition", Duration::from_secs(30), async || {
+            let dg = env.get("dg/ring").await;
+            (dg["status"]["conditions"][0]["reason"] == "InUse").then_some(dg)
+        })
+        .await;
+    assert!(
+        dg["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rollout"),
+        "names the deployment: {dg}"
+    );
+    env.kubectl_ok(&["delete", "expd", "rollout", "--timeout=30s"])
+        .await;
+    env.eventually("the group deleted", Duration::from_secs(30), async || {
+        (!env.kubectl(&["get", "dg", "ring"]).await.ok).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_specs_and_graph_errors_surface_as_conditions_and_events() {
+    let mut env = Env::start("errors").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml(
+        "bad-device",
+        "latest: true",
+        &["laptop-42".to_string()],
+        "",
+    ))
+    .await;
+    env.apply_yaml(&deployment_yaml(
+        "no-such-entry",
+        "catalogEntryId: does-not-exist",
+        &[dev(1)],
+        "",
+    ))
+    .await;
+    env.apply_yaml(&deployment_yaml(
+        "too-big",
+        "latest: true",
+        &[dev(1), dev(2), dev(3)],
+        "  maxDevices: 2\n",
+    ))
+    .await;
+    let stalled = async |name: &str| -> Value {
+        env.eventually(&format!("{name} stalled"), Duration::from_secs(30), async || {
+            let s = env.status_of(name).await;
+            s["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Stalled" && c["status"] == "True")
+                .cloned()
+        })
+        .await
+    };
+    let c = stalled("bad-device").await;
+    assert_eq!(c["reason"], "InvalidSpec");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.audience.members[0].device"),
+        "{c}"
+    );
+    let c = stalled("no-such-entry").await;
+    assert_eq!(c["reason"], "ContentNotFound");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.content.catalogEntryId"),
+        "{c}"
+    );
+    let c = stalled("too-big").await;
+    assert_eq!(c["reason"], "AudienceTooLarge");
+    assert!(
+        c["message"].as_str().unwrap().contains("3 devices")
+            && c["message"].as_str().unwrap().contains("limit of 2"),
+        "{c}"
+    );
+    assert!(env.graph_deployments().is_empty(), "nothing was written to Graph");
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    for reason in ["InvalidSpec", "ContentNotFound", "AudienceTooLarge"] {
+        assert!(events.contains(reason), "an Event with reason {reason}");
+    }
+    // Fixing the spec unblocks it.
+    env.apply_yaml(&deployment_yaml("bad-device", "latest: true", &[dev(7)], ""))
+        .await;
+    env.wait_ready(&["expd/bad-device"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_replicas_only_the_leader_writes() {
+    let mut config = wufb_graph_emulator::EmulatorConfig::default();
+    let second_app = "77777777-7777-4777-8777-777777777777";
+    config.apps.push(wufb_graph_emulator::AppRegistration {
+        tenant_id: wufb_graph_emulator::config::DEFAULT_TENANT_ID.into(),
+        client_id: second_app.into(),
+        client_secret: Some("second-replica-secret".into()),
+        certificate_pem: None,
+        federated: Vec::new(),
+        roles: vec!["WindowsUpdates.ReadWrite.All".into()],
+    });
+    let mut env = Env::start_with("leader", config).await;
+    env.spawn_controller("replica-a");
+    // Let the first replica take the lease before the second starts.
+    env.eventually("a leader", Duration::from_secs(20), async || {
+        let lease = env
+            .kubectl(&["get", "lease", "wufb-operator", "-o", "json"])
+            .await;
+        lease.ok.then_some(())
+    })
+    .await;
+    env.spawn_controller_as("replica-b", second_app, "second-replica-secret", &[]);
+    for i in 0..3 {
+        env.apply_yaml(&deployment_yaml(
+            &format!("rollout-{i}"),
+            "latest: true",
+            &[dev(i)],
+            "",
+        ))
+        .await;
+    }
+    env.wait_ready(&["expd", "--all"]).await;
+    let lease = env.get("lease/wufb-operator").await;
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-a");
+    let graph_writers: std::collections::BTreeSet<String> = env
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.operation != "token")
+        .filter_map(|r| r.client_id)
+        .collect();
+    assert_eq!(
+        graph_writers.into_iter().collect::<Vec<_>>(),
+        vec![wufb_graph_emulator::config::DEFAULT_CLIENT_ID.to_string()],
+        "the standby never wrote"
+    );
+    assert!(
+        env.controller_logs()
+            .contains("another replica leads; standing by")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_events_or_status() {
+    let mut env = Env::start("secrets").await;
+    env.spawn_controller("replica-a");
+    env.kubectl_ok(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        root().join("examples").to_str().unwrap(),
+    ])
+    .await;
+    env.wait_ready(&["expd", "--all"]).await;
+    // A wrong secret: the error must be clear and must not carry the secret.
+    let wrong = "a-wrong-secret-that-must-not-leak";
+    env.spawn_controller_as(
+        "replica-wrong",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wrong,
+        &["--lease-name", "other-lease"],
+    );
+    env.apply_yaml(&deployment_yaml("extra", "latest: true", &[dev(1)], ""))
+        .await;
+    env.eventually(
+        "the wrong replica fails to authenticate",
+        Duration::from_secs(30),
+        async || env.controller_logs().contains("AADSTS7000215").then_some(()),
+    )
+    .await;
+    let logs = env.controller_logs();
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    let objects = env.kubectl_ok(&["get", "expd,dg", "-o", "json"]).await;
+    for secret in [wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET, wrong] {
+        assert!(!logs.contains(secret), "a secret in the controller log");
+        assert!(!events.contains(secret), "a secret in an Event");
+        assert!(!objects.contains(secret), "a secret in a status");
+    }
+    let tokens: Vec<String> = wufb_graph_emulator::state::lock(&env.emulator.shared.tokens)
+        .keys()
+        .cloned()
+        .collect();
+    assert!(!tokens.is_empty());
+    for t in tokens {
+        assert!(
+            !logs.contains(&t) && !events.contains(&t) && !objects.contains(&t),
+            "an access token leaked"
+        );
+    }
+}
