@@ -30,7 +30,7 @@ lint:
 
 unit:
 	$(CARGO) build --locked -p wufb-operator
-	KUBECTL=$(VENV)/bin/kubectl $(CARGO) test --workspace --locked
+	KUBECTL=$(VENV)/bin/kubectl $(CARGO) test --workspace --locked --no-fail-fast
 
 ## Replays the seed walkthrough against the emulator binary (outside check kept in shared/).
 seed-flow:
