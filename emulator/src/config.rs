@@ -115,6 +115,9 @@ pub struct FaultConfig {
     pub error_rate: f64,
     /// Share of Graph requests whose connection is dropped without an answer.
     pub drop_rate: f64,
+    /// Share of Graph requests that are carried out but whose answer is lost (the connection drops
+    /// after the change was applied): the ambiguous outcome a client must cope with.
+    pub lost_answer_rate: f64,
     /// Latency added to every Graph request, in milliseconds.
     pub latency_ms: u64,
     /// Share of Graph requests that get `spike_ms` of extra latency.
@@ -137,6 +140,7 @@ impl Default for FaultConfig {
             retry_after_form: RetryAfterForm::Seconds,
             error_rate: 0.0,
             drop_rate: 0.0,
+            lost_answer_rate: 0.0,
             latency_ms: 0,
             spike_rate: 0.0,
             spike_ms: 200,
@@ -154,6 +158,7 @@ impl FaultConfig {
             ("throttleRate", self.throttle_rate),
             ("errorRate", self.error_rate),
             ("dropRate", self.drop_rate),
+            ("lostAnswerRate", self.lost_answer_rate),
             ("spikeRate", self.spike_rate),
             ("tokenErrorRate", self.token_error_rate),
         ] {

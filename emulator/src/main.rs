@@ -95,6 +95,9 @@ struct Args {
     /// Share of Graph requests whose connection is dropped unanswered.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     drop_rate: f64,
+    /// Share of Graph requests carried out whose answer is then lost (connection dropped after the change).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    lost_answer_rate: f64,
     /// Latency added to every Graph request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -147,6 +150,7 @@ async fn main() -> ExitCode {
         retry_after_form: args.retry_after_form,
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
+        lost_answer_rate: args.lost_answer_rate,
         latency_ms: args.latency_ms,
         spike_rate: args.spike_rate,
         spike_ms: args.spike_ms,

@@ -258,6 +258,10 @@ async fn graph(
     };
     entry.status = response.status().as_u16();
     let persist = write && response.status().is_success();
+    let lose = decision.lose_answer && response.status().is_success();
+    if lose {
+        entry.fault = Some("lost-answer".into());
+    }
     st.record(entry);
     if persist {
         st.persist();
@@ -265,6 +269,9 @@ async fn graph(
     let mut response = response;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", v);
+    }
+    if lose {
+        response.extensions_mut().insert(DropConnection);
     }
     response
 }

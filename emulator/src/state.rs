@@ -65,6 +65,7 @@ pub struct Decision {
     pub latency: Duration,
     pub spike: bool,
     pub drop: bool,
+    pub lose_answer: bool,
     pub outage: bool,
     pub throttle: bool,
     pub error: Option<u16>,
@@ -111,18 +112,17 @@ impl Faults {
             return d;
         }
         // Always draw the same number of values per request, so a seed replays identically.
-        let (r_spike, r_drop, r_throttle, r_error, r_kind) = (
-            self.rng.unit(),
-            self.rng.unit(),
-            self.rng.unit(),
-            self.rng.unit(),
-            self.rng.unit(),
-        );
+        let mut draw = [0.0f64; 6];
+        for d in &mut draw {
+            *d = self.rng.unit();
+        }
+        let [r_spike, r_drop, r_throttle, r_error, r_kind, r_lost] = draw;
         d.spike = r_spike < c.spike_rate;
         if d.spike {
             d.latency += Duration::from_millis(c.spike_ms);
         }
         d.drop = r_drop < c.drop_rate;
+        d.lose_answer = r_lost < c.lost_answer_rate;
         d.throttle = r_throttle < c.throttle_rate;
         if r_error < c.error_rate {
             d.error = Some(if r_kind < 0.5 { 500 } else { 503 });

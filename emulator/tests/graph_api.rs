@@ -952,6 +952,24 @@ async fn server_errors_drops_outage_and_latency() {
         err.is_request() || err.is_connect() || err.to_string().contains("connection"),
         "{err}"
     );
+    // A lost answer: the write is carried out, the connection drops before the answer.
+    c.emu.set_faults(FaultConfig {
+        lost_answer_rate: 1.0,
+        ..Default::default()
+    });
+    let err = c
+        .http
+        .post(c.url(&format!("{U}/deploymentAudiences")))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect_err("answer lost");
+    assert!(!err.is_connect(), "the request was sent: {err}");
+    assert_eq!(
+        c.emu.shared.store.lock().unwrap().audiences.len(),
+        1,
+        "yet the audience exists"
+    );
     c.emu.set_faults(FaultConfig {
         outage: true,
         ..Default::default()

@@ -225,6 +225,16 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
     })
 }
 
+/// The Graph settings a spec asks for.
+pub fn settings_of(spec: &crate::crd::ExpeditedDeploymentSpec) -> SettingsRequest {
+    let ux = spec.user_experience.clone().unwrap_or_default();
+    SettingsRequest {
+        days_until_forced_reboot: ux.days_until_forced_reboot,
+        offer_as_optional: ux.offer_as_optional,
+        readiness_test: spec.readiness_test,
+    }
+}
+
 /// Names of the ExpeditedDeployments in `ns` that reference DeviceGroup `name`.
 pub fn referencing(ctx: &Context, ns: &str, name: &str) -> Vec<String> {
     let mut out: Vec<String> = ctx

@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
+use super::adopt;
 use super::context::{Context, Error, KindLabel};
 use super::desired::{Resolution, resolve};
 use super::plan::{Action as Step, Blocked, DeployedContent, ObservedDeployment, Target, plan};
@@ -168,43 +169,51 @@ async fn write_report(
     Ok(())
 }
 
-/// Candidates for a create whose answer was lost: deployments created since the intent with the same
-/// content, not claimed by another object.
-async fn adoption_candidates(
+/// Decides what to adopt for a create whose answer was lost (see [`super::adopt`]).
+async fn adoption(
     obj: &ExpeditedDeployment,
     intent: &CreateIntent,
+    settings: Option<SettingsRequest>,
     ctx: &Context,
-) -> Result<Vec<String>, Error> {
-    let since = chrono::DateTime::parse_from_rfc3339(&intent.started_at)
+) -> Result<adopt::Decision, Error> {
+    let started_at = chrono::DateTime::parse_from_rfc3339(&intent.started_at)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .unwrap_or_else(|_| chrono::Utc::now())
-        - chrono::Duration::minutes(2);
-    let claimed: BTreeSet<String> = ctx
-        .deployments
-        .state()
-        .iter()
-        .filter(|o| o.uid() != obj.uid())
-        .flat_map(|o| {
-            [
-                o.status.as_ref().and_then(|s| s.deployment_id.clone()),
-                o.spec.deployment_id.clone(),
-            ]
-        })
-        .flatten()
-        .collect();
-    let found = ctx.graph.deployments_created_since(since).await?;
-    Ok(found
-        .into_iter()
-        .filter(|d| match &d.content {
-            Some(Content::Catalog { entry_id: Some(id) }) => *id == intent.catalog_entry_id,
-            Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
-                Some(release_date) == intent.release_date.as_ref()
-            }
-            _ => true,
-        })
-        .map(|d| d.id)
-        .filter(|id| !claimed.contains(id))
-        .collect())
+        .unwrap_or_else(|_| chrono::Utc::now());
+    let me = adopt::Pending {
+        uid: obj.uid().unwrap_or_default(),
+        started_at,
+        catalog_entry_id: intent.catalog_entry_id.clone(),
+        release_date: intent.release_date.clone(),
+        settings,
+    };
+    let mut claimed = BTreeSet::new();
+    let mut others = Vec::new();
+    for o in ctx.deployments.state().iter().filter(|o| o.uid() != obj.uid()) {
+        let status = o.status.clone().unwrap_or_default();
+        claimed.extend(
+            status
+                .deployment_id
+                .iter()
+                .chain(o.spec.deployment_id.iter())
+                .cloned(),
+        );
+        if let (Some(i), None) = (&status.create_intent, &status.deployment_id) {
+            others.push(adopt::Pending {
+                uid: o.uid().unwrap_or_default(),
+                started_at: chrono::DateTime::parse_from_rfc3339(&i.started_at)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or(started_at),
+                catalog_entry_id: i.catalog_entry_id.clone(),
+                release_date: i.release_date.clone(),
+                settings: Some(super::desired::settings_of(&o.spec)),
+            });
+        }
+    }
+    let found = ctx
+        .graph
+        .deployments_created_since(started_at - chrono::Duration::seconds(30))
+        .await?;
+    Ok(adopt::decide(&me, &others, &claimed, &found))
 }
 
 fn device_errors(audience: &Audience) -> Vec<DeviceError> {
@@ -332,10 +341,9 @@ async fn observe_and_act(
     if deployment_id.is_none()
         && let Some(intent) = &status.create_intent
     {
-        let candidates = adoption_candidates(obj, intent, ctx).await?;
-        match candidates.as_slice() {
-            [] => {}
-            [one] => {
+        match adoption(obj, intent, Some(desired.settings.clone()), ctx).await? {
+            adopt::Decision::None => {}
+            adopt::Decision::Adopt(one) => {
                 status::merge(
                     api,
                     &obj.name_any(),
@@ -348,13 +356,13 @@ async fn observe_and_act(
                     EventType::Normal,
                     "Adopted",
                     "Adopt",
-                    format!("Adopted deployment {one}, created before the operator restarted"),
+                    format!("Adopted deployment {one}: the answer to its create was lost"),
                 )
                 .await;
                 info!(deployment = %one, "adopted deployment after an interrupted create");
                 deployment_id = Some(one.clone());
             }
-            many => {
+            adopt::Decision::Ambiguous(many) => {
                 let message = format!(
                     "found {} Graph deployments created for this content since {} and not claimed by another object: {}; set spec.deploymentId to the right one and delete the others in Graph",
                     many.len(),
@@ -641,9 +649,8 @@ async fn cleanup(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Action, Err
         && let Some(intent) = &status.create_intent
     {
         // The create's answer was lost: delete what it made, if that is unambiguous.
-        let candidates = adoption_candidates(obj, intent, ctx).await?;
-        if candidates.len() == 1 {
-            ids.extend(candidates);
+        if let adopt::Decision::Adopt(id) = adoption(obj, intent, None, ctx).await? {
+            ids.insert(id);
         }
     }
     for id in ids {

@@ -7,6 +7,7 @@
 //! - [`context`]: shared state, metrics and the error type;
 //! - [`controller`]: wiring, triggers and error policy.
 
+pub mod adopt;
 pub mod context;
 pub mod controller;
 pub mod desired;

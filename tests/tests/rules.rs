@@ -1,0 +1,399 @@
+//! One test per reconcile rule of DESIGN.md, named after it, run end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wufb_e2e::Env;
+use wufb_graph_emulator::{EmulatorConfig, FaultConfig, RetryAfterForm};
+
+fn dev(i: u32) -> String {
+    format!("6a6b6c6d-0000-4000-8000-{i:012}")
+}
+
+fn rollout(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n    - device: {}\n{extra}",
+        dev(1),
+        dev(2)
+    )
+}
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn stalled(env: &Env, name: &str) -> Value {
+    env.eventually(&format!("{name} Stalled"), Duration::from_secs(30), async || {
+        let c = condition(&env.status_of(name).await, "Stalled");
+        (c["status"] == "True").then_some(c)
+    })
+    .await
+}
+
+fn writes(env: &Env) -> usize {
+    env.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.operation != "token" && (200..300).contains(&r.status))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_the_first_reconcile_always_writes_a_status() {
+    let mut env = Env::start("first-status").await;
+    env.spawn_controller("a");
+    env.apply_yaml(&rollout("waits", "    - deviceGroup: not-there-yet\n"))
+        .await;
+    let status = env
+        .eventually("a status", Duration::from_secs(30), async || {
+            let s = env.status_of("waits").await;
+            (!s.is_null()).then_some(s)
+        })
+        .await;
+    let r = condition(&status, "Reconciling");
+    assert_eq!(
+        (r["status"].as_str(), r["reason"].as_str()),
+        (Some("True"), Some("WaitingForDeviceGroup"))
+    );
+    assert!(r["message"].as_str().unwrap().contains("not-there-yet"));
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(r["observedGeneration"], 1, "per condition too");
+    assert_eq!(
+        writes(&env),
+        0,
+        "nothing is written while a referenced group is missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_the_finalizer_is_added_before_the_first_graph_write() {
+    let env_config = EmulatorConfig {
+        faults: FaultConfig {
+            throttle_rate: 1.0,
+            retry_after_secs: 600.0,
+            writes_only: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut env = Env::start_with("finalizer-first", env_config).await;
+    env.spawn_controller("a");
+    env.apply_yaml(&rollout("guarded", "")).await;
+    let obj = env
+        .eventually("the finalizer", Duration::from_secs(30), async || {
+            let o = env.get("expd/guarded").await;
+            (o["metadata"]["finalizers"] == json!(["wufb.dev/cleanup"])).then_some(o)
+        })
+        .await;
+    assert!(obj["metadata"]["finalizers"].is_array());
+    assert_eq!(
+        writes(&env),
+        0,
+        "no Graph write has succeeded yet, the finalizer is already there"
+    );
+    // The throttled create surfaces as a transient condition honouring Retry-After, not a stall.
+    let ready = env
+        .eventually("the throttled condition", Duration::from_secs(30), async || {
+            let c = condition(&env.status_of("guarded").await, "Ready");
+            (c["reason"] == "GraphThrottled").then_some(c)
+        })
+        .await;
+    assert_eq!(
+        condition(&env.status_of("guarded").await, "Stalled")["status"],
+        "False",
+        "{ready}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_exactly_once_create_adopts_the_deployment_after_a_lost_answer() {
+    let mut env = Env::start("exactly-once").await;
+    env.spawn_controller("a");
+    // Every write is carried out but its answer is lost: the create is ambiguous.
+    env.emulator.set_faults(FaultConfig {
+        lost_answer_rate: 1.0,
+        writes_only: true,
+        ..Default::default()
+    });
+    env.apply_yaml(&rollout("once", "")).await;
+    env.eventually("an adopted deployment", Duration::from_secs(60), async || {
+        env.status_of("once").await["deploymentId"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    env.emulator.set_faults(FaultConfig::default());
+    env.wait_ready(&["expd/once"]).await;
+    let deployments = env.graph_deployments();
+    assert_eq!(deployments.len(), 1, "never two deployments for one object");
+    assert_eq!(env.status_of("once").await["deploymentId"], deployments[0]["id"]);
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    assert!(events.contains("Adopted"), "an Event tells the adoption");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_ambiguous_adoption_stalls_listing_the_candidates() {
+    let mut env = Env::start("ambiguous").await;
+    // The object already recorded a create intent, and two matching deployments exist: a crash after
+    // the create, with a second deployment of the same content made at the same time by someone else.
+    env.apply_yaml(&rollout("twins", "")).await;
+    let entry = env
+        .emulator
+        .shared
+        .catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
+        let wufb_graph_emulator::store::Reply::Json(_, d) = store
+            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
+            .unwrap()
+        else {
+            panic!()
+        };
+        ids.push(d["id"].as_str().unwrap().to_string());
+    }
+    let intent = json!({"status": {"createIntent": {"startedAt": chrono::Utc::now().to_rfc3339(), "catalogEntryId": entry}}});
+    env.kubectl_ok(&[
+        "patch",
+        "expd",
+        "twins",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        &intent.to_string(),
+    ])
+    .await;
+    env.spawn_controller("a");
+    let c = stalled(&env, "twins").await;
+    assert_eq!(c["reason"], "AmbiguousAdoption");
+    for id in &ids {
+        assert!(
+            c["message"].as_str().unwrap().contains(id.as_str()),
+            "lists {id}: {c}"
+        );
+    }
+    assert_eq!(env.graph_deployments().len(), 2, "no third deployment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_converged_object_makes_zero_graph_writes_on_resync() {
+    let mut env = Env::start("steady").await;
+    env.spawn_controller("a");
+    env.apply_yaml(&rollout("steady", "").replace(
+        "metadata:\n  name: steady\n",
+        "metadata:\n  name: steady\n  annotations:\n    wufb.dev/resync-interval: 1s\n",
+    ))
+    .await;
+    env.wait_ready(&["expd/steady"]).await;
+    let before_writes = writes(&env);
+    let before = env.graph_seq();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let reads: Vec<String> = env
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.seq >= before)
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(writes(&env), before_writes, "zero writes");
+    let gets = reads.iter().filter(|o| *o == "deployments.get").count();
+    assert!(gets >= 2, "resynced every second: {reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|o| o == "deployments.get" || o.starts_with("audience.") && o.ends_with(".list")),
+        "only the observe reads: {reads:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_transient_errors_requeue_with_backoff_and_converge() {
+    let mut env = Env::start("transient").await;
+    env.emulator.set_faults(FaultConfig {
+        throttle_rate: 0.3,
+        retry_after_secs: 0.2,
+        retry_after_form: RetryAfterForm::Fractional,
+        error_rate: 0.2,
+        drop_rate: 0.1,
+        seed: 77,
+        ..Default::default()
+    });
+    env.spawn_controller("a");
+    // Distinct settings make every request body distinct, so a repeat of one is a retry.
+    for i in 0..4 {
+        env.apply_yaml(&rollout(
+            &format!("r{i}"),
+            &format!("  userExperience:\n    daysUntilForcedReboot: {i}\n"),
+        ))
+        .await;
+    }
+    env.wait_ready(&["expd", "--all"]).await;
+    env.emulator.set_faults(FaultConfig::default());
+    assert_eq!(env.graph_deployments().len(), 4, "one each, despite faults");
+    for d in env.graph_deployments() {
+        assert_eq!(
+            env.graph_audience(d["id"].as_str().unwrap()).0,
+            vec![dev(1), dev(2)]
+        );
+    }
+    // Retry-After respected: no request for the same thing sooner than it allowed.
+    let log = env.emulator.requests();
+    // Writes are told apart by path and body (reads of different objects can look the same).
+    for t in log.iter().filter(|r| r.status == 429 && r.method != "GET") {
+        if let Some(next) = log.iter().find(|r| {
+            r.seq > t.seq
+                && r.method == t.method
+                && r.path == t.path
+                && r.query == t.query
+                && r.body_hash == t.body_hash
+        }) {
+            assert!(
+                next.at_ms >= t.retry_not_before_ms.unwrap(),
+                "retried {} {} too early",
+                t.method,
+                t.path
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_permanent_errors_stall_with_an_event() {
+    let mut env = Env::start("permanent").await;
+    env.spawn_controller_as(
+        "a",
+        wufb_graph_emulator::config::READONLY_CLIENT_ID,
+        wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
+        &[],
+    );
+    env.apply_yaml(&rollout("forbidden", "")).await;
+    let c = stalled(&env, "forbidden").await;
+    assert_eq!(c["reason"], "GraphForbidden");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("WindowsUpdates.ReadWrite.All"),
+        "{c}"
+    );
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    assert!(events.contains("GraphForbidden"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_adoption_by_deployment_id_and_observe_only() {
+    let mut env = Env::start("adopt").await;
+    let entry = env
+        .emulator
+        .shared
+        .catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let existing = {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
+        let wufb_graph_emulator::store::Reply::Json(_, d) = store
+            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
+            .unwrap()
+        else {
+            panic!()
+        };
+        d["id"].as_str().unwrap().to_string()
+    };
+    env.spawn_controller("a");
+    let observe = rollout(
+        "watcher",
+        &format!("  managementPolicy: ObserveOnly\n  deploymentId: {existing}\n"),
+    )
+    .replace("latest: true", &format!("catalogEntryId: {entry}"));
+    env.apply_yaml(&observe).await;
+    env.wait_ready(&["expd/watcher"]).await;
+    assert_eq!(writes(&env), 0, "ObserveOnly never writes");
+    assert_eq!(env.status_of("watcher").await["graphState"], "offering");
+    env.kubectl_ok(&["delete", "expd", "watcher", "--timeout=30s"])
+        .await;
+    assert_eq!(env.graph_deployments().len(), 1, "ObserveOnly never deletes");
+
+    let adopt = rollout("adopter", &format!("  deploymentId: {existing}\n"))
+        .replace("latest: true", &format!("catalogEntryId: {entry}"));
+    env.apply_yaml(&adopt).await;
+    env.wait_ready(&["expd/adopter"]).await;
+    assert_eq!(env.graph_deployments().len(), 1, "adopted, not created");
+    assert_eq!(
+        env.graph_audience(&existing).0,
+        vec![dev(1), dev(2)],
+        "and managed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_intune_owned_deployments_are_refused() {
+    let mut env = Env::start("intune").await;
+    let entry = env
+        .emulator
+        .shared
+        .catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let existing = {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
+        let wufb_graph_emulator::store::Reply::Json(_, d) = store
+            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
+            .unwrap()
+        else {
+            panic!()
+        };
+        let id = d["id"].as_str().unwrap().to_string();
+        store.deployments.get_mut(&id).unwrap().intune_managed = true;
+        id
+    };
+    env.spawn_controller("a");
+    env.apply_yaml(
+        &rollout("intune", &format!("  deploymentId: {existing}\n"))
+            .replace("latest: true", &format!("catalogEntryId: {entry}")),
+    )
+    .await;
+    let c = stalled(&env, "intune").await;
+    assert_eq!(c["reason"], "AudienceNotManageable");
+    assert!(c["message"].as_str().unwrap().contains("Intune"), "{c}");
+    assert_eq!(writes(&env), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_404_on_delete_is_success_and_nothing_gets_stuck() {
+    let mut env = Env::start("gone").await;
+    env.spawn_controller("a");
+    env.apply_yaml(&rollout("gone", "")).await;
+    env.wait_ready(&["expd/gone"]).await;
+    let id = env.status_of("gone").await["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+        .delete_deployment(&id)
+        .unwrap();
+    env.kubectl_ok(&["delete", "expd", "gone", "--timeout=30s"]).await;
+    assert!(env.graph_deployments().is_empty());
+}
