@@ -1,0 +1,427 @@
+//! Reconcile branches against a mock Kubernetes API (tower-test) that plays a named scenario: each
+//! expected request is checked (method, path, parsed query, body) and answered; a missing call times out
+//! and an extra call fails. Graph is the real emulator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
+use serde_json::{Value, json};
+use tower_test::mock::{self, Handle};
+use wufb_graph_emulator::{Emulator, EmulatorConfig, FaultConfig};
+use wufb_operator::crd::{AudienceStatus, ExpeditedDeployment, ExpeditedDeploymentStatus, ResolvedContent};
+use wufb_operator::graph::{Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
+use wufb_operator::reconcile::context::{Backoff, Context, ReconcileMetrics, Settings};
+use wufb_operator::reconcile::expedited::reconcile;
+use wufb_operator::reconcile::status::{Outcome, conditions};
+
+const NS: &str = "team-a";
+const D1: &str = "3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01";
+const D2: &str = "3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a02";
+
+/// A scenario: the mock API server's side.
+struct Scenario {
+    name: &'static str,
+    handle: Handle<Request<Body>, Response<Body>>,
+}
+
+/// One expected request.
+struct Expect<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    content_type: Option<&'a str>,
+}
+
+impl Scenario {
+    /// Waits for the next request, checks it, answers `reply` and returns the request body.
+    async fn expect(&mut self, e: Expect<'_>, reply: Value) -> Value {
+        let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
+        let (request, send) = next
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{}: expected {} {}, but no call came",
+                    self.name, e.method, e.path
+                )
+            })
+            .expect("the client is alive");
+        assert_eq!(
+            request.method().as_str(),
+            e.method,
+            "{}: method of {}",
+            self.name,
+            request.uri()
+        );
+        assert_eq!(request.uri().path(), e.path, "{}: path", self.name);
+        let query: HashMap<String, String> = request
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        for (k, v) in e.query {
+            assert_eq!(
+                query.get(*k).map(String::as_str),
+                Some(*v),
+                "{}: query {k} of {}",
+                self.name,
+                request.uri()
+            );
+        }
+        if let Some(ct) = e.content_type {
+            let got = request
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert_eq!(got, ct, "{}: content type", self.name);
+        }
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        body
+    }
+
+    /// Fails if the reconcile made any further Kubernetes call.
+    async fn no_more_calls(&mut self) {
+        if let Ok(Some((request, _))) =
+            tokio::time::timeout(Duration::from_millis(300), self.handle.next_request()).await
+        {
+            panic!(
+                "{}: unexpected call {} {}",
+                self.name,
+                request.method(),
+                request.uri()
+            );
+        }
+    }
+}
+
+async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scenario) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, NS);
+    let graph = GraphClient::new(
+        GraphConfig {
+            endpoints: Endpoints::custom(&emulator.base_url(), &emulator.graph_url()).unwrap(),
+            credential: None,
+            transport: TransportConfig {
+                max_retries: 0,
+                ..Default::default()
+            },
+            batch_size: 1000,
+        },
+        GraphMetrics::default(),
+    )
+    .unwrap();
+    let ctx = Context {
+        client: client.clone(),
+        graph: Arc::new(graph),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "wufb-operator".into(),
+                instance: Some("test".into()),
+            },
+        ),
+        deployments: reflector::store().0,
+        groups: reflector::store().0,
+        metrics: ReconcileMetrics::default(),
+        settings: Settings::default(),
+        backoff: Backoff::default(),
+    };
+    (Arc::new(ctx), Scenario { name, handle })
+}
+
+fn object(spec: Value, finalizer: bool, status: Option<Value>) -> ExpeditedDeployment {
+    let mut o = json!({
+        "apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment",
+        "metadata": {"name": "rollout", "namespace": NS, "uid": "0b6d2c4e-0000-4000-8000-000000000001", "generation": 3, "resourceVersion": "17"},
+        "spec": spec,
+    });
+    if finalizer {
+        o["metadata"]["finalizers"] = json!(["wufb.dev/cleanup"]);
+    }
+    if let Some(s) = status {
+        o["status"] = s;
+    }
+    serde_json::from_value(o).unwrap()
+}
+
+const OBJECT_PATH: &str = "/apis/wufb.dev/v1alpha1/namespaces/team-a/expediteddeployments/rollout";
+
+#[tokio::test]
+async fn scenario_a_new_object_gets_the_finalizer_before_anything_else() {
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            auth: false,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let (ctx, mut s) = context("new object", &emulator).await;
+    let obj = object(json!({"content": {"latest": true}}), false, None);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let patch = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: OBJECT_PATH,
+                query: &[],
+                content_type: Some("application/json-patch+json"),
+            },
+            reply,
+        )
+        .await;
+    assert_eq!(
+        patch,
+        json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["wufb.dev/cleanup"]}])
+    );
+    run.await.unwrap().unwrap();
+    s.no_more_calls().await;
+    assert!(
+        emulator.requests().is_empty(),
+        "no Graph call before the finalizer"
+    );
+}
+
+#[tokio::test]
+async fn scenario_an_invalid_spec_stalls_with_an_event_and_a_status() {
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            auth: false,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let (ctx, mut s) = context("invalid spec", &emulator).await;
+    let obj = object(
+        json!({"content": {"latest": true}, "audience": {"members": [{"device": "laptop-42"}]}}),
+        true,
+        None,
+    );
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let event = s
+        .expect(
+            Expect {
+                method: "POST",
+                path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
+                query: &[],
+                content_type: None,
+            },
+            json!({}),
+        )
+        .await;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidSpec");
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .contains("spec.audience.members[0].device"),
+        "{event}"
+    );
+    let status = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: &format!("{OBJECT_PATH}/status"),
+                query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                content_type: Some("application/apply-patch+yaml"),
+            },
+            reply,
+        )
+        .await;
+    assert_eq!(status["kind"], "ExpeditedDeployment");
+    let conds = status["status"]["conditions"].as_array().unwrap();
+    let stalled = conds.iter().find(|c| c["type"] == "Stalled").unwrap();
+    assert_eq!(
+        (stalled["status"].as_str(), stalled["reason"].as_str()),
+        (Some("True"), Some("InvalidSpec"))
+    );
+    assert_eq!(stalled["observedGeneration"], 3);
+    assert_eq!(status["status"]["observedGeneration"], 3);
+    run.await.unwrap().unwrap();
+    s.no_more_calls().await;
+    assert!(
+        emulator.requests().is_empty(),
+        "an invalid spec is never sent to Graph"
+    );
+}
+
+#[tokio::test]
+async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            auth: false,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let entry = emulator
+        .shared
+        .catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true)
+        .unwrap()
+        .clone();
+    let id = {
+        let mut store = wufb_graph_emulator::state::lock(&emulator.shared.store);
+        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry["id"]}}, "settings": {"expedite": {"isExpedited": true}}});
+        let wufb_graph_emulator::store::Reply::Json(_, d) = store
+            .create_deployment(&body, &emulator.shared.catalog, chrono::Utc::now())
+            .unwrap()
+        else {
+            panic!()
+        };
+        let id = d["id"].as_str().unwrap().to_string();
+        let aid = store.deployments[&id].audience_id.clone();
+        let a = store.audiences.get_mut(&aid).unwrap();
+        for d in [D1, D2] {
+            a.members
+                .insert(d.into(), wufb_graph_emulator::store::AssetKind::Device);
+        }
+        id
+    };
+    let converged = ExpeditedDeploymentStatus {
+        observed_generation: Some(3),
+        deployment_id: Some(id.clone()),
+        graph_state: Some("offering".into()),
+        state_reasons: vec!["offeringByRequest".into()],
+        resolved_content: Some(ResolvedContent {
+            source: "latest".into(),
+            catalog_entry_id: entry["id"].as_str().unwrap().into(),
+            display_name: entry["displayName"].as_str().map(str::to_string),
+            release_date: entry["releaseDateTime"].as_str().map(|d| d[..10].to_string()),
+        }),
+        audience: Some(AudienceStatus {
+            members: 2,
+            exclusions: 0,
+            devices: 2,
+        }),
+        device_errors: Vec::new(),
+        last_sync_time: Some("2026-11-28T00:00:00Z".into()),
+        create_intent: None,
+        conditions: conditions(
+            &Outcome::Converged {
+                message: "Graph matches the spec".into(),
+            },
+            Some(3),
+            &[],
+        ),
+    };
+    let (ctx, mut s) = context("converged", &emulator).await;
+    let obj = object(
+        json!({"content": {"latest": true}, "audience": {"members": [{"device": D1}, {"device": D2}]}}),
+        true,
+        Some(serde_json::to_value(&converged).unwrap()),
+    );
+    let action = reconcile(Arc::new(obj), ctx).await.unwrap();
+    s.no_more_calls().await;
+    assert!(
+        format!("{action:?}").contains("requeue_after: Some"),
+        "resync scheduled: {action:?}"
+    );
+    let ops: Vec<String> = emulator.requests().into_iter().map(|r| r.operation).collect();
+    let mut sorted = ops.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "audience.exclusions.list",
+            "audience.members.list",
+            "deployments.get"
+        ],
+        "observe reads only, no write"
+    );
+}
+
+#[tokio::test]
+async fn scenario_a_graph_outage_is_transient_with_an_event_and_a_status() {
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            auth: false,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    emulator.set_faults(FaultConfig {
+        outage: true,
+        retry_after_secs: 7.0,
+        ..Default::default()
+    });
+    let (ctx, mut s) = context("outage", &emulator).await;
+    let obj = object(json!({"content": {"latest": true}}), true, None);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let event = s
+        .expect(
+            Expect {
+                method: "POST",
+                path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
+                query: &[],
+                content_type: None,
+            },
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("GraphUnavailable"))
+    );
+    let status = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: &format!("{OBJECT_PATH}/status"),
+                query: &[("fieldManager", "wufb-operator")],
+                content_type: None,
+            },
+            reply,
+        )
+        .await;
+    let conds = status["status"]["conditions"].as_array().unwrap();
+    let reconciling = conds.iter().find(|c| c["type"] == "Reconciling").unwrap();
+    assert_eq!(
+        (reconciling["status"].as_str(), reconciling["reason"].as_str()),
+        (Some("True"), Some("GraphUnavailable"))
+    );
+    assert_eq!(
+        conds.iter().find(|c| c["type"] == "Stalled").unwrap()["status"],
+        "False",
+        "transient: not stalled"
+    );
+    let err = run.await.unwrap().unwrap_err();
+    assert!(err.is_transient());
+    assert_eq!(
+        err.retry_after(),
+        Some(Duration::from_secs(7)),
+        "the service's Retry-After drives the requeue"
+    );
+    s.no_more_calls().await;
+}
