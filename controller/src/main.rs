@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(Box<cli::run::RunArgs>),
+    /// Check manifests offline against the schema and the controller's rules (exit 1 on any problem).
+    Validate(cli::validate::ValidateArgs),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
+        Command::Validate(args) => return ExitCode::from(cli::validate::run(&args)),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
         Command::Demo(args) => match runtime().and_then(|rt| rt.block_on(cli::demo::demo(args))) {
             Ok(true) => Ok(()),

@@ -4,3 +4,4 @@ pub mod crdgen;
 pub mod demo;
 pub mod manifests;
 pub mod run;
+pub mod validate;

@@ -37,7 +37,12 @@ use super::expedited_deployment::DeviceError;
 pub struct DeviceGroupSpec {
     /// Entra (Azure AD) device ids, GUIDs such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01. Each id once.
     #[serde(default)]
-    #[schemars(length(max = 50000))]
+    #[schemars(
+        length(max = 50000),
+        inner(regex(
+            pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub devices: Vec<DeviceId>,
 }

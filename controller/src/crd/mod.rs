@@ -3,6 +3,7 @@
 
 pub mod device_group;
 pub mod expedited_deployment;
+pub mod schema;
 pub mod validate;
 
 pub use device_group::{DeviceGroup, DeviceGroupSpec, DeviceGroupStatus};
