@@ -23,6 +23,8 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Check manifests offline against the schema and the controller's rules (exit 1 on any problem).
     Validate(cli::validate::ValidateArgs),
+    /// Show what the controller would do to the tenant for these manifests (exit 2 when something would change).
+    Plan(Box<cli::plan::PlanArgs>),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
@@ -63,6 +65,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
         Command::Validate(args) => return ExitCode::from(cli::validate::run(&args)),
+        Command::Plan(args) => {
+            return match runtime() {
+                Ok(rt) => ExitCode::from(rt.block_on(cli::plan::run(&args))),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
         Command::Demo(args) => match runtime().and_then(|rt| rt.block_on(cli::demo::demo(args))) {
             Ok(true) => Ok(()),

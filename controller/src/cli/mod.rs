@@ -3,5 +3,6 @@
 pub mod crdgen;
 pub mod demo;
 pub mod manifests;
+pub mod plan;
 pub mod run;
 pub mod validate;

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::context::{Context, Error};
 use super::plan::Desired;
 use crate::crd::{AudienceItem, DeviceGroup, ExpeditedDeployment, ManagementPolicy, ResolvedContent};
-use crate::graph::{AssetKind, AssetRef, ContentRequest, SettingsRequest};
+use crate::graph::{AssetKind, AssetRef, ContentRequest, GraphClient, SettingsRequest};
 
 /// The result of resolving a spec.
 #[derive(Debug)]
@@ -36,9 +36,11 @@ pub fn content_source(obj: &ExpeditedDeployment) -> String {
     }
 }
 
-async fn resolve_content(
+/// Resolves `spec.content` against the catalog, reusing the recorded resolution while the source is the
+/// same. `Err((reason, message))` when the catalog cannot serve it.
+pub async fn resolve_content(
     obj: &ExpeditedDeployment,
-    ctx: &Context,
+    graph: &GraphClient,
 ) -> Result<Result<ResolvedContent, (&'static str, String)>, Error> {
     let source = content_source(obj);
     if let Some(recorded) = obj
@@ -51,7 +53,7 @@ async fn resolve_content(
     }
     let c = &obj.spec.content;
     let entry = if let Some(date) = &c.release_date {
-        match ctx.graph.security_release_on(date).await? {
+        match graph.security_release_on(date).await? {
             Some(e) => e,
             None => {
                 return Ok(Err((
@@ -63,7 +65,7 @@ async fn resolve_content(
             }
         }
     } else if let Some(id) = &c.catalog_entry_id {
-        match ctx.graph.catalog_entry(id).await? {
+        match graph.catalog_entry(id).await? {
             Some(e) if e.can_expedite() => e,
             Some(e) => {
                 return Ok(Err((
@@ -84,7 +86,7 @@ async fn resolve_content(
             }
         }
     } else {
-        match ctx.graph.expeditable_updates(1).await?.into_iter().next() {
+        match graph.expeditable_updates(1).await?.into_iter().next() {
             Some(e) => e,
             None => {
                 return Ok(Err((
@@ -108,7 +110,39 @@ enum Item {
     Waiting(String),
 }
 
-async fn resolve_item(item: &AudienceItem, ns: &str, ctx: &Context) -> Result<Item, Error> {
+/// Where `deviceGroup` references resolve: the controller's store, or (for `plan`) the manifests and the
+/// cluster.
+pub trait GroupSource {
+    /// The Graph group id and the devices of a DeviceGroup, or why it cannot be used yet.
+    fn group(&self, ns: &str, name: &str) -> Result<(String, BTreeSet<String>), String>;
+}
+
+impl GroupSource for Store<DeviceGroup> {
+    fn group(&self, ns: &str, name: &str) -> Result<(String, BTreeSet<String>), String> {
+        let group = self
+            .get(&ObjectRef::<DeviceGroup>::new(name).within(ns))
+            .ok_or_else(|| format!("DeviceGroup {name} does not exist in namespace {ns}"))?;
+        let status = group.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            && status.observed_generation == group.metadata.generation;
+        match status.group_id {
+            Some(id) if ready && group.metadata.deletion_timestamp.is_none() => {
+                Ok((id, group.spec.devices.iter().map(|d| d.to_lowercase()).collect()))
+            }
+            _ => Err(format!("DeviceGroup {name} is not Ready yet")),
+        }
+    }
+}
+
+async fn resolve_item(
+    item: &AudienceItem,
+    ns: &str,
+    graph: &GraphClient,
+    groups: &impl GroupSource,
+) -> Result<Item, Error> {
     if let Some(d) = &item.device {
         return Ok(Item::Asset(
             AssetRef::device(d.to_lowercase()),
@@ -116,7 +150,7 @@ async fn resolve_item(item: &AudienceItem, ns: &str, ctx: &Context) -> Result<It
         ));
     }
     if let Some(id) = &item.asset_group_id {
-        let devices = match ctx.graph.group_members(id).await? {
+        let devices = match graph.group_members(id).await? {
             Some(m) => m
                 .into_iter()
                 .filter(|a| a.kind() == AssetKind::Device)
@@ -131,29 +165,20 @@ async fn resolve_item(item: &AudienceItem, ns: &str, ctx: &Context) -> Result<It
         return Ok(Item::Asset(AssetRef::group(id.clone()), devices));
     }
     let name = item.device_group.as_deref().unwrap_or_default();
-    let Some(group) = ctx.groups.get(&ObjectRef::<DeviceGroup>::new(name).within(ns)) else {
-        return Ok(Item::Waiting(format!(
-            "DeviceGroup {name} does not exist in namespace {ns}"
-        )));
-    };
-    let status = group.status.clone().unwrap_or_default();
-    let ready = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-        && status.observed_generation == group.metadata.generation;
-    match status.group_id {
-        Some(id) if ready && group.metadata.deletion_timestamp.is_none() => Ok(Item::Asset(
-            AssetRef::group(id),
-            group.spec.devices.iter().map(|d| d.to_lowercase()).collect(),
-        )),
-        _ => Ok(Item::Waiting(format!("DeviceGroup {name} is not Ready yet"))),
-    }
+    Ok(match groups.group(ns, name) {
+        Ok((id, devices)) => Item::Asset(AssetRef::group(id), devices),
+        Err(why) => Item::Waiting(why),
+    })
 }
 
 /// Resolves the spec. Graph calls: the catalog (once per content change) and the member lists of
 /// `assetGroupId` items.
-pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolution, Error> {
+pub async fn resolve(
+    obj: &ExpeditedDeployment,
+    graph: &GraphClient,
+    groups: &impl GroupSource,
+    operator_limit: Option<u64>,
+) -> Result<Resolution, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let mut members = BTreeSet::new();
     let mut exclusions = BTreeSet::new();
@@ -165,7 +190,7 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
         (&audience.exclusions, &mut exclusions, &mut excluded_devices),
     ] {
         for item in items {
-            match resolve_item(item, &ns, ctx).await? {
+            match resolve_item(item, &ns, graph, groups).await? {
                 Item::Asset(r, d) => {
                     refs.insert(r);
                     devices.extend(d);
@@ -179,7 +204,7 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
             }
         }
     }
-    let content = match resolve_content(obj, ctx).await? {
+    let content = match resolve_content(obj, graph).await? {
         Ok(c) => c,
         Err((reason, message)) => return Ok(Resolution::Invalid { reason, message }),
     };
@@ -193,9 +218,7 @@ pub async fn resolve(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Resolut
     let ux = obj.spec.user_experience.clone().unwrap_or_default();
     let limit = [
         obj.spec.max_devices.map(|l| (l, "spec.maxDevices")),
-        ctx.settings
-            .max_audience_devices
-            .map(|l| (l, "--max-audience-devices")),
+        operator_limit.map(|l| (l, "--max-audience-devices")),
     ]
     .into_iter()
     .flatten()

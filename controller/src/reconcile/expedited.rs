@@ -91,7 +91,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-fn observed_from(
+/// The observed deployment, as the planner sees it.
+pub fn observed_from(
     d: &Deployment,
     audience: &Audience,
     recorded: Option<&ResolvedContent>,
@@ -281,22 +282,23 @@ async fn apply(
             .join("; ");
         return stall(obj, ctx, api, report, "InvalidSpec", message).await;
     }
-    let (desired, content, counts) = match resolve(obj, ctx).await {
-        Ok(Resolution::Ready {
-            desired,
-            content,
-            members,
-            exclusions,
-        }) => (desired, content, (members, exclusions)),
-        Ok(Resolution::Waiting { reason, message }) => {
-            write_report(obj, api, report, &Outcome::progressing(reason, message)).await?;
-            return Ok(Action::requeue(Duration::from_secs(15)));
-        }
-        Ok(Resolution::Invalid { reason, message }) => {
-            return stall(obj, ctx, api, report, reason, message).await;
-        }
-        Err(e) => return report_error(obj, ctx, api, report, e).await,
-    };
+    let (desired, content, counts) =
+        match resolve(obj, &ctx.graph, &ctx.groups, ctx.settings.max_audience_devices).await {
+            Ok(Resolution::Ready {
+                desired,
+                content,
+                members,
+                exclusions,
+            }) => (desired, content, (members, exclusions)),
+            Ok(Resolution::Waiting { reason, message }) => {
+                write_report(obj, api, report, &Outcome::progressing(reason, message)).await?;
+                return Ok(Action::requeue(Duration::from_secs(15)));
+            }
+            Ok(Resolution::Invalid { reason, message }) => {
+                return stall(obj, ctx, api, report, reason, message).await;
+            }
+            Err(e) => return report_error(obj, ctx, api, report, e).await,
+        };
     report.content = Some(content.clone());
     match observe_and_act(obj, ctx, api, &desired, &content, counts, &mut report).await {
         Ok(action) => Ok(action),
