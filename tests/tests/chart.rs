@@ -1,0 +1,432 @@
+//! The Helm chart, rendered and linted with real Helm (helm-python-sdk): every rendered object parsed
+//! strictly into its k8s-openapi type, the restricted pod security profile, least-privilege RBAC, schema
+//! rejection of bad values, and a snapshot of the default render.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use wufb_e2e::root;
+
+fn python() -> PathBuf {
+    std::env::var("WUFB_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".tools/venv/bin/python"))
+}
+
+fn helm(args: &[&str]) -> (bool, Value) {
+    let chart = root().join("charts/wufb-operator");
+    let out = std::process::Command::new(python())
+        .arg(root().join("tests/chart/helm.py"))
+        .arg(args[0])
+        .arg(&chart)
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python with helm-python-sdk could not run ({e}); make test installs it into .tools/venv")
+        });
+    let value: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("helm.py: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), value)
+}
+
+/// Renders with `values`; returns the objects by `Kind/name`.
+fn render(values: Value) -> BTreeMap<String, Value> {
+    let (ok, out) = helm(&["render", &values.to_string(), "wufb", "wufb-system"]);
+    assert!(ok, "render failed: {out}");
+    let mut objects = BTreeMap::new();
+    for (path, manifest) in out["templates"].as_object().unwrap() {
+        if path.ends_with("NOTES.txt") {
+            continue;
+        }
+        for doc in serde_yaml::Deserializer::from_str(manifest.as_str().unwrap()) {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if v.is_null() {
+                continue;
+            }
+            let key = format!(
+                "{}/{}",
+                v["kind"].as_str().unwrap(),
+                v["metadata"]["name"].as_str().unwrap()
+            );
+            let key = match v["metadata"]["namespace"].as_str() {
+                Some(ns) if v["kind"] == "Role" || v["kind"] == "RoleBinding" => format!("{key}@{ns}"),
+                _ => key,
+            };
+            assert!(objects.insert(key.clone(), v).is_none(), "{key} rendered twice");
+        }
+    }
+    objects
+}
+
+fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Parses into the k8s-openapi type and back: a field the type does not know is lost, and fails.
+fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> T {
+    let typed: T =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{} does not parse: {e}", v["kind"]));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        strip_nulls(&back),
+        strip_nulls(v),
+        "{} has fields its type does not know",
+        v["kind"]
+    );
+    typed
+}
+
+fn check_all(objects: &BTreeMap<String, Value>) {
+    for (key, v) in objects {
+        match v["kind"].as_str().unwrap() {
+            "Deployment" => drop(strict::<Deployment>(v)),
+            "ServiceAccount" => drop(strict::<ServiceAccount>(v)),
+            "Secret" => drop(strict::<Secret>(v)),
+            "Service" => drop(strict::<Service>(v)),
+            "ClusterRole" => drop(strict::<ClusterRole>(v)),
+            "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(v)),
+            "Role" => drop(strict::<Role>(v)),
+            "RoleBinding" => drop(strict::<RoleBinding>(v)),
+            "NetworkPolicy" => drop(strict::<NetworkPolicy>(v)),
+            "PodDisruptionBudget" => drop(strict::<PodDisruptionBudget>(v)),
+            "ServiceMonitor" => {
+                assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
+                assert_eq!(v["spec"]["endpoints"][0]["port"], "metrics");
+            }
+            other => panic!("unexpected kind {other} ({key})"),
+        }
+    }
+}
+
+/// The Kubernetes restricted pod security profile.
+fn assert_restricted(d: &Deployment) {
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let psc = pod.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    for c in &pod.containers {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop,
+            Some(vec!["ALL".to_string()])
+        );
+        assert!(sc.privileged.is_none_or(|p| !p));
+    }
+    assert!(pod.host_network.is_none_or(|h| !h) && pod.host_pid.is_none_or(|h| !h));
+    for v in pod.volumes.iter().flatten() {
+        assert!(v.host_path.is_none(), "no hostPath volumes");
+    }
+}
+
+fn args(objects: &BTreeMap<String, Value>) -> Vec<String> {
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    d.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn default_values_render_a_restricted_least_privilege_install() {
+    let objects = render(json!({}));
+    check_all(&objects);
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    assert_restricted(&d);
+    assert_eq!(
+        d.spec
+            .as_ref()
+            .unwrap()
+            .strategy
+            .as_ref()
+            .unwrap()
+            .type_
+            .as_deref(),
+        Some("Recreate"),
+        "one replica: Recreate"
+    );
+    let a = args(&objects);
+    assert!(
+        a.contains(&"--credentials-secret=wufb-wufb-operator-credentials".to_string()),
+        "{a:?}"
+    );
+    assert!(a.contains(&"--leader-election=true".to_string()));
+    assert!(
+        !objects.contains_key("Secret/wufb-wufb-operator-credentials"),
+        "no Secret without credentials in the values"
+    );
+    // Cluster-wide rules hold no secrets; the one Secret is readable by name in the release namespace only.
+    let cr: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator"]);
+    for rule in cr.rules.unwrap() {
+        assert!(
+            !rule.resources.unwrap_or_default().iter().any(|r| r == "secrets"),
+            "no cluster-wide secret access"
+        );
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*" || v == "delete"),
+            "least privilege"
+        );
+    }
+    let own: Role = strict(&objects["Role/wufb-wufb-operator-self@wufb-system"]);
+    let secret_rule = own
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|r| {
+            r.resources
+                .as_ref()
+                .is_some_and(|r| r.contains(&"secrets".to_string()))
+        })
+        .unwrap();
+    assert_eq!(
+        secret_rule.resource_names,
+        Some(vec!["wufb-wufb-operator-credentials".to_string()])
+    );
+    assert_eq!(secret_rule.verbs, vec!["get"]);
+    for absent in [
+        "ServiceMonitor/wufb-wufb-operator",
+        "NetworkPolicy/wufb-wufb-operator",
+        "PodDisruptionBudget/wufb-wufb-operator",
+    ] {
+        assert!(!objects.contains_key(absent), "{absent} is opt-in");
+    }
+}
+
+#[test]
+fn each_credential_mode() {
+    let secret = render(json!({"credentials": {"tenantId": "t", "clientId": "c", "clientSecret": "s3cr3t"}}));
+    check_all(&secret);
+    let s: Secret = strict(&secret["Secret/wufb-wufb-operator-credentials"]);
+    assert_eq!(
+        s.string_data.unwrap().keys().cloned().collect::<Vec<_>>(),
+        ["clientId", "clientSecret", "tenantId"]
+    );
+
+    let cert = render(
+        json!({"credentials": {"mode": "certificate", "tenantId": "t", "clientId": "c", "clientCertificate": "-----BEGIN CERTIFICATE-----\n..."}}),
+    );
+    check_all(&cert);
+    assert!(cert["Secret/wufb-wufb-operator-credentials"]["stringData"]["clientCertificate"].is_string());
+
+    let existing = render(json!({"credentials": {"existingSecret": "graph-app"}}));
+    check_all(&existing);
+    assert!(args(&existing).contains(&"--credentials-secret=graph-app".to_string()));
+    assert!(!existing.keys().any(|k| k.starts_with("Secret/")));
+
+    let wi = render(json!({"credentials": {"mode": "workloadIdentity", "tenantId": "t", "clientId": "c"}}));
+    check_all(&wi);
+    assert!(!wi.keys().any(|k| k.starts_with("Secret/")), "no secret at all");
+    assert!(!args(&wi).iter().any(|a| a.starts_with("--credentials-secret")));
+    let sa: ServiceAccount = strict(&wi["ServiceAccount/wufb-wufb-operator"]);
+    assert_eq!(
+        sa.metadata.annotations.unwrap()["azure.workload.identity/client-id"],
+        "c"
+    );
+    let d: Deployment = strict(&wi["Deployment/wufb-wufb-operator"]);
+    assert_restricted(&d);
+    let pod = d.spec.unwrap().template;
+    assert_eq!(
+        pod.metadata.unwrap().labels.unwrap()["azure.workload.identity/use"],
+        "true"
+    );
+    let env: Vec<String> = pod.spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(env.contains(&"AZURE_FEDERATED_TOKEN_FILE".to_string()));
+    let token = &pod.spec.unwrap().volumes.unwrap()[0];
+    assert_eq!(
+        token.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+            .service_account_token
+            .as_ref()
+            .unwrap()
+            .audience
+            .as_deref(),
+        Some("api://AzureADTokenExchange")
+    );
+    let own: Role = strict(&wi["Role/wufb-wufb-operator-self@wufb-system"]);
+    assert!(
+        !own.rules.unwrap().iter().any(|r| r
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.contains(&"secrets".to_string()))),
+        "no secret access needed"
+    );
+}
+
+#[test]
+fn namespace_scoped_mode_uses_roles() {
+    let objects =
+        render(json!({"watchNamespaces": ["team-a", "team-b"], "credentials": {"existingSecret": "graph"}}));
+    check_all(&objects);
+    assert!(
+        !objects.keys().any(|k| k.starts_with("ClusterRole")),
+        "no cluster-wide RBAC"
+    );
+    for ns in ["team-a", "team-b"] {
+        let r: Role = strict(&objects[&format!("Role/wufb-wufb-operator@{ns}")]);
+        assert!(r.rules.unwrap().iter().any(|r| {
+            r.resources
+                .as_ref()
+                .is_some_and(|r| r.contains(&"expediteddeployments".to_string()))
+        }));
+        let b: RoleBinding = strict(&objects[&format!("RoleBinding/wufb-wufb-operator@{ns}")]);
+        assert_eq!(b.subjects.unwrap()[0].namespace.as_deref(), Some("wufb-system"));
+    }
+    assert!(args(&objects).contains(&"--watch-namespaces=team-a,team-b".to_string()));
+}
+
+#[test]
+fn monitoring_network_policy_and_disruption_budget() {
+    let objects = render(json!({
+        "replicaCount": 2,
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}},
+        "networkPolicy": {"enabled": true, "egressCIDRs": ["20.190.128.0/18"]},
+        "podDisruptionBudget": {"enabled": true},
+        "controller": {"maxAudienceDevices": 5000, "resyncInterval": "5m"},
+        "cloud": "us-gov",
+        "credentials": {"existingSecret": "graph"},
+    }));
+    check_all(&objects);
+    assert_eq!(
+        objects["ServiceMonitor/wufb-wufb-operator"]["metadata"]["labels"]["release"],
+        "prom"
+    );
+    let np: NetworkPolicy = strict(&objects["NetworkPolicy/wufb-wufb-operator"]);
+    let egress = np.spec.unwrap().egress.unwrap();
+    assert!(egress.iter().any(|e| {
+        e.ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|p| p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53)))
+    }));
+    assert!(egress.iter().any(|e| {
+        e.to.as_ref()
+            .is_some_and(|t| t[0].ip_block.as_ref().unwrap().cidr == "20.190.128.0/18")
+    }));
+    let pdb: PodDisruptionBudget = strict(&objects["PodDisruptionBudget/wufb-wufb-operator"]);
+    assert!(pdb.spec.unwrap().min_available.is_some());
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    assert_eq!(
+        d.spec
+            .as_ref()
+            .unwrap()
+            .strategy
+            .as_ref()
+            .unwrap()
+            .type_
+            .as_deref(),
+        Some("RollingUpdate")
+    );
+    let a = args(&objects);
+    for want in [
+        "--max-audience-devices=5000",
+        "--resync-interval=5m",
+        "--cloud=us-gov",
+    ] {
+        assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+    }
+}
+
+#[test]
+fn values_that_break_the_schema_are_rejected() {
+    for (values, needle) in [
+        (json!({"replicaCount": "two"}), "/replicaCount"),
+        (json!({"unknownKey": true}), "unknownKey"),
+        (json!({"credentials": {"mode": "magic"}}), "/credentials/mode"),
+        (
+            json!({"controller": {"graphConcurrency": 0}}),
+            "/controller/graphConcurrency",
+        ),
+        (
+            json!({"graph": {"url": "http://graph.example.com/beta"}}),
+            "/graph/url",
+        ),
+        (json!({"image": {"tag": 1}}), "/image/tag"),
+    ] {
+        let (ok, out) = helm(&["render", &values.to_string(), "wufb", "wufb-system"]);
+        assert!(!ok, "{values} must be rejected");
+        assert_eq!(out["error"], "HelmValuesError", "{out}");
+        assert!(
+            out["message"].as_str().unwrap().contains(needle),
+            "{needle} named: {out}"
+        );
+    }
+    // Inconsistent credentials fail with a message naming the fix.
+    let (ok, out) = helm(&[
+        "render",
+        &json!({"credentials": {"tenantId": "t", "clientId": "c"}}).to_string(),
+        "wufb",
+        "wufb-system",
+    ]);
+    assert!(!ok);
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("credentials.clientSecret"),
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_passes_strict() {
+    let (ok, report) = helm(&["lint", &json!({}).to_string()]);
+    assert!(ok, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let problems: Vec<&Value> = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["severity"].as_i64() >= Some(2))
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn default_render_matches_the_snapshot() {
+    let (ok, out) = helm(&["render", "{}", "wufb", "wufb-system"]);
+    assert!(ok);
+    let mut text = String::new();
+    for (path, manifest) in out["templates"].as_object().unwrap() {
+        let m = manifest.as_str().unwrap().trim();
+        if !m.is_empty() {
+            text.push_str(&format!("# Source: {path}\n{m}\n"));
+        }
+    }
+    let snapshot = root().join("tests/chart/snapshots/default.yaml");
+    if std::env::var("WUFB_UPDATE_SNAPSHOTS").is_ok() {
+        std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+        std::fs::write(&snapshot, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        want == text,
+        "the default render changed; review it and run with WUFB_UPDATE_SNAPSHOTS=1 to update {}",
+        snapshot.display()
+    );
+}
