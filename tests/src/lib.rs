@@ -39,22 +39,30 @@ pub fn operator_bin() -> PathBuf {
     bin
 }
 
-/// `kubectl` from `KUBECTL`, `.tools/venv/bin` (installed by `make test`), or the PATH.
-pub fn kubectl_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("KUBECTL") {
+/// A tool from an environment variable (a relative path is relative to the repository root, since cargo
+/// runs tests in the package directory), else `.tools/venv/bin/NAME` (installed by `make test`), else
+/// the PATH.
+fn tool(var: &str, name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
         let p = PathBuf::from(p);
-        // A relative path means relative to the repository root (cargo runs tests in the package directory).
         return if p.is_relative() && p.components().count() > 1 {
             root().join(p)
         } else {
             p
         };
     }
-    let local = root().join(".tools/venv/bin/kubectl");
-    if local.exists() {
-        return local;
-    }
-    "kubectl".into()
+    let local = root().join(".tools/venv/bin").join(name);
+    if local.exists() { local } else { name.into() }
+}
+
+/// `kubectl` (`KUBECTL`).
+pub fn kubectl_bin() -> PathBuf {
+    tool("KUBECTL", "kubectl")
+}
+
+/// Python with helm-python-sdk and lupa (`WUFB_PYTHON`).
+pub fn python() -> PathBuf {
+    tool("WUFB_PYTHON", "python")
 }
 
 /// Output of a kubectl run.

@@ -15,13 +15,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use wufb_e2e::root;
-
-fn python() -> PathBuf {
-    std::env::var("WUFB_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".tools/venv/bin/python"))
-}
+use wufb_e2e::{python, root};
 
 fn helm(args: &[&str]) -> (bool, Value) {
     let chart = root().join("charts/wufb-operator");
