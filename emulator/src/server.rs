@@ -108,6 +108,7 @@ async fn token(
         body_hash: 0,
         assets: 0,
         client_id: form.get("client_id").cloned(),
+        created_id: None,
     });
     (status, axum::Json(body)).into_response()
 }
@@ -165,6 +166,7 @@ async fn graph(
         body_hash: fnv(&body),
         assets: 0,
         client_id: None,
+        created_id: None,
     };
 
     let decision = lock(&st.faults).decide(write);
@@ -239,7 +241,12 @@ async fn graph(
     })();
 
     let response = match outcome {
-        Ok(Reply::Json(status, value)) => json_reply(status, &value),
+        Ok(Reply::Json(status, value)) => {
+            if status == StatusCode::CREATED {
+                entry.created_id = value.get("id").and_then(Value::as_str).map(str::to_string);
+            }
+            json_reply(status, &value)
+        }
         Ok(Reply::Empty(status)) => status.into_response(),
         Ok(Reply::Text(t)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], t).into_response(),
         Err(e) => {

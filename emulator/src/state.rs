@@ -50,6 +50,9 @@ pub struct LogEntry {
     /// The app that made the call, when authenticated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The id of the object a create made (deployments, groups, audiences).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_id: Option<String>,
 }
 
 #[derive(Debug, Default)]

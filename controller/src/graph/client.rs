@@ -1,7 +1,7 @@
 //! The operations the reconciler uses, each the fewest Graph calls that do the job.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -99,7 +99,7 @@ pub struct GraphClient {
     transport: Transport,
     tokens: Option<Arc<TokenProvider>>,
     batch_size: usize,
-    catalog_cache: Mutex<HashMap<String, (Instant, Vec<CatalogEntry>)>>,
+    catalog_cache: tokio::sync::Mutex<HashMap<String, (Instant, Vec<CatalogEntry>)>>,
 }
 
 const CATALOG_TTL: Duration = Duration::from_secs(300);
@@ -114,7 +114,7 @@ impl GraphClient {
             transport: Transport::new(config.endpoints, tokens.clone(), http, config.transport, metrics),
             tokens,
             batch_size: config.batch_size.max(1),
-            catalog_cache: Mutex::new(HashMap::new()),
+            catalog_cache: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -139,15 +139,13 @@ impl GraphClient {
 
     async fn catalog_query(&self, query: &str) -> Result<Vec<CatalogEntry>, GraphError> {
         let url = format!("{}?{query}", self.url("catalog/entries"));
-        if let Ok(cache) = self.catalog_cache.lock()
-            && let Some((_, entries)) = cache.get(&url).filter(|(at, _)| at.elapsed() < CATALOG_TTL)
-        {
+        // Held across the fetch: concurrent reconciles asking for the same content share one call.
+        let mut cache = self.catalog_cache.lock().await;
+        if let Some((_, entries)) = cache.get(&url).filter(|(at, _)| at.elapsed() < CATALOG_TTL) {
             return Ok(entries.clone());
         }
         let entries: Vec<CatalogEntry> = self.transport.collect("list catalog entries", &url).await?;
-        if let Ok(mut cache) = self.catalog_cache.lock() {
-            cache.insert(url, (Instant::now(), entries.clone()));
-        }
+        cache.insert(url, (Instant::now(), entries.clone()));
         Ok(entries)
     }
 
