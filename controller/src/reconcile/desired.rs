@@ -185,20 +185,32 @@ pub async fn resolve(
     let mut member_devices = BTreeSet::new();
     let mut excluded_devices = BTreeSet::new();
     let audience = obj.spec.audience.clone().unwrap_or_default();
-    for (items, refs, devices) in [
-        (&audience.members, &mut members, &mut member_devices),
-        (&audience.exclusions, &mut exclusions, &mut excluded_devices),
+    for (list, items, refs, devices) in [
+        ("members", &audience.members, &mut members, &mut member_devices),
+        (
+            "exclusions",
+            &audience.exclusions,
+            &mut exclusions,
+            &mut excluded_devices,
+        ),
     ] {
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
             match resolve_item(item, &ns, graph, groups).await? {
                 Item::Asset(r, d) => {
                     refs.insert(r);
                     devices.extend(d);
                 }
-                Item::Waiting(message) => {
+                Item::Waiting(why) => {
+                    let field = if item.asset_group_id.is_some() {
+                        "assetGroupId"
+                    } else {
+                        "deviceGroup"
+                    };
                     return Ok(Resolution::Waiting {
                         reason: "WaitingForDeviceGroup",
-                        message,
+                        message: format!(
+                            "spec.audience.{list}[{i}].{field}: {why} (nothing is written until it is)"
+                        ),
                     });
                 }
             }

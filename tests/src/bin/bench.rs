@@ -71,7 +71,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |x| x.1);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     ticks as f64 / 100.0
 }
 
@@ -87,7 +88,11 @@ fn operator_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().join("wufb-operator");
     if !bin.exists() {
-        let profile = if exe.to_string_lossy().contains("/release/") { "--release" } else { "--profile=dev" };
+        let profile = if exe.to_string_lossy().contains("/release/") {
+            "--release"
+        } else {
+            "--profile=dev"
+        };
         eprintln!("building wufb-operator ({profile})");
         let ok = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", profile, "-p", "wufb-operator"])
@@ -120,7 +125,10 @@ impl World {
             EmulatorConfig {
                 page_size: args.page_size,
                 max_assets_per_request: args.batch_size,
-                faults: FaultConfig { latency_ms: args.latency_ms, ..Default::default() },
+                faults: FaultConfig {
+                    latency_ms: args.latency_ms,
+                    ..Default::default()
+                },
                 request_log_limit: 5_000_000,
                 ..Default::default()
             },
@@ -128,8 +136,17 @@ impl World {
         )
         .await
         .unwrap();
-        let crds = vec![serde_json::to_value(ExpeditedDeployment::crd()).unwrap(), serde_json::to_value(DeviceGroup::crd()).unwrap()];
-        let server = TestApiServer::start(Options { crds, history: 200_000, ..Default::default() }).await.unwrap();
+        let crds = vec![
+            serde_json::to_value(ExpeditedDeployment::crd()).unwrap(),
+            serde_json::to_value(DeviceGroup::crd()).unwrap(),
+        ];
+        let server = TestApiServer::start(Options {
+            crds,
+            history: 200_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         let dir = wufb_e2e::root().join("target/bench").join(&args.scenario);
         std::fs::create_dir_all(&dir).unwrap();
         let ns = "bench".to_string();
@@ -137,14 +154,41 @@ impl World {
         std::fs::write(&kubeconfig, server.kubeconfig(&ns)).unwrap();
         let log = std::fs::File::create(dir.join("controller.log")).unwrap();
         let child = tokio::process::Command::new(operator_bin())
-            .args(["run", "--graph-url", &emulator.graph_url(), "--authority-host", &emulator.base_url(), "--namespace", &ns])
-            .args(["--metrics-addr", "127.0.0.1:0", "--identity", "bench", "--leader-election", "false", "--log-format", "json"])
-            .args(["--graph-rate-limit", "0", "--graph-concurrency", &args.concurrency.to_string(), "--batch-size", &args.batch_size.to_string()])
+            .args([
+                "run",
+                "--graph-url",
+                &emulator.graph_url(),
+                "--authority-host",
+                &emulator.base_url(),
+                "--namespace",
+                &ns,
+            ])
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--identity",
+                "bench",
+                "--leader-election",
+                "false",
+                "--log-format",
+                "json",
+            ])
+            .args([
+                "--graph-rate-limit",
+                "0",
+                "--graph-concurrency",
+                &args.concurrency.to_string(),
+                "--batch-size",
+                &args.batch_size.to_string(),
+            ])
             .args(["--resync-interval", &format!("{}s", resync.as_secs())])
             .env("KUBECONFIG", &kubeconfig)
             .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
             .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::DEFAULT_CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET)
+            .env(
+                "AZURE_CLIENT_SECRET",
+                wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+            )
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -157,15 +201,44 @@ impl World {
         let client = kube::Client::try_from(config).unwrap();
         let (eds, ed_writer) = reflector::store();
         let (dgs, dg_writer) = reflector::store();
-        tokio::spawn(watcher(Api::<ExpeditedDeployment>::namespaced(client.clone(), &ns), Default::default()).reflect(ed_writer).for_each(|_| async {}));
-        tokio::spawn(watcher(Api::<DeviceGroup>::namespaced(client.clone(), &ns), Default::default()).reflect(dg_writer).for_each(|_| async {}));
+        tokio::spawn(
+            watcher(
+                Api::<ExpeditedDeployment>::namespaced(client.clone(), &ns),
+                Default::default(),
+            )
+            .reflect(ed_writer)
+            .for_each(|_| async {}),
+        );
+        tokio::spawn(
+            watcher(
+                Api::<DeviceGroup>::namespaced(client.clone(), &ns),
+                Default::default(),
+            )
+            .reflect(dg_writer)
+            .for_each(|_| async {}),
+        );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let idle_rss = proc_status(pid, "VmRSS:");
-        World { emulator, _server: server, client, child, pid, idle_rss, ns, applied: BTreeMap::new(), object_json: 0, eds, dgs }
+        World {
+            emulator,
+            _server: server,
+            client,
+            child,
+            pid,
+            idle_rss,
+            ns,
+            applied: BTreeMap::new(),
+            object_json: 0,
+            eds,
+            dgs,
+        }
     }
 
     fn now_ms() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
     }
 
     async fn create_all(&mut self, objects: Vec<Value>) {
@@ -177,15 +250,25 @@ impl World {
                 let (client, ns) = (client.clone(), ns.clone());
                 async move {
                     let at = Self::now_ms();
-                    let key = format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap());
+                    let key = format!(
+                        "{}/{}",
+                        o["kind"].as_str().unwrap(),
+                        o["metadata"]["name"].as_str().unwrap()
+                    );
                     match o["kind"].as_str() {
                         Some("DeviceGroup") => {
                             let g: DeviceGroup = serde_json::from_value(o).unwrap();
-                            Api::<DeviceGroup>::namespaced(client, &ns).create(&PostParams::default(), &g).await.unwrap();
+                            Api::<DeviceGroup>::namespaced(client, &ns)
+                                .create(&PostParams::default(), &g)
+                                .await
+                                .unwrap();
                         }
                         _ => {
                             let d: ExpeditedDeployment = serde_json::from_value(o).unwrap();
-                            Api::<ExpeditedDeployment>::namespaced(client, &ns).create(&PostParams::default(), &d).await.unwrap();
+                            Api::<ExpeditedDeployment>::namespaced(client, &ns)
+                                .create(&PostParams::default(), &d)
+                                .await
+                                .unwrap();
                         }
                     }
                     (key, at)
@@ -201,13 +284,29 @@ impl World {
     async fn wait_ready(&self, expected: usize, started: Instant) -> f64 {
         let mut last = 0;
         loop {
-            let ready = |c: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], g: Option<i64>, og: Option<i64>| {
+            let ready = |c: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+                         g: Option<i64>,
+                         og: Option<i64>| {
                 g == og && c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
             };
             let eds = self.eds.state();
             let dgs = self.dgs.state();
-            let n = eds.iter().filter(|d| d.status.as_ref().is_some_and(|s| ready(&s.conditions, d.metadata.generation, s.observed_generation))).count()
-                + dgs.iter().filter(|d| d.status.as_ref().is_some_and(|s| ready(&s.conditions, d.metadata.generation, s.observed_generation))).count();
+            let n = eds
+                .iter()
+                .filter(|d| {
+                    d.status
+                        .as_ref()
+                        .is_some_and(|s| ready(&s.conditions, d.metadata.generation, s.observed_generation))
+                })
+                .count()
+                + dgs
+                    .iter()
+                    .filter(|d| {
+                        d.status.as_ref().is_some_and(|s| {
+                            ready(&s.conditions, d.metadata.generation, s.observed_generation)
+                        })
+                    })
+                    .count();
             if n >= expected && eds.len() + dgs.len() >= expected {
                 return started.elapsed().as_secs_f64();
             }
@@ -215,25 +314,38 @@ impl World {
                 last = started.elapsed().as_secs();
                 eprintln!("  {n}/{expected} Ready after {last}s");
             }
-            assert!(started.elapsed() < Duration::from_secs(3600), "not converged within an hour");
+            assert!(
+                started.elapsed() < Duration::from_secs(3600),
+                "not converged within an hour"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Apply-to-first-write latencies (ms): from an object's creation to the Graph create it caused.
     fn first_write_latencies(&self) -> Vec<f64> {
-        let created: BTreeMap<String, u64> =
-            self.emulator.requests().into_iter().filter_map(|r| r.created_id.map(|id| (id, r.at_ms))).collect();
+        let created: BTreeMap<String, u64> = self
+            .emulator
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.created_id.map(|id| (id, r.at_ms)))
+            .collect();
         let mut out = Vec::new();
         for d in self.eds.state() {
             let id = d.status.as_ref().and_then(|s| s.deployment_id.clone());
-            if let (Some(at), Some(t)) = (self.applied.get(&format!("ExpeditedDeployment/{}", d.name_any())), id.and_then(|i| created.get(&i).copied())) {
+            if let (Some(at), Some(t)) = (
+                self.applied.get(&format!("ExpeditedDeployment/{}", d.name_any())),
+                id.and_then(|i| created.get(&i).copied()),
+            ) {
                 out.push(t.saturating_sub(*at) as f64);
             }
         }
         for g in self.dgs.state() {
             let id = g.status.as_ref().and_then(|s| s.group_id.clone());
-            if let (Some(at), Some(t)) = (self.applied.get(&format!("DeviceGroup/{}", g.name_any())), id.and_then(|i| created.get(&i).copied())) {
+            if let (Some(at), Some(t)) = (
+                self.applied.get(&format!("DeviceGroup/{}", g.name_any())),
+                id.and_then(|i| created.get(&i).copied()),
+            ) {
                 out.push(t.saturating_sub(*at) as f64);
             }
         }
@@ -242,7 +354,12 @@ impl World {
 
     fn calls(&self, since: u64) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
-        for r in self.emulator.requests().into_iter().filter(|r| r.seq >= since && r.operation != "token") {
+        for r in self
+            .emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.seq >= since && r.operation != "token")
+        {
             *m.entry(r.operation).or_insert(0) += 1;
         }
         m
@@ -282,24 +399,47 @@ async fn main() {
     let b = args.batch_size;
     let p = args.page_size;
     let ceil = |n: usize, d: usize| n.div_ceil(d) as u64;
-    let resync = if args.scenario == "steady" { Duration::from_secs(args.resync_secs) } else { Duration::from_secs(3600) };
+    let resync = if args.scenario == "steady" {
+        Duration::from_secs(args.resync_secs)
+    } else {
+        Duration::from_secs(3600)
+    };
     let mut w = World::start(&args, resync).await;
     let started = Instant::now();
     let figures = match args.scenario.as_str() {
         "fanout" | "steady" | "churn" => {
             let (d, m) = (args.deployments, args.devices.unwrap_or(1000));
-            let objects: Vec<Value> = (0..d).map(|i| ed(&format!("rollout-{i}"), devices_json((0..m).map(|j| device(i, j))), vec![])).collect();
+            let objects: Vec<Value> = (0..d)
+                .map(|i| {
+                    ed(
+                        &format!("rollout-{i}"),
+                        devices_json((0..m).map(|j| device(i, j))),
+                        vec![],
+                    )
+                })
+                .collect();
             w.create_all(objects).await;
             let secs = w.wait_ready(d, started).await;
             // Per deployment: 1 create + ceil(M/B) audience writes; reads: the verifying GET, member pages
             // and the exclusions page, plus one catalog query.
             let write_lb = d as u64 * (1 + ceil(m, b));
             let read_lb = 1 + d as u64 * (2 + ceil(m.max(1), p));
-            let mut f = Figures { scenario: args.scenario.clone(), calls: w.calls(0), write_lower_bound: write_lb, read_lower_bound: read_lb, seconds_to_ready: secs, latencies: w.first_write_latencies(), extra: json!({}) };
+            let mut f = Figures {
+                scenario: args.scenario.clone(),
+                calls: w.calls(0),
+                write_lower_bound: write_lb,
+                read_lower_bound: read_lb,
+                seconds_to_ready: secs,
+                latencies: w.first_write_latencies(),
+                extra: json!({}),
+            };
             if args.scenario == "steady" {
                 let since = w.emulator.requests().last().map_or(0, |r| r.seq + 1);
                 let window = resync.mul_f64(3.2);
-                eprintln!("  converged; observing {:.0}s of steady state", window.as_secs_f64());
+                eprintln!(
+                    "  converged; observing {:.0}s of steady state",
+                    window.as_secs_f64()
+                );
                 tokio::time::sleep(window).await;
                 f.calls = w.calls(since);
                 f.write_lower_bound = 0;
@@ -312,11 +452,15 @@ async fn main() {
                 let since = w.emulator.requests().last().map_or(0, |r| r.seq + 1);
                 let moved = (m / 10).max(1);
                 let api: Api<ExpeditedDeployment> = Api::namespaced(w.client.clone(), &w.ns);
-                let mut members: Vec<Vec<String>> = (0..d).map(|i| (0..m).map(|j| device(i, j)).collect()).collect();
+                let mut members: Vec<Vec<String>> =
+                    (0..d).map(|i| (0..m).map(|j| device(i, j)).collect()).collect();
                 let churn_started = Instant::now();
                 for round in 0..args.rounds {
                     // 10% of each deployment's devices move to the next deployment.
-                    let moving: Vec<Vec<String>> = members.iter_mut().map(|list| list.drain(..moved).collect()).collect();
+                    let moving: Vec<Vec<String>> = members
+                        .iter_mut()
+                        .map(|list| list.drain(..moved).collect())
+                        .collect();
                     for (i, batch) in moving.into_iter().enumerate() {
                         members[(i + 1) % d].extend(batch);
                     }
@@ -348,14 +492,38 @@ async fn main() {
             let n = args.devices.unwrap_or(100_000);
             let groups = n.div_ceil(50_000);
             let per = n.div_ceil(groups);
-            let mut objects: Vec<Value> = (0..groups).map(|g| dg(&format!("big-{g}"), (0..per.min(n - g * per)).map(|j| device(g, j)).collect())).collect();
-            objects.push(ed("big", (0..groups).map(|g| json!({"deviceGroup": format!("big-{g}")})).collect(), vec![]));
+            let mut objects: Vec<Value> = (0..groups)
+                .map(|g| {
+                    dg(
+                        &format!("big-{g}"),
+                        (0..per.min(n - g * per)).map(|j| device(g, j)).collect(),
+                    )
+                })
+                .collect();
+            objects.push(ed(
+                "big",
+                (0..groups)
+                    .map(|g| json!({"deviceGroup": format!("big-{g}")}))
+                    .collect(),
+                vec![],
+            ));
             w.create_all(objects).await;
             let secs = w.wait_ready(groups + 1, started).await;
             // Groups: 1 create + ceil(devices/B) adds each; the deployment: 1 create + 1 audience write.
-            let write_lb = (0..groups).map(|g| 1 + ceil(per.min(n - g * per), b)).sum::<u64>() + 2;
+            let write_lb = (0..groups)
+                .map(|g| 1 + ceil(per.min(n - g * per), b))
+                .sum::<u64>()
+                + 2;
             let read_lb = 1 + (0..groups).map(|g| ceil(per.min(n - g * per), p)).sum::<u64>() + 3;
-            Figures { scenario: args.scenario.clone(), calls: w.calls(0), write_lower_bound: write_lb, read_lower_bound: read_lb, seconds_to_ready: secs, latencies: w.first_write_latencies(), extra: json!({"devices": n, "groups": groups}) }
+            Figures {
+                scenario: args.scenario.clone(),
+                calls: w.calls(0),
+                write_lower_bound: write_lb,
+                read_lower_bound: read_lb,
+                seconds_to_ready: secs,
+                latencies: w.first_write_latencies(),
+                extra: json!({"devices": n, "groups": groups}),
+            }
         }
         "rings" => {
             let n = args.devices.unwrap_or(20_000);
@@ -363,18 +531,33 @@ async fn main() {
             let mut objects = Vec::new();
             let mut start = 0;
             for (r, size) in sizes.iter().enumerate() {
-                objects.push(dg(&format!("ring-{r}"), (start..start + size).map(|j| device(0, j)).collect()));
+                objects.push(dg(
+                    &format!("ring-{r}"),
+                    (start..start + size).map(|j| device(0, j)).collect(),
+                ));
                 start += size;
             }
             for i in 0..12 {
-                objects.push(ed(&format!("rollout-{i}"), vec![json!({"deviceGroup": format!("ring-{}", i % 3)})], vec![]));
+                objects.push(ed(
+                    &format!("rollout-{i}"),
+                    vec![json!({"deviceGroup": format!("ring-{}", i % 3)})],
+                    vec![],
+                ));
             }
             w.create_all(objects).await;
             let secs = w.wait_ready(15, started).await;
             // A group's devices are sent once; then one audience write per deployment.
             let write_lb = sizes.iter().map(|s| 1 + ceil(*s, b)).sum::<u64>() + 12 * 2;
             let read_lb = 1 + sizes.iter().map(|s| ceil(*s, p)).sum::<u64>() + 12 * 3;
-            Figures { scenario: args.scenario.clone(), calls: w.calls(0), write_lower_bound: write_lb, read_lower_bound: read_lb, seconds_to_ready: secs, latencies: w.first_write_latencies(), extra: json!({"devices": n, "ring_sizes": sizes}) }
+            Figures {
+                scenario: args.scenario.clone(),
+                calls: w.calls(0),
+                write_lower_bound: write_lb,
+                read_lower_bound: read_lb,
+                seconds_to_ready: secs,
+                latencies: w.first_write_latencies(),
+                extra: json!({"devices": n, "ring_sizes": sizes}),
+            }
         }
         other => panic!("unknown scenario {other} (fanout, big-audience, rings, steady, churn)"),
     };
@@ -385,7 +568,12 @@ async fn main() {
 async fn report(w: &World, args: &Args, f: Figures) {
     let peak = proc_status(w.pid, "VmHWM:");
     let cpu = cpu_seconds(w.pid);
-    let writes: u64 = f.calls.iter().filter(|(op, _)| !is_read(op)).map(|(_, n)| n).sum();
+    let writes: u64 = f
+        .calls
+        .iter()
+        .filter(|(op, _)| !is_read(op))
+        .map(|(_, n)| n)
+        .sum();
     let reads: u64 = f.calls.iter().filter(|(op, _)| is_read(op)).map(|(_, n)| n).sum();
     let ideal = (writes + reads) as f64 * args.latency_ms as f64 / 1000.0 / args.concurrency as f64;
     let mut lat = f.latencies.clone();
@@ -401,7 +589,10 @@ async fn report(w: &World, args: &Args, f: Figures) {
         targets.insert("apply_to_first_call_p99_under_1s", pass(p99 < 1000.0));
     }
     if matches!(f.scenario.as_str(), "fanout" | "big-audience") {
-        targets.insert("time_to_ready_within_1_5x_ideal", pass(f.seconds_to_ready <= 1.5 * ideal));
+        targets.insert(
+            "time_to_ready_within_1_5x_ideal",
+            pass(f.seconds_to_ready <= 1.5 * ideal),
+        );
     }
     targets.insert("rss_over_idle_within_3x_object_json", pass(rss_ratio <= 3.0));
     let out = json!({
@@ -429,17 +620,49 @@ async fn report(w: &World, args: &Args, f: Figures) {
     for (op, n) in &f.calls {
         println!("    {op:<36} {n:>10}");
     }
-    let ratio = |a: u64, b: u64| if b == 0 { if a == 0 { 1.0 } else { f64::INFINITY } } else { a as f64 / b as f64 };
-    println!("  {:<38} {:>10} (lower bound {}, ratio {:.2})", "writes", writes, f.write_lower_bound, ratio(writes, f.write_lower_bound));
-    println!("  {:<38} {:>10} (lower bound {}, ratio {:.2})", "reads", reads, f.read_lower_bound, ratio(reads, f.read_lower_bound));
-    println!("  {:<38} {:>10.2} (ideal {:.2}, ratio {:.2})", "seconds to Ready", f.seconds_to_ready, ideal, f.seconds_to_ready / ideal.max(1e-9));
-    println!("  {:<38} {:>10.0} / {:.0}", "apply to first write p50/p99 (ms)", p50, p99);
-    println!("  {:<38} {:>10} (idle {}, objects {} B JSON, ratio {:.2})", "controller peak RSS (bytes)", peak, w.idle_rss, w.object_json, rss_ratio);
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            if a == 0 { 1.0 } else { f64::INFINITY }
+        } else {
+            a as f64 / b as f64
+        }
+    };
+    println!(
+        "  {:<38} {:>10} (lower bound {}, ratio {:.2})",
+        "writes",
+        writes,
+        f.write_lower_bound,
+        ratio(writes, f.write_lower_bound)
+    );
+    println!(
+        "  {:<38} {:>10} (lower bound {}, ratio {:.2})",
+        "reads",
+        reads,
+        f.read_lower_bound,
+        ratio(reads, f.read_lower_bound)
+    );
+    println!(
+        "  {:<38} {:>10.2} (ideal {:.2}, ratio {:.2})",
+        "seconds to Ready",
+        f.seconds_to_ready,
+        ideal,
+        f.seconds_to_ready / ideal.max(1e-9)
+    );
+    println!(
+        "  {:<38} {:>10.0} / {:.0}",
+        "apply to first write p50/p99 (ms)", p50, p99
+    );
+    println!(
+        "  {:<38} {:>10} (idle {}, objects {} B JSON, ratio {:.2})",
+        "controller peak RSS (bytes)", peak, w.idle_rss, w.object_json, rss_ratio
+    );
     println!("  {:<38} {:>10.2}", "controller CPU seconds", cpu);
     for (t, r) in &targets {
         println!("  target {t:<31} {r:>10}");
     }
-    let path = wufb_e2e::root().join("target/bench").join(format!("{}.json", f.scenario));
+    let path = wufb_e2e::root()
+        .join("target/bench")
+        .join(format!("{}.json", f.scenario));
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     println!("  written {}", path.display());
 }
