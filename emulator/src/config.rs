@@ -118,6 +118,9 @@ pub struct FaultConfig {
     /// Share of Graph requests that are carried out but whose answer is lost (the connection drops
     /// after the change was applied): the ambiguous outcome a client must cope with.
     pub lost_answer_rate: f64,
+    /// Milliseconds a successful write waits, already applied, before it is answered (a window in which
+    /// a client crash leaves a change it never heard about).
+    pub answer_delay_ms: u64,
     /// Latency added to every Graph request, in milliseconds.
     pub latency_ms: u64,
     /// Share of Graph requests that get `spike_ms` of extra latency.
@@ -141,6 +144,7 @@ impl Default for FaultConfig {
             error_rate: 0.0,
             drop_rate: 0.0,
             lost_answer_rate: 0.0,
+            answer_delay_ms: 0,
             latency_ms: 0,
             spike_rate: 0.0,
             spike_ms: 200,

@@ -151,6 +151,7 @@ async fn main() -> ExitCode {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         lost_answer_rate: args.lost_answer_rate,
+        answer_delay_ms: 0,
         latency_ms: args.latency_ms,
         spike_rate: args.spike_rate,
         spike_ms: args.spike_ms,

@@ -265,6 +265,10 @@ async fn graph(
     };
     entry.status = response.status().as_u16();
     let persist = write && response.status().is_success();
+    let answer_delay = lock(&st.faults).config.answer_delay_ms;
+    if persist && answer_delay > 0 {
+        tokio::time::sleep(Duration::from_millis(answer_delay)).await;
+    }
     let lose = decision.lose_answer && response.status().is_success();
     if lose {
         entry.fault = Some("lost-answer".into());

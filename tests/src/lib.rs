@@ -209,6 +209,13 @@ impl Env {
         self.controllers.len() - 1
     }
 
+    /// Kills a controller process with SIGKILL and waits for it to exit.
+    pub async fn kill_controller(&mut self, index: usize) {
+        let c = &mut self.controllers[index];
+        let _ = c.child.start_kill();
+        let _ = c.child.wait().await;
+    }
+
     /// All controller output so far.
     pub fn controller_logs(&self) -> String {
         self.controllers

@@ -125,6 +125,13 @@ impl TestApiServer {
         self.shared.lock().compact();
     }
 
+    /// Ends every open watch and drops the watch history, as an API server restart does: clients that
+    /// resume their watch get 410 Expired and list again.
+    pub fn restart_watches(&self) {
+        let _ = self.shared.closing.send(true);
+        self.compact();
+    }
+
     /// Stops serving (open watches end).
     pub fn stop(&mut self) {
         let _ = self.shared.closing.send(true);
