@@ -20,17 +20,32 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `wufb-operator` binary built next to the test executable (or `WUFB_OPERATOR_BIN`).
+/// The `wufb-operator` binary built next to the running executable (or `WUFB_OPERATOR_BIN`). The bench
+/// and soak binaries build it when it is missing.
 pub fn operator_bin() -> PathBuf {
     if let Ok(p) = std::env::var("WUFB_OPERATOR_BIN") {
         return p.into();
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     let bin = dir.join("wufb-operator");
+    if !bin.exists()
+        && let Ok(cargo) = std::env::var("CARGO")
+    {
+        let profile = if dir.ends_with("release") {
+            "--release"
+        } else {
+            "--profile=dev"
+        };
+        let ok = std::process::Command::new(cargo)
+            .args(["build", profile, "-p", "wufb-operator"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cargo build -p wufb-operator failed");
+    }
     assert!(
         bin.exists(),
         "{} is missing: build it with `cargo build -p wufb-operator` (make test does)",

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -84,26 +83,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn operator_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().join("wufb-operator");
-    if !bin.exists() {
-        let profile = if exe.to_string_lossy().contains("/release/") {
-            "--release"
-        } else {
-            "--profile=dev"
-        };
-        eprintln!("building wufb-operator ({profile})");
-        let ok = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", profile, "-p", "wufb-operator"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cargo build -p wufb-operator failed");
-    }
-    bin
-}
-
 struct World {
     emulator: Emulator,
     _server: TestApiServer,
@@ -153,7 +132,7 @@ impl World {
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, server.kubeconfig(&ns)).unwrap();
         let log = std::fs::File::create(dir.join("controller.log")).unwrap();
-        let child = tokio::process::Command::new(operator_bin())
+        let child = tokio::process::Command::new(wufb_e2e::operator_bin())
             .args([
                 "run",
                 "--graph-url",
