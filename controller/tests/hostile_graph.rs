@@ -1,0 +1,161 @@
+//! Malformed and hostile Graph answers (truncated JSON, wrong types, oversized pages, endless or foreign
+//! next links, unknown enum members) give a clear error or a tolerant read, never a panic or a hang.
+//! A small server plays the hostile service; the emulator cannot be made to misbehave this way.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use proptest::prelude::*;
+use serde_json::json;
+use wufb_operator::graph::models::{CatalogEntry, Deployment, Page, UpdatableAsset};
+use wufb_operator::graph::{Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
+
+async fn hostile() -> String {
+    let app = Router::new().fallback(|req: Request| async move {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+        let json = |v: serde_json::Value| ([("content-type", "application/json")], v.to_string()).into_response();
+        match path.as_str() {
+            p if p.ends_with("/deployments/truncated") => ([("content-type", "application/json")], r#"{"id": "x", "state": {"effec"#.to_string()).into_response(),
+            p if p.ends_with("/deployments/wrong-types") => json(json!({"id": 42, "state": "offering"})),
+            p if p.ends_with("/deployments/unknown-enum") => json(json!({"id": "d", "state": {"effectiveValue": "hibernating", "requestedValue": "frozen"}, "extra": {"x": 1}})),
+            p if p.ends_with("/deployments/huge") => json(json!({"id": "d", "padding": "x".repeat(10 * 1024 * 1024)})),
+            p if p.ends_with("/audience/members") && query.is_empty() => {
+                json(json!({"value": [{"id": "a"}], "@odata.nextLink": format!("http://{host}{path}?$skiptoken=again")}))
+            }
+            // The same next link again and again: an endless loop if followed blindly.
+            p if p.ends_with("/audience/members") => json(json!({"value": [], "@odata.nextLink": format!("http://{host}{path}?$skiptoken=again")})),
+            p if p.ends_with("/audience/exclusions") => json(json!({"value": [], "@odata.nextLink": "https://attacker.example/steal"})),
+            _ => (http::StatusCode::NOT_FOUND, "{}").into_response(),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn client(base: &str) -> GraphClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    GraphClient::new(
+        GraphConfig {
+            endpoints: Endpoints::custom(base, &format!("{base}/beta")).unwrap(),
+            credential: None,
+            transport: TransportConfig {
+                max_retries: 1,
+                base_backoff: Duration::from_millis(10),
+                ..Default::default()
+            },
+            batch_size: 1000,
+        },
+        GraphMetrics::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn malformed_answers_are_clear_errors() {
+    let base = hostile().await;
+    let g = client(&base);
+    let within = |f| tokio::time::timeout(Duration::from_secs(20), f);
+    let err = within(g.get_deployment("truncated")).await.unwrap().unwrap_err();
+    assert_eq!(err.category(), "GraphBadResponse");
+    assert!(err.to_string().contains("get deployment"), "{err}");
+    let err = within(g.get_deployment("wrong-types"))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.category(), "GraphBadResponse", "{err}");
+    let err = within(g.get_deployment("huge")).await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    let d = within(g.get_deployment("unknown-enum"))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.state.effective().unwrap().as_str(),
+        "hibernating",
+        "unknown members are kept"
+    );
+    let err = tokio::time::timeout(Duration::from_secs(20), g.audience("loop"))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("nextLink") || err.to_string().contains("another host"),
+        "no endless loop, no token sent elsewhere: {err}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any JSON at all parses into the models or fails cleanly.
+    #[test]
+    fn model_parsing_never_panics(v in arb_json()) {
+        let _ = serde_json::from_value::<Deployment>(v.clone());
+        let _ = serde_json::from_value::<Page<UpdatableAsset>>(v.clone());
+        let _ = serde_json::from_value::<CatalogEntry>(v);
+    }
+
+    /// Any bytes too.
+    #[test]
+    fn byte_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = serde_json::from_slice::<Deployment>(&bytes);
+        let _ = serde_json::from_slice::<Page<CatalogEntry>>(&bytes);
+    }
+
+    /// Manifests of any shape are checked without panicking, and every message stays bounded.
+    #[test]
+    fn manifest_validation_never_panics(v in arb_json(), kind in prop_oneof![Just("ExpeditedDeployment"), Just("DeviceGroup")]) {
+        let doc = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "metadata": {"name": "x"}, "spec": v});
+        let text = serde_yaml::to_string(&doc).unwrap();
+        let (docs, _) = wufb_operator::cli::manifests::parse("fuzz.yaml", &text);
+        for f in wufb_operator::cli::validate::check(&docs) {
+            prop_assert!(f.to_string().len() < 4096);
+        }
+    }
+}
+
+fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-zA-Z0-9#.:/-]{0,24}".prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("offering"),
+            Just("#microsoft.graph.windowsUpdates.catalogContent"),
+            Just("2026-11-10")
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("id".to_string()),
+                    Just("state".to_string()),
+                    Just("content".to_string()),
+                    Just("value".to_string()),
+                    Just("audience".to_string()),
+                    Just("members".to_string()),
+                    Just("devices".to_string()),
+                    Just("@odata.type".to_string()),
+                    Just("effectiveValue".to_string()),
+                    "[a-z]{1,8}"
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
