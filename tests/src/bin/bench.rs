@@ -546,6 +546,7 @@ async fn main() {
 
 async fn report(w: &World, args: &Args, f: Figures) {
     let peak = proc_status(w.pid, "VmHWM:");
+    let now_rss = proc_status(w.pid, "VmRSS:");
     let cpu = cpu_seconds(w.pid);
     let writes: u64 = f
         .calls
@@ -588,6 +589,7 @@ async fn report(w: &World, args: &Args, f: Figures) {
         "apply_to_first_call_p99_ms": p99,
         "peak_rss_bytes": peak,
         "idle_rss_bytes": w.idle_rss,
+        "rss_at_end_bytes": now_rss,
         "object_json_bytes": w.object_json,
         "rss_over_object_json": rss_ratio,
         "cpu_seconds": cpu,
@@ -635,6 +637,7 @@ async fn report(w: &World, args: &Args, f: Figures) {
         "  {:<38} {:>10} (idle {}, objects {} B JSON, ratio {:.2})",
         "controller peak RSS (bytes)", peak, w.idle_rss, w.object_json, rss_ratio
     );
+    println!("  {:<38} {:>10}", "controller RSS at the end (bytes)", now_rss);
     println!("  {:<38} {:>10.2}", "controller CPU seconds", cpu);
     for (t, r) in &targets {
         println!("  target {t:<31} {r:>10}");
