@@ -453,6 +453,25 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
             Ordering::Equal
         });
     }
+    page(&items, q, page_size, self_url, |i| i.clone())
+}
+
+/// Like [`collection`] for items that need rendering: only the page is rendered when the query neither
+/// filters nor orders (so paging through a large collection stays linear).
+pub fn collection_with<T>(
+    items: Vec<T>,
+    q: &Query,
+    page_size: usize,
+    self_url: &str,
+    render: impl Fn(&T) -> Value,
+) -> Value {
+    if q.filter.is_some() || !q.orderby.is_empty() {
+        return collection(items.iter().map(render).collect(), q, page_size, self_url);
+    }
+    page(&items, q, page_size, self_url, render)
+}
+
+fn page<T>(items: &[T], q: &Query, page_size: usize, self_url: &str, render: impl Fn(&T) -> Value) -> Value {
     let total = items.len();
     let start = q.skip.min(total);
     let end = q.top.map_or(total, |t| (start + t).min(total));
@@ -460,7 +479,7 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
     let page_end = (offset + page_size.max(1)).min(end);
     let page: Vec<Value> = items[offset..page_end]
         .iter()
-        .map(|i| select(i, &q.select))
+        .map(|i| select(&render(i), &q.select))
         .collect();
     let mut body = Map::new();
     if q.count {

@@ -314,6 +314,18 @@ fn dispatch(
             collection(items, &q, settings.page_size, &self_url(headers, uri.path())),
         ))
     };
+    let list_refs =
+        |store: &crate::store::Store, refs: Vec<(String, AssetKind)>| -> Result<Reply, GraphError> {
+            let q = Query::parse(uri.query())?;
+            let body = crate::odata::collection_with(
+                refs,
+                &q,
+                settings.page_size,
+                &self_url(headers, uri.path()),
+                |(id, kind)| store.render_asset_ref(id, *kind),
+            );
+            Ok(Reply::Json(StatusCode::OK, body))
+        };
     let mut store = lock(&st.store);
     let audience_id = |store: &crate::store::Store, of: &AudienceOf| -> Result<(String, bool), GraphError> {
         match of {
@@ -388,8 +400,8 @@ fn dispatch(
                     "Requested resource 'deployment audience' not found.",
                 ));
             }
-            let items = store.audience_collection(&aid, exclusions, settings.audience_404_when_empty)?;
-            list(items)
+            let refs = store.audience_collection(&aid, exclusions, settings.audience_404_when_empty)?;
+            list_refs(&store, refs)
         }
         (Route::AudienceUpdate(of, by_id), _) => {
             let (aid, intune) = audience_id(&store, &of)?;
@@ -464,8 +476,8 @@ fn dispatch(
         }
         (Route::Asset(id), _) => store.delete_asset(&id),
         (Route::GroupMembers(id), _) => {
-            let items = store.group_members(&id)?;
-            list(items)
+            let refs = store.group_members(&id)?;
+            list_refs(&store, refs)
         }
         (Route::GroupChange { id, add, by_id }, _) => {
             let obj = body

@@ -322,7 +322,7 @@ impl Store {
         id: &str,
         exclusions: bool,
         empty_is_404: bool,
-    ) -> Result<Vec<Value>, GraphError> {
+    ) -> Result<Vec<(String, AssetKind)>, GraphError> {
         let a = self.audience(id)?;
         if empty_is_404 && !a.ever_used {
             return Err(GraphError::new(
@@ -332,10 +332,7 @@ impl Store {
             ));
         }
         let set = if exclusions { &a.exclusions } else { &a.members };
-        Ok(set
-            .iter()
-            .map(|(id, kind)| self.render_asset_ref(id, *kind))
-            .collect())
+        Ok(set.iter().map(|(id, kind)| (id.clone(), *kind)).collect())
     }
 
     /// Registers a device on first use, recording registration errors for ids the service rejects.
@@ -500,12 +497,10 @@ impl Store {
         Ok(Reply::Empty(StatusCode::ACCEPTED))
     }
 
-    pub fn group_members(&self, id: &str) -> Result<Vec<Value>, GraphError> {
+    /// Ids of a group's devices (render them with [`Store::render_asset_ref`]).
+    pub fn group_members(&self, id: &str) -> Result<Vec<(String, AssetKind)>, GraphError> {
         let g = self.group(id)?;
-        Ok(g.members
-            .iter()
-            .map(|m| self.render_asset_ref(m, AssetKind::Device))
-            .collect())
+        Ok(g.members.iter().map(|m| (m.clone(), AssetKind::Device)).collect())
     }
 
     pub fn change_group_members(

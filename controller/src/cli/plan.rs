@@ -91,7 +91,7 @@ struct PlannedGroups {
 }
 
 impl GroupSource for PlannedGroups {
-    fn group(&self, ns: &str, name: &str) -> Result<(String, BTreeSet<String>), String> {
+    fn group(&self, ns: &str, name: &str, _exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
         match self.groups.get(&(ns.to_string(), name.to_string())) {
             Some((id, devices)) => Ok((
                 id.clone().unwrap_or_else(|| format!("(new group {name})")),
@@ -337,7 +337,7 @@ pub async fn build(
                         set.insert(d.to_lowercase());
                     }
                     if let Some(g) = &item.device_group
-                        && let Ok((_, ds)) = groups.group(&ns, g)
+                        && let Ok((_, ds)) = groups.group(&ns, g, false)
                     {
                         set.extend(ds);
                     }

@@ -379,22 +379,40 @@ impl GraphClient {
             .chain(diff.add_members.iter().map(|a| ("addMembers", a)))
             .chain(diff.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
             .collect();
+        let body = |items: &[(&'static str, &AssetRef)]| {
+            let mut body = serde_json::Map::new();
+            for (field, asset) in items {
+                let list = body
+                    .entry(field.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(l) = list {
+                    l.push(asset.to_json());
+                }
+            }
+            Value::Object(body)
+        };
+        // Batches go out in three waves, each wave's batches at once: those adding exclusions, then the
+        // member changes, then those removing exclusions. No device is offered the update before its
+        // exclusion is in place, and the number of calls stays at the lower bound.
+        let chunks: Vec<&[(&'static str, &AssetRef)]> = ordered.chunks(self.batch_size).collect();
+        let first = |c: &&[(&'static str, &AssetRef)]| c.iter().any(|(f, _)| *f == "addExclusions");
+        let last =
+            |c: &&[(&'static str, &AssetRef)]| !first(c) && c.iter().any(|(f, _)| *f == "removeExclusions");
+        let waves: [Vec<&[(&'static str, &AssetRef)]>; 3] = [
+            chunks.iter().filter(|c| first(c)).copied().collect(),
+            chunks.iter().filter(|c| !first(c) && !last(c)).copied().collect(),
+            chunks.iter().filter(|c| last(c)).copied().collect(),
+        ];
         let mut calls = 0;
-        for chunk in ordered.chunks(self.batch_size) {
-            calls += self
-                .send_split("update deployment audience", &url, chunk, |items| {
-                    let mut body = serde_json::Map::new();
-                    for (field, asset) in items {
-                        let list = body
-                            .entry(field.to_string())
-                            .or_insert_with(|| Value::Array(Vec::new()));
-                        if let Value::Array(l) = list {
-                            l.push(asset.to_json());
-                        }
-                    }
-                    Value::Object(body)
-                })
-                .await?;
+        for wave in waves {
+            let sent = futures::future::join_all(
+                wave.into_iter()
+                    .map(|chunk| self.send_split("update deployment audience", &url, chunk, body)),
+            )
+            .await;
+            for r in sent {
+                calls += r?;
+            }
         }
         Ok(calls)
     }
@@ -504,19 +522,26 @@ impl GraphClient {
         add: &[String],
         remove: &[String],
     ) -> Result<usize, GraphError> {
-        let mut calls = 0;
+        // Every batch at once (the transport bounds concurrency); adds and removes touch different ids.
+        let mut sends = Vec::new();
         for (action, ids, op) in [
             ("addMembersById", add, "add device group members"),
             ("removeMembersById", remove, "remove device group members"),
         ] {
             let url = self.url(&format!("updatableAssets/{}/{action}", enc(id)));
             for chunk in ids.chunks(self.batch_size) {
-                calls += self
-                    .send_split(op, &url, chunk, |items| {
+                let url = url.clone();
+                sends.push(async move {
+                    self.send_split(op, &url, chunk, |items| {
                         json!({"ids": items, "memberEntityType": odata_type(AssetKind::Device.type_name())})
                     })
-                    .await?;
+                    .await
+                });
             }
+        }
+        let mut calls = 0;
+        for r in futures::future::join_all(sends).await {
+            calls += r?;
         }
         Ok(calls)
     }

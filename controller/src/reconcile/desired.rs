@@ -113,12 +113,13 @@ enum Item {
 /// Where `deviceGroup` references resolve: the controller's store, or (for `plan`) the manifests and the
 /// cluster.
 pub trait GroupSource {
-    /// The Graph group id and the devices of a DeviceGroup, or why it cannot be used yet.
-    fn group(&self, ns: &str, name: &str) -> Result<(String, BTreeSet<String>), String>;
+    /// The Graph group id and the devices of a DeviceGroup, or why it cannot be used yet. An exclusion
+    /// group must hold all its devices first; a member group may fill while it is used.
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String>;
 }
 
 impl GroupSource for Store<DeviceGroup> {
-    fn group(&self, ns: &str, name: &str) -> Result<(String, BTreeSet<String>), String> {
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
         let group = self
             .get(&ObjectRef::<DeviceGroup>::new(name).within(ns))
             .ok_or_else(|| format!("DeviceGroup {name} does not exist in namespace {ns}"))?;
@@ -129,7 +130,7 @@ impl GroupSource for Store<DeviceGroup> {
             .any(|c| c.type_ == "Ready" && c.status == "True")
             && status.observed_generation == group.metadata.generation;
         match status.group_id {
-            Some(id) if ready && group.metadata.deletion_timestamp.is_none() => {
+            Some(id) if (ready || !exclusion) && group.metadata.deletion_timestamp.is_none() => {
                 Ok((id, group.spec.devices.iter().map(|d| d.to_lowercase()).collect()))
             }
             _ => Err(format!("DeviceGroup {name} is not Ready yet")),
@@ -140,6 +141,7 @@ impl GroupSource for Store<DeviceGroup> {
 async fn resolve_item(
     item: &AudienceItem,
     ns: &str,
+    exclusion: bool,
     graph: &GraphClient,
     groups: &impl GroupSource,
 ) -> Result<Item, Error> {
@@ -165,7 +167,7 @@ async fn resolve_item(
         return Ok(Item::Asset(AssetRef::group(id.clone()), devices));
     }
     let name = item.device_group.as_deref().unwrap_or_default();
-    Ok(match groups.group(ns, name) {
+    Ok(match groups.group(ns, name, exclusion) {
         Ok((id, devices)) => Item::Asset(AssetRef::group(id), devices),
         Err(why) => Item::Waiting(why),
     })
@@ -195,7 +197,7 @@ pub async fn resolve(
         ),
     ] {
         for (i, item) in items.iter().enumerate() {
-            match resolve_item(item, &ns, graph, groups).await? {
+            match resolve_item(item, &ns, list == "exclusions", graph, groups).await? {
                 Item::Asset(r, d) => {
                     refs.insert(r);
                     devices.extend(d);
