@@ -338,19 +338,34 @@ pub struct RegistrationError {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdatableAsset {
-    #[serde(rename = "@odata.type", default)]
-    pub odata_type: Option<String>,
+    // Read straight into the kind: audiences list up to hundreds of thousands of assets, and a type
+    // string per asset would dominate the memory of a read.
+    #[serde(
+        rename = "@odata.type",
+        default = "device_kind",
+        deserialize_with = "asset_kind"
+    )]
+    pub asset_kind: AssetKind,
     pub id: String,
     #[serde(default)]
     pub errors: Vec<RegistrationError>,
 }
 
+fn device_kind() -> AssetKind {
+    AssetKind::Device
+}
+
+fn asset_kind<'de, D: Deserializer<'de>>(d: D) -> Result<AssetKind, D::Error> {
+    let ty: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
+    Ok(match ty.as_deref().map(short_type) {
+        Some("updatableAssetGroup") => AssetKind::Group,
+        _ => AssetKind::Device,
+    })
+}
+
 impl UpdatableAsset {
     pub fn kind(&self) -> AssetKind {
-        match self.odata_type.as_deref().map(short_type) {
-            Some("updatableAssetGroup") => AssetKind::Group,
-            _ => AssetKind::Device,
-        }
+        self.asset_kind
     }
 
     pub fn to_ref(&self) -> AssetRef {

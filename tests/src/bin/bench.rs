@@ -459,9 +459,11 @@ async fn main() {
                     eprintln!("  round {} converged", round + 1);
                 }
                 f.calls = w.calls(since);
-                // Per round and deployment: one audience write carrying the moves (2 x 10% of M <= B).
+                // Per round and deployment: one audience write carrying the moves (2 x 10% of M <= B); reads:
+                // the audience before the change (to diff) and after it (to verify), each a GET, the
+                // member pages and the exclusions page.
                 f.write_lower_bound = (args.rounds * d) as u64 * ceil(2 * moved, b);
-                f.read_lower_bound = (args.rounds * d) as u64 * (2 + ceil(m, p));
+                f.read_lower_bound = (args.rounds * d) as u64 * 2 * (2 + ceil(m, p));
                 f.seconds_to_ready = churn_started.elapsed().as_secs_f64();
                 f.extra = json!({"rounds": args.rounds, "moved_per_round": moved});
             }
