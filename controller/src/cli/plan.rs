@@ -15,9 +15,7 @@ use crate::crd::{
     DeletionPolicy, DeviceGroup, DeviceGroupSpec, ExpeditedDeployment, ExpeditedDeploymentSpec,
     ManagementPolicy,
 };
-use crate::graph::{
-    AssetKind, Cloud, Credential, Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig,
-};
+use crate::graph::{AssetKind, Credential, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
 use crate::reconcile::desired::{GroupSource, Resolution, resolve};
 use crate::reconcile::expedited::observed_from;
 use crate::reconcile::plan::{Action, Blocked, plan};
@@ -39,18 +37,8 @@ pub struct PlanArgs {
     pub namespace: String,
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
-    /// Microsoft cloud.
-    #[arg(long, env = "WUFB_CLOUD", value_enum, default_value = "global")]
-    pub cloud: Cloud,
-    /// Graph base URL (e.g. the emulator's http://127.0.0.1:8917/beta).
-    #[arg(long, env = "WUFB_GRAPH_URL")]
-    pub graph_url: Option<String>,
-    /// Sign-in authority host (default: the Graph URL's origin when --graph-url is set).
-    #[arg(long, env = "WUFB_AUTHORITY_HOST")]
-    pub authority_host: Option<String>,
-    /// Send no credentials (only for an emulator started with --no-auth).
-    #[arg(long)]
-    pub graph_no_auth: bool,
+    #[command(flatten)]
+    pub graph: super::GraphArgs,
     /// Plan without reading the cluster (every object is planned as new).
     #[arg(long)]
     pub no_cluster: bool,
@@ -105,17 +93,8 @@ impl GroupSource for PlannedGroups {
 }
 
 fn graph(args: &PlanArgs) -> anyhow::Result<GraphClient> {
-    let endpoints = match &args.graph_url {
-        Some(url) => {
-            let authority = match &args.authority_host {
-                Some(a) => a.clone(),
-                None => reqwest::Url::parse(url)?.origin().ascii_serialization(),
-            };
-            Endpoints::custom(&authority, url)?
-        }
-        None => Endpoints::cloud(args.cloud)?,
-    };
-    let credential = if args.graph_no_auth {
+    let endpoints = args.graph.endpoints()?;
+    let credential = if args.graph.graph_no_auth {
         None
     } else {
         Some(Credential::from_env(|k| std::env::var(k).ok())?)

@@ -12,9 +12,7 @@ use kube::api::Api;
 use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
 
-use crate::graph::{
-    Cloud, Credential, DEFAULT_BATCH_SIZE, Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig,
-};
+use crate::graph::{Credential, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
 use crate::leader::{self, LeaseConfig};
 use crate::reconcile::controller::{self, Scope};
 use crate::reconcile::{ReconcileMetrics, Settings};
@@ -29,15 +27,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 /// Flags of `run`; each can also come from the environment.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Microsoft cloud: global, us-gov, us-gov-dod or china.
-    #[arg(long, env = "WUFB_CLOUD", value_enum, default_value = "global")]
-    pub cloud: Cloud,
-    /// Graph base URL, overriding the cloud's (e.g. the emulator's http://127.0.0.1:8917/beta).
-    #[arg(long, env = "WUFB_GRAPH_URL")]
-    pub graph_url: Option<String>,
-    /// Sign-in authority host, overriding the cloud's (default: the Graph URL's origin when --graph-url is set).
-    #[arg(long, env = "WUFB_AUTHORITY_HOST")]
-    pub authority_host: Option<String>,
+    #[command(flatten)]
+    pub graph: super::GraphArgs,
     /// Extra CA certificates (PEM) to trust for Graph and sign-in.
     #[arg(long, env = "WUFB_CA_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -45,9 +36,6 @@ pub struct RunArgs {
     /// of clientSecret, clientCertificate, federatedTokenFile). Without it, AZURE_* environment variables.
     #[arg(long, env = "WUFB_CREDENTIALS_SECRET")]
     pub credentials_secret: Option<String>,
-    /// Send no credentials (only for an emulator started with --no-auth).
-    #[arg(long, env = "WUFB_GRAPH_NO_AUTH")]
-    pub graph_no_auth: bool,
     /// The operator's namespace (for the credentials Secret and the leader Lease).
     #[arg(long, env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
@@ -94,7 +82,7 @@ async fn credential(
     client: &kube::Client,
     namespace: &str,
 ) -> anyhow::Result<Option<Credential>> {
-    if args.graph_no_auth {
+    if args.graph.graph_no_auth {
         return Ok(None);
     }
     if let Some(name) = &args.credentials_secret {
@@ -112,25 +100,6 @@ async fn credential(
         return Ok(Some(Credential::from_secret_data(&data)?));
     }
     Ok(Some(Credential::from_env(|k| std::env::var(k).ok())?))
-}
-
-fn endpoints(args: &RunArgs) -> anyhow::Result<Endpoints> {
-    Ok(match &args.graph_url {
-        Some(url) => {
-            let authority = match &args.authority_host {
-                Some(a) => a.clone(),
-                None => reqwest::Url::parse(url)
-                    .context("--graph-url is not a URL")?
-                    .origin()
-                    .ascii_serialization(),
-            };
-            Endpoints::custom(&authority, url)?
-        }
-        None => match &args.authority_host {
-            Some(a) => Endpoints::custom(a, &format!("{}/beta", args.cloud.graph_host()))?,
-            None => Endpoints::cloud(args.cloud)?,
-        },
-    })
 }
 
 async fn terminate() {
@@ -186,7 +155,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let graph = Arc::new(GraphClient::new(
         GraphConfig {
-            endpoints: endpoints(&args)?,
+            endpoints: args.graph.endpoints()?,
             credential,
             transport,
             batch_size: args.batch_size.max(1),

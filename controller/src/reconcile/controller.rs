@@ -142,39 +142,30 @@ pub async fn run(
         })
         .graceful_shutdown_on(signal(shutdown_rx.clone()))
         .run(expedited::reconcile, error_policy, ed_ctx.clone())
-        .for_each(move |result| {
-            let ctx = ed_ctx.clone();
-            async move {
-                match result {
-                    Ok((obj, _)) => ctx.backoff.reset(&format!(
-                        "{}/{}",
-                        obj.namespace.clone().unwrap_or_default(),
-                        obj.name
-                    )),
-                    Err(e) => tracing::debug!(error = %e, "deployment reconcile did not complete"),
-                }
-            }
-        });
+        .for_each(move |result| finished(result, ed_ctx.clone()));
 
     let dg_ctx = ctx.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
         .graceful_shutdown_on(signal(shutdown_rx))
         .run(device_group::reconcile, error_policy, dg_ctx.clone())
-        .for_each(move |result| {
-            let ctx = dg_ctx.clone();
-            async move {
-                match result {
-                    Ok((obj, _)) => ctx.backoff.reset(&format!(
-                        "{}/{}",
-                        obj.namespace.clone().unwrap_or_default(),
-                        obj.name
-                    )),
-                    Err(e) => tracing::debug!(error = %e, "device group reconcile did not complete"),
-                }
-            }
-        });
+        .for_each(move |result| finished(result, dg_ctx.clone()));
 
     futures::join!(deployments, groups, dg_driver);
+}
+
+/// After a reconcile: a success resets the object's error backoff.
+async fn finished<K: Resource, E: std::fmt::Display>(
+    result: Result<(ObjectRef<K>, Action), E>,
+    ctx: Arc<Context>,
+) {
+    match result {
+        Ok((obj, _)) => ctx.backoff.reset(&format!(
+            "{}/{}",
+            obj.namespace.clone().unwrap_or_default(),
+            obj.name
+        )),
+        Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
+    }
 }
 
 /// Passes an object on only when its generation, annotations, finalizers or deletion changed: the
