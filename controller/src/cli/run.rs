@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Graph requests in flight at once.
     #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16)]
     pub graph_concurrency: usize,
+    /// Reconciles running at once per kind (bounds memory; above the Graph concurrency they only wait).
+    #[arg(long, env = "WUFB_RECONCILE_CONCURRENCY", default_value_t = 32)]
+    pub reconcile_concurrency: u16,
     /// Assets per audience or group write.
     #[arg(long, env = "WUFB_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
@@ -207,6 +210,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let settings = Settings {
+        reconcile_concurrency: args.reconcile_concurrency.max(1),
         resync: args.resync_interval,
         max_audience_devices: args.max_audience_devices,
         ..Default::default()

@@ -26,6 +26,9 @@ pub struct Settings {
     pub max_audience_devices: Option<u64>,
     /// Delay before the read that verifies a write.
     pub verify_delay: Duration,
+    /// Reconciles running at once per kind. Each holds its object's desired and observed audience, so
+    /// this bounds memory; more than the Graph concurrency would only wait on it.
+    pub reconcile_concurrency: u16,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             resync: Duration::from_secs(600),
             max_audience_devices: None,
             verify_delay: Duration::from_millis(200),
+            reconcile_concurrency: 32,
         }
     }
 }

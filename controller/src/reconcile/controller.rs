@@ -140,12 +140,18 @@ pub async fn run(
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency),
+        )
         .graceful_shutdown_on(signal(shutdown_rx.clone()))
         .run(expedited::reconcile, error_policy, ed_ctx.clone())
         .for_each(move |result| finished(result, ed_ctx.clone()));
 
     let dg_ctx = ctx.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency),
+        )
         .graceful_shutdown_on(signal(shutdown_rx))
         .run(device_group::reconcile, error_policy, dg_ctx.clone())
         .for_each(move |result| finished(result, dg_ctx.clone()));
