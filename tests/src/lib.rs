@@ -311,6 +311,32 @@ impl Env {
         store.list_deployments(chrono::Utc::now())
     }
 
+    /// An expeditable security update in the emulator's catalog.
+    pub fn expeditable_entry(&self) -> String {
+        let e = self
+            .emulator
+            .shared
+            .catalog
+            .iter()
+            .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security");
+        e.and_then(|e| e["id"].as_str())
+            .expect("an expeditable entry")
+            .to_string()
+    }
+
+    /// Creates a deployment of `entry` straight in the tenant, as someone outside the operator would.
+    pub fn graph_create_deployment(&self, entry: &str) -> String {
+        let body = serde_json::json!({
+            "content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}},
+            "settings": {"expedite": {"isExpedited": true}},
+        });
+        let mut store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        match store.create_deployment(&body, &self.emulator.shared.catalog, chrono::Utc::now()) {
+            Ok(wufb_graph_emulator::store::Reply::Json(_, d)) => d["id"].as_str().expect("an id").to_string(),
+            other => panic!("the emulator refused the deployment: {other:?}"),
+        }
+    }
+
     /// Member and exclusion ids of a deployment's audience in the emulator.
     pub fn graph_audience(&self, deployment_id: &str) -> (Vec<String>, Vec<String>) {
         let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);

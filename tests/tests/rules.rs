@@ -142,27 +142,10 @@ async fn rule_ambiguous_adoption_stalls_listing_the_candidates() {
     // The object already recorded a create intent, and two matching deployments exist: a crash after
     // the create, with a second deployment of the same content made at the same time by someone else.
     env.apply_yaml(&rollout("twins", "")).await;
-    let entry = env
-        .emulator
-        .shared
-        .catalog
-        .iter()
-        .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let entry = env.expeditable_entry();
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
-        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
-        let wufb_graph_emulator::store::Reply::Json(_, d) = store
-            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
-            .unwrap()
-        else {
-            panic!()
-        };
-        ids.push(d["id"].as_str().unwrap().to_string());
+        ids.push(env.graph_create_deployment(&entry));
     }
     let intent = json!({"status": {"createIntent": {"startedAt": chrono::Utc::now().to_rfc3339(), "catalogEntryId": entry}}});
     env.kubectl_ok(&[
@@ -296,27 +279,8 @@ async fn rule_permanent_errors_stall_with_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_adoption_by_deployment_id_and_observe_only() {
     let mut env = Env::start("adopt").await;
-    let entry = env
-        .emulator
-        .shared
-        .catalog
-        .iter()
-        .find(|e| e["isExpeditable"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let existing = {
-        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
-        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
-        let wufb_graph_emulator::store::Reply::Json(_, d) = store
-            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
-            .unwrap()
-        else {
-            panic!()
-        };
-        d["id"].as_str().unwrap().to_string()
-    };
+    let entry = env.expeditable_entry();
+    let existing = env.graph_create_deployment(&entry);
     env.spawn_controller("a");
     let observe = rollout(
         "watcher",
@@ -346,29 +310,13 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_intune_owned_deployments_are_refused() {
     let mut env = Env::start("intune").await;
-    let entry = env
-        .emulator
-        .shared
-        .catalog
-        .iter()
-        .find(|e| e["isExpeditable"] == true)
-        .unwrap()["id"]
-        .as_str()
+    let entry = env.expeditable_entry();
+    let existing = env.graph_create_deployment(&entry);
+    wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+        .deployments
+        .get_mut(&existing)
         .unwrap()
-        .to_string();
-    let existing = {
-        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
-        let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry}}, "settings": {"expedite": {"isExpedited": true}}});
-        let wufb_graph_emulator::store::Reply::Json(_, d) = store
-            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
-            .unwrap()
-        else {
-            panic!()
-        };
-        let id = d["id"].as_str().unwrap().to_string();
-        store.deployments.get_mut(&id).unwrap().intune_managed = true;
-        id
-    };
+        .intune_managed = true;
     env.spawn_controller("a");
     env.apply_yaml(
         &rollout("intune", &format!("  deploymentId: {existing}\n"))
