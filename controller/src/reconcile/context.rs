@@ -127,6 +127,55 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Records a reconcile error (log, metric, Warning Event) and returns the outcome to report:
+    /// progressing when the error is transient, stalled when it is not.
+    pub async fn error_outcome<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        err: &Error,
+    ) -> super::status::Outcome {
+        let message = err.to_string();
+        tracing::warn!(error = %message, category = err.category(), "reconcile failed");
+        self.metrics
+            .errors
+            .get_or_create(&CategoryLabel {
+                category: err.category().into(),
+            })
+            .inc();
+        self.event(
+            obj,
+            EventType::Warning,
+            err.category(),
+            "Reconcile",
+            message.clone(),
+        )
+        .await;
+        if err.is_transient() {
+            super::status::Outcome::progressing(err.category(), message)
+        } else {
+            super::status::Outcome::stalled(err.category(), message)
+        }
+    }
+}
+
+/// What follows a reported error: a transient one goes back to the error policy (backoff honouring
+/// Retry-After); a permanent one waits for the resync (a fixed permission or tenant works again without a
+/// spec change).
+pub fn after_error<K: Resource>(
+    obj: &K,
+    err: Error,
+    resync: Duration,
+) -> Result<kube::runtime::controller::Action, Error> {
+    if err.is_transient() {
+        Err(err)
+    } else {
+        Ok(kube::runtime::controller::Action::requeue(
+            super::expedited::resync_after(obj, resync),
+        ))
+    }
+}
+
 /// Reconcile errors. `category()` is the metric label and Event reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,9 +11,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use serde_json::json;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
-use super::context::{CategoryLabel, Context, Error, KindLabel};
+use super::context::{Context, Error, KindLabel, after_error};
 use super::desired::referencing;
 use super::expedited::{MAX_DEVICE_ERRORS, resync_after};
 use super::status::{self, Outcome};
@@ -101,33 +101,9 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
     match sync(obj, ctx, api).await {
         Ok(action) => Ok(action),
         Err(err) => {
-            let message = err.to_string();
-            warn!(error = %message, category = err.category(), "device group reconcile failed");
-            ctx.metrics
-                .errors
-                .get_or_create(&CategoryLabel {
-                    category: err.category().into(),
-                })
-                .inc();
-            ctx.event(
-                obj,
-                EventType::Warning,
-                err.category(),
-                "Reconcile",
-                message.clone(),
-            )
-            .await;
-            let outcome = if err.is_transient() {
-                Outcome::progressing(err.category(), message)
-            } else {
-                Outcome::stalled(err.category(), message)
-            };
+            let outcome = ctx.error_outcome(obj, &err).await;
             write(obj, api, empty, &outcome).await?;
-            if err.is_transient() {
-                Err(err)
-            } else {
-                Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
-            }
+            after_error(obj, err, ctx.settings.resync)
         }
     }
 }

@@ -10,7 +10,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::adopt;
 use super::context::{Context, Error, KindLabel};
@@ -238,33 +238,9 @@ async fn report_error(
     report: Report,
     err: Error,
 ) -> Result<Action, Error> {
-    let message = err.to_string();
-    warn!(error = %message, category = err.category(), "reconcile failed");
-    ctx.metrics
-        .errors
-        .get_or_create(&super::context::CategoryLabel {
-            category: err.category().into(),
-        })
-        .inc();
-    ctx.event(
-        obj,
-        EventType::Warning,
-        err.category(),
-        "Reconcile",
-        message.clone(),
-    )
-    .await;
-    let outcome = if err.is_transient() {
-        Outcome::progressing(err.category(), message)
-    } else {
-        Outcome::stalled(err.category(), message)
-    };
+    let outcome = ctx.error_outcome(obj, &err).await;
     write_report(obj, api, report, &outcome).await?;
-    if err.is_transient() {
-        Err(err)
-    } else {
-        Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
-    }
+    super::context::after_error(obj, err, ctx.settings.resync)
 }
 
 async fn apply(

@@ -178,24 +178,8 @@ impl World {
         let mut config = kube::Config::new(server.url().parse().unwrap());
         config.default_namespace = ns.clone();
         let client = kube::Client::try_from(config).unwrap();
-        let (eds, ed_writer) = reflector::store();
-        let (dgs, dg_writer) = reflector::store();
-        tokio::spawn(
-            watcher(
-                Api::<ExpeditedDeployment>::namespaced(client.clone(), &ns),
-                Default::default(),
-            )
-            .reflect(ed_writer)
-            .for_each(|_| async {}),
-        );
-        tokio::spawn(
-            watcher(
-                Api::<DeviceGroup>::namespaced(client.clone(), &ns),
-                Default::default(),
-            )
-            .reflect(dg_writer)
-            .for_each(|_| async {}),
-        );
+        let eds = mirror(Api::<ExpeditedDeployment>::namespaced(client.clone(), &ns));
+        let dgs = mirror(Api::<DeviceGroup>::namespaced(client.clone(), &ns));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let idle_rss = proc_status(pid, "VmRSS:");
         World {
@@ -343,6 +327,26 @@ impl World {
         }
         m
     }
+}
+
+/// A store kept in step with the objects of `api` by a background watch.
+fn mirror<K>(api: Api<K>) -> reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    tokio::spawn(
+        watcher(api, Default::default())
+            .reflect(writer)
+            .for_each(|_| async {}),
+    );
+    store
 }
 
 fn is_read(op: &str) -> bool {
