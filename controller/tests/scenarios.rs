@@ -20,6 +20,7 @@ use wufb_operator::crd::{AudienceStatus, ExpeditedDeployment, ExpeditedDeploymen
 use wufb_operator::graph::{Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
 use wufb_operator::reconcile::context::{Backoff, Context, ReconcileMetrics, Settings};
 use wufb_operator::reconcile::expedited::reconcile;
+use wufb_operator::reconcile::gate::Gate;
 use wufb_operator::reconcile::status::{Outcome, conditions};
 
 const NS: &str = "team-a";
@@ -30,6 +31,8 @@ const D2: &str = "3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a02";
 struct Scenario {
     name: &'static str,
     handle: Handle<Request<Body>, Response<Body>>,
+    /// The controller's store: a pass works on the store's copy of its object.
+    store: reflector::store::Writer<ExpeditedDeployment>,
 }
 
 /// One expected request.
@@ -41,6 +44,13 @@ struct Expect<'a> {
 }
 
 impl Scenario {
+    /// Puts `obj` in the store (as the watch would) and returns it for a pass.
+    fn watched(&mut self, obj: ExpeditedDeployment) -> Arc<ExpeditedDeployment> {
+        self.store
+            .apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj.clone()));
+        Arc::new(obj)
+    }
+
     /// Waits for the next request, checks it, answers `reply` and returns the request body.
     async fn expect(&mut self, e: Expect<'_>, reply: Value) -> Value {
         let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
@@ -129,6 +139,7 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
         GraphMetrics::default(),
     )
     .unwrap();
+    let (deployments, store) = reflector::store();
     let ctx = Context {
         client: client.clone(),
         graph: Arc::new(graph),
@@ -139,13 +150,15 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
                 instance: Some("test".into()),
             },
         ),
-        deployments: reflector::store().0,
+        deployments: deployments.clone(),
         groups: reflector::store().0,
         metrics: ReconcileMetrics::default(),
         settings: Settings::default(),
         backoff: Backoff::default(),
+        deployment_gate: Gate::new(4),
+        group_gate: Gate::new(4),
     };
-    (Arc::new(ctx), Scenario { name, handle })
+    (Arc::new(ctx), Scenario { name, handle, store })
 }
 
 fn object(spec: Value, finalizer: bool, status: Option<Value>) -> ExpeditedDeployment {
@@ -179,7 +192,7 @@ async fn scenario_a_new_object_gets_the_finalizer_before_anything_else() {
     let (ctx, mut s) = context("new object", &emulator).await;
     let obj = object(json!({"content": {"latest": true}}), false, None);
     let reply = serde_json::to_value(&obj).unwrap();
-    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let run = tokio::spawn(reconcile(s.watched(obj), ctx));
     let patch = s
         .expect(
             Expect {
@@ -221,7 +234,7 @@ async fn scenario_an_invalid_spec_stalls_with_an_event_and_a_status() {
         None,
     );
     let reply = serde_json::to_value(&obj).unwrap();
-    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let run = tokio::spawn(reconcile(s.watched(obj), ctx));
     let event = s
         .expect(
             Expect {
@@ -339,7 +352,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         true,
         Some(serde_json::to_value(&converged).unwrap()),
     );
-    let action = reconcile(Arc::new(obj), ctx).await.unwrap();
+    let action = reconcile(s.watched(obj), ctx).await.unwrap();
     s.no_more_calls().await;
     assert!(
         format!("{action:?}").contains("requeue_after: Some"),
@@ -378,7 +391,7 @@ async fn scenario_a_graph_outage_is_transient_with_an_event_and_a_status() {
     let (ctx, mut s) = context("outage", &emulator).await;
     let obj = object(json!({"content": {"latest": true}}), true, None);
     let reply = serde_json::to_value(&obj).unwrap();
-    let run = tokio::spawn(reconcile(Arc::new(obj), ctx));
+    let run = tokio::spawn(reconcile(s.watched(obj), ctx));
     let event = s
         .expect(
             Expect {

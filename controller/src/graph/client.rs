@@ -13,7 +13,7 @@ use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::metrics::GraphMetrics;
 use super::models::{AssetKind, AssetRef, CatalogEntry, Deployment, NS, UpdatableAsset, odata_type};
-use super::transport::{Idempotency, Transport, TransportConfig, http_client};
+use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
 
 /// How to reach a tenant.
 #[derive(Debug, Clone)]
@@ -379,17 +379,13 @@ impl GraphClient {
             .chain(diff.add_members.iter().map(|a| ("addMembers", a)))
             .chain(diff.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
             .collect();
+        // Written straight from the assets: `{"addExclusions":[…],"removeMembers":[…],…}`.
         let body = |items: &[(&'static str, &AssetRef)]| {
-            let mut body = serde_json::Map::new();
+            let mut lists: BTreeMap<&'static str, Vec<&AssetRef>> = BTreeMap::new();
             for (field, asset) in items {
-                let list = body
-                    .entry(field.to_string())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(l) = list {
-                    l.push(asset.to_json());
-                }
+                lists.entry(field).or_default().push(asset);
             }
-            Value::Object(body)
+            serde_json::to_vec(&lists).unwrap_or_default()
         };
         // Batches go out in three waves, each wave's batches at once: those adding exclusions, then the
         // member changes, then those removing exclusions. No device is offered the update before its
@@ -423,7 +419,7 @@ impl GraphClient {
         operation: &'static str,
         url: &str,
         items: &[T],
-        body: impl Fn(&[T]) -> Value,
+        body: impl Fn(&[T]) -> Vec<u8>,
     ) -> Result<usize, GraphError> {
         let mut stack: Vec<&[T]> = vec![items];
         let mut calls = 0;
@@ -432,9 +428,16 @@ impl GraphClient {
                 continue;
             }
             calls += 1;
+            let serialized = bytes::Bytes::from(body(part));
             match self
                 .transport
-                .send(operation, Method::POST, url, Some(&body(part)), Idempotency::Safe)
+                .send_payload(
+                    operation,
+                    Method::POST,
+                    url,
+                    Some(Payload::Serialized(&serialized)),
+                    Idempotency::Safe,
+                )
                 .await
             {
                 Ok(_) => {}
@@ -533,7 +536,17 @@ impl GraphClient {
                 let url = url.clone();
                 sends.push(async move {
                     self.send_split(op, &url, chunk, |items| {
-                        json!({"ids": items, "memberEntityType": odata_type(AssetKind::Device.type_name())})
+                        #[derive(serde::Serialize)]
+                        #[serde(rename_all = "camelCase")]
+                        struct ById<'a> {
+                            ids: &'a [String],
+                            member_entity_type: &'static str,
+                        }
+                        serde_json::to_vec(&ById {
+                            ids: items,
+                            member_entity_type: AssetKind::Device.odata_type(),
+                        })
+                        .unwrap_or_default()
                     })
                     .await
                 });

@@ -299,6 +299,14 @@ impl AssetKind {
             AssetKind::Group => "updatableAssetGroup",
         }
     }
+
+    /// The `@odata.type` of the kind.
+    pub fn odata_type(self) -> &'static str {
+        match self {
+            AssetKind::Device => "#microsoft.graph.windowsUpdates.azureADDevice",
+            AssetKind::Group => "#microsoft.graph.windowsUpdates.updatableAssetGroup",
+        }
+    }
 }
 
 /// A typed asset reference, as audiences hold them.
@@ -324,7 +332,18 @@ impl AssetRef {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({"@odata.type": odata_type(self.kind.type_name()), "id": self.id})
+        json!({"@odata.type": self.kind.odata_type(), "id": self.id})
+    }
+}
+
+/// Written as Graph's asset object (`{"@odata.type": …, "id": …}`) with no intermediate `Value`.
+impl Serialize for AssetRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("@odata.type", self.kind.odata_type())?;
+        m.serialize_entry("id", &self.id)?;
+        m.end()
     }
 }
 

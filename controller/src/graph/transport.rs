@@ -179,11 +179,19 @@ pub fn http_client(config: &TransportConfig) -> Result<reqwest::Client, GraphErr
         })
 }
 
+/// A request body: a JSON value, or JSON already serialized (large batches are written straight from
+/// typed items, without a `Value` per item).
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    Json(&'a Value),
+    Serialized(&'a bytes::Bytes),
+}
+
 struct Req<'a> {
     operation: &'static str,
     method: Method,
     url: &'a str,
-    body: Option<&'a Value>,
+    body: Option<Payload<'a>>,
     idempotency: Idempotency,
 }
 
@@ -243,6 +251,19 @@ impl Transport {
         method: Method,
         url: &str,
         body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<(u16, bytes::Bytes), GraphError> {
+        self.send_payload(operation, method, url, body.map(Payload::Json), idempotency)
+            .await
+    }
+
+    /// [`Transport::send`] with a body of either form.
+    pub async fn send_payload(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: &str,
+        body: Option<Payload<'_>>,
         idempotency: Idempotency,
     ) -> Result<(u16, bytes::Bytes), GraphError> {
         let mut attempt = 0u32;
@@ -309,8 +330,14 @@ impl Transport {
         if let Some(tok) = &token {
             req = req.bearer_auth(tok.expose());
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        match body {
+            Some(Payload::Json(b)) => req = req.json(b),
+            Some(Payload::Serialized(b)) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            None => {}
         }
         let started = Instant::now();
         let resp = match req.send().await {

@@ -26,8 +26,9 @@ pub struct Settings {
     pub max_audience_devices: Option<u64>,
     /// Delay before the read that verifies a write.
     pub verify_delay: Duration,
-    /// Reconciles running at once per kind. Each holds its object's desired and observed audience, so
-    /// this bounds memory; more than the Graph concurrency would only wait on it.
+    /// Reconciles working at once per kind. Each holds its object's desired and observed audience, so
+    /// this bounds memory; more than the Graph concurrency would only wait on it. Passes that act on a
+    /// spec change are admitted before verification and resync passes.
     pub reconcile_concurrency: u16,
 }
 
@@ -102,6 +103,10 @@ pub struct Context {
     pub metrics: ReconcileMetrics,
     pub settings: Settings,
     pub backoff: Backoff,
+    /// Admission of ExpeditedDeployment passes.
+    pub deployment_gate: Arc<super::gate::Gate>,
+    /// Admission of DeviceGroup passes.
+    pub group_gate: Arc<super::gate::Gate>,
 }
 
 impl Context {

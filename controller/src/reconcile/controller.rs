@@ -12,6 +12,7 @@ use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{Backoff, Context, Error, ReconcileMetrics, Settings};
+use super::gate::Gate;
 use super::{device_group, expedited};
 use crate::crd::{DeviceGroup, ExpeditedDeployment};
 use crate::graph::GraphClient;
@@ -84,6 +85,7 @@ pub async fn run(
             .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
     );
 
+    let settings_concurrency = usize::from(settings.reconcile_concurrency);
     let ctx = Arc::new(Context {
         client: client.clone(),
         graph,
@@ -93,6 +95,8 @@ pub async fn run(
         metrics,
         settings,
         backoff: Backoff::default(),
+        deployment_gate: Gate::new(settings_concurrency),
+        group_gate: Gate::new(settings_concurrency),
     });
 
     // Reconcile on spec, annotation and finalizer changes (and deletion, which bumps the generation);
@@ -140,18 +144,16 @@ pub async fn run(
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency),
-        )
+        // Unbounded here: a scheduled pass waits as a small future at the gate, which bounds the work
+        // and orders it (see `gate`).
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(signal(shutdown_rx.clone()))
         .run(expedited::reconcile, error_policy, ed_ctx.clone())
         .for_each(move |result| finished(result, ed_ctx.clone()));
 
     let dg_ctx = ctx.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency),
-        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(signal(shutdown_rx))
         .run(device_group::reconcile, error_policy, dg_ctx.clone())
         .for_each(move |result| finished(result, dg_ctx.clone()));

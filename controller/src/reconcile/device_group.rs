@@ -10,12 +10,14 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::instrument;
 
 use super::context::{Context, Error, KindLabel, after_error};
 use super::desired::referencing;
 use super::expedited::{MAX_DEVICE_ERRORS, resync_after};
+use super::gate::Class;
 use super::status::{self, Outcome};
 use crate::crd::{DeviceError, DeviceGroup, DeviceGroupStatus, FINALIZER, validate};
 use crate::graph::AssetKind;
@@ -24,6 +26,15 @@ const KIND: &str = "DeviceGroup";
 
 #[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let class = Class::of(
+        obj.as_ref(),
+        obj.status.as_ref().and_then(|s| s.observed_generation),
+    );
+    let _permit = ctx.group_gate.enter(class).await;
+    // The wait may have been long: work on the newest copy, or not at all if the object is gone.
+    let Some(obj) = ctx.groups.get(&ObjectRef::from_obj(obj.as_ref())) else {
+        return Ok(Action::await_change());
+    };
     let started = Instant::now();
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
@@ -132,7 +143,7 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
         Some(id) => id,
         None => {
             let id = ctx.graph.create_group().await?;
-            status::merge(api, &obj.name_any(), None, json!({"groupId": id})).await?;
+            status::merge::<_, DeviceGroupStatus>(api, &obj.name_any(), None, json!({"groupId": id})).await?;
             ctx.event(
                 obj,
                 EventType::Normal,

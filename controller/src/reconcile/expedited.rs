@@ -8,6 +8,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument};
@@ -15,6 +16,7 @@ use tracing::{info, instrument};
 use super::adopt;
 use super::context::{Context, Error, KindLabel};
 use super::desired::{Resolution, resolve};
+use super::gate::Class;
 use super::plan::{Action as Step, Blocked, DeployedContent, ObservedDeployment, Target, plan};
 use super::status::{self, Outcome};
 use crate::crd::{
@@ -31,6 +33,15 @@ pub const MAX_DEVICE_ERRORS: usize = 50;
 /// Entry point for the controller.
 #[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let class = Class::of(
+        obj.as_ref(),
+        obj.status.as_ref().and_then(|s| s.observed_generation),
+    );
+    let _permit = ctx.deployment_gate.enter(class).await;
+    // The wait may have been long: work on the newest copy, or not at all if the object is gone.
+    let Some(obj) = ctx.deployments.get(&ObjectRef::from_obj(obj.as_ref())) else {
+        return Ok(Action::await_change());
+    };
     let started = Instant::now();
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
@@ -142,13 +153,15 @@ impl Report {
     }
 }
 
+/// Writes the status a pass ends with; `current` is the status as last written (normally the object's).
 async fn write_report(
     obj: &ExpeditedDeployment,
+    current: Option<&ExpeditedDeploymentStatus>,
     api: &Api<ExpeditedDeployment>,
     report: Report,
     outcome: &Outcome,
 ) -> Result<(), Error> {
-    let old = obj.status.clone().unwrap_or_default();
+    let old = current.cloned().unwrap_or_default();
     let generation = obj.metadata.generation;
     let status = ExpeditedDeploymentStatus {
         observed_generation: generation,
@@ -166,7 +179,7 @@ async fn write_report(
         create_intent: None,
         conditions: status::conditions(outcome, generation, &old.conditions),
     };
-    status::apply(api, &obj.name_any(), KIND, obj.status.as_ref(), &status).await?;
+    status::apply(api, &obj.name_any(), KIND, current, &status).await?;
     Ok(())
 }
 
@@ -239,7 +252,7 @@ async fn report_error(
     err: Error,
 ) -> Result<Action, Error> {
     let outcome = ctx.error_outcome(obj, &err).await;
-    write_report(obj, api, report, &outcome).await?;
+    write_report(obj, obj.status.as_ref(), api, report, &outcome).await?;
     super::context::after_error(obj, err, ctx.settings.resync)
 }
 
@@ -267,7 +280,14 @@ async fn apply(
                 exclusions,
             }) => (desired, content, (members, exclusions)),
             Ok(Resolution::Waiting { reason, message }) => {
-                write_report(obj, api, report, &Outcome::progressing(reason, message)).await?;
+                write_report(
+                    obj,
+                    obj.status.as_ref(),
+                    api,
+                    report,
+                    &Outcome::progressing(reason, message),
+                )
+                .await?;
                 return Ok(Action::requeue(Duration::from_secs(15)));
             }
             Ok(Resolution::Invalid { reason, message }) => {
@@ -299,7 +319,14 @@ async fn stall(
         ctx.event(obj, EventType::Warning, reason, "Validate", message.clone())
             .await;
     }
-    write_report(obj, api, report, &Outcome::stalled(reason, message)).await?;
+    write_report(
+        obj,
+        obj.status.as_ref(),
+        api,
+        report,
+        &Outcome::stalled(reason, message),
+    )
+    .await?;
     Ok(Action::requeue(resync_after(obj, ctx.settings.resync)))
 }
 
@@ -322,7 +349,7 @@ async fn observe_and_act(
         match adoption(obj, intent, Some(desired.settings.clone()), ctx).await? {
             adopt::Decision::None => {}
             adopt::Decision::Adopt(one) => {
-                status::merge(
+                status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
                     &obj.name_any(),
                     None,
@@ -447,7 +474,7 @@ async fn observe_and_act(
         } else {
             Outcome::stalled("DeploymentNotFound", message)
         };
-        write_report(obj, api, std::mem::take(report), &outcome).await?;
+        write_report(obj, obj.status.as_ref(), api, std::mem::take(report), &outcome).await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
     }
 
@@ -455,6 +482,7 @@ async fn observe_and_act(
         report.audience = Some(devices);
         write_report(
             obj,
+            obj.status.as_ref(),
             api,
             std::mem::take(report),
             &Outcome::Converged {
@@ -480,7 +508,8 @@ async fn observe_and_act(
     }
 
     let mut new_id: Option<String> = None;
-    let mut object = obj.clone();
+    // The status as the last write left it (a create records its id at once).
+    let mut latest_status: Option<ExpeditedDeploymentStatus> = None;
     for step in &planned.actions {
         let target_id = |t: &Target| match t {
             Target::Existing(id) => Some(id.clone()),
@@ -497,21 +526,22 @@ async fn observe_and_act(
                     release_date: obj.spec.content.release_date.clone(),
                 };
                 // Recorded with a resourceVersion check: a second writer gets a conflict, not a second deployment.
-                status::merge(
+                status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
                     &obj.name_any(),
-                    object.metadata.resource_version.as_deref(),
+                    obj.metadata.resource_version.as_deref(),
                     json!({"createIntent": intent}),
                 )
                 .await?;
                 let created = ctx.graph.create_deployment(request, settings).await?;
-                object = status::merge(
+                latest_status = status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
                     &obj.name_any(),
                     None,
                     json!({"deploymentId": created.id, "createIntent": null, "resolvedContent": content}),
                 )
-                .await?;
+                .await?
+                .status;
                 report.record_deployment(&created);
                 ctx.event(
                     obj,
@@ -583,12 +613,10 @@ async fn observe_and_act(
     }
     report.audience = Some(devices);
     // Verify the writes with a read on the next pass (a 202 is not proof).
-    let refreshed = ExpeditedDeployment {
-        status: object.status.clone().or(obj.status.clone()),
-        ..obj.clone()
-    };
+    let current = latest_status.as_ref().or(obj.status.as_ref());
     write_report(
-        &refreshed,
+        obj,
+        current,
         api,
         std::mem::take(report),
         &Outcome::progressing(

@@ -5,6 +5,7 @@
 //! - [`expedited`] and [`device_group`]: observe, act and report for each kind, with cleanup;
 //! - [`status`]: conditions and status writes;
 //! - [`context`]: shared state, metrics and the error type;
+//! - [`gate`]: admission of reconciles (bounded, spec changes before verification and resync);
 //! - [`controller`]: wiring, triggers and error policy.
 
 pub mod adopt;
@@ -13,6 +14,7 @@ pub mod controller;
 pub mod desired;
 pub mod device_group;
 pub mod expedited;
+pub mod gate;
 pub mod plan;
 pub mod status;
 

@@ -1,10 +1,13 @@
 //! The report edge: kstatus-compatible conditions, and status writes by server-side apply (field manager
 //! `wufb-operator`) that are skipped when nothing but timestamps changed.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
-use serde::Serialize;
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use kube::api::{Api, ApiResource, Patch, PatchParams};
+use kube::core::DynamicResourceScope;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::context::Error;
@@ -110,6 +113,58 @@ fn comparable(status: &Value) -> Value {
     s
 }
 
+/// What a status write reads back: metadata and status. The spec in the answer is skipped, not parsed:
+/// it can hold a thousand audience entries, and every status write would otherwise parse (and hold)
+/// them again.
+#[derive(Deserialize, Clone, Debug)]
+pub struct Written<S> {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default = "Option::default")]
+    pub status: Option<S>,
+}
+
+impl<S: Clone> kube::Resource for Written<S> {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The status subresource of `api`'s kind, read back as [`Written`].
+fn written_api<K, S>(api: &Api<K>) -> Api<Written<S>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+    S: Clone,
+{
+    let ar = ApiResource::erase::<K>(&());
+    let client = api.clone().into_client();
+    match api.namespace() {
+        Some(ns) => Api::namespaced_with(client, ns, &ar),
+        None => Api::all_with(client, &ar),
+    }
+}
+
 /// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
 pub async fn apply<K, S>(
     api: &Api<K>,
@@ -119,8 +174,8 @@ pub async fn apply<K, S>(
     status: &S,
 ) -> Result<bool, Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
+    K: kube::Resource<DynamicType = ()> + Clone,
+    S: Serialize + DeserializeOwned + Clone + std::fmt::Debug,
 {
     let new = serde_json::to_value(status).map_err(|e| Error::Kube {
         action: "serialize status",
@@ -133,7 +188,8 @@ where
         }
     }
     let patch = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "status": new});
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+    written_api::<K, S>(api)
+        .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("write status"))?;
     Ok(true)
@@ -141,14 +197,15 @@ where
 
 /// A merge patch of status fields, checked against `resource_version` when given (409 if the object
 /// changed since it was read).
-pub async fn merge<K>(
+pub async fn merge<K, S>(
     api: &Api<K>,
     name: &str,
     resource_version: Option<&str>,
     status: Value,
-) -> Result<K, Error>
+) -> Result<Written<S>, Error>
 where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone,
+    S: DeserializeOwned + Clone + std::fmt::Debug,
 {
     let mut patch = json!({"status": status});
     if let Some(rv) = resource_version {
@@ -158,7 +215,8 @@ where
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    api.patch_status(name, &params, &Patch::Merge(&patch))
+    written_api::<K, S>(api)
+        .patch_status(name, &params, &Patch::Merge(&patch))
         .await
         .map_err(Error::kube("record status"))
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{
-    ApiError, Change, PatchType, Store, fields_match, labels_match, parse_field_selector,
+    ApiError, Change, PatchType, Store, event_line, fields_match, labels_match, parse_field_selector,
     parse_label_selector, type_key,
 };
 use crate::table::table;
@@ -160,12 +160,12 @@ pub async fn handle(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     };
-    let result: Result<(u16, Value), ApiError> = match (method.clone(), &target.name) {
+    let result: Result<(u16, Arc<Value>), ApiError> = match (method.clone(), &target.name) {
         (Method::GET, None) => {
             if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
                 return watch(st.clone(), target, &query);
             }
-            list(&st, &target, &query, wants_table)
+            list(&st, &target, &query, wants_table).map(|(c, v)| (c, Arc::new(v)))
         }
         (Method::POST, None) => parse_body().and_then(|b| {
             let mut store = st.lock();
@@ -176,11 +176,11 @@ pub async fn handle(
             if wants_table {
                 (
                     200,
-                    table(
+                    Arc::new(table(
                         &target.t,
-                        std::slice::from_ref(&o),
+                        std::slice::from_ref(&*o),
                         o["metadata"]["resourceVersion"].as_str().unwrap_or(""),
-                    ),
+                    )),
                 )
             } else {
                 (200, o)
@@ -266,6 +266,7 @@ fn list(
         .list(&target.t, target.namespace.as_deref())
         .into_iter()
         .filter(|o| f.matches(o))
+        .map(|o| (*o).clone())
         .collect();
     let rv = store.rv.to_string();
     if wants_table {
@@ -275,12 +276,6 @@ fn list(
         200,
         json!({"kind": format!("{}List", target.t.kind), "apiVersion": target.t.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
     ))
-}
-
-fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = json!({"type": kind, "object": object}).to_string();
-    line.push('\n');
-    Bytes::from(line)
 }
 
 fn expired_line(rv: u64) -> Bytes {
@@ -320,7 +315,7 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
                     .history
                     .iter()
                     .filter(|c| c.rv > rv && relevant(c, &f))
-                    .map(|c| event_line(c.kind, &c.object))
+                    .map(|c| c.line())
                     .collect();
                 (replay, Some(live), store.rv.max(rv))
             }
@@ -358,7 +353,7 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
                 _ = closing.changed() => return,
                 ev = live.recv() => match ev {
                     Ok(c) if c.rv > start && relevant(&c, &f) => {
-                        if tx.send(Ok(event_line(c.kind, &c.object))).await.is_err() {
+                        if tx.send(Ok(c.line())).await.is_err() {
                             return;
                         }
                     }

@@ -2,8 +2,10 @@
 //! status isolation, finalizer-aware delete, resourceVersion preconditions and the patch types.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
@@ -51,14 +53,38 @@ impl ApiError {
     }
 }
 
-/// A change, as watchers see it.
-#[derive(Debug, Clone)]
+/// A change, as watchers see it. The stored object is shared, not copied, and its watch line is
+/// serialized once however many watchers receive it.
+#[derive(Debug)]
 pub struct Change {
     pub rv: u64,
     pub type_key: String,
     pub namespace: String,
     pub kind: &'static str,
-    pub object: Value,
+    pub object: Arc<Value>,
+    line: OnceLock<Bytes>,
+}
+
+impl Change {
+    /// The watch event line (`{"type":…,"object":…}` and a newline).
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| event_line(self.kind, &self.object))
+            .clone()
+    }
+}
+
+/// One watch event line, serialized straight from the object (no copy of it).
+pub fn event_line(kind: &str, object: &Value) -> Bytes {
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut line = serde_json::to_vec(&Event { kind, object }).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
 }
 
 /// How a patch body is applied.
@@ -73,7 +99,7 @@ type Key = (String, String, String);
 
 pub struct Store {
     pub types: Vec<ResourceType>,
-    objects: BTreeMap<Key, Value>,
+    objects: BTreeMap<Key, Arc<Value>>,
     pub rv: u64,
     pub history: VecDeque<Arc<Change>>,
     /// The newest resourceVersion whose event was dropped from the history (watching from before it
@@ -104,14 +130,16 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Everything but metadata and status: a change here bumps the generation.
-fn spec_part(obj: &Value) -> Value {
-    let mut o = obj.as_object().cloned().unwrap_or_default();
-    o.remove("metadata");
-    o.remove("status");
-    o.remove("apiVersion");
-    o.remove("kind");
-    Value::Object(o)
+/// Whether two objects differ in anything but metadata and status: such a change bumps the generation.
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    const SKIP: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let empty = Map::new();
+    let (a, b) = (a.as_object().unwrap_or(&empty), b.as_object().unwrap_or(&empty));
+    let keys = |m: &Map<String, Value>| m.keys().filter(|k| !SKIP.contains(&k.as_str())).count();
+    keys(a) != keys(b)
+        || a.iter()
+            .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+            .any(|(k, v)| b.get(k) != Some(v))
 }
 
 fn now() -> String {
@@ -149,13 +177,14 @@ impl Store {
         Ok(())
     }
 
-    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Value) {
+    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Arc<Value>) {
         let change = Arc::new(Change {
             rv: self.rv,
             type_key: type_key(t),
             namespace: meta_str(&object, "namespace").unwrap_or("").to_string(),
             kind,
             object,
+            line: OnceLock::new(),
         });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {
@@ -177,7 +206,7 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
     }
 
-    pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.objects
             .get(&(type_key(t), ns.to_string(), name.to_string()))
             .cloned()
@@ -185,7 +214,7 @@ impl Store {
     }
 
     /// Objects of a type, in one namespace or all, in (namespace, name) order.
-    pub fn list(&self, t: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+    pub fn list(&self, t: &ResourceType, ns: Option<&str>) -> Vec<Arc<Value>> {
         let key = type_key(t);
         self.objects
             .iter()
@@ -194,7 +223,7 @@ impl Store {
             .collect()
     }
 
-    pub fn create(&mut self, t: &ResourceType, ns: &str, body: Value) -> Result<Value, ApiError> {
+    pub fn create(&mut self, t: &ResourceType, ns: &str, body: Value) -> Result<Arc<Value>, ApiError> {
         let Value::Object(_) = body else {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         };
@@ -263,6 +292,7 @@ impl Store {
         obj["apiVersion"] = json!(t.api_version());
         obj["kind"] = json!(t.kind);
         self.bump(&mut obj);
+        let obj = Arc::new(obj);
         self.objects.insert(key, obj.clone());
         self.emit(t, "ADDED", obj.clone());
         if t.plural == "customresourcedefinitions" {
@@ -278,9 +308,9 @@ impl Store {
         t: &ResourceType,
         ns: &str,
         name: &str,
-        new: Value,
+        mut new: Value,
         status_only: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let ns = if t.namespaced { ns } else { "" };
         let key = (type_key(t), ns.to_string(), name.to_string());
         let old = self
@@ -304,10 +334,11 @@ impl Store {
                 details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
             });
         }
-        let mut merged = old.clone();
+        let mut merged;
         if status_only {
-            match new.get("status") {
-                Some(s) if !s.is_null() => merged["status"] = s.clone(),
+            merged = (*old).clone();
+            match new.as_object_mut().and_then(|o| o.remove("status")) {
+                Some(s) if !s.is_null() => merged["status"] = s,
                 _ => {
                     if let Some(o) = merged.as_object_mut() {
                         o.remove("status");
@@ -363,14 +394,15 @@ impl Store {
                 ));
             }
         }
-        if t.status && !status_only && spec_part(&old) != spec_part(&merged) {
+        if t.status && !status_only && spec_differs(&old, &merged) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             merged["metadata"]["generation"] = json!(g + 1);
         }
-        if merged == old {
+        if merged == *old {
             return Ok(old);
         }
         self.bump(&mut merged);
+        let merged = Arc::new(merged);
         if deleting && finalizers(&merged).is_empty() {
             self.objects.remove(&key);
             self.emit(t, "DELETED", merged.clone());
@@ -390,7 +422,7 @@ impl Store {
         kind: PatchType,
         patch: Value,
         status_only: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let current = match self.get(t, if t.namespaced { ns } else { "" }, name) {
             Ok(c) => c,
             Err(_) if kind == PatchType::Apply && !status_only => {
@@ -403,7 +435,23 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let mut target = current.clone();
+        if status_only && kind != PatchType::Json {
+            // Only the status (and a resourceVersion precondition) counts on the status subresource, so
+            // the patch is merged into a copy of the status alone, not of the whole object.
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            let mut status = current.get("status").cloned().unwrap_or(Value::Null);
+            if let Some(p) = patch.get("status") {
+                json_patch::merge(&mut status, p);
+            }
+            let mut new = json!({ "status": status });
+            if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
+                new["metadata"] = json!({ "resourceVersion": rv });
+            }
+            return self.update(t, ns, name, new, true);
+        }
+        let mut target = (*current).clone();
         match kind {
             PatchType::Merge | PatchType::Apply => {
                 if !patch.is_object() {
@@ -444,21 +492,23 @@ impl Store {
     }
 
     /// Deletes an object, or marks it deleting while finalizers remain.
-    pub fn delete(&mut self, t: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete(&mut self, t: &ResourceType, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let ns = if t.namespaced { ns } else { "" };
         let key = (type_key(t), ns.to_string(), name.to_string());
-        let mut obj = self
+        let stored = self
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(t, name))?;
+        if meta_str(&stored, "deletionTimestamp").is_some() && !finalizers(&stored).is_empty() {
+            return Ok(stored);
+        }
+        let mut obj = (*stored).clone();
         if finalizers(&obj).is_empty() {
             self.objects.remove(&key);
             self.bump(&mut obj);
+            let obj = Arc::new(obj);
             self.emit(t, "DELETED", obj.clone());
-            return Ok(obj);
-        }
-        if meta_str(&obj, "deletionTimestamp").is_some() {
             return Ok(obj);
         }
         obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -468,6 +518,7 @@ impl Store {
             obj["metadata"]["generation"] = json!(g + 1);
         }
         self.bump(&mut obj);
+        let obj = Arc::new(obj);
         self.objects.insert(key, obj.clone());
         self.emit(t, "MODIFIED", obj.clone());
         Ok(obj)

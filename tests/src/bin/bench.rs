@@ -44,6 +44,9 @@ struct Args {
     /// Graph requests in flight (the operator's --graph-concurrency).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Reconciles working at once per kind (the operator's --reconcile-concurrency).
+    #[arg(long, default_value_t = 32)]
+    reconcile_concurrency: usize,
     /// Resync interval of the steady scenario, in seconds.
     #[arg(long, default_value_t = 10)]
     resync_secs: u64,
@@ -159,6 +162,8 @@ impl World {
                 &args.concurrency.to_string(),
                 "--batch-size",
                 &args.batch_size.to_string(),
+                "--reconcile-concurrency",
+                &args.reconcile_concurrency.to_string(),
             ])
             .args(["--resync-interval", &format!("{}s", resync.as_secs())])
             .env("KUBECONFIG", &kubeconfig)
@@ -168,7 +173,10 @@ impl World {
                 "AZURE_CLIENT_SECRET",
                 wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
             )
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("WUFB_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .kill_on_drop(true)
@@ -583,7 +591,7 @@ async fn report(w: &World, args: &Args, f: Figures) {
     targets.insert("rss_over_idle_within_3x_object_json", pass(rss_ratio <= 3.0));
     let out = json!({
         "scenario": f.scenario,
-        "parameters": {"deployments": args.deployments, "devices": args.devices, "latency_ms": args.latency_ms, "page_size": args.page_size, "batch_size": args.batch_size, "concurrency": args.concurrency},
+        "parameters": {"deployments": args.deployments, "devices": args.devices, "latency_ms": args.latency_ms, "page_size": args.page_size, "batch_size": args.batch_size, "concurrency": args.concurrency, "reconcile_concurrency": args.reconcile_concurrency},
         "graph_calls": f.calls,
         "write_calls": writes,
         "write_lower_bound": f.write_lower_bound,
@@ -648,6 +656,26 @@ async fn report(w: &World, args: &Args, f: Figures) {
     for (t, r) in &targets {
         println!("  target {t:<31} {r:>10}");
     }
+    // The request log, for a look at throughput over time: start (ms), operation, status.
+    let log: String = w
+        .emulator
+        .requests()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                r.at_ms,
+                r.operation,
+                r.status,
+                r.path,
+                r.created_id.unwrap_or_default()
+            )
+        })
+        .collect();
+    let dir = wufb_e2e::root().join("target/bench").join(&f.scenario);
+    std::fs::write(dir.join("requests.tsv"), log).unwrap();
+    let applied: String = w.applied.iter().map(|(k, at)| format!("{at}\t{k}\n")).collect();
+    std::fs::write(dir.join("applied.tsv"), applied).unwrap();
     let path = wufb_e2e::root()
         .join("target/bench")
         .join(format!("{}.json", f.scenario));
