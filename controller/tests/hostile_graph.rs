@@ -25,7 +25,7 @@ async fn hostile() -> String {
             p if p.ends_with("/deployments/wrong-types") => json(json!({"id": 42, "state": "offering"})),
             p if p.ends_with("/deployments/unknown-enum") => json(json!({"id": "d", "state": {"effectiveValue": "hibernating", "requestedValue": "frozen"}, "extra": {"x": 1}})),
             p if p.ends_with("/deployments/huge") => json(json!({"id": "d", "padding": "x".repeat(10 * 1024 * 1024)})),
-            p if p.ends_with("/audience/members") && query.is_empty() => {
+            p if p.ends_with("/audience/members") && !query.contains("skiptoken") => {
                 json(json!({"value": [{"id": "a"}], "@odata.nextLink": format!("http://{host}{path}?$skiptoken=again")}))
             }
             // The same next link again and again: an endless loop if followed blindly.
@@ -158,4 +158,73 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
             .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// A group member list of 250 devices in pages of 100, served three ways: honestly (count, `$skip` and
+/// `$top` honoured), with a count but `$skip` ignored (an unstable order), and without a count.
+async fn paged_service(log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> String {
+    let app = Router::new().fallback(move |req: Request| {
+        let log = log.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or("").to_string();
+            log.lock().unwrap().push(format!("{path}?{query}"));
+            let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+            let param = |k: &str| {
+                form_urlencoded::parse(query.as_bytes())
+                    .find(|(n, _)| n == k)
+                    .and_then(|(_, v)| v.trim_start_matches('o').parse::<usize>().ok())
+            };
+            let mode = path.split('/').rev().nth(2).unwrap_or("").to_string();
+            let all: Vec<String> = (0..250).map(|i| format!("d{i:03}")).collect();
+            let start = param("$skiptoken")
+                .or(if mode == "unstable" { None } else { param("$skip") })
+                .unwrap_or(0);
+            let end = (start + param("$top").unwrap_or(100).min(100)).min(all.len());
+            let mut body = json!({"value": all[start..end].iter().map(|id| json!({"@odata.type": "#microsoft.graph.windowsUpdates.azureADDevice", "id": id})).collect::<Vec<_>>()});
+            if query.contains("$count=true") && mode != "nocount" {
+                body["@odata.count"] = json!(all.len());
+            }
+            if end < all.len() && !query.contains("$top") {
+                body["@odata.nextLink"] = json!(format!("http://{host}{path}?$skiptoken=o{end}"));
+            }
+            ([("content-type", "application/json")], body.to_string()).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn large_lists_are_read_in_parallel_pages_and_fall_back_to_next_links_when_they_do_not_add_up() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let base = paged_service(log.clone()).await;
+    let g = client(&base);
+    let expected: Vec<String> = (0..250).map(|i| format!("d{i:03}")).collect();
+    for mode in ["honest", "unstable", "nocount"] {
+        log.lock().unwrap().clear();
+        let mut ids: Vec<String> = g
+            .group_members(mode)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, expected, "{mode}: every member, once");
+        let requests = log.lock().unwrap().clone();
+        let skipped = requests.iter().filter(|r| r.contains("$skip=")).count();
+        let followed = requests.iter().filter(|r| r.contains("$skiptoken")).count();
+        match mode {
+            // The first page gives the count; pages 2 and 3 are asked at once.
+            "honest" => assert_eq!((requests.len(), skipped, followed), (3, 2, 0), "{requests:?}"),
+            // The parallel pages repeat the first one: read again by nextLink.
+            "unstable" => assert_eq!((skipped, followed), (2, 2), "{requests:?}"),
+            // No count: the next links are followed from the first page on.
+            _ => assert_eq!((requests.len(), skipped, followed), (3, 0, 2), "{requests:?}"),
+        }
+    }
 }

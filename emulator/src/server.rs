@@ -315,7 +315,7 @@ fn dispatch(
         ))
     };
     let list_refs =
-        |store: &crate::store::Store, refs: Vec<(String, AssetKind)>| -> Result<Reply, GraphError> {
+        |store: &crate::store::Store, refs: Vec<(&str, AssetKind)>| -> Result<Reply, GraphError> {
             let q = Query::parse(uri.query())?;
             let body = crate::odata::collection_with(
                 refs,

@@ -322,7 +322,7 @@ impl Store {
         id: &str,
         exclusions: bool,
         empty_is_404: bool,
-    ) -> Result<Vec<(String, AssetKind)>, GraphError> {
+    ) -> Result<Vec<(&str, AssetKind)>, GraphError> {
         let a = self.audience(id)?;
         if empty_is_404 && !a.ever_used {
             return Err(GraphError::new(
@@ -332,7 +332,8 @@ impl Store {
             ));
         }
         let set = if exclusions { &a.exclusions } else { &a.members };
-        Ok(set.iter().map(|(id, kind)| (id.clone(), *kind)).collect())
+        // Borrowed: a page of a large audience must not copy every id in it.
+        Ok(set.iter().map(|(id, kind)| (id.as_str(), *kind)).collect())
     }
 
     /// Registers a device on first use, recording registration errors for ids the service rejects.
@@ -498,9 +499,12 @@ impl Store {
     }
 
     /// Ids of a group's devices (render them with [`Store::render_asset_ref`]).
-    pub fn group_members(&self, id: &str) -> Result<Vec<(String, AssetKind)>, GraphError> {
+    pub fn group_members(&self, id: &str) -> Result<Vec<(&str, AssetKind)>, GraphError> {
         let g = self.group(id)?;
-        Ok(g.members.iter().map(|m| (m.clone(), AssetKind::Device)).collect())
+        Ok(g.members
+            .iter()
+            .map(|m| (m.as_str(), AssetKind::Device))
+            .collect())
     }
 
     pub fn change_group_members(

@@ -133,7 +133,8 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
         ));
     }
     if let Some(aud) = &spec.audience {
-        let mut seen: BTreeMap<&AudienceItem, String> = BTreeMap::new();
+        // Where each item was first seen: (list, index). Paths are formatted only for an error.
+        let mut seen: BTreeMap<&AudienceItem, (&str, usize)> = BTreeMap::new();
         for (list, items, max) in [
             ("members", &aud.members, 1000),
             ("exclusions", &aud.exclusions, 200),
@@ -146,7 +147,7 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                let path = format!("spec.audience.{list}[{i}]");
+                let path = || format!("spec.audience.{list}[{i}]");
                 let forms = [
                     item.device.is_some(),
                     item.device_group.is_some(),
@@ -157,7 +158,7 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                 .count();
                 if forms != 1 {
                     out.push(err(
-                        &path,
+                        path(),
                         format!("{forms} forms are set"),
                         "set exactly one of device, deviceGroup or assetGroupId",
                     ));
@@ -167,7 +168,7 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                     && !is_device_id(d)
                 {
                     out.push(err(
-                        format!("{path}.device"),
+                        format!("{}.device", path()),
                         format!("'{}' is not an Entra device id", printable(d)),
                         "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
                     ));
@@ -176,7 +177,7 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                     && !is_object_name(g)
                 {
                     out.push(err(
-                        format!("{path}.deviceGroup"),
+                        format!("{}.deviceGroup", path()),
                         format!("'{}' is not a valid object name", printable(g)),
                         "use the metadata.name of a DeviceGroup in this namespace",
                     ));
@@ -185,24 +186,30 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                     && (a.trim().is_empty() || a.len() > 128)
                 {
                     out.push(err(
-                        format!("{path}.assetGroupId"),
+                        format!("{}.assetGroupId", path()),
                         "must be 1 to 128 characters",
                         "give an updatableAssetGroup id",
                     ));
                 }
                 match seen.get(item) {
-                    Some(first) if first.starts_with(&format!("spec.audience.{list}")) => out.push(err(
-                        &path,
-                        format!("{} is listed twice (first at {first})", describe(item)),
+                    Some((first_list, j)) if *first_list == list => out.push(err(
+                        path(),
+                        format!(
+                            "{} is listed twice (first at spec.audience.{list}[{j}])",
+                            describe(item)
+                        ),
                         "remove the duplicate",
                     )),
-                    Some(first) => out.push(err(
-                        &path,
-                        format!("{} is both a member ({first}) and an exclusion", describe(item)),
+                    Some((first_list, j)) => out.push(err(
+                        path(),
+                        format!(
+                            "{} is both a member (spec.audience.{first_list}[{j}]) and an exclusion",
+                            describe(item)
+                        ),
                         "an item cannot be both a member and an exclusion; remove one",
                     )),
                     None => {
-                        seen.insert(item, path.clone());
+                        seen.insert(item, (list, i));
                     }
                 }
             }

@@ -314,7 +314,11 @@ impl GraphClient {
         } else {
             "list audience exclusions"
         };
-        match self.transport.collect(op, &url).await {
+        match self
+            .transport
+            .collect_sized(op, &url, |a: &UpdatableAsset| &a.id)
+            .await
+        {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -510,7 +514,11 @@ impl GraphClient {
             "updatableAssets/{}/{NS}updatableAssetGroup/members",
             enc(id)
         ));
-        match self.transport.collect("list device group members", &url).await {
+        match self
+            .transport
+            .collect_sized("list device group members", &url, |a: &UpdatableAsset| &a.id)
+            .await
+        {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),

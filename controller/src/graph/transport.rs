@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -462,8 +463,17 @@ impl Transport {
         operation: &'static str,
         url: &str,
     ) -> Result<Vec<T>, GraphError> {
-        let mut out = Vec::new();
-        let mut next = Some(url.to_string());
+        self.follow(operation, Vec::new(), url.to_string()).await
+    }
+
+    /// Appends to `out` the page at `url` and every page after it.
+    async fn follow<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        mut out: Vec<T>,
+        url: String,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut next = Some(url);
         let mut seen = HashSet::new();
         while let Some(url) = next.take() {
             if seen.len() >= self.config.max_pages {
@@ -497,6 +507,101 @@ impl Transport {
         }
         Ok(out)
     }
+}
+
+/// A page asked with `$count=true`.
+#[derive(Debug, serde::Deserialize)]
+struct CountedPage<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.count", default)]
+    count: Option<u64>,
+}
+
+impl Transport {
+    /// Reads a whole collection, fetching its pages in parallel when the service reports the size.
+    ///
+    /// The first page is asked with `$count=true`; it gives the page size and the count, and the other
+    /// pages are then asked at once with `$skip` and `$top` (documented query options, not values taken
+    /// out of a nextLink). The pages must add up to exactly the count of distinct ids; if they do not
+    /// (the collection changed while it was read, or the service does not keep a stable order), or if
+    /// the service gives no count, the collection is read again by following `@odata.nextLink`, the
+    /// one way of paging every service supports. A collection of N pages then takes about N ÷
+    /// concurrency round trips instead of N.
+    pub async fn collect_sized<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: &str,
+        id: fn(&T) -> &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let first: CountedPage<T> = self
+            .json(
+                operation,
+                Method::GET,
+                &format!("{url}{sep}$count=true"),
+                None,
+                Idempotency::Safe,
+            )
+            .await?;
+        let Some(next) = first.next_link else {
+            return Ok(first.value);
+        };
+        let page_size = first.value.len();
+        let Some(count) = first.count.filter(|_| page_size > 0) else {
+            // No count (or an empty page): the pages can only be followed one after the other.
+            if !self.endpoints.same_origin(&next) {
+                return Err(GraphError::Protocol {
+                    operation,
+                    detail: "the service returned a nextLink to another host; it was not followed".into(),
+                });
+            }
+            return self.follow(operation, first.value, next).await;
+        };
+        let pages = count.div_ceil(page_size as u64);
+        if pages > self.config.max_pages as u64 {
+            return Err(GraphError::Protocol {
+                operation,
+                detail: format!(
+                    "{count} items in pages of {page_size}: more than {} pages; the collection is too large",
+                    self.config.max_pages
+                ),
+            });
+        }
+        let rest = (1..pages).map(|k| format!("{url}{sep}$skip={}&$top={page_size}", k * page_size as u64));
+        let fetched: Vec<CountedPage<T>> = futures::stream::iter(rest)
+            .map(|u| async move {
+                self.json::<CountedPage<T>>(operation, Method::GET, &u, None, Idempotency::Safe)
+                    .await
+            })
+            .buffered(self.config.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let mut out = first.value;
+        let mut complete = true;
+        for page in fetched {
+            complete &= page.next_link.is_none();
+            out.extend(page.value);
+        }
+        let distinct = distinct_ids(&out, id);
+        if complete && distinct as u64 == count && out.len() == distinct {
+            return Ok(out);
+        }
+        tracing::debug!(
+            operation,
+            count,
+            read = out.len(),
+            distinct,
+            "pages read in parallel do not add up; reading the collection by nextLink"
+        );
+        self.collect(operation, url).await
+    }
+}
+
+fn distinct_ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> usize {
+    items.iter().map(id).collect::<HashSet<&str>>().len()
 }
 
 fn with_retry_after(error: GraphError, wait: Duration) -> GraphError {

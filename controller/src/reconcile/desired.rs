@@ -104,9 +104,10 @@ pub async fn resolve_content(
     }))
 }
 
-/// What an audience item resolves to, or why it cannot yet.
+/// What an audience item resolves to, or why it cannot yet. A group carries its devices.
 enum Item {
-    Asset(AssetRef, BTreeSet<String>),
+    Device(AssetRef),
+    Group(AssetRef, BTreeSet<String>),
     Waiting(String),
 }
 
@@ -146,10 +147,7 @@ async fn resolve_item(
     groups: &impl GroupSource,
 ) -> Result<Item, Error> {
     if let Some(d) = &item.device {
-        return Ok(Item::Asset(
-            AssetRef::device(d.to_lowercase()),
-            [d.to_lowercase()].into(),
-        ));
+        return Ok(Item::Device(AssetRef::device(d.to_lowercase())));
     }
     if let Some(id) = &item.asset_group_id {
         let devices = match graph.group_members(id).await? {
@@ -164,11 +162,11 @@ async fn resolve_item(
                 )));
             }
         };
-        return Ok(Item::Asset(AssetRef::group(id.clone()), devices));
+        return Ok(Item::Group(AssetRef::group(id.clone()), devices));
     }
     let name = item.device_group.as_deref().unwrap_or_default();
     Ok(match groups.group(ns, name, exclusion) {
-        Ok((id, devices)) => Item::Asset(AssetRef::group(id), devices),
+        Ok((id, devices)) => Item::Group(AssetRef::group(id), devices),
         Err(why) => Item::Waiting(why),
     })
 }
@@ -184,23 +182,31 @@ pub async fn resolve(
     let ns = obj.namespace().unwrap_or_default();
     let mut members = BTreeSet::new();
     let mut exclusions = BTreeSet::new();
-    let mut member_devices = BTreeSet::new();
-    let mut excluded_devices = BTreeSet::new();
-    let audience = obj.spec.audience.clone().unwrap_or_default();
-    for (list, items, refs, devices) in [
-        ("members", &audience.members, &mut members, &mut member_devices),
+    // The devices of referenced groups, members' and exclusions'.
+    let mut member_groups = Vec::new();
+    let mut excluded_groups = Vec::new();
+    let no_items = Vec::new();
+    let (member_items, exclusion_items) = match &obj.spec.audience {
+        Some(a) => (&a.members, &a.exclusions),
+        None => (&no_items, &no_items),
+    };
+    for (list, items, refs, groups_devices) in [
+        ("members", member_items, &mut members, &mut member_groups),
         (
             "exclusions",
-            &audience.exclusions,
+            exclusion_items,
             &mut exclusions,
-            &mut excluded_devices,
+            &mut excluded_groups,
         ),
     ] {
         for (i, item) in items.iter().enumerate() {
             match resolve_item(item, &ns, list == "exclusions", graph, groups).await? {
-                Item::Asset(r, d) => {
+                Item::Device(r) => {
                     refs.insert(r);
-                    devices.extend(d);
+                }
+                Item::Group(r, d) => {
+                    refs.insert(r);
+                    groups_devices.push(d);
                 }
                 Item::Waiting(why) => {
                     let field = if item.asset_group_id.is_some() {
@@ -237,7 +243,19 @@ pub async fn resolve(
     .into_iter()
     .flatten()
     .min_by_key(|(l, _)| *l);
-    let devices = member_devices.difference(&excluded_devices).count() as u64;
+    // Devices offered the update: member devices (direct or through groups) that no exclusion covers.
+    fn device_ids<'a>(refs: &'a BTreeSet<AssetRef>, groups: &'a [BTreeSet<String>]) -> BTreeSet<&'a str> {
+        refs.iter()
+            .filter(|r| r.kind == AssetKind::Device)
+            .map(|r| r.id.as_str())
+            .chain(groups.iter().flatten().map(String::as_str))
+            .collect()
+    }
+    let excluded = device_ids(&exclusions, &excluded_groups);
+    let devices = device_ids(&members, &member_groups)
+        .iter()
+        .filter(|d| !excluded.contains(*d))
+        .count() as u64;
     let (m, e) = (members.len() as u64, exclusions.len() as u64);
     let desired = Desired {
         content: request,
