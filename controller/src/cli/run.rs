@@ -57,7 +57,8 @@ pub struct RunArgs {
     /// Graph requests in flight at once.
     #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16)]
     pub graph_concurrency: usize,
-    /// Reconciles running at once per kind (bounds memory; above the Graph concurrency they only wait).
+    /// Reconciles working at once per kind (bounds memory; above the Graph concurrency they only wait).
+    /// Passes acting on a new or changed spec are admitted before verification and resync passes.
     #[arg(long, env = "WUFB_RECONCILE_CONCURRENCY", default_value_t = 32)]
     pub reconcile_concurrency: u16,
     /// Assets per audience or group write.
