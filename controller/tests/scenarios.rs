@@ -18,7 +18,7 @@ use tower_test::mock::{self, Handle};
 use wufb_graph_emulator::{Emulator, EmulatorConfig, FaultConfig};
 use wufb_operator::crd::{AudienceStatus, ExpeditedDeployment, ExpeditedDeploymentStatus, ResolvedContent};
 use wufb_operator::graph::{Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
-use wufb_operator::reconcile::context::{Backoff, Context, ReconcileMetrics, Settings};
+use wufb_operator::reconcile::context::{Backoff, Context, Events, ReconcileMetrics, Settings};
 use wufb_operator::reconcile::expedited::reconcile;
 use wufb_operator::reconcile::gate::Gate;
 use wufb_operator::reconcile::status::{Outcome, conditions};
@@ -53,25 +53,78 @@ impl Scenario {
 
     /// Waits for the next request, checks it, answers `reply` and returns the request body.
     async fn expect(&mut self, e: Expect<'_>, reply: Value) -> Value {
+        self.expect_answer(e, 200, reply).await
+    }
+
+    /// [`Scenario::expect`] with the answer's status code.
+    async fn expect_answer(&mut self, e: Expect<'_>, status: u16, reply: Value) -> Value {
+        let (request, body, send) = self.receive(&format!("{} {}", e.method, e.path)).await;
+        self.check(&e, &request);
+        answer(send, status, &reply);
+        body
+    }
+
+    /// Waits for as many requests as `expected` in any order (an Event is sent in the background, so it
+    /// may reach the server before or after the status write next to it); each is matched by method and
+    /// path, checked and answered. Returns the bodies in the order of `expected`.
+    async fn expect_unordered(&mut self, expected: Vec<(Expect<'_>, Value)>) -> Vec<Value> {
+        let mut bodies = vec![Value::Null; expected.len()];
+        let mut done = vec![false; expected.len()];
+        for _ in 0..expected.len() {
+            let (request, body, send) = self.receive("one of the expected calls").await;
+            let i = (0..expected.len())
+                .find(|&i| {
+                    !done[i]
+                        && request.method.as_str() == expected[i].0.method
+                        && request.uri.path() == expected[i].0.path
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: unexpected call {} {}",
+                        self.name, request.method, request.uri
+                    )
+                });
+            self.check(&expected[i].0, &request);
+            answer(send, 200, &expected[i].1);
+            done[i] = true;
+            bodies[i] = body;
+        }
+        bodies
+    }
+
+    async fn receive(
+        &mut self,
+        what: &str,
+    ) -> (
+        http::request::Parts,
+        Value,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
         let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
         let (request, send) = next
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{}: expected {} {}, but no call came",
-                    self.name, e.method, e.path
-                )
-            })
+            .unwrap_or_else(|_| panic!("{}: expected {what}, but no call came", self.name))
             .expect("the client is alive");
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (parts, body, send)
+    }
+
+    fn check(&self, e: &Expect<'_>, request: &http::request::Parts) {
         assert_eq!(
-            request.method().as_str(),
+            request.method.as_str(),
             e.method,
             "{}: method of {}",
             self.name,
-            request.uri()
+            request.uri
         );
-        assert_eq!(request.uri().path(), e.path, "{}: path", self.name);
+        assert_eq!(request.uri.path(), e.path, "{}: path", self.name);
         let query: HashMap<String, String> = request
-            .uri()
+            .uri
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
@@ -81,30 +134,17 @@ impl Scenario {
                 Some(*v),
                 "{}: query {k} of {}",
                 self.name,
-                request.uri()
+                request.uri
             );
         }
         if let Some(ct) = e.content_type {
             let got = request
-                .headers()
+                .headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             assert_eq!(got, ct, "{}: content type", self.name);
         }
-        let bytes = request.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        send.send_response(
-            Response::builder()
-                .status(200)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
-        body
     }
 
     /// Fails if the reconcile made any further Kubernetes call.
@@ -120,6 +160,15 @@ impl Scenario {
             );
         }
     }
+}
+
+fn answer(send: tower_test::mock::SendResponse<Response<Body>>, status: u16, reply: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(reply).unwrap()))
+            .unwrap(),
+    );
 }
 
 async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scenario) {
@@ -143,13 +192,13 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
     let ctx = Context {
         client: client.clone(),
         graph: Arc::new(graph),
-        recorder: Recorder::new(
+        events: Events::spawn(Recorder::new(
             client,
             Reporter {
                 controller: "wufb-operator".into(),
                 instance: Some("test".into()),
             },
-        ),
+        )),
         deployments: deployments.clone(),
         groups: reflector::store().0,
         metrics: ReconcileMetrics::default(),
@@ -191,7 +240,13 @@ async fn scenario_a_new_object_gets_the_finalizer_before_anything_else() {
     .unwrap();
     let (ctx, mut s) = context("new object", &emulator).await;
     let obj = object(json!({"content": {"latest": true}}), false, None);
-    let reply = serde_json::to_value(&obj).unwrap();
+    let written = {
+        let mut w = serde_json::to_value(&obj).unwrap();
+        w["metadata"]["finalizers"] = json!(["wufb.dev/cleanup"]);
+        w["metadata"]["resourceVersion"] = json!("18");
+        w
+    };
+    let written_reply = || written.clone();
     let run = tokio::spawn(reconcile(s.watched(obj), ctx));
     let patch = s
         .expect(
@@ -201,18 +256,71 @@ async fn scenario_a_new_object_gets_the_finalizer_before_anything_else() {
                 query: &[],
                 content_type: Some("application/json-patch+json"),
             },
-            reply,
+            written_reply(),
         )
         .await;
     assert_eq!(
         patch,
         json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["wufb.dev/cleanup"]}])
     );
-    run.await.unwrap().unwrap();
+    // The pass goes on with the object as written: the create intent is recorded against the
+    // resourceVersion the finalizer write returned. A conflict there ends the pass before any create.
+    let intent = s
+        .expect_answer(
+            Expect {
+                method: "PATCH",
+                path: &format!("{OBJECT_PATH}/status"),
+                query: &[],
+                content_type: Some("application/merge-patch+json"),
+            },
+            409,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                   "message": "the object has been modified; please apply your changes to the latest version and try again"}),
+        )
+        .await;
+    assert_eq!(intent["metadata"]["resourceVersion"], "18", "{intent}");
+    assert!(intent["status"]["createIntent"].is_object(), "{intent}");
+    // The conflict is reported like any transient error: a Warning Event, then the status.
+    let mut status_written = written_reply();
+    status_written["metadata"]["resourceVersion"] = json!("19");
+    let status_path = format!("{OBJECT_PATH}/status");
+    let [event, _]: [Value; 2] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: &status_path,
+                    query: &[],
+                    content_type: Some("application/apply-patch+yaml"),
+                },
+                status_written,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
+    assert_eq!(event["type"], "Warning", "{event}");
+    let err = run.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("409"),
+        "the conflict ends the pass: {err}"
+    );
     s.no_more_calls().await;
     assert!(
-        emulator.requests().is_empty(),
-        "no Graph call before the finalizer"
+        emulator
+            .requests()
+            .iter()
+            .all(|r| r.operation.starts_with("catalog")),
+        "no Graph write: only the content was resolved"
     );
 }
 
@@ -235,17 +343,31 @@ async fn scenario_an_invalid_spec_stalls_with_an_event_and_a_status() {
     );
     let reply = serde_json::to_value(&obj).unwrap();
     let run = tokio::spawn(reconcile(s.watched(obj), ctx));
-    let event = s
-        .expect(
-            Expect {
-                method: "POST",
-                path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
-                query: &[],
-                content_type: None,
-            },
-            json!({}),
-        )
-        .await;
+    // The Event goes out in the background: it may reach the server before or after the status.
+    let [event, status]: [Value; 2] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: &format!("{OBJECT_PATH}/status"),
+                    query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                    content_type: Some("application/apply-patch+yaml"),
+                },
+                reply,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "InvalidSpec");
     assert!(
@@ -255,17 +377,6 @@ async fn scenario_an_invalid_spec_stalls_with_an_event_and_a_status() {
             .contains("spec.audience.members[0].device"),
         "{event}"
     );
-    let status = s
-        .expect(
-            Expect {
-                method: "PATCH",
-                path: &format!("{OBJECT_PATH}/status"),
-                query: &[("fieldManager", "wufb-operator"), ("force", "true")],
-                content_type: Some("application/apply-patch+yaml"),
-            },
-            reply,
-        )
-        .await;
     assert_eq!(status["kind"], "ExpeditedDeployment");
     let conds = status["status"]["conditions"].as_array().unwrap();
     let stalled = conds.iter().find(|c| c["type"] == "Stalled").unwrap();
@@ -392,32 +503,35 @@ async fn scenario_a_graph_outage_is_transient_with_an_event_and_a_status() {
     let obj = object(json!({"content": {"latest": true}}), true, None);
     let reply = serde_json::to_value(&obj).unwrap();
     let run = tokio::spawn(reconcile(s.watched(obj), ctx));
-    let event = s
-        .expect(
-            Expect {
-                method: "POST",
-                path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
-                query: &[],
-                content_type: None,
-            },
-            json!({}),
-        )
-        .await;
+    // The Event goes out in the background: it may reach the server before or after the status.
+    let [event, status]: [Value; 2] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: "/apis/events.k8s.io/v1/namespaces/team-a/events",
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: &format!("{OBJECT_PATH}/status"),
+                    query: &[("fieldManager", "wufb-operator")],
+                    content_type: None,
+                },
+                reply,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
     assert_eq!(
         (event["type"].as_str(), event["reason"].as_str()),
         (Some("Warning"), Some("GraphUnavailable"))
     );
-    let status = s
-        .expect(
-            Expect {
-                method: "PATCH",
-                path: &format!("{OBJECT_PATH}/status"),
-                query: &[("fieldManager", "wufb-operator")],
-                content_type: None,
-            },
-            reply,
-        )
-        .await;
     let conds = status["status"]["conditions"].as_array().unwrap();
     let reconciling = conds.iter().find(|c| c["type"] == "Reconciling").unwrap();
     assert_eq!(

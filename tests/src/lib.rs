@@ -385,6 +385,24 @@ impl Env {
         }
     }
 
+    /// The namespace's Events as JSON (`kubectl get events`), once every reason in `reasons` is among
+    /// them: the operator sends Events in the background, so one may land just after the status next
+    /// to it.
+    pub async fn events_with(&self, reasons: &[&str]) -> String {
+        self.eventually(
+            &format!("Events with reasons {reasons:?}"),
+            Duration::from_secs(20),
+            async || {
+                let events = self.kubectl_ok(&["get", "events", "-o", "json"]).await;
+                reasons
+                    .iter()
+                    .all(|r| events.contains(&format!("\"reason\": \"{r}\"")))
+                    .then_some(events)
+            },
+        )
+        .await
+    }
+
     /// Status field of an ExpeditedDeployment.
     pub async fn status_of(&self, name: &str) -> Value {
         self.get(&format!("expd/{name}")).await["status"].clone()

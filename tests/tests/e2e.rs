@@ -305,11 +305,8 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
         .await;
     env.wait_ready(&["expd/rollout"]).await;
     assert_eq!(env.graph_audience(&second).0, vec![dev(1)]);
-    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
-    assert!(
-        events.contains("DeploymentMissing"),
-        "a Warning event tells the drift: {events}"
-    );
+    // A Warning event tells the drift.
+    env.events_with(&["DeploymentMissing"]).await;
     {
         let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
         let aid = store.deployments[&second].audience_id.clone();
@@ -480,10 +477,9 @@ async fn bad_specs_and_graph_errors_surface_as_conditions_and_events() {
         "{c}"
     );
     assert!(env.graph_deployments().is_empty(), "nothing was written to Graph");
-    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
-    for reason in ["InvalidSpec", "ContentNotFound", "AudienceTooLarge"] {
-        assert!(events.contains(reason), "an Event with reason {reason}");
-    }
+    // An Event for each reason.
+    env.events_with(&["InvalidSpec", "ContentNotFound", "AudienceTooLarge"])
+        .await;
     // Fixing the spec unblocks it.
     env.apply_yaml(&deployment_yaml("bad-device", "latest: true", &[dev(7)], ""))
         .await;
@@ -571,8 +567,9 @@ async fn secrets_never_reach_logs_events_or_status() {
         async || env.controller_logs().contains("AADSTS7000215").then_some(()),
     )
     .await;
+    // The authentication failure's Event is in before anything is scanned.
+    let events = env.events_with(&["GraphAuthentication"]).await;
     let logs = env.controller_logs();
-    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
     let objects = env.kubectl_ok(&["get", "expd,dg", "-o", "json"]).await;
     for secret in [wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET, wrong] {
         assert!(!logs.contains(secret), "a secret in the controller log");

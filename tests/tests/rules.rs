@@ -132,8 +132,8 @@ async fn rule_exactly_once_create_adopts_the_deployment_after_a_lost_answer() {
     let deployments = env.graph_deployments();
     assert_eq!(deployments.len(), 1, "never two deployments for one object");
     assert_eq!(env.status_of("once").await["deploymentId"], deployments[0]["id"]);
-    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
-    assert!(events.contains("Adopted"), "an Event tells the adoption");
+    // An Event tells the adoption.
+    env.events_with(&["Adopted"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,8 +272,7 @@ async fn rule_permanent_errors_stall_with_an_event() {
             .contains("WindowsUpdates.ReadWrite.All"),
         "{c}"
     );
-    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
-    assert!(events.contains("GraphForbidden"));
+    env.events_with(&["GraphForbidden"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

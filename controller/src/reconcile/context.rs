@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
@@ -93,11 +94,71 @@ impl ReconcileMetrics {
     }
 }
 
+/// Events go out in the background, as client-go's recorder sends them: a pass does not wait for the API
+/// server to store an Event before its next Graph call. Events about one object keep their order (one
+/// object, one publisher); different objects' events go out in parallel.
+#[derive(Clone)]
+pub struct Events {
+    shards: Arc<Vec<tokio::sync::mpsc::Sender<(Event, ObjectReference)>>>,
+}
+
+impl Events {
+    /// Publishers, each with its own queue.
+    const SHARDS: usize = 8;
+    /// Events queued per publisher before new ones are dropped (and logged).
+    const QUEUE: usize = 1024;
+
+    /// Starts the publishers on the current runtime.
+    pub fn spawn(recorder: Recorder) -> Events {
+        let shards = (0..Self::SHARDS)
+            .map(|_| {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(Self::QUEUE);
+                let recorder = recorder.clone();
+                tokio::spawn(async move {
+                    while let Some((ev, reference)) = rx.recv().await {
+                        if let Err(e) = recorder.publish(&ev, &reference).await {
+                            tracing::warn!(
+                                name = reference.name.as_deref().unwrap_or_default(),
+                                reason = %ev.reason,
+                                error = %e,
+                                "failed to publish event"
+                            );
+                        }
+                    }
+                });
+                tx
+            })
+            .collect();
+        Events {
+            shards: Arc::new(shards),
+        }
+    }
+
+    /// Queues an Event; a full queue drops it with a warning (Events are best effort).
+    pub fn send(&self, ev: Event, reference: ObjectReference) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&reference.namespace, &reference.name).hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
+        if let Err(e) = shard.try_send((ev, reference)) {
+            let (ev, reference) = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(x)
+                | tokio::sync::mpsc::error::TrySendError::Closed(x) => x,
+            };
+            tracing::warn!(
+                name = reference.name.as_deref().unwrap_or_default(),
+                reason = %ev.reason,
+                "event dropped: the event queue is full"
+            );
+        }
+    }
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
     pub graph: Arc<GraphClient>,
-    pub recorder: Recorder,
+    pub events: Events,
     pub deployments: Store<ExpeditedDeployment>,
     pub groups: Store<DeviceGroup>,
     pub metrics: ReconcileMetrics,
@@ -110,7 +171,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+    /// Queues an Event about `obj` (see [`Events`]); a failure to publish is logged, never fatal.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -126,9 +187,7 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(name = %obj.name_any(), error = %e, "failed to publish event");
-        }
+        self.events.send(ev, obj.object_ref(&()));
     }
 }
 
@@ -272,4 +331,43 @@ impl Backoff {
     pub fn reset(&self, key: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
+}
+
+/// Adds the operator's finalizer to a live object that lacks it and returns the object as written, so
+/// that the pass goes on at once. (kube's `finalizer` helper ends the pass there and waits for the watch
+/// to bring the change back; under load that queued every new object's first Graph write behind the
+/// finalizer passes of all the objects that arrived after it.) The patch is the helper's own: a test of
+/// the current list, then an add, so a concurrent writer gets a conflict instead of a lost finalizer.
+pub async fn with_finalizer<K>(api: &kube::Api<K>, obj: Arc<K>) -> Result<Arc<K>, Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let has = obj.finalizers().iter().any(|f| f == crate::crd::FINALIZER);
+    if has || obj.meta().deletion_timestamp.is_some() {
+        return Ok(obj);
+    }
+    let ops = if obj.finalizers().is_empty() {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [crate::crd::FINALIZER]},
+        ])
+    } else {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": obj.finalizers()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": crate::crd::FINALIZER},
+        ])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(|e| Error::Kube {
+        action: "add finalizer",
+        source: kube::Error::SerdeError(e),
+    })?;
+    let written = api
+        .patch(
+            &obj.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(patch),
+        )
+        .await
+        .map_err(Error::kube("add finalizer"))?;
+    Ok(Arc::new(written))
 }

@@ -11,7 +11,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::context::{Backoff, Context, Error, ReconcileMetrics, Settings};
+use super::context::{Backoff, Context, Error, Events, ReconcileMetrics, Settings};
 use super::gate::Gate;
 use super::{device_group, expedited};
 use crate::crd::{DeviceGroup, ExpeditedDeployment};
@@ -89,7 +89,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         graph,
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Events::spawn(Recorder::new(client.clone(), reporter)),
         deployments: ed_reader.clone(),
         groups: dg_reader.clone(),
         metrics,

@@ -39,6 +39,8 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
     let api: Api<DeviceGroup> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    // The finalizer goes on first; the pass then goes on with the object as written.
+    let obj = super::context::with_finalizer(&api, obj).await?;
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
