@@ -37,9 +37,13 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
         obj.as_ref(),
         obj.status.as_ref().and_then(|s| s.observed_generation),
     );
+    let key = ObjectRef::from_obj(obj.as_ref());
+    // A waiting pass holds only the key: a thousand passes queued at the gate must not each pin a
+    // (soon stale) copy of their object.
+    drop(obj);
     let _permit = ctx.deployment_gate.enter(class).await;
     // The wait may have been long: work on the newest copy, or not at all if the object is gone.
-    let Some(obj) = ctx.deployments.get(&ObjectRef::from_obj(obj.as_ref())) else {
+    let Some(obj) = ctx.deployments.get(&key) else {
         return Ok(Action::await_change());
     };
     let started = Instant::now();
