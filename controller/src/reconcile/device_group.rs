@@ -10,14 +10,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::instrument;
 
 use super::context::{Context, Error, KindLabel, after_error};
 use super::desired::referencing;
 use super::expedited::{MAX_DEVICE_ERRORS, resync_after};
-use super::gate::Class;
+use super::gate;
 use super::status::{self, Outcome};
 use crate::crd::{DeviceError, DeviceGroup, DeviceGroupStatus, FINALIZER, validate};
 use crate::graph::AssetKind;
@@ -26,17 +25,9 @@ const KIND: &str = "DeviceGroup";
 
 #[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let class = Class::of(
-        obj.as_ref(),
-        obj.status.as_ref().and_then(|s| s.observed_generation),
-    );
-    let key = ObjectRef::from_obj(obj.as_ref());
-    // A waiting pass holds only the key: a thousand passes queued at the gate must not each pin a
-    // (soon stale) copy of their object.
-    drop(obj);
-    let _permit = ctx.group_gate.enter(class).await;
-    // The wait may have been long: work on the newest copy, or not at all if the object is gone.
-    let Some(obj) = ctx.groups.get(&key) else {
+    // The wait may be long: the pass works on the newest copy, or not at all if the object is gone.
+    let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
+    let Some((_permit, obj)) = gate::admit(&ctx.group_gate, &ctx.groups, obj, observed).await else {
         return Ok(Action::await_change());
     };
     let started = Instant::now();

@@ -8,7 +8,6 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument};
@@ -16,7 +15,7 @@ use tracing::{info, instrument};
 use super::adopt;
 use super::context::{Context, Error, KindLabel};
 use super::desired::{Resolution, resolve};
-use super::gate::Class;
+use super::gate;
 use super::plan::{Action as Step, Blocked, DeployedContent, ObservedDeployment, Target, plan};
 use super::status::{self, Outcome};
 use crate::crd::{
@@ -33,17 +32,10 @@ pub const MAX_DEVICE_ERRORS: usize = 50;
 /// Entry point for the controller.
 #[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let class = Class::of(
-        obj.as_ref(),
-        obj.status.as_ref().and_then(|s| s.observed_generation),
-    );
-    let key = ObjectRef::from_obj(obj.as_ref());
-    // A waiting pass holds only the key: a thousand passes queued at the gate must not each pin a
-    // (soon stale) copy of their object.
-    drop(obj);
-    let _permit = ctx.deployment_gate.enter(class).await;
-    // The wait may have been long: work on the newest copy, or not at all if the object is gone.
-    let Some(obj) = ctx.deployments.get(&key) else {
+    // The wait may be long: the pass works on the newest copy, or not at all if the object is gone.
+    let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
+    let Some((_permit, obj)) = gate::admit(&ctx.deployment_gate, &ctx.deployments, obj, observed).await
+    else {
         return Ok(Action::await_change());
     };
     let started = Instant::now();

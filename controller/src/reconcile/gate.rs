@@ -147,6 +147,25 @@ impl Gate {
     }
 }
 
+/// Admits a pass over `obj` through `gate` and returns the permit with the store's newest copy of the
+/// object, or `None` if the object left the store while the pass waited. A waiting pass holds only the
+/// key: a thousand passes queued at the gate must not each pin a (soon stale) copy of their object.
+pub async fn admit<K>(
+    gate: &Arc<Gate>,
+    store: &kube::runtime::reflector::Store<K>,
+    obj: Arc<K>,
+    observed_generation: Option<i64>,
+) -> Option<(Permit, Arc<K>)>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let class = Class::of(obj.as_ref(), observed_generation);
+    let key = kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref());
+    drop(obj);
+    let permit = gate.enter(class).await;
+    store.get(&key).map(|newest| (permit, newest))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
