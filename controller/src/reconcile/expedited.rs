@@ -260,6 +260,11 @@ async fn apply(
     api: &Api<ExpeditedDeployment>,
 ) -> Result<Action, Error> {
     let mut report = Report::default();
+    // Pause first: nothing below (validation, group readiness, the blast-radius guard, a failed read)
+    // may hold back a pause.
+    if let Err(e) = brake(obj, ctx, &mut report).await {
+        return report_error(obj, ctx, api, report, e).await;
+    }
     let problems = validate::expedited_deployment(&obj.spec);
     if !problems.is_empty() {
         let message = problems
@@ -298,6 +303,44 @@ async fn apply(
         Ok(action) => Ok(action),
         Err(e) => report_error(obj, ctx, api, report, e).await,
     }
+}
+
+/// Writes the pause when the spec asks for one and a Graph deployment is known for the object: the one
+/// write an invalid or blocked spec may cause, since a pause only reduces exposure. ObserveOnly never
+/// writes, not even a pause. A deployment that cannot be read is paused anyway (the write is idempotent).
+async fn brake(obj: &ExpeditedDeployment, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    if !obj.spec.paused || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+        return Ok(());
+    }
+    let known = obj
+        .spec
+        .deployment_id
+        .clone()
+        .or_else(|| obj.status.as_ref().and_then(|s| s.deployment_id.clone()));
+    let Some(id) = known else { return Ok(()) };
+    match ctx.graph.get_deployment(&id).await {
+        Ok(Some(d)) if d.is_paused_by_request() => {
+            report.record_deployment(&d);
+            return Ok(());
+        }
+        Ok(None) => return Ok(()),
+        Ok(Some(_)) => {}
+        Err(e) => {
+            tracing::warn!(deployment = %id, error = %e, "could not read the deployment; pausing it anyway")
+        }
+    }
+    let d = ctx.graph.set_paused(&id, true).await?;
+    report.record_deployment(&d);
+    ctx.event(
+        obj,
+        EventType::Normal,
+        "Paused",
+        "Paused",
+        format!("Paused deployment {id}"),
+    )
+    .await;
+    info!(deployment = %id, "paused deployment");
+    Ok(())
 }
 
 async fn stall(
