@@ -61,7 +61,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, not clap's 2: `plan` exits 2 when something would change, and a pipeline
+    // must not read a mistyped flag as a plan with changes.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
         Command::Validate(args) => return ExitCode::from(cli::validate::run(&args)),

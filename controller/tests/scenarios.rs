@@ -206,6 +206,8 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
         backoff: Backoff::default(),
         deployment_gate: Gate::new(4),
         group_gate: Gate::new(4),
+        writes: Default::default(),
+        namespaces: Vec::new(),
     };
     (Arc::new(ctx), Scenario { name, handle, store })
 }

@@ -210,7 +210,10 @@ impl Env {
             .env("AZURE_TENANT_ID", DEFAULT_TENANT_ID)
             .env("AZURE_CLIENT_ID", client_id)
             .env("AZURE_CLIENT_SECRET", secret)
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("WUFB_E2E_RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .kill_on_drop(true)
@@ -229,6 +232,51 @@ impl Env {
         let c = &mut self.controllers[index];
         let _ = c.child.start_kill();
         let _ = c.child.wait().await;
+    }
+
+    /// Sends SIGTERM to a controller process and waits (at most `timeout`) for it to exit; returns its
+    /// exit status and how long it took, or `None` if it was still running at the timeout.
+    pub async fn terminate_controller(
+        &mut self,
+        index: usize,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let c = &mut self.controllers[index];
+        let pid = c.child.id().expect("the controller is running");
+        let started = Instant::now();
+        let sent = std::process::Command::new("kill")
+            .args(["-s", "TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let status = tokio::time::timeout(timeout, c.child.wait()).await.ok()?.ok()?;
+        Some((status, started.elapsed()))
+    }
+
+    /// The base URL of a controller's metrics server (`http://ADDR`), from its log.
+    pub async fn metrics_url(&self, index: usize) -> String {
+        let log = &self.controllers[index].log;
+        self.eventually(
+            "the metrics address in the log",
+            Duration::from_secs(20),
+            async || {
+                let text = std::fs::read_to_string(log).ok()?;
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .find(|l| l["message"] == "serving /metrics, /healthz and /readyz")
+                    .and_then(|l| l["addr"].as_str().map(|a| format!("http://{a}")))
+            },
+        )
+        .await
+    }
+
+    /// The value of an unlabelled gauge or counter on a controller's `/metrics`.
+    pub async fn metric(&self, index: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.metrics_url(index).await);
+        let body = reqwest::get(url).await.ok()?.text().await.ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// All controller output so far.
@@ -294,10 +342,25 @@ impl Env {
         self.kubectl_ok(&args).await;
     }
 
+    /// The end of the controller logs and of the Graph request log, for a failure message.
     pub fn tail_logs(&self) -> String {
         let logs = self.controller_logs();
         let lines: Vec<&str> = logs.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        let requests = self.emulator.requests();
+        let graph: Vec<String> = requests[requests.len().saturating_sub(20)..]
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {} {} {} {} {}",
+                    r.at_ms, r.method, r.path, r.operation, r.status
+                )
+            })
+            .collect();
+        format!(
+            "{}\nlast Graph requests:\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n"),
+            graph.join("\n")
+        )
     }
 
     /// The object as JSON.

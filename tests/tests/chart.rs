@@ -164,6 +164,26 @@ fn default_values_render_a_restricted_least_privilege_install() {
         "{a:?}"
     );
     assert!(a.contains(&"--leader-election=true".to_string()));
+    // The process stops (drain, release the Lease, exit 0) well inside the grace period.
+    let grace = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .termination_grace_period_seconds;
+    assert_eq!(grace, Some(30));
+    let timeout = a
+        .iter()
+        .find_map(|x| x.strip_prefix("--shutdown-timeout="))
+        .and_then(wufb_operator::reconcile::expedited::parse_duration)
+        .expect("--shutdown-timeout is set");
+    assert!(
+        timeout.as_secs() + 10 <= 30,
+        "the shutdown timeout leaves room for the Lease release and Events: {timeout:?}"
+    );
     assert!(
         !objects.contains_key("Secret/wufb-wufb-operator-credentials"),
         "no Secret without credentials in the values"

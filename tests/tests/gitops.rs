@@ -187,3 +187,154 @@ async fn validate_reports_file_document_and_field() {
         "the fix in parentheses: {text}"
     );
 }
+
+/// Runs `plan` with an environment of its own (no inherited KUBECONFIG) plus `env`.
+async fn plan_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(operator_bin());
+    cmd.arg("plan")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("WUFB_KUBECONFIG")
+        .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
+        .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::READONLY_CLIENT_ID)
+        .env(
+            "AZURE_CLIENT_SECRET",
+            wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.unwrap()
+}
+
+fn kubeconfig(server: &str, token: Option<&str>, namespace: &str) -> String {
+    let user = token.map_or("{}".to_string(), |t| format!("\n    token: {t}"));
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n- name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: {namespace}\n- name: nowhere\n  context:\n    cluster: nowhere\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {user}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_never_guesses_when_the_cluster_cannot_be_read() {
+    use wufb_test_apiserver::{Access, Options, TestApiServer};
+    let env = Env::start("plan-cluster").await;
+    let repo = copy_examples(&env);
+    let repo_s = repo.to_str().unwrap().to_string();
+    let graph = env.emulator.graph_url();
+    let crds = vec![
+        serde_json::to_value(<wufb_operator::crd::ExpeditedDeployment as kube::CustomResourceExt>::crd())
+            .unwrap(),
+        serde_json::to_value(<wufb_operator::crd::DeviceGroup as kube::CustomResourceExt>::crd()).unwrap(),
+    ];
+    let guarded = TestApiServer::start(Options {
+        crds,
+        tokens: vec![
+            ("good".into(), Access::Full),
+            ("discovery-only".into(), Access::Discovery),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let write = |name: &str, text: String| {
+        let p = env.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let unauthenticated = write("kc-401", kubeconfig(&guarded.url(), Some("wrong"), "team"));
+    let forbidden = write(
+        "kc-403",
+        kubeconfig(&guarded.url(), Some("discovery-only"), "team"),
+    );
+    let good = write("kc-ok", kubeconfig(&guarded.url(), Some("good"), "team"));
+    let unreachable = write("kc-down", kubeconfig("http://127.0.0.1:1", None, "team"));
+    let base = ["-f", repo_s.as_str(), "--graph-url", graph.as_str()];
+
+    for (name, kc, says) in [
+        ("unreachable", &unreachable, "cannot reach the cluster"),
+        ("unauthenticated", &unauthenticated, "401 Unauthorized"),
+        ("forbidden", &forbidden, "403 Forbidden"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(["--kubeconfig", kc.as_str()]);
+        let out = plan_with(&args, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: an error, not a plan: {stderr}"
+        );
+        assert!(stderr.contains(says), "{name}: says what failed: {stderr}");
+        assert!(
+            stderr.contains("--offline"),
+            "{name}: says how to plan offline: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{name}: prints no plan");
+    }
+    // The same through $KUBECONFIG, and through a context that points nowhere.
+    let out = plan_with(&base, &[("KUBECONFIG", &unreachable)]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let mut args = base.to_vec();
+    args.extend(["--kubeconfig", good.as_str(), "--context", "nowhere"]);
+    assert_eq!(plan_with(&args, &[]).await.status.code(), Some(1));
+
+    // A readable cluster: the context's namespace is used when -n is not given.
+    let mut args = base.to_vec();
+    args.extend(["--kubeconfig", good.as_str(), "-o", "json"]);
+    let out = plan_with(&args, &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cluster"], true);
+    assert!(report.get("offline").is_none(), "{report}");
+    assert!(
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["namespace"] == "team"),
+        "{report:#}"
+    );
+
+    // Offline only when asked, or when no kubeconfig exists at all; the first line says so.
+    let home = env.dir.join("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_str().unwrap();
+    for (extra, why) in [
+        (
+            vec!["--offline", "--kubeconfig", unreachable.as_str()],
+            "--offline",
+        ),
+        (vec![], "no kubeconfig exists"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let out = plan_with(&args, &[("HOME", home)]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let first = stdout.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("Offline plan") && first.contains(why),
+            "the first line says the plan is offline, and why: {first}"
+        );
+    }
+    // A usage error is exit 1, never the 2 of a plan with changes.
+    let mut args = base.to_vec();
+    args.extend(["-o", "text", "-o", "json"]);
+    assert_eq!(plan_with(&args, &[]).await.status.code(), Some(1));
+    // The old spelling still works.
+    let mut args = base.to_vec();
+    args.push("--no-cluster");
+    let out = plan_with(&args, &[("HOME", home)]).await;
+    assert_eq!(out.status.code(), Some(2));
+}

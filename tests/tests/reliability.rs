@@ -180,9 +180,11 @@ async fn the_standby_takes_over_within_the_lease_and_never_writes_before() {
         "the standby never wrote while the leader held the lease"
     );
     let took_over = standby_writes.iter().min().unwrap() - killed_at;
+    println!("figures: sigkill_to_standby_first_write_ms={took_over}");
     assert!(
-        took_over <= 20_000,
-        "took over within the lease duration (15 s) plus a renewal: {took_over} ms"
+        took_over <= 25_000,
+        "took over once the lease went unrenewed for its duration (15 s, judged on the standby's \
+         clock) plus two retry periods and start-up: {took_over} ms"
     );
     let _ = standby;
     assert_exact(&env, 2).await;
@@ -228,4 +230,32 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
     env.wait_ready(&["expd", "--all"]).await;
     env.emulator.set_faults(FaultConfig::default());
     assert_exact(&env, 6).await;
+}
+
+/// The same rollout (same content and settings; each its own devices) for object `r{i}`.
+fn identical(i: usize) -> String {
+    rollout(i).replace(
+        &format!("daysUntilForcedReboot: {}\n", i % 31),
+        "daysUntilForcedReboot: 2\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_objects_present_at_start_get_one_deployment_each() {
+    // A controller that starts (or restarts) with many alike objects runs their first passes at
+    // once, and the next pass of each follows its own writes before the store has seen them. Each
+    // still ends with its own deployment: no second create, no deployment adopted by two objects.
+    let mut env = Env::start("identical-start").await;
+    let n = 8;
+    for i in 0..n {
+        env.apply_yaml(&identical(i)).await;
+    }
+    env.spawn_controller("a");
+    env.wait_ready(&["expd", "--all"]).await;
+    assert_exact(&env, n).await;
+    let logs = env.controller_logs();
+    assert!(
+        !logs.contains("KubernetesConflict"),
+        "no pass acted on a stale copy"
+    );
 }

@@ -1,5 +1,6 @@
 //! Subcommands: `run`, `crdgen`, `validate`, `plan`, `demo`.
 
+pub mod cluster;
 pub mod crdgen;
 pub mod demo;
 pub mod manifests;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use kube::api::Api;
 use serde::Serialize;
 
+use super::cluster::Cluster;
 use super::manifests::{self, Document};
 use super::validate::{self, is_ours};
 use crate::crd::{
@@ -32,16 +33,15 @@ pub struct PlanArgs {
     /// Files or directories of manifests (`-` reads stdin). Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub paths: Vec<PathBuf>,
-    /// Namespace of manifests that name none.
-    #[arg(long, short = 'n', default_value = "default")]
-    pub namespace: String,
+    /// Namespace of manifests that name none (default: the kubeconfig context's, else `default`).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
     #[command(flatten)]
     pub graph: super::GraphArgs,
-    /// Plan without reading the cluster (every object is planned as new).
-    #[arg(long)]
-    pub no_cluster: bool,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
     /// The operator's --max-audience-devices, to show which rollouts it would block.
     #[arg(long)]
     pub max_audience_devices: Option<u64>,
@@ -70,6 +70,9 @@ pub struct Report {
     pub blast_radius: u64,
     pub changed: bool,
     pub cluster: bool,
+    /// Why no cluster was read, when none was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline: Option<String>,
 }
 
 /// DeviceGroups as the plan sees them: the manifests' devices, with the group id from the cluster when
@@ -110,23 +113,6 @@ fn graph(args: &PlanArgs) -> anyhow::Result<GraphClient> {
     )?)
 }
 
-async fn live_client(args: &PlanArgs) -> Option<kube::Client> {
-    if args.no_cluster {
-        return None;
-    }
-    let client = tokio::time::timeout(std::time::Duration::from_secs(5), kube::Client::try_default())
-        .await
-        .ok()?
-        .ok()?;
-    // Reachable and serving the CRDs?
-    let probe: Api<ExpeditedDeployment> = Api::namespaced(client.clone(), &args.namespace);
-    tokio::time::timeout(std::time::Duration::from_secs(5), probe.list(&Default::default()))
-        .await
-        .ok()?
-        .ok()?;
-    Some(client)
-}
-
 fn describe(action: &Action, new_groups: &BTreeMap<String, String>) -> String {
     let mut text = action.describe();
     for (placeholder, name) in new_groups {
@@ -140,9 +126,15 @@ pub async fn build(
     docs: &[Document],
     args: &PlanArgs,
     graph: &GraphClient,
-    cluster: Option<&kube::Client>,
+    cluster: &Cluster,
 ) -> anyhow::Result<Report> {
-    let ns_of = |d: &Document| d.namespace().unwrap_or(&args.namespace).to_string();
+    let (cluster, default_ns, offline) = match cluster {
+        Cluster::Live {
+            client, namespace, ..
+        } => (Some(client), namespace.as_str(), None),
+        Cluster::Offline { why, namespace } => (None, namespace.as_str(), Some(why.clone())),
+    };
+    let ns_of = |d: &Document| d.namespace().unwrap_or(default_ns).to_string();
     let mut objects = Vec::new();
     let mut reached: BTreeSet<String> = BTreeSet::new();
 
@@ -367,6 +359,7 @@ pub async fn build(
         blast_radius: reached.len() as u64,
         changed,
         cluster: cluster.is_some(),
+        offline,
     })
 }
 
@@ -375,8 +368,10 @@ pub fn render(report: &Report, output: Output) -> String {
         Output::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
         Output::Text => {
             let mut s = String::new();
-            if !report.cluster {
-                s.push_str("(no cluster read: every object is planned as new)\n");
+            if let Some(why) = &report.offline {
+                s.push_str(&format!(
+                    "Offline plan (no cluster read: {why}): every object is planned as new and none for deletion.\n"
+                ));
             }
             for o in &report.objects {
                 s.push_str(&format!("{} {}/{}: {}", o.kind, o.namespace, o.name, o.result));
@@ -396,9 +391,13 @@ pub fn render(report: &Report, output: Output) -> String {
             s
         }
         Output::Markdown => {
-            let mut s = String::from(
-                "### wufb-operator plan\n\n| Object | Result | Devices | Changes |\n|---|---|---:|---|\n",
-            );
+            let mut s = String::from("### wufb-operator plan\n\n");
+            if let Some(why) = &report.offline {
+                s.push_str(&format!(
+                    "> **Offline plan** (no cluster read: {why}): every object is planned as new and none for deletion.\n\n"
+                ));
+            }
+            s.push_str("| Object | Result | Devices | Changes |\n|---|---|---:|---|\n");
             for o in &report.objects {
                 let changes = if o.changes.is_empty() {
                     "-".to_string()
@@ -420,9 +419,6 @@ pub fn render(report: &Report, output: Output) -> String {
                 report.blast_radius
             ));
             s.push_str(&summary(report));
-            if !report.cluster {
-                s.push_str("\n_No cluster was read: every object is planned as new._\n");
-            }
             s
         }
     }
@@ -460,8 +456,14 @@ pub async fn run(args: &PlanArgs) -> u8 {
             return 1;
         }
     };
-    let cluster = live_client(args).await;
-    match build(&docs, args, &graph, cluster.as_ref()).await {
+    let cluster = match super::cluster::connect(&args.cluster, args.namespace.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("plan: {e}");
+            return 1;
+        }
+    };
+    match build(&docs, args, &graph, &cluster).await {
         Ok(report) => {
             print!("{}", render(&report, args.output));
             if report.changed { 2 } else { 0 }

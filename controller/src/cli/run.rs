@@ -13,7 +13,7 @@ use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
 
 use crate::graph::{Credential, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
-use crate::leader::{self, LeaseConfig};
+use crate::leader::{Elector, LeaseConfig};
 use crate::reconcile::controller::{self, Scope};
 use crate::reconcile::{ReconcileMetrics, Settings};
 use crate::server::{self, Probes};
@@ -76,6 +76,11 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the pod name, else host and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// On SIGTERM or SIGINT: how long passes already working may take to finish before they are
+    /// cancelled. The Lease is then released and the process exits 0. Keep it well below the pod's
+    /// terminationGracePeriodSeconds (the chart sets 30 s).
+    #[arg(long, env = "WUFB_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
     /// Log format.
     #[arg(long, env = "WUFB_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
@@ -184,32 +189,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(server::serve(listener, probes.clone(), stopped(stop_rx.clone())));
     probes.ready.store(true, Ordering::Relaxed);
 
-    let lease = LeaseConfig::new(&namespace, &args.lease_name, &identity);
-    if args.leader_election {
-        tokio::select! {
-            _ = leader::acquire(&client, &lease) => {}
-            _ = stopped(stop_rx.clone()) => return Ok(()),
-        }
-    }
-    probes.leader.store(true, Ordering::Relaxed);
-
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    if args.leader_election {
-        let (client, lease) = (client.clone(), lease.clone());
-        tokio::spawn(async move {
-            leader::hold(&client, &lease).await;
-            let _ = lost_tx.send(());
-        });
-    }
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let lost_flag = lost.clone();
-    let mut stop = stop_rx.clone();
-    let shutdown = async move {
-        tokio::select! {
-            _ = stop.wait_for(|v| *v) => {}
-            Ok(()) = lost_rx => lost_flag.store(true, Ordering::Relaxed),
-        }
-    };
     let settings = Settings {
         reconcile_concurrency: args.reconcile_concurrency.max(1),
         resync: args.resync_interval,
@@ -220,25 +199,110 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         controller: "wufb-operator".into(),
         instance: Some(identity.clone()),
     };
-    tracing::info!(identity = %identity, graph = %graph.endpoints().graph_base, "starting controllers");
-    controller::run(
-        client.clone(),
-        graph,
-        settings,
-        reconcile_metrics,
-        reporter,
-        Scope {
-            namespaces: args.watch_namespaces.clone(),
-        },
-        shutdown,
-    )
-    .await;
-    probes.leader.store(false, Ordering::Relaxed);
-    if lost.load(Ordering::Relaxed) {
-        anyhow::bail!("leadership lost; exiting so that this replica restarts as a standby");
+    let scope = Scope {
+        namespaces: args.watch_namespaces.clone(),
+    };
+    let term = Term {
+        client: &client,
+        graph: &graph,
+        settings: &settings,
+        metrics: &reconcile_metrics,
+        reporter: &reporter,
+        scope: &scope,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+
+    if !args.leader_election {
+        probes.leader.store(true, Ordering::Relaxed);
+        let ended = term.lead(stopped(stop_rx.clone()), std::future::pending()).await;
+        probes.leader.store(false, Ordering::Relaxed);
+        tracing::info!(?ended, "stopped");
+        return Ok(());
     }
-    if args.leader_election {
-        leader::release(&client, &lease).await;
+
+    let lease = LeaseConfig::new(&namespace, &args.lease_name, &identity);
+    let mut elector = Elector::new(&client, &lease);
+    loop {
+        // Standby: ready, not leading, waiting for the lease (or for the stop).
+        probes.ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stopped(stop_rx.clone()) => {
+                tracing::info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+        probes.leader.store(true, Ordering::Relaxed);
+        tracing::info!(identity = %identity, graph = %graph.endpoints().graph_base, "starting controllers");
+        // `hold` renews the lease and returns only when it is lost.
+        let ended = term.lead(stopped(stop_rx.clone()), elector.hold()).await;
+        probes.leader.store(false, Ordering::Relaxed);
+        match ended {
+            Ended::Stopped { drained } => {
+                probes.ready.store(false, Ordering::Relaxed);
+                let released = elector.release().await;
+                tracing::info!(drained, released, "stopped");
+                return Ok(());
+            }
+            Ended::LeaseLost => {
+                // Every write stopped with the controllers; stand by again (no restart needed).
+                probes.ready.store(false, Ordering::Relaxed);
+                tracing::warn!("leadership lost: every write stopped; standing by");
+            }
+        }
     }
-    Ok(())
+}
+
+/// How a leadership term ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Told to stop; `drained` when every admitted pass finished within the shutdown timeout.
+    Stopped { drained: bool },
+    /// The lease was lost: the controllers were dropped at once, mid-pass if need be.
+    LeaseLost,
+}
+
+/// What one leadership term needs.
+struct Term<'a> {
+    client: &'a kube::Client,
+    graph: &'a Arc<GraphClient>,
+    settings: &'a Settings,
+    metrics: &'a ReconcileMetrics,
+    reporter: &'a Reporter,
+    scope: &'a Scope,
+    shutdown_timeout: Duration,
+}
+
+impl Term<'_> {
+    /// Runs the controllers until `stop` (then lets admitted passes finish, for at most the shutdown
+    /// timeout) or `lost` (then drops them at once: a replica that lost the lease must not write).
+    async fn lead(&self, stop: impl Future<Output = ()>, lost: impl Future<Output = ()>) -> Ended {
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let controllers = controller::run(
+            self.client.clone(),
+            self.graph.clone(),
+            self.settings.clone(),
+            self.metrics.clone(),
+            self.reporter.clone(),
+            self.scope.clone(),
+            async move {
+                let _ = drain_rx.await;
+            },
+        );
+        tokio::pin!(controllers, lost);
+        tokio::select! {
+            () = &mut controllers => return Ended::Stopped { drained: true },
+            () = &mut lost => return Ended::LeaseLost,
+            () = stop => {}
+        }
+        let _ = drain_tx.send(());
+        tokio::select! {
+            () = &mut controllers => Ended::Stopped { drained: true },
+            () = &mut lost => Ended::LeaseLost,
+            () = tokio::time::sleep(self.shutdown_timeout) => {
+                tracing::warn!(timeout_secs = self.shutdown_timeout.as_secs_f64(), "passes still running at the shutdown timeout were cancelled");
+                Ended::Stopped { drained: false }
+            }
+        }
+    }
 }

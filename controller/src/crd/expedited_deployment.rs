@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The desired expedited rollout of a Windows quality update to a set of devices.
 // The derive reads several `printcolumn(type_ = …)` attributes; clippy mistakes them for duplicates.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "wufb.dev",
     version = "v1alpha1",

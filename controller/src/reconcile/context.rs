@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -60,6 +61,8 @@ pub struct ReconcileMetrics {
     pub reconciles: Family<KindLabel, Counter>,
     pub errors: Family<CategoryLabel, Counter>,
     pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Objects seen that cannot be decoded, by kind.
+    pub undecodable: Family<KindLabel, Gauge>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -72,6 +75,7 @@ impl Default for ReconcileMetrics {
             reconciles: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            undecodable: Family::default(),
         }
     }
 }
@@ -89,6 +93,11 @@ impl ReconcileMetrics {
             "wufb_reconcile_duration_seconds",
             "Reconcile duration by kind",
             m.duration.clone(),
+        );
+        registry.register(
+            "wufb_undecodable_objects",
+            "Objects this operator version cannot decode, by kind (each has a Stalled condition)",
+            m.undecodable.clone(),
         );
         m
     }
@@ -110,11 +119,18 @@ impl Events {
 
     /// Starts the publishers on the current runtime.
     pub fn spawn(recorder: Recorder) -> Events {
+        Self::spawn_with_drain(recorder).0
+    }
+
+    /// Starts the publishers and returns, besides the sender, what waits for them to send what is
+    /// queued once every sender is gone.
+    pub fn spawn_with_drain(recorder: Recorder) -> (Events, EventsDrain) {
+        let mut handles = Vec::new();
         let shards = (0..Self::SHARDS)
             .map(|_| {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(Self::QUEUE);
                 let recorder = recorder.clone();
-                tokio::spawn(async move {
+                handles.push(tokio::spawn(async move {
                     while let Some((ev, reference)) = rx.recv().await {
                         if let Err(e) = recorder.publish(&ev, &reference).await {
                             tracing::warn!(
@@ -125,13 +141,16 @@ impl Events {
                             );
                         }
                     }
-                });
+                }));
                 tx
             })
             .collect();
-        Events {
-            shards: Arc::new(shards),
-        }
+        (
+            Events {
+                shards: Arc::new(shards),
+            },
+            EventsDrain { handles },
+        )
     }
 
     /// Queues an Event; a full queue drops it with a warning (Events are best effort).
@@ -154,6 +173,22 @@ impl Events {
     }
 }
 
+/// Waits for the Event publishers to send what is queued.
+pub struct EventsDrain {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl EventsDrain {
+    /// Waits until every queued Event is sent, or `timeout` passes (queued Events are then dropped).
+    /// Only returns early once every [`Events`] sender is gone.
+    pub async fn wait(self, timeout: Duration) {
+        let all = futures::future::join_all(self.handles);
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("some Events were not sent before shutdown");
+        }
+    }
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -168,6 +203,10 @@ pub struct Context {
     pub deployment_gate: Arc<super::gate::Gate>,
     /// Admission of DeviceGroup passes.
     pub group_gate: Arc<super::gate::Gate>,
+    /// What this process last wrote to each object (passes never act on a copy older than that).
+    pub writes: super::gate::LastWrites,
+    /// The namespaces watched (every namespace when empty).
+    pub namespaces: Vec<String>,
 }
 
 impl Context {
@@ -338,7 +377,11 @@ impl Backoff {
 /// to bring the change back; under load that queued every new object's first Graph write behind the
 /// finalizer passes of all the objects that arrived after it.) The patch is the helper's own: a test of
 /// the current list, then an add, so a concurrent writer gets a conflict instead of a lost finalizer.
-pub async fn with_finalizer<K>(api: &kube::Api<K>, obj: Arc<K>) -> Result<Arc<K>, Error>
+pub async fn with_finalizer<K>(
+    api: &kube::Api<K>,
+    writes: &super::gate::LastWrites,
+    obj: Arc<K>,
+) -> Result<Arc<K>, Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -369,5 +412,6 @@ where
         )
         .await
         .map_err(Error::kube("add finalizer"))?;
+    writes.record(written.meta());
     Ok(Arc::new(written))
 }

@@ -12,6 +12,7 @@ use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{Backoff, Context, Error, Events, ReconcileMetrics, Settings};
+use super::decode::{Decoded, decoded, quarantine};
 use super::gate::Gate;
 use super::{device_group, expedited};
 use crate::crd::{DeviceGroup, ExpeditedDeployment};
@@ -74,22 +75,27 @@ pub async fn run(
     };
     let config = watcher::Config::default().any_semantic();
 
+    // Objects are decoded one at a time: one this version cannot read goes to the quarantine instead
+    // of failing the whole list.
+    let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel();
     let ed_streams = futures::stream::select_all(
-        apis::<ExpeditedDeployment>(&client, &scope)
+        apis::<Decoded<ExpeditedDeployment>>(&client, &scope)
             .into_iter()
-            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+            .map(|api| decoded(watcher(api, config.clone()).default_backoff(), notices.clone()).boxed()),
     );
     let dg_streams = futures::stream::select_all(
-        apis::<DeviceGroup>(&client, &scope)
+        apis::<Decoded<DeviceGroup>>(&client, &scope)
             .into_iter()
-            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+            .map(|api| decoded(watcher(api, config.clone()).default_backoff(), notices.clone()).boxed()),
     );
+    drop(notices);
 
     let settings_concurrency = usize::from(settings.reconcile_concurrency);
+    let (events, events_drain) = Events::spawn_with_drain(Recorder::new(client.clone(), reporter));
     let ctx = Arc::new(Context {
         client: client.clone(),
         graph,
-        events: Events::spawn(Recorder::new(client.clone(), reporter)),
+        events,
         deployments: ed_reader.clone(),
         groups: dg_reader.clone(),
         metrics,
@@ -97,6 +103,8 @@ pub async fn run(
         backoff: Backoff::default(),
         deployment_gate: Gate::new(settings_concurrency),
         group_gate: Gate::new(settings_concurrency),
+        writes: Default::default(),
+        namespaces: scope.namespaces.clone(),
     });
 
     // Reconcile on spec, annotation and finalizer changes (and deletion, which bumps the generation);
@@ -109,20 +117,28 @@ pub async fn run(
                 .combine(predicates::finalizers),
             Default::default(),
         );
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    // On shutdown: passes waiting at the gates give up, the controllers stop scheduling and wait for
+    // the passes already admitted, and the DeviceGroup reflector ends.
+    let gates = (ctx.deployment_gate.clone(), ctx.group_gate.clone());
+    let stopping = async move {
+        shutdown.await;
+        tracing::info!("stopping the controllers");
+        gates.0.close();
+        gates.1.close();
+        let _ = shutdown_tx.send(true);
+    };
+
     let dg_driver = dg_streams
         .reflect_shared(dg_writer)
+        .take_until(signal(shutdown_rx.clone()))
         .for_each(|_| std::future::ready(()));
     let dg_changes = spec_changes(dg_for_groups);
 
     let mapper_store = ed_reader.clone();
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = shutdown_tx.send(true);
-    });
-    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
 
     let ed_ctx = ctx.clone();
     let deployments = Controller::for_stream(ed_changes, ed_reader)
@@ -151,6 +167,15 @@ pub async fn run(
         .run(expedited::reconcile, error_policy, ed_ctx.clone())
         .for_each(move |result| finished(result, ed_ctx.clone()));
 
+    let quarantined = {
+        let (ctx, stop) = (ctx.clone(), signal(shutdown_rx.clone()));
+        async move {
+            tokio::select! {
+                () = quarantine(ctx, notices_rx, std::time::Duration::from_secs(30)) => {}
+                () = stop => {}
+            }
+        }
+    };
     let dg_ctx = ctx.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
@@ -158,7 +183,10 @@ pub async fn run(
         .run(device_group::reconcile, error_policy, dg_ctx.clone())
         .for_each(move |result| finished(result, dg_ctx.clone()));
 
-    futures::join!(deployments, groups, dg_driver);
+    futures::join!(stopping, deployments, groups, dg_driver, quarantined);
+    // Every sender goes with the context; then the queued Events are sent (bounded).
+    drop(ctx);
+    events_drain.wait(std::time::Duration::from_secs(3)).await;
 }
 
 /// After a reconcile: a success resets the object's error backoff.

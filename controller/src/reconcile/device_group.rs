@@ -27,15 +27,18 @@ const KIND: &str = "DeviceGroup";
 pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
     // The wait may be long: the pass works on the newest copy, or not at all if the object is gone.
     let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
-    let Some((_permit, obj)) = gate::admit(&ctx.group_gate, &ctx.groups, obj, observed).await else {
+    let api: Api<DeviceGroup> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let admitted = gate::admit(&ctx.group_gate, &ctx.groups, &api, &ctx.writes, obj, observed)
+        .await
+        .map_err(Error::kube("read the object"))?;
+    let Some((_permit, obj)) = admitted else {
         return Ok(Action::await_change());
     };
     let started = Instant::now();
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
-    let api: Api<DeviceGroup> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     // The finalizer goes on first; the pass then goes on with the object as written.
-    let obj = super::context::with_finalizer(&api, obj).await?;
+    let obj = super::context::with_finalizer(&api, &ctx.writes, obj).await?;
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
@@ -58,6 +61,7 @@ struct Report {
 }
 
 async fn write(
+    ctx: &Context,
     obj: &DeviceGroup,
     api: &Api<DeviceGroup>,
     report: Report,
@@ -72,7 +76,15 @@ async fn write(
         last_sync_time: Some(status::timestamp()),
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
-    status::apply(api, &obj.name_any(), KIND, obj.status.as_ref(), &status).await?;
+    status::apply(
+        api,
+        &ctx.writes,
+        &obj.name_any(),
+        KIND,
+        obj.status.as_ref(),
+        &status,
+    )
+    .await?;
     Ok(())
 }
 
@@ -103,14 +115,14 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
             )
             .await;
         }
-        write(obj, api, empty, &Outcome::stalled("InvalidSpec", message)).await?;
+        write(ctx, obj, api, empty, &Outcome::stalled("InvalidSpec", message)).await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
     }
     match sync(obj, ctx, api).await {
         Ok(action) => Ok(action),
         Err(err) => {
             let outcome = ctx.error_outcome(obj, &err).await;
-            write(obj, api, empty, &outcome).await?;
+            write(ctx, obj, api, empty, &outcome).await?;
             after_error(obj, err, ctx.settings.resync)
         }
     }
@@ -140,7 +152,14 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
         Some(id) => id,
         None => {
             let id = ctx.graph.create_group().await?;
-            status::merge::<_, DeviceGroupStatus>(api, &obj.name_any(), None, json!({"groupId": id})).await?;
+            status::merge::<_, DeviceGroupStatus>(
+                api,
+                &ctx.writes,
+                &obj.name_any(),
+                None,
+                json!({"groupId": id}),
+            )
+            .await?;
             ctx.event(
                 obj,
                 EventType::Normal,
@@ -187,7 +206,7 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
                 report.device_errors.len()
             )
         };
-        write(obj, api, report, &Outcome::Converged { message }).await?;
+        write(ctx, obj, api, report, &Outcome::Converged { message }).await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
     }
     let calls = ctx.graph.apply_group_diff(&group_id, &add, &remove).await?;
@@ -204,6 +223,7 @@ async fn sync(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resul
     )
     .await;
     write(
+        ctx,
         obj,
         api,
         report,
@@ -234,7 +254,7 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             member_count: None,
             device_errors: obj.status.clone().unwrap_or_default().device_errors,
         };
-        write(obj, api, report, &outcome).await?;
+        write(ctx, obj, api, report, &outcome).await?;
         // An error keeps the finalizer (a successful cleanup would remove it) and requeues.
         return Err(Error::Waiting {
             reason: "InUse",

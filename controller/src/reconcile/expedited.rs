@@ -34,17 +34,26 @@ pub const MAX_DEVICE_ERRORS: usize = 50;
 pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     // The wait may be long: the pass works on the newest copy, or not at all if the object is gone.
     let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
-    let Some((_permit, obj)) = gate::admit(&ctx.deployment_gate, &ctx.deployments, obj, observed).await
-    else {
+    let api: Api<ExpeditedDeployment> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let admitted = gate::admit(
+        &ctx.deployment_gate,
+        &ctx.deployments,
+        &api,
+        &ctx.writes,
+        obj,
+        observed,
+    )
+    .await
+    .map_err(Error::kube("read the object"))?;
+    let Some((_permit, obj)) = admitted else {
         return Ok(Action::await_change());
     };
     let started = Instant::now();
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
-    let api: Api<ExpeditedDeployment> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     // The finalizer goes on first; the pass then goes on with the object as written.
-    let obj = super::context::with_finalizer(&api, obj).await?;
+    let obj = super::context::with_finalizer(&api, &ctx.writes, obj).await?;
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
@@ -153,6 +162,7 @@ impl Report {
 
 /// Writes the status a pass ends with; `current` is the status as last written (normally the object's).
 async fn write_report(
+    ctx: &Context,
     obj: &ExpeditedDeployment,
     current: Option<&ExpeditedDeploymentStatus>,
     api: &Api<ExpeditedDeployment>,
@@ -177,7 +187,7 @@ async fn write_report(
         create_intent: None,
         conditions: status::conditions(outcome, generation, &old.conditions),
     };
-    status::apply(api, &obj.name_any(), KIND, current, &status).await?;
+    status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await?;
     Ok(())
 }
 
@@ -198,9 +208,29 @@ async fn adoption(
         release_date: intent.release_date.clone(),
         settings,
     };
+    // Claims are read from the API server, not the store: a claim recorded a moment ago by another
+    // object's pass may not have reached the store yet, and adopting that deployment again would give
+    // two objects one deployment.
+    let mut everyone = Vec::new();
+    let lists: Vec<Api<ExpeditedDeployment>> = if ctx.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    for api in lists {
+        everyone.extend(
+            api.list(&Default::default())
+                .await
+                .map_err(Error::kube("list objects to adopt a deployment"))?
+                .items,
+        );
+    }
     let mut claimed = BTreeSet::new();
     let mut others = Vec::new();
-    for o in ctx.deployments.state().iter().filter(|o| o.uid() != obj.uid()) {
+    for o in everyone.iter().filter(|o| o.uid() != obj.uid()) {
         let status = o.status.clone().unwrap_or_default();
         claimed.extend(
             status
@@ -250,7 +280,7 @@ async fn report_error(
     err: Error,
 ) -> Result<Action, Error> {
     let outcome = ctx.error_outcome(obj, &err).await;
-    write_report(obj, obj.status.as_ref(), api, report, &outcome).await?;
+    write_report(ctx, obj, obj.status.as_ref(), api, report, &outcome).await?;
     super::context::after_error(obj, err, ctx.settings.resync)
 }
 
@@ -284,6 +314,7 @@ async fn apply(
             }) => (desired, content, (members, exclusions)),
             Ok(Resolution::Waiting { reason, message }) => {
                 write_report(
+                    ctx,
                     obj,
                     obj.status.as_ref(),
                     api,
@@ -361,6 +392,7 @@ async fn stall(
             .await;
     }
     write_report(
+        ctx,
         obj,
         obj.status.as_ref(),
         api,
@@ -392,6 +424,7 @@ async fn observe_and_act(
             adopt::Decision::Adopt(one) => {
                 status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
+                    &ctx.writes,
                     &obj.name_any(),
                     None,
                     json!({"deploymentId": one, "createIntent": null, "resolvedContent": content}),
@@ -515,13 +548,22 @@ async fn observe_and_act(
         } else {
             Outcome::stalled("DeploymentNotFound", message)
         };
-        write_report(obj, obj.status.as_ref(), api, std::mem::take(report), &outcome).await?;
+        write_report(
+            ctx,
+            obj,
+            obj.status.as_ref(),
+            api,
+            std::mem::take(report),
+            &outcome,
+        )
+        .await?;
         return Ok(Action::requeue(resync_after(obj, ctx.settings.resync)));
     }
 
     if planned.actions.is_empty() {
         report.audience = Some(devices);
         write_report(
+            ctx,
             obj,
             obj.status.as_ref(),
             api,
@@ -569,6 +611,7 @@ async fn observe_and_act(
                 // Recorded with a resourceVersion check: a second writer gets a conflict, not a second deployment.
                 status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
+                    &ctx.writes,
                     &obj.name_any(),
                     obj.metadata.resource_version.as_deref(),
                     json!({"createIntent": intent}),
@@ -577,6 +620,7 @@ async fn observe_and_act(
                 let created = ctx.graph.create_deployment(request, settings).await?;
                 latest_status = status::merge::<_, ExpeditedDeploymentStatus>(
                     api,
+                    &ctx.writes,
                     &obj.name_any(),
                     None,
                     json!({"deploymentId": created.id, "createIntent": null, "resolvedContent": content}),
@@ -656,6 +700,7 @@ async fn observe_and_act(
     // Verify the writes with a read on the next pass (a 202 is not proof).
     let current = latest_status.as_ref().or(obj.status.as_ref());
     write_report(
+        ctx,
         obj,
         current,
         api,

@@ -7,9 +7,10 @@
 //! a cheap waiting future (it holds only the shared object) and admits them here: urgent first, then
 //! routine, each in arrival order.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use tokio::sync::oneshot;
 
@@ -39,6 +40,8 @@ impl Class {
 
 #[derive(Debug)]
 struct Inner {
+    /// Set on shutdown: nobody else is admitted.
+    closed: bool,
     free: usize,
     urgent: VecDeque<oneshot::Sender<()>>,
     routine: VecDeque<oneshot::Sender<()>>,
@@ -84,6 +87,7 @@ impl Gate {
     pub fn new(permits: usize) -> Arc<Gate> {
         Arc::new(Gate {
             inner: Mutex::new(Inner {
+                closed: false,
                 free: permits.max(1),
                 urgent: VecDeque::new(),
                 routine: VecDeque::new(),
@@ -95,14 +99,17 @@ impl Gate {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for admission.
-    pub async fn enter(self: &Arc<Self>, class: Class) -> Permit {
+    /// Waits for admission; `None` once the gate is closed (the process is stopping).
+    pub async fn enter(self: &Arc<Self>, class: Class) -> Option<Permit> {
         loop {
             let rx = {
                 let mut g = self.lock();
+                if g.closed {
+                    return None;
+                }
                 if g.free > 0 {
                     g.free -= 1;
-                    return Permit { gate: self.clone() };
+                    return Some(Permit { gate: self.clone() });
                 }
                 let (tx, rx) = oneshot::channel();
                 match class {
@@ -121,9 +128,18 @@ impl Gate {
             };
             waiting.rx = None;
             if handed {
-                return Permit { gate: self.clone() };
+                return Some(Permit { gate: self.clone() });
             }
         }
+    }
+
+    /// Closes the gate on shutdown: passes waiting for admission give up at once (they would otherwise
+    /// all run before the process could stop), and no new pass is admitted. Admitted passes finish.
+    pub fn close(&self) {
+        let mut g = self.lock();
+        g.closed = true;
+        g.urgent.clear();
+        g.routine.clear();
     }
 
     /// Passes currently waiting (urgent, routine).
@@ -147,23 +163,86 @@ impl Gate {
     }
 }
 
-/// Admits a pass over `obj` through `gate` and returns the permit with the store's newest copy of the
-/// object, or `None` if the object left the store while the pass waited. A waiting pass holds only the
-/// key: a thousand passes queued at the gate must not each pin a (soon stale) copy of their object.
+/// The resourceVersion of each object as this process last wrote it (by uid). The reflector's copy of an
+/// object lags the writes this process makes to it (the watch event comes after the write's answer, and
+/// later still under load); a pass that decided from such a copy would act on a state it already
+/// changed: create a second deployment, adopt one another object holds, skip a status write.
+#[derive(Debug, Default)]
+pub struct LastWrites(Mutex<HashMap<String, String>>);
+
+impl LastWrites {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a write's answer.
+    pub fn record(&self, meta: &ObjectMeta) {
+        if let (Some(uid), Some(rv)) = (&meta.uid, &meta.resource_version) {
+            self.lock().insert(uid.clone(), rv.clone());
+        }
+    }
+
+    /// Forgets an object (deleted, or no longer this process's to write).
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    /// Whether `meta` is the copy this process last wrote, or one it never wrote.
+    pub fn is_current(&self, meta: &ObjectMeta) -> bool {
+        let Some(uid) = &meta.uid else { return true };
+        self.lock()
+            .get(uid)
+            .is_none_or(|rv| meta.resource_version.as_ref() == Some(rv))
+    }
+
+    /// Objects tracked.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Admits a pass over `obj` through `gate` and returns the permit with the newest copy of the object:
+/// the store's, or, when this process has written the object since the store's copy, a fresh read from
+/// the API server. `Ok(None)` if the object is gone. A waiting pass holds only the key: a thousand
+/// passes queued at the gate must not each pin a (soon stale) copy of their object.
 pub async fn admit<K>(
     gate: &Arc<Gate>,
     store: &kube::runtime::reflector::Store<K>,
+    api: &kube::Api<K>,
+    writes: &LastWrites,
     obj: Arc<K>,
     observed_generation: Option<i64>,
-) -> Option<(Permit, Arc<K>)>
+) -> Result<Option<(Permit, Arc<K>)>, kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + 'static,
 {
     let class = Class::of(obj.as_ref(), observed_generation);
     let key = kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref());
     drop(obj);
-    let permit = gate.enter(class).await;
-    store.get(&key).map(|newest| (permit, newest))
+    let Some(permit) = gate.enter(class).await else {
+        return Ok(None);
+    };
+    let Some(newest) = store.get(&key) else {
+        if let Some(uid) = &key.extra.uid {
+            writes.forget(uid);
+        }
+        return Ok(None);
+    };
+    if writes.is_current(newest.meta()) {
+        return Ok(Some((permit, newest)));
+    }
+    // The store has not caught up with this process's own write: read the object itself.
+    match api.get_opt(&key.name).await? {
+        Some(fresh) => {
+            writes.record(fresh.meta());
+            Ok(Some((permit, Arc::new(fresh))))
+        }
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -175,8 +254,8 @@ mod tests {
     #[tokio::test]
     async fn admits_up_to_the_limit_then_urgent_before_routine_in_arrival_order() {
         let gate = Gate::new(2);
-        let a = gate.enter(Class::Routine).await;
-        let b = gate.enter(Class::Routine).await;
+        let a = gate.enter(Class::Routine).await.unwrap();
+        let b = gate.enter(Class::Routine).await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (name, class) in [
@@ -210,7 +289,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_waiter_does_not_keep_a_permit() {
         let gate = Gate::new(1);
-        let held = gate.enter(Class::Urgent).await;
+        let held = gate.enter(Class::Urgent).await.unwrap();
         let waiter = {
             let gate = gate.clone();
             tokio::spawn(async move { gate.enter(Class::Routine).await })
@@ -223,10 +302,27 @@ mod tests {
         drop(held);
         // The next pass is admitted at once: the aborted waiter did not swallow the permit.
         let again = tokio::time::timeout(Duration::from_secs(1), gate.enter(Class::Routine)).await;
-        assert!(again.is_ok());
+        assert!(matches!(again, Ok(Some(_))));
         drop(again);
         assert_eq!(gate.lock().free, 1);
         assert_eq!(gate.waiting(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn closing_turns_waiters_away_and_admits_nobody_new() {
+        let gate = Gate::new(1);
+        let held = gate.enter(Class::Urgent).await.unwrap();
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.enter(Class::Urgent).await.is_some() })
+        };
+        while gate.waiting().0 == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate.close();
+        assert!(!waiter.await.unwrap(), "a waiting pass gives up");
+        assert!(gate.enter(Class::Urgent).await.is_none(), "nobody new");
+        drop(held);
     }
 
     #[test]

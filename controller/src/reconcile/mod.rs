@@ -11,6 +11,7 @@
 pub mod adopt;
 pub mod context;
 pub mod controller;
+pub mod decode;
 pub mod desired;
 pub mod device_group;
 pub mod expedited;

@@ -168,6 +168,7 @@ where
 /// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
 pub async fn apply<K, S>(
     api: &Api<K>,
+    writes: &super::gate::LastWrites,
     name: &str,
     kind: &str,
     old: Option<&S>,
@@ -188,10 +189,11 @@ where
         }
     }
     let patch = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "status": new});
-    written_api::<K, S>(api)
+    let written = written_api::<K, S>(api)
         .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("write status"))?;
+    writes.record(&written.metadata);
     Ok(true)
 }
 
@@ -199,6 +201,7 @@ where
 /// changed since it was read).
 pub async fn merge<K, S>(
     api: &Api<K>,
+    writes: &super::gate::LastWrites,
     name: &str,
     resource_version: Option<&str>,
     status: Value,
@@ -215,10 +218,12 @@ where
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    written_api::<K, S>(api)
+    let written = written_api::<K, S>(api)
         .patch_status(name, &params, &Patch::Merge(&patch))
         .await
-        .map_err(Error::kube("record status"))
+        .map_err(Error::kube("record status"))?;
+    writes.record(&written.metadata);
+    Ok(written)
 }
 
 /// RFC 3339 now, for status timestamps.

@@ -56,6 +56,18 @@ pub struct Options {
     pub watch_timeout: Duration,
     /// Address to bind (`127.0.0.1:0` picks a free port).
     pub addr: String,
+    /// Bearer tokens and what each may do. Empty (the default): no authentication at all; otherwise a
+    /// request without a listed token gets 401 Unauthorized.
+    pub tokens: Vec<(String, Access)>,
+}
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything.
+    Full,
+    /// Discovery only (`/version`, `/api`, `/apis`); anything else is 403 Forbidden.
+    Discovery,
 }
 
 impl Default for Options {
@@ -65,6 +77,7 @@ impl Default for Options {
             history: 10_000,
             watch_timeout: Duration::from_secs(1800),
             addr: "127.0.0.1:0".into(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -86,6 +99,7 @@ impl TestApiServer {
         let (closing, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
+            tokens: options.tokens,
             addr: addr.to_string(),
             watch_timeout: options.watch_timeout,
             closing,

@@ -21,6 +21,8 @@ use crate::types::{ResourceType, api_group_list, api_resource_list, api_versions
 
 pub struct Shared {
     pub store: Mutex<Store>,
+    /// Bearer tokens and what they may do; empty: no authentication.
+    pub tokens: Vec<(String, crate::Access)>,
     pub addr: String,
     /// Default watch timeout when the client gives none.
     pub watch_timeout: Duration,
@@ -110,6 +112,25 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    if !st.tokens.is_empty() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match st.tokens.iter().find(|(t, _)| Some(t.as_str()) == presented) {
+            None => return error(&ApiError::new(401, "Unauthorized", "Unauthorized")),
+            Some((_, crate::Access::Discovery))
+                if !matches!(path.as_str(), "/version" | "/api" | "/apis") =>
+            {
+                return error(&ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!("forbidden: the user may not {method} {path}"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let query: HashMap<String, String> = uri
         .query()

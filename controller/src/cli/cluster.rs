@@ -1,0 +1,151 @@
+//! How `plan` reaches the cluster: the kubeconfig (`--kubeconfig`, `--context`), the namespace (`-n`, else
+//! the context's), and a read that proves the cluster answers. A cluster that cannot be read is an error,
+//! never a reason to guess: planning without one happens only with `--offline`, or when no kubeconfig
+//! exists at all, and says so.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::crd::ExpeditedDeployment;
+
+/// The flags that pick a cluster.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Path of the kubeconfig (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster account).
+    #[arg(long, env = "WUFB_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Plan without reading the cluster: every object is planned as new, and nothing is planned for
+    /// deletion. The output says so on its first line.
+    #[arg(long, alias = "no-cluster")]
+    pub offline: bool,
+}
+
+/// Where the plan reads live objects from.
+pub enum Cluster {
+    Live {
+        client: kube::Client,
+        /// The namespace for manifests that name none.
+        namespace: String,
+        /// The cluster serves no `wufb.dev` kinds yet: nothing of ours exists there.
+        no_crds: bool,
+    },
+    /// No cluster is read, and why.
+    Offline { why: String, namespace: String },
+}
+
+/// Why the cluster could not be used; the message says what failed and how to plan offline.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}; to plan without the cluster (every object as new), pass --offline")]
+pub struct ClusterError {
+    what: String,
+}
+
+fn fail(what: impl Into<String>) -> ClusterError {
+    ClusterError { what: what.into() }
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+/// Whether any kubeconfig or in-cluster account exists to read.
+fn nothing_configured(args: &ClusterArgs) -> bool {
+    args.kubeconfig.is_none()
+        && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
+        && home_kubeconfig().is_none_or(|p| !p.exists())
+        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+}
+
+async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let from_file = |kubeconfig: Result<Kubeconfig, kube::config::KubeconfigError>, source: String| async move {
+        let kubeconfig = kubeconfig.map_err(|e| fail(format!("cannot read the kubeconfig {source}: {e}")))?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| fail(format!("cannot use the kubeconfig {source}: {e}")))
+    };
+    if let Some(path) = &args.kubeconfig {
+        return from_file(Kubeconfig::read_from(path), path.display().to_string()).await;
+    }
+    let env_or_home = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || home_kubeconfig().is_some_and(|p| p.exists());
+    if env_or_home {
+        return from_file(Kubeconfig::read(), "($KUBECONFIG or ~/.kube/config)".into()).await;
+    }
+    if args.context.is_some() {
+        return Err(fail("--context needs a kubeconfig, and none was found"));
+    }
+    kube::Config::incluster().map_err(|e| fail(format!("cannot use the in-cluster service account: {e}")))
+}
+
+/// Connects as the flags say and proves the cluster answers by listing ExpeditedDeployments in the
+/// namespace. `namespace` is `-n` when given.
+pub async fn connect(args: &ClusterArgs, namespace: Option<&str>) -> Result<Cluster, ClusterError> {
+    let fallback_ns = namespace.unwrap_or("default").to_string();
+    if args.offline {
+        return Ok(Cluster::Offline {
+            why: "--offline".into(),
+            namespace: fallback_ns,
+        });
+    }
+    if nothing_configured(args) {
+        return Ok(Cluster::Offline {
+            why: "no kubeconfig exists ($KUBECONFIG, ~/.kube/config) and this is not a pod".into(),
+            namespace: fallback_ns,
+        });
+    }
+    let config = config(args).await?;
+    let server = config.cluster_url.to_string();
+    let namespace = namespace.map_or_else(|| config.default_namespace.clone(), str::to_string);
+    let client =
+        kube::Client::try_from(config).map_err(|e| fail(format!("cannot connect to {server}: {e}")))?;
+    let probe: Api<ExpeditedDeployment> = Api::namespaced(client.clone(), &namespace);
+    let read = tokio::time::timeout(
+        Duration::from_secs(15),
+        probe.list(&ListParams::default().limit(1)),
+    )
+    .await;
+    let no_crds = match read {
+        Err(_) => {
+            return Err(fail(format!(
+                "the cluster at {server} did not answer within 15 s"
+            )));
+        }
+        Ok(Ok(_)) => false,
+        Ok(Err(kube::Error::Api(s))) => match s.code {
+            401 => {
+                return Err(fail(format!(
+                    "the cluster at {server} refused the kubeconfig's credentials (401 Unauthorized)"
+                )));
+            }
+            403 => {
+                return Err(fail(format!(
+                    "the kubeconfig's user may not list expediteddeployments.wufb.dev in namespace {namespace} (403 Forbidden: {})",
+                    s.message
+                )));
+            }
+            404 => true,
+            code => {
+                return Err(fail(format!(
+                    "the cluster at {server} answered {code} to a list of expediteddeployments: {}",
+                    s.message
+                )));
+            }
+        },
+        Ok(Err(e)) => return Err(fail(format!("cannot reach the cluster at {server}: {e}"))),
+    };
+    Ok(Cluster::Live {
+        client,
+        namespace,
+        no_crds,
+    })
+}
