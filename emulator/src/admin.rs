@@ -97,12 +97,34 @@ async fn put_faults(State(st): State<Arc<Shared>>, Json(config): Json<FaultConfi
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Stands in for a client secret in what the admin API returns: it never returns one.
+pub const REDACTED: &str = "(redacted)";
+
+/// The settings, with every app's client secret replaced by [`REDACTED`].
 async fn get_settings(State(st): State<Arc<Shared>>) -> Json<Settings> {
-    Json(lock(&st.settings).clone())
+    let mut settings = lock(&st.settings).clone();
+    for app in &mut settings.apps {
+        if app.client_secret.is_some() {
+            app.client_secret = Some(REDACTED.into());
+        }
+    }
+    Json(settings)
 }
 
-async fn put_settings(State(st): State<Arc<Shared>>, Json(settings): Json<Settings>) -> StatusCode {
-    *lock(&st.settings) = Settings {
+/// Replaces the settings. An app sent back with the [`REDACTED`] secret keeps the secret it had, so
+/// that a GET, an edit and a PUT do not lose it.
+async fn put_settings(State(st): State<Arc<Shared>>, Json(mut settings): Json<Settings>) -> StatusCode {
+    let mut current = lock(&st.settings);
+    for app in &mut settings.apps {
+        if app.client_secret.as_deref() == Some(REDACTED) {
+            app.client_secret = current
+                .apps
+                .iter()
+                .find(|a| a.tenant_id == app.tenant_id && a.client_id == app.client_id)
+                .and_then(|a| a.client_secret.clone());
+        }
+    }
+    *current = Settings {
         page_size: settings.page_size.max(1),
         max_assets_per_request: settings.max_assets_per_request.max(1),
         ..settings

@@ -431,6 +431,23 @@ pub fn matches(expr: &Expr, item: &Value) -> bool {
     }
 }
 
+/// Refuses an `$orderby` on a property no item of the collection has, as Graph does ("Could not find a
+/// property named ..."). An empty collection cannot tell, and accepts it.
+pub fn check_orderby(items: &[Value], q: &Query) -> Result<(), GraphError> {
+    for (prop, _) in &q.orderby {
+        if !items.is_empty() && items.iter().all(|i| property(i, prop).is_none()) {
+            let ty = items
+                .first()
+                .map(|i| item_type(i).trim_start_matches('#').to_string())
+                .unwrap_or_default();
+            return Err(GraphError::bad_request(format!(
+                "Could not find a property named '{prop}' on type '{ty}'."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Applies `$filter`, `$orderby`, `$skip`, `$top`, `$select` and paging to a collection, and builds the
 /// response body. `self_url` is the absolute URL of the collection without a query string.
 pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: &str) -> Value {
@@ -464,11 +481,13 @@ pub fn collection_with<T>(
     page_size: usize,
     self_url: &str,
     render: impl Fn(&T) -> Value,
-) -> Value {
+) -> Result<Value, GraphError> {
     if q.filter.is_some() || !q.orderby.is_empty() {
-        return collection(items.iter().map(render).collect(), q, page_size, self_url);
+        let rendered: Vec<Value> = items.iter().map(render).collect();
+        check_orderby(&rendered, q)?;
+        return Ok(collection(rendered, q, page_size, self_url));
     }
-    page(&items, q, page_size, self_url, render)
+    Ok(page(&items, q, page_size, self_url, render))
 }
 
 fn page<T>(items: &[T], q: &Query, page_size: usize, self_url: &str, render: impl Fn(&T) -> Value) -> Value {

@@ -241,10 +241,15 @@ async fn graph(
     })();
 
     let response = match outcome {
-        Ok(Reply::Json(status, value)) => {
+        Ok(Reply::Json(status, mut value)) => {
             if status == StatusCode::CREATED {
                 entry.created_id = value.get("id").and_then(Value::as_str).map(str::to_string);
             }
+            add_context(
+                &mut value,
+                &self_url(&headers, uri.path()),
+                status == StatusCode::CREATED,
+            );
             json_reply(status, &value)
         }
         Ok(Reply::Empty(status)) => status.into_response(),
@@ -295,6 +300,29 @@ fn self_url(headers: &HeaderMap, path: &str) -> String {
     format!("http://{host}{path}")
 }
 
+/// Adds `@odata.context` as Graph does: `…/$metadata#<collection path>` for a collection (a body with
+/// `value`), and `…/$metadata#<collection path>/$entity` for one entity.
+fn add_context(body: &mut Value, url: &str, created: bool) {
+    let Some(obj) = body.as_object_mut() else { return };
+    if obj.contains_key("@odata.context") {
+        return;
+    }
+    let (base, path) = match url.find("/beta/") {
+        Some(i) => (&url[..i + 5], &url[i + 6..]),
+        None => return,
+    };
+    let context = if obj.contains_key("value") {
+        format!("{base}/$metadata#{path}")
+    } else if created {
+        format!("{base}/$metadata#{path}/$entity")
+    } else {
+        // The entity's collection: the path without its last (id) segment.
+        let collection = path.rsplit_once('/').map_or(path, |(c, _)| c);
+        format!("{base}/$metadata#{collection}/$entity")
+    };
+    obj.insert("@odata.context".into(), Value::String(context));
+}
+
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     st: &Shared,
@@ -309,6 +337,7 @@ fn dispatch(
     let now = chrono::Utc::now();
     let list = |items: Vec<Value>| -> Result<Reply, GraphError> {
         let q = Query::parse(uri.query())?;
+        crate::odata::check_orderby(&items, &q)?;
         Ok(Reply::Json(
             StatusCode::OK,
             collection(items, &q, settings.page_size, &self_url(headers, uri.path())),
@@ -323,7 +352,7 @@ fn dispatch(
                 settings.page_size,
                 &self_url(headers, uri.path()),
                 |(id, kind)| store.render_asset_ref(id, *kind),
-            );
+            )?;
             Ok(Reply::Json(StatusCode::OK, body))
         };
     let mut store = lock(&st.store);

@@ -1096,3 +1096,77 @@ async fn state_file_persists_across_restarts() {
     assert_ne!(id, other, "ids stay unique after a reload");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn orderby_an_unknown_property_is_400_and_answers_carry_odata_context() {
+    let c = Ctx::no_auth().await;
+    let (s, v) = c
+        .get(&format!("{U}/catalog/entries?$orderby=shoeSize desc"))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("shoeSize"),
+        "{v}"
+    );
+    // The seed's own spelling stays accepted.
+    let (s, _) = c
+        .get(&format!("{U}/catalog/entries?$orderby=releaseDate desc"))
+        .await;
+    assert_eq!(s, 200);
+    let (_, list) = c.get(&format!("{U}/catalog/entries?$top=1")).await;
+    assert!(
+        list["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("/beta/$metadata#admin/windows/updates/catalog/entries"),
+        "{list}"
+    );
+    let id = c.create_catalog_deployment().await;
+    let (_, one) = c.get(&format!("{U}/deployments/{id}")).await;
+    assert!(
+        one["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#admin/windows/updates/deployments/$entity"),
+        "{one}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_never_returns_app_secrets() {
+    let c = Ctx::start(EmulatorConfig::default()).await;
+    let text = c
+        .http
+        .get(c.url("/_emulator/settings"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(DEFAULT_CLIENT_SECRET), "{text}");
+    assert!(!text.contains(READONLY_CLIENT_SECRET), "{text}");
+    let state = c
+        .http
+        .get(c.url("/_emulator/state"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!state.contains(DEFAULT_CLIENT_SECRET));
+    // A GET, an edit and a PUT keep the secrets working.
+    let mut settings: Value = serde_json::from_str(&text).unwrap();
+    settings["pageSize"] = json!(7);
+    let r = c
+        .http
+        .put(c.url("/_emulator/settings"))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (s, _) = c.token(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    assert_eq!(s, 200, "the secret still works after the round trip");
+}

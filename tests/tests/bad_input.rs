@@ -52,6 +52,7 @@ fn validate_rejects_each_with_the_field_named() {
         assert!(!lines.is_empty(), "{}: accepted", path.display());
         let named = lines.iter().any(|l| {
             l.split_once(": ").is_some_and(|(_, rest)| {
+                let rest = rest.strip_prefix("warning: ").unwrap_or(rest);
                 rest.starts_with(&format!("{expect}:"))
                     || rest.starts_with(&format!("{expect}["))
                     || rest.starts_with(&format!("{expect}."))

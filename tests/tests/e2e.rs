@@ -588,3 +588,27 @@ async fn secrets_never_reach_logs_events_or_status() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_shows_the_events_and_a_typo_names_the_kind() {
+    let mut env = Env::start("describe").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
+        .await;
+    env.wait_ready(&["expd/rollout"]).await;
+    env.events_with(&["Created"]).await;
+    let described = env.kubectl_ok(&["describe", "expd", "rollout"]).await;
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("Created") && events.contains("wufb-operator"),
+        "describe lists the object's Events:\n{described}"
+    );
+    let typo = env.kubectl(&["get", "expd", "rolout"]).await;
+    assert!(!typo.ok);
+    assert!(
+        typo.stderr
+            .contains("expediteddeployments.wufb.dev \"rolout\" not found"),
+        "{}",
+        typo.stderr
+    );
+}

@@ -186,6 +186,21 @@ async fn validate_reports_file_document_and_field() {
         text.contains('(') && text.trim_end().ends_with(')'),
         "the fix in parentheses: {text}"
     );
+    // A DeviceGroup that is only in the cluster is a warning; --strict makes it an error.
+    let elsewhere = env.dir.join("elsewhere.yaml");
+    std::fs::write(&elsewhere, "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: x\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - deviceGroup: ring-in-the-cluster\n").unwrap();
+    let out = operator(&env, &["validate", "-f", elsewhere.to_str().unwrap()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "{}:1: warning: spec.audience.members[0].deviceGroup: ",
+            elsewhere.display()
+        )),
+        "{text}"
+    );
+    let strict = operator(&env, &["validate", "--strict", "-f", elsewhere.to_str().unwrap()]).await;
+    assert_eq!(strict.status.code(), Some(1));
 }
 
 /// Runs `plan` with an environment of its own (no inherited KUBECONFIG) plus `env`.

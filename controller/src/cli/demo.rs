@@ -108,6 +108,16 @@ async fn rows(eds: &Api<ExpeditedDeployment>, dgs: &Api<DeviceGroup>) -> anyhow:
 
 async fn apply_documents(docs: &[Document], client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
     let params = PatchParams::apply("wufb-demo").force();
+    // Namespaces first, as on a real cluster (kubectl reports a missing namespace, not a missing object).
+    let mut namespaces: Vec<&str> = docs.iter().map(|d| d.namespace().unwrap_or(namespace)).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    for ns in namespaces {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .patch(ns, &params, &Patch::Apply(&object))
+            .await?;
+    }
     for doc in docs {
         let ns = doc.namespace().unwrap_or(namespace);
         let name = doc.name();

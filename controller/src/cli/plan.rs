@@ -438,7 +438,11 @@ pub async fn run(args: &PlanArgs) -> u8 {
     crate::telemetry::init_logging_with(crate::telemetry::LogFormat::Text, "error");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (docs, load_errors) = manifests::load(&args.paths);
-    let findings = validate::check(&docs);
+    // Warnings (a DeviceGroup only in the cluster) are the plan's to resolve; errors stop it.
+    let findings: Vec<_> = validate::check(&docs)
+        .into_iter()
+        .filter(|f| f.fails(false))
+        .collect();
     if !load_errors.is_empty() || !findings.is_empty() {
         for e in &load_errors {
             eprintln!("{}: document: {}", e.location, e.message);

@@ -19,6 +19,19 @@ pub struct ValidateArgs {
     /// Files or directories of manifests (`-` reads stdin). Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Treat warnings as errors (for example a DeviceGroup that is referenced but not in the files,
+    /// which is fine when it already exists in the cluster).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The object would be refused or stall.
+    Error,
+    /// Fine if something outside the files holds (a DeviceGroup already in the cluster).
+    Warning,
 }
 
 /// One problem in one document.
@@ -27,11 +40,22 @@ pub struct Finding {
     /// `file:document`.
     pub location: String,
     pub error: FieldError,
+    pub severity: Severity,
+}
+
+impl Finding {
+    /// Whether it fails the check (`strict` counts warnings too).
+    pub fn fails(&self, strict: bool) -> bool {
+        strict || self.severity == Severity::Error
+    }
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.error)
+        match self.severity {
+            Severity::Error => write!(f, "{}: {}", self.location, self.error),
+            Severity::Warning => write!(f, "{}: warning: {}", self.location, self.error),
+        }
     }
 }
 
@@ -47,6 +71,7 @@ fn finding(doc: &Document, field: &str, problem: impl Into<String>, fix: impl In
             problem: problem.into(),
             fix: fix.into(),
         },
+        severity: Severity::Error,
     }
 }
 
@@ -109,6 +134,7 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
             continue;
         };
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let (schema, is_deployment) = if doc.kind() == "ExpeditedDeployment" {
             (&ed_schema, true)
         } else {
@@ -130,10 +156,10 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                                 if let Some(g) = &item.device_group
                                     && !groups.contains(&(doc.namespace().map(str::to_string), g.clone()))
                                 {
-                                    errors.push(FieldError {
+                                    warnings.push(FieldError {
                                         field: format!("spec.audience.{list}[{i}].deviceGroup"),
-                                        problem: format!("DeviceGroup {g} is not defined in these manifests"),
-                                        fix: "add the DeviceGroup, or fix the name".into(),
+                                        problem: format!("DeviceGroup {g} is not defined in these manifests, so it must already exist in the cluster"),
+                                        fix: "add the DeviceGroup, or fix the name; --strict makes this an error".into(),
                                     });
                                 }
                             }
@@ -159,6 +185,12 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
         out.extend(errors.into_iter().map(|error| Finding {
             location: doc.location(),
             error,
+            severity: Severity::Error,
+        }));
+        out.extend(warnings.into_iter().map(|error| Finding {
+            location: doc.location(),
+            error,
+            severity: Severity::Warning,
         }));
     }
     out
@@ -175,9 +207,10 @@ pub fn run(args: &ValidateArgs) -> u8 {
         println!("{f}");
     }
     let ours = docs.iter().filter(|d| is_ours(d)).count();
-    let problems = findings.len() + load_errors.len();
+    let problems = findings.iter().filter(|f| f.fails(args.strict)).count() + load_errors.len();
+    let warnings = findings.len() + load_errors.len() - problems;
     eprintln!(
-        "validate: {ours} objects checked ({} other documents skipped), {problems} problems",
+        "validate: {ours} objects checked ({} other documents skipped), {problems} problems, {warnings} warnings",
         docs.len() - ours
     );
     u8::from(problems > 0)
@@ -189,6 +222,33 @@ mod tests {
 
     fn docs(yaml: &str) -> Vec<Document> {
         manifests::parse("m.yaml", yaml).0
+    }
+
+    #[test]
+    fn messages_read_as_sentences() {
+        let found = check(&docs(
+            "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata: {name: a}\nspec:\n  content: {releaseDate: 11/10/2026}\n  maxDevices: many\n  paused: 1\n",
+        ));
+        let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert!(
+            lines.contains(&"m.yaml:1: spec.content.releaseDate: \"11/10/2026\" is not a date in the form YYYY-MM-DD (give a date such as 2026-11-10)".to_string()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&"m.yaml:1: spec.maxDevices: is \"many\" (a string), but must be an integer (give an integer)".to_string()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(
+                &"m.yaml:1: spec.paused: is 1 (an integer), but must be true or false (give true or false)"
+                    .to_string()
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().all(|l| !l.contains('^') && !l.contains("a integer")),
+            "{lines:#?}"
+        );
     }
 
     #[test]
@@ -204,7 +264,11 @@ mod tests {
         let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
         assert_eq!(
             lines[0],
-            "m.yaml:1: spec.audience.members[0].deviceGroup: DeviceGroup ring is not defined in these manifests (add the DeviceGroup, or fix the name)"
+            "m.yaml:1: warning: spec.audience.members[0].deviceGroup: DeviceGroup ring is not defined in these manifests, so it must already exist in the cluster (add the DeviceGroup, or fix the name; --strict makes this an error)"
+        );
+        assert!(
+            !found[0].fails(false) && found[0].fails(true),
+            "a warning unless --strict"
         );
         assert_eq!(
             lines[1],
@@ -214,9 +278,9 @@ mod tests {
             lines[2].starts_with("m.yaml:4: metadata.name: 'Bad_Name' is not a valid name"),
             "{lines:?}"
         );
-        assert!(
-            lines[3].starts_with("m.yaml:4: spec.devices[0]: \"x\" does not match the pattern"),
-            "{lines:?}"
+        assert_eq!(
+            lines[3],
+            "m.yaml:4: spec.devices[0]: \"x\" is not an Entra device id (give the device's Entra (Azure AD) device id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01)",
         );
         assert_eq!(lines.len(), 4, "the ConfigMap is skipped: {lines:?}");
     }

@@ -26,6 +26,41 @@ fn err(out: &mut Vec<FieldError>, field: &str, problem: String, fix: impl Into<S
     });
 }
 
+/// A JSON type as a person would say it, with its article.
+fn human_type(t: &str) -> &str {
+    match t {
+        "integer" => "an integer",
+        "number" => "a number",
+        "string" => "a string",
+        "boolean" => "true or false",
+        "array" => "a list",
+        "object" => "a mapping",
+        "null" => "null",
+        _ => "a value of another type",
+    }
+}
+
+/// What a schema pattern asks for, in words, and how to fix a value that breaks it. The CRDs use two
+/// patterns; any other is named as a format.
+fn pattern_meaning(pattern: &str) -> (String, String) {
+    const GUID: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    const DATE: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+    match pattern {
+        GUID => (
+            "an Entra device id".into(),
+            "give the device's Entra (Azure AD) device id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01".into(),
+        ),
+        DATE => (
+            "a date in the form YYYY-MM-DD".into(),
+            "give a date such as 2026-11-10".into(),
+        ),
+        other => (
+            "in the expected format".into(),
+            format!("give a value that matches the regular expression {other}"),
+        ),
+    }
+}
+
 /// Checks `value` at `path` against `schema`, appending every problem.
 pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldError>) {
     if value.is_null() {
@@ -52,8 +87,12 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldError
         err(
             out,
             path,
-            format!("is {shown} ({have}), but must be {want}"),
-            format!("give a {want}"),
+            format!(
+                "is {shown} ({}), but must be {}",
+                human_type(have),
+                human_type(want)
+            ),
+            format!("give {}", human_type(want)),
         );
         return;
     }
@@ -97,12 +136,8 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldError
             if let Some(p) = schema["pattern"].as_str()
                 && !regex::Regex::new(p).is_ok_and(|re| re.is_match(s))
             {
-                err(
-                    out,
-                    path,
-                    format!("\"{}\" does not match the pattern {p}", printable(s)),
-                    "fix the value's format",
-                );
+                let (what, fix) = pattern_meaning(p);
+                err(out, path, format!("\"{}\" is not {what}", printable(s)), fix);
             }
         }
         Value::Number(n) => {

@@ -14,7 +14,7 @@
 //! | Strategic merge patch | supported for built-in types | 415 (kubectl uses JSON merge patch for custom resources) |
 //! | Table output | every type, all printer-column JSONPath | CRD printer columns with the JSONPath subset `.a.b`, `[N]`, `[?(@.f=="v")]`; other types print Name and Age |
 //! | Paging | `limit` and `continue` | `limit` ignored, never `continue` |
-//! | Authentication, authorization, TLS | yes | none: plain HTTP, every request allowed |
+//! | Authentication, authorization, TLS | yes | plain HTTP; by default every request is allowed; with `Options::tokens`, a bearer token is required (401 without one) and a discovery-only token gets 403 for everything else |
 //! | Protobuf, aggregated discovery, OpenAPI | served | JSON only (a protobuf request body, as kubectl sends for built-in types such as `kubectl create namespace`, gets 415); legacy discovery; `/openapi/*` answer 404, so kubectl needs `--validate=false` |
 //! | Schema validation, pruning, defaulting, CEL | enforced from the CRD's openAPIV3Schema | none: objects are stored as sent |
 //! | Admission webhooks, version conversion | yes | none |
@@ -22,7 +22,7 @@
 //! | Deletion options | propagationPolicy, gracePeriodSeconds, dryRun, garbage collection | ignored; no owner-reference garbage collector |
 //! | Namespaces | must exist before objects are created in them; deleting one deletes its objects | exist implicitly; deleting one deletes nothing else |
 //! | Bookmarks, streaming lists | sent when asked | never sent (kube-rs does not need them) |
-//! | Served types | everything | namespaces, secrets, events.k8s.io events, leases, CRDs and registered custom resources |
+//! | Served types | everything | namespaces, secrets, events.k8s.io events (also listed read-only through `/api/v1/.../events` in the core shape, with field selectors on any field, for `kubectl describe`), leases, CRDs and registered custom resources |
 //! | `generation` | set by each type's strategy | set (and bumped on spec change and on deletion) only for types with a status subresource |
 
 mod server;

@@ -154,6 +154,10 @@ pub async fn handle(
             return api_resource_list(&st.lock().types, g, v)
                 .map_or_else(|| not_found_path(&path), |v| json_response(200, &v));
         }
+        ["api", "v1", "namespaces", ns, "events"] if method == Method::GET => {
+            return core_events(&st, Some(ns), &query);
+        }
+        ["api", "v1", "events"] if method == Method::GET => return core_events(&st, None, &query),
         ["api", "v1", rest @ ..] => ("", "v1", rest.to_vec()),
         ["apis", g, v, rest @ ..] => (*g, *v, rest.to_vec()),
         _ => return not_found_path(&path),
@@ -297,6 +301,81 @@ fn list(
         200,
         json!({"kind": format!("{}List", target.t.kind), "apiVersion": target.t.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
     ))
+}
+
+/// An `events.k8s.io/v1` Event as the core `v1` API shows it: a real server stores both in one place,
+/// and `kubectl describe` lists an object's Events through the core API with field selectors on
+/// `involvedObject`.
+pub fn core_event(e: &Value) -> Value {
+    let series = &e["series"];
+    let last = series["lastObservedTime"]
+        .as_str()
+        .or_else(|| e["eventTime"].as_str())
+        .or_else(|| e["metadata"]["creationTimestamp"].as_str());
+    json!({
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": e["metadata"],
+        "involvedObject": e["regarding"],
+        "related": e["related"],
+        "reason": e["reason"],
+        "message": e["note"],
+        "type": e["type"],
+        "action": e["action"],
+        "count": series["count"].as_i64().unwrap_or(1),
+        "eventTime": e["eventTime"],
+        "firstTimestamp": e["eventTime"].as_str().or(last),
+        "lastTimestamp": last,
+        "reportingComponent": e["reportingController"],
+        "reportingInstance": e["reportingInstance"],
+        "source": {"component": e["reportingController"]},
+    })
+}
+
+/// `GET /api/v1[/namespaces/NS]/events`: the stored Events in the core shape, with field selectors on
+/// any of their fields (`involvedObject.name`, `involvedObject.kind`, `type`, `reason`, ...).
+fn core_events(st: &Shared, ns: Option<&str>, query: &HashMap<String, String>) -> Response {
+    let mut selectors = Vec::new();
+    for p in query
+        .get("fieldSelector")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (field, eq, value) = match p.split_once("!=") {
+            Some((f, v)) => (f, false, v),
+            None => match p.split_once("==").or_else(|| p.split_once('=')) {
+                Some((f, v)) => (f, true, v),
+                None => return error(&ApiError::bad_request(format!("invalid field selector: {p}"))),
+            },
+        };
+        selectors.push((field.trim().to_string(), eq, value.trim().to_string()));
+    }
+    let store = st.lock();
+    let Some(t) = store.find_type("events.k8s.io", "v1", "events") else {
+        return not_found_path("/api/v1/events");
+    };
+    let items: Vec<Value> = store
+        .list(&t, ns)
+        .iter()
+        .map(|e| core_event(e))
+        .filter(|e| {
+            selectors.iter().all(|(field, eq, value)| {
+                let actual = field
+                    .split('.')
+                    .try_fold(e, |v, k| v.get(k))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .unwrap_or_default();
+                (actual == *value) == *eq
+            })
+        })
+        .collect();
+    json_response(
+        200,
+        &json!({"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+    )
 }
 
 fn expired_line(rv: u64) -> Bytes {
