@@ -6,5 +6,6 @@ pub mod crd;
 pub mod graph;
 pub mod leader;
 pub mod reconcile;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +16,14 @@ use kube::runtime::reflector;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 use wufb_graph_emulator::{Emulator, EmulatorConfig, FaultConfig};
+use wufb_operator::crd::DeviceGroup;
 use wufb_operator::crd::{AudienceStatus, ExpeditedDeployment, ExpeditedDeploymentStatus, ResolvedContent};
 use wufb_operator::graph::{Endpoints, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
-use wufb_operator::reconcile::context::{Backoff, Context, Events, ReconcileMetrics, Settings};
+use wufb_operator::reconcile::device_group;
+use wufb_operator::reconcile::events::Events;
 use wufb_operator::reconcile::expedited::reconcile;
-use wufb_operator::reconcile::gate::Gate;
 use wufb_operator::reconcile::status::{Outcome, conditions};
+use wufb_operator::reconcile::{Context, ReconcileMetrics, Settings};
 
 const NS: &str = "team-a";
 const D1: &str = "3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01";
@@ -203,9 +205,6 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
         groups: reflector::store().0,
         metrics: ReconcileMetrics::default(),
         settings: Settings::default(),
-        backoff: Backoff::default(),
-        deployment_gate: Gate::new(4),
-        group_gate: Gate::new(4),
         writes: Default::default(),
         namespaces: Vec::new(),
     };
@@ -451,13 +450,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         device_errors: Vec::new(),
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
         create_intent: None,
-        conditions: conditions(
-            &Outcome::Converged {
-                message: "Graph matches the spec".into(),
-            },
-            Some(3),
-            &[],
-        ),
+        conditions: conditions(&Outcome::converged("Graph matches the spec"), Some(3), &[]),
     };
     let (ctx, mut s) = context("converged", &emulator).await;
     let obj = object(
@@ -553,4 +546,291 @@ async fn scenario_a_graph_outage_is_transient_with_an_event_and_a_status() {
         "the service's Retry-After drives the requeue"
     );
     s.no_more_calls().await;
+}
+
+// ----- DeviceGroup and cleanup -----------------------------------------------------------------------
+
+const GROUP_PATH: &str = "/apis/wufb.dev/v1alpha1/namespaces/team-a/devicegroups/ring";
+const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+
+async fn emulator() -> Emulator {
+    Emulator::start(
+        EmulatorConfig {
+            auth: false,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap()
+}
+
+fn group(extra_meta: Value, status: Option<Value>) -> DeviceGroup {
+    let mut o = json!({
+        "apiVersion": "wufb.dev/v1alpha1", "kind": "DeviceGroup",
+        "metadata": {"name": "ring", "namespace": NS, "uid": "0b6d2c4e-0000-4000-8000-0000000000aa", "generation": 1,
+                     "resourceVersion": "30", "finalizers": ["wufb.dev/cleanup"]},
+        "spec": {"devices": [D1, D2]},
+    });
+    for (k, v) in extra_meta.as_object().unwrap() {
+        o["metadata"][k] = v.clone();
+    }
+    if let Some(s) = status {
+        o["status"] = s;
+    }
+    serde_json::from_value(o).unwrap()
+}
+
+/// A deployment straight in the emulator; returns its id.
+fn graph_deployment(emulator: &Emulator) -> String {
+    let entry = emulator
+        .shared
+        .catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true)
+        .unwrap()
+        .clone();
+    let mut store = wufb_graph_emulator::state::lock(&emulator.shared.store);
+    let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry["id"]}}, "settings": {"expedite": {"isExpedited": true}}});
+    let wufb_graph_emulator::store::Reply::Json(_, d) = store
+        .create_deployment(&body, &emulator.shared.catalog, chrono::Utc::now())
+        .unwrap()
+    else {
+        panic!()
+    };
+    d["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_status() {
+    let emulator = emulator().await;
+    let (ctx, mut s) = context("new group", &emulator).await;
+    let obj = group(json!({}), None);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(device_group::reconcile(Arc::new(obj), ctx));
+    // The group id is recorded at once after the group is made, before its devices are sent.
+    let recorded = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: &format!("{GROUP_PATH}/status"),
+                query: &[("fieldManager", "wufb-operator")],
+                content_type: Some("application/merge-patch+json"),
+            },
+            reply.clone(),
+        )
+        .await;
+    let id = recorded["status"]["groupId"].as_str().unwrap().to_string();
+    let [created, members, status]: [Value; 3] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: EVENTS_PATH,
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "POST",
+                    path: EVENTS_PATH,
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: &format!("{GROUP_PATH}/status"),
+                    query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                    content_type: Some("application/apply-patch+yaml"),
+                },
+                reply,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
+    let reasons: BTreeSet<&str> = [&created, &members]
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["Created", "MembersUpdated"].into());
+    assert_eq!(status["status"]["groupId"], id.as_str());
+    assert_eq!(status["status"]["memberCount"], 2);
+    let ready = status["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("Verifying"))
+    );
+    run.await.unwrap().unwrap();
+    s.no_more_calls().await;
+    let store = wufb_graph_emulator::state::lock(&emulator.shared.store);
+    assert_eq!(
+        store.group_members(&id).unwrap().len(),
+        2,
+        "the devices are in the Graph group"
+    );
+}
+
+#[tokio::test]
+async fn scenario_a_device_group_in_use_keeps_its_finalizer() {
+    let emulator = emulator().await;
+    let (ctx, mut s) = context("group in use", &emulator).await;
+    s.watched(object(
+        json!({"content": {"latest": true}, "audience": {"exclusions": [{"deviceGroup": "ring"}]}}),
+        true,
+        None,
+    ));
+    let obj = group(
+        json!({"deletionTimestamp": "2026-11-28T10:00:00Z"}),
+        Some(json!({"groupId": "g-1", "observedGeneration": 1})),
+    );
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(device_group::reconcile(Arc::new(obj), ctx));
+    let status = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: &format!("{GROUP_PATH}/status"),
+                query: &[("fieldManager", "wufb-operator")],
+                content_type: Some("application/apply-patch+yaml"),
+            },
+            reply,
+        )
+        .await;
+    let ready = &status["status"]["conditions"][0];
+    assert_eq!(ready["reason"], "InUse");
+    assert!(
+        ready["message"].as_str().unwrap().contains("rollout"),
+        "names the user: {ready}"
+    );
+    let err = run.await.unwrap().unwrap_err();
+    assert!(err.is_transient(), "waits and tries again: {err}");
+    s.no_more_calls().await;
+    assert!(emulator.requests().is_empty(), "the Graph group is not touched");
+}
+
+#[tokio::test]
+async fn scenario_deleting_a_deployment_deletes_it_in_graph_then_removes_the_finalizer() {
+    let emulator = emulator().await;
+    let id = graph_deployment(&emulator);
+    let (ctx, mut s) = context("delete", &emulator).await;
+    let obj = object(
+        json!({"content": {"latest": true}}),
+        true,
+        Some(json!({"deploymentId": id, "observedGeneration": 3})),
+    );
+    let mut obj = obj;
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(reconcile(s.watched(obj), ctx));
+    let [event, finalizer]: [Value; 2] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: EVENTS_PATH,
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: OBJECT_PATH,
+                    query: &[],
+                    content_type: Some("application/json-patch+json"),
+                },
+                reply,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
+    assert_eq!(event["reason"], "Deleted");
+    assert!(
+        finalizer
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["op"] == "remove"),
+        "the finalizer goes: {finalizer}"
+    );
+    run.await.unwrap().unwrap();
+    s.no_more_calls().await;
+    assert!(
+        emulator
+            .requests()
+            .iter()
+            .any(|r| r.operation == "deployments.delete" && (200..300).contains(&r.status)),
+        "the Graph deployment was deleted"
+    );
+    assert!(
+        wufb_graph_emulator::state::lock(&emulator.shared.store)
+            .deployments
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn scenario_an_orphaned_deployment_is_left_in_graph() {
+    let emulator = emulator().await;
+    let id = graph_deployment(&emulator);
+    let (ctx, mut s) = context("orphan", &emulator).await;
+    let mut obj = object(
+        json!({"content": {"latest": true}, "deletionPolicy": "Orphan"}),
+        true,
+        Some(json!({"deploymentId": id, "observedGeneration": 3})),
+    );
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    let reply = serde_json::to_value(&obj).unwrap();
+    let run = tokio::spawn(reconcile(s.watched(obj), ctx));
+    let [event, _]: [Value; 2] = s
+        .expect_unordered(vec![
+            (
+                Expect {
+                    method: "POST",
+                    path: EVENTS_PATH,
+                    query: &[],
+                    content_type: None,
+                },
+                json!({}),
+            ),
+            (
+                Expect {
+                    method: "PATCH",
+                    path: OBJECT_PATH,
+                    query: &[],
+                    content_type: Some("application/json-patch+json"),
+                },
+                reply,
+            ),
+        ])
+        .await
+        .try_into()
+        .unwrap();
+    assert_eq!(event["reason"], "Orphaned");
+    run.await.unwrap().unwrap();
+    s.no_more_calls().await;
+    assert!(emulator.requests().is_empty(), "Graph is left alone");
+    assert!(
+        wufb_graph_emulator::state::lock(&emulator.shared.store)
+            .deployments
+            .contains_key(&id)
+    );
 }

@@ -400,6 +400,65 @@ impl Env {
         }
     }
 
+    /// Creates an updatableAssetGroup with these devices straight in the tenant (one managed outside the
+    /// cluster) and returns its id.
+    pub fn graph_create_group(&self, devices: &[String]) -> String {
+        use wufb_graph_emulator::store::{AssetKind, AssetRef, Reply};
+        let mut store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        let Reply::Json(_, g) = store.create_group() else {
+            panic!("the emulator made no group")
+        };
+        let id = g["id"].as_str().expect("a group id").to_string();
+        let refs: Vec<AssetRef> = devices
+            .iter()
+            .map(|d| AssetRef {
+                id: d.clone(),
+                kind: AssetKind::Device,
+            })
+            .collect();
+        store
+            .change_group_members(&id, &refs, true, &Default::default())
+            .expect("devices added");
+        id
+    }
+
+    /// Distinct devices that Graph offers an expedite to: the members (devices, and the devices of
+    /// member groups) less the exclusions, of every deployment that is not paused.
+    pub fn graph_offered_devices(&self) -> std::collections::BTreeSet<String> {
+        let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        let expand = |refs: &std::collections::BTreeMap<String, wufb_graph_emulator::store::AssetKind>| {
+            let mut out = std::collections::BTreeSet::new();
+            for (id, kind) in refs {
+                match kind {
+                    wufb_graph_emulator::store::AssetKind::Device => {
+                        out.insert(id.to_lowercase());
+                    }
+                    _ => out.extend(
+                        store
+                            .group_members(id)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(m, _)| m.to_lowercase()),
+                    ),
+                }
+            }
+            out
+        };
+        let mut offered = std::collections::BTreeSet::new();
+        for d in store.deployments.values() {
+            let rendered = store.render_deployment(d, chrono::Utc::now());
+            if rendered["state"]["requestedValue"] == "paused" {
+                continue;
+            }
+            let Some(a) = store.audiences.get(&d.audience_id) else {
+                continue;
+            };
+            let excluded = expand(&a.exclusions);
+            offered.extend(expand(&a.members).into_iter().filter(|m| !excluded.contains(m)));
+        }
+        offered
+    }
+
     /// Member and exclusion ids of a deployment's audience in the emulator.
     pub fn graph_audience(&self, deployment_id: &str) -> (Vec<String>, Vec<String>) {
         let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);

@@ -22,8 +22,8 @@ use crate::graph::{
     Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphMetrics, SecretString,
     TransportConfig,
 };
-use crate::reconcile::controller::{self, Scope};
 use crate::reconcile::{ReconcileMetrics, Settings};
+use crate::runtime::{self as controller, Scope};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -47,7 +47,9 @@ pub struct DemoArgs {
 fn ready(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    conditions.iter().find(|c| c.type_ == "Ready")
+    conditions
+        .iter()
+        .find(|c| c.type_ == crate::reconcile::reasons::READY)
 }
 
 struct Row {

@@ -1,25 +1,28 @@
 //! `wufb-operator plan -f PATH...`: what the controller would do to the tenant if these manifests were
-//! applied, for review before a merge. Reads the manifests, the live objects' status from the cluster
-//! when a kubeconfig is available, and Graph; never writes anything. Exit 0 when nothing would change,
-//! 2 when something would, 1 on error.
+//! applied, for review before a merge. It runs the controller's own observe and plan
+//! ([`crate::reconcile::observe`], [`crate::reconcile::plan`]) over the manifests, the live objects'
+//! status and Graph, so the preview and what the controller then does cannot disagree. It never writes
+//! anything. Exit 0 when nothing would change, 2 when something would, 1 on error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use kube::api::Api;
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
 use super::cluster::Cluster;
 use super::manifests::{self, Document};
 use super::validate::{self, is_ours};
-use crate::crd::{
-    DeletionPolicy, DeviceGroup, DeviceGroupSpec, ExpeditedDeployment, ExpeditedDeploymentSpec,
-    ManagementPolicy,
+use crate::crd::{DeviceGroup, DeviceGroupSpec, ExpeditedDeployment, ExpeditedDeploymentSpec};
+use crate::graph::{Credential, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
+use crate::reconcile::error::Error;
+use crate::reconcile::observe::{self, Objects, group_facts, observe, observe_group, referencing};
+use crate::reconcile::plan::{
+    Cleanup, End, GroupCleanup, GroupStep, PlanConfig, Step, offered_devices, plan, plan_cleanup, plan_group,
+    plan_group_cleanup,
 };
-use crate::graph::{AssetKind, Credential, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
-use crate::reconcile::desired::{GroupSource, Resolution, resolve};
-use crate::reconcile::expedited::observed_from;
-use crate::reconcile::plan::{Action, Blocked, plan};
+use crate::reconcile::status::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -53,13 +56,16 @@ pub struct ObjectPlan {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// `create`, `change`, `replace`, `delete`, `orphan`, `unchanged`, `blocked` or `waiting`.
+    /// `create`, `change`, `replace`, `delete`, `orphan`, `unchanged`, `blocked` (stalled: the controller
+    /// writes nothing but a pause) or `waiting` (for a DeviceGroup).
     pub result: String,
     pub changes: Vec<String>,
     /// Distinct devices the object reaches.
     pub devices: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// The Graph writes the controller would make, by operation, one entry per call.
+    pub writes: Vec<String>,
 }
 
 /// The whole plan.
@@ -75,23 +81,36 @@ pub struct Report {
     pub offline: Option<String>,
 }
 
-/// DeviceGroups as the plan sees them: the manifests' devices, with the group id from the cluster when
-/// the group exists already.
-struct PlannedGroups {
-    groups: BTreeMap<(String, String), (Option<String>, BTreeSet<String>)>,
+/// Kubernetes as the plan sees it: a DeviceGroup in the manifests is used as it will be (its devices,
+/// the live group id when it exists already); one only in the cluster as the controller sees it there;
+/// the live ExpeditedDeployments claim deployments.
+struct PlanObjects {
+    /// Manifest groups: (namespace, name) -> (live group id, devices).
+    manifest_groups: BTreeMap<(String, String), (Option<String>, BTreeSet<String>)>,
+    /// Live groups in the cluster, by (namespace, name).
+    live_groups: BTreeMap<(String, String), DeviceGroup>,
+    live_deployments: Vec<ExpeditedDeployment>,
 }
 
-impl GroupSource for PlannedGroups {
-    fn group(&self, ns: &str, name: &str, _exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
-        match self.groups.get(&(ns.to_string(), name.to_string())) {
-            Some((id, devices)) => Ok((
+impl Objects for PlanObjects {
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
+        let key = (ns.to_string(), name.to_string());
+        if let Some((id, devices)) = self.manifest_groups.get(&key) {
+            return Ok((
                 id.clone().unwrap_or_else(|| format!("(new group {name})")),
                 devices.clone(),
-            )),
+            ));
+        }
+        match self.live_groups.get(&key) {
+            Some(g) => group_facts(g, exclusion),
             None => Err(format!(
                 "DeviceGroup {name} is neither in the manifests nor in namespace {ns}"
             )),
         }
+    }
+
+    async fn deployments(&self) -> Result<Vec<ExpeditedDeployment>, Error> {
+        Ok(self.live_deployments.clone())
     }
 }
 
@@ -113,12 +132,48 @@ fn graph(args: &PlanArgs) -> anyhow::Result<GraphClient> {
     )?)
 }
 
-fn describe(action: &Action, new_groups: &BTreeMap<String, String>) -> String {
-    let mut text = action.describe();
-    for (placeholder, name) in new_groups {
-        text = text.replace(placeholder, name);
+async fn live<K>(client: Option<&kube::Client>, ns: &str) -> anyhow::Result<Vec<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match client {
+        Some(c) => Ok(Api::<K>::namespaced(c.clone(), ns)
+            .list(&Default::default())
+            .await?
+            .items),
+        None => Ok(Vec::new()),
     }
-    text
+}
+
+/// The object a manifest would make, with the live one's metadata when it exists (the caller adds the
+/// live status).
+fn desired_object<K: Resource<DynamicType = ()> + Clone>(
+    live: Option<&K>,
+    mut manifest: K,
+    ns: &str,
+    name: &str,
+) -> K {
+    if let Some(l) = live {
+        *manifest.meta_mut() = l.meta().clone();
+    }
+    let m = manifest.meta_mut();
+    m.name = Some(name.to_string());
+    m.namespace = Some(ns.to_string());
+    manifest
+}
+
+fn result_of(outcome: Option<&Outcome>, writes: bool, create: bool, replace: bool) -> &'static str {
+    match outcome {
+        Some(o) if o.is_stalled() => "blocked",
+        Some(o) if o.reason() == crate::reconcile::reasons::Reason::WAITING_FOR_DEVICE_GROUP => "waiting",
+        _ if replace => "replace",
+        _ if create => "create",
+        _ if writes => "change",
+        _ => "unchanged",
+    }
 }
 
 /// Builds the plan. Reads Graph and (when given) the cluster; writes nothing.
@@ -128,59 +183,208 @@ pub async fn build(
     graph: &GraphClient,
     cluster: &Cluster,
 ) -> anyhow::Result<Report> {
-    let (cluster, default_ns, offline) = match cluster {
+    let (client, default_ns, offline) = match cluster {
         Cluster::Live {
             client, namespace, ..
         } => (Some(client), namespace.as_str(), None),
         Cluster::Offline { why, namespace } => (None, namespace.as_str(), Some(why.clone())),
     };
     let ns_of = |d: &Document| d.namespace().unwrap_or(default_ns).to_string();
+    let ours: Vec<&Document> = docs.iter().filter(|d| is_ours(d)).collect();
+    let namespaces: BTreeSet<String> = ours.iter().map(|d| ns_of(d)).collect();
+    let mut live_groups = BTreeMap::new();
+    let mut live_deployments = Vec::new();
+    for ns in &namespaces {
+        for g in live::<DeviceGroup>(client, ns).await? {
+            live_groups.insert((ns.clone(), g.name_any()), g);
+        }
+        live_deployments.extend(live::<ExpeditedDeployment>(client, ns).await?);
+    }
+    let cfg = PlanConfig {
+        operator_limit: args.max_audience_devices,
+        batch_size: graph.batch_size(),
+    };
     let mut objects = Vec::new();
     let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut manifest_groups = BTreeMap::new();
 
     // DeviceGroups first: deployments reference them.
-    let mut groups = PlannedGroups {
-        groups: BTreeMap::new(),
-    };
-    for doc in docs.iter().filter(|d| is_ours(d) && d.kind() == "DeviceGroup") {
+    for doc in ours.iter().filter(|d| d.kind() == "DeviceGroup") {
         let (ns, name) = (ns_of(doc), doc.name().to_string());
         let spec: DeviceGroupSpec = serde_json::from_value(doc.value["spec"].clone())?;
-        let want: BTreeSet<String> = spec.devices.iter().map(|d| d.to_lowercase()).collect();
-        let live_id = match cluster {
-            Some(c) => Api::<DeviceGroup>::namespaced(c.clone(), &ns)
-                .get_opt(&name)
-                .await?
-                .and_then(|g| g.status.and_then(|s| s.group_id)),
-            None => None,
+        let live = live_groups.get(&(ns.clone(), name.clone()));
+        let mut obj = desired_object(live, DeviceGroup::new(&name, spec), &ns, &name);
+        obj.status = live.and_then(|l| l.status.clone());
+        let observation = observe_group(&obj, graph).await;
+        if let Some(e) = observation.failed {
+            anyhow::bail!("DeviceGroup {ns}/{name}: {e}");
+        }
+        let p = plan_group(&obj, &observation, cfg.batch_size);
+        let outcome = match &p.end {
+            End::Report { outcome, .. } => Some(outcome),
+            End::ObserveFailed => None,
         };
-        let members = match &live_id {
-            Some(id) => graph.group_members(id).await?,
-            None => None,
+        let create = p.steps.contains(&GroupStep::Create);
+        let mut changes: Vec<String> = p.steps.iter().map(GroupStep::describe).collect();
+        if let Some(o) = outcome.filter(|o| o.is_stalled()) {
+            changes.push(o.message().to_string());
+        }
+        let devices: BTreeSet<String> = obj.spec.devices.iter().map(|d| d.to_lowercase()).collect();
+        objects.push(ObjectPlan {
+            kind: "DeviceGroup".into(),
+            namespace: ns.clone(),
+            name: name.clone(),
+            result: result_of(outcome, !p.steps.is_empty(), create, false).into(),
+            changes,
+            devices: devices.len() as u64,
+            deployment_id: p.group_id.clone(),
+            writes: p.graph_writes().into_iter().map(str::to_string).collect(),
+        });
+        manifest_groups.insert((ns, name), (p.group_id.clone(), devices));
+    }
+
+    let sources = PlanObjects {
+        manifest_groups,
+        live_groups,
+        live_deployments,
+    };
+    for doc in ours.iter().filter(|d| d.kind() == "ExpeditedDeployment") {
+        let (ns, name) = (ns_of(doc), doc.name().to_string());
+        let spec: ExpeditedDeploymentSpec = serde_json::from_value(doc.value["spec"].clone())?;
+        let live = sources
+            .live_deployments
+            .iter()
+            .find(|d| d.namespace().as_deref() == Some(ns.as_str()) && d.name_any() == name);
+        let mut obj = desired_object(live, ExpeditedDeployment::new(&name, spec), &ns, &name);
+        obj.status = live.and_then(|l| l.status.clone());
+        let mut observation = observe(&obj, graph, &sources).await;
+        if let Some(e) = observation.failed.take() {
+            anyhow::bail!("ExpeditedDeployment {ns}/{name}: {e}");
+        }
+        let p = plan(&obj, &observation, &cfg);
+        let outcome = match &p.end {
+            End::Report { outcome, .. } => Some(outcome),
+            End::ObserveFailed => None,
         };
-        let (result, changes) = match (&live_id, members) {
-            (Some(_), Some(m)) => {
-                let have: BTreeSet<String> = m
-                    .iter()
-                    .filter(|a| a.kind() == AssetKind::Device)
-                    .map(|a| a.id.to_lowercase())
-                    .collect();
-                let (add, remove) = (want.difference(&have).count(), have.difference(&want).count());
-                if add + remove == 0 {
-                    ("unchanged", vec![])
-                } else {
-                    ("change", vec![format!("update group devices: +{add} -{remove}")])
-                }
-            }
-            (Some(id), None) => (
-                "create",
-                vec![format!(
-                    "create group again (group {id} is missing in Graph) with {} devices",
-                    want.len()
-                )],
+        let create = p.steps.iter().any(|s| matches!(s, Step::Create { .. }));
+        let replace = p.steps.iter().any(|s| matches!(s, Step::DeleteReplaced { .. }));
+        let mut changes: Vec<String> = p.steps.iter().map(Step::describe).collect();
+        if let (Some(Step::Create { .. }), Some(c)) = (
+            p.steps.iter().find(|s| !matches!(s, Step::Adopt { .. })),
+            &p.facts.content,
+        ) && let Some(first) = changes.iter_mut().find(|c| c.starts_with("create deployment"))
+        {
+            first.push_str(&format!(" ({})", c.display_name.clone().unwrap_or_default()));
+        }
+        if let Some(b) = &p.blocker {
+            changes.push(b.outcome().message().to_string());
+        }
+        let audience = observation.audience.as_ref();
+        let devices = p.desired.as_ref().map_or(0, |d| d.devices);
+        // The blast radius: what an unblocked, unpaused, managed rollout offers.
+        if p.blocker.is_none()
+            && p.desired.as_ref().is_some_and(|d| !d.paused)
+            && obj.spec.management_policy == crate::crd::ManagementPolicy::Manage
+            && let Some(a) = audience
+        {
+            reached.extend(offered_devices(a).into_iter().map(str::to_string));
+        }
+        objects.push(ObjectPlan {
+            kind: "ExpeditedDeployment".into(),
+            namespace: ns.clone(),
+            name: name.clone(),
+            result: result_of(outcome, !p.graph_writes().is_empty(), create, replace).into(),
+            changes,
+            devices,
+            deployment_id: p
+                .facts
+                .deployment
+                .as_ref()
+                .map(|d| d.0.clone())
+                .or_else(|| observe::deployment_id(&obj).filter(|_| !create)),
+            writes: p.graph_writes().into_iter().map(str::to_string).collect(),
+        });
+    }
+
+    // Live objects the manifests no longer hold would be deleted (as a GitOps prune does).
+    let desired_deployments: Vec<ExpeditedDeployment> = ours
+        .iter()
+        .filter(|d| d.kind() == "ExpeditedDeployment")
+        .filter_map(|d| {
+            let mut o: ExpeditedDeployment = serde_json::from_value(d.value.clone()).ok()?;
+            o.metadata.namespace = Some(ns_of(d));
+            Some(o)
+        })
+        .collect();
+    for live in &sources.live_deployments {
+        let (ns, name) = (live.namespace().unwrap_or_default(), live.name_any());
+        if objects
+            .iter()
+            .any(|o| o.kind == "ExpeditedDeployment" && o.namespace == ns && o.name == name)
+        {
+            continue;
+        }
+        let (result, changes, writes, id) = match plan_cleanup(live, None) {
+            Cleanup::Orphan { id } => (
+                "orphan",
+                vec![match &id {
+                    Some(id) => format!("leave deployment {id} in Graph"),
+                    None => "remove the object (no Graph deployment)".into(),
+                }],
+                vec![],
+                id,
             ),
-            (None, _) => (
-                "create",
-                vec![format!("create group with {} devices", want.len())],
+            Cleanup::Delete { ids } if ids.is_empty() => (
+                "delete",
+                vec!["remove the object (no Graph deployment)".into()],
+                vec![],
+                None,
+            ),
+            Cleanup::Delete { ids } => (
+                "delete",
+                ids.iter().map(|id| format!("delete deployment {id}")).collect(),
+                ids.iter().map(|_| "delete deployment".to_string()).collect(),
+                ids.first().cloned(),
+            ),
+        };
+        objects.push(ObjectPlan {
+            kind: "ExpeditedDeployment".into(),
+            namespace: ns,
+            name,
+            result: result.into(),
+            changes,
+            devices: 0,
+            deployment_id: id,
+            writes,
+        });
+    }
+    for ((ns, name), live) in &sources.live_groups {
+        if objects
+            .iter()
+            .any(|o| o.kind == "DeviceGroup" && &o.namespace == ns && &o.name == name)
+        {
+            continue;
+        }
+        let users = referencing(&desired_deployments, ns, name);
+        let (result, changes, writes) = match plan_group_cleanup(live, users) {
+            wait @ GroupCleanup::Wait { .. } => (
+                "waiting",
+                vec![
+                    wait.outcome()
+                        .map(|o| o.message().to_string())
+                        .unwrap_or_default(),
+                ],
+                vec![],
+            ),
+            GroupCleanup::Delete { id: Some(id) } => (
+                "delete",
+                vec![format!("delete group {id}")],
+                vec!["delete device group".to_string()],
+            ),
+            GroupCleanup::Delete { id: None } => (
+                "delete",
+                vec!["remove the object (no Graph group)".into()],
+                vec![],
             ),
         };
         objects.push(ObjectPlan {
@@ -189,176 +393,17 @@ pub async fn build(
             name: name.clone(),
             result: result.into(),
             changes,
-            devices: want.len() as u64,
-            deployment_id: live_id.clone(),
-        });
-        groups.groups.insert((ns, name), (live_id, want));
-    }
-    let new_groups: BTreeMap<String, String> = groups
-        .groups
-        .iter()
-        .filter(|(_, (id, _))| id.is_none())
-        .map(|((_, n), _)| (format!("(new group {n})"), format!("new group {n}")))
-        .collect();
-
-    for doc in docs
-        .iter()
-        .filter(|d| is_ours(d) && d.kind() == "ExpeditedDeployment")
-    {
-        let (ns, name) = (ns_of(doc), doc.name().to_string());
-        let spec: ExpeditedDeploymentSpec = serde_json::from_value(doc.value["spec"].clone())?;
-        let live = match cluster {
-            Some(c) => {
-                Api::<ExpeditedDeployment>::namespaced(c.clone(), &ns)
-                    .get_opt(&name)
-                    .await?
-            }
-            None => None,
-        };
-        let mut obj = ExpeditedDeployment::new(&name, spec.clone());
-        obj.metadata.namespace = Some(ns.clone());
-        obj.status = live.as_ref().and_then(|l| l.status.clone());
-        let mut plan_of = ObjectPlan {
-            kind: "ExpeditedDeployment".into(),
-            namespace: ns.clone(),
-            name: name.clone(),
-            result: "unchanged".into(),
-            changes: vec![],
             devices: 0,
-            deployment_id: None,
-        };
-        let (desired, content) = match resolve(&obj, graph, &groups, args.max_audience_devices).await? {
-            Resolution::Ready { desired, content, .. } => (desired, content),
-            Resolution::Waiting { message, .. } | Resolution::Invalid { message, .. } => {
-                plan_of.result = "blocked".into();
-                plan_of.changes.push(message);
-                objects.push(plan_of);
-                continue;
-            }
-        };
-        plan_of.devices = desired.devices;
-        let deployment_id = spec
-            .deployment_id
-            .clone()
-            .or(obj.status.as_ref().and_then(|s| s.deployment_id.clone()));
-        let observed = match &deployment_id {
-            Some(id) => match graph.get_deployment(id).await? {
-                Some(d) => {
-                    let audience = graph.audience(&d.id).await?;
-                    Some(observed_from(
-                        &d,
-                        &audience,
-                        obj.status.as_ref().and_then(|s| s.resolved_content.as_ref()),
-                    ))
-                }
-                None => None,
-            },
-            None => None,
-        };
-        plan_of.deployment_id = observed.as_ref().map(|o| o.id.clone());
-        let planned = plan(&desired, observed.as_ref());
-        if let Some(b) = planned.blocked {
-            plan_of.result = "blocked".into();
-            plan_of.changes.push(match b {
-                Blocked::AudienceTooLarge {
-                    devices,
-                    limit,
-                    source,
-                } => format!("blocked: the audience reaches {devices} devices, more than {limit} ({source})"),
-                Blocked::AdoptedDeploymentMissing => {
-                    "blocked: spec.deploymentId names no Graph deployment".into()
-                }
-                Blocked::AdoptedContentDiffers { deployed } => {
-                    format!("blocked: the adopted deployment carries {deployed}")
-                }
-            });
-        } else if !planned.actions.is_empty() {
-            plan_of.result = if planned
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::DeleteReplaced { .. }))
-            {
-                "replace"
-            } else if planned.actions.iter().any(|a| matches!(a, Action::Create { .. })) {
-                "create"
-            } else {
-                "change"
-            }
-            .into();
-            plan_of.changes = planned.actions.iter().map(|a| describe(a, &new_groups)).collect();
-            if let Some(Action::Create { .. }) = planned.actions.first() {
-                plan_of.changes[0] = format!(
-                    "{} ({})",
-                    plan_of.changes[0],
-                    content.display_name.clone().unwrap_or_default()
-                );
-            }
-        }
-        if !desired.paused && plan_of.result != "blocked" && !desired.observe_only {
-            // Every device the rollout reaches, from the manifests' view of its audience.
-            let mut devices: BTreeSet<String> = BTreeSet::new();
-            let mut excluded: BTreeSet<String> = BTreeSet::new();
-            let audience = spec.audience.clone().unwrap_or_default();
-            for (items, set) in [
-                (&audience.members, &mut devices),
-                (&audience.exclusions, &mut excluded),
-            ] {
-                for item in items {
-                    if let Some(d) = &item.device {
-                        set.insert(d.to_lowercase());
-                    }
-                    if let Some(g) = &item.device_group
-                        && let Ok((_, ds)) = groups.group(&ns, g, false)
-                    {
-                        set.extend(ds);
-                    }
-                }
-            }
-            reached.extend(devices.difference(&excluded).cloned());
-        }
-        objects.push(plan_of);
-    }
-
-    // Live objects the manifests no longer hold would be deleted (as a GitOps prune does).
-    if let Some(c) = cluster {
-        let namespaces: BTreeSet<String> = docs.iter().filter(|d| is_ours(d)).map(ns_of).collect();
-        for ns in namespaces {
-            for live in Api::<ExpeditedDeployment>::namespaced(c.clone(), &ns)
-                .list(&Default::default())
-                .await?
-            {
-                let name = live.metadata.name.clone().unwrap_or_default();
-                if objects
-                    .iter()
-                    .any(|o| o.kind == "ExpeditedDeployment" && o.namespace == ns && o.name == name)
-                {
-                    continue;
-                }
-                let id = live.status.as_ref().and_then(|s| s.deployment_id.clone());
-                let keep = live.spec.deletion_policy == DeletionPolicy::Orphan
-                    || live.spec.management_policy == ManagementPolicy::ObserveOnly;
-                objects.push(ObjectPlan {
-                    kind: "ExpeditedDeployment".into(),
-                    namespace: ns.clone(),
-                    name,
-                    result: if keep { "orphan" } else { "delete" }.into(),
-                    changes: vec![match (&id, keep) {
-                        (Some(id), false) => format!("delete deployment {id}"),
-                        (Some(id), true) => format!("leave deployment {id} in Graph"),
-                        (None, _) => "remove the object (no Graph deployment)".into(),
-                    }],
-                    devices: 0,
-                    deployment_id: id,
-                });
-            }
-        }
+            deployment_id: live.status.as_ref().and_then(|s| s.group_id.clone()),
+            writes,
+        });
     }
     let changed = objects.iter().any(|o| o.result != "unchanged");
     Ok(Report {
         objects,
         blast_radius: reached.len() as u64,
         changed,
-        cluster: cluster.is_some(),
+        cluster: client.is_some(),
         offline,
     })
 }

@@ -14,13 +14,13 @@ use prometheus_client::registry::Registry;
 
 use crate::graph::{Credential, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
 use crate::leader::{Elector, LeaseConfig};
-use crate::reconcile::controller::{self, Scope};
 use crate::reconcile::{ReconcileMetrics, Settings};
+use crate::runtime::{self as controller, Scope};
 use crate::server::{self, Probes};
 use crate::telemetry::{self, LogFormat};
 
 fn duration(s: &str) -> Result<Duration, String> {
-    crate::reconcile::expedited::parse_duration(s)
+    crate::reconcile::requeue::parse_duration(s)
         .ok_or_else(|| format!("'{s}' is not a duration such as 90s, 10m or 1h"))
 }
 

@@ -15,8 +15,6 @@ use kube::CustomResourceExt;
 pub const FINALIZER: &str = "wufb.dev/cleanup";
 /// Annotation: per-object resync interval (e.g. `5m`, `1h`).
 pub const RESYNC_ANNOTATION: &str = "wufb.dev/resync-interval";
-/// Annotation: change its value to request an immediate reconcile.
-pub const RECONCILE_ANNOTATION: &str = "wufb.dev/reconcile-requested-at";
 
 /// The CRDs as YAML documents, in a stable order.
 pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {

@@ -12,7 +12,10 @@ use super::auth::{Credential, TokenProvider};
 use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::metrics::GraphMetrics;
-use super::models::{AssetKind, AssetRef, CatalogEntry, Deployment, NS, UpdatableAsset, odata_type};
+use super::models::{
+    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, NS, SettingsRequest,
+    UpdatableAsset, odata_type,
+};
 use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
 
 /// How to reach a tenant.
@@ -30,48 +33,6 @@ pub struct GraphConfig {
 /// request size limit, and 50 calls for 50,000 devices.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
-/// Which content a new deployment carries.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ContentRequest {
-    /// `catalogContent` with an entry id (the current form).
-    CatalogEntry(String),
-    /// The legacy `expeditedQualityUpdateReference`: minimum compliance with the release of that date.
-    ReleaseDate {
-        date: String,
-        equivalent_content: String,
-    },
-}
-
-/// The settings the operator manages.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SettingsRequest {
-    pub days_until_forced_reboot: Option<i32>,
-    pub offer_as_optional: Option<bool>,
-    pub readiness_test: bool,
-}
-
-/// Set differences to apply to an audience.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AudienceDiff {
-    pub add_members: Vec<AssetRef>,
-    pub remove_members: Vec<AssetRef>,
-    pub add_exclusions: Vec<AssetRef>,
-    pub remove_exclusions: Vec<AssetRef>,
-}
-
-impl AudienceDiff {
-    pub fn is_empty(&self) -> bool {
-        self.size() == 0
-    }
-
-    pub fn size(&self) -> usize {
-        self.add_members.len()
-            + self.remove_members.len()
-            + self.add_exclusions.len()
-            + self.remove_exclusions.len()
-    }
-}
-
 /// An audience as Graph holds it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Audience {
@@ -81,6 +42,16 @@ pub struct Audience {
     pub device_errors: BTreeMap<String, Vec<String>>,
     /// Graph answered 404 for the lists (an audience that never had members, or one Graph will not show).
     pub never_listed: bool,
+}
+
+/// A 404 as `None`: the one place "not found" means "absent" for the calls below. (Whether a 404 proves
+/// absence is the caller's question; these calls only report it.)
+fn absent<T>(result: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -162,28 +133,24 @@ impl GraphClient {
         .await
     }
 
-    /// The security quality update released on `date` (`YYYY-MM-DD`), if the catalog has one.
-    pub async fn security_release_on(&self, date: &str) -> Result<Option<CatalogEntry>, GraphError> {
+    /// The security quality updates the catalog lists as released on `date` (`YYYY-MM-DD`).
+    pub async fn security_releases_on(&self, date: &str) -> Result<Vec<CatalogEntry>, GraphError> {
         let filter = format!("isof('{NS}qualityUpdateCatalogEntry') and releaseDateTime eq {date}T00:00:00Z");
         let entries = self.catalog_query(&format!("$filter={}", enc(&filter))).await?;
         Ok(entries
             .into_iter()
             .filter(|e| e.quality_update_classification.as_deref() == Some("security"))
-            .max_by_key(|e| e.can_expedite()))
+            .collect())
     }
 
     /// One catalog entry by id; `None` when the catalog has no such entry.
     pub async fn catalog_entry(&self, id: &str) -> Result<Option<CatalogEntry>, GraphError> {
         let url = self.url(&format!("catalog/entries/{}", enc(id)));
-        match self
-            .transport
-            .json("get catalog entry", Method::GET, &url, None, Idempotency::Safe)
-            .await
-        {
-            Ok(e) => Ok(Some(e)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        absent(
+            self.transport
+                .json("get catalog entry", Method::GET, &url, None, Idempotency::Safe)
+                .await,
+        )
     }
 
     // ----- deployments -------------------------------------------------------------------------------
@@ -228,15 +195,11 @@ impl GraphClient {
     /// `GET /deployments/{id}`; `None` when it does not exist.
     pub async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>, GraphError> {
         let url = self.url(&format!("deployments/{}", enc(id)));
-        match self
-            .transport
-            .json("get deployment", Method::GET, &url, None, Idempotency::Safe)
-            .await
-        {
-            Ok(d) => Ok(Some(d)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        absent(
+            self.transport
+                .json("get deployment", Method::GET, &url, None, Idempotency::Safe)
+                .await,
+        )
     }
 
     /// Replaces the managed settings (`PATCH`, 202 with the deployment).
@@ -280,15 +243,12 @@ impl GraphClient {
     /// Deletes a deployment. `Ok(false)` when it was already gone.
     pub async fn delete_deployment(&self, id: &str) -> Result<bool, GraphError> {
         let url = self.url(&format!("deployments/{}", enc(id)));
-        match self
-            .transport
-            .send("delete deployment", Method::DELETE, &url, None, Idempotency::Safe)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(absent(
+            self.transport
+                .send("delete deployment", Method::DELETE, &url, None, Idempotency::Safe)
+                .await,
+        )?
+        .is_some())
     }
 
     /// Deployments created at or after `since`, for adopting a create whose answer was lost.
@@ -314,15 +274,11 @@ impl GraphClient {
         } else {
             "list audience exclusions"
         };
-        match self
-            .transport
-            .collect_sized(op, &url, |a: &UpdatableAsset| &a.id)
-            .await
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        absent(
+            self.transport
+                .collect_sized(op, &url, |a: &UpdatableAsset| &a.id)
+                .await,
+        )
     }
 
     /// Reads members and exclusions, following every page. A 404 (an audience that never had members)
@@ -362,59 +318,24 @@ impl GraphClient {
         Ok(a)
     }
 
-    /// Applies a diff with `updateAudience` in batches of at most `batch_size` assets. Exclusions are added
-    /// first and removed last, so no device is offered the update while it should be excluded. A batch the
-    /// service refuses with 400 is split in halves until the refused asset is isolated. Returns the
-    /// number of calls made.
-    pub async fn apply_audience_diff(
+    /// Sends one `updateAudience` request. A request the service refuses with 400 is split in halves
+    /// until the refused asset is named. Returns the number of calls made. (Which assets go in which
+    /// request, and in what order the requests go, is the planner's.)
+    pub async fn update_audience(
         &self,
         deployment_id: &str,
-        diff: &AudienceDiff,
+        update: &AudienceUpdate,
     ) -> Result<usize, GraphError> {
         let url = self.url(&format!(
             "deployments/{}/audience/updateAudience",
             enc(deployment_id)
         ));
-        let ordered: Vec<(&'static str, &AssetRef)> = diff
-            .add_exclusions
-            .iter()
-            .map(|a| ("addExclusions", a))
-            .chain(diff.remove_members.iter().map(|a| ("removeMembers", a)))
-            .chain(diff.add_members.iter().map(|a| ("addMembers", a)))
-            .chain(diff.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
-            .collect();
+        let items: Vec<(&'static str, &AssetRef)> = update.items().collect();
         // Written straight from the assets: `{"addExclusions":[…],"removeMembers":[…],…}`.
-        let body = |items: &[(&'static str, &AssetRef)]| {
-            let mut lists: BTreeMap<&'static str, Vec<&AssetRef>> = BTreeMap::new();
-            for (field, asset) in items {
-                lists.entry(field).or_default().push(asset);
-            }
-            serde_json::to_vec(&lists).unwrap_or_default()
-        };
-        // Batches go out in three waves, each wave's batches at once: those adding exclusions, then the
-        // member changes, then those removing exclusions. No device is offered the update before its
-        // exclusion is in place, and the number of calls stays at the lower bound.
-        let chunks: Vec<&[(&'static str, &AssetRef)]> = ordered.chunks(self.batch_size).collect();
-        let first = |c: &&[(&'static str, &AssetRef)]| c.iter().any(|(f, _)| *f == "addExclusions");
-        let last =
-            |c: &&[(&'static str, &AssetRef)]| !first(c) && c.iter().any(|(f, _)| *f == "removeExclusions");
-        let waves: [Vec<&[(&'static str, &AssetRef)]>; 3] = [
-            chunks.iter().filter(|c| first(c)).copied().collect(),
-            chunks.iter().filter(|c| !first(c) && !last(c)).copied().collect(),
-            chunks.iter().filter(|c| last(c)).copied().collect(),
-        ];
-        let mut calls = 0;
-        for wave in waves {
-            let sent = futures::future::join_all(
-                wave.into_iter()
-                    .map(|chunk| self.send_split("update deployment audience", &url, chunk, body)),
-            )
-            .await;
-            for r in sent {
-                calls += r?;
-            }
-        }
-        Ok(calls)
+        self.send_split("update deployment audience", &url, &items, |part| {
+            serde_json::to_vec(&AudienceUpdate::of(part.iter().copied()))
+        })
+        .await
     }
 
     /// Sends `items` as one request; on a 400 for more than one item, splits in halves and retries each.
@@ -423,7 +344,7 @@ impl GraphClient {
         operation: &'static str,
         url: &str,
         items: &[T],
-        body: impl Fn(&[T]) -> Vec<u8>,
+        body: impl Fn(&[T]) -> Result<Vec<u8>, serde_json::Error>,
     ) -> Result<usize, GraphError> {
         let mut stack: Vec<&[T]> = vec![items];
         let mut calls = 0;
@@ -432,7 +353,10 @@ impl GraphClient {
                 continue;
             }
             calls += 1;
-            let serialized = bytes::Bytes::from(body(part));
+            let serialized = bytes::Bytes::from(body(part).map_err(|e| GraphError::Encode {
+                operation,
+                detail: e.to_string(),
+            })?);
             match self
                 .transport
                 .send_payload(
@@ -491,21 +415,18 @@ impl GraphClient {
     /// Deletes a group (its devices stay registered). `Ok(false)` when it was already gone.
     pub async fn delete_group(&self, id: &str) -> Result<bool, GraphError> {
         let url = self.url(&format!("updatableAssets/{}", enc(id)));
-        match self
-            .transport
-            .send(
-                "delete device group",
-                Method::DELETE,
-                &url,
-                None,
-                Idempotency::Safe,
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(absent(
+            self.transport
+                .send(
+                    "delete device group",
+                    Method::DELETE,
+                    &url,
+                    None,
+                    Idempotency::Safe,
+                )
+                .await,
+        )?
+        .is_some())
     }
 
     /// The devices of a group; `None` when the group does not exist.
@@ -514,57 +435,40 @@ impl GraphClient {
             "updatableAssets/{}/{NS}updatableAssetGroup/members",
             enc(id)
         ));
-        match self
-            .transport
-            .collect_sized("list device group members", &url, |a: &UpdatableAsset| &a.id)
-            .await
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        absent(
+            self.transport
+                .collect_sized("list device group members", &url, |a: &UpdatableAsset| &a.id)
+                .await,
+        )
     }
 
-    /// Adds and removes group devices with `addMembersById` / `removeMembersById` in batches. Returns the
-    /// number of calls made.
-    pub async fn apply_group_diff(
+    /// Adds (`addMembersById`) or removes (`removeMembersById`) these devices in one request, split on a
+    /// 400 until the refused id is named. Returns the number of calls made.
+    pub async fn change_group_members(
         &self,
         id: &str,
-        add: &[String],
-        remove: &[String],
+        add: bool,
+        ids: &[String],
     ) -> Result<usize, GraphError> {
-        // Every batch at once (the transport bounds concurrency); adds and removes touch different ids.
-        let mut sends = Vec::new();
-        for (action, ids, op) in [
-            ("addMembersById", add, "add device group members"),
-            ("removeMembersById", remove, "remove device group members"),
-        ] {
-            let url = self.url(&format!("updatableAssets/{}/{action}", enc(id)));
-            for chunk in ids.chunks(self.batch_size) {
-                let url = url.clone();
-                sends.push(async move {
-                    self.send_split(op, &url, chunk, |items| {
-                        #[derive(serde::Serialize)]
-                        #[serde(rename_all = "camelCase")]
-                        struct ById<'a> {
-                            ids: &'a [String],
-                            member_entity_type: &'static str,
-                        }
-                        serde_json::to_vec(&ById {
-                            ids: items,
-                            member_entity_type: AssetKind::Device.odata_type(),
-                        })
-                        .unwrap_or_default()
-                    })
-                    .await
-                });
+        let (action, op) = if add {
+            ("addMembersById", "add device group members")
+        } else {
+            ("removeMembersById", "remove device group members")
+        };
+        let url = self.url(&format!("updatableAssets/{}/{action}", enc(id)));
+        self.send_split(op, &url, ids, |items| {
+            #[derive(serde::Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct ById<'a> {
+                ids: &'a [String],
+                member_entity_type: &'static str,
             }
-        }
-        let mut calls = 0;
-        for r in futures::future::join_all(sends).await {
-            calls += r?;
-        }
-        Ok(calls)
+            serde_json::to_vec(&ById {
+                ids: items,
+                member_entity_type: AssetKind::Device.odata_type(),
+            })
+        })
+        .await
     }
 }
 

@@ -66,6 +66,10 @@ pub enum GraphError {
 
     #[error("failed to {operation}: {detail}")]
     Protocol { operation: &'static str, detail: String },
+
+    /// The request body could not be written; nothing was sent.
+    #[error("failed to {operation}: the request could not be encoded: {detail}")]
+    Encode { operation: &'static str, detail: String },
 }
 
 impl GraphError {
@@ -88,6 +92,7 @@ impl GraphError {
             GraphError::AmbiguousCreate { .. } => "GraphAmbiguousCreate",
             GraphError::Decode { .. } => "GraphBadResponse",
             GraphError::Protocol { .. } => "GraphBadResponse",
+            GraphError::Encode { .. } => "EncodeFailed",
         }
     }
 
@@ -98,7 +103,7 @@ impl GraphError {
             GraphError::Token { status, error, .. } => *status >= 500 || error == "temporarily_unavailable",
             GraphError::Transport { .. } | GraphError::AmbiguousCreate { .. } => true,
             GraphError::Decode { .. } | GraphError::Protocol { .. } => true,
-            GraphError::Config { .. } | GraphError::Credential { .. } => false,
+            GraphError::Config { .. } | GraphError::Credential { .. } | GraphError::Encode { .. } => false,
         }
     }
 
@@ -119,14 +124,6 @@ impl GraphError {
 
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
-    }
-
-    /// The Graph error code, when Graph answered with one.
-    pub fn graph_code(&self) -> Option<&str> {
-        match self {
-            GraphError::Status { detail, .. } => Some(&detail.code),
-            _ => None,
-        }
     }
 }
 

@@ -17,11 +17,9 @@ pub mod models;
 pub mod transport;
 
 pub use auth::{Credential, CredentialKind, SecretString};
-pub use client::{
-    Audience, AudienceDiff, ContentRequest, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, SettingsRequest,
-};
+pub use client::{Audience, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
 pub use endpoints::{Cloud, Endpoints};
 pub use error::GraphError;
 pub use metrics::GraphMetrics;
-pub use models::{AssetKind, AssetRef};
+pub use models::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
 pub use transport::TransportConfig;

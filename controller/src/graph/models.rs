@@ -2,7 +2,7 @@
 //! `@odata.type` with or without `#`, unknown properties ignored, unknown enum members kept.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The namespace of every Windows Update type.
 pub const NS: &str = "microsoft.graph.windowsUpdates.";
@@ -330,10 +330,6 @@ impl AssetRef {
             id: id.into(),
         }
     }
-
-    pub fn to_json(&self) -> Value {
-        json!({"@odata.type": self.kind.odata_type(), "id": self.id})
-    }
 }
 
 /// Written as Graph's asset object (`{"@odata.type": …, "id": …}`) with no intermediate `Value`.
@@ -395,6 +391,80 @@ impl UpdatableAsset {
     }
 }
 
+// ----- request bodies ------------------------------------------------------------------------------------
+
+/// Which content a new deployment carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentRequest {
+    /// `catalogContent` with an entry id (the current form).
+    CatalogEntry(String),
+    /// The legacy `expeditedQualityUpdateReference`: minimum compliance with the release of that date.
+    ReleaseDate {
+        date: String,
+        equivalent_content: String,
+    },
+}
+
+/// The settings the operator manages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SettingsRequest {
+    pub days_until_forced_reboot: Option<i32>,
+    pub offer_as_optional: Option<bool>,
+    pub readiness_test: bool,
+}
+
+/// One `updateAudience` request: assets to add and remove, as members and as exclusions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudienceUpdate {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_exclusions: Vec<AssetRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove_members: Vec<AssetRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_members: Vec<AssetRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove_exclusions: Vec<AssetRef>,
+}
+
+impl AudienceUpdate {
+    /// Assets in the request.
+    pub fn len(&self) -> usize {
+        self.add_exclusions.len()
+            + self.remove_members.len()
+            + self.add_members.len()
+            + self.remove_exclusions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The request's assets, each with the list it is in, in request order.
+    pub fn items(&self) -> impl Iterator<Item = (&'static str, &AssetRef)> {
+        self.add_exclusions
+            .iter()
+            .map(|a| ("addExclusions", a))
+            .chain(self.remove_members.iter().map(|a| ("removeMembers", a)))
+            .chain(self.add_members.iter().map(|a| ("addMembers", a)))
+            .chain(self.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
+    }
+
+    /// The request made of `items` (list name and asset).
+    pub fn of<'a>(items: impl IntoIterator<Item = (&'static str, &'a AssetRef)>) -> Self {
+        let mut u = AudienceUpdate::default();
+        for (list, asset) in items {
+            match list {
+                "addExclusions" => u.add_exclusions.push(asset.clone()),
+                "removeMembers" => u.remove_members.push(asset.clone()),
+                "addMembers" => u.add_members.push(asset.clone()),
+                _ => u.remove_exclusions.push(asset.clone()),
+            }
+        }
+        u
+    }
+}
+
 /// A page of a collection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Page<T> {
@@ -422,6 +492,7 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_both_state_spellings_and_unknown_members() {

@@ -1,22 +1,31 @@
-//! The reconcile pipeline: observe -> plan (pure) -> act -> report.
+//! The reconcile pipeline, one module per step: [`observe`] reads everything a pass needs into plain
+//! data, [`plan`] decides (pure), [`act`] runs the plan through the Graph client, and the drivers
+//! ([`expedited`], [`device_group`]) report it through [`status`]. `plan` (the CLI) runs the same
+//! observe and plan.
 //!
-//! - [`desired`]: resolves a spec against the catalog and DeviceGroups;
-//! - [`plan`]: the pure planner;
-//! - [`expedited`] and [`device_group`]: observe, act and report for each kind, with cleanup;
-//! - [`status`]: conditions and status writes;
-//! - [`context`]: shared state, metrics and the error type;
-//! - [`gate`]: admission of reconciles (bounded, spec changes before verification and resync);
-//! - [`controller`]: wiring, triggers and error policy.
+//! Shared pieces, each with one concern: [`context`] (what a pass shares), [`settings`], [`error`],
+//! [`requeue`] (resync, backoff, verify), [`events`], [`finalizer`], [`metrics`], [`reasons`] (condition
+//! types and reasons), [`writes`] (what this process last wrote), [`adopt`] (matching a lost create).
+//! Admission, watches and triggers are the controller wiring's: see [`crate::runtime`].
 
+pub mod act;
 pub mod adopt;
 pub mod context;
-pub mod controller;
-pub mod decode;
-pub mod desired;
 pub mod device_group;
+pub mod error;
+pub mod events;
 pub mod expedited;
-pub mod gate;
+pub mod finalizer;
+pub mod metrics;
+pub mod observe;
 pub mod plan;
+pub mod reasons;
+pub mod requeue;
+pub mod settings;
 pub mod status;
+pub mod writes;
 
-pub use context::{Context, Error, ReconcileMetrics, Settings};
+pub use context::Context;
+pub use error::Error;
+pub use metrics::ReconcileMetrics;
+pub use settings::Settings;

@@ -1,19 +1,54 @@
-//! The pure middle of the reconcile: `(desired, observed) -> Plan`. No I/O; every branch is a table test,
-//! and property tests check that a plan applied to the observed state yields the desired state.
+//! plan: every decision of a pass, pure, over an [`Observation`]. No I/O; `plan` (the CLI) and the
+//! controller run the same functions, so a preview cannot disagree with what the controller then does.
+//!
+//! The rules, in the order they apply:
+//! 1. **Pause first.** A paused spec with a known deployment that is not paused gets the pause before
+//!    anything else, whatever else blocks the pass (an invalid spec, a waiting group, the blast-radius
+//!    guard, a failed read). It is the one write a blocked spec may cause. ObserveOnly never writes.
+//! 2. **Blocked passes write nothing else.** Each [`Blocker`] says why, in the words status and Events
+//!    use.
+//! 3. **Changes** go in a safe order: a new deployment is paused (when asked) before it gets an audience;
+//!    exclusions are added before members and removed last; a resume goes last; a content change creates
+//!    the replacement with the same audience before the old one is deleted. Audience writes are set
+//!    differences, batched, never re-sending what is there.
 
 use std::collections::BTreeSet;
 
-use crate::graph::{AssetRef, AudienceDiff, ContentRequest, SettingsRequest};
+use super::adopt;
+use super::observe::{
+    AudienceFacts, CatalogFact, DeployedContent, GroupObservation, ItemFact, Known, Observation,
+    ObservedDeployment, content_source, settings_of,
+};
+use super::reasons::Reason;
+use super::requeue::Next;
+use super::status::Outcome;
+use crate::crd::validate::{self, FieldError};
+use crate::crd::{
+    AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, ExpeditedDeployment, ManagementPolicy,
+    ResolvedContent,
+};
+use crate::graph::models::CatalogEntry;
+use crate::graph::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
 
-/// Content as Graph carries it (or, when Graph does not say, as the operator recorded it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeployedContent {
-    CatalogEntry(String),
-    ReleaseDate(String),
-    Unknown,
+/// What the planner needs besides the object and its observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// The operator-wide device limit (`--max-audience-devices`).
+    pub operator_limit: Option<u64>,
+    /// Assets per audience or group write.
+    pub batch_size: usize,
 }
 
-/// What the spec asks for, resolved against the catalog and DeviceGroups.
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            operator_limit: None,
+            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+/// What the spec asks for, resolved against the catalog and the groups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub content: ContentRequest,
@@ -21,38 +56,86 @@ pub struct Desired {
     pub paused: bool,
     pub members: BTreeSet<AssetRef>,
     pub exclusions: BTreeSet<AssetRef>,
-    /// Distinct devices the audience offers the update to.
+    /// Distinct devices the audience offers the update to: member devices, direct or through groups,
+    /// that no exclusion covers.
     pub devices: u64,
     /// The tightest device limit and where it comes from.
     pub device_limit: Option<(u64, &'static str)>,
-    /// `ObserveOnly`: never write.
-    pub observe_only: bool,
     /// `spec.deploymentId`: an adopted deployment is never recreated or replaced.
     pub adopted: bool,
 }
 
-/// A Graph deployment as observed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedDeployment {
-    pub id: String,
-    pub content: DeployedContent,
-    pub settings: SettingsRequest,
-    /// Created with the legacy settings type (release-date content).
-    pub legacy: bool,
-    pub paused_requested: bool,
-    pub members: BTreeSet<AssetRef>,
-    pub exclusions: BTreeSet<AssetRef>,
-}
-
-/// Which deployment an action targets: an existing one, or the one the plan's `Create` makes.
+/// Which deployment a step targets: an existing one, or the one the plan's `Create` makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Existing(String),
     New,
 }
 
+/// Set differences to apply to an audience.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AudienceDiff {
+    pub add_members: Vec<AssetRef>,
+    pub remove_members: Vec<AssetRef>,
+    pub add_exclusions: Vec<AssetRef>,
+    pub remove_exclusions: Vec<AssetRef>,
+}
+
+impl AudienceDiff {
+    pub fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    pub fn size(&self) -> usize {
+        self.add_members.len()
+            + self.remove_members.len()
+            + self.add_exclusions.len()
+            + self.remove_exclusions.len()
+    }
+
+    /// The `updateAudience` requests that apply the diff, in waves: each wave's requests may go at once,
+    /// and a wave starts when the one before it is done. Requests hold at most `batch` assets; the
+    /// waves are those adding exclusions, then the member changes, then those removing exclusions, so no
+    /// device is offered the update before its exclusion is in place and the number of calls stays at
+    /// the lower bound (`ceil(assets / batch)`).
+    pub fn waves(&self, batch: usize) -> Vec<Vec<AudienceUpdate>> {
+        type Item<'a> = (&'static str, &'a AssetRef);
+        let ordered: Vec<Item> = self
+            .add_exclusions
+            .iter()
+            .map(|a| ("addExclusions", a))
+            .chain(self.remove_members.iter().map(|a| ("removeMembers", a)))
+            .chain(self.add_members.iter().map(|a| ("addMembers", a)))
+            .chain(self.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
+            .collect();
+        let adds_exclusions = |c: &[Item]| c.iter().any(|(f, _)| *f == "addExclusions");
+        let removes_exclusions = |c: &[Item]| c.iter().any(|(f, _)| *f == "removeExclusions");
+        // 0: adds exclusions; 2: removes exclusions (and adds none); 1: the member changes.
+        let wave_of = |c: &[Item]| {
+            if adds_exclusions(c) {
+                0
+            } else if removes_exclusions(c) {
+                2
+            } else {
+                1
+            }
+        };
+        let mut waves: [Vec<AudienceUpdate>; 3] = Default::default();
+        for chunk in ordered.chunks(batch.max(1)) {
+            waves[wave_of(chunk)].push(AudienceUpdate::of(chunk.iter().copied()));
+        }
+        waves.into_iter().filter(|w| !w.is_empty()).collect()
+    }
+}
+
+/// One planned write, and the bookkeeping around it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Step {
+    /// Record the deployment a lost create made (a status write; no Graph write).
+    Adopt {
+        id: String,
+    },
+    /// Record a create intent (resourceVersion-checked), create, record the id.
     Create {
         content: ContentRequest,
         settings: SettingsRequest,
@@ -69,61 +152,212 @@ pub enum Action {
     UpdateAudience {
         target: Target,
         diff: AudienceDiff,
+        /// The requests, wave by wave (see [`AudienceDiff::waves`]).
+        waves: Vec<Vec<AudienceUpdate>>,
     },
-    /// Delete a deployment this plan replaced.
+    /// Delete the deployment this plan replaced.
     DeleteReplaced {
         id: String,
     },
 }
 
-impl Action {
+impl Step {
     /// A short description for Events and the plan command.
     pub fn describe(&self) -> String {
         match self {
-            Action::Create { content, .. } => match content {
+            Step::Adopt { id } => format!("adopt deployment {id} (made by a create whose answer was lost)"),
+            Step::Create { content, .. } => match content {
                 ContentRequest::CatalogEntry(id) => format!("create deployment of catalog entry {id}"),
                 ContentRequest::ReleaseDate { date, .. } => {
                     format!("create deployment of the {date} security update")
                 }
             },
-            Action::SetPaused { paused: true, .. } => "pause deployment".into(),
-            Action::SetPaused { paused: false, .. } => "resume deployment".into(),
-            Action::UpdateSettings { .. } => "update deployment settings".into(),
-            Action::UpdateAudience { diff, .. } => format!(
+            Step::SetPaused { paused: true, .. } => "pause deployment".into(),
+            Step::SetPaused { paused: false, .. } => "resume deployment".into(),
+            Step::UpdateSettings { .. } => "update deployment settings".into(),
+            Step::UpdateAudience { diff, .. } => format!(
                 "update audience: +{} members, -{} members, +{} exclusions, -{} exclusions",
                 diff.add_members.len(),
                 diff.remove_members.len(),
                 diff.add_exclusions.len(),
                 diff.remove_exclusions.len()
             ),
-            Action::DeleteReplaced { id } => format!("delete replaced deployment {id}"),
+            Step::DeleteReplaced { id } => format!("delete replaced deployment {id}"),
+        }
+    }
+
+    /// The Graph writes the step makes, by operation (as the Graph client names them).
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        match self {
+            Step::Adopt { .. } => vec![],
+            Step::Create { .. } => vec!["create deployment"],
+            Step::SetPaused { paused: true, .. } => vec!["pause deployment"],
+            Step::SetPaused { paused: false, .. } => vec!["resume deployment"],
+            Step::UpdateSettings { .. } => vec!["update deployment settings"],
+            Step::UpdateAudience { waves, .. } => {
+                vec!["update deployment audience"; waves.iter().map(Vec::len).sum()]
+            }
+            Step::DeleteReplaced { .. } => vec!["delete deployment"],
         }
     }
 }
 
-/// Why nothing may be written.
+/// An Event the pass sends before it acts (what it noticed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Blocked {
+pub struct Notice {
+    pub warning: bool,
+    pub reason: Reason,
+    pub action: &'static str,
+    pub message: String,
+}
+
+/// Why a pass writes nothing (but the pause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    InvalidSpec(Vec<FieldError>),
+    AmbiguousAdoption {
+        ids: Vec<String>,
+        since: String,
+    },
+    /// An audience item cannot be used yet (`field` is its path).
+    Waiting {
+        field: String,
+        why: String,
+    },
+    Content {
+        reason: Reason,
+        message: String,
+    },
+    AudienceNotManageable {
+        id: String,
+    },
     AudienceTooLarge {
         devices: u64,
         limit: u64,
         source: &'static str,
     },
-    /// An adopted deployment that no longer exists.
-    AdoptedDeploymentMissing,
-    /// An adopted deployment carries other content than the spec.
-    AdoptedContentDiffers { deployed: String },
+    AdoptedDeploymentMissing {
+        id: String,
+    },
+    AdoptedContentDiffers {
+        id: String,
+        deployed: String,
+        wanted: String,
+    },
+    /// ObserveOnly with no deployment to observe.
+    NothingToObserve,
 }
 
+impl Blocker {
+    /// How status and Events say it.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Blocker::InvalidSpec(problems) => Outcome::stalled(
+                Reason::INVALID_SPEC,
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Blocker::AmbiguousAdoption { ids, since } => Outcome::stalled(
+                Reason::AMBIGUOUS_ADOPTION,
+                format!(
+                    "found {} Graph deployments created for this content since {since} and not claimed by another object: {}; set spec.deploymentId to the right one and delete the others in Graph",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            ),
+            Blocker::Waiting { field, why } => Outcome::progressing(
+                Reason::WAITING_FOR_DEVICE_GROUP,
+                format!("{field}: {why} (nothing is written until it is)"),
+            ),
+            Blocker::Content { reason, message } => Outcome::stalled(*reason, message.clone()),
+            Blocker::AudienceNotManageable { id } => Outcome::stalled(
+                Reason::AUDIENCE_NOT_MANAGEABLE,
+                format!(
+                    "Graph does not expose the audience of deployment {id} (deployments created through Intune cannot be managed through Graph); manage it in Intune, or remove spec.deploymentId"
+                ),
+            ),
+            Blocker::AudienceTooLarge {
+                devices,
+                limit,
+                source,
+            } => Outcome::stalled(
+                Reason::AUDIENCE_TOO_LARGE,
+                format!(
+                    "the audience reaches {devices} devices, more than the limit of {limit} set by {source}; nothing was sent to Graph (raise the limit or shrink the audience)"
+                ),
+            ),
+            Blocker::AdoptedDeploymentMissing { id } => Outcome::stalled(
+                Reason::DEPLOYMENT_NOT_FOUND,
+                format!(
+                    "spec.deploymentId: Graph has no deployment {id} (remove spec.deploymentId to let the operator create one)"
+                ),
+            ),
+            Blocker::AdoptedContentDiffers { id, deployed, wanted } => Outcome::stalled(
+                Reason::CONTENT_DIFFERS,
+                format!(
+                    "spec.content resolves to {wanted} but adopted deployment {id} carries {deployed}; change spec.content to match, or remove spec.deploymentId to let the operator replace it"
+                ),
+            ),
+            Blocker::NothingToObserve => Outcome::stalled(
+                Reason::DEPLOYMENT_NOT_FOUND,
+                "ObserveOnly: no deployment to observe (set spec.deploymentId)",
+            ),
+        }
+    }
+
+    /// When to look again: a waiting group soon, anything else at the resync.
+    pub fn next(&self) -> Next {
+        match self {
+            Blocker::Waiting { .. } => Next::Soon,
+            _ => Next::Resync,
+        }
+    }
+}
+
+/// How a pass ends once its steps are done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Report this outcome and look again then.
+    Report { outcome: Outcome, next: Next },
+    /// A read failed: report its error (after the steps, which are at most the brake).
+    ObserveFailed,
+}
+
+/// The status facts a pass reports besides its outcome.
 #[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    pub content: Option<ResolvedContent>,
+    pub audience: Option<AudienceStatus>,
+    pub device_errors: Vec<DeviceError>,
+    /// The deployment as observed: id, effective state and state reasons.
+    pub deployment: Option<(String, Option<String>, Vec<String>)>,
+}
+
+/// The plan of an ExpeditedDeployment pass.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub actions: Vec<Action>,
-    pub blocked: Option<Blocked>,
+    pub notices: Vec<Notice>,
+    pub steps: Vec<Step>,
+    pub end: End,
+    pub facts: Facts,
+    /// What the spec resolved to, when it resolved.
+    pub desired: Option<Desired>,
+    /// Why the pass writes nothing (but the pause), when it does not.
+    pub blocker: Option<Blocker>,
 }
 
 impl Plan {
+    /// Whether Graph already matches: no step, and nothing blocks.
     pub fn is_converged(&self) -> bool {
-        self.actions.is_empty() && self.blocked.is_none()
+        self.steps.is_empty() && self.blocker.is_none() && self.end != End::ObserveFailed
+    }
+
+    /// Every Graph write the plan makes, by operation.
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        self.steps.iter().flat_map(Step::graph_writes).collect()
     }
 }
 
@@ -152,466 +386,676 @@ fn diff(desired: &Desired, members: &BTreeSet<AssetRef>, exclusions: &BTreeSet<A
     }
 }
 
-/// Plans the Graph writes that make `observed` match `desired`.
-pub fn plan(desired: &Desired, observed: Option<&ObservedDeployment>) -> Plan {
-    if desired.observe_only {
-        return Plan::default();
-    }
-    if let Some((limit, source)) = desired.device_limit
-        && desired.devices > limit
-    {
-        return Plan {
-            actions: Vec::new(),
-            blocked: Some(Blocked::AudienceTooLarge {
-                devices: desired.devices,
-                limit,
-                source,
-            }),
-        };
-    }
-    let fresh = |actions: &mut Vec<Action>| {
-        actions.push(Action::Create {
+fn audience_step(target: Target, d: AudienceDiff, batch: usize) -> Option<Step> {
+    (!d.is_empty()).then(|| Step::UpdateAudience {
+        waves: d.waves(batch),
+        target,
+        diff: d,
+    })
+}
+
+/// The writes that make `observed` match `desired` (nothing blocks them). Property-tested below.
+pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: usize) -> Vec<Step> {
+    let fresh = |steps: &mut Vec<Step>| {
+        steps.push(Step::Create {
             content: desired.content.clone(),
             settings: desired.settings.clone(),
         });
         if desired.paused {
-            actions.push(Action::SetPaused {
+            steps.push(Step::SetPaused {
                 target: Target::New,
                 paused: true,
             });
         }
-        let d = diff(desired, &BTreeSet::new(), &BTreeSet::new());
-        if !d.is_empty() {
-            actions.push(Action::UpdateAudience {
-                target: Target::New,
-                diff: d,
-            });
-        }
+        steps.extend(audience_step(
+            Target::New,
+            diff(desired, &BTreeSet::new(), &BTreeSet::new()),
+            batch,
+        ));
     };
-    let mut actions = Vec::new();
+    let mut steps = Vec::new();
     match observed {
-        None if desired.adopted => {
-            return Plan {
-                actions,
-                blocked: Some(Blocked::AdoptedDeploymentMissing),
-            };
-        }
-        None => fresh(&mut actions),
+        None => fresh(&mut steps),
         Some(o) if !content_matches(&desired.content, &o.content) => {
-            if desired.adopted {
-                let deployed = match &o.content {
-                    DeployedContent::CatalogEntry(id) => format!("catalog entry {id}"),
-                    DeployedContent::ReleaseDate(d) => format!("the {d} security update"),
-                    DeployedContent::Unknown => "unknown content".into(),
-                };
-                return Plan {
-                    actions,
-                    blocked: Some(Blocked::AdoptedContentDiffers { deployed }),
-                };
-            }
             // Content cannot change in Graph: create the new deployment with the same audience, then
             // delete the old one, so no device loses the update in between.
-            fresh(&mut actions);
-            actions.push(Action::DeleteReplaced { id: o.id.clone() });
+            fresh(&mut steps);
+            steps.push(Step::DeleteReplaced { id: o.id.clone() });
         }
         Some(o) => {
             let target = Target::Existing(o.id.clone());
             if desired.paused && !o.paused_requested {
-                actions.push(Action::SetPaused {
+                steps.push(Step::SetPaused {
                     target: target.clone(),
                     paused: true,
                 });
             }
             if settings_differ(&desired.settings, &o.settings) {
-                actions.push(Action::UpdateSettings {
+                steps.push(Step::UpdateSettings {
                     id: o.id.clone(),
                     settings: desired.settings.clone(),
                     legacy: o.legacy,
                 });
             }
-            let d = diff(desired, &o.members, &o.exclusions);
-            if !d.is_empty() {
-                actions.push(Action::UpdateAudience {
-                    target: target.clone(),
-                    diff: d,
-                });
-            }
+            steps.extend(audience_step(
+                target.clone(),
+                diff(desired, &o.members, &o.exclusions),
+                batch,
+            ));
             if !desired.paused && o.paused_requested {
-                actions.push(Action::SetPaused {
+                steps.push(Step::SetPaused {
                     target,
                     paused: false,
                 });
             }
         }
     }
-    Plan {
-        actions,
-        blocked: None,
+    steps
+}
+
+/// What `spec.content` resolves to in the catalog, or why it cannot.
+///
+/// `releaseDate`: the security quality update released on that date; an expeditable one is preferred
+/// when the catalog lists several. `catalogEntryId`: that entry, if it can be expedited. `latest`: the
+/// newest expeditable quality update.
+pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<ResolvedContent, Blocker> {
+    let entry = |e: &CatalogEntry| ResolvedContent {
+        source: spec_source.clone(),
+        release_date: e.release_date().map(str::to_string),
+        display_name: e.display_name.clone(),
+        catalog_entry_id: e.id.clone(),
+    };
+    let refuse = |reason, message: String| Blocker::Content { reason, message };
+    match fact {
+        CatalogFact::Recorded(r) => Ok(r.clone()),
+        CatalogFact::ReleaseDate { date, entries } => entries
+            .iter()
+            .max_by_key(|e| e.can_expedite())
+            .map(entry)
+            .ok_or_else(|| {
+                refuse(
+                    Reason::CONTENT_NOT_FOUND,
+                    format!(
+                        "spec.content.releaseDate: no security update was released on {date} (use the date of a monthly security release, the second Tuesday of a month, listed in the update catalog)"
+                    ),
+                )
+            }),
+        CatalogFact::Entry { id, entry: Some(e) } if e.can_expedite() => Ok(entry(e)),
+        CatalogFact::Entry { id, entry: Some(e) } => Err(refuse(
+            Reason::CONTENT_NOT_EXPEDITABLE,
+            format!(
+                "spec.content.catalogEntryId: catalog entry {id} ({}) cannot be expedited (pick an entry whose isExpeditable is true, or use content.latest)",
+                e.display_name.clone().unwrap_or_default()
+            ),
+        )),
+        CatalogFact::Entry { id, entry: None } => Err(refuse(
+            Reason::CONTENT_NOT_FOUND,
+            format!(
+                "spec.content.catalogEntryId: the update catalog has no entry {id} (copy an id from the catalog, or use content.latest)"
+            ),
+        )),
+        CatalogFact::Latest(Some(e)) => Ok(entry(e)),
+        CatalogFact::Latest(None) => Err(refuse(
+            Reason::CONTENT_NOT_FOUND,
+            "spec.content.latest: the update catalog lists no expeditable quality update".into(),
+        )),
+    }
+}
+
+/// The first audience item that cannot be used yet.
+fn waiting(obj: &ExpeditedDeployment, audience: &AudienceFacts) -> Option<Blocker> {
+    let spec_items = obj.spec.audience.clone().unwrap_or_default();
+    for (list, facts, items) in [
+        ("members", &audience.members, &spec_items.members),
+        ("exclusions", &audience.exclusions, &spec_items.exclusions),
+    ] {
+        for (i, fact) in facts.iter().enumerate() {
+            if let ItemFact::Waiting(why) = fact {
+                let field = if items.get(i).is_some_and(|it| it.asset_group_id.is_some()) {
+                    "assetGroupId"
+                } else {
+                    "deviceGroup"
+                };
+                return Some(Blocker::Waiting {
+                    field: format!("spec.audience.{list}[{i}].{field}"),
+                    why: why.clone(),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Distinct devices offered the update: member devices (direct or through groups) that no exclusion
+/// covers. The blast radius of one object.
+pub fn offered_devices(audience: &AudienceFacts) -> BTreeSet<&str> {
+    fn ids(facts: &[ItemFact]) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        for f in facts {
+            match f {
+                ItemFact::Device(d) => {
+                    out.insert(d.as_str());
+                }
+                ItemFact::Group { devices, .. } => out.extend(devices.iter().map(String::as_str)),
+                ItemFact::Waiting(_) => {}
+            }
+        }
+        out
+    }
+    let excluded = ids(&audience.exclusions);
+    ids(&audience.members)
+        .into_iter()
+        .filter(|d| !excluded.contains(d))
+        .collect()
+}
+
+/// What the spec asks for, from a resolved audience and content.
+pub fn desired(
+    obj: &ExpeditedDeployment,
+    audience: &AudienceFacts,
+    content: &ResolvedContent,
+    cfg: &PlanConfig,
+) -> Desired {
+    let refs = |facts: &[ItemFact]| -> BTreeSet<AssetRef> {
+        facts
+            .iter()
+            .filter_map(|f| match f {
+                ItemFact::Device(d) => Some(AssetRef::device(d.clone())),
+                ItemFact::Group { id, .. } => Some(AssetRef::group(id.clone())),
+                ItemFact::Waiting(_) => None,
+            })
+            .collect()
+    };
+    let spec = &obj.spec;
+    Desired {
+        content: match &spec.content.release_date {
+            Some(date) => ContentRequest::ReleaseDate {
+                date: date.clone(),
+                equivalent_content: spec.equivalent_content.as_str().into(),
+            },
+            None => ContentRequest::CatalogEntry(content.catalog_entry_id.clone()),
+        },
+        settings: settings_of(spec),
+        paused: spec.paused,
+        members: refs(&audience.members),
+        exclusions: refs(&audience.exclusions),
+        devices: offered_devices(audience).len() as u64,
+        device_limit: [
+            spec.max_devices.map(|l| (l, "spec.maxDevices")),
+            cfg.operator_limit.map(|l| (l, "--max-audience-devices")),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(l, _)| *l),
+        adopted: spec.deployment_id.is_some(),
+    }
+}
+
+fn describe_content(c: &DeployedContent) -> String {
+    match c {
+        DeployedContent::CatalogEntry(id) => format!("catalog entry {id}"),
+        DeployedContent::ReleaseDate(d) => format!("the {d} security update"),
+        DeployedContent::Unknown => "unknown content".into(),
+    }
+}
+
+/// The brake: a pause for a known deployment the spec wants paused and Graph does not hold paused. A
+/// deployment that could not be read is paused anyway (the write is idempotent).
+fn brake(obj: &ExpeditedDeployment, obs: &Observation) -> Option<Step> {
+    if !obj.spec.paused || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+        return None;
+    }
+    let id = match &obs.deployment {
+        Known::Found(d) if !d.observed.paused_requested => d.observed.id.clone(),
+        Known::Unread(id) => id.clone(),
+        _ => return None,
+    };
+    Some(Step::SetPaused {
+        target: Target::Existing(id),
+        paused: true,
+    })
+}
+
+/// Plans a pass over an ExpeditedDeployment.
+pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> Plan {
+    let status = obj.status.clone().unwrap_or_default();
+    let observe_only = obj.spec.management_policy == ManagementPolicy::ObserveOnly;
+    let found = obs.deployment.found();
+    let mut p = Plan {
+        notices: Vec::new(),
+        steps: Vec::new(),
+        end: End::ObserveFailed,
+        facts: Facts {
+            content: None,
+            audience: None,
+            device_errors: found.map(|d| d.device_errors.clone()).unwrap_or_default(),
+            deployment: found.map(|d| {
+                (
+                    d.observed.id.clone(),
+                    d.graph_state.clone(),
+                    d.state_reasons.clone(),
+                )
+            }),
+        },
+        desired: None,
+        blocker: None,
+    };
+    if let Some(adopt::Decision::Adopt(id)) = &obs.adoption {
+        p.steps.push(Step::Adopt { id: id.clone() });
+    }
+    p.steps.extend(brake(obj, obs));
+    let braked = p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::SetPaused { paused: true, .. }));
+    let block = |mut p: Plan, b: Blocker| {
+        p.end = End::Report {
+            outcome: b.outcome(),
+            next: b.next(),
+        };
+        p.blocker = Some(b);
+        p
+    };
+
+    let problems = validate::expedited_deployment(&obj.spec);
+    if !problems.is_empty() {
+        return block(p, Blocker::InvalidSpec(problems));
+    }
+    if let Some(adopt::Decision::Ambiguous(ids)) = &obs.adoption {
+        let since = status.create_intent.map(|i| i.started_at).unwrap_or_default();
+        return block(
+            p,
+            Blocker::AmbiguousAdoption {
+                ids: ids.clone(),
+                since,
+            },
+        );
+    }
+    if obs.failed.is_some() {
+        p.end = End::ObserveFailed;
+        return p;
+    }
+    let (Some(audience), Some(catalog)) = (&obs.audience, &obs.content) else {
+        // Not read although nothing failed: only an invalid spec skips the reads, and that ended above.
+        p.end = End::ObserveFailed;
+        return p;
+    };
+    if let Some(w) = waiting(obj, audience) {
+        return block(p, w);
+    }
+    let content = match resolve_content(content_source(&obj.spec), catalog) {
+        Ok(c) => c,
+        Err(b) => return block(p, b),
+    };
+    p.facts.content = Some(content.clone());
+    let desired = desired(obj, audience, &content, cfg);
+
+    if observe_only {
+        p.facts.audience = found.map(|d| AudienceStatus {
+            members: d.observed.members.len() as u64,
+            exclusions: d.observed.exclusions.len() as u64,
+            devices: 0,
+        });
+        p.desired = Some(desired);
+        return match found {
+            Some(d) => {
+                p.end = End::Report {
+                    outcome: Outcome::converged(format!(
+                        "observing deployment {} (ObserveOnly: nothing is written)",
+                        d.observed.id
+                    )),
+                    next: Next::Resync,
+                };
+                p
+            }
+            None => block(p, Blocker::NothingToObserve),
+        };
+    }
+
+    if let Some(d) = found {
+        let expected_members = status
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.members + a.exclusions > 0);
+        if d.audience_never_listed && (desired.adopted || expected_members) {
+            let id = d.observed.id.clone();
+            p.desired = Some(desired);
+            return block(p, Blocker::AudienceNotManageable { id });
+        }
+    }
+    if let Some((limit, source)) = desired.device_limit
+        && desired.devices > limit
+    {
+        let devices = desired.devices;
+        p.desired = Some(desired);
+        return block(
+            p,
+            Blocker::AudienceTooLarge {
+                devices,
+                limit,
+                source,
+            },
+        );
+    }
+    if desired.adopted {
+        let id = obj.spec.deployment_id.clone().unwrap_or_default();
+        match found {
+            None => {
+                p.desired = Some(desired);
+                return block(p, Blocker::AdoptedDeploymentMissing { id });
+            }
+            Some(d) if !content_matches(&desired.content, &d.observed.content) => {
+                let b = Blocker::AdoptedContentDiffers {
+                    id,
+                    deployed: describe_content(&d.observed.content),
+                    wanted: content.catalog_entry_id.clone(),
+                };
+                p.desired = Some(desired);
+                return block(p, b);
+            }
+            Some(_) => {}
+        }
+    }
+
+    // Nothing blocks: the changes, after the brake (whose pause they need not repeat).
+    let observed = found.map(|d| {
+        let mut o = d.observed.clone();
+        o.paused_requested |= braked;
+        o
+    });
+    let changes = changes(&desired, observed.as_ref(), cfg.batch_size);
+    if found.is_none()
+        && let (Some(id), Known::Missing(_)) = (&status.deployment_id, &obs.deployment)
+        && !desired.adopted
+    {
+        p.notices.push(Notice {
+            warning: true,
+            reason: Reason::DEPLOYMENT_MISSING,
+            action: "Recreate",
+            message: format!("deployment {id} was deleted outside the operator; creating it again"),
+        });
+    }
+    p.facts.audience = Some(AudienceStatus {
+        members: audience.members.len() as u64,
+        exclusions: audience.exclusions.len() as u64,
+        devices: desired.devices,
+    });
+    p.steps.extend(changes);
+    p.end = End::Report {
+        outcome: if p.steps.is_empty() {
+            Outcome::converged("Graph matches the spec")
+        } else {
+            let n = p
+                .steps
+                .iter()
+                .filter(|s| !matches!(s, Step::Adopt { .. }))
+                .count();
+            Outcome::progressing(
+                Reason::VERIFYING,
+                format!("sent {n} change(s) to Graph; verifying"),
+            )
+        },
+        next: if p.steps.is_empty() {
+            Next::Resync
+        } else {
+            Next::Verify
+        },
+    };
+    p.desired = Some(desired);
+    p
+}
+
+/// What deleting an ExpeditedDeployment does in Graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Leave the deployment (deletionPolicy Orphan, or ObserveOnly); `id` when there is one.
+    Orphan { id: Option<String> },
+    /// Delete these deployments (a 404 is success).
+    Delete { ids: Vec<String> },
+}
+
+/// Plans the cleanup of a deleted ExpeditedDeployment; `adoption` is what a pending create made.
+pub fn plan_cleanup(obj: &ExpeditedDeployment, adoption: Option<&adopt::Decision>) -> Cleanup {
+    let status = obj.status.clone().unwrap_or_default();
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan
+        || obj.spec.management_policy == ManagementPolicy::ObserveOnly
+    {
+        return Cleanup::Orphan {
+            id: status.deployment_id.or(obj.spec.deployment_id.clone()),
+        };
+    }
+    let mut ids: BTreeSet<String> = status
+        .deployment_id
+        .iter()
+        .chain(obj.spec.deployment_id.iter())
+        .cloned()
+        .collect();
+    // The create's answer was lost: delete what it made, if that is unambiguous.
+    if ids.is_empty()
+        && let Some(adopt::Decision::Adopt(id)) = adoption
+    {
+        ids.insert(id.clone());
+    }
+    Cleanup::Delete {
+        ids: ids.into_iter().collect(),
+    }
+}
+
+// ----- DeviceGroup -----------------------------------------------------------------------------------
+
+/// One planned write to a Graph group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupStep {
+    /// Create the group and record its id.
+    Create,
+    /// Add and remove devices (the group the plan creates when `target` is `New`). The batches may go at
+    /// once; adds and removes touch different ids.
+    UpdateMembers {
+        target: Target,
+        add: usize,
+        remove: usize,
+        batches: Vec<(bool, Vec<String>)>,
+    },
+}
+
+impl GroupStep {
+    pub fn describe(&self) -> String {
+        match self {
+            GroupStep::Create => "create group".into(),
+            GroupStep::UpdateMembers { add, remove, .. } => format!("update group devices: +{add} -{remove}"),
+        }
+    }
+
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        match self {
+            GroupStep::Create => vec!["create device group"],
+            GroupStep::UpdateMembers { batches, .. } => batches
+                .iter()
+                .map(|(add, _)| {
+                    if *add {
+                        "add device group members"
+                    } else {
+                        "remove device group members"
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The plan of a DeviceGroup pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupPlan {
+    pub notices: Vec<Notice>,
+    pub steps: Vec<GroupStep>,
+    pub end: End,
+    /// Status facts: the group id (when known), the devices the group holds once the plan is applied,
+    /// and registration errors.
+    pub group_id: Option<String>,
+    pub member_count: Option<u64>,
+    pub device_errors: Vec<DeviceError>,
+}
+
+impl GroupPlan {
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        self.steps.iter().flat_map(GroupStep::graph_writes).collect()
+    }
+}
+
+/// Group member writes of at most `batch` ids each: `(true, ids)` adds, `(false, ids)` removes.
+pub fn group_batches(add: &[String], remove: &[String], batch: usize) -> Vec<(bool, Vec<String>)> {
+    let batch = batch.max(1);
+    add.chunks(batch)
+        .map(|c| (true, c.to_vec()))
+        .chain(remove.chunks(batch).map(|c| (false, c.to_vec())))
+        .collect()
+}
+
+/// Plans a pass over a DeviceGroup.
+pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> GroupPlan {
+    let mut p = GroupPlan {
+        notices: Vec::new(),
+        steps: Vec::new(),
+        end: End::ObserveFailed,
+        group_id: None,
+        member_count: None,
+        device_errors: Vec::new(),
+    };
+    let problems = validate::device_group(&obj.spec);
+    if !problems.is_empty() {
+        p.end = End::Report {
+            outcome: Blocker::InvalidSpec(problems).outcome(),
+            next: Next::Resync,
+        };
+        return p;
+    }
+    if obs.failed.is_some() {
+        return p;
+    }
+    let desired: BTreeSet<String> = obj.spec.devices.iter().map(|d| d.to_lowercase()).collect();
+    let (target, current): (Target, BTreeSet<String>) = match &obs.group {
+        Known::Found(members) => {
+            let id = obj
+                .status
+                .as_ref()
+                .and_then(|s| s.group_id.clone())
+                .unwrap_or_default();
+            p.group_id = Some(id.clone());
+            p.device_errors = members
+                .iter()
+                .filter(|m| !m.errors.is_empty() && desired.contains(&m.id.to_lowercase()))
+                .take(super::observe::MAX_DEVICE_ERRORS)
+                .map(|m| DeviceError {
+                    device_id: m.id.clone(),
+                    reasons: m
+                        .errors
+                        .iter()
+                        .filter_map(|e| e.reason.as_ref().map(|r| r.to_string()))
+                        .collect(),
+                })
+                .collect();
+            let current = members
+                .iter()
+                .filter(|m| m.kind() == AssetKind::Device)
+                .map(|m| m.id.to_lowercase())
+                .collect();
+            (Target::Existing(id), current)
+        }
+        Known::Missing(id) => {
+            p.notices.push(Notice {
+                warning: true,
+                reason: Reason::GROUP_MISSING,
+                action: "Recreate",
+                message: format!(
+                    "updatableAssetGroup {id} was deleted outside the operator; creating it again"
+                ),
+            });
+            p.steps.push(GroupStep::Create);
+            (Target::New, BTreeSet::new())
+        }
+        Known::None | Known::Unread(_) => {
+            p.steps.push(GroupStep::Create);
+            (Target::New, BTreeSet::new())
+        }
+    };
+    let add: Vec<String> = desired.difference(&current).cloned().collect();
+    let remove: Vec<String> = current.difference(&desired).cloned().collect();
+    p.member_count = Some(desired.len() as u64);
+    if !add.is_empty() || !remove.is_empty() {
+        let batches = group_batches(&add, &remove, batch);
+        p.steps.push(GroupStep::UpdateMembers {
+            target,
+            add: add.len(),
+            remove: remove.len(),
+            batches,
+        });
+    }
+    p.end = End::Report {
+        outcome: match (&p.steps.last(), &p.group_id) {
+            (Some(GroupStep::UpdateMembers { add, remove, .. }), _) => Outcome::progressing(
+                Reason::VERIFYING,
+                format!("sent +{add} -{remove} devices to Graph; verifying"),
+            ),
+            (Some(GroupStep::Create), _) => {
+                Outcome::progressing(Reason::VERIFYING, "created the group; verifying")
+            }
+            (None, Some(id)) if p.device_errors.is_empty() => {
+                Outcome::converged(format!("{} devices in group {id}", desired.len()))
+            }
+            (None, id) => Outcome::converged(format!(
+                "{} devices in group {}; {} could not be registered (see status.deviceErrors)",
+                desired.len(),
+                id.clone().unwrap_or_default(),
+                p.device_errors.len()
+            )),
+        },
+        next: if p.steps.is_empty() {
+            Next::Resync
+        } else {
+            Next::Verify
+        },
+    };
+    p
+}
+
+/// What deleting a DeviceGroup does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupCleanup {
+    /// Deployments still use the group: wait (the finalizer stays).
+    Wait { users: Vec<String> },
+    /// Delete the Graph group (when there is one).
+    Delete { id: Option<String> },
+}
+
+impl GroupCleanup {
+    /// The wait's status.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            GroupCleanup::Wait { users } => Some(Outcome::progressing(
+                Reason::IN_USE,
+                format!(
+                    "still referenced by ExpeditedDeployment {}; the Graph group is removed once they stop using it",
+                    users.join(", ")
+                ),
+            )),
+            GroupCleanup::Delete { .. } => None,
+        }
+    }
+}
+
+/// Plans the cleanup of a deleted DeviceGroup; `users` are the deployments that reference it.
+pub fn plan_group_cleanup(obj: &DeviceGroup, users: Vec<String>) -> GroupCleanup {
+    if users.is_empty() {
+        GroupCleanup::Delete {
+            id: obj.status.as_ref().and_then(|s| s.group_id.clone()),
+        }
+    } else {
+        GroupCleanup::Wait { users }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+mod tests;
 
-    fn dev(i: u32) -> AssetRef {
-        AssetRef::device(format!("00000000-0000-4000-8000-{i:012}"))
-    }
-
-    fn desired() -> Desired {
-        Desired {
-            content: ContentRequest::CatalogEntry("e1".into()),
-            settings: SettingsRequest {
-                days_until_forced_reboot: Some(2),
-                offer_as_optional: None,
-                readiness_test: false,
-            },
-            paused: false,
-            members: [dev(1), dev(2), AssetRef::group("g1")].into(),
-            exclusions: [dev(3)].into(),
-            devices: 2,
-            device_limit: None,
-            observe_only: false,
-            adopted: false,
-        }
-    }
-
-    fn observed_of(d: &Desired) -> ObservedDeployment {
-        ObservedDeployment {
-            id: "d1".into(),
-            content: match &d.content {
-                ContentRequest::CatalogEntry(id) => DeployedContent::CatalogEntry(id.clone()),
-                ContentRequest::ReleaseDate { date, .. } => DeployedContent::ReleaseDate(date.clone()),
-            },
-            settings: d.settings.clone(),
-            legacy: false,
-            paused_requested: d.paused,
-            members: d.members.clone(),
-            exclusions: d.exclusions.clone(),
-        }
-    }
-
-    #[test]
-    fn create_when_nothing_exists_then_pause_before_audience() {
-        let mut d = desired();
-        d.paused = true;
-        let p = plan(&d, None);
-        assert_eq!(p.actions.len(), 3);
-        assert!(matches!(p.actions[0], Action::Create { .. }));
-        assert_eq!(
-            p.actions[1],
-            Action::SetPaused {
-                target: Target::New,
-                paused: true
-            }
-        );
-        let Action::UpdateAudience {
-            target: Target::New,
-            diff,
-        } = &p.actions[2]
-        else {
-            panic!("{:?}", p.actions[2])
-        };
-        assert_eq!(diff.add_members.len(), 3);
-        assert_eq!(diff.add_exclusions, vec![dev(3)]);
-    }
-
-    #[test]
-    fn converged_plans_nothing() {
-        let d = desired();
-        assert!(plan(&d, Some(&observed_of(&d))).is_converged());
-    }
-
-    #[test]
-    fn unknown_content_is_not_replaced() {
-        let d = desired();
-        let mut o = observed_of(&d);
-        o.content = DeployedContent::Unknown;
-        assert!(plan(&d, Some(&o)).is_converged());
-    }
-
-    #[test]
-    fn audience_edits_are_set_differences() {
-        let d = desired();
-        let mut o = observed_of(&d);
-        o.members.remove(&dev(2));
-        o.members.insert(dev(9));
-        o.exclusions.clear();
-        let p = plan(&d, Some(&o));
-        assert_eq!(
-            p.actions,
-            vec![Action::UpdateAudience {
-                target: Target::Existing("d1".into()),
-                diff: AudienceDiff {
-                    add_members: vec![dev(2)],
-                    remove_members: vec![dev(9)],
-                    add_exclusions: vec![dev(3)],
-                    remove_exclusions: vec![]
-                },
-            }]
-        );
-    }
-
-    #[test]
-    fn pause_goes_first_and_resume_goes_last() {
-        let mut d = desired();
-        d.paused = true;
-        let mut o = observed_of(&desired());
-        o.members.clear();
-        let p = plan(&d, Some(&o));
-        assert_eq!(
-            p.actions[0],
-            Action::SetPaused {
-                target: Target::Existing("d1".into()),
-                paused: true
-            }
-        );
-        assert!(matches!(p.actions[1], Action::UpdateAudience { .. }));
-        d.paused = false;
-        o.paused_requested = true;
-        let p = plan(&d, Some(&o));
-        assert!(matches!(p.actions[0], Action::UpdateAudience { .. }));
-        assert_eq!(
-            p.actions[1],
-            Action::SetPaused {
-                target: Target::Existing("d1".into()),
-                paused: false
-            }
-        );
-    }
-
-    #[test]
-    fn settings_change_is_a_patch() {
-        let mut d = desired();
-        let o = observed_of(&d);
-        d.settings.days_until_forced_reboot = Some(5);
-        assert_eq!(
-            plan(&d, Some(&o)).actions,
-            vec![Action::UpdateSettings {
-                id: "d1".into(),
-                settings: d.settings.clone(),
-                legacy: false
-            }]
-        );
-        // An unset field is not managed.
-        d.settings.days_until_forced_reboot = None;
-        assert!(plan(&d, Some(&o)).is_converged());
-    }
-
-    #[test]
-    fn content_change_replaces_with_the_same_audience() {
-        let d = desired();
-        let mut o = observed_of(&d);
-        o.content = DeployedContent::CatalogEntry("old".into());
-        let p = plan(&d, Some(&o));
-        assert!(
-            matches!(&p.actions[0], Action::Create { content: ContentRequest::CatalogEntry(e), .. } if e == "e1")
-        );
-        let Action::UpdateAudience {
-            target: Target::New,
-            diff,
-        } = &p.actions[1]
-        else {
-            panic!()
-        };
-        assert_eq!(
-            diff.add_members.iter().cloned().collect::<BTreeSet<_>>(),
-            d.members
-        );
-        assert_eq!(
-            p.actions.last(),
-            Some(&Action::DeleteReplaced { id: "d1".into() })
-        );
-    }
-
-    #[test]
-    fn adopted_deployments_are_never_recreated_or_replaced() {
-        let mut d = desired();
-        d.adopted = true;
-        assert_eq!(plan(&d, None).blocked, Some(Blocked::AdoptedDeploymentMissing));
-        let mut o = observed_of(&d);
-        o.content = DeployedContent::ReleaseDate("2026-01-13".into());
-        assert_eq!(
-            plan(&d, Some(&o)).blocked,
-            Some(Blocked::AdoptedContentDiffers {
-                deployed: "the 2026-01-13 security update".into()
-            })
-        );
-        assert!(plan(&d, Some(&o)).actions.is_empty());
-    }
-
-    #[test]
-    fn audience_too_large_writes_nothing() {
-        let mut d = desired();
-        d.devices = 11;
-        d.device_limit = Some((10, "spec.maxDevices"));
-        let mut o = observed_of(&desired());
-        o.members.clear();
-        let p = plan(&d, Some(&o));
-        assert!(p.actions.is_empty(), "nothing sent, nothing removed");
-        assert_eq!(
-            p.blocked,
-            Some(Blocked::AudienceTooLarge {
-                devices: 11,
-                limit: 10,
-                source: "spec.maxDevices"
-            })
-        );
-        assert_eq!(plan(&d, None).actions, vec![], "not even a create");
-    }
-
-    #[test]
-    fn observe_only_never_writes() {
-        let mut d = desired();
-        d.observe_only = true;
-        assert!(plan(&d, None).actions.is_empty());
-        let mut o = observed_of(&desired());
-        o.members.clear();
-        o.paused_requested = true;
-        assert!(plan(&d, Some(&o)).actions.is_empty());
-    }
-
-    /// Applies a plan to an observed state the way Graph would.
-    fn apply(p: &Plan, o: Option<&ObservedDeployment>) -> Option<ObservedDeployment> {
-        let mut cur = o.cloned();
-        let mut new: Option<ObservedDeployment> = None;
-        for a in &p.actions {
-            match a {
-                Action::Create { content, settings } => {
-                    new = Some(ObservedDeployment {
-                        id: "new".into(),
-                        content: match content {
-                            ContentRequest::CatalogEntry(id) => DeployedContent::CatalogEntry(id.clone()),
-                            ContentRequest::ReleaseDate { date, .. } => {
-                                DeployedContent::ReleaseDate(date.clone())
-                            }
-                        },
-                        settings: settings.clone(),
-                        legacy: false,
-                        paused_requested: false,
-                        members: BTreeSet::new(),
-                        exclusions: BTreeSet::new(),
-                    })
-                }
-                Action::SetPaused { target, paused } => {
-                    let d = if *target == Target::New {
-                        new.as_mut()
-                    } else {
-                        cur.as_mut()
-                    };
-                    d.expect("target exists").paused_requested = *paused;
-                }
-                Action::UpdateSettings { settings, .. } => {
-                    cur.as_mut().expect("exists").settings = settings.clone()
-                }
-                Action::UpdateAudience { target, diff } => {
-                    let d = if *target == Target::New {
-                        new.as_mut()
-                    } else {
-                        cur.as_mut()
-                    };
-                    let d = d.expect("target exists");
-                    for m in &diff.add_members {
-                        d.members.insert(m.clone());
-                    }
-                    for m in &diff.remove_members {
-                        d.members.remove(m);
-                    }
-                    for m in &diff.add_exclusions {
-                        d.exclusions.insert(m.clone());
-                    }
-                    for m in &diff.remove_exclusions {
-                        d.exclusions.remove(m);
-                    }
-                }
-                Action::DeleteReplaced { .. } => cur = None,
-            }
-        }
-        new.or(cur)
-    }
-
-    fn assets() -> impl Strategy<Value = BTreeSet<AssetRef>> {
-        proptest::collection::btree_set(
-            prop_oneof![
-                (0u32..30).prop_map(dev),
-                (0u32..4).prop_map(|i| AssetRef::group(format!("g{i}")))
-            ],
-            0..20,
-        )
-    }
-
-    fn desired_strategy() -> impl Strategy<Value = Desired> {
-        (
-            assets(),
-            assets(),
-            any::<bool>(),
-            prop_oneof![Just("e1"), Just("e2")],
-            proptest::option::of(0i32..5),
-        )
-            .prop_map(|(members, exclusions, paused, entry, days)| Desired {
-                content: ContentRequest::CatalogEntry(entry.into()),
-                settings: SettingsRequest {
-                    days_until_forced_reboot: days,
-                    offer_as_optional: None,
-                    readiness_test: false,
-                },
-                paused,
-                devices: members.len() as u64,
-                members,
-                exclusions,
-                device_limit: None,
-                observe_only: false,
-                adopted: false,
-            })
-    }
-
-    fn observed_strategy() -> impl Strategy<Value = Option<ObservedDeployment>> {
-        proptest::option::of(
-            (
-                assets(),
-                assets(),
-                any::<bool>(),
-                prop_oneof![Just("e1"), Just("e2")],
-                proptest::option::of(0i32..5),
-            )
-                .prop_map(|(members, exclusions, paused, entry, days)| ObservedDeployment {
-                    id: "d1".into(),
-                    content: DeployedContent::CatalogEntry(entry.into()),
-                    settings: SettingsRequest {
-                        days_until_forced_reboot: days,
-                        offer_as_optional: None,
-                        readiness_test: false,
-                    },
-                    legacy: false,
-                    paused_requested: paused,
-                    members,
-                    exclusions,
-                }),
-        )
-    }
-
-    proptest! {
-        #[test]
-        fn applying_the_plan_yields_the_desired_state(d in desired_strategy(), o in observed_strategy()) {
-            let p = plan(&d, o.as_ref());
-            let after = apply(&p, o.as_ref()).expect("a deployment exists after the plan");
-            prop_assert_eq!(&after.members, &d.members);
-            prop_assert_eq!(&after.exclusions, &d.exclusions);
-            prop_assert_eq!(after.paused_requested, d.paused);
-            prop_assert!(content_matches(&d.content, &after.content));
-            // A second plan against the result is empty.
-            prop_assert!(plan(&d, Some(&after)).is_converged());
-        }
-
-        #[test]
-        fn no_action_removes_a_member_the_spec_keeps(d in desired_strategy(), o in observed_strategy()) {
-            for a in plan(&d, o.as_ref()).actions {
-                if let Action::UpdateAudience { diff, .. } = a {
-                    prop_assert!(diff.remove_members.iter().all(|m| !d.members.contains(m)));
-                    prop_assert!(diff.remove_exclusions.iter().all(|m| !d.exclusions.contains(m)));
-                }
-            }
-        }
-    }
-}
+#[cfg(test)]
+use super::observe::DeploymentFacts;

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::context::Error;
+use super::error::Error;
+use super::reasons::{READY, RECONCILING, Reason, STALLED};
+use super::writes::LastWrites;
 
 /// The field manager of every operator write.
 pub const MANAGER: &str = "wufb-operator";
@@ -21,31 +23,53 @@ pub enum Outcome {
     /// Graph matches the spec.
     Converged { message: String },
     /// Writes were made or are waiting on something that will resolve by itself.
-    Progressing { reason: String, message: String },
+    Progressing { reason: Reason, message: String },
     /// Nothing more happens until the spec (or the tenant) changes.
-    Stalled { reason: String, message: String },
+    Stalled { reason: Reason, message: String },
 }
 
 impl Outcome {
-    pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
+    pub fn converged(message: impl Into<String>) -> Self {
+        Outcome::Converged {
+            message: message.into(),
+        }
+    }
+
+    pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
         Outcome::Progressing {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
 
-    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
         Outcome::Stalled {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
 
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Outcome::Converged { .. } => "Converged",
-            Outcome::Progressing { reason, .. } | Outcome::Stalled { reason, .. } => reason,
+            Outcome::Converged { .. } => Reason::CONVERGED,
+            Outcome::Progressing { reason, .. } | Outcome::Stalled { reason, .. } => *reason,
         }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Outcome::Converged { message }
+            | Outcome::Progressing { message, .. }
+            | Outcome::Stalled { message, .. } => message,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Outcome::Converged { .. })
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, Outcome::Stalled { .. })
     }
 }
 
@@ -78,23 +102,34 @@ fn condition(
 
 /// Ready, Reconciling and Stalled for an outcome, keeping transition times of unchanged conditions.
 pub fn conditions(outcome: &Outcome, generation: Option<i64>, old: &[Condition]) -> Vec<Condition> {
+    let c = |type_: &str, status: bool, reason: Reason, message: &str| {
+        condition(type_, status, reason.as_str(), message, generation, old)
+    };
     match outcome {
         Outcome::Converged { message } => vec![
-            condition("Ready", true, "Converged", message, generation, old),
-            condition("Reconciling", false, "Converged", "", generation, old),
-            condition("Stalled", false, "Converged", "", generation, old),
+            c(READY, true, Reason::CONVERGED, message),
+            c(RECONCILING, false, Reason::CONVERGED, ""),
+            c(STALLED, false, Reason::CONVERGED, ""),
         ],
         Outcome::Progressing { reason, message } => vec![
-            condition("Ready", false, reason, message, generation, old),
-            condition("Reconciling", true, reason, message, generation, old),
-            condition("Stalled", false, reason, "", generation, old),
+            c(READY, false, *reason, message),
+            c(RECONCILING, true, *reason, message),
+            c(STALLED, false, *reason, ""),
         ],
         Outcome::Stalled { reason, message } => vec![
-            condition("Ready", false, reason, message, generation, old),
-            condition("Reconciling", false, reason, "", generation, old),
-            condition("Stalled", true, reason, message, generation, old),
+            c(READY, false, *reason, message),
+            c(RECONCILING, false, *reason, ""),
+            c(STALLED, true, *reason, message),
         ],
     }
+}
+
+/// Whether `conditions` already say the object is stalled for `reason` with `message` (an Event about
+/// it was sent then).
+pub fn already_stalled(conditions: &[Condition], reason: Reason, message: &str) -> bool {
+    conditions.iter().any(|c| {
+        c.type_ == STALLED && c.status == "True" && reason == c.reason.as_str() && c.message == message
+    })
 }
 
 /// The status without the fields that change on every pass (sync time, transition times).
@@ -168,7 +203,7 @@ where
 /// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
 pub async fn apply<K, S>(
     api: &Api<K>,
-    writes: &super::gate::LastWrites,
+    writes: &LastWrites,
     name: &str,
     kind: &str,
     old: Option<&S>,
@@ -178,17 +213,15 @@ where
     K: kube::Resource<DynamicType = ()> + Clone,
     S: Serialize + DeserializeOwned + Clone + std::fmt::Debug,
 {
-    let new = serde_json::to_value(status).map_err(|e| Error::Kube {
-        action: "serialize status",
-        source: kube::Error::SerdeError(e),
-    })?;
+    let new = serde_json::to_value(status).map_err(Error::encode("the status"))?;
     if let Some(old) = old {
-        let old = serde_json::to_value(old).unwrap_or(Value::Null);
+        let old = serde_json::to_value(old).map_err(Error::encode("the status"))?;
         if comparable(&old) == comparable(&new) {
             return Ok(false);
         }
     }
-    let patch = json!({"apiVersion": "wufb.dev/v1alpha1", "kind": kind, "status": new});
+    // The apiVersion of the type, never a literal: a server answers 400 to an apply of another version.
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": kind, "status": new});
     let written = written_api::<K, S>(api)
         .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
@@ -201,7 +234,7 @@ where
 /// changed since it was read).
 pub async fn merge<K, S>(
     api: &Api<K>,
-    writes: &super::gate::LastWrites,
+    writes: &LastWrites,
     name: &str,
     resource_version: Option<&str>,
     status: Value,
@@ -237,14 +270,14 @@ mod tests {
 
     #[test]
     fn kstatus_shapes() {
-        let c = conditions(&Outcome::Converged { message: "ok".into() }, Some(3), &[]);
+        let c = conditions(&Outcome::converged("ok"), Some(3), &[]);
         let s: Vec<(&str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
         assert_eq!(
             s,
             [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]
         );
         assert!(c.iter().all(|c| c.observed_generation == Some(3)));
-        let c = conditions(&Outcome::stalled("InvalidSpec", "bad"), Some(4), &c);
+        let c = conditions(&Outcome::stalled(Reason::INVALID_SPEC, "bad"), Some(4), &c);
         let s: Vec<(&str, &str, &str)> = c
             .iter()
             .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
@@ -261,21 +294,19 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_the_status_holds() {
-        let first = conditions(&Outcome::progressing("Creating", "a"), Some(1), &[]);
+        let first = conditions(&Outcome::progressing(Reason::VERIFYING, "a"), Some(1), &[]);
         let mut old = first.clone();
         old[0].last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        let again = conditions(&Outcome::progressing("Updating", "b"), Some(1), &old);
+        let again = conditions(
+            &Outcome::progressing(Reason::WAITING_FOR_DEVICE_GROUP, "b"),
+            Some(1),
+            &old,
+        );
         assert_eq!(
             again[0].last_transition_time, old[0].last_transition_time,
             "Ready stayed False"
         );
-        let flipped = conditions(
-            &Outcome::Converged {
-                message: String::new(),
-            },
-            Some(1),
-            &old,
-        );
+        let flipped = conditions(&Outcome::converged(""), Some(1), &old);
         assert_ne!(flipped[0].last_transition_time, old[0].last_transition_time);
     }
 

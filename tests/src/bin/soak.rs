@@ -32,7 +32,7 @@ struct Args {
 }
 
 fn parse_duration(s: &str) -> Duration {
-    wufb_operator::reconcile::expedited::parse_duration(s)
+    wufb_operator::reconcile::requeue::parse_duration(s)
         .unwrap_or_else(|| panic!("--duration '{s}' is not like 90s, 10m or 1h"))
 }
 

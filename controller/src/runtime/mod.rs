@@ -1,6 +1,16 @@
-//! Wires both controllers: reflectors, triggers (a DeviceGroup change requeues every deployment that
-//! references it), error policy with backoff honouring Retry-After, and shutdown.
+//! The controller wiring: watches (decoding one object at a time), triggers (a DeviceGroup change
+//! requeues every deployment that references it), admission of passes ([`gate`]), the error policy
+//! with backoff honouring Retry-After, and shutdown. The passes themselves are [`crate::reconcile`]'s.
+//!
+//! - [`gate`]: at most N passes of a kind work at once; spec changes go before verification and
+//!   resync; a pass works on the newest copy of its object.
+//! - [`decode`]: objects this version cannot decode are held apart and still get a status.
 
+pub mod decode;
+pub mod gate;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -11,12 +21,29 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::context::{Backoff, Context, Error, Events, ReconcileMetrics, Settings};
-use super::decode::{Decoded, decoded, quarantine};
-use super::gate::Gate;
-use super::{device_group, expedited};
 use crate::crd::{DeviceGroup, ExpeditedDeployment};
 use crate::graph::GraphClient;
+use crate::reconcile::events::Events;
+use crate::reconcile::metrics::QueueLabel;
+use crate::reconcile::requeue::Backoff;
+use crate::reconcile::{Context, Error, ReconcileMetrics, Settings, device_group, expedited};
+use decode::{Decoded, decoded, quarantine};
+use gate::Gate;
+
+/// Where the controllers watch.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Watch only these namespaces; every namespace when empty.
+    pub namespaces: Vec<String>,
+}
+
+/// What the wiring shares with every pass it schedules.
+struct Runtime {
+    ctx: Arc<Context>,
+    backoff: Backoff,
+    deployment_gate: Arc<Gate>,
+    group_gate: Arc<Gate>,
+}
 
 fn key<K: Resource>(obj: &K) -> String {
     format!(
@@ -26,17 +53,68 @@ fn key<K: Resource>(obj: &K) -> String {
     )
 }
 
-fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    let wait = ctx.backoff.next(&key(obj.as_ref()), err.retry_after());
+fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, rt: Arc<Runtime>) -> Action {
+    let wait = rt.backoff.next(&key(obj.as_ref()), err.retry_after());
     tracing::debug!(object = %key(obj.as_ref()), category = err.category(), wait_ms = wait.as_millis() as u64, "requeue after error");
     Action::requeue(wait)
 }
 
-/// Where the controllers watch.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    /// Watch only these namespaces; every namespace when empty.
-    pub namespaces: Vec<String>,
+type Pass = Pin<Box<dyn Future<Output = Result<Action, Error>> + Send>>;
+
+/// Admits a pass through `gate` (waiting as a small future that holds only the key), then runs it on
+/// the newest copy of the object.
+fn admitted<K, F>(
+    gate: Arc<Gate>,
+    store: reflector::Store<K>,
+    ctx: Arc<Context>,
+    obj: Arc<K>,
+    observed_generation: Option<i64>,
+    pass: fn(Arc<K>, Arc<Context>) -> F,
+) -> Pass
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    Box::pin(async move {
+        let api: Api<K> = ctx.api(obj.as_ref());
+        let admitted = gate::admit(&gate, &store, &api, &ctx.writes, obj, observed_generation)
+            .await
+            .map_err(Error::kube("read the object"))?;
+        let Some((_permit, obj)) = admitted else {
+            return Ok(Action::await_change());
+        };
+        pass(obj, ctx).await
+    })
+}
+
+fn deployment_pass(obj: Arc<ExpeditedDeployment>, rt: Arc<Runtime>) -> Pass {
+    let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
+    admitted(
+        rt.deployment_gate.clone(),
+        rt.ctx.deployments.clone(),
+        rt.ctx.clone(),
+        obj,
+        observed,
+        expedited::reconcile,
+    )
+}
+
+fn group_pass(obj: Arc<DeviceGroup>, rt: Arc<Runtime>) -> Pass {
+    let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
+    admitted(
+        rt.group_gate.clone(),
+        rt.ctx.groups.clone(),
+        rt.ctx.clone(),
+        obj,
+        observed,
+        device_group::reconcile,
+    )
 }
 
 fn apis<K>(client: &kube::Client, scope: &Scope) -> Vec<Api<K>>
@@ -54,7 +132,21 @@ where
     }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+fn gate(metrics: &ReconcileMetrics, kind: &str, permits: usize) -> Arc<Gate> {
+    let depth = |class: &str| {
+        metrics
+            .queue_depth
+            .get_or_create(&QueueLabel {
+                kind: kind.into(),
+                class: class.into(),
+            })
+            .clone()
+    };
+    Gate::with_depth(permits, (depth("urgent"), depth("routine")))
+}
+
+/// Runs both controllers until `shutdown` resolves, then lets the passes already admitted finish
+/// (the caller bounds how long) and sends the queued Events.
 pub async fn run(
     client: kube::Client,
     graph: Arc<GraphClient>,
@@ -90,22 +182,39 @@ pub async fn run(
     );
     drop(notices);
 
-    let settings_concurrency = usize::from(settings.reconcile_concurrency);
+    let permits = usize::from(settings.reconcile_concurrency);
     let (events, events_drain) = Events::spawn_with_drain(Recorder::new(client.clone(), reporter));
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        graph,
-        events,
-        deployments: ed_reader.clone(),
-        groups: dg_reader.clone(),
-        metrics,
-        settings,
+    let rt = Arc::new(Runtime {
+        deployment_gate: gate(&metrics, expedited::KIND, permits),
+        group_gate: gate(&metrics, device_group::KIND, permits),
         backoff: Backoff::default(),
-        deployment_gate: Gate::new(settings_concurrency),
-        group_gate: Gate::new(settings_concurrency),
-        writes: Default::default(),
-        namespaces: scope.namespaces.clone(),
+        ctx: Arc::new(Context {
+            client: client.clone(),
+            graph,
+            events,
+            deployments: ed_reader.clone(),
+            groups: dg_reader.clone(),
+            metrics,
+            settings,
+            writes: Default::default(),
+            namespaces: scope.namespaces.clone(),
+        }),
     });
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    // On shutdown: passes waiting at the gates give up, the controllers stop scheduling and wait for
+    // the passes already admitted, and the DeviceGroup reflector ends.
+    let gates = (rt.deployment_gate.clone(), rt.group_gate.clone());
+    let stopping = async move {
+        shutdown.await;
+        tracing::info!("stopping the controllers");
+        gates.0.close();
+        gates.1.close();
+        let _ = shutdown_tx.send(true);
+    };
 
     // Reconcile on spec, annotation and finalizer changes (and deletion, which bumps the generation);
     // the operator's own status writes do not trigger a pass.
@@ -117,21 +226,6 @@ pub async fn run(
                 .combine(predicates::finalizers),
             Default::default(),
         );
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
-    // On shutdown: passes waiting at the gates give up, the controllers stop scheduling and wait for
-    // the passes already admitted, and the DeviceGroup reflector ends.
-    let gates = (ctx.deployment_gate.clone(), ctx.group_gate.clone());
-    let stopping = async move {
-        shutdown.await;
-        tracing::info!("stopping the controllers");
-        gates.0.close();
-        gates.1.close();
-        let _ = shutdown_tx.send(true);
-    };
-
     let dg_driver = dg_streams
         .reflect_shared(dg_writer)
         .take_until(signal(shutdown_rx.clone()))
@@ -139,8 +233,7 @@ pub async fn run(
     let dg_changes = spec_changes(dg_for_groups);
 
     let mapper_store = ed_reader.clone();
-
-    let ed_ctx = ctx.clone();
+    let ed_rt = rt.clone();
     let deployments = Controller::for_stream(ed_changes, ed_reader)
         .watches_shared_stream(dg_for_deployments, move |group: Arc<DeviceGroup>| {
             let ns = group.namespace().unwrap_or_default();
@@ -164,11 +257,11 @@ pub async fn run(
         // and orders it (see `gate`).
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(signal(shutdown_rx.clone()))
-        .run(expedited::reconcile, error_policy, ed_ctx.clone())
-        .for_each(move |result| finished(result, ed_ctx.clone()));
+        .run(deployment_pass, error_policy, ed_rt.clone())
+        .for_each(move |result| finished(result, ed_rt.clone()));
 
     let quarantined = {
-        let (ctx, stop) = (ctx.clone(), signal(shutdown_rx.clone()));
+        let (ctx, stop) = (rt.ctx.clone(), signal(shutdown_rx.clone()));
         async move {
             tokio::select! {
                 () = quarantine(ctx, notices_rx, std::time::Duration::from_secs(30)) => {}
@@ -176,26 +269,26 @@ pub async fn run(
             }
         }
     };
-    let dg_ctx = ctx.clone();
+    let dg_rt = rt.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(signal(shutdown_rx))
-        .run(device_group::reconcile, error_policy, dg_ctx.clone())
-        .for_each(move |result| finished(result, dg_ctx.clone()));
+        .run(group_pass, error_policy, dg_rt.clone())
+        .for_each(move |result| finished(result, dg_rt.clone()));
 
     futures::join!(stopping, deployments, groups, dg_driver, quarantined);
     // Every sender goes with the context; then the queued Events are sent (bounded).
-    drop(ctx);
+    drop(rt);
     events_drain.wait(std::time::Duration::from_secs(3)).await;
 }
 
-/// After a reconcile: a success resets the object's error backoff.
+/// After a pass: a success resets the object's error backoff.
 async fn finished<K: Resource, E: std::fmt::Display>(
     result: Result<(ObjectRef<K>, Action), E>,
-    ctx: Arc<Context>,
+    rt: Arc<Runtime>,
 ) {
     match result {
-        Ok((obj, _)) => ctx.backoff.reset(&format!(
+        Ok((obj, _)) => rt.backoff.reset(&format!(
             "{}/{}",
             obj.namespace.clone().unwrap_or_default(),
             obj.name

@@ -1,4 +1,4 @@
-//! Admission of reconciles: at most N of a kind do work at once, and a pass that acts on a spec nobody
+//! Admission of passes (controller wiring, not reconcile logic): at most N of a kind do work at once, and a pass that acts on a spec nobody
 //! has acted on yet goes before a pass that only verifies or resyncs.
 //!
 //! kube-runtime's own concurrency limit hands free slots to pending objects in no particular order, so
@@ -7,11 +7,11 @@
 //! a cheap waiting future (it holds only the shared object) and admits them here: urgent first, then
 //! routine, each in arrival order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::oneshot;
 
 /// How soon a pass should run.
@@ -47,10 +47,11 @@ struct Inner {
     routine: VecDeque<oneshot::Sender<()>>,
 }
 
-/// A counting gate with two queues.
+/// A counting gate with two queues, whose lengths it reports in two gauges.
 #[derive(Debug)]
 pub struct Gate {
     inner: Mutex<Inner>,
+    depth: (Gauge, Gauge),
 }
 
 /// Held while a pass works; dropping it admits the next waiter.
@@ -85,7 +86,13 @@ impl Drop for Waiting {
 impl Gate {
     /// A gate admitting `permits` passes at once (at least one).
     pub fn new(permits: usize) -> Arc<Gate> {
+        Self::with_depth(permits, (Gauge::default(), Gauge::default()))
+    }
+
+    /// A gate that keeps `(urgent, routine)` at the number of passes waiting in each queue.
+    pub fn with_depth(permits: usize, depth: (Gauge, Gauge)) -> Arc<Gate> {
         Arc::new(Gate {
+            depth,
             inner: Mutex::new(Inner {
                 closed: false,
                 free: permits.max(1),
@@ -116,6 +123,7 @@ impl Gate {
                     Class::Urgent => g.urgent.push_back(tx),
                     Class::Routine => g.routine.push_back(tx),
                 }
+                self.report(&g);
                 rx
             };
             let mut waiting = Waiting {
@@ -140,6 +148,12 @@ impl Gate {
         g.closed = true;
         g.urgent.clear();
         g.routine.clear();
+        self.report(&g);
+    }
+
+    fn report(&self, g: &Inner) {
+        self.depth.0.set(g.urgent.len() as i64);
+        self.depth.1.set(g.routine.len() as i64);
     }
 
     /// Passes currently waiting (urgent, routine).
@@ -153,55 +167,15 @@ impl Gate {
         loop {
             let Some(next) = g.urgent.pop_front().or_else(|| g.routine.pop_front()) else {
                 g.free += 1;
+                self.report(&g);
                 return;
             };
             // A waiter that has gone away refuses the hand-off; try the next one.
             if next.send(()).is_ok() {
+                self.report(&g);
                 return;
             }
         }
-    }
-}
-
-/// The resourceVersion of each object as this process last wrote it (by uid). The reflector's copy of an
-/// object lags the writes this process makes to it (the watch event comes after the write's answer, and
-/// later still under load); a pass that decided from such a copy would act on a state it already
-/// changed: create a second deployment, adopt one another object holds, skip a status write.
-#[derive(Debug, Default)]
-pub struct LastWrites(Mutex<HashMap<String, String>>);
-
-impl LastWrites {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records a write's answer.
-    pub fn record(&self, meta: &ObjectMeta) {
-        if let (Some(uid), Some(rv)) = (&meta.uid, &meta.resource_version) {
-            self.lock().insert(uid.clone(), rv.clone());
-        }
-    }
-
-    /// Forgets an object (deleted, or no longer this process's to write).
-    pub fn forget(&self, uid: &str) {
-        self.lock().remove(uid);
-    }
-
-    /// Whether `meta` is the copy this process last wrote, or one it never wrote.
-    pub fn is_current(&self, meta: &ObjectMeta) -> bool {
-        let Some(uid) = &meta.uid else { return true };
-        self.lock()
-            .get(uid)
-            .is_none_or(|rv| meta.resource_version.as_ref() == Some(rv))
-    }
-
-    /// Objects tracked.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -213,7 +187,7 @@ pub async fn admit<K>(
     gate: &Arc<Gate>,
     store: &kube::runtime::reflector::Store<K>,
     api: &kube::Api<K>,
-    writes: &LastWrites,
+    writes: &crate::reconcile::writes::LastWrites,
     obj: Arc<K>,
     observed_generation: Option<i64>,
 ) -> Result<Option<(Permit, Arc<K>)>, kube::Error>
@@ -277,12 +251,18 @@ mod tests {
             }
         }
         assert_eq!(gate.waiting(), (2, 2));
+        assert_eq!(
+            (gate.depth.0.get(), gate.depth.1.get()),
+            (2, 2),
+            "the gauges follow the queues"
+        );
         drop(a);
         drop(b);
         for t in tasks {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec!["u1", "u2", "r1", "r2"]);
+        assert_eq!((gate.depth.0.get(), gate.depth.1.get()), (0, 0));
         assert_eq!(gate.lock().free, 2, "every permit came back");
     }
 

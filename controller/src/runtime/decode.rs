@@ -28,9 +28,11 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::context::{Context, KindLabel};
-use super::status::{self, Outcome};
 use crate::crd::{DeviceGroup, ExpeditedDeployment, FINALIZER};
+use crate::reconcile::context::Context;
+use crate::reconcile::metrics::KindLabel;
+use crate::reconcile::reasons::Reason;
+use crate::reconcile::status::{self, Outcome};
 
 /// Longest decode error kept in a log line, a condition or an Event.
 const MAX_ERROR: usize = 300;
@@ -338,11 +340,9 @@ async fn handle(ctx: &Context, h: &mut Held) {
                 .collect()
         })
         .unwrap_or_default();
-    let already = old.iter().any(|c| {
-        c.type_ == "Stalled" && c.status == "True" && c.reason == "UndecodableObject" && c.message == message
-    });
+    let already = status::already_stalled(&old, Reason::UNDECODABLE_OBJECT, &message);
     let conditions = status::conditions(
-        &Outcome::stalled("UndecodableObject", message.clone()),
+        &Outcome::stalled(Reason::UNDECODABLE_OBJECT, message.clone()),
         generation,
         &old,
     );
@@ -373,7 +373,7 @@ async fn handle(ctx: &Context, h: &mut Held) {
         ctx.events.send(
             Event {
                 type_: EventType::Warning,
-                reason: "UndecodableObject".into(),
+                reason: Reason::UNDECODABLE_OBJECT.as_str().into(),
                 note: Some(message),
                 action: "Decode".into(),
                 secondary: None,
@@ -473,7 +473,9 @@ async fn release(
             }
         }
         Which::Group => {
-            let users = super::desired::referencing(ctx, &ns, &name);
+            let deployments = ctx.deployments.state();
+            let users =
+                crate::reconcile::observe::referencing(deployments.iter().map(|d| d.as_ref()), &ns, &name);
             if !users.is_empty() {
                 return Ok((
                     None,

@@ -1,0 +1,83 @@
+//! Reconcile metrics (no object names in labels): passes and their duration by kind, errors by
+//! category, passes waiting for admission, objects that cannot be decoded.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// A kind and an admission class (`urgent`: new or changed specs and deletions; `routine`: verification
+/// and resync).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub kind: String,
+    pub class: String,
+}
+
+/// Reconcile metrics (no object names in labels).
+#[derive(Clone, Debug)]
+pub struct ReconcileMetrics {
+    pub reconciles: Family<KindLabel, Counter>,
+    pub errors: Family<CategoryLabel, Counter>,
+    pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Objects seen that cannot be decoded, by kind.
+    pub undecodable: Family<KindLabel, Gauge>,
+    /// Passes waiting for admission, by kind and class.
+    pub queue_depth: Family<QueueLabel, Gauge>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 12))
+}
+
+impl Default for ReconcileMetrics {
+    fn default() -> Self {
+        ReconcileMetrics {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            undecodable: Family::default(),
+            queue_depth: Family::default(),
+        }
+    }
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ReconcileMetrics::default();
+        registry.register("wufb_reconcile", "Reconciles by kind", m.reconciles.clone());
+        registry.register(
+            "wufb_reconcile_errors",
+            "Reconcile errors by category",
+            m.errors.clone(),
+        );
+        registry.register(
+            "wufb_reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            m.duration.clone(),
+        );
+        registry.register(
+            "wufb_undecodable_objects",
+            "Objects this operator version cannot decode, by kind (each has a Stalled condition)",
+            m.undecodable.clone(),
+        );
+        registry.register(
+            "wufb_reconcile_queue_depth",
+            "Passes waiting for admission, by kind and class (urgent: new or changed specs and deletions)",
+            m.queue_depth.clone(),
+        );
+        m
+    }
+}

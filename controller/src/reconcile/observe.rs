@@ -1,0 +1,521 @@
+//! observe: everything a pass needs to decide, read into plain data. Kubernetes facts come from an
+//! [`Objects`] source (the controller's stores, or `plan`'s manifests and cluster), Graph facts from the
+//! Graph client. Nothing here decides what to write; [`super::plan`] does, over an [`Observation`].
+//!
+//! Reads run in the order the brake needs: the deployment first (a pause must not wait for anything
+//! else), then, if the spec is valid, the audience's groups and the catalog. A read that fails ends the
+//! observation there; what was read so far is kept (`failed` holds the error).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::adopt;
+use super::error::Error;
+use crate::crd::{
+    AudienceItem, DeviceError, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentSpec, ResolvedContent,
+    validate,
+};
+use crate::graph::models::{CatalogEntry, Content, Deployment, UpdatableAsset};
+use crate::graph::{AssetKind, AssetRef, Audience, GraphClient, SettingsRequest};
+
+/// Device errors listed in status at most.
+pub const MAX_DEVICE_ERRORS: usize = 50;
+
+/// What a pass knows of a Graph object it has an id for.
+#[derive(Debug)]
+pub enum Known<T> {
+    /// No id is recorded or named.
+    None,
+    /// Graph has no object with this id.
+    Missing(String),
+    Found(T),
+    /// It could not be read (the error is the observation's `failed`).
+    Unread(String),
+}
+
+impl<T> Known<T> {
+    pub fn found(&self) -> Option<&T> {
+        match self {
+            Known::Found(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Content as Graph carries it (or, when Graph does not say, as the operator recorded it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployedContent {
+    CatalogEntry(String),
+    ReleaseDate(String),
+    Unknown,
+}
+
+/// A Graph deployment and its audience, as the planner compares them with the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedDeployment {
+    pub id: String,
+    pub content: DeployedContent,
+    pub settings: SettingsRequest,
+    /// Created with the legacy settings type (release-date content).
+    pub legacy: bool,
+    pub paused_requested: bool,
+    pub members: BTreeSet<AssetRef>,
+    pub exclusions: BTreeSet<AssetRef>,
+}
+
+/// The deployment facts status reports besides what the planner compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentFacts {
+    pub observed: ObservedDeployment,
+    /// The effective Graph state.
+    pub graph_state: Option<String>,
+    pub state_reasons: Vec<String>,
+    /// Registration errors of audience devices (at most [`MAX_DEVICE_ERRORS`]).
+    pub device_errors: Vec<DeviceError>,
+    /// Graph answered 404 for both audience lists (never used, or not exposed: Intune deployments).
+    pub audience_never_listed: bool,
+}
+
+/// What an audience item resolves to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemFact {
+    /// A device id (lower case).
+    Device(String),
+    /// A Graph group and the device ids in it (lower case).
+    Group { id: String, devices: BTreeSet<String> },
+    /// It cannot be used yet, and why.
+    Waiting(String),
+}
+
+/// The audience items of the spec, resolved, in spec order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AudienceFacts {
+    pub members: Vec<ItemFact>,
+    pub exclusions: Vec<ItemFact>,
+}
+
+/// What the catalog says about `spec.content`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogFact {
+    /// Resolved before for the same `spec.content` (recorded in status): the catalog is not asked again.
+    Recorded(ResolvedContent),
+    /// The security releases of that date, as the catalog lists them.
+    ReleaseDate {
+        date: String,
+        entries: Vec<CatalogEntry>,
+    },
+    /// The entry with that id, if the catalog has it.
+    Entry { id: String, entry: Option<CatalogEntry> },
+    /// The newest expeditable quality update, if any.
+    Latest(Option<CatalogEntry>),
+}
+
+/// Everything an ExpeditedDeployment pass reads.
+#[derive(Debug)]
+pub struct Observation {
+    /// For a create whose answer was lost (an intent without an id): what to adopt.
+    pub adoption: Option<adopt::Decision>,
+    pub deployment: Known<DeploymentFacts>,
+    /// `None` when not read (an invalid spec, or a failed read).
+    pub audience: Option<AudienceFacts>,
+    /// `None` when not read.
+    pub content: Option<CatalogFact>,
+    /// The read that failed, if one did; nothing after it was read.
+    pub failed: Option<Error>,
+}
+
+/// The Kubernetes side of observe.
+pub trait Objects {
+    /// The Graph group id and the devices of a DeviceGroup, or why it cannot be used yet. An exclusion
+    /// group must hold all its devices first (Ready); a member group may fill while it is used.
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String>;
+
+    /// Every ExpeditedDeployment this operator manages, read from the API server (not a cache), to tell
+    /// which deployments other objects have claimed.
+    fn deployments(&self) -> impl Future<Output = Result<Vec<ExpeditedDeployment>, Error>> + Send;
+}
+
+/// A DeviceGroup from the controller's store, as [`Objects::group`] needs it.
+pub fn group_from_store(
+    store: &Store<DeviceGroup>,
+    ns: &str,
+    name: &str,
+    exclusion: bool,
+) -> Result<(String, BTreeSet<String>), String> {
+    let group = store
+        .get(&ObjectRef::<DeviceGroup>::new(name).within(ns))
+        .ok_or_else(|| format!("DeviceGroup {name} does not exist in namespace {ns}"))?;
+    group_facts(&group, exclusion)
+}
+
+/// The group id and devices of a DeviceGroup, or why it cannot be used yet.
+pub fn group_facts(group: &DeviceGroup, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
+    let name = group.name_any();
+    let status = group.status.clone().unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == super::reasons::READY && c.status == "True")
+        && status.observed_generation == group.metadata.generation;
+    match status.group_id {
+        Some(id) if (ready || !exclusion) && group.metadata.deletion_timestamp.is_none() => {
+            Ok((id, group.spec.devices.iter().map(|d| d.to_lowercase()).collect()))
+        }
+        _ => Err(format!("DeviceGroup {name} is not Ready yet")),
+    }
+}
+
+/// The deployment an object owns or names: `spec.deploymentId`, else the id status recorded.
+pub fn deployment_id(obj: &ExpeditedDeployment) -> Option<String> {
+    obj.spec
+        .deployment_id
+        .clone()
+        .or_else(|| obj.status.as_ref().and_then(|s| s.deployment_id.clone()))
+}
+
+/// `releaseDate:…`, `catalogEntryId:…` or `latest`: what the content is resolved from.
+pub fn content_source(spec: &ExpeditedDeploymentSpec) -> String {
+    let c = &spec.content;
+    match (&c.release_date, &c.catalog_entry_id) {
+        (Some(d), _) => format!("releaseDate:{d}"),
+        (None, Some(id)) => format!("catalogEntryId:{id}"),
+        _ => "latest".into(),
+    }
+}
+
+/// The Graph settings a spec asks for.
+pub fn settings_of(spec: &ExpeditedDeploymentSpec) -> SettingsRequest {
+    let ux = spec.user_experience.clone().unwrap_or_default();
+    SettingsRequest {
+        days_until_forced_reboot: ux.days_until_forced_reboot,
+        offer_as_optional: ux.offer_as_optional,
+        readiness_test: spec.readiness_test,
+    }
+}
+
+fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A deployment and its audience as the planner sees them.
+pub fn deployment_facts(
+    d: &Deployment,
+    audience: &Audience,
+    recorded: Option<&ResolvedContent>,
+) -> DeploymentFacts {
+    let content = match &d.content {
+        Some(Content::Catalog { entry_id: Some(id) }) => DeployedContent::CatalogEntry(id.clone()),
+        Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
+            DeployedContent::ReleaseDate(release_date.clone())
+        }
+        _ => recorded.map_or(DeployedContent::Unknown, |r| {
+            DeployedContent::CatalogEntry(r.catalog_entry_id.clone())
+        }),
+    };
+    let settings = d.settings.clone().unwrap_or_default();
+    let ux = settings.user_experience.unwrap_or_default();
+    DeploymentFacts {
+        observed: ObservedDeployment {
+            id: d.id.clone(),
+            legacy: matches!(content, DeployedContent::ReleaseDate(_)),
+            content,
+            settings: SettingsRequest {
+                days_until_forced_reboot: ux.days_until_forced_reboot,
+                offer_as_optional: ux.offer_as_optional,
+                readiness_test: settings.expedite.is_some_and(|e| e.is_readiness_test),
+            },
+            paused_requested: d.is_paused_by_request(),
+            members: audience.members.clone(),
+            exclusions: audience.exclusions.clone(),
+        },
+        graph_state: d.state.effective().map(|s| s.to_string()),
+        state_reasons: d.state.reason_values(),
+        device_errors: audience
+            .device_errors
+            .iter()
+            .take(MAX_DEVICE_ERRORS)
+            .map(|(id, reasons)| DeviceError {
+                device_id: id.clone(),
+                reasons: reasons.clone(),
+            })
+            .collect(),
+        audience_never_listed: audience.never_listed,
+    }
+}
+
+/// Reads a deployment and its audience.
+async fn read_deployment(
+    graph: &GraphClient,
+    id: &str,
+    recorded: Option<&ResolvedContent>,
+) -> Result<Known<DeploymentFacts>, Error> {
+    let Some(d) = graph.get_deployment(id).await? else {
+        return Ok(Known::Missing(id.to_string()));
+    };
+    let audience = graph.audience(&d.id).await?;
+    Ok(Known::Found(deployment_facts(&d, &audience, recorded)))
+}
+
+/// What an object's pending create may have made: the deployments Graph lists since the intent, matched
+/// against the other objects' claims and pending creates (see [`adopt`]).
+pub async fn adoption(
+    obj: &ExpeditedDeployment,
+    graph: &GraphClient,
+    objects: &impl Objects,
+    match_settings: bool,
+) -> Result<Option<adopt::Decision>, Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let Some(intent) = status
+        .create_intent
+        .as_ref()
+        .filter(|_| deployment_id(obj).is_none())
+    else {
+        return Ok(None);
+    };
+    let started_at = parse_time(&intent.started_at).unwrap_or_else(Utc::now);
+    let me = adopt::Pending {
+        uid: obj.uid().unwrap_or_default(),
+        started_at,
+        catalog_entry_id: intent.catalog_entry_id.clone(),
+        release_date: intent.release_date.clone(),
+        settings: match_settings.then(|| settings_of(&obj.spec)),
+    };
+    let mut claimed = BTreeSet::new();
+    let mut others = Vec::new();
+    for o in objects
+        .deployments()
+        .await?
+        .iter()
+        .filter(|o| o.uid() != obj.uid())
+    {
+        let status = o.status.clone().unwrap_or_default();
+        claimed.extend(
+            status
+                .deployment_id
+                .iter()
+                .chain(o.spec.deployment_id.iter())
+                .cloned(),
+        );
+        if let (Some(i), None) = (&status.create_intent, &status.deployment_id) {
+            others.push(adopt::Pending {
+                uid: o.uid().unwrap_or_default(),
+                started_at: parse_time(&i.started_at).unwrap_or(started_at),
+                catalog_entry_id: i.catalog_entry_id.clone(),
+                release_date: i.release_date.clone(),
+                settings: Some(settings_of(&o.spec)),
+            });
+        }
+    }
+    let found = graph
+        .deployments_created_since(started_at - chrono::Duration::seconds(30))
+        .await?;
+    Ok(Some(adopt::decide(&me, &others, &claimed, &found)))
+}
+
+/// Resolves one audience item.
+async fn item_fact(
+    item: &AudienceItem,
+    ns: &str,
+    exclusion: bool,
+    graph: &GraphClient,
+    objects: &impl Objects,
+) -> Result<ItemFact, Error> {
+    if let Some(d) = &item.device {
+        return Ok(ItemFact::Device(d.to_lowercase()));
+    }
+    if let Some(id) = &item.asset_group_id {
+        return Ok(match graph.group_members(id).await? {
+            Some(m) => ItemFact::Group {
+                id: id.clone(),
+                devices: m
+                    .into_iter()
+                    .filter(|a| a.kind() == AssetKind::Device)
+                    .map(|a| a.id.to_lowercase())
+                    .collect(),
+            },
+            None => ItemFact::Waiting(format!("updatableAssetGroup {id} does not exist in Graph")),
+        });
+    }
+    let name = item.device_group.as_deref().unwrap_or_default();
+    Ok(match objects.group(ns, name, exclusion) {
+        Ok((id, devices)) => ItemFact::Group { id, devices },
+        Err(why) => ItemFact::Waiting(why),
+    })
+}
+
+async fn audience_facts(
+    obj: &ExpeditedDeployment,
+    graph: &GraphClient,
+    objects: &impl Objects,
+) -> Result<AudienceFacts, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let mut facts = AudienceFacts::default();
+    let Some(a) = &obj.spec.audience else {
+        return Ok(facts);
+    };
+    for item in &a.members {
+        facts
+            .members
+            .push(item_fact(item, &ns, false, graph, objects).await?);
+    }
+    for item in &a.exclusions {
+        facts
+            .exclusions
+            .push(item_fact(item, &ns, true, graph, objects).await?);
+    }
+    Ok(facts)
+}
+
+/// What the catalog says about the spec's content (the recorded resolution while the source is the same).
+async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<CatalogFact, Error> {
+    let source = content_source(&obj.spec);
+    if let Some(recorded) = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.resolved_content.as_ref())
+        .filter(|r| r.source == source)
+    {
+        return Ok(CatalogFact::Recorded(recorded.clone()));
+    }
+    let c = &obj.spec.content;
+    Ok(if let Some(date) = &c.release_date {
+        CatalogFact::ReleaseDate {
+            date: date.clone(),
+            entries: graph.security_releases_on(date).await?,
+        }
+    } else if let Some(id) = &c.catalog_entry_id {
+        CatalogFact::Entry {
+            id: id.clone(),
+            entry: graph.catalog_entry(id).await?,
+        }
+    } else {
+        CatalogFact::Latest(graph.expeditable_updates(1).await?.into_iter().next())
+    })
+}
+
+/// Reads everything a pass over an ExpeditedDeployment needs: the deployment first, then (for a valid
+/// spec) the audience's groups and the catalog.
+pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &impl Objects) -> Observation {
+    let mut o = Observation {
+        adoption: None,
+        deployment: Known::None,
+        audience: None,
+        content: None,
+        failed: None,
+    };
+    let recorded = obj.status.as_ref().and_then(|s| s.resolved_content.as_ref());
+    let problems = validate::expedited_deployment(&obj.spec);
+    // A spec.deploymentId that breaks its rules is never sent to Graph; the one status recorded (this
+    // operator's own) still is, so that a pause reaches it.
+    if !problems.is_empty() && !obj.spec.paused {
+        // Nothing to decide from Graph: the spec stalls, and there is no pause to write.
+        return o;
+    }
+    let named_ok = !problems.iter().any(|p| p.field == "spec.deploymentId");
+    let mut id = if named_ok {
+        deployment_id(obj)
+    } else {
+        obj.status.as_ref().and_then(|s| s.deployment_id.clone())
+    };
+    if id.is_none() {
+        match adoption(obj, graph, objects, true).await {
+            Ok(decision) => {
+                if let Some(adopt::Decision::Adopt(one)) = &decision {
+                    id = Some(one.clone());
+                }
+                o.adoption = decision;
+            }
+            Err(e) => {
+                o.failed = Some(e);
+                return o;
+            }
+        }
+    }
+    if let Some(id) = id {
+        match read_deployment(graph, &id, recorded).await {
+            Ok(known) => o.deployment = known,
+            Err(e) => {
+                o.deployment = Known::Unread(id);
+                o.failed = Some(e);
+                return o;
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return o;
+    }
+    match audience_facts(obj, graph, objects).await {
+        Ok(a) => o.audience = Some(a),
+        Err(e) => {
+            o.failed = Some(e);
+            return o;
+        }
+    }
+    match catalog_fact(obj, graph).await {
+        Ok(c) => o.content = Some(c),
+        Err(e) => o.failed = Some(e),
+    }
+    o
+}
+
+/// Everything a DeviceGroup pass reads: its Graph group's members.
+#[derive(Debug)]
+pub struct GroupObservation {
+    pub group: Known<Vec<UpdatableAsset>>,
+    pub failed: Option<Error>,
+}
+
+pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObservation {
+    let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) else {
+        return GroupObservation {
+            group: Known::None,
+            failed: None,
+        };
+    };
+    match graph.group_members(&id).await {
+        Ok(Some(m)) => GroupObservation {
+            group: Known::Found(m),
+            failed: None,
+        },
+        Ok(None) => GroupObservation {
+            group: Known::Missing(id),
+            failed: None,
+        },
+        Err(e) => GroupObservation {
+            group: Known::Unread(id),
+            failed: Some(e.into()),
+        },
+    }
+}
+
+/// The ExpeditedDeployments in `ns` that reference DeviceGroup `name`, by name.
+pub fn referencing<'a>(
+    deployments: impl IntoIterator<Item = &'a ExpeditedDeployment>,
+    ns: &str,
+    name: &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = deployments
+        .into_iter()
+        .filter(|d| d.namespace().as_deref() == Some(ns))
+        .filter(|d| {
+            d.spec.audience.as_ref().is_some_and(|a| {
+                a.members
+                    .iter()
+                    .chain(&a.exclusions)
+                    .any(|i| i.device_group.as_deref() == Some(name))
+            })
+        })
+        .map(|d| d.name_any())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The groups' device lists by id, for counting distinct devices.
+pub type GroupDevices = BTreeMap<String, BTreeSet<String>>;

@@ -1,0 +1,878 @@
+//! The planner's specification: table tests of every decision, and properties of the changes.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::crd::ResolvedContent;
+use crate::graph::models::CatalogEntry;
+
+fn dev(i: u32) -> AssetRef {
+    AssetRef::device(format!("00000000-0000-4000-8000-{i:012}"))
+}
+
+fn desired() -> Desired {
+    Desired {
+        content: ContentRequest::CatalogEntry("e1".into()),
+        settings: SettingsRequest {
+            days_until_forced_reboot: Some(2),
+            offer_as_optional: None,
+            readiness_test: false,
+        },
+        paused: false,
+        members: [dev(1), dev(2), AssetRef::group("g1")].into(),
+        exclusions: [dev(3)].into(),
+        devices: 2,
+        device_limit: None,
+        adopted: false,
+    }
+}
+
+fn observed_of(d: &Desired) -> ObservedDeployment {
+    ObservedDeployment {
+        id: "d1".into(),
+        content: match &d.content {
+            ContentRequest::CatalogEntry(id) => DeployedContent::CatalogEntry(id.clone()),
+            ContentRequest::ReleaseDate { date, .. } => DeployedContent::ReleaseDate(date.clone()),
+        },
+        settings: d.settings.clone(),
+        legacy: false,
+        paused_requested: d.paused,
+        members: d.members.clone(),
+        exclusions: d.exclusions.clone(),
+    }
+}
+
+// ----- changes: the writes once nothing blocks -------------------------------------------------------
+
+#[test]
+fn create_when_nothing_exists_then_pause_before_audience() {
+    let mut d = desired();
+    d.paused = true;
+    let steps = changes(&d, None, 1000);
+    assert_eq!(steps.len(), 3);
+    assert!(matches!(steps[0], Step::Create { .. }));
+    assert_eq!(
+        steps[1],
+        Step::SetPaused {
+            target: Target::New,
+            paused: true
+        }
+    );
+    let Step::UpdateAudience {
+        target: Target::New,
+        diff,
+        ..
+    } = &steps[2]
+    else {
+        panic!("{:?}", steps[2])
+    };
+    assert_eq!(diff.add_members.len(), 3);
+    assert_eq!(diff.add_exclusions, vec![dev(3)]);
+}
+
+#[test]
+fn converged_plans_nothing() {
+    let d = desired();
+    assert!(changes(&d, Some(&observed_of(&d)), 1000).is_empty());
+}
+
+#[test]
+fn unknown_content_is_not_replaced() {
+    let d = desired();
+    let mut o = observed_of(&d);
+    o.content = DeployedContent::Unknown;
+    assert!(changes(&d, Some(&o), 1000).is_empty());
+}
+
+#[test]
+fn audience_edits_are_set_differences() {
+    let d = desired();
+    let mut o = observed_of(&d);
+    o.members.remove(&dev(2));
+    o.members.insert(dev(9));
+    o.exclusions.clear();
+    let steps = changes(&d, Some(&o), 1000);
+    let diff = AudienceDiff {
+        add_members: vec![dev(2)],
+        remove_members: vec![dev(9)],
+        add_exclusions: vec![dev(3)],
+        remove_exclusions: vec![],
+    };
+    assert_eq!(
+        steps,
+        vec![Step::UpdateAudience {
+            target: Target::Existing("d1".into()),
+            waves: diff.waves(1000),
+            diff,
+        }]
+    );
+}
+
+#[test]
+fn pause_goes_first_and_resume_goes_last() {
+    let mut d = desired();
+    d.paused = true;
+    let mut o = observed_of(&desired());
+    o.members.clear();
+    let steps = changes(&d, Some(&o), 1000);
+    assert_eq!(
+        steps[0],
+        Step::SetPaused {
+            target: Target::Existing("d1".into()),
+            paused: true
+        }
+    );
+    assert!(matches!(steps[1], Step::UpdateAudience { .. }));
+    d.paused = false;
+    o.paused_requested = true;
+    let steps = changes(&d, Some(&o), 1000);
+    assert!(matches!(steps[0], Step::UpdateAudience { .. }));
+    assert_eq!(
+        steps[1],
+        Step::SetPaused {
+            target: Target::Existing("d1".into()),
+            paused: false
+        }
+    );
+}
+
+#[test]
+fn settings_change_is_a_patch() {
+    let mut d = desired();
+    let o = observed_of(&d);
+    d.settings.days_until_forced_reboot = Some(5);
+    assert_eq!(
+        changes(&d, Some(&o), 1000),
+        vec![Step::UpdateSettings {
+            id: "d1".into(),
+            settings: d.settings.clone(),
+            legacy: false
+        }]
+    );
+    // An unset field is not managed.
+    d.settings.days_until_forced_reboot = None;
+    assert!(changes(&d, Some(&o), 1000).is_empty());
+}
+
+#[test]
+fn content_change_replaces_with_the_same_audience() {
+    let d = desired();
+    let mut o = observed_of(&d);
+    o.content = DeployedContent::CatalogEntry("old".into());
+    let steps = changes(&d, Some(&o), 1000);
+    assert!(matches!(&steps[0], Step::Create { content: ContentRequest::CatalogEntry(e), .. } if e == "e1"));
+    let Step::UpdateAudience {
+        target: Target::New,
+        diff,
+        ..
+    } = &steps[1]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        diff.add_members.iter().cloned().collect::<BTreeSet<_>>(),
+        d.members
+    );
+    assert_eq!(steps.last(), Some(&Step::DeleteReplaced { id: "d1".into() }));
+}
+
+#[test]
+fn audience_waves_add_exclusions_first_remove_them_last_at_the_lower_bound() {
+    let diff = AudienceDiff {
+        add_members: (10..13).map(dev).collect(),
+        remove_members: vec![dev(20)],
+        add_exclusions: (30..33).map(dev).collect(),
+        remove_exclusions: (40..42).map(dev).collect(),
+    };
+    let waves = diff.waves(2);
+    let calls: usize = waves.iter().map(Vec::len).sum();
+    assert_eq!(calls, 9_usize.div_ceil(2), "the lower bound of calls");
+    assert!(
+        waves[0].iter().all(|u| !u.add_exclusions.is_empty()),
+        "exclusions first: {waves:?}"
+    );
+    assert!(
+        waves
+            .last()
+            .unwrap()
+            .iter()
+            .all(|u| !u.remove_exclusions.is_empty()),
+        "their removal last: {waves:?}"
+    );
+    let removed_early: usize = waves[..waves.len() - 1]
+        .iter()
+        .flatten()
+        .map(|u| u.remove_exclusions.len())
+        .sum();
+    assert_eq!(
+        removed_early, 0,
+        "no exclusion is removed before every member change"
+    );
+    assert!(diff.waves(1000).len() == 1, "one request when all fits");
+}
+
+// ----- the brake and the blockers: one row per reason a pass can stop ----------------------------------
+
+const ENTRY: &str = "e1";
+
+fn object(spec: serde_json::Value, status: Option<serde_json::Value>) -> ExpeditedDeployment {
+    let mut o = json!({
+        "apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment",
+        "metadata": {"name": "r", "namespace": "n", "uid": "u", "generation": 2},
+        "spec": spec,
+    });
+    if let Some(s) = status {
+        o["status"] = s;
+    }
+    serde_json::from_value(o).unwrap()
+}
+
+fn spec(extra: serde_json::Value) -> serde_json::Value {
+    let mut s = json!({
+        "content": {"latest": true},
+        "paused": true,
+        "audience": {"members": [{"device": dev(1).id}, {"deviceGroup": "ring"}], "exclusions": [{"device": dev(3).id}]},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    s
+}
+
+fn status_with_deployment() -> serde_json::Value {
+    json!({"deploymentId": "d1", "observedGeneration": 1, "audience": {"members": 2, "exclusions": 1, "devices": 2},
+           "resolvedContent": {"source": "latest", "catalogEntryId": ENTRY}})
+}
+
+/// A deployment offering the update (not paused).
+fn offering() -> Known<DeploymentFacts> {
+    let mut o = observed_of(&desired());
+    o.members = [dev(1), AssetRef::group("g1")].into();
+    Known::Found(DeploymentFacts {
+        observed: o,
+        graph_state: Some("offering".into()),
+        state_reasons: vec![],
+        device_errors: vec![],
+        audience_never_listed: false,
+    })
+}
+
+fn catalog() -> CatalogFact {
+    CatalogFact::Recorded(ResolvedContent {
+        source: "latest".into(),
+        catalog_entry_id: ENTRY.into(),
+        display_name: None,
+        release_date: None,
+    })
+}
+
+fn ready_audience() -> AudienceFacts {
+    AudienceFacts {
+        members: vec![
+            ItemFact::Device(dev(1).id),
+            ItemFact::Group {
+                id: "g1".into(),
+                devices: [dev(5).id, dev(6).id].into(),
+            },
+        ],
+        exclusions: vec![ItemFact::Device(dev(3).id)],
+    }
+}
+
+fn observation(deployment: Known<DeploymentFacts>) -> Observation {
+    Observation {
+        adoption: None,
+        deployment,
+        audience: Some(ready_audience()),
+        content: Some(catalog()),
+        failed: None,
+    }
+}
+
+fn pause() -> Step {
+    Step::SetPaused {
+        target: Target::Existing("d1".into()),
+        paused: true,
+    }
+}
+
+/// Every reason a pass can stop, with `paused: true` and a deployment offering the update: the pause
+/// is written, and nothing else.
+#[test]
+fn pause_is_written_first_whatever_stops_the_pass() {
+    struct Row {
+        name: &'static str,
+        obj: ExpeditedDeployment,
+        obs: Observation,
+        /// The reason status reports (`None`: the read's error is reported).
+        reason: Option<Reason>,
+    }
+    let with = |f: &dyn Fn(&mut Observation)| {
+        let mut o = observation(offering());
+        f(&mut o);
+        o
+    };
+    let rows = vec![
+        Row {
+            name: "invalid spec",
+            obj: object(
+                spec(json!({"audience": {"members": [{"device": "not-a-guid"}]}})),
+                Some(status_with_deployment()),
+            ),
+            obs: with(&|o| {
+                o.audience = None;
+                o.content = None;
+            }),
+            reason: Some(Reason::INVALID_SPEC),
+        },
+        Row {
+            name: "blast-radius guard",
+            obj: object(spec(json!({"maxDevices": 1})), Some(status_with_deployment())),
+            obs: observation(offering()),
+            reason: Some(Reason::AUDIENCE_TOO_LARGE),
+        },
+        Row {
+            name: "operator-wide guard",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: observation(offering()),
+            reason: None,
+        },
+        Row {
+            name: "member group not created yet",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: with(&|o| {
+                o.audience.as_mut().unwrap().members[1] =
+                    ItemFact::Waiting("DeviceGroup ring does not exist".into())
+            }),
+            reason: Some(Reason::WAITING_FOR_DEVICE_GROUP),
+        },
+        Row {
+            name: "exclusion group being deleted",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: with(&|o| {
+                o.audience.as_mut().unwrap().exclusions[0] =
+                    ItemFact::Waiting("DeviceGroup dnd is not Ready yet".into())
+            }),
+            reason: Some(Reason::WAITING_FOR_DEVICE_GROUP),
+        },
+        Row {
+            name: "content gone from the catalog",
+            obj: object(
+                spec(json!({"content": {"catalogEntryId": "gone"}})),
+                Some(status_with_deployment()),
+            ),
+            obs: with(&|o| {
+                o.content = Some(CatalogFact::Entry {
+                    id: "gone".into(),
+                    entry: None,
+                })
+            }),
+            reason: Some(Reason::CONTENT_NOT_FOUND),
+        },
+        Row {
+            name: "a read after the deployment failed",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: with(&|o| {
+                o.audience = None;
+                o.content = None;
+                o.failed = Some(crate::reconcile::error::Error::Waiting {
+                    reason: "GraphUnavailable",
+                    message: "503".into(),
+                    retry: std::time::Duration::from_secs(1),
+                });
+            }),
+            reason: None,
+        },
+        Row {
+            name: "audience not manageable (Intune)",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: {
+                let mut o = observation(offering());
+                if let Known::Found(d) = &mut o.deployment {
+                    d.audience_never_listed = true;
+                }
+                o
+            },
+            reason: Some(Reason::AUDIENCE_NOT_MANAGEABLE),
+        },
+        Row {
+            name: "adopted deployment carries other content",
+            obj: object(
+                spec(json!({"deploymentId": "d1"})),
+                Some(status_with_deployment()),
+            ),
+            obs: {
+                let mut o = observation(offering());
+                if let Known::Found(d) = &mut o.deployment {
+                    d.observed.content = DeployedContent::CatalogEntry("other".into());
+                }
+                o
+            },
+            reason: Some(Reason::CONTENT_DIFFERS),
+        },
+    ];
+    for row in rows {
+        let limit = if row.name == "operator-wide guard" {
+            Some(1)
+        } else {
+            None
+        };
+        let cfg = PlanConfig {
+            operator_limit: limit,
+            batch_size: 1000,
+        };
+        let p = plan(&row.obj, &row.obs, &cfg);
+        assert_eq!(p.steps, vec![pause()], "{}: the pause and nothing else", row.name);
+        match (row.reason, &p.end) {
+            (Some(reason), End::Report { outcome, .. }) => {
+                assert_eq!(outcome.reason(), reason, "{}", row.name);
+                assert!(!outcome.is_ready(), "{}", row.name);
+            }
+            (None, End::Report { outcome, .. }) if row.name == "operator-wide guard" => {
+                assert_eq!(outcome.reason(), Reason::AUDIENCE_TOO_LARGE);
+            }
+            (None, End::ObserveFailed) => {}
+            (want, got) => panic!("{}: wanted {want:?}, got {got:?}", row.name),
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_deployment_is_paused_anyway_and_an_absent_one_is_not() {
+    let obj = object(spec(json!({})), Some(status_with_deployment()));
+    let mut obs = observation(Known::Unread("d1".into()));
+    obs.failed = Some(crate::reconcile::error::Error::Waiting {
+        reason: "GraphUnreachable",
+        message: "x".into(),
+        retry: std::time::Duration::from_secs(1),
+    });
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert_eq!(p.steps, vec![pause()]);
+    assert_eq!(p.end, End::ObserveFailed);
+    let p = plan(
+        &object(spec(json!({"maxDevices": 1})), Some(status_with_deployment())),
+        &observation(Known::Missing("d1".into())),
+        &PlanConfig::default(),
+    );
+    assert!(
+        p.steps.is_empty(),
+        "nothing to pause, and a blocked spec creates nothing"
+    );
+}
+
+#[test]
+fn a_resume_waits_for_a_spec_that_passes_every_check() {
+    let mut paused = offering();
+    if let Known::Found(d) = &mut paused {
+        d.observed.paused_requested = true;
+    }
+    let obj = object(
+        spec(json!({"paused": false, "maxDevices": 1})),
+        Some(status_with_deployment()),
+    );
+    let p = plan(&obj, &observation(paused), &PlanConfig::default());
+    assert!(
+        p.steps.is_empty(),
+        "no resume while the guard blocks: {:?}",
+        p.steps
+    );
+    assert_eq!(
+        p.blocker.map(|b| b.outcome().reason()),
+        Some(Reason::AUDIENCE_TOO_LARGE)
+    );
+}
+
+#[test]
+fn observe_only_never_writes_not_even_a_pause() {
+    let obj = object(
+        spec(json!({"managementPolicy": "ObserveOnly", "deploymentId": "d1", "maxDevices": 1})),
+        Some(status_with_deployment()),
+    );
+    let p = plan(&obj, &observation(offering()), &PlanConfig::default());
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    let obj = object(spec(json!({"managementPolicy": "ObserveOnly"})), None);
+    let p = plan(&obj, &observation(Known::None), &PlanConfig::default());
+    assert!(p.steps.is_empty());
+    assert_eq!(p.blocker, Some(Blocker::NothingToObserve));
+}
+
+#[test]
+fn an_ambiguous_adoption_stalls_listing_the_candidates_and_pauses_nothing() {
+    let obj = object(
+        spec(json!({})),
+        Some(json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY}})),
+    );
+    let mut obs = observation(Known::None);
+    obs.adoption = Some(adopt::Decision::Ambiguous(vec!["a".into(), "b".into()]));
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(p.steps.is_empty(), "none is known to be ours: nothing is paused");
+    let End::Report { outcome, .. } = &p.end else {
+        panic!()
+    };
+    assert_eq!(outcome.reason(), Reason::AMBIGUOUS_ADOPTION);
+    assert!(outcome.message().contains("a, b"), "{}", outcome.message());
+}
+
+#[test]
+fn an_adopted_deployment_is_recorded_then_paused() {
+    let obj = object(
+        spec(json!({})),
+        Some(json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY}})),
+    );
+    let mut obs = observation(offering());
+    obs.adoption = Some(adopt::Decision::Adopt("d1".into()));
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert_eq!(p.steps[0], Step::Adopt { id: "d1".into() });
+    assert_eq!(p.steps[1], pause());
+}
+
+#[test]
+fn a_deployment_deleted_outside_is_created_again_with_a_warning() {
+    let obj = object(spec(json!({"paused": false})), Some(status_with_deployment()));
+    let p = plan(
+        &obj,
+        &observation(Known::Missing("d1".into())),
+        &PlanConfig::default(),
+    );
+    assert!(matches!(p.steps[0], Step::Create { .. }));
+    assert_eq!(p.notices.len(), 1);
+    assert_eq!(p.notices[0].reason, Reason::DEPLOYMENT_MISSING);
+    let adopted = object(
+        spec(json!({"paused": false, "deploymentId": "d1"})),
+        Some(status_with_deployment()),
+    );
+    let p = plan(
+        &adopted,
+        &observation(Known::Missing("d1".into())),
+        &PlanConfig::default(),
+    );
+    assert!(p.steps.is_empty(), "an adopted deployment is never recreated");
+    assert_eq!(
+        p.blocker,
+        Some(Blocker::AdoptedDeploymentMissing { id: "d1".into() })
+    );
+}
+
+#[test]
+fn content_resolution_rules() {
+    let entry = |id: &str, expeditable: bool| -> CatalogEntry {
+        serde_json::from_value(
+            json!({"@odata.type": "#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry",
+            "id": id, "isExpeditable": expeditable, "releaseDateTime": "2026-11-10T00:00:00Z",
+            "qualityUpdateClassification": "security"}),
+        )
+        .unwrap()
+    };
+    let picked = resolve_content(
+        "releaseDate:2026-11-10".into(),
+        &CatalogFact::ReleaseDate {
+            date: "2026-11-10".into(),
+            entries: vec![entry("not-expeditable", false), entry("expeditable", true)],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        picked.catalog_entry_id, "expeditable",
+        "an expeditable release is preferred"
+    );
+    assert_eq!(picked.release_date.as_deref(), Some("2026-11-10"));
+    let none = resolve_content(
+        "releaseDate:2026-11-11".into(),
+        &CatalogFact::ReleaseDate {
+            date: "2026-11-11".into(),
+            entries: vec![],
+        },
+    );
+    assert!(matches!(none, Err(Blocker::Content { reason, .. }) if reason == Reason::CONTENT_NOT_FOUND));
+    let slow = resolve_content(
+        "catalogEntryId:x".into(),
+        &CatalogFact::Entry {
+            id: "x".into(),
+            entry: Some(entry("x", false)),
+        },
+    );
+    assert!(
+        matches!(slow, Err(Blocker::Content { reason, .. }) if reason == Reason::CONTENT_NOT_EXPEDITABLE)
+    );
+}
+
+#[test]
+fn the_blast_radius_counts_group_devices_less_exclusions() {
+    let facts = AudienceFacts {
+        members: vec![
+            ItemFact::Device("a".into()),
+            ItemFact::Group {
+                id: "g".into(),
+                devices: ["a".into(), "b".into(), "c".into()].into(),
+            },
+        ],
+        exclusions: vec![ItemFact::Group {
+            id: "x".into(),
+            devices: ["c".into()].into(),
+        }],
+    };
+    assert_eq!(offered_devices(&facts), ["a", "b"].into());
+}
+
+#[test]
+fn cleanup_honours_the_deletion_policy() {
+    let obj = object(
+        json!({"content": {"latest": true}, "deletionPolicy": "Orphan"}),
+        Some(status_with_deployment()),
+    );
+    assert_eq!(
+        plan_cleanup(&obj, None),
+        Cleanup::Orphan {
+            id: Some("d1".into())
+        }
+    );
+    let obj = object(
+        json!({"content": {"latest": true}}),
+        Some(status_with_deployment()),
+    );
+    assert_eq!(
+        plan_cleanup(&obj, None),
+        Cleanup::Delete {
+            ids: vec!["d1".into()]
+        }
+    );
+    let pending = object(
+        json!({"content": {"latest": true}}),
+        Some(json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY}})),
+    );
+    assert_eq!(
+        plan_cleanup(&pending, Some(&adopt::Decision::Adopt("lost".into()))),
+        Cleanup::Delete {
+            ids: vec!["lost".into()]
+        },
+        "what a lost create made is deleted too"
+    );
+}
+
+#[test]
+fn device_groups_create_fill_and_wait_while_in_use() {
+    let group: DeviceGroup = serde_json::from_value(json!({
+        "apiVersion": "wufb.dev/v1alpha1", "kind": "DeviceGroup",
+        "metadata": {"name": "ring", "namespace": "n"},
+        "spec": {"devices": [dev(1).id, dev(2).id, dev(3).id]},
+    }))
+    .unwrap();
+    let p = plan_group(
+        &group,
+        &GroupObservation {
+            group: Known::None,
+            failed: None,
+        },
+        2,
+    );
+    assert_eq!(p.steps[0], GroupStep::Create);
+    assert_eq!(
+        p.graph_writes(),
+        [
+            "create device group",
+            "add device group members",
+            "add device group members"
+        ]
+    );
+    let mut known = group.clone();
+    known.status = Some(crate::crd::DeviceGroupStatus {
+        group_id: Some("g".into()),
+        ..Default::default()
+    });
+    let member = |id: &str| {
+        serde_json::from_value(
+            json!({"@odata.type": "#microsoft.graph.windowsUpdates.azureADDevice", "id": id}),
+        )
+        .unwrap()
+    };
+    let p = plan_group(
+        &known,
+        &GroupObservation {
+            group: Known::Found(vec![member(&dev(1).id), member(&dev(9).id)]),
+            failed: None,
+        },
+        1000,
+    );
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].describe(), "update group devices: +2 -1");
+    let missing = plan_group(
+        &known,
+        &GroupObservation {
+            group: Known::Missing("g".into()),
+            failed: None,
+        },
+        1000,
+    );
+    assert_eq!(missing.notices[0].reason, Reason::GROUP_MISSING);
+    assert_eq!(missing.steps[0], GroupStep::Create);
+    assert!(matches!(
+        plan_group_cleanup(&known, vec!["rollout".into()]),
+        GroupCleanup::Wait { .. }
+    ));
+    assert_eq!(
+        plan_group_cleanup(&known, vec![]),
+        GroupCleanup::Delete { id: Some("g".into()) }
+    );
+}
+
+// ----- properties of the changes ---------------------------------------------------------------------
+
+/// Applies steps to an observed state the way Graph would.
+fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeployment> {
+    let mut cur = o.cloned();
+    let mut new: Option<ObservedDeployment> = None;
+    for s in steps {
+        match s {
+            Step::Adopt { .. } => {}
+            Step::Create { content, settings } => {
+                new = Some(ObservedDeployment {
+                    id: "new".into(),
+                    content: match content {
+                        ContentRequest::CatalogEntry(id) => DeployedContent::CatalogEntry(id.clone()),
+                        ContentRequest::ReleaseDate { date, .. } => {
+                            DeployedContent::ReleaseDate(date.clone())
+                        }
+                    },
+                    settings: settings.clone(),
+                    legacy: false,
+                    paused_requested: false,
+                    members: BTreeSet::new(),
+                    exclusions: BTreeSet::new(),
+                })
+            }
+            Step::SetPaused { target, paused } => {
+                let d = if *target == Target::New {
+                    new.as_mut()
+                } else {
+                    cur.as_mut()
+                };
+                d.expect("target exists").paused_requested = *paused;
+            }
+            Step::UpdateSettings { settings, .. } => {
+                cur.as_mut().expect("exists").settings = settings.clone()
+            }
+            Step::UpdateAudience { target, waves, .. } => {
+                let d = if *target == Target::New {
+                    new.as_mut()
+                } else {
+                    cur.as_mut()
+                };
+                let d = d.expect("target exists");
+                for u in waves.iter().flatten() {
+                    for m in &u.add_members {
+                        d.members.insert(m.clone());
+                    }
+                    for m in &u.remove_members {
+                        d.members.remove(m);
+                    }
+                    for m in &u.add_exclusions {
+                        d.exclusions.insert(m.clone());
+                    }
+                    for m in &u.remove_exclusions {
+                        d.exclusions.remove(m);
+                    }
+                }
+            }
+            Step::DeleteReplaced { .. } => cur = None,
+        }
+    }
+    new.or(cur)
+}
+
+fn assets() -> impl Strategy<Value = BTreeSet<AssetRef>> {
+    proptest::collection::btree_set(
+        prop_oneof![
+            (0u32..30).prop_map(dev),
+            (0u32..4).prop_map(|i| AssetRef::group(format!("g{i}")))
+        ],
+        0..20,
+    )
+}
+
+fn desired_strategy() -> impl Strategy<Value = Desired> {
+    (
+        assets(),
+        assets(),
+        any::<bool>(),
+        prop_oneof![Just("e1"), Just("e2")],
+        proptest::option::of(0i32..5),
+    )
+        .prop_map(|(members, exclusions, paused, entry, days)| Desired {
+            content: ContentRequest::CatalogEntry(entry.into()),
+            settings: SettingsRequest {
+                days_until_forced_reboot: days,
+                offer_as_optional: None,
+                readiness_test: false,
+            },
+            paused,
+            devices: members.len() as u64,
+            members,
+            exclusions,
+            device_limit: None,
+            adopted: false,
+        })
+}
+
+fn observed_strategy() -> impl Strategy<Value = Option<ObservedDeployment>> {
+    proptest::option::of(
+        (
+            assets(),
+            assets(),
+            any::<bool>(),
+            prop_oneof![Just("e1"), Just("e2")],
+            proptest::option::of(0i32..5),
+        )
+            .prop_map(|(members, exclusions, paused, entry, days)| ObservedDeployment {
+                id: "d1".into(),
+                content: DeployedContent::CatalogEntry(entry.into()),
+                settings: SettingsRequest {
+                    days_until_forced_reboot: days,
+                    offer_as_optional: None,
+                    readiness_test: false,
+                },
+                legacy: false,
+                paused_requested: paused,
+                members,
+                exclusions,
+            }),
+    )
+}
+
+proptest! {
+    #[test]
+    fn applying_the_changes_yields_the_desired_state(d in desired_strategy(), o in observed_strategy(), batch in 1usize..8) {
+        let steps = changes(&d, o.as_ref(), batch);
+        let after = apply(&steps, o.as_ref()).expect("a deployment exists after the plan");
+        prop_assert_eq!(&after.members, &d.members);
+        prop_assert_eq!(&after.exclusions, &d.exclusions);
+        prop_assert_eq!(after.paused_requested, d.paused);
+        prop_assert!(content_matches(&d.content, &after.content));
+        // A second plan against the result is empty.
+        prop_assert!(changes(&d, Some(&after), batch).is_empty());
+    }
+
+    #[test]
+    fn no_step_removes_a_member_the_spec_keeps(d in desired_strategy(), o in observed_strategy()) {
+        for s in changes(&d, o.as_ref(), 3) {
+            if let Step::UpdateAudience { waves, .. } = s {
+                for u in waves.iter().flatten() {
+                    prop_assert!(u.remove_members.iter().all(|m| !d.members.contains(m)));
+                    prop_assert!(u.remove_exclusions.iter().all(|m| !d.exclusions.contains(m)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_paused_spec_is_never_resumed(d in desired_strategy(), o in observed_strategy()) {
+        let mut d = d;
+        d.paused = true;
+        for s in changes(&d, o.as_ref(), 3) {
+            let resumes = matches!(s, Step::SetPaused { paused: false, .. });
+            prop_assert!(!resumes, "a paused spec resumed");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The words status, Events and metrics share: condition types and reasons, in one place. A reason is
+//! CamelCase and static; error categories (`GraphThrottled`, `KubernetesConflict`, ...) are reasons too.
+
+use std::fmt;
+
+/// The kstatus condition types, in the order status lists them.
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// A CamelCase reason: a condition's reason, an Event's reason, a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reason(&'static str);
+
+impl Reason {
+    // Where a pass ends.
+    /// Graph matches the spec.
+    pub const CONVERGED: Reason = Reason("Converged");
+    /// Writes were sent; the next pass reads them back.
+    pub const VERIFYING: Reason = Reason("Verifying");
+    /// The spec breaks a rule (field named in the message).
+    pub const INVALID_SPEC: Reason = Reason("InvalidSpec");
+    /// The audience reaches more devices than a limit allows.
+    pub const AUDIENCE_TOO_LARGE: Reason = Reason("AudienceTooLarge");
+    /// A DeviceGroup (or updatableAssetGroup) the spec names is not there or not Ready yet.
+    pub const WAITING_FOR_DEVICE_GROUP: Reason = Reason("WaitingForDeviceGroup");
+    /// The catalog has no such content.
+    pub const CONTENT_NOT_FOUND: Reason = Reason("ContentNotFound");
+    /// The catalog entry cannot be expedited.
+    pub const CONTENT_NOT_EXPEDITABLE: Reason = Reason("ContentNotExpeditable");
+    /// The deployment named by spec.deploymentId (or to observe) does not exist.
+    pub const DEPLOYMENT_NOT_FOUND: Reason = Reason("DeploymentNotFound");
+    /// An adopted deployment carries other content than the spec.
+    pub const CONTENT_DIFFERS: Reason = Reason("ContentDiffers");
+    /// More matching deployments than objects waiting for them after a lost create answer.
+    pub const AMBIGUOUS_ADOPTION: Reason = Reason("AmbiguousAdoption");
+    /// Graph does not expose the deployment's audience (an Intune deployment).
+    pub const AUDIENCE_NOT_MANAGEABLE: Reason = Reason("AudienceNotManageable");
+    /// A DeviceGroup being deleted is still referenced.
+    pub const IN_USE: Reason = Reason("InUse");
+    /// This operator version cannot decode the object.
+    pub const UNDECODABLE_OBJECT: Reason = Reason("UndecodableObject");
+
+    // What a pass did (Events).
+    pub const CREATED: Reason = Reason("Created");
+    pub const ADOPTED: Reason = Reason("Adopted");
+    pub const PAUSED: Reason = Reason("Paused");
+    pub const RESUMED: Reason = Reason("Resumed");
+    pub const SETTINGS_UPDATED: Reason = Reason("SettingsUpdated");
+    pub const AUDIENCE_UPDATED: Reason = Reason("AudienceUpdated");
+    pub const MEMBERS_UPDATED: Reason = Reason("MembersUpdated");
+    pub const REPLACED: Reason = Reason("Replaced");
+    pub const DELETED: Reason = Reason("Deleted");
+    pub const ORPHANED: Reason = Reason("Orphaned");
+    /// A deployment the status names was deleted outside the operator.
+    pub const DEPLOYMENT_MISSING: Reason = Reason("DeploymentMissing");
+    /// A group the status names was deleted outside the operator.
+    pub const GROUP_MISSING: Reason = Reason("GroupMissing");
+
+    /// An error category (see the errors' `category()`) as a reason.
+    pub const fn category(category: &'static str) -> Reason {
+        Reason(category)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}

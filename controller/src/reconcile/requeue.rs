@@ -1,0 +1,130 @@
+//! When a pass runs again: the resync of a converged object (jittered, per-object annotation), the
+//! backoff after an error (honouring Retry-After), and the delay before a write is verified.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::runtime::controller::Action;
+
+use super::error::Error;
+
+/// `90s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// The resync delay of an object: its annotation, or the operator default, jittered by up to 10%.
+pub fn resync_after(obj: &impl Resource, default: Duration) -> Duration {
+    let base = obj
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::crd::RESYNC_ANNOTATION))
+        .and_then(|v| parse_duration(v))
+        .unwrap_or(default);
+    let seed = obj
+        .meta()
+        .uid
+        .as_deref()
+        .unwrap_or("")
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let frac = ((seed ^ u64::from(nanos)) % 1000) as f64 / 10_000.0;
+    base.mul_f64(1.0 + frac)
+}
+
+/// When a pass looks again, as the planner decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Writes were sent: read them back soon.
+    Verify,
+    /// Waiting for something that resolves by itself (a DeviceGroup filling): look again soon.
+    Soon,
+    /// Nothing to do until the resync (or a change).
+    Resync,
+    /// Only a change to the object helps (cleanup finished).
+    Change,
+}
+
+/// Turns the planner's [`Next`] into the controller's action.
+pub fn action(next: Next, obj: &impl Resource, settings: &super::settings::Settings) -> Action {
+    match next {
+        Next::Verify => Action::requeue(settings.verify_delay),
+        Next::Soon => Action::requeue(Duration::from_secs(15)),
+        Next::Resync => Action::requeue(resync_after(obj, settings.resync)),
+        Next::Change => Action::await_change(),
+    }
+}
+
+/// What follows a reported error: a transient one goes back to the error policy (backoff honouring
+/// Retry-After); a permanent one waits for the resync (a fixed permission or tenant works again without a
+/// spec change).
+pub fn after_error<K: Resource>(obj: &K, err: Error, resync: Duration) -> Result<Action, Error> {
+    if err.is_transient() {
+        Err(err)
+    } else {
+        Ok(Action::requeue(resync_after(obj, resync)))
+    }
+}
+
+/// Per-object failure counts for exponential requeue backoff.
+#[derive(Default)]
+pub struct Backoff(std::sync::Mutex<BTreeMap<String, u32>>);
+
+impl Backoff {
+    /// The wait before the next try: what the service asked for, else 1 s doubling up to 5 min.
+    pub fn next(&self, key: &str, retry_after: Option<Duration>) -> Duration {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.to_string()).or_insert(0);
+        *n = (*n + 1).min(16);
+        let exp = Duration::from_secs(1)
+            .saturating_mul(1 << (*n - 1).min(9))
+            .min(Duration::from_secs(300));
+        retry_after.map_or(exp, |r| r.max(Duration::from_millis(100)))
+    }
+
+    pub fn reset(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_honours_retry_after() {
+        let b = Backoff::default();
+        assert_eq!(b.next("a", None), Duration::from_secs(1));
+        assert_eq!(b.next("a", None), Duration::from_secs(2));
+        assert_eq!(b.next("a", Some(Duration::from_secs(7))), Duration::from_secs(7));
+        b.reset("a");
+        assert_eq!(b.next("a", None), Duration::from_secs(1));
+    }
+}

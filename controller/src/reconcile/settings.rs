@@ -1,0 +1,29 @@
+//! Operator-wide settings of the reconcilers.
+
+use std::time::Duration;
+
+/// Operator-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Periodic resync of a converged object (jittered by up to 10%).
+    pub resync: Duration,
+    /// Operator-wide blast-radius limit on devices per deployment.
+    pub max_audience_devices: Option<u64>,
+    /// Delay before the read that verifies a write.
+    pub verify_delay: Duration,
+    /// Reconciles working at once per kind. Each holds its object's desired and observed audience, so
+    /// this bounds memory; more than the Graph concurrency would only wait on it. Passes that act on a
+    /// spec change are admitted before verification and resync passes.
+    pub reconcile_concurrency: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(600),
+            max_audience_devices: None,
+            verify_delay: Duration::from_millis(200),
+            reconcile_concurrency: 32,
+        }
+    }
+}
