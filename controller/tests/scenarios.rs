@@ -720,55 +720,69 @@ async fn scenario_a_device_group_in_use_keeps_its_finalizer() {
     assert!(emulator.requests().is_empty(), "the Graph group is not touched");
 }
 
+/// An ExpeditedDeployment being deleted, whose status names deployment `id`.
+fn deleting(spec: Value, id: &str) -> ExpeditedDeployment {
+    let mut obj = object(
+        spec,
+        true,
+        Some(json!({"deploymentId": id, "observedGeneration": 3})),
+    );
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    obj
+}
+
+impl Scenario {
+    /// A cleanup's two calls, in either order: its Event and the finalizer's removal (kube's helper).
+    async fn event_and_finalizer_removal(&mut self, reply: Value) -> (Value, Value) {
+        let [event, finalizer]: [Value; 2] = self
+            .expect_unordered(vec![
+                (
+                    Expect {
+                        method: "POST",
+                        path: EVENTS_PATH,
+                        query: &[],
+                        content_type: None,
+                    },
+                    json!({}),
+                ),
+                (
+                    Expect {
+                        method: "PATCH",
+                        path: OBJECT_PATH,
+                        query: &[],
+                        content_type: Some("application/json-patch+json"),
+                    },
+                    reply,
+                ),
+            ])
+            .await
+            .try_into()
+            .unwrap();
+        assert!(
+            finalizer
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|op| op["op"] == "remove"),
+            "{}: the finalizer goes: {finalizer}",
+            self.name
+        );
+        (event, finalizer)
+    }
+}
+
 #[tokio::test]
 async fn scenario_deleting_a_deployment_deletes_it_in_graph_then_removes_the_finalizer() {
     let emulator = emulator().await;
     let id = graph_deployment(&emulator);
     let (ctx, mut s) = context("delete", &emulator).await;
-    let obj = object(
-        json!({"content": {"latest": true}}),
-        true,
-        Some(json!({"deploymentId": id, "observedGeneration": 3})),
-    );
-    let mut obj = obj;
-    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-    ));
+    let obj = deleting(json!({"content": {"latest": true}}), &id);
     let reply = serde_json::to_value(&obj).unwrap();
     let run = tokio::spawn(reconcile(s.watched(obj), ctx));
-    let [event, finalizer]: [Value; 2] = s
-        .expect_unordered(vec![
-            (
-                Expect {
-                    method: "POST",
-                    path: EVENTS_PATH,
-                    query: &[],
-                    content_type: None,
-                },
-                json!({}),
-            ),
-            (
-                Expect {
-                    method: "PATCH",
-                    path: OBJECT_PATH,
-                    query: &[],
-                    content_type: Some("application/json-patch+json"),
-                },
-                reply,
-            ),
-        ])
-        .await
-        .try_into()
-        .unwrap();
+    let (event, _) = s.event_and_finalizer_removal(reply).await;
     assert_eq!(event["reason"], "Deleted");
-    assert!(
-        finalizer
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|op| op["op"] == "remove"),
-        "the finalizer goes: {finalizer}"
-    );
     run.await.unwrap().unwrap();
     s.no_more_calls().await;
     assert!(
@@ -790,40 +804,13 @@ async fn scenario_an_orphaned_deployment_is_left_in_graph() {
     let emulator = emulator().await;
     let id = graph_deployment(&emulator);
     let (ctx, mut s) = context("orphan", &emulator).await;
-    let mut obj = object(
+    let obj = deleting(
         json!({"content": {"latest": true}, "deletionPolicy": "Orphan"}),
-        true,
-        Some(json!({"deploymentId": id, "observedGeneration": 3})),
+        &id,
     );
-    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-    ));
     let reply = serde_json::to_value(&obj).unwrap();
     let run = tokio::spawn(reconcile(s.watched(obj), ctx));
-    let [event, _]: [Value; 2] = s
-        .expect_unordered(vec![
-            (
-                Expect {
-                    method: "POST",
-                    path: EVENTS_PATH,
-                    query: &[],
-                    content_type: None,
-                },
-                json!({}),
-            ),
-            (
-                Expect {
-                    method: "PATCH",
-                    path: OBJECT_PATH,
-                    query: &[],
-                    content_type: Some("application/json-patch+json"),
-                },
-                reply,
-            ),
-        ])
-        .await
-        .try_into()
-        .unwrap();
+    let (event, _) = s.event_and_finalizer_removal(reply).await;
     assert_eq!(event["reason"], "Orphaned");
     run.await.unwrap().unwrap();
     s.no_more_calls().await;

@@ -227,6 +227,23 @@ impl Env {
         self.controllers.len() - 1
     }
 
+    /// Runs the operator binary once (`validate`, `plan`, ...) as a CI job would: this world's kubeconfig
+    /// and the emulator's read-only app registration.
+    pub async fn operator_cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(operator_bin())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("AZURE_TENANT_ID", DEFAULT_TENANT_ID)
+            .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::READONLY_CLIENT_ID)
+            .env(
+                "AZURE_CLIENT_SECRET",
+                wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
+            )
+            .output()
+            .await
+            .expect("the operator binary runs")
+    }
+
     /// Kills a controller process with SIGKILL and waits for it to exit.
     pub async fn kill_controller(&mut self, index: usize) {
         let c = &mut self.controllers[index];

@@ -9,18 +9,7 @@ use serde_json::Value;
 use wufb_e2e::{Env, operator_bin, root};
 
 async fn operator(env: &Env, args: &[&str]) -> Output {
-    tokio::process::Command::new(operator_bin())
-        .args(args)
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
-        .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::READONLY_CLIENT_ID)
-        .env(
-            "AZURE_CLIENT_SECRET",
-            wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
-        )
-        .output()
-        .await
-        .unwrap()
+    env.operator_cli(args).await
 }
 
 fn copy_examples(env: &Env) -> std::path::PathBuf {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use wufb_e2e::{Env, operator_bin, root};
+use wufb_e2e::{Env, root};
 
 /// The emulator's name for each operation the Graph client sends.
 fn emulator_operation(client: &str) -> &'static str {
@@ -27,8 +27,8 @@ fn emulator_operation(client: &str) -> &'static str {
 }
 
 async fn plan(env: &Env, repo: &str) -> Value {
-    let out = tokio::process::Command::new(operator_bin())
-        .args([
+    let out = env
+        .operator_cli(&[
             "plan",
             "-f",
             repo,
@@ -37,16 +37,7 @@ async fn plan(env: &Env, repo: &str) -> Value {
             "-o",
             "json",
         ])
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
-        .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::READONLY_CLIENT_ID)
-        .env(
-            "AZURE_CLIENT_SECRET",
-            wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
-        )
-        .output()
-        .await
-        .unwrap();
+        .await;
     assert!(
         matches!(out.status.code(), Some(0 | 2)),
         "{}",

@@ -15,6 +15,7 @@ use super::reasons::Reason;
 use super::status;
 use crate::crd::{
     CreateIntent, DeviceGroup, DeviceGroupStatus, ExpeditedDeployment, ExpeditedDeploymentStatus,
+    ResolvedContent,
 };
 use crate::graph::models::Deployment;
 use crate::graph::{AudienceUpdate, GraphClient, GraphError};
@@ -69,6 +70,26 @@ pub async fn send_group_batches(
     Ok(calls)
 }
 
+/// Records the id of the object's deployment (made, or adopted) and ends the create intent; returns the
+/// status as written.
+async fn record_id(
+    ctx: &Context,
+    api: &Api<ExpeditedDeployment>,
+    name: &str,
+    id: &str,
+    content: Option<&ResolvedContent>,
+) -> Result<Option<ExpeditedDeploymentStatus>, Error> {
+    let mut record = json!({"deploymentId": id, "createIntent": null});
+    if let Some(c) = content {
+        record["resolvedContent"] = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
+    }
+    Ok(
+        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, record)
+            .await?
+            .status,
+    )
+}
+
 fn target_id(target: &Target, created: Option<&String>) -> Option<String> {
     match target {
         Target::Existing(id) => Some(id.clone()),
@@ -93,15 +114,7 @@ pub async fn act(
     for step in &plan.steps {
         match step {
             Step::Adopt { id } => {
-                let mut record = json!({"deploymentId": id, "createIntent": null});
-                if let Some(c) = content {
-                    record["resolvedContent"] =
-                        serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-                }
-                acted.status =
-                    status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, &name, None, record)
-                        .await?
-                        .status;
+                acted.status = record_id(ctx, api, &name, id, content).await?;
                 acted.recorded = Some(id.clone());
                 event(
                     Reason::ADOPTED,
@@ -131,15 +144,7 @@ pub async fn act(
                 .await?;
                 let made = ctx.graph.create_deployment(request, settings).await?;
                 acted.calls += 1;
-                let mut record = json!({"deploymentId": made.id, "createIntent": null});
-                if let Some(c) = content {
-                    record["resolvedContent"] =
-                        serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-                }
-                acted.status =
-                    status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, &name, None, record)
-                        .await?
-                        .status;
+                acted.status = record_id(ctx, api, &name, &made.id, content).await?;
                 event(
                     Reason::CREATED,
                     "Create",

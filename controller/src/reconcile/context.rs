@@ -54,6 +54,38 @@ impl Context {
         }
     }
 
+    /// Sends the Events a plan noticed before acting.
+    pub fn notices<K: Resource<DynamicType = ()>>(&self, obj: &K, notices: &[super::plan::Notice]) {
+        for n in notices {
+            let type_ = if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.events
+                .notify(obj, type_, n.reason, n.action, n.message.clone());
+        }
+    }
+
+    /// A Warning Event for a stalled outcome, unless the object's conditions (`old`) already say it:
+    /// one Event per reason and message, not one per pass.
+    pub fn stalled_once<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        outcome: &Outcome,
+    ) {
+        if outcome.is_stalled() && !super::status::already_stalled(old, outcome.reason(), outcome.message()) {
+            self.events.notify(
+                obj,
+                EventType::Warning,
+                outcome.reason(),
+                "Validate",
+                outcome.message().to_string(),
+            );
+        }
+    }
+
     /// The API of `K` in `obj`'s namespace.
     pub fn api<K>(&self, obj: &K) -> kube::Api<K>
     where

@@ -52,15 +52,7 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
 async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Result<Action, Error> {
     let mut observation = observe_group(obj, &ctx.graph).await;
     let plan = plan_group(obj, &observation, ctx.graph.batch_size());
-    for n in &plan.notices {
-        let type_ = if n.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        ctx.events
-            .notify(obj, type_, n.reason, n.action, n.message.clone());
-    }
+    ctx.notices(obj, &plan.notices);
     let mut acted = GroupActed::default();
     let failure = match act_group(ctx, api, obj, &plan.steps, &mut acted).await {
         Err(e) => Some(e),
@@ -74,22 +66,12 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
     let End::Report { outcome, next } = &plan.end else {
         return Ok(action(Next::Soon, obj, &ctx.settings));
     };
-    if outcome.is_stalled() {
-        let old = obj
-            .status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default();
-        if !status::already_stalled(old, outcome.reason(), outcome.message()) {
-            ctx.events.notify(
-                obj,
-                EventType::Warning,
-                outcome.reason(),
-                "Validate",
-                outcome.message().to_string(),
-            );
-        }
-    }
+    let old = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    ctx.stalled_once(obj, old, outcome);
     write(ctx, api, obj, Some((&plan, &acted)), outcome).await?;
     Ok(action(*next, obj, &ctx.settings))
 }
@@ -107,7 +89,8 @@ async fn write(
         Some((plan, acted)) => (
             acted.created.clone().or(plan.group_id.clone()),
             plan.member_count,
-            plan.group_id.is_some().then(|| plan.device_errors.clone()),
+            // Errors of the group observed, or none for a group this pass made.
+            (plan.group_id.is_some() || acted.created.is_some()).then(|| plan.device_errors.clone()),
         ),
         None => (None, None, None),
     };

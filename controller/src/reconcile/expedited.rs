@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
@@ -95,15 +94,7 @@ async fn apply(
 ) -> Result<Action, Error> {
     let mut observation = observe(obj, &ctx.graph, &ClusterObjects(ctx)).await;
     let plan = plan(obj, &observation, &plan_config(ctx));
-    for n in &plan.notices {
-        let type_ = if n.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        ctx.events
-            .notify(obj, type_, n.reason, n.action, n.message.clone());
-    }
+    ctx.notices(obj, &plan.notices);
     let mut acted = Acted::default();
     let failure = match act(ctx, api, obj, &plan, &mut acted).await {
         Err(e) => Some(e),
@@ -118,22 +109,12 @@ async fn apply(
         // A plan ends in a failed read only when the observation holds the error (taken above).
         return Ok(action(super::requeue::Next::Soon, obj, &ctx.settings));
     };
-    if outcome.is_stalled() {
-        let old = obj
-            .status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default();
-        if !status::already_stalled(old, outcome.reason(), outcome.message()) {
-            ctx.events.notify(
-                obj,
-                EventType::Warning,
-                outcome.reason(),
-                "Validate",
-                outcome.message().to_string(),
-            );
-        }
-    }
+    let old = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    ctx.stalled_once(obj, old, outcome);
     report(ctx, api, obj, &plan, &acted, outcome).await?;
     Ok(action(*next, obj, &ctx.settings))
 }
