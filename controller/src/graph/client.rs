@@ -324,7 +324,7 @@ impl GraphClient {
     pub async fn update_audience(
         &self,
         deployment_id: &str,
-        update: &AudienceUpdate,
+        update: &AudienceUpdate<'_>,
     ) -> Result<usize, GraphError> {
         let url = self.url(&format!(
             "deployments/{}/audience/updateAudience",

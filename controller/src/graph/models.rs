@@ -413,21 +413,22 @@ pub struct SettingsRequest {
     pub readiness_test: bool,
 }
 
-/// One `updateAudience` request: assets to add and remove, as members and as exclusions.
+/// One `updateAudience` request: assets to add and remove, as members and as exclusions. It borrows the
+/// assets: a request is written straight from the planned diff, with no copy of a device id.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AudienceUpdate {
+pub struct AudienceUpdate<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub add_exclusions: Vec<AssetRef>,
+    pub add_exclusions: Vec<&'a AssetRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub remove_members: Vec<AssetRef>,
+    pub remove_members: Vec<&'a AssetRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub add_members: Vec<AssetRef>,
+    pub add_members: Vec<&'a AssetRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub remove_exclusions: Vec<AssetRef>,
+    pub remove_exclusions: Vec<&'a AssetRef>,
 }
 
-impl AudienceUpdate {
+impl<'a> AudienceUpdate<'a> {
     /// Assets in the request.
     pub fn len(&self) -> usize {
         self.add_exclusions.len()
@@ -441,24 +442,24 @@ impl AudienceUpdate {
     }
 
     /// The request's assets, each with the list it is in, in request order.
-    pub fn items(&self) -> impl Iterator<Item = (&'static str, &AssetRef)> {
+    pub fn items(&self) -> impl Iterator<Item = (&'static str, &'a AssetRef)> + '_ {
         self.add_exclusions
             .iter()
-            .map(|a| ("addExclusions", a))
-            .chain(self.remove_members.iter().map(|a| ("removeMembers", a)))
-            .chain(self.add_members.iter().map(|a| ("addMembers", a)))
-            .chain(self.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
+            .map(|a| ("addExclusions", *a))
+            .chain(self.remove_members.iter().map(|a| ("removeMembers", *a)))
+            .chain(self.add_members.iter().map(|a| ("addMembers", *a)))
+            .chain(self.remove_exclusions.iter().map(|a| ("removeExclusions", *a)))
     }
 
     /// The request made of `items` (list name and asset).
-    pub fn of<'a>(items: impl IntoIterator<Item = (&'static str, &'a AssetRef)>) -> Self {
+    pub fn of(items: impl IntoIterator<Item = (&'static str, &'a AssetRef)>) -> Self {
         let mut u = AudienceUpdate::default();
         for (list, asset) in items {
             match list {
-                "addExclusions" => u.add_exclusions.push(asset.clone()),
-                "removeMembers" => u.remove_members.push(asset.clone()),
-                "addMembers" => u.add_members.push(asset.clone()),
-                _ => u.remove_exclusions.push(asset.clone()),
+                "addExclusions" => u.add_exclusions.push(asset),
+                "removeMembers" => u.remove_members.push(asset),
+                "addMembers" => u.add_members.push(asset),
+                _ => u.remove_exclusions.push(asset),
             }
         }
         u

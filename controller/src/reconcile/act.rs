@@ -38,7 +38,7 @@ pub struct Acted {
 pub async fn send_audience(
     graph: &GraphClient,
     deployment_id: &str,
-    waves: &[Vec<AudienceUpdate>],
+    waves: &[Vec<AudienceUpdate<'_>>],
 ) -> Result<usize, GraphError> {
     let mut calls = 0;
     for wave in waves {
@@ -55,7 +55,7 @@ pub async fn send_audience(
 pub async fn send_group_batches(
     graph: &GraphClient,
     group_id: &str,
-    batches: &[(bool, Vec<String>)],
+    batches: &[(bool, &[String])],
 ) -> Result<usize, GraphError> {
     let sent = futures::future::join_all(
         batches
@@ -180,11 +180,11 @@ pub async fn act(
                     format!("Updated the settings of deployment {id}"),
                 );
             }
-            Step::UpdateAudience { target, waves, .. } => {
+            Step::UpdateAudience { target, diff, batch } => {
                 let Some(id) = target_id(target, created.as_ref()) else {
                     continue;
                 };
-                let calls = send_audience(&ctx.graph, &id, waves).await?;
+                let calls = send_audience(&ctx.graph, &id, &diff.waves(*batch)).await?;
                 acted.calls += calls;
                 event(
                     Reason::AUDIENCE_UPDATED,
@@ -299,21 +299,27 @@ pub async fn act_group(
                 target,
                 add,
                 remove,
-                batches,
+                batch,
             } => {
                 let Some(id) = target_id(target, acted.created.as_ref()) else {
                     continue;
                 };
                 // Every batch at once (the transport bounds concurrency); adds and removes touch
                 // different ids.
-                let calls = send_group_batches(&ctx.graph, &id, batches).await?;
+                let calls =
+                    send_group_batches(&ctx.graph, &id, &super::plan::group_batches(add, remove, *batch))
+                        .await?;
                 acted.calls += calls;
                 ctx.events.notify(
                     obj,
                     EventType::Normal,
                     Reason::MEMBERS_UPDATED,
                     "Update",
-                    format!("Group {id}: +{add} -{remove} devices in {calls} call(s)"),
+                    format!(
+                        "Group {id}: +{} -{} devices in {calls} call(s)",
+                        add.len(),
+                        remove.len()
+                    ),
                 );
             }
         }

@@ -93,7 +93,11 @@ async fn apply(
     api: &Api<ExpeditedDeployment>,
 ) -> Result<Action, Error> {
     let mut observation = observe(obj, &ctx.graph, &ClusterObjects(ctx)).await;
-    let plan = plan(obj, &observation, &plan_config(ctx));
+    let mut plan = plan(obj, &observation, &plan_config(ctx));
+    // What only the decision needed goes now: a pass holds one copy of an audience while it acts.
+    observation.audience = None;
+    observation.deployment = super::observe::Known::None;
+    plan.desired = None;
     ctx.notices(obj, &plan.notices);
     let mut acted = Acted::default();
     let failure = match act(ctx, api, obj, &plan, &mut acted).await {

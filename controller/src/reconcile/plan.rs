@@ -98,7 +98,7 @@ impl AudienceDiff {
     /// waves are those adding exclusions, then the member changes, then those removing exclusions, so no
     /// device is offered the update before its exclusion is in place and the number of calls stays at
     /// the lower bound (`ceil(assets / batch)`).
-    pub fn waves(&self, batch: usize) -> Vec<Vec<AudienceUpdate>> {
+    pub fn waves(&self, batch: usize) -> Vec<Vec<AudienceUpdate<'_>>> {
         type Item<'a> = (&'static str, &'a AssetRef);
         let ordered: Vec<Item> = self
             .add_exclusions
@@ -120,7 +120,7 @@ impl AudienceDiff {
                 1
             }
         };
-        let mut waves: [Vec<AudienceUpdate>; 3] = Default::default();
+        let mut waves: [Vec<AudienceUpdate<'_>>; 3] = Default::default();
         for chunk in ordered.chunks(batch.max(1)) {
             waves[wave_of(chunk)].push(AudienceUpdate::of(chunk.iter().copied()));
         }
@@ -152,8 +152,8 @@ pub enum Step {
     UpdateAudience {
         target: Target,
         diff: AudienceDiff,
-        /// The requests, wave by wave (see [`AudienceDiff::waves`]).
-        waves: Vec<Vec<AudienceUpdate>>,
+        /// Assets per request: the requests are `diff.waves(batch)`.
+        batch: usize,
     },
     /// Delete the deployment this plan replaced.
     DeleteReplaced {
@@ -194,8 +194,8 @@ impl Step {
             Step::SetPaused { paused: true, .. } => vec!["pause deployment"],
             Step::SetPaused { paused: false, .. } => vec!["resume deployment"],
             Step::UpdateSettings { .. } => vec!["update deployment settings"],
-            Step::UpdateAudience { waves, .. } => {
-                vec!["update deployment audience"; waves.iter().map(Vec::len).sum()]
+            Step::UpdateAudience { diff, batch, .. } => {
+                vec!["update deployment audience"; diff.size().div_ceil((*batch).max(1))]
             }
             Step::DeleteReplaced { .. } => vec!["delete deployment"],
         }
@@ -387,10 +387,10 @@ fn diff(desired: &Desired, members: &BTreeSet<AssetRef>, exclusions: &BTreeSet<A
 }
 
 fn audience_step(target: Target, d: AudienceDiff, batch: usize) -> Option<Step> {
-    (!d.is_empty()).then(|| Step::UpdateAudience {
-        waves: d.waves(batch),
+    (!d.is_empty()).then_some(Step::UpdateAudience {
         target,
         diff: d,
+        batch,
     })
 }
 
@@ -848,13 +848,14 @@ pub fn plan_cleanup(obj: &ExpeditedDeployment, adoption: Option<&adopt::Decision
 pub enum GroupStep {
     /// Create the group and record its id.
     Create,
-    /// Add and remove devices (the group the plan creates when `target` is `New`). The batches may go at
-    /// once; adds and removes touch different ids.
+    /// Add and remove devices (the group the plan creates when `target` is `New`), at most `batch` ids a
+    /// request (see [`group_batches`]); the requests may go at once, since adds and removes touch
+    /// different ids.
     UpdateMembers {
         target: Target,
-        add: usize,
-        remove: usize,
-        batches: Vec<(bool, Vec<String>)>,
+        add: Vec<String>,
+        remove: Vec<String>,
+        batch: usize,
     },
 }
 
@@ -862,17 +863,21 @@ impl GroupStep {
     pub fn describe(&self) -> String {
         match self {
             GroupStep::Create => "create group".into(),
-            GroupStep::UpdateMembers { add, remove, .. } => format!("update group devices: +{add} -{remove}"),
+            GroupStep::UpdateMembers { add, remove, .. } => {
+                format!("update group devices: +{} -{}", add.len(), remove.len())
+            }
         }
     }
 
     pub fn graph_writes(&self) -> Vec<&'static str> {
         match self {
             GroupStep::Create => vec!["create device group"],
-            GroupStep::UpdateMembers { batches, .. } => batches
+            GroupStep::UpdateMembers {
+                add, remove, batch, ..
+            } => group_batches(add, remove, *batch)
                 .iter()
-                .map(|(add, _)| {
-                    if *add {
+                .map(|(adding, _)| {
+                    if *adding {
                         "add device group members"
                     } else {
                         "remove device group members"
@@ -903,11 +908,11 @@ impl GroupPlan {
 }
 
 /// Group member writes of at most `batch` ids each: `(true, ids)` adds, `(false, ids)` removes.
-pub fn group_batches(add: &[String], remove: &[String], batch: usize) -> Vec<(bool, Vec<String>)> {
+pub fn group_batches<'a>(add: &'a [String], remove: &'a [String], batch: usize) -> Vec<(bool, &'a [String])> {
     let batch = batch.max(1);
     add.chunks(batch)
-        .map(|c| (true, c.to_vec()))
-        .chain(remove.chunks(batch).map(|c| (false, c.to_vec())))
+        .map(|c| (true, c))
+        .chain(remove.chunks(batch).map(|c| (false, c)))
         .collect()
 }
 
@@ -982,19 +987,22 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
     let remove: Vec<String> = current.difference(&desired).cloned().collect();
     p.member_count = Some(desired.len() as u64);
     if !add.is_empty() || !remove.is_empty() {
-        let batches = group_batches(&add, &remove, batch);
         p.steps.push(GroupStep::UpdateMembers {
             target,
-            add: add.len(),
-            remove: remove.len(),
-            batches,
+            add,
+            remove,
+            batch,
         });
     }
     p.end = End::Report {
         outcome: match (&p.steps.last(), &p.group_id) {
             (Some(GroupStep::UpdateMembers { add, remove, .. }), _) => Outcome::progressing(
                 Reason::VERIFYING,
-                format!("sent +{add} -{remove} devices to Graph; verifying"),
+                format!(
+                    "sent +{} -{} devices to Graph; verifying",
+                    add.len(),
+                    remove.len()
+                ),
             ),
             (Some(GroupStep::Create), _) => {
                 Outcome::progressing(Reason::VERIFYING, "created the group; verifying")

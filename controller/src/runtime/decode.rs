@@ -40,13 +40,13 @@ const MAX_ERROR: usize = 300;
 /// An object as listed or watched: the typed object, or the raw one and why it could not be read.
 #[derive(Clone, Debug)]
 pub struct Decoded<K> {
-    pub metadata: ObjectMeta,
-    pub object: Result<K, Undecodable>,
+    pub object: Result<K, Box<Undecodable>>,
 }
 
 /// An object that could not be decoded as its kind.
 #[derive(Clone, Debug)]
 pub struct Undecodable {
+    pub metadata: ObjectMeta,
     pub raw: Arc<Value>,
     /// The field that could not be read and why, e.g. `spec.deletionPolicy: unknown variant ...`.
     pub error: String,
@@ -64,22 +64,41 @@ fn bounded(mut s: String) -> String {
     s
 }
 
+impl<K: Resource> Decoded<K> {
+    pub fn metadata(&self) -> &ObjectMeta {
+        match &self.object {
+            Ok(k) => k.meta(),
+            Err(bad) => &bad.metadata,
+        }
+    }
+}
+
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Decoded<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Value::deserialize(d)?;
+        // The object's text is kept as it came (no tree of values is built): the typed decode reads it
+        // once, as a typed watcher would. Only an object that fails is read again, for the field path
+        // and its raw fields.
+        let text = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        if let Ok(k) = serde_json::from_str::<K>(text.get()) {
+            return Ok(Decoded { object: Ok(k) });
+        }
+        let raw: Value = serde_json::from_str(text.get()).map_err(serde::de::Error::custom)?;
         let metadata = ObjectMeta::deserialize(&raw["metadata"]).map_err(serde::de::Error::custom)?;
-        let object = match serde_path_to_error::deserialize::<_, K>(&raw) {
-            Ok(k) => Ok(k),
+        let mut de = serde_json::Deserializer::from_str(text.get());
+        let error = match serde_path_to_error::deserialize::<_, K>(&mut de) {
+            Ok(_) => "the object could not be decoded".to_string(),
             Err(e) => {
                 let path = e.path().to_string();
-                let error = bounded(format!("{path}: {}", e.into_inner()));
-                Err(Undecodable {
-                    raw: Arc::new(raw),
-                    error,
-                })
+                bounded(format!("{path}: {}", e.into_inner()))
             }
         };
-        Ok(Decoded { metadata, object })
+        Ok(Decoded {
+            object: Err(Box::new(Undecodable {
+                metadata,
+                raw: Arc::new(raw),
+                error,
+            })),
+        })
     }
 }
 
@@ -103,10 +122,13 @@ impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
         K::plural(dt)
     }
     fn meta(&self) -> &ObjectMeta {
-        &self.metadata
+        self.metadata()
     }
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
+        match &mut self.object {
+            Ok(k) => k.meta_mut(),
+            Err(bad) => &mut bad.metadata,
+        }
     }
 }
 
@@ -152,7 +174,7 @@ impl Watched for DeviceGroup {
 #[derive(Debug)]
 pub enum Notice {
     /// An object version that cannot be decoded.
-    Bad { meta: Box<ObjectMeta>, bad: Undecodable },
+    Bad(Box<Undecodable>),
     /// An object (by uid) that is readable again, or gone.
     Clear { uid: String },
 }
@@ -168,40 +190,32 @@ pub fn decoded<K: Watched>(
         let _ = notices.send((K::WHICH, n));
     };
     events.filter_map(move |event| {
+        let uid = |d: &Decoded<K>| d.metadata().uid.clone().unwrap_or_default();
         let out = match event {
             Err(e) => Some(Err(e)),
             Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
             Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
             Ok(watcher::Event::Delete(d)) => {
-                tell(Notice::Clear {
-                    uid: d.metadata.uid.clone().unwrap_or_default(),
-                });
+                tell(Notice::Clear { uid: uid(&d) });
                 Some(Ok(watcher::Event::Delete(match d.object {
                     Ok(k) => k,
-                    Err(_) => K::placeholder(d.metadata),
+                    Err(bad) => K::placeholder(bad.metadata),
                 })))
             }
             Ok(watcher::Event::Apply(d)) | Ok(watcher::Event::InitApply(d)) if d.object.is_err() => {
-                let meta = d.metadata.clone();
+                let meta = d.metadata().clone();
                 if let Err(bad) = d.object {
-                    tell(Notice::Bad {
-                        meta: Box::new(meta.clone()),
-                        bad,
-                    });
+                    tell(Notice::Bad(bad));
                 }
                 // Out of the store (during a relist it is simply not listed).
                 Some(Ok(watcher::Event::Delete(K::placeholder(meta))))
             }
             Ok(watcher::Event::Apply(d)) => {
-                tell(Notice::Clear {
-                    uid: d.metadata.uid.clone().unwrap_or_default(),
-                });
+                tell(Notice::Clear { uid: uid(&d) });
                 d.object.ok().map(|k| Ok(watcher::Event::Apply(k)))
             }
             Ok(watcher::Event::InitApply(d)) => {
-                tell(Notice::Clear {
-                    uid: d.metadata.uid.clone().unwrap_or_default(),
-                });
+                tell(Notice::Clear { uid: uid(&d) });
                 d.object.ok().map(|k| Ok(watcher::Event::InitApply(k)))
             }
         };
@@ -251,10 +265,12 @@ pub async fn quarantine(
         tokio::select! {
             n = notices.recv() => match n {
                 None => return,
-                Some((which, Notice::Bad { meta, bad })) => {
+                Some((which, Notice::Bad(bad))) => {
+                    let meta = bad.metadata.clone();
+                    let bad = *bad;
                     let uid = meta.uid.clone().unwrap_or_default();
                     let (handled, logged) = held.remove(&uid).map_or((None, None), |h| (h.handled, h.logged));
-                    let mut h = Held { which, meta: *meta, bad, handled, logged };
+                    let mut h = Held { which, meta, bad, handled, logged };
                     handle(&ctx, &mut h).await;
                     held.insert(uid, h);
                     count(&ctx, &held);
@@ -532,8 +548,8 @@ mod tests {
             "metadata": {"name": "skewed", "namespace": "n", "uid": "u1", "resourceVersion": "7"},
             "spec": {"content": {"latest": true}, "deletionPolicy": "Shred"}
         });
-        let d: Decoded<ExpeditedDeployment> = serde_json::from_value(raw).unwrap();
-        assert_eq!(d.metadata.name.as_deref(), Some("skewed"));
+        let d: Decoded<ExpeditedDeployment> = serde_json::from_str(&raw.to_string()).unwrap();
+        assert_eq!(d.metadata().name.as_deref(), Some("skewed"));
         let bad = d.object.unwrap_err();
         assert!(
             bad.error
@@ -541,11 +557,14 @@ mod tests {
             "{}",
             bad.error
         );
-        let good: Decoded<ExpeditedDeployment> = serde_json::from_value(json!({
-            "apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment",
-            "metadata": {"name": "fine", "namespace": "n"},
-            "spec": {"content": {"latest": true}}
-        }))
+        let good: Decoded<ExpeditedDeployment> = serde_json::from_str(
+            &json!({
+                "apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment",
+                "metadata": {"name": "fine", "namespace": "n"},
+                "spec": {"content": {"latest": true}}
+            })
+            .to_string(),
+        )
         .unwrap();
         assert!(good.object.is_ok());
     }
@@ -561,7 +580,7 @@ mod tests {
         struct List {
             items: Vec<Decoded<DeviceGroup>>,
         }
-        let l: List = serde_json::from_value(list).unwrap();
+        let l: List = serde_json::from_str(&list.to_string()).unwrap();
         let ok: Vec<bool> = l.items.iter().map(|d| d.object.is_ok()).collect();
         assert_eq!(ok, [true, false, true]);
         let err = l.items[1].object.as_ref().unwrap_err();

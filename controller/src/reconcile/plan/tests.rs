@@ -105,8 +105,8 @@ fn audience_edits_are_set_differences() {
         steps,
         vec![Step::UpdateAudience {
             target: Target::Existing("d1".into()),
-            waves: diff.waves(1000),
             diff,
+            batch: 1000,
         }]
     );
 }
@@ -754,25 +754,25 @@ fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeplo
             Step::UpdateSettings { settings, .. } => {
                 cur.as_mut().expect("exists").settings = settings.clone()
             }
-            Step::UpdateAudience { target, waves, .. } => {
+            Step::UpdateAudience { target, diff, batch } => {
                 let d = if *target == Target::New {
                     new.as_mut()
                 } else {
                     cur.as_mut()
                 };
                 let d = d.expect("target exists");
-                for u in waves.iter().flatten() {
+                for u in diff.waves(*batch).iter().flatten() {
                     for m in &u.add_members {
-                        d.members.insert(m.clone());
+                        d.members.insert((*m).clone());
                     }
                     for m in &u.remove_members {
-                        d.members.remove(m);
+                        d.members.remove(*m);
                     }
                     for m in &u.add_exclusions {
-                        d.exclusions.insert(m.clone());
+                        d.exclusions.insert((*m).clone());
                     }
                     for m in &u.remove_exclusions {
-                        d.exclusions.remove(m);
+                        d.exclusions.remove(*m);
                     }
                 }
             }
@@ -857,10 +857,10 @@ proptest! {
     #[test]
     fn no_step_removes_a_member_the_spec_keeps(d in desired_strategy(), o in observed_strategy()) {
         for s in changes(&d, o.as_ref(), 3) {
-            if let Step::UpdateAudience { waves, .. } = s {
-                for u in waves.iter().flatten() {
-                    prop_assert!(u.remove_members.iter().all(|m| !d.members.contains(m)));
-                    prop_assert!(u.remove_exclusions.iter().all(|m| !d.exclusions.contains(m)));
+            if let Step::UpdateAudience { diff, batch, .. } = s {
+                for u in diff.waves(batch).iter().flatten() {
+                    prop_assert!(u.remove_members.iter().all(|m| !d.members.contains(*m)));
+                    prop_assert!(u.remove_exclusions.iter().all(|m| !d.exclusions.contains(*m)));
                 }
             }
         }
