@@ -608,6 +608,25 @@ async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_
     let obj = group(json!({}), None);
     let reply = serde_json::to_value(&obj).unwrap();
     let run = tokio::spawn(device_group::reconcile(Arc::new(obj), ctx));
+    // A create intent first, checked against the resourceVersion the pass read: a pass on a stale copy
+    // gets a conflict before any Graph group is made.
+    let intent = s
+        .expect(
+            Expect {
+                method: "PATCH",
+                path: &format!("{GROUP_PATH}/status"),
+                query: &[("fieldManager", "wufb-operator")],
+                content_type: Some("application/merge-patch+json"),
+            },
+            reply.clone(),
+        )
+        .await;
+    assert_eq!(intent["metadata"]["resourceVersion"], "30", "{intent}");
+    assert!(
+        intent["status"]["createIntent"]["startedAt"].is_string(),
+        "{intent}"
+    );
+    assert!(emulator.requests().is_empty(), "no group before the intent");
     // The group id is recorded at once after the group is made, before its devices are sent.
     let recorded = s
         .expect(
@@ -621,6 +640,10 @@ async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_
         )
         .await;
     let id = recorded["status"]["groupId"].as_str().unwrap().to_string();
+    assert!(
+        recorded["status"]["createIntent"].is_null(),
+        "the intent ends with the id: {recorded}"
+    );
     let [created, members, status]: [Value; 3] = s
         .expect_unordered(vec![
             (

@@ -80,6 +80,18 @@ pub fn python() -> PathBuf {
     tool("WUFB_PYTHON", "python")
 }
 
+/// How late the test API server delivers watch events after the write that caused them: 100 ms
+/// unless `WUFB_E2E_WATCH_DELAY_MS` says otherwise. Every e2e test runs with its watches lagging, as
+/// they do on a real server under load, so no test can pass by reading its own writes from a cache.
+pub fn watch_delay() -> Duration {
+    Duration::from_millis(
+        std::env::var("WUFB_E2E_WATCH_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
+    )
+}
+
 /// Output of a kubectl run.
 #[derive(Debug)]
 pub struct Run {
@@ -112,6 +124,11 @@ impl Env {
     }
 
     pub async fn start_with(name: &str, emulator: EmulatorConfig) -> Env {
+        Self::start_delayed(name, emulator, watch_delay()).await
+    }
+
+    /// [`Env::start_with`] with the test API server's watch events delivered `delay` after their write.
+    pub async fn start_delayed(name: &str, emulator: EmulatorConfig, delay: Duration) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
         let namespace = format!("e2e-{name}-{suffix}").replace('_', "-");
@@ -127,6 +144,8 @@ impl Env {
                 ];
                 let server = TestApiServer::start(Options {
                     crds,
+                    watch_delay: delay,
+                    bookmark_interval: Duration::from_secs(5),
                     ..Default::default()
                 })
                 .await

@@ -74,7 +74,22 @@ pub struct DeviceGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 
+    /// A group create in progress: recorded (resourceVersion-checked) before the Graph create, cleared
+    /// when the group id is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_intent: Option<GroupCreateIntent>,
+
     /// Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // A map list keyed by type: another writer's condition keeps its own owner under server-side apply.
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A group create that was started.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupCreateIntent {
+    /// When the create was sent (RFC 3339).
+    pub started_at: String,
 }

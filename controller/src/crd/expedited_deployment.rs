@@ -247,6 +247,8 @@ pub struct ExpeditedDeploymentStatus {
 
     /// Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // A map list keyed by type: another writer's condition keeps its own owner under server-side apply.
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -276,6 +276,17 @@ pub async fn act_group(
     for step in steps {
         match step {
             GroupStep::Create => {
+                // Recorded with a resourceVersion check first: a pass working on a stale copy of the
+                // object gets a conflict here, not a second Graph group.
+                let intent = json!({"createIntent": {"startedAt": status::timestamp()}});
+                status::merge::<_, DeviceGroupStatus>(
+                    api,
+                    &ctx.writes,
+                    &obj.name_any(),
+                    obj.meta().resource_version.as_deref(),
+                    intent,
+                )
+                .await?;
                 let id = ctx.graph.create_group().await?;
                 acted.calls += 1;
                 status::merge::<_, DeviceGroupStatus>(
@@ -283,7 +294,7 @@ pub async fn act_group(
                     &ctx.writes,
                     &obj.name_any(),
                     None,
-                    json!({"groupId": id}),
+                    json!({"groupId": id, "createIntent": null}),
                 )
                 .await?;
                 ctx.events.notify(

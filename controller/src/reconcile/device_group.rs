@@ -100,6 +100,7 @@ async fn write(
         member_count: member_count.or(old.member_count),
         device_errors: device_errors.unwrap_or(old.device_errors.clone()),
         last_sync_time: Some(status::timestamp()),
+        create_intent: None,
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
     status::apply(

@@ -979,6 +979,19 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
             (Target::New, BTreeSet::new())
         }
         Known::None | Known::Unread(_) => {
+            if let Some(intent) = obj.status.as_ref().and_then(|s| s.create_intent.as_ref()) {
+                // Graph groups carry no name or creation time to find one by: the group an interrupted
+                // create may have made cannot be adopted, and is at worst left empty and unused.
+                p.notices.push(Notice {
+                    warning: true,
+                    reason: Reason::CREATE_INTERRUPTED,
+                    action: "Create",
+                    message: format!(
+                        "a group create started at {} was interrupted before its id was recorded; an empty updatableAssetGroup may be left in the tenant (it holds no devices and no deployment uses it); creating the group again",
+                        intent.started_at
+                    ),
+                });
+            }
             p.steps.push(GroupStep::Create);
             (Target::New, BTreeSet::new())
         }

@@ -56,6 +56,8 @@ impl Reason {
     pub const DEPLOYMENT_MISSING: Reason = Reason("DeploymentMissing");
     /// A group the status names was deleted outside the operator.
     pub const GROUP_MISSING: Reason = Reason("GroupMissing");
+    /// A group create was interrupted before its id was recorded.
+    pub const CREATE_INTERRUPTED: Reason = Reason("CreateInterrupted");
 
     /// An error category (see the errors' `category()`) as a reason.
     pub const fn category(category: &'static str) -> Reason {

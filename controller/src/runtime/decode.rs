@@ -212,15 +212,32 @@ pub fn decoded<K: Watched>(
             }
             Ok(watcher::Event::Apply(d)) => {
                 tell(Notice::Clear { uid: uid(&d) });
-                d.object.ok().map(|k| Ok(watcher::Event::Apply(k)))
+                d.object.ok().map(|k| Ok(watcher::Event::Apply(lean(k))))
             }
             Ok(watcher::Event::InitApply(d)) => {
                 tell(Notice::Clear { uid: uid(&d) });
-                d.object.ok().map(|k| Ok(watcher::Event::InitApply(k)))
+                d.object.ok().map(|k| Ok(watcher::Event::InitApply(lean(k))))
             }
         };
         std::future::ready(out)
     })
+}
+
+/// The annotation client-side `kubectl apply` keeps a whole second copy of the object in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// An object as the stores keep it: without its managedFields and the last-applied annotation, which no
+/// pass reads and which can be larger than the rest of the object.
+fn lean<K: Resource>(mut k: K) -> K {
+    let meta = k.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    k
 }
 
 /// One quarantined object.

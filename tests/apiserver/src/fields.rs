@@ -163,7 +163,10 @@ pub fn remove(value: &mut Value, path: &[Step], schema: Option<&Value>) {
         }
         Step::Value(v) => {
             if let Some(list) = value.as_array_mut() {
-                list.retain(|i| i.to_string() != *v);
+                list.retain(|i| {
+                    let text = i.to_string();
+                    text != *v
+                });
             }
         }
     }
@@ -249,22 +252,23 @@ pub fn describe(path: &[Step]) -> String {
 
 impl Managed {
     fn entry_mut(&mut self, manager: &str, operation: &'static str, subresource: &str) -> &mut Entry {
-        let i = match self.entries.iter().position(|e| {
-            e.manager == manager && e.operation == operation && e.subresource == subresource
-        }) {
-            Some(i) => i,
-            None => {
-                self.entries.push(Entry {
-                    manager: manager.into(),
-                    operation,
-                    subresource: subresource.into(),
-                    api_version: String::new(),
-                    time: String::new(),
-                    fields: FieldSet::new(),
-                });
-                self.entries.len() - 1
-            }
-        };
+        let i =
+            match self.entries.iter().position(|e| {
+                e.manager == manager && e.operation == operation && e.subresource == subresource
+            }) {
+                Some(i) => i,
+                None => {
+                    self.entries.push(Entry {
+                        manager: manager.into(),
+                        operation,
+                        subresource: subresource.into(),
+                        api_version: String::new(),
+                        time: String::new(),
+                        fields: FieldSet::new(),
+                    });
+                    self.entries.len() - 1
+                }
+            };
         &mut self.entries[i]
     }
 
@@ -355,6 +359,7 @@ impl Managed {
 
     /// Records an update (any write but an apply) as manager `manager`: it owns the fields whose values
     /// it set; fields it removed are nobody's.
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
         old: &Value,
@@ -380,9 +385,12 @@ impl Managed {
             .filter(|p| !before.contains(*p) || get(old, p, schema) != get(new, p, schema))
             .cloned()
             .collect();
+        let in_scope = |p: &Path| matches!(p.first(), Some(Step::Field(f)) if scope.contains(&f.as_str()));
         for e in &mut self.entries {
-            // Gone fields are nobody's; changed ones are the writer's.
-            e.fields.retain(|p| after.contains(p) && !changed.contains(p));
+            // Within the write's scope, gone fields are nobody's and changed ones are the writer's;
+            // fields outside it (the status, for a main-resource write) are untouched.
+            e.fields
+                .retain(|p| !in_scope(p) || (after.contains(p) && !changed.contains(p)));
         }
         if !changed.is_empty() {
             let entry = self.entry_mut(manager, "Update", subresource);
@@ -470,15 +478,39 @@ mod tests {
         let stamp = ("wufb.dev/v1alpha1", "t");
         let obj = json!({"status": {}});
         let a1 = json!({"status": {"deviceErrors": [1], "graphState": "offering", "deploymentId": "d1"}});
-        let obj = m.apply(&obj, &a1, &["status"], Some(&schema), "op", "status", true, stamp).unwrap();
+        let obj = m
+            .apply(&obj, &a1, &["status"], Some(&schema), "op", "status", true, stamp)
+            .unwrap();
         // Another writer's Update entry co-owns deploymentId.
         let mut merged = obj.clone();
         merged["status"]["deploymentId"] = json!("d1");
         merged["status"]["note"] = json!("x");
-        m.update(&obj, &merged, &["status"], Some(&schema), "other", "status", stamp);
+        m.update(
+            &obj,
+            &merged,
+            &["status"],
+            Some(&schema),
+            "other",
+            "status",
+            stamp,
+        );
         let a2 = json!({"status": {"graphState": "paused"}});
-        let after = m.apply(&merged, &a2, &["status"], Some(&schema), "op", "status", true, stamp).unwrap();
-        assert!(after["status"].get("deviceErrors").is_none(), "dropped by its only owner: {after}");
+        let after = m
+            .apply(
+                &merged,
+                &a2,
+                &["status"],
+                Some(&schema),
+                "op",
+                "status",
+                true,
+                stamp,
+            )
+            .unwrap();
+        assert!(
+            after["status"].get("deviceErrors").is_none(),
+            "dropped by its only owner: {after}"
+        );
         assert_eq!(after["status"]["graphState"], "paused");
         assert_eq!(after["status"]["note"], "x", "another manager's field stays");
         assert!(
@@ -493,14 +525,40 @@ mod tests {
         let mut m = Managed::default();
         let stamp = ("v", "t");
         let obj = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Custom", "status": "True"}]}});
-        m.update(&json!({}), &obj, &["status"], Some(&schema), "admin", "status", stamp);
+        m.update(
+            &json!({}),
+            &obj,
+            &["status"],
+            Some(&schema),
+            "admin",
+            "status",
+            stamp,
+        );
         let applied = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "tags": ["a"]}});
-        let after = m.apply(&obj, &applied, &["status"], Some(&schema), "op", "status", true, stamp).unwrap();
+        let after = m
+            .apply(
+                &obj,
+                &applied,
+                &["status"],
+                Some(&schema),
+                "op",
+                "status",
+                true,
+                stamp,
+            )
+            .unwrap();
         let conds = after["status"]["conditions"].as_array().unwrap();
         assert_eq!(conds.len(), 2, "the admin's condition stays: {after}");
-        assert!(conds.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        assert!(
+            conds
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        );
         let fv1 = m.render();
-        assert!(fv1.to_string().contains("k:{\\\"type\\\":\\\"Ready\\\"}"), "{fv1}");
+        assert!(
+            fv1.to_string().contains("k:{\\\"type\\\":\\\"Ready\\\"}"),
+            "{fv1}"
+        );
     }
 
     #[test]
@@ -509,13 +567,40 @@ mod tests {
         let mut m = Managed::default();
         let stamp = ("v", "t");
         let obj = json!({"spec": {"paused": true}});
-        m.update(&json!({}), &obj, &["spec"], Some(&schema), "kubectl-edit", "", stamp);
+        m.update(
+            &json!({}),
+            &obj,
+            &["spec"],
+            Some(&schema),
+            "kubectl-edit",
+            "",
+            stamp,
+        );
         let err = m
-            .apply(&obj, &json!({"spec": {"paused": false}}), &["spec"], Some(&schema), "kubectl", "", false, stamp)
+            .apply(
+                &obj,
+                &json!({"spec": {"paused": false}}),
+                &["spec"],
+                Some(&schema),
+                "kubectl",
+                "",
+                false,
+                stamp,
+            )
             .unwrap_err();
         assert_eq!(err.manager, "kubectl-edit");
-        assert!(m
-            .apply(&obj, &json!({"spec": {"paused": false}}), &["spec"], Some(&schema), "kubectl", "", true, stamp)
-            .is_ok());
+        assert!(
+            m.apply(
+                &obj,
+                &json!({"spec": {"paused": false}}),
+                &["spec"],
+                Some(&schema),
+                "kubectl",
+                "",
+                true,
+                stamp
+            )
+            .is_ok()
+        );
     }
 }

@@ -10,21 +10,26 @@
 //!
 //! | Area | kube-apiserver | this server |
 //! |---|---|---|
-//! | Server-side apply | managedFields, conflicts between managers, fields dropped from an applied config are removed | a JSON merge of the applied object into the stored one; no managedFields, no conflicts, dropped fields stay |
+//! | Server-side apply | managedFields, conflicts between managers, fields dropped from an applied config are removed | the same, minimally (`fields.rs`): ownership per manager, operation and subresource; a field a manager stops applying is removed unless another entry owns it; `atomic`, `set` and `map` lists from the CRD schema; conflicts unless forced; `managedFields` rendered in FieldsV1; the body's apiVersion and kind must be served |
 //! | Strategic merge patch | supported for built-in types | 415 (kubectl uses JSON merge patch for custom resources) |
 //! | Table output | every type, all printer-column JSONPath | CRD printer columns with the JSONPath subset `.a.b`, `[N]`, `[?(@.f=="v")]`; other types print Name and Age |
-//! | Paging | `limit` and `continue` | `limit` ignored, never `continue` |
+//! | Paging | `limit` and `continue` over a consistent snapshot | the same; the newest 16 lists are kept, an older or compacted token answers 410 Expired |
 //! | Authentication, authorization, TLS | yes | plain HTTP; by default every request is allowed; with `Options::tokens`, a bearer token is required (401 without one) and a discovery-only token gets 403 for everything else |
 //! | Protobuf, aggregated discovery, OpenAPI | served | JSON only (a protobuf request body, as kubectl sends for built-in types such as `kubectl create namespace`, gets 415); legacy discovery; `/openapi/*` answer 404, so kubectl needs `--validate=false` |
 //! | Schema validation, pruning, defaulting, CEL | enforced from the CRD's openAPIV3Schema | none: objects are stored as sent |
 //! | Admission webhooks, version conversion | yes | none |
+//! | Watch latency | events reach clients after the write's answer, later under load | `Options::watch_delay` after the write, in order (the e2e harness uses 100 ms) |
+//! | Object size | 1.5 MiB per object (etcd), 3 MiB per request, 256 KiB of annotations | the same (500 `etcdserver: request is too large`, 413, 422) |
+//! | Event validation | note at most 1 KiB, reason and action at most 128 bytes | the same (422) |
+//! | Metadata normalisation | empty finalizers, labels and annotations dropped | the same |
 //! | Watch history | etcd compaction window (minutes) | the last N events (default 10,000); older resourceVersions get 410 sooner |
 //! | Deletion options | propagationPolicy, gracePeriodSeconds, dryRun, garbage collection | ignored; no owner-reference garbage collector |
 //! | Namespaces | must exist before objects are created in them; deleting one deletes its objects | exist implicitly; deleting one deletes nothing else |
-//! | Bookmarks, streaming lists | sent when asked | never sent (kube-rs does not need them) |
+//! | Bookmarks, streaming lists | sent when asked | periodic bookmarks (`Options::bookmark_interval`) and the streaming-list end marker |
 //! | Served types | everything | namespaces, secrets, events.k8s.io events (also listed read-only through `/api/v1/.../events` in the core shape, with field selectors on any field, for `kubectl describe`), leases, CRDs and registered custom resources |
 //! | `generation` | set by each type's strategy | set (and bumped on spec change and on deletion) only for types with a status subresource |
 
+pub mod fields;
 mod server;
 pub mod store;
 pub mod table;
@@ -59,6 +64,11 @@ pub struct Options {
     /// Bearer tokens and what each may do. Empty (the default): no authentication at all; otherwise a
     /// request without a listed token gets 401 Unauthorized.
     pub tokens: Vec<(String, Access)>,
+    /// How long after a write its watch event is delivered (events keep their order). A real server's
+    /// watch lags its writes, by milliseconds to seconds under load; zero delivers at once.
+    pub watch_delay: Duration,
+    /// How often a watch that allows bookmarks gets one (a real server: about a minute).
+    pub bookmark_interval: Duration,
 }
 
 /// What a bearer token may do.
@@ -78,6 +88,8 @@ impl Default for Options {
             watch_timeout: Duration::from_secs(1800),
             addr: "127.0.0.1:0".into(),
             tokens: Vec::new(),
+            watch_delay: Duration::ZERO,
+            bookmark_interval: Duration::from_secs(60),
         }
     }
 }
@@ -100,12 +112,16 @@ impl TestApiServer {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             tokens: options.tokens,
+            watch_delay: options.watch_delay,
+            bookmark_interval: options.bookmark_interval,
             addr: addr.to_string(),
             watch_timeout: options.watch_timeout,
             closing,
         });
+        // The request size limit is the server's own (3 MiB, answered as a Status), not axum's.
         let app = axum::Router::new()
             .fallback(server::handle)
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{
-    ApiError, Change, PatchType, Store, event_line, fields_match, labels_match, parse_field_selector,
+    ApiError, Change, PatchType, Store, Writer, event_line, fields_match, labels_match, parse_field_selector,
     parse_label_selector, type_key,
 };
 use crate::table::table;
@@ -26,6 +26,10 @@ pub struct Shared {
     pub addr: String,
     /// Default watch timeout when the client gives none.
     pub watch_timeout: Duration,
+    /// How long after a write its watch event is delivered (a real server's watch cache lags).
+    pub watch_delay: Duration,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_interval: Duration,
     /// Set when the server stops: every open watch ends at once.
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -181,6 +185,26 @@ pub async fn handle(
             "this test API server reads JSON request bodies only, not protobuf",
         ));
     }
+    if body.len() > MAX_REQUEST_BYTES {
+        return error(&ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_REQUEST_BYTES}"),
+        ));
+    }
+    // The field manager: the parameter, else the user agent's product, as the real server takes it.
+    let writer = Writer {
+        manager: query.get("fieldManager").cloned().unwrap_or_else(|| {
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+                .to_string()
+        }),
+        force: query.get("force").is_some_and(|f| f == "true"),
+    };
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
@@ -194,7 +218,7 @@ pub async fn handle(
         }
         (Method::POST, None) => parse_body().and_then(|b| {
             let mut store = st.lock();
-            let created = store.create(&target.t, &ns, b)?;
+            let created = store.create_as(&target.t, &ns, b, &writer)?;
             Ok((201, created))
         }),
         (Method::GET, Some(name)) => st.lock().get(&target.t, &ns, name).map(|o| {
@@ -213,7 +237,7 @@ pub async fn handle(
         }),
         (Method::PUT, Some(name)) => parse_body().and_then(|b| {
             st.lock()
-                .update(&target.t, &ns, name, b, target.status)
+                .update(&target.t, &ns, name, b, target.status, &writer)
                 .map(|o| (200, o))
         }),
         (Method::PATCH, Some(name)) => {
@@ -234,7 +258,10 @@ pub async fn handle(
                 )),
             };
             kind.and_then(|k| {
-                parse_body().and_then(|b| st.lock().patch(&target.t, &ns, name, k, b, target.status))
+                parse_body().and_then(|b| {
+                    st.lock()
+                        .patch(&target.t, &ns, name, k, b, target.status, &writer)
+                })
             })
             .map(|o| (200, o))
         }
@@ -279,6 +306,9 @@ impl Filters {
     }
 }
 
+/// The largest request body a real server reads (3 MiB).
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+
 fn list(
     st: &Shared,
     target: &Target,
@@ -286,20 +316,37 @@ fn list(
     wants_table: bool,
 ) -> Result<(u16, Value), ApiError> {
     let f = filters(query)?;
-    let store = st.lock();
-    let items: Vec<Value> = store
-        .list(&target.t, target.namespace.as_deref())
-        .into_iter()
-        .filter(|o| f.matches(o))
-        .map(|o| (*o).clone())
-        .collect();
-    let rv = store.rv.to_string();
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let cont = query
+        .get("continue")
+        .map(String::as_str)
+        .filter(|c| !c.is_empty());
+    let mut store = st.lock();
+    let page = store.list_page(
+        &target.t,
+        target.namespace.as_deref(),
+        |o| f.matches(o),
+        limit,
+        cont,
+    )?;
+    let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+    let rv = page.rv.to_string();
+    let mut metadata = json!({"resourceVersion": rv});
+    if let Some((token, remaining)) = &page.next {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(remaining);
+    }
     if wants_table {
-        return Ok((200, table(&target.t, &items, &rv)));
+        let mut t = table(&target.t, &items, &rv);
+        t["metadata"] = metadata;
+        return Ok((200, t));
     }
     Ok((
         200,
-        json!({"kind": format!("{}List", target.t.kind), "apiVersion": target.t.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
+        json!({"kind": format!("{}List", target.t.kind), "apiVersion": target.t.api_version(), "metadata": metadata, "items": items}),
     ))
 }
 
@@ -437,6 +484,11 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
         }
     };
     let mut closing = st.closing.subscribe();
+    let delay = st.watch_delay;
+    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let bookmark_every = st.bookmark_interval;
+    let (bookmark_kind, bookmark_api) = (target.t.kind.clone(), target.t.api_version());
+    let shared = st.clone();
     tokio::spawn(async move {
         for line in initial {
             if tx.send(Ok(line)).await.is_err() {
@@ -446,13 +498,26 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
         let Some(live) = live.as_mut() else { return };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let mut bookmark =
+            tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
                 _ = closing.changed() => return,
+                _ = bookmark.tick(), if bookmarks => {
+                    let rv = shared.lock().rv;
+                    let b = json!({"kind": bookmark_kind, "apiVersion": bookmark_api, "metadata": {"resourceVersion": rv.to_string()}});
+                    if tx.send(Ok(event_line("BOOKMARK", &b))).await.is_err() {
+                        return;
+                    }
+                }
                 ev = live.recv() => match ev {
                     Ok(c) if c.rv > start && relevant(&c, &f) => {
+                        // Delivered a while after the write, in order, as a loaded server does.
+                        if !delay.is_zero() {
+                            tokio::time::sleep_until((c.at + delay).into()).await;
+                        }
                         if tx.send(Ok(c.line())).await.is_err() {
                             return;
                         }

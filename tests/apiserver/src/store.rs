@@ -58,6 +58,8 @@ impl ApiError {
 #[derive(Debug)]
 pub struct Change {
     pub rv: u64,
+    /// When the write happened (a watch delay counts from it).
+    pub at: std::time::Instant,
     pub type_key: String,
     pub namespace: String,
     pub kind: &'static str,
@@ -97,6 +99,54 @@ pub enum PatchType {
 
 type Key = (String, String, String);
 
+/// Who writes: the field manager (the `fieldManager` parameter, else the user agent's product) and,
+/// for server-side apply, whether conflicts are forced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writer {
+    pub manager: String,
+    pub force: bool,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer {
+            manager: "unknown".into(),
+            force: false,
+        }
+    }
+}
+
+/// The largest object etcd stores (its default request limit, 1.5 MiB).
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+/// The most bytes of annotations (keys and values) an object may carry.
+pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+/// The longest Event note events.k8s.io/v1 accepts, and the longest reason and action.
+pub const MAX_EVENT_NOTE: usize = 1024;
+pub const MAX_EVENT_REASON: usize = 128;
+
+/// How a write changes field ownership.
+enum Ownership<'a> {
+    /// Any write but an apply: the writer owns what it set.
+    Update(&'a Writer),
+    /// An apply already computed the new ownership.
+    Set(crate::fields::Managed),
+}
+
+/// A list's pages: the objects as of the first page, so that the pages add up to one consistent list.
+struct Snapshot {
+    id: u64,
+    rv: u64,
+    items: Arc<Vec<Arc<Value>>>,
+}
+
+/// One page of a list.
+pub struct Page {
+    pub items: Vec<Arc<Value>>,
+    pub rv: u64,
+    /// The token for the next page, and how many items remain after this page.
+    pub next: Option<(String, usize)>,
+}
+
 pub struct Store {
     pub types: Vec<ResourceType>,
     objects: BTreeMap<Key, Arc<Value>>,
@@ -107,6 +157,11 @@ pub struct Store {
     pub compacted: u64,
     history_limit: usize,
     pub tx: broadcast::Sender<Arc<Change>>,
+    /// Field ownership per object (rendered into `metadata.managedFields`).
+    managed: BTreeMap<Key, crate::fields::Managed>,
+    /// Lists being paged through (the newest few; an older token answers 410).
+    snapshots: VecDeque<Snapshot>,
+    next_snapshot: u64,
 }
 
 pub fn type_key(t: &ResourceType) -> String {
@@ -142,6 +197,160 @@ fn spec_differs(a: &Value, b: &Value) -> bool {
             .any(|(k, v)| b.get(k) != Some(v))
 }
 
+/// Metadata fields whose ownership is tracked (the rest is the server's).
+const OWNED_METADATA: [&str; 3] = ["labels", "annotations", "finalizers"];
+
+/// The part of an object whose fields are owned: for the status subresource its status; for the main
+/// resource everything but status and server metadata (metadata narrowed to labels, annotations and
+/// finalizers).
+fn owned_view(obj: &Value, status: bool) -> Value {
+    let mut view = Map::new();
+    if status {
+        if let Some(st) = obj.get("status").filter(|s| !s.is_null()) {
+            view.insert("status".into(), st.clone());
+        }
+        return Value::Object(view);
+    }
+    for (k, v) in obj.as_object().into_iter().flatten() {
+        if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status") && !v.is_null() {
+            view.insert(k.clone(), v.clone());
+        }
+    }
+    let mut m = Map::new();
+    for f in OWNED_METADATA {
+        if let Some(v) = obj["metadata"].get(f).filter(|v| !v.is_null()) {
+            m.insert(f.into(), v.clone());
+        }
+    }
+    if !m.is_empty() {
+        view.insert("metadata".into(), Value::Object(m));
+    }
+    Value::Object(view)
+}
+
+/// `current` with its owned part replaced by `view`.
+fn from_view(current: &Value, view: &Value, status: bool) -> Value {
+    let mut out = current.clone();
+    let Some(o) = out.as_object_mut() else {
+        return out;
+    };
+    if status {
+        match view.get("status") {
+            Some(st) => {
+                o.insert("status".into(), st.clone());
+            }
+            None => {
+                o.remove("status");
+            }
+        }
+        return out;
+    }
+    o.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+    for (k, v) in view.as_object().into_iter().flatten() {
+        if k != "metadata" {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in OWNED_METADATA {
+            match view.get("metadata").and_then(|vm| vm.get(f)) {
+                Some(v) => {
+                    m.insert(f.into(), v.clone());
+                }
+                None => {
+                    m.remove(f);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn scope_of(views: &[&Value]) -> Vec<String> {
+    let mut keys: Vec<String> = views
+        .iter()
+        .flat_map(|v| v.as_object().into_iter().flatten().map(|(k, _)| k.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The schema the owned view follows: the CRD's, with `metadata.finalizers` as a set.
+fn view_schema(t: &ResourceType) -> Value {
+    let mut schema = t.schema.clone().unwrap_or_else(|| json!({}));
+    schema["properties"]["metadata"] =
+        json!({"properties": {"finalizers": {"x-kubernetes-list-type": "set"}}});
+    schema
+}
+
+/// Drops what a real server normalises away: empty finalizers, labels and annotations.
+fn normalise(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in OWNED_METADATA {
+            let empty = match m.get(f) {
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(f);
+            }
+        }
+    }
+}
+
+/// The limits a real server enforces on what it stores.
+fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let annotations: usize = obj["metadata"]["annotations"]
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum()
+        })
+        .unwrap_or(0);
+    if annotations > MAX_ANNOTATION_BYTES {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{}\" is invalid: metadata.annotations: Too long: must have at most {MAX_ANNOTATION_BYTES} bytes",
+                t.kind,
+                meta_str(obj, "name").unwrap_or("")
+            ),
+        ));
+    }
+    if t.group == "events.k8s.io" {
+        let long = |field: &str, max: usize| obj[field].as_str().is_some_and(|v| v.len() > max);
+        for (field, max) in [
+            ("note", MAX_EVENT_NOTE),
+            ("reason", MAX_EVENT_REASON),
+            ("action", MAX_EVENT_REASON),
+        ] {
+            if long(field, max) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "Event.events.k8s.io is invalid: {field}: Too long: may not be more than {max} bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    let size = serde_json::to_vec(obj).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_OBJECT_BYTES {
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            "etcdserver: request is too large",
+        ));
+    }
+    Ok(())
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -157,6 +366,9 @@ impl Store {
             compacted: 0,
             history_limit: history_limit.max(1),
             tx,
+            managed: BTreeMap::new(),
+            snapshots: VecDeque::new(),
+            next_snapshot: 1,
         }
     }
 
@@ -180,6 +392,7 @@ impl Store {
     fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Arc<Value>) {
         let change = Arc::new(Change {
             rv: self.rv,
+            at: std::time::Instant::now(),
             type_key: type_key(t),
             namespace: meta_str(&object, "namespace").unwrap_or("").to_string(),
             kind,
@@ -197,6 +410,7 @@ impl Store {
 
     /// Drops every retained event (tests use it to force 410 Expired).
     pub fn compact(&mut self) {
+        self.snapshots.clear();
         self.compacted = self.rv;
         self.history.clear();
     }
@@ -213,6 +427,56 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(t, name))
     }
 
+    /// A page of a list: the first `limit` matching objects, or the next ones of a list begun before
+    /// (`cont`), as of when that list began. A token older than the newest few lists (or than a
+    /// compaction) answers 410 Expired, as an expired continue token does.
+    pub fn list_page(
+        &mut self,
+        t: &ResourceType,
+        ns: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+        limit: Option<usize>,
+        cont: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        let (snapshot, offset) = match cont {
+            Some(token) => {
+                let (id, offset) = token
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<usize>().ok()?)))
+                    .ok_or_else(|| ApiError::bad_request("the continue token is malformed"))?;
+                let s = self.snapshots.iter().find(|s| s.id == id).ok_or_else(|| {
+                    ApiError::new(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    )
+                })?;
+                ((s.id, s.rv, s.items.clone()), offset)
+            }
+            None => {
+                let items: Vec<Arc<Value>> = self.list(t, ns).into_iter().filter(|o| keep(o)).collect();
+                let id = self.next_snapshot;
+                ((id, self.rv, Arc::new(items)), 0)
+            }
+        };
+        let (id, rv, items) = snapshot;
+        let end = limit.map_or(items.len(), |l| (offset + l.max(1)).min(items.len()));
+        let page: Vec<Arc<Value>> = items[offset.min(items.len())..end].to_vec();
+        let next = (end < items.len()).then(|| (format!("{id}:{end}"), items.len() - end));
+        if next.is_some() && cont.is_none() {
+            self.next_snapshot += 1;
+            self.snapshots.push_back(Snapshot { id, rv, items });
+            while self.snapshots.len() > 16 {
+                self.snapshots.pop_front();
+            }
+        }
+        Ok(Page {
+            items: page,
+            rv,
+            next,
+        })
+    }
+
     /// Objects of a type, in one namespace or all, in (namespace, name) order.
     pub fn list(&self, t: &ResourceType, ns: Option<&str>) -> Vec<Arc<Value>> {
         let key = type_key(t);
@@ -224,6 +488,28 @@ impl Store {
     }
 
     pub fn create(&mut self, t: &ResourceType, ns: &str, body: Value) -> Result<Arc<Value>, ApiError> {
+        self.create_as(t, ns, body, &Writer::default())
+    }
+
+    /// Creates an object written by `writer` (who then owns its fields).
+    pub fn create_as(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        body: Value,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.create_owned(t, ns, body, writer, false)
+    }
+
+    fn create_owned(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        body: Value,
+        writer: &Writer,
+        applied: bool,
+    ) -> Result<Arc<Value>, ApiError> {
         let Value::Object(_) = body else {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         };
@@ -291,8 +577,34 @@ impl Store {
         }
         obj["apiVersion"] = json!(t.api_version());
         obj["kind"] = json!(t.kind);
+        normalise(&mut obj);
+        let mut managed = crate::fields::Managed::default();
+        let view = owned_view(&obj, false);
+        let schema = view_schema(t);
+        let scope = scope_of(&[&view]);
+        let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+        managed.update(
+            &json!({}),
+            &view,
+            &scope,
+            Some(&schema),
+            &writer.manager,
+            "",
+            (&t.api_version(), &now()),
+        );
+        if applied {
+            // An apply that creates the object owns what it sent as an apply.
+            for e in &mut managed.entries {
+                e.operation = "Apply";
+            }
+        }
+        if !managed.entries.is_empty() {
+            obj["metadata"]["managedFields"] = managed.render();
+        }
+        check_limits(t, &obj)?;
         self.bump(&mut obj);
         let obj = Arc::new(obj);
+        self.managed.insert(key.clone(), managed);
         self.objects.insert(key, obj.clone());
         self.emit(t, "ADDED", obj.clone());
         if t.plural == "customresourcedefinitions" {
@@ -308,8 +620,21 @@ impl Store {
         t: &ResourceType,
         ns: &str,
         name: &str,
+        new: Value,
+        status_only: bool,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.update_owned(t, ns, name, new, status_only, Ownership::Update(writer))
+    }
+
+    fn update_owned(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
         mut new: Value,
         status_only: bool,
+        ownership: Ownership<'_>,
     ) -> Result<Arc<Value>, ApiError> {
         let ns = if t.namespaced { ns } else { "" };
         let key = (type_key(t), ns.to_string(), name.to_string());
@@ -398,22 +723,57 @@ impl Store {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             merged["metadata"]["generation"] = json!(g + 1);
         }
+        normalise(&mut merged);
+        // Field ownership: what the server records, never what the client sent.
+        let managed = match ownership {
+            Ownership::Set(m) => m,
+            Ownership::Update(writer) => {
+                let mut m = self.managed.get(&key).cloned().unwrap_or_default();
+                let (before, after) = (owned_view(&old, status_only), owned_view(&merged, status_only));
+                let scope = scope_of(&[&before, &after]);
+                let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+                let sub = if status_only { "status" } else { "" };
+                m.update(
+                    &before,
+                    &after,
+                    &scope,
+                    Some(&view_schema(t)),
+                    &writer.manager,
+                    sub,
+                    (&t.api_version(), &now()),
+                );
+                m
+            }
+        };
+        match merged["metadata"].as_object_mut() {
+            Some(meta) if !managed.entries.is_empty() => {
+                meta.insert("managedFields".into(), managed.render());
+            }
+            Some(meta) => {
+                meta.remove("managedFields");
+            }
+            None => {}
+        }
         if merged == *old {
             return Ok(old);
         }
+        check_limits(t, &merged)?;
         self.bump(&mut merged);
         let merged = Arc::new(merged);
         if deleting && finalizers(&merged).is_empty() {
             self.objects.remove(&key);
+            self.managed.remove(&key);
             self.emit(t, "DELETED", merged.clone());
             return Ok(merged);
         }
+        self.managed.insert(key.clone(), managed);
         self.objects.insert(key, merged.clone());
         self.emit(t, "MODIFIED", merged.clone());
         Ok(merged)
     }
 
     /// Applies a patch. Server-side apply creates a missing object.
+    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
         t: &ResourceType,
@@ -422,7 +782,29 @@ impl Store {
         kind: PatchType,
         patch: Value,
         status_only: bool,
+        writer: &Writer,
     ) -> Result<Arc<Value>, ApiError> {
+        if kind == PatchType::Apply {
+            let sent = patch["apiVersion"].as_str().unwrap_or("");
+            if sent != t.api_version() {
+                return Err(ApiError::bad_request(format!(
+                    "Incorrect version specified in apply patch. Specified patch version: {sent}, expected: {}",
+                    t.api_version()
+                )));
+            }
+            if patch["kind"].as_str() != Some(t.kind.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "Incorrect kind specified in apply patch: {}, expected: {}",
+                    patch["kind"], t.kind
+                )));
+            }
+            if patch["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+            {
+                return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+            }
+        }
         let current = match self.get(t, if t.namespaced { ns } else { "" }, name) {
             Ok(c) => c,
             Err(_) if kind == PatchType::Apply && !status_only => {
@@ -431,10 +813,13 @@ impl Store {
                     body["metadata"] = json!({});
                 }
                 body["metadata"]["name"] = json!(name);
-                return self.create(t, ns, body);
+                return self.create_owned(t, ns, body, writer, true);
             }
             Err(e) => return Err(e),
         };
+        if kind == PatchType::Apply {
+            return self.apply(t, ns, name, &current, patch, status_only, writer);
+        }
         if status_only && kind != PatchType::Json {
             // Only the status (and a resourceVersion precondition) counts on the status subresource, so
             // the patch is merged into a copy of the status alone, not of the whole object.
@@ -449,7 +834,7 @@ impl Store {
             if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
                 new["metadata"] = json!({ "resourceVersion": rv });
             }
-            return self.update(t, ns, name, new, true);
+            return self.update(t, ns, name, new, true, writer);
         }
         let mut target = (*current).clone();
         match kind {
@@ -488,7 +873,62 @@ impl Store {
                     .map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch failed: {e}")))?;
             }
         }
-        self.update(t, ns, name, target, status_only)
+        self.update(t, ns, name, target, status_only, writer)
+    }
+
+    /// Server-side apply: fields the manager stops applying go unless another manager owns them; list
+    /// types are honoured; a field another manager owns with another value is a conflict unless forced.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        current: &Value,
+        patch: Value,
+        status_only: bool,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        let key = (
+            type_key(t),
+            if t.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
+        let mut managed = self.managed.get(&key).cloned().unwrap_or_default();
+        let applied = owned_view(&patch, status_only);
+        let before = owned_view(current, status_only);
+        let scope = scope_of(&[&applied]);
+        let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+        let sub = if status_only { "status" } else { "" };
+        let view = managed
+            .apply(
+                &before,
+                &applied,
+                &scope,
+                Some(&view_schema(t)),
+                &writer.manager,
+                sub,
+                writer.force,
+                (&t.api_version(), &now()),
+            )
+            .map_err(|c| ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Apply failed with 1 conflict: conflict with \"{}\": {}",
+                    c.manager, c.path
+                ),
+                details: None,
+            })?;
+        let mut target = from_view(current, &view, status_only);
+        if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
+            target["metadata"]["resourceVersion"] = rv.clone();
+        }
+        self.update_owned(t, ns, name, target, status_only, Ownership::Set(managed))
     }
 
     /// Deletes an object, or marks it deleting while finalizers remain.
@@ -506,6 +946,7 @@ impl Store {
         let mut obj = (*stored).clone();
         if finalizers(&obj).is_empty() {
             self.objects.remove(&key);
+            self.managed.remove(&key);
             self.bump(&mut obj);
             let obj = Arc::new(obj);
             self.emit(t, "DELETED", obj.clone());

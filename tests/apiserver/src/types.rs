@@ -18,6 +18,8 @@ pub struct ResourceType {
     pub status: bool,
     /// `additionalPrinterColumns` of a CRD version, for Table output.
     pub printer_columns: Vec<Value>,
+    /// The version's `openAPIV3Schema` (list types for field ownership); `None` for built-in types.
+    pub schema: Option<Value>,
 }
 
 impl ResourceType {
@@ -57,6 +59,7 @@ impl ResourceType {
             categories: Vec::new(),
             status: false,
             printer_columns: Vec::new(),
+            schema: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl ResourceType {
                         .as_array()
                         .cloned()
                         .unwrap_or_default(),
+                    schema: v.pointer("/schema/openAPIV3Schema").cloned(),
                 })
             })
             .collect())

@@ -300,7 +300,7 @@ async fn patch_types_and_conflicts() {
         .patch(
             &format!("{ED}/new?fieldManager=kubectl"),
             "application/apply-patch+yaml",
-            json!({"spec": {"paused": false}}),
+            json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment", "spec": {"paused": false}}),
         )
         .await;
     assert_eq!(applied["metadata"]["generation"], 2);
@@ -562,4 +562,298 @@ async fn table_output_uses_printer_columns() {
         (Some("a"), Some("True"), Some("paused"))
     );
     assert!(cells[3].as_str().unwrap().ends_with('s'));
+}
+
+// ----- what a real server refuses and keeps ----------------------------------------------------------
+
+/// The CRD with a schema: conditions are a map list keyed by type, tags a set.
+fn crd_with_schema() -> Value {
+    let mut c = crd();
+    c["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "properties": {
+    "spec": {"type": "object"},
+    "status": {"type": "object", "properties": {
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object"}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+    }}}}});
+    c
+}
+
+async fn schema_ctx() -> Ctx {
+    Ctx::with(Options {
+        crds: vec![crd_with_schema()],
+        ..Default::default()
+    })
+    .await
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+fn status_apply(status: Value) -> Value {
+    json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment", "status": status})
+}
+
+#[tokio::test]
+async fn server_side_apply_removes_what_a_manager_stops_applying_and_keeps_what_others_own() {
+    let c = schema_ctx().await;
+    c.create("a").await;
+    let status = format!("{ED}/a/status?fieldManager=op&force=true");
+    let (code, o) = c
+        .patch(
+            &status,
+            APPLY,
+            status_apply(
+                json!({"graphState": "offering", "deviceErrors": [{"id": "x"}], "deploymentId": "d1"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{o}");
+    // The same manager sets deploymentId again by merge: its Update entry co-owns the field.
+    let (_, _) = c
+        .patch(
+            &format!("{ED}/a/status?fieldManager=op"),
+            "application/merge-patch+json",
+            json!({"status": {"deploymentId": "d2"}}),
+        )
+        .await;
+    let (_, o) = c
+        .patch(&status, APPLY, status_apply(json!({"graphState": "paused"})))
+        .await;
+    assert!(
+        o["status"].get("deviceErrors").is_none(),
+        "dropped by its only owner: {o}"
+    );
+    assert_eq!(
+        o["status"]["deploymentId"], "d2",
+        "kept: the Update entry owns it"
+    );
+    assert_eq!(o["status"]["graphState"], "paused");
+    let managers: Vec<(String, String)> = o["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().into(),
+                e["operation"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(managers.contains(&("op".into(), "Apply".into())), "{managers:?}");
+    assert!(managers.contains(&("op".into(), "Update".into())), "{managers:?}");
+    // Map lists merge by key: another manager's condition stays.
+    c.patch(
+        &format!("{ED}/a/status?fieldManager=admin"),
+        "application/merge-patch+json",
+        json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Audited", "status": "True"}]}}),
+    )
+    .await;
+    let (_, o) = c
+        .patch(
+            &status,
+            APPLY,
+            status_apply(
+                json!({"graphState": "paused", "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+        )
+        .await;
+    let conds = o["status"]["conditions"].as_array().unwrap();
+    assert!(conds.iter().any(|x| x["type"] == "Audited"), "{o}");
+    assert!(
+        conds
+            .iter()
+            .any(|x| x["type"] == "Ready" && x["status"] == "True"),
+        "{o}"
+    );
+    // The body's apiVersion must be served.
+    let (code, e) = c
+        .patch(
+            &status,
+            APPLY,
+            json!({"apiVersion": "wufb.dev/v1beta9", "kind": "ExpeditedDeployment", "status": {}}),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        e["message"].as_str().unwrap().contains("Incorrect version"),
+        "{e}"
+    );
+    // Without force, another manager's field with another value is a conflict.
+    let (code, e) = c
+        .patch(
+            &format!("{ED}/a/status?fieldManager=kubectl&force=false"),
+            APPLY,
+            status_apply(json!({"graphState": "offering"})),
+        )
+        .await;
+    assert_eq!((code, e["reason"].as_str()), (409, Some("Conflict")), "{e}");
+}
+
+#[tokio::test]
+async fn size_limits_and_event_notes_are_enforced() {
+    let c = schema_ctx().await;
+    c.create("a").await;
+    let big = "x".repeat(1024 * 1024);
+    let (code, e) = c
+        .patch(
+            &format!("{ED}/a"),
+            "application/merge-patch+json",
+            json!({"spec": {"a": big, "b": big}}),
+        )
+        .await;
+    assert_eq!(
+        (code, e["message"].as_str()),
+        (500, Some("etcdserver: request is too large"))
+    );
+    let (code, _) = c
+        .patch(
+            &format!("{ED}/a"),
+            "application/merge-patch+json",
+            json!({"spec": {"a": "y".repeat(3 * 1024 * 1024)}}),
+        )
+        .await;
+    assert_eq!(code, 413, "a request over 3 MiB");
+    let (code, e) = c
+        .patch(
+            &format!("{ED}/a"),
+            "application/merge-patch+json",
+            json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "z".repeat(300 * 1024)}}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.annotations: Too long"),
+        "{e}"
+    );
+    let event = |note: String| {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"generateName": "e"},
+               "reason": "Created", "action": "Create", "note": note, "type": "Normal"})
+    };
+    let (code, _) = c
+        .post(
+            "/apis/events.k8s.io/v1/namespaces/ns1/events",
+            event("n".repeat(1025)),
+        )
+        .await;
+    assert_eq!(code, 422, "a note over 1 KiB");
+    let (code, _) = c
+        .post(
+            "/apis/events.k8s.io/v1/namespaces/ns1/events",
+            event("n".repeat(1024)),
+        )
+        .await;
+    assert_eq!(code, 201);
+}
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue() {
+    let c = Ctx::new().await;
+    for i in 0..5 {
+        c.create(&format!("o{i}")).await;
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    for page in 0.. {
+        let q = if token.is_empty() {
+            "?limit=2".to_string()
+        } else {
+            format!("?limit=2&continue={token}")
+        };
+        let (code, l) = c.get(&format!("{ED}{q}")).await;
+        assert_eq!(code, 200, "{l}");
+        names.extend(
+            l["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        if page == 0 {
+            // Changes after the first page do not show in its pages: one consistent list.
+            c.create("late").await;
+        }
+        match l["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["o0", "o1", "o2", "o3", "o4"]);
+    let (_, l) = c.get(&format!("{ED}?limit=2")).await;
+    let token = l["metadata"]["continue"].as_str().unwrap().to_string();
+    c.server.compact();
+    let (code, e) = c.get(&format!("{ED}?limit=2&continue={token}")).await;
+    assert_eq!((code, e["reason"].as_str()), (410, Some("Expired")));
+}
+
+#[tokio::test]
+async fn watch_events_arrive_after_the_write_and_bookmarks_come_periodically() {
+    let c = Ctx::with(Options {
+        crds: vec![crd()],
+        watch_delay: std::time::Duration::from_millis(400),
+        bookmark_interval: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let o = c.create("a").await;
+    let from = o["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let watcher = {
+        let url = format!(
+            "{}{ED}?watch=true&allowWatchBookmarks=true&resourceVersion={from}",
+            c.server.url()
+        );
+        tokio::spawn(async move {
+            let mut resp = reqwest::get(url).await.unwrap();
+            let mut seen = Vec::new();
+            let started = std::time::Instant::now();
+            while seen.len() < 3 {
+                let Ok(Ok(Some(chunk))) =
+                    tokio::time::timeout(std::time::Duration::from_secs(3), resp.chunk()).await
+                else {
+                    break;
+                };
+                for line in String::from_utf8_lossy(&chunk).lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    seen.push((v["type"].as_str().unwrap().to_string(), started.elapsed()));
+                }
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let written = std::time::Instant::now();
+    let (code, _) = c
+        .patch(
+            &format!("{ED}/a"),
+            "application/merge-patch+json",
+            json!({"spec": {"paused": true}}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let answered = written.elapsed();
+    let seen = watcher.await.unwrap();
+    assert!(
+        answered < std::time::Duration::from_millis(300),
+        "the write answered at once: {answered:?}"
+    );
+    assert!(seen.iter().any(|(t, _)| t == "BOOKMARK"), "{seen:?}");
+    let modified = seen
+        .iter()
+        .find(|(t, _)| t == "MODIFIED")
+        .expect("the change arrived");
+    assert!(
+        modified.1 >= std::time::Duration::from_millis(400),
+        "the event came after the delay: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn empty_finalizers_are_normalised_away() {
+    let c = Ctx::new().await;
+    let (code, o) = c
+        .post(ED, json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment", "metadata": {"name": "f", "finalizers": []}, "spec": {}}))
+        .await;
+    assert_eq!(code, 201);
+    assert!(o["metadata"].get("finalizers").is_none(), "{o}");
 }
