@@ -207,6 +207,7 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
         settings: Settings::default(),
         writes: Default::default(),
         namespaces: Vec::new(),
+        entra: Default::default(),
     };
     (Arc::new(ctx), Scenario { name, handle, store })
 }

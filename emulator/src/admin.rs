@@ -26,6 +26,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/settings", get(get_settings).put(put_settings))
         .route("/_emulator/tokens/revoke", post(revoke_tokens))
         .route("/_emulator/deployments/{id}/intune", post(mark_intune))
+        .route("/_emulator/entraGroups/{id}", axum::routing::put(put_entra_group))
 }
 
 #[derive(Deserialize)]
@@ -145,4 +146,16 @@ async fn mark_intune(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> S
         }
         None => StatusCode::NOT_FOUND,
     }
+}
+
+/// Creates or replaces an Entra ID group (`{"devices": [...], "groups": [...]}`): the directory groups
+/// a DeviceGroup may take its devices from.
+async fn put_entra_group(
+    State(st): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(group): Json<crate::store::EntraGroup>,
+) -> StatusCode {
+    lock(&st.store).entra_groups.insert(id, group);
+    st.persist();
+    StatusCode::NO_CONTENT
 }

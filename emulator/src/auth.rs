@@ -295,3 +295,38 @@ pub fn check_bearer(
     }
     Ok(issued.client_id.clone())
 }
+
+/// Checks the bearer token of a directory read: listing a group's devices needs `GroupMember.Read.All`
+/// (or `Group.Read.All`, or `Directory.Read.All`) and `Device.Read.All` (or `Directory.Read.All`).
+pub fn check_directory(
+    tokens: &HashMap<String, Issued>,
+    authorization: Option<&str>,
+) -> Result<String, GraphError> {
+    let unauthorized = |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
+    let Some(token) =
+        authorization.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+    else {
+        return Err(unauthorized("Access token is empty."));
+    };
+    let issued = tokens
+        .get(token.trim())
+        .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience."))?;
+    if issued.expires <= Instant::now() {
+        return Err(unauthorized("Lifetime validation failed, the token is expired."));
+    }
+    let has = |any: &[&str]| issued.roles.iter().any(|r| any.contains(&r.as_str()));
+    let groups = has(&[
+        crate::config::GROUP_MEMBER_READ,
+        "Group.Read.All",
+        "Directory.Read.All",
+    ]);
+    let devices = has(&[crate::config::DEVICE_READ, "Directory.Read.All"]);
+    if !(groups && devices) {
+        return Err(GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ));
+    }
+    Ok(issued.client_id.clone())
+}

@@ -20,6 +20,9 @@ pub const READONLY_CLIENT_SECRET: &str = "wufb-emulator-readonly-secret";
 pub const READ_WRITE: &str = "WindowsUpdates.ReadWrite.All";
 /// The least permission a Graph read needs.
 pub const READ: &str = "WindowsUpdates.Read.All";
+/// The permissions that list an Entra group's transitive device members.
+pub const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
+pub const DEVICE_READ: &str = "Device.Read.All";
 
 /// An app registration the token endpoint accepts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,7 +60,7 @@ impl AppRegistration {
                 client_secret: Some(DEFAULT_CLIENT_SECRET.into()),
                 certificate_pem: None,
                 federated: Vec::new(),
-                roles: vec![READ_WRITE.into()],
+                roles: vec![READ_WRITE.into(), GROUP_MEMBER_READ.into(), DEVICE_READ.into()],
             },
             AppRegistration {
                 tenant_id: DEFAULT_TENANT_ID.into(),
@@ -65,7 +68,7 @@ impl AppRegistration {
                 client_secret: Some(READONLY_CLIENT_SECRET.into()),
                 certificate_pem: None,
                 federated: Vec::new(),
-                roles: vec![READ.into()],
+                roles: vec![READ.into(), GROUP_MEMBER_READ.into(), DEVICE_READ.into()],
             },
         ]
     }

@@ -32,6 +32,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(&format!("{BASE}/{{*rest}}"), any(graph))
+        .route("/beta/groups/{id}/transitiveMembers/{cast}", any(entra_members))
+        .route("/v1.0/groups/{id}/transitiveMembers/{cast}", any(entra_members))
         .merge(crate::admin::router())
         .fallback(|uri: Uri| async move {
             GraphError::new(
@@ -41,6 +43,103 @@ pub fn router(shared: Arc<Shared>) -> Router {
             )
         })
         .with_state(shared)
+}
+
+/// `GET /groups/{id}/transitiveMembers/microsoft.graph.device`: an Entra group's devices, nested groups
+/// included, paged by `$top` (at most 999, default 100) with `@odata.nextLink`.
+async fn entra_members(
+    State(st): State<Arc<Shared>>,
+    Path((id, cast)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let started = now_ms();
+    let request_id = format!("emu-{started:x}");
+    let mut entry = LogEntry {
+        seq: 0,
+        at_ms: started,
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        operation: "groups.transitiveMembers.list".into(),
+        status: 0,
+        fault: None,
+        retry_not_before_ms: None,
+        body_hash: 0,
+        assets: 0,
+        client_id: None,
+        created_id: None,
+    };
+    let decision = lock(&st.faults).decide(false);
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    let settings = lock(&st.settings).clone();
+    let outcome: Result<Value, GraphError> = (|| {
+        if method != Method::GET {
+            return Err(GraphError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("The method {method} is not allowed on this resource."),
+            ));
+        }
+        if settings.auth {
+            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            entry.client_id = Some(crate::auth::check_directory(&lock(&st.tokens), auth)?);
+        }
+        if decision.outage {
+            return Err(GraphError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+            ));
+        }
+        if cast != "microsoft.graph.device" {
+            return Err(GraphError::bad_request(format!(
+                "This emulator lists the device members of a group only, not '{cast}'."
+            )));
+        }
+        let devices = lock(&st.store).transitive_devices(&id).ok_or_else(|| {
+            GraphError::new(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+            )
+        })?;
+        let q = Query::parse(uri.query())?;
+        let page = q.top.unwrap_or(100).clamp(1, 999);
+        let start = q.skiptoken.unwrap_or(0).min(devices.len());
+        let end = (start + page).min(devices.len());
+        let value: Vec<Value> = devices[start..end]
+            .iter()
+            .map(|d| {
+                json!({"@odata.type": "#microsoft.graph.device", "id": format!("0b0b{}", &d[4.min(d.len())..]),
+                       "deviceId": d, "accountEnabled": true})
+            })
+            .collect();
+        entry.assets = value.len();
+        let mut body = json!({"value": value});
+        if end < devices.len() {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &q.passthrough {
+                ser.append_pair(k, v);
+            }
+            ser.append_pair("$skiptoken", &format!("o{end}"));
+            body["@odata.nextLink"] = json!(format!("{}?{}", self_url(&headers, uri.path()), ser.finish()));
+        }
+        Ok(body)
+    })();
+    let response = match outcome {
+        Ok(mut body) => {
+            add_context(&mut body, &self_url(&headers, uri.path()), false);
+            json_reply(StatusCode::OK, &body)
+        }
+        Err(e) => error_reply(&e, &request_id),
+    };
+    entry.status = response.status().as_u16();
+    st.record(entry);
+    response
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Response {

@@ -84,6 +84,9 @@ pub enum Reply {
 /// The tenant.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Store {
+    /// Entra ID groups (directory groups, not updatable asset groups), by object id.
+    #[serde(default)]
+    pub entra_groups: BTreeMap<String, EntraGroup>,
     pub deployments: BTreeMap<String, Deployment>,
     pub audiences: BTreeMap<String, Audience>,
     pub assets: BTreeMap<String, Asset>,
@@ -91,6 +94,35 @@ pub struct Store {
     pub id_counter: u64,
     /// Id seed, so that two emulators with different seeds never hand out the same ids.
     pub id_seed: u64,
+}
+
+/// An Entra ID group: devices (by Entra device id) and nested groups (by object id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EntraGroup {
+    pub devices: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Store {
+    /// The distinct devices of an Entra group and every group nested in it (cycles are followed once).
+    pub fn transitive_devices(&self, id: &str) -> Option<Vec<String>> {
+        let root = self.entra_groups.get(id)?;
+        let mut seen_groups = std::collections::BTreeSet::from([id.to_string()]);
+        let mut devices = std::collections::BTreeSet::new();
+        let mut todo: Vec<&EntraGroup> = vec![root];
+        while let Some(g) = todo.pop() {
+            devices.extend(g.devices.iter().cloned());
+            for nested in &g.groups {
+                if seen_groups.insert(nested.clone())
+                    && let Some(n) = self.entra_groups.get(nested)
+                {
+                    todo.push(n);
+                }
+            }
+        }
+        Some(devices.into_iter().collect())
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {

@@ -1170,3 +1170,73 @@ async fn the_admin_api_never_returns_app_secrets() {
     let (s, _) = c.token(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     assert_eq!(s, 200, "the secret still works after the round trip");
 }
+
+#[tokio::test]
+async fn entra_groups_list_their_transitive_devices_in_pages_with_permissions() {
+    let mut c = Ctx::start(EmulatorConfig::default()).await;
+    let put = |id: &str, body: Value| {
+        let (http, url) = (c.http.clone(), c.url(&format!("/_emulator/entraGroups/{id}")));
+        async move { http.put(url).json(&body).send().await.unwrap().status().as_u16() }
+    };
+    let ring: Vec<String> = (0..250)
+        .map(|i| format!("3d0a0c8e-1c5e-4c53-9b3f-{i:012}"))
+        .collect();
+    assert_eq!(
+        put("g-nested", json!({"devices": ring[200..].to_vec()})).await,
+        204
+    );
+    assert_eq!(
+        put(
+            "g-ring",
+            json!({"devices": ring[..200].to_vec(), "groups": ["g-nested", "g-ring"]})
+        )
+        .await,
+        204
+    );
+    let (_, t) = c.token(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    c.token = t["access_token"].as_str().map(str::to_string);
+    let mut seen = Vec::new();
+    let mut path =
+        "/beta/groups/g-ring/transitiveMembers/microsoft.graph.device?$select=deviceId&$top=100".to_string();
+    loop {
+        let (s, page) = c.get(&path).await;
+        assert_eq!(s, 200, "{page}");
+        assert!(page["value"].as_array().unwrap().len() <= 100);
+        seen.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["deviceId"].as_str().unwrap().to_string()),
+        );
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => path = next.trim_start_matches(&c.emu.base_url()).to_string(),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen, ring,
+        "nested groups included, each device once, cycles followed once"
+    );
+    let (s, e) = c
+        .get("/beta/groups/nope/transitiveMembers/microsoft.graph.device")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+    // Without the directory permissions: 403.
+    let mut config = EmulatorConfig::default();
+    config.apps[0].roles = vec!["WindowsUpdates.ReadWrite.All".into()];
+    let mut bare = Ctx::start(config).await;
+    let (_, t) = bare.token(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    bare.token = t["access_token"].as_str().map(str::to_string);
+    let (s, e) = bare
+        .get("/beta/groups/g/transitiveMembers/microsoft.graph.device")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+}

@@ -458,6 +458,29 @@ impl Env {
         id
     }
 
+    /// Creates or replaces an Entra ID group in the tenant: devices (Entra device ids) and nested groups.
+    pub fn entra_group(&self, id: &str, devices: &[String], groups: &[&str]) {
+        let mut store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        store.entra_groups.insert(
+            id.to_string(),
+            wufb_graph_emulator::store::EntraGroup {
+                devices: devices.to_vec(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            },
+        );
+    }
+
+    /// The devices of an updatableAssetGroup in the emulator.
+    pub fn graph_group_devices(&self, id: &str) -> Vec<String> {
+        let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        store
+            .group_members(id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(d, _)| d.to_string())
+            .collect()
+    }
+
     /// Distinct devices that Graph offers an expedite to: the members (devices, and the devices of
     /// member groups) less the exclusions, of every deployment that is not paused.
     pub fn graph_offered_devices(&self) -> std::collections::BTreeSet<String> {

@@ -86,14 +86,16 @@ pub struct Report {
 /// the live ExpeditedDeployments claim deployments.
 struct PlanObjects {
     /// Manifest groups: (namespace, name) -> (live group id, devices).
-    manifest_groups: BTreeMap<(String, String), (Option<String>, BTreeSet<String>)>,
+    manifest_groups: BTreeMap<(String, String), (Option<String>, observe::Devices)>,
     /// Live groups in the cluster, by (namespace, name).
     live_groups: BTreeMap<(String, String), DeviceGroup>,
+    /// The devices of the live groups that take them from Entra ID, read now.
+    live_entra: BTreeMap<(String, String), observe::Devices>,
     live_deployments: Vec<ExpeditedDeployment>,
 }
 
 impl Objects for PlanObjects {
-    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, observe::Devices), String> {
         let key = (ns.to_string(), name.to_string());
         if let Some((id, devices)) = self.manifest_groups.get(&key) {
             return Ok((
@@ -102,7 +104,7 @@ impl Objects for PlanObjects {
             ));
         }
         match self.live_groups.get(&key) {
-            Some(g) => group_facts(g, exclusion),
+            Some(g) => group_facts(g, exclusion, |_| self.live_entra.get(&key).cloned()),
             None => Err(format!(
                 "DeviceGroup {name} is neither in the manifests nor in namespace {ns}"
             )),
@@ -229,7 +231,10 @@ pub async fn build(
         if let Some(o) = outcome.filter(|o| o.is_stalled()) {
             changes.push(o.message().to_string());
         }
-        let devices: BTreeSet<String> = obj.spec.devices.iter().map(|d| d.to_lowercase()).collect();
+        let devices: observe::Devices = match &observation.entra {
+            Some(Some(d)) => d.clone(),
+            _ => std::sync::Arc::new(obj.spec.devices.iter().map(|d| d.to_lowercase()).collect()),
+        };
         objects.push(ObjectPlan {
             kind: "DeviceGroup".into(),
             namespace: ns.clone(),
@@ -243,9 +248,18 @@ pub async fn build(
         manifest_groups.insert((ns, name), (p.group_id.clone(), devices));
     }
 
+    let mut live_entra = BTreeMap::new();
+    for (key, g) in &live_groups {
+        if let Some(entra) = &g.spec.entra_group_id
+            && let Some(devices) = graph.entra_group_devices(entra).await?
+        {
+            live_entra.insert(key.clone(), std::sync::Arc::new(devices.into_iter().collect()));
+        }
+    }
     let sources = PlanObjects {
         manifest_groups,
         live_groups,
+        live_entra,
         live_deployments,
     };
     for doc in ours.iter().filter(|d| d.kind() == "ExpeditedDeployment") {

@@ -34,18 +34,35 @@ use super::expedited_deployment::DeviceError;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.entraGroupId) && has(self.devices) && size(self.devices) > 0)").message("set either devices or entraGroupId, not both"))]
 pub struct DeviceGroupSpec {
-    /// Entra (Azure AD) device ids, GUIDs such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01. Each id once.
-    #[serde(default)]
+    /// Entra (Azure AD) device ids, GUIDs such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01. Each id once;
+    /// at most 15000, what a cluster can store. Above about 6000, apply with `kubectl apply
+    /// --server-side` (client-side apply keeps a second copy in an annotation limited to 256 KiB); for
+    /// larger rings use entraGroupId.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        length(max = 50000),
+        length(max = 15000),
         inner(regex(
             pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
         ))
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub devices: Vec<DeviceId>,
+
+    /// Take the devices from this Entra ID group instead (its object id, a GUID), nested groups
+    /// included, as admins keep rings (often dynamic groups); read through Microsoft Graph at every
+    /// resync. Needs the Graph application permissions GroupMember.Read.All and Device.Read.All.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub entra_group_id: Option<String>,
 }
+
+/// The most devices a DeviceGroup lists itself: what fits in one object of a cluster (etcd's 1.5 MiB)
+/// with its managedFields when applied server-side (see `tests/tests/rings.rs` for the arithmetic).
+pub const MAX_DEVICES: usize = 15_000;
 
 /// An Entra device id.
 pub type DeviceId = String;

@@ -221,12 +221,29 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
 /// Checks a DeviceGroup spec. Empty when valid.
 pub fn device_group(spec: &DeviceGroupSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
-    if spec.devices.len() > 50_000 {
+    let max = super::device_group::MAX_DEVICES;
+    if spec.devices.len() > max {
         out.push(err(
             "spec.devices",
-            format!("{} devices, more than 50000", spec.devices.len()),
-            "split the ring into several DeviceGroups",
+            format!("{} devices, more than {max} (what one object of a cluster can hold)", spec.devices.len()),
+            "take the devices from an Entra ID group with spec.entraGroupId, or split the ring into several DeviceGroups",
         ));
+    }
+    if let Some(g) = &spec.entra_group_id {
+        if !spec.devices.is_empty() {
+            out.push(err(
+                "spec.entraGroupId",
+                "set together with spec.devices",
+                "set either devices or entraGroupId, not both",
+            ));
+        }
+        if !is_device_id(g) {
+            out.push(err(
+                "spec.entraGroupId",
+                format!("'{}' is not an Entra group object id", printable(g)),
+                "use the group's object id from Entra ID, a GUID",
+            ));
+        }
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, d) in spec.devices.iter().enumerate() {
@@ -347,6 +364,7 @@ mod tests {
     fn device_groups_need_unique_guids() {
         let g = DeviceGroupSpec {
             devices: vec![D1.into(), "x".into(), D1.into()],
+            entra_group_id: None,
         };
         let errs = device_group(&g);
         assert_eq!(errs.len(), 2);

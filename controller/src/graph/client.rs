@@ -394,6 +394,40 @@ impl GraphClient {
         Ok(calls)
     }
 
+    // ----- Entra ID groups ----------------------------------------------------------------------------
+
+    /// The Entra device ids of an Entra ID group's devices, nested groups included
+    /// (`/groups/{id}/transitiveMembers/microsoft.graph.device`, every page); `None` when the group does
+    /// not exist. Needs GroupMember.Read.All and Device.Read.All, which the operation name says, so that a
+    /// 403 names them.
+    pub async fn entra_group_devices(&self, group_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Device {
+            #[serde(default)]
+            device_id: Option<String>,
+        }
+        let base = self.transport.endpoints.graph_base.as_str().trim_end_matches('/');
+        let url = format!(
+            "{base}/groups/{}/transitiveMembers/microsoft.graph.device?$select=deviceId&$top=999",
+            enc(group_id)
+        );
+        let devices: Option<Vec<Device>> = absent(
+            self.transport
+                .collect(
+                    "list the Entra group's devices (needs GroupMember.Read.All and Device.Read.All)",
+                    &url,
+                )
+                .await,
+        )?;
+        Ok(devices.map(|d| {
+            d.into_iter()
+                .filter_map(|d| d.device_id)
+                .map(|d| d.to_lowercase())
+                .collect()
+        }))
+    }
+
     // ----- updatable asset groups --------------------------------------------------------------------
 
     /// Creates an empty `updatableAssetGroup` and returns its id.

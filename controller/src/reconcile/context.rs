@@ -29,6 +29,8 @@ pub struct Context {
     pub writes: LastWrites,
     /// The namespaces watched (every namespace when empty).
     pub namespaces: Vec<String>,
+    /// The devices Entra-backed DeviceGroups last read, for the deployments that use them.
+    pub entra: super::observe::EntraDevices,
 }
 
 impl Context {

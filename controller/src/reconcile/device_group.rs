@@ -51,6 +51,14 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
 
 async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Result<Action, Error> {
     let mut observation = observe_group(obj, &ctx.graph).await;
+    if let Some(Some(devices)) = &observation.entra {
+        // Deployments that use this group resolve against what it just read.
+        ctx.entra.set(
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+            devices.clone(),
+        );
+    }
     let plan = plan_group(obj, &observation, ctx.graph.batch_size());
     ctx.notices(obj, &plan.notices);
     let mut acted = GroupActed::default();
@@ -147,6 +155,7 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             if let Some(uid) = obj.meta().uid.as_deref() {
                 ctx.writes.forget(uid);
             }
+            ctx.entra.forget(&ns, &obj.name_any());
             Ok(Action::await_change())
         }
     }

@@ -1,6 +1,5 @@
 //! ExpeditedDeployment: observe -> plan -> act -> report, and cleanup on deletion.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,8 +27,8 @@ pub const KIND: &str = "ExpeditedDeployment";
 pub struct ClusterObjects<'a>(pub &'a Context);
 
 impl Objects for ClusterObjects<'_> {
-    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
-        observe::group_from_store(&self.0.groups, ns, name, exclusion)
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, observe::Devices), String> {
+        observe::group_from_store(&self.0.groups, &self.0.entra, ns, name, exclusion)
     }
 
     async fn deployments(&self) -> Result<Vec<ExpeditedDeployment>, Error> {

@@ -6,7 +6,7 @@
 //! else), then, if the spec is valid, the audience's groups and the catalog. A read that fails ends the
 //! observation there; what was read so far is kept (`failed` holds the error).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
@@ -84,8 +84,11 @@ pub struct DeploymentFacts {
 pub enum ItemFact {
     /// A device id (lower case).
     Device(String),
-    /// A Graph group and the device ids in it (lower case).
-    Group { id: String, devices: BTreeSet<String> },
+    /// A Graph group and the device ids in it (lower case), shared with whoever else holds them.
+    Group {
+        id: String,
+        devices: std::sync::Arc<BTreeSet<String>>,
+    },
     /// It cannot be used yet, and why.
     Waiting(String),
 }
@@ -131,28 +134,60 @@ pub struct Observation {
 pub trait Objects {
     /// The Graph group id and the devices of a DeviceGroup, or why it cannot be used yet. An exclusion
     /// group must hold all its devices first (Ready); a member group may fill while it is used.
-    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, BTreeSet<String>), String>;
+    fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, Devices), String>;
 
     /// Every ExpeditedDeployment this operator manages, read from the API server (not a cache), to tell
     /// which deployments other objects have claimed.
     fn deployments(&self) -> impl Future<Output = Result<Vec<ExpeditedDeployment>, Error>> + Send;
 }
 
+/// A DeviceGroup's devices, shared: many deployments may reference one group.
+pub type Devices = std::sync::Arc<BTreeSet<String>>;
+
+/// The devices each Entra-backed DeviceGroup read from its Entra group at its last pass, by (namespace,
+/// name): what deployments that reference it resolve against.
+#[derive(Debug, Default)]
+pub struct EntraDevices(std::sync::Mutex<std::collections::HashMap<(String, String), Devices>>);
+
+impl EntraDevices {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Devices>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, ns: &str, name: &str) -> Option<Devices> {
+        self.lock().get(&(ns.to_string(), name.to_string())).cloned()
+    }
+
+    pub fn set(&self, ns: &str, name: &str, devices: Devices) {
+        self.lock().insert((ns.to_string(), name.to_string()), devices);
+    }
+
+    pub fn forget(&self, ns: &str, name: &str) {
+        self.lock().remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
 /// A DeviceGroup from the controller's store, as [`Objects::group`] needs it.
 pub fn group_from_store(
     store: &Store<DeviceGroup>,
+    entra: &EntraDevices,
     ns: &str,
     name: &str,
     exclusion: bool,
-) -> Result<(String, BTreeSet<String>), String> {
+) -> Result<(String, Devices), String> {
     let group = store
         .get(&ObjectRef::<DeviceGroup>::new(name).within(ns))
         .ok_or_else(|| format!("DeviceGroup {name} does not exist in namespace {ns}"))?;
-    group_facts(&group, exclusion)
+    group_facts(&group, exclusion, |g| entra.get(ns, &g.name_any()))
 }
 
-/// The group id and devices of a DeviceGroup, or why it cannot be used yet.
-pub fn group_facts(group: &DeviceGroup, exclusion: bool) -> Result<(String, BTreeSet<String>), String> {
+/// The group id and devices of a DeviceGroup, or why it cannot be used yet. The devices of one that
+/// takes them from an Entra group come from `entra` (what its own pass read).
+pub fn group_facts(
+    group: &DeviceGroup,
+    exclusion: bool,
+    entra: impl Fn(&DeviceGroup) -> Option<Devices>,
+) -> Result<(String, Devices), String> {
     let name = group.name_any();
     let status = group.status.clone().unwrap_or_default();
     let ready = status
@@ -162,7 +197,12 @@ pub fn group_facts(group: &DeviceGroup, exclusion: bool) -> Result<(String, BTre
         && status.observed_generation == group.metadata.generation;
     match status.group_id {
         Some(id) if (ready || !exclusion) && group.metadata.deletion_timestamp.is_none() => {
-            Ok((id, group.spec.devices.iter().map(|d| d.to_lowercase()).collect()))
+            let devices = if group.spec.entra_group_id.is_some() {
+                entra(group).ok_or_else(|| format!("DeviceGroup {name} has not read its Entra group yet"))?
+            } else {
+                std::sync::Arc::new(group.spec.devices.iter().map(|d| d.to_lowercase()).collect())
+            };
+            Ok((id, devices))
         }
         _ => Err(format!("DeviceGroup {name} is not Ready yet")),
     }
@@ -332,11 +372,12 @@ async fn item_fact(
         return Ok(match graph.group_members(id).await? {
             Some(m) => ItemFact::Group {
                 id: id.clone(),
-                devices: m
-                    .into_iter()
-                    .filter(|a| a.kind() == AssetKind::Device)
-                    .map(|a| a.id.to_lowercase())
-                    .collect(),
+                devices: std::sync::Arc::new(
+                    m.into_iter()
+                        .filter(|a| a.kind() == AssetKind::Device)
+                        .map(|a| a.id.to_lowercase())
+                        .collect(),
+                ),
             },
             None => ItemFact::Waiting(format!("updatableAssetGroup {id} does not exist in Graph")),
         });
@@ -463,34 +504,46 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
     o
 }
 
-/// Everything a DeviceGroup pass reads: its Graph group's members.
+/// Everything a DeviceGroup pass reads: its Graph group's members, and for a group that takes its
+/// devices from Entra ID, those devices.
 #[derive(Debug)]
 pub struct GroupObservation {
     pub group: Known<Vec<UpdatableAsset>>,
+    /// `spec.entraGroupId`'s devices: `Some(Some(..))` read, `Some(None)` the Entra group does not
+    /// exist, `None` the spec lists its devices (or the read was not made).
+    pub entra: Option<Option<Devices>>,
     pub failed: Option<Error>,
 }
 
 pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObservation {
-    let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) else {
-        return GroupObservation {
-            group: Known::None,
-            failed: None,
-        };
+    let mut o = GroupObservation {
+        group: Known::None,
+        entra: None,
+        failed: None,
     };
-    match graph.group_members(&id).await {
-        Ok(Some(m)) => GroupObservation {
-            group: Known::Found(m),
-            failed: None,
-        },
-        Ok(None) => GroupObservation {
-            group: Known::Missing(id),
-            failed: None,
-        },
-        Err(e) => GroupObservation {
-            group: Known::Unread(id),
-            failed: Some(e.into()),
-        },
+    if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) {
+        match graph.group_members(&id).await {
+            Ok(Some(m)) => o.group = Known::Found(m),
+            Ok(None) => o.group = Known::Missing(id),
+            Err(e) => {
+                o.group = Known::Unread(id);
+                o.failed = Some(e.into());
+                return o;
+            }
+        }
     }
+    if let Some(entra) = obj
+        .spec
+        .entra_group_id
+        .as_deref()
+        .filter(|_| validate::device_group(&obj.spec).is_empty())
+    {
+        match graph.entra_group_devices(entra).await {
+            Ok(devices) => o.entra = Some(devices.map(|d| std::sync::Arc::new(d.into_iter().collect()))),
+            Err(e) => o.failed = Some(e.into()),
+        }
+    }
+    o
 }
 
 /// The ExpeditedDeployments in `ns` that reference DeviceGroup `name`, by name.
@@ -516,6 +569,3 @@ pub fn referencing<'a>(
     out.dedup();
     out
 }
-
-/// The groups' device lists by id, for counting distinct devices.
-pub type GroupDevices = BTreeMap<String, BTreeSet<String>>;

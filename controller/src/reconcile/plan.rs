@@ -937,7 +937,26 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
     if obs.failed.is_some() {
         return p;
     }
-    let desired: BTreeSet<String> = obj.spec.devices.iter().map(|d| d.to_lowercase()).collect();
+    let spec_devices;
+    let desired: &BTreeSet<String> = match (&obj.spec.entra_group_id, &obs.entra) {
+        (Some(_), Some(Some(devices))) => devices,
+        (Some(entra), _) => {
+            p.end = End::Report {
+                outcome: Outcome::stalled(
+                    Reason::ENTRA_GROUP_NOT_FOUND,
+                    format!(
+                        "spec.entraGroupId: Entra ID has no group {entra} (copy the group's object id from Entra ID; nothing was written)"
+                    ),
+                ),
+                next: Next::Resync,
+            };
+            return p;
+        }
+        (None, _) => {
+            spec_devices = obj.spec.devices.iter().map(|d| d.to_lowercase()).collect();
+            &spec_devices
+        }
+    };
     let (target, current): (Target, BTreeSet<String>) = match &obs.group {
         Known::Found(members) => {
             let id = obj
@@ -997,7 +1016,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
         }
     };
     let add: Vec<String> = desired.difference(&current).cloned().collect();
-    let remove: Vec<String> = current.difference(&desired).cloned().collect();
+    let remove: Vec<String> = current.difference(desired).cloned().collect();
     p.member_count = Some(desired.len() as u64);
     if !add.is_empty() || !remove.is_empty() {
         p.steps.push(GroupStep::UpdateMembers {

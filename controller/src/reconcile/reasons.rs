@@ -36,6 +36,8 @@ impl Reason {
     pub const AMBIGUOUS_ADOPTION: Reason = Reason("AmbiguousAdoption");
     /// Graph does not expose the deployment's audience (an Intune deployment).
     pub const AUDIENCE_NOT_MANAGEABLE: Reason = Reason("AudienceNotManageable");
+    /// The Entra ID group a DeviceGroup names does not exist.
+    pub const ENTRA_GROUP_NOT_FOUND: Reason = Reason("EntraGroupNotFound");
     /// A DeviceGroup being deleted is still referenced.
     pub const IN_USE: Reason = Reason("InUse");
     /// This operator version cannot decode the object.

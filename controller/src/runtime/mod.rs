@@ -198,6 +198,7 @@ pub async fn run(
             settings,
             writes: Default::default(),
             namespaces: scope.namespaces.clone(),
+            entra: Default::default(),
         }),
     });
 

@@ -128,50 +128,6 @@ pub fn get<'a>(value: &'a Value, path: &[Step], schema: Option<&Value>) -> Optio
     }
 }
 
-/// Removes the field at `path` (a member, a map-list item, or a set-list value).
-pub fn remove(value: &mut Value, path: &[Step], schema: Option<&Value>) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    match first {
-        Step::Field(k) => {
-            let Some(obj) = value.as_object_mut() else {
-                return;
-            };
-            if rest.is_empty() {
-                obj.remove(k);
-            } else if let Some(child) = obj.get_mut(k) {
-                remove(child, rest, member(schema, k));
-                // An object emptied by removals goes too, as the server prunes it.
-                if child.as_object().is_some_and(Map::is_empty) {
-                    obj.remove(k);
-                }
-            }
-        }
-        Step::Key(key) => {
-            let ListType::Map(keys) = list_type(schema) else {
-                return;
-            };
-            let Some(list) = value.as_array_mut() else {
-                return;
-            };
-            if rest.is_empty() {
-                list.retain(|i| key_of(i, &keys) != *key);
-            } else if let Some(item) = list.iter_mut().find(|i| key_of(i, &keys) == *key) {
-                remove(item, rest, items(schema));
-            }
-        }
-        Step::Value(v) => {
-            if let Some(list) = value.as_array_mut() {
-                list.retain(|i| {
-                    let text = i.to_string();
-                    text != *v
-                });
-            }
-        }
-    }
-}
-
 /// Merges an applied configuration into `target`: objects member by member, `set` and `map` lists by
 /// value and key, anything else replaced.
 pub fn merge(target: &mut Value, applied: &Value, schema: Option<&Value>) {
@@ -191,8 +147,10 @@ pub fn merge(target: &mut Value, applied: &Value, schema: Option<&Value>) {
             ListType::Atomic => *t = Value::Array(a.clone()),
             ListType::Set => {
                 if let Value::Array(list) = t {
+                    let mut present: std::collections::HashSet<String> =
+                        list.iter().map(Value::to_string).collect();
                     for item in a {
-                        if !list.contains(item) {
+                        if present.insert(item.to_string()) {
                             list.push(item.clone());
                         }
                     }
@@ -200,17 +158,131 @@ pub fn merge(target: &mut Value, applied: &Value, schema: Option<&Value>) {
             }
             ListType::Map(keys) => {
                 if let Value::Array(list) = t {
+                    let mut at: std::collections::HashMap<String, usize> = list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| (key_of(x, &keys), i))
+                        .collect();
                     for item in a {
                         let key = key_of(item, &keys);
-                        match list.iter_mut().find(|i| key_of(i, &keys) == key) {
-                            Some(existing) => merge(existing, item, items(schema)),
-                            None => list.push(item.clone()),
+                        match at.get(&key) {
+                            Some(&i) => merge(&mut list[i], item, items(schema)),
+                            None => {
+                                at.insert(key, list.len());
+                                list.push(item.clone());
+                            }
                         }
                     }
                 }
             }
         },
         (t, a) => *t = a.clone(),
+    }
+}
+
+/// The leaf fields of `new` whose values differ from `old` (absent in `old` counts), in one walk.
+fn changed_fields(
+    old: Option<&Value>,
+    new: &Value,
+    schema: Option<&Value>,
+    prefix: &mut Path,
+    out: &mut FieldSet,
+) {
+    match new {
+        Value::Object(m) if !m.is_empty() => {
+            let o = old.and_then(Value::as_object);
+            for (k, v) in m {
+                prefix.push(Step::Field(k.clone()));
+                changed_fields(o.and_then(|o| o.get(k)), v, member(schema, k), prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(a) => match list_type(schema) {
+            ListType::Atomic => {
+                if old != Some(new) {
+                    out.insert(prefix.clone());
+                }
+            }
+            ListType::Set => {
+                let before: std::collections::HashSet<String> = old
+                    .and_then(Value::as_array)
+                    .map(|l| l.iter().map(Value::to_string).collect())
+                    .unwrap_or_default();
+                for item in a {
+                    let text = item.to_string();
+                    if !before.contains(&text) {
+                        prefix.push(Step::Value(text));
+                        out.insert(prefix.clone());
+                        prefix.pop();
+                    }
+                }
+            }
+            ListType::Map(keys) => {
+                let before: std::collections::HashMap<String, &Value> = old
+                    .and_then(Value::as_array)
+                    .map(|l| l.iter().map(|i| (key_of(i, &keys), i)).collect())
+                    .unwrap_or_default();
+                for item in a {
+                    let key = key_of(item, &keys);
+                    let was = before.get(&key).copied();
+                    prefix.push(Step::Key(key));
+                    if was.is_none() {
+                        out.insert(prefix.clone());
+                    }
+                    changed_fields(was, item, items(schema), prefix, out);
+                    prefix.pop();
+                }
+            }
+        },
+        _ => {
+            if old != Some(new) {
+                out.insert(prefix.clone());
+            }
+        }
+    }
+}
+
+/// Removes from `value` every field in `drop`, walking the value once.
+fn prune(value: &mut Value, schema: Option<&Value>, prefix: &mut Path, drop: &FieldSet) {
+    match value {
+        Value::Object(m) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                prefix.push(Step::Field(k.clone()));
+                if drop.contains(prefix) {
+                    m.remove(&k);
+                } else if let Some(child) = m.get_mut(&k) {
+                    prune(child, member(schema, &k), prefix, drop);
+                    if child.as_object().is_some_and(Map::is_empty) {
+                        m.remove(&k);
+                    }
+                }
+                prefix.pop();
+            }
+        }
+        Value::Array(a) => match list_type(schema) {
+            ListType::Atomic => {}
+            ListType::Set => a.retain(|item| {
+                prefix.push(Step::Value(item.to_string()));
+                let keep = !drop.contains(prefix);
+                prefix.pop();
+                keep
+            }),
+            ListType::Map(keys) => {
+                a.retain(|item| {
+                    prefix.push(Step::Key(key_of(item, &keys)));
+                    let keep = !drop.contains(prefix);
+                    prefix.pop();
+                    keep
+                });
+                for item in a.iter_mut() {
+                    prefix.push(Step::Key(key_of(item, &keys)));
+                    prune(item, items(schema), prefix, drop);
+                    prefix.pop();
+                }
+            }
+        },
+        _ => {}
     }
 }
 
@@ -301,11 +373,12 @@ impl Managed {
             }
         }
         if !force {
-            for path in &new_fields {
-                for e in self.entries.iter().filter(|e| {
-                    !(e.manager == manager && e.operation == "Apply" && e.subresource == subresource)
-                        && e.fields.contains(path)
-                }) {
+            for e in self
+                .entries
+                .iter()
+                .filter(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == subresource))
+            {
+                for path in e.fields.intersection(&new_fields) {
                     let theirs = get(current, path, schema);
                     let ours = get(applied, path, schema);
                     if theirs.is_some() && theirs != ours {
@@ -325,14 +398,13 @@ impl Managed {
             .unwrap_or_default();
         let mut object = current.clone();
         // Fields no longer applied, and owned by nobody else, go.
-        let mut dropped: Vec<&Path> = before
+        let dropped: FieldSet = before
             .difference(&new_fields)
             .filter(|p| !self.owned_elsewhere(manager, "Apply", subresource, p))
+            .cloned()
             .collect();
-        // Deepest first, so that a list item goes before its parent is looked at.
-        dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for path in dropped {
-            remove(&mut object, path, schema);
+        if !dropped.is_empty() {
+            prune(&mut object, schema, &mut Vec::new(), &dropped);
         }
         for part in scope {
             if let Some(v) = applied.get(*part) {
@@ -370,21 +442,20 @@ impl Managed {
         subresource: &str,
         stamp: (&str, &str),
     ) {
-        let (mut before, mut after) = (FieldSet::new(), FieldSet::new());
+        let mut after = FieldSet::new();
         for part in scope {
             let mut prefix = vec![Step::Field((*part).to_string())];
-            if let Some(v) = old.get(*part) {
-                fields(v, member(schema, part), &mut prefix, &mut before);
-            }
             if let Some(v) = new.get(*part) {
                 fields(v, member(schema, part), &mut prefix, &mut after);
             }
         }
-        let changed: FieldSet = after
-            .iter()
-            .filter(|p| !before.contains(*p) || get(old, p, schema) != get(new, p, schema))
-            .cloned()
-            .collect();
+        let mut changed = FieldSet::new();
+        for part in scope {
+            let mut prefix = vec![Step::Field((*part).to_string())];
+            if let Some(v) = new.get(*part) {
+                changed_fields(old.get(*part), v, member(schema, part), &mut prefix, &mut changed);
+            }
+        }
         let in_scope = |p: &Path| matches!(p.first(), Some(Step::Field(f)) if scope.contains(&f.as_str()));
         for e in &mut self.entries {
             // Within the write's scope, gone fields are nobody's and changed ones are the writer's;

@@ -102,6 +102,19 @@ struct World {
 }
 
 impl World {
+    /// An Entra ID group of these devices in the emulator's tenant.
+    fn entra_group(&self, id: &str, devices: Vec<String>) {
+        wufb_graph_emulator::state::lock(&self.emulator.shared.store)
+            .entra_groups
+            .insert(
+                id.to_string(),
+                wufb_graph_emulator::store::EntraGroup {
+                    devices,
+                    groups: Vec::new(),
+                },
+            );
+    }
+
     async fn start(args: &Args, resync: Duration) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let emulator = Emulator::start(
@@ -371,6 +384,12 @@ fn dg(name: &str, devices: Vec<String>) -> Value {
     json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "DeviceGroup", "metadata": {"name": name}, "spec": {"devices": devices}})
 }
 
+const ENTRA_BIG: &str = "0e0e0e0e-0000-4000-8000-0000000b1600";
+
+fn entra_dg(name: &str, entra: &str) -> Value {
+    json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "DeviceGroup", "metadata": {"name": name}, "spec": {"entraGroupId": entra}})
+}
+
 fn devices_json(ids: impl Iterator<Item = String>) -> Vec<Value> {
     ids.map(|d| json!({"device": d})).collect()
 }
@@ -483,32 +502,21 @@ async fn main() {
             f
         }
         "big-audience" => {
+            // A ring this large lives in Entra ID (a DeviceGroup lists at most 15,000 devices itself):
+            // one Entra group, one DeviceGroup taking its devices from it, one deployment.
             let n = args.devices.unwrap_or(100_000);
-            let groups = n.div_ceil(50_000);
-            let per = n.div_ceil(groups);
-            let mut objects: Vec<Value> = (0..groups)
-                .map(|g| {
-                    dg(
-                        &format!("big-{g}"),
-                        (0..per.min(n - g * per)).map(|j| device(g, j)).collect(),
-                    )
-                })
-                .collect();
-            objects.push(ed(
-                "big",
-                (0..groups)
-                    .map(|g| json!({"deviceGroup": format!("big-{g}")}))
-                    .collect(),
-                vec![],
-            ));
+            w.entra_group(ENTRA_BIG, (0..n).map(|j| device(0, j)).collect());
+            let objects = vec![
+                entra_dg("big", ENTRA_BIG),
+                ed("big", vec![json!({"deviceGroup": "big"})], vec![]),
+            ];
             w.create_all(objects).await;
-            let secs = w.wait_ready(groups + 1, started).await;
-            // Groups: 1 create + ceil(devices/B) adds each; the deployment: 1 create + 1 audience write.
-            let write_lb = (0..groups)
-                .map(|g| 1 + ceil(per.min(n - g * per), b))
-                .sum::<u64>()
-                + 2;
-            let read_lb = 1 + (0..groups).map(|g| ceil(per.min(n - g * per), p)).sum::<u64>() + 3;
+            let secs = w.wait_ready(2, started).await;
+            // The group: 1 create + ceil(devices/B) adds; the deployment: 1 create + 1 audience write.
+            let write_lb = 1 + ceil(n, b) + 2;
+            // The Entra group read by the first pass and the verifying pass (999 a page), the Graph group's
+            // pages once (verifying), the catalog, and the deployment's GET and two audience lists.
+            let read_lb = 1 + 2 * ceil(n, 999) + ceil(n, p) + 3;
             Figures {
                 scenario: args.scenario.clone(),
                 calls: w.calls(0),
@@ -516,7 +524,7 @@ async fn main() {
                 read_lower_bound: read_lb,
                 seconds_to_ready: secs,
                 latencies: w.first_write_latencies(),
-                extra: json!({"devices": n, "groups": groups}),
+                extra: json!({"devices": n, "groups": 1, "source": "entraGroupId"}),
             }
         }
         "rings" => {
@@ -524,11 +532,18 @@ async fn main() {
             let sizes = [n / 100, n * 9 / 100, n - n / 100 - n * 9 / 100];
             let mut objects = Vec::new();
             let mut start = 0;
+            let mut entra_reads = 0;
             for (r, size) in sizes.iter().enumerate() {
-                objects.push(dg(
-                    &format!("ring-{r}"),
-                    (start..start + size).map(|j| device(0, j)).collect(),
-                ));
+                let ids: Vec<String> = (start..start + size).map(|j| device(0, j)).collect();
+                if *size > wufb_operator::crd::device_group::MAX_DEVICES {
+                    // Above what a DeviceGroup lists itself: the ring comes from an Entra group.
+                    let entra = format!("0e0e0e0e-0000-4000-8000-{r:012}");
+                    w.entra_group(&entra, ids);
+                    objects.push(entra_dg(&format!("ring-{r}"), &entra));
+                    entra_reads += 2 * ceil(*size, 999);
+                } else {
+                    objects.push(dg(&format!("ring-{r}"), ids));
+                }
                 start += size;
             }
             for i in 0..12 {
@@ -542,7 +557,7 @@ async fn main() {
             let secs = w.wait_ready(15, started).await;
             // A group's devices are sent once; then one audience write per deployment.
             let write_lb = sizes.iter().map(|s| 1 + ceil(*s, b)).sum::<u64>() + 12 * 2;
-            let read_lb = 1 + sizes.iter().map(|s| ceil(*s, p)).sum::<u64>() + 12 * 3;
+            let read_lb = 1 + sizes.iter().map(|s| ceil(*s, p)).sum::<u64>() + 12 * 3 + entra_reads;
             Figures {
                 scenario: args.scenario.clone(),
                 calls: w.calls(0),

@@ -275,7 +275,7 @@ fn ready_audience() -> AudienceFacts {
             ItemFact::Device(dev(1).id),
             ItemFact::Group {
                 id: "g1".into(),
-                devices: [dev(5).id, dev(6).id].into(),
+                devices: std::sync::Arc::new([dev(5).id, dev(6).id].into()),
             },
         ],
         exclusions: vec![ItemFact::Device(dev(3).id)],
@@ -606,12 +606,12 @@ fn the_blast_radius_counts_group_devices_less_exclusions() {
             ItemFact::Device("a".into()),
             ItemFact::Group {
                 id: "g".into(),
-                devices: ["a".into(), "b".into(), "c".into()].into(),
+                devices: std::sync::Arc::new(["a".into(), "b".into(), "c".into()].into()),
             },
         ],
         exclusions: vec![ItemFact::Group {
             id: "x".into(),
-            devices: ["c".into()].into(),
+            devices: std::sync::Arc::new(["c".into()].into()),
         }],
     };
     assert_eq!(offered_devices(&facts), ["a", "b"].into());
@@ -663,6 +663,7 @@ fn device_groups_create_fill_and_wait_while_in_use() {
     let p = plan_group(
         &group,
         &GroupObservation {
+            entra: None,
             group: Known::None,
             failed: None,
         },
@@ -691,6 +692,7 @@ fn device_groups_create_fill_and_wait_while_in_use() {
     let p = plan_group(
         &known,
         &GroupObservation {
+            entra: None,
             group: Known::Found(vec![member(&dev(1).id), member(&dev(9).id)]),
             failed: None,
         },
@@ -701,6 +703,7 @@ fn device_groups_create_fill_and_wait_while_in_use() {
     let missing = plan_group(
         &known,
         &GroupObservation {
+            entra: None,
             group: Known::Missing("g".into()),
             failed: None,
         },
