@@ -171,8 +171,22 @@ impl Env {
             controllers: Vec::new(),
         };
         if env.apiserver.is_none() {
-            env.kubectl_ok(&["apply", "-f", root().join("crds").to_str().unwrap()])
-                .await;
+            env.kubectl_ok(&[
+                "apply",
+                "--server-side",
+                "-f",
+                root().join("crds").to_str().unwrap(),
+            ])
+            .await;
+            // A real server serves a new CRD only once it is Established.
+            env.kubectl_ok(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/expediteddeployments.wufb.dev",
+                "crd/devicegroups.wufb.dev",
+            ])
+            .await;
         }
         // kubectl would send a built-in Namespace as protobuf, which the test API server does not read.
         let ns = k8s_openapi::api::core::v1::Namespace {
@@ -187,6 +201,20 @@ impl Env {
             .await
             .unwrap();
         env
+    }
+
+    /// Whether this world runs on a real cluster (`WUFB_E2E_KUBECONFIG`) rather than the test API server.
+    pub fn real_cluster(&self) -> bool {
+        self.apiserver.is_none()
+    }
+
+    /// For a test that needs what only the test API server allows (an object the CRD's schema refuses,
+    /// a restart of the server): `true`, after saying why, when it must skip itself on a real cluster.
+    pub fn skip_on_real_cluster(&self, why: &str) -> bool {
+        if self.real_cluster() {
+            println!("skipped on a real cluster: {why}");
+        }
+        self.real_cluster()
     }
 
     /// Starts a controller process with the built-in emulator app.

@@ -71,7 +71,7 @@ async fn an_empty_device_group_gets_exactly_one_graph_group_under_a_slow_watch()
     .await;
     let logs = env.controller_logs();
     assert!(
-        !logs.contains("KubernetesConflict"),
+        !logs.contains("KubernetesConflict") && !logs.contains("changed since it was read"),
         "no pass acted on a stale copy:\n{logs}"
     );
 }
@@ -180,6 +180,9 @@ async fn another_writers_condition_survives_the_operators_status_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_spec_with_many_problems_still_gets_its_event() {
     let mut env = with_delay("long-event", 100, EmulatorConfig::default()).await;
+    if env.skip_on_real_cluster("a real API server refuses invalid device ids at apply") {
+        return;
+    }
     env.spawn_controller("a");
     let bad: Vec<String> = (0..60).map(|i| format!("laptop-{i:03}")).collect();
     env.apply_yaml(&rollout("many", &bad, "")).await;

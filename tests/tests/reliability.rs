@@ -199,10 +199,10 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
     }
     env.wait_ready(&["expd", "--all"]).await;
     // The API server "restarts": every watch breaks and resuming answers 410 Expired.
-    env.apiserver
-        .as_ref()
-        .expect("the test API server")
-        .restart_watches();
+    match env.apiserver.as_ref() {
+        Some(server) => server.restart_watches(),
+        None => println!("skipped on a real cluster: restarting its API server"),
+    }
     env.apply_yaml(&rollout(4)).await;
     env.wait_ready(&["expd/r4"]).await;
     // Graph is down for a while, and the token endpoint fails half the time.
@@ -255,7 +255,7 @@ async fn identical_objects_present_at_start_get_one_deployment_each() {
     assert_exact(&env, n).await;
     let logs = env.controller_logs();
     assert!(
-        !logs.contains("KubernetesConflict"),
+        !logs.contains("KubernetesConflict") && !logs.contains("changed since it was read"),
         "no pass acted on a stale copy"
     );
 }

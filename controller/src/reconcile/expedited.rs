@@ -104,6 +104,12 @@ async fn apply(
         Ok(()) => observation.failed.take(),
     };
     if let Some(err) = failure {
+        if err.category() == "KubernetesConflict" && acted.calls == 0 {
+            // Someone (or this process, through a stale copy) changed the object since it was read:
+            // nothing was sent to Graph; read it again at once, with no Warning and no status write.
+            tracing::info!(error = %err, "the object changed since it was read; reading it again");
+            return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+        }
         let outcome = ctx.record_error(obj, &err);
         report(ctx, api, obj, &plan, &acted, &outcome).await?;
         return after_error(obj, err, ctx.settings.resync);
