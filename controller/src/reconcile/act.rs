@@ -70,6 +70,23 @@ pub async fn send_group_batches(
     Ok(calls)
 }
 
+/// The status merge that records the object's deployment and ends its create intent. A merge keeps
+/// what it does not name, so an optional subfield the new resolution lacks is cleared by name (else the
+/// old content's display name and date would stay).
+pub fn id_record(id: &str, content: Option<&ResolvedContent>) -> Result<serde_json::Value, Error> {
+    let mut record = json!({"deploymentId": id, "createIntent": null});
+    if let Some(c) = content {
+        let mut resolved = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
+        for optional in ["displayName", "releaseDate"] {
+            if resolved.get(optional).is_none() {
+                resolved[optional] = serde_json::Value::Null;
+            }
+        }
+        record["resolvedContent"] = resolved;
+    }
+    Ok(record)
+}
+
 /// Records the id of the object's deployment (made, or adopted) and ends the create intent; returns the
 /// status as written.
 async fn record_id(
@@ -79,12 +96,8 @@ async fn record_id(
     id: &str,
     content: Option<&ResolvedContent>,
 ) -> Result<Option<ExpeditedDeploymentStatus>, Error> {
-    let mut record = json!({"deploymentId": id, "createIntent": null});
-    if let Some(c) = content {
-        record["resolvedContent"] = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-    }
     Ok(
-        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, record)
+        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, id_record(id, content)?)
             .await?
             .status,
     )
@@ -336,4 +349,28 @@ pub async fn act_group(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_a_new_resolution_clears_the_old_ones_subfields() {
+        let mut status = json!({"resolvedContent": {"source": "latest", "catalogEntryId": "old",
+            "displayName": "2026.10 B", "releaseDate": "2026-10-13"}, "createIntent": {"startedAt": "t"}});
+        let fresh = ResolvedContent {
+            source: "catalogEntryId:new".into(),
+            catalog_entry_id: "new".into(),
+            display_name: None,
+            release_date: None,
+        };
+        let record = id_record("d2", Some(&fresh)).unwrap();
+        json_patch::merge(&mut status, &record);
+        assert_eq!(
+            status,
+            json!({"deploymentId": "d2", "resolvedContent": {"source": "catalogEntryId:new", "catalogEntryId": "new"}}),
+            "no stale display name or date, and the intent is gone"
+        );
+    }
 }
