@@ -303,11 +303,12 @@ async fn paging_across_page_sizes() {
 }
 
 #[tokio::test]
-async fn batches_split_at_the_configured_size_and_again_on_400() {
-    // Client batches of 10 against a service cap of 4: each refused batch is halved until it fits.
+async fn batches_split_at_the_configured_size_and_again_when_too_large() {
+    // Client batches of 10 against a service cap of 4 (413 above it): each refused batch is halved
+    // until it fits.
     let emu = emulator(EmulatorConfig {
         auth: false,
-        max_assets_per_request: 4,
+        max_assets_per_request: Some(4),
         ..Default::default()
     })
     .await;
@@ -338,7 +339,7 @@ async fn batches_split_at_the_configured_size_and_again_on_400() {
     let refused = emu
         .requests()
         .iter()
-        .filter(|r| r.operation == "audience.updateAudience" && r.status == 400)
+        .filter(|r| r.operation == "audience.updateAudience" && r.status == 413)
         .count();
     assert_eq!(calls, accepted + refused);
     assert!(
@@ -471,7 +472,7 @@ async fn faults_at_thirty_percent_converge_without_duplicate_deployments() {
     let emu = emulator(EmulatorConfig {
         auth: false,
         page_size: 7,
-        max_assets_per_request: 10,
+        max_assets_per_request: Some(10),
         ..Default::default()
     })
     .await;

@@ -423,6 +423,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         }),
         device_errors: Vec::new(),
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
+        missing_since: None,
         create_intent: None,
         conditions: conditions(&Outcome::converged("Graph matches the spec"), Some(3), &[]),
     };

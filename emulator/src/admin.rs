@@ -127,7 +127,7 @@ async fn put_settings(State(st): State<Arc<Shared>>, Json(mut settings): Json<Se
     }
     *current = Settings {
         page_size: settings.page_size.max(1),
-        max_assets_per_request: settings.max_assets_per_request.max(1),
+        max_assets_per_request: settings.max_assets_per_request.map(|c| c.max(1)),
         ..settings
     };
     StatusCode::NO_CONTENT

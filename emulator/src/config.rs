@@ -188,8 +188,9 @@ impl FaultConfig {
 pub struct EmulatorConfig {
     /// Items per page before `@odata.nextLink`.
     pub page_size: usize,
-    /// Most assets one audience or group write may carry; above it the request is answered 400.
-    pub max_assets_per_request: usize,
+    /// Most assets one audience or group write may carry; above it the request is answered 413. The
+    /// reference documents no such limit, so there is none unless one is set.
+    pub max_assets_per_request: Option<usize>,
     /// Check bearer tokens on Graph calls.
     pub auth: bool,
     pub apps: Vec<AppRegistration>,
@@ -198,8 +199,12 @@ pub struct EmulatorConfig {
     /// The catalog holds the releases of the 24 months up to this date.
     pub catalog_until: chrono::NaiveDate,
     /// Listing members or exclusions of an audience that never had any answers 404, as the real service
-    /// has been seen to.
+    /// has been seen to (on by default).
     pub audience_404_when_empty: bool,
+    /// Reads (GET) see the tenant as it was this many milliseconds ago: a created object is not found,
+    /// and a change is not visible, until the lag has passed (replication lag, and 202 writes applied
+    /// later). 0 by default.
+    pub read_lag_ms: u64,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// Where state is persisted between runs; nothing is written when unset.
@@ -212,13 +217,14 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         Self {
             page_size: 100,
-            max_assets_per_request: 1000,
+            max_assets_per_request: None,
             auth: true,
             apps: AppRegistration::defaults(),
             token_lifetime: Duration::from_secs(3600),
             faults: FaultConfig::default(),
             catalog_until: chrono::Utc::now().date_naive(),
-            audience_404_when_empty: false,
+            audience_404_when_empty: true,
+            read_lag_ms: 0,
             device_errors: BTreeMap::new(),
             state_file: None,
             request_log_limit: 200_000,

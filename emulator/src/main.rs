@@ -61,9 +61,28 @@ fn app(s: &str) -> Result<AppRegistration, String> {
     })
 }
 
+/// Where the emulator answers as the current Graph reference describes, and which older behaviour stays.
+const STRICTNESS: &str = "\
+Strict by default (as the current Graph beta reference describes the service):
+  - a path with no such segment answers 400 BadRequest (\"Resource not found for the segment\"), not 404
+  - members or exclusions of an audience that never had any answer 404
+    (--audience-404-when-empty, on; --audience-empty-lists to answer an empty list instead)
+  - no per-request asset cap: the reference documents none (--max-assets-per-request N sets one,
+    answered 413 above it)
+  - reads can lag writes: --read-lag-ms N (0 by default) answers every GET from the tenant as it was
+    N ms earlier
+Accepted although the current reference no longer documents it (the seed walkthrough's requests):
+  - creating a deployment with expeditedQualityUpdateReference content (releaseDate)
+  - $orderby=releaseDate on catalog entries";
+
 /// Emulator of the Microsoft Graph Windows Update for Business deployment service.
 #[derive(Parser, Debug)]
-#[command(name = "wufb-graph-emulator", version, about)]
+#[command(
+    name = "wufb-graph-emulator",
+    version,
+    about,
+    after_long_help = STRICTNESS
+)]
 struct Args {
     /// Address to bind; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8917")]
@@ -74,9 +93,10 @@ struct Args {
     /// Items per page before @odata.nextLink.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     page_size: u32,
-    /// Most assets one audience or group write may carry (400 above it).
-    #[arg(long, alias = "asset-cap", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_assets_per_request: u32,
+    /// Most assets one audience or group write may carry (413 above it). Unset: no cap, since the
+    /// reference documents none.
+    #[arg(long, alias = "asset-cap", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_assets_per_request: Option<u32>,
     /// Seed of the fault generator and of generated ids.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -117,9 +137,16 @@ struct Args {
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     token_lifetime_secs: u64,
     /// Answer 404 when listing members or exclusions of an audience that never had any, as the real
-    /// service has been seen to.
-    #[arg(long)]
+    /// service has been seen to. On by default; the flag is kept for scripts that pass it.
+    #[arg(long, conflicts_with = "audience_empty_lists")]
     audience_404_when_empty: bool,
+    /// The older behaviour: list an audience that never had members or exclusions as empty (200).
+    #[arg(long)]
+    audience_empty_lists: bool,
+    /// Answer every read (GET) from the tenant as it was this many milliseconds ago: a new object is
+    /// not found and a change not visible until then.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    read_lag_ms: u64,
     /// A device id that registers with an error: ID=REASON (repeatable).
     #[arg(long = "device-error", value_parser = device_error)]
     device_errors: Vec<(String, String)>,
@@ -167,7 +194,7 @@ async fn main() -> ExitCode {
     apps.extend(args.apps);
     let config = EmulatorConfig {
         page_size: args.page_size as usize,
-        max_assets_per_request: args.max_assets_per_request as usize,
+        max_assets_per_request: args.max_assets_per_request.map(|c| c as usize),
         auth: !args.no_auth,
         apps,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs),
@@ -175,7 +202,8 @@ async fn main() -> ExitCode {
         catalog_until: args
             .catalog_until
             .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-        audience_404_when_empty: args.audience_404_when_empty,
+        audience_404_when_empty: args.audience_404_when_empty || !args.audience_empty_lists,
+        read_lag_ms: args.read_lag_ms,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         state_file: args.state_file,
         request_log_limit: 200_000,

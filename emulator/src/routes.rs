@@ -50,10 +50,11 @@ fn method_not_allowed(method: &Method) -> GraphError {
     )
 }
 
+/// Graph answers a path it has no segment for with 400 `BadRequest`, not 404.
 fn no_route(path: &str) -> GraphError {
     GraphError::new(
-        StatusCode::NOT_FOUND,
-        "UnknownError",
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
         format!("Resource not found for the segment '{path}'."),
     )
 }

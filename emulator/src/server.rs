@@ -434,6 +434,42 @@ fn dispatch(
     entry: &mut LogEntry,
 ) -> Result<Reply, GraphError> {
     let now = chrono::Utc::now();
+    let mut live = lock(&st.store);
+    // With a read lag, a read sees an older tenant; a write always acts on the live one.
+    let mut lagged;
+    let writing = *method != Method::GET;
+    let store: &mut crate::store::Store = match st.lagged_view(settings.read_lag_ms).filter(|_| !writing) {
+        Some(view) => {
+            lagged = (*view).clone();
+            &mut lagged
+        }
+        None => {
+            if writing {
+                st.before_write(&live, settings.read_lag_ms);
+            }
+            &mut live
+        }
+    };
+    let reply = dispatch_on(st, settings, store, route, method, uri, headers, body, entry, now);
+    if writing {
+        st.after_write(&live, settings.read_lag_ms);
+    }
+    reply
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch_on(
+    st: &Shared,
+    settings: &crate::state::Settings,
+    store: &mut crate::store::Store,
+    route: Route,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+    entry: &mut LogEntry,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Reply, GraphError> {
     let list = |items: Vec<Value>| -> Result<Reply, GraphError> {
         let q = Query::parse(uri.query())?;
         crate::odata::check_orderby(&items, &q)?;
@@ -454,7 +490,6 @@ fn dispatch(
             )?;
             Ok(Reply::Json(StatusCode::OK, body))
         };
-    let mut store = lock(&st.store);
     let audience_id = |store: &crate::store::Store, of: &AudienceOf| -> Result<(String, bool), GraphError> {
         match of {
             AudienceOf::Deployment(d) => store.deployment_audience_id(d),
@@ -513,14 +548,14 @@ fn dispatch(
         (Route::Deployment(id), Method::PATCH) => store.update_deployment(&id, body, now),
         (Route::Deployment(id), _) => store.delete_deployment(&id),
         (Route::AudienceGet(of), _) => {
-            let (aid, _) = audience_id(&store, &of)?;
+            let (aid, _) = audience_id(store, &of)?;
             Ok(Reply::Json(
                 StatusCode::OK,
                 json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": aid}),
             ))
         }
         (Route::AudienceList(of, exclusions), _) => {
-            let (aid, intune) = audience_id(&store, &of)?;
+            let (aid, intune) = audience_id(store, &of)?;
             if intune {
                 return Err(GraphError::new(
                     StatusCode::NOT_FOUND,
@@ -529,10 +564,10 @@ fn dispatch(
                 ));
             }
             let refs = store.audience_collection(&aid, exclusions, settings.audience_404_when_empty)?;
-            list_refs(&store, refs)
+            list_refs(store, refs)
         }
         (Route::AudienceUpdate(of, by_id), _) => {
-            let (aid, intune) = audience_id(&store, &of)?;
+            let (aid, intune) = audience_id(store, &of)?;
             let changes = validate::audience_changes(body, by_id)?;
             entry.assets = changes.count();
             validate::check_cap(changes.count(), settings.max_assets_per_request)?;
@@ -544,7 +579,7 @@ fn dispatch(
         }
         (Route::ApplicableContent(of), _) => {
             // Applicability needs device scan data the emulator does not have: always an empty collection.
-            audience_id(&store, &of)?;
+            audience_id(store, &of)?;
             list(Vec::new())
         }
         (Route::Audiences, Method::GET) => {
@@ -605,7 +640,7 @@ fn dispatch(
         (Route::Asset(id), _) => store.delete_asset(&id),
         (Route::GroupMembers(id), _) => {
             let refs = store.group_members(&id)?;
-            list_refs(&store, refs)
+            list_refs(store, refs)
         }
         (Route::GroupChange { id, add, by_id }, _) => {
             let obj = body

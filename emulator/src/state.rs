@@ -16,9 +16,14 @@ use crate::store::Store;
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     pub page_size: usize,
-    pub max_assets_per_request: usize,
+    /// `None`: no per-request asset cap (none is documented).
+    #[serde(default)]
+    pub max_assets_per_request: Option<usize>,
     pub auth: bool,
     pub audience_404_when_empty: bool,
+    /// See [`EmulatorConfig::read_lag_ms`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub read_lag_ms: u64,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -172,6 +177,16 @@ pub struct Shared {
     pub token_rng: Mutex<Rng>,
     pub request_log_limit: usize,
     pub state_file: Option<std::path::PathBuf>,
+    /// What reads see while a read lag is set: tenant snapshots after each write, oldest first (see
+    /// [`Shared::lagged_view`]).
+    pub history: Mutex<VecDeque<Snapshot>>,
+}
+
+/// The tenant as it was after a write (`at`), or before the first recorded write (`at` is `None`).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub at: Option<std::time::Instant>,
+    pub store: std::sync::Arc<Store>,
 }
 
 /// Locks a mutex, recovering the data if a holder panicked (the emulator's state stays usable).
@@ -207,9 +222,10 @@ impl Shared {
             catalog: crate::catalog::seed(config.catalog_until),
             settings: Mutex::new(Settings {
                 page_size: config.page_size.max(1),
-                max_assets_per_request: config.max_assets_per_request.max(1),
+                max_assets_per_request: config.max_assets_per_request.map(|c| c.max(1)),
                 auth: config.auth,
                 audience_404_when_empty: config.audience_404_when_empty,
+                read_lag_ms: config.read_lag_ms,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),
@@ -223,7 +239,62 @@ impl Shared {
             token_rng: Mutex::new(Rng::new(config.faults.seed ^ 0x5eed)),
             request_log_limit: config.request_log_limit,
             state_file: config.state_file.clone(),
+            history: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Before a write while a read lag is set: keeps the tenant as it was, if nothing older is kept.
+    pub fn before_write(&self, store: &Store, lag_ms: u64) {
+        let mut h = lock(&self.history);
+        if lag_ms == 0 {
+            h.clear();
+            return;
+        }
+        if h.is_empty() {
+            h.push_back(Snapshot {
+                at: None,
+                store: std::sync::Arc::new(store.clone()),
+            });
+        }
+    }
+
+    /// After a write while a read lag is set: keeps the tenant as it is now, and drops snapshots no read
+    /// can see any more.
+    pub fn after_write(&self, store: &Store, lag_ms: u64) {
+        if lag_ms == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut h = lock(&self.history);
+        h.push_back(Snapshot {
+            at: Some(now),
+            store: std::sync::Arc::new(store.clone()),
+        });
+        let horizon = now.checked_sub(Duration::from_millis(lag_ms));
+        // Keep the newest snapshot at or before the horizon, and everything after it.
+        while h.len() > 1 && matches!((h[1].at, horizon), (Some(at), Some(hz)) if at <= hz) {
+            h.pop_front();
+        }
+    }
+
+    /// What a read sees with a lag of `lag_ms`: the newest snapshot taken at least that long ago, or
+    /// `None` for the live tenant (no lag, or no write within the lag).
+    pub fn lagged_view(&self, lag_ms: u64) -> Option<std::sync::Arc<Store>> {
+        if lag_ms == 0 {
+            return None;
+        }
+        let h = lock(&self.history);
+        let horizon = std::time::Instant::now().checked_sub(Duration::from_millis(lag_ms));
+        let newest_visible = h.iter().rev().find(|s| match (s.at, horizon) {
+            (None, _) => true,
+            (Some(at), Some(hz)) => at <= hz,
+            (Some(_), None) => false,
+        })?;
+        // Every write is older than the lag: the live tenant is what reads see.
+        if h.back().is_some_and(|last| std::ptr::eq(last, newest_visible)) && newest_visible.at.is_some() {
+            return None;
+        }
+        Some(newest_visible.store.clone())
     }
 
     pub fn record(&self, mut entry: LogEntry) {

@@ -693,11 +693,16 @@ pub fn audience_changes(body: &Value, by_id: bool) -> Result<AudienceChanges, Gr
 }
 
 /// Rejects a write carrying more assets than the configured cap.
-pub fn check_cap(count: usize, cap: usize) -> Result<(), GraphError> {
+/// The per-request asset cap, when one is set (`--max-assets-per-request`): 413, since the reference
+/// documents no limit and so no error for one; a client may split such a request without blaming an asset.
+pub fn check_cap(count: usize, cap: Option<usize>) -> Result<(), GraphError> {
+    let Some(cap) = cap else { return Ok(()) };
     if count > cap {
-        return Err(GraphError::bad_request(format!(
-            "The request contains {count} assets; at most {cap} are allowed in one request."
-        ))
+        return Err(GraphError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("The request contains {count} assets; at most {cap} are allowed in one request."),
+        )
         .with_detail(
             "TooManyAssets",
             format!("Split the request into requests of at most {cap} assets."),

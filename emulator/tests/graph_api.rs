@@ -587,7 +587,7 @@ async fn state_machine_and_settings_updates() {
 async fn audience_set_semantics_registration_errors_and_cap() {
     let mut config = EmulatorConfig {
         auth: false,
-        max_assets_per_request: 3,
+        max_assets_per_request: Some(3),
         ..Default::default()
     };
     config
@@ -614,10 +614,10 @@ async fn audience_set_semantics_registration_errors_and_cap() {
         vec![DEV1.to_string()],
         "member and exclusion: listed in both, excluded"
     );
-    // Above the cap: 400, and nothing of it applied.
+    // Above the cap (set here; none is documented, so none by default): 413, and nothing of it applied.
     let four: Vec<Value> = ["a", "b", "c", "d"].iter().map(|s| dev(s)).collect();
     let (s, err) = c.post(&path, json!({"addMembers": four})).await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 413);
     assert_eq!(err["error"]["details"][0]["code"], "TooManyAssets");
     assert_eq!(
         ids(&c.get(&format!("{U}/deployments/{id}/audience/members")).await.1).len(),
@@ -657,6 +657,102 @@ async fn audience_set_semantics_registration_errors_and_cap() {
     assert_eq!(s, 400);
     let (s, err) = c.post(&path, json!({"addMember": [dev(DEV2)]})).await;
     assert_eq!((s, err["error"]["target"].as_str()), (400, Some("addMember")));
+}
+
+#[tokio::test]
+async fn strict_defaults_unknown_segments_no_cap_and_the_empty_audience_switch() {
+    let c = Ctx::start(EmulatorConfig {
+        auth: false,
+        ..Default::default()
+    })
+    .await;
+    // An unknown segment is a 400 with an OData error, as Graph answers it.
+    for path in [
+        "deploymentz",
+        "deployments/x/audience/memberz",
+        "updatableAssets/g/frobnicate",
+    ] {
+        let (s, err) = c.get(&format!("{U}/{path}")).await;
+        assert_eq!(s, 400, "{path}");
+        assert_eq!(err["error"]["code"], "BadRequest", "{path}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Resource not found for the segment"),
+            "{path}: {err}"
+        );
+    }
+    // No invented asset cap: 2,500 devices in one request are accepted.
+    let id = c.create_catalog_deployment().await;
+    let many: Vec<Value> = (0..2500)
+        .map(|i| dev(&format!("{i:08x}-0000-4000-8000-000000000000")))
+        .collect();
+    let (s, _) = c
+        .post(
+            &format!("{U}/deployments/{id}/audience/updateAudience"),
+            json!({"addMembers": many}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    // The older behaviour on request: an audience that never had members lists as empty.
+    let old = Ctx::start(EmulatorConfig {
+        auth: false,
+        audience_404_when_empty: false,
+        ..Default::default()
+    })
+    .await;
+    let id = old.create_catalog_deployment().await;
+    let (s, body) = old.get(&format!("{U}/deployments/{id}/audience/members")).await;
+    assert_eq!((s, body["value"].clone()), (200, json!([])));
+}
+
+#[tokio::test]
+async fn reads_lag_writes_when_a_read_lag_is_set() {
+    let c = Ctx::start(EmulatorConfig {
+        auth: false,
+        read_lag_ms: 400,
+        ..Default::default()
+    })
+    .await;
+    let id = c.create_catalog_deployment().await;
+    // Written, not yet readable: the deployment is not found and not listed.
+    assert_eq!(c.get(&format!("{U}/deployments/{id}")).await.0, 404);
+    assert_eq!(c.get(&format!("{U}/deployments")).await.1["value"], json!([]));
+    // A write acts on the live tenant at once.
+    let (s, _) = c
+        .post(
+            &format!("{U}/deployments/{id}/audience/updateAudience"),
+            json!({"addMembers": [dev(DEV1)]}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let (s, d) = c.get(&format!("{U}/deployments/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(d["id"], id.as_str());
+    // The pause is answered 202 but a read still shows the deployment offering.
+    let (s, _, _) = c
+        .call(
+            "PATCH",
+            &format!("{U}/deployments/{id}"),
+            Some(json!({"@odata.type": "#microsoft.graph.windowsUpdates.deployment", "state": {"requestedValue": "paused"}})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(
+        c.get(&format!("{U}/deployments/{id}")).await.1["state"]["requestedValue"],
+        "none"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(
+        c.get(&format!("{U}/deployments/{id}")).await.1["state"]["requestedValue"],
+        "paused"
+    );
+    assert_eq!(
+        ids(&c.get(&format!("{U}/deployments/{id}/audience/members")).await.1),
+        vec![DEV1.to_string()]
+    );
 }
 
 #[tokio::test]
@@ -911,9 +1007,10 @@ async fn throttling_with_each_retry_after_form() {
         429
     );
     c.emu.set_faults(FaultConfig::default());
+    // Nothing was applied: the audience still never had members (404 by default).
     assert_eq!(
-        c.get(&format!("{U}/deployments/{id}/audience/members")).await.1["value"],
-        json!([])
+        c.get(&format!("{U}/deployments/{id}/audience/members")).await.0,
+        404
     );
     let log = c.emu.requests();
     let throttled: Vec<_> = log.iter().filter(|e| e.status == 429).collect();

@@ -278,7 +278,12 @@ async fn content_change_replaces_the_deployment_keeping_the_audience() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
     let mut env = Env::start("drift").await;
-    env.spawn_controller("replica-a");
+    env.spawn_controller_as(
+        "replica-a",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--absence-confirm", "2s"],
+    );
     env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
         .await;
     env.wait_ready(&["expd/rollout"]).await;
@@ -287,6 +292,7 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
     wufb_graph_emulator::state::lock(&env.emulator.shared.store)
         .delete_deployment(&first)
         .unwrap();
+    let deleted = std::time::Instant::now();
     env.kubectl_ok(&[
         "annotate",
         "expd",
@@ -303,6 +309,10 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
             (id != first).then_some(id)
         })
         .await;
+    assert!(
+        deleted.elapsed() >= Duration::from_secs(2),
+        "created again only after it stayed missing for --absence-confirm"
+    );
     env.wait_ready(&["expd/rollout"]).await;
     assert_eq!(env.graph_audience(&second).0, vec![dev(1)]);
     // A Warning event tells the drift.

@@ -294,6 +294,16 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
         .await;
     assert_eq!(env.graph_deployments().len(), 1, "ObserveOnly never deletes");
 
+    // A deployment made outside with an audience (one that never had members lists 404, which for an
+    // adopted deployment cannot be told from an Intune-managed one, and stalls).
+    {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let aid = store.deployments[&existing].audience_id.clone();
+        let a = store.audiences.get_mut(&aid).unwrap();
+        a.members
+            .insert(dev(9), wufb_graph_emulator::store::AssetKind::Device);
+        a.ever_used = true;
+    }
     let adopt = rollout("adopter", &format!("  deploymentId: {existing}\n"))
         .replace("latest: true", &format!("catalogEntryId: {entry}"));
     env.apply_yaml(&adopt).await;

@@ -205,6 +205,7 @@ pub async fn build(
     let cfg = PlanConfig {
         operator_limit: args.max_audience_devices,
         batch_size: graph.batch_size(),
+        ..Default::default()
     };
     let mut objects = Vec::new();
     let mut reached: BTreeSet<String> = BTreeSet::new();

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Resync interval of converged objects (jittered by up to 10%).
     #[arg(long, env = "WUFB_RESYNC_INTERVAL", default_value = "10m", value_parser = duration)]
     pub resync_interval: Duration,
+    /// How long a recorded deployment or group must keep answering 404 before it is created again (a read
+    /// can lag a write, so one 404 is not proof that it is gone).
+    #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = duration)]
+    pub absence_confirm: Duration,
     /// Operator-wide limit on the devices one deployment may reach.
     #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES")]
     pub max_audience_devices: Option<u64>,
@@ -193,6 +197,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         reconcile_concurrency: args.reconcile_concurrency.max(1),
         resync: args.resync_interval,
         max_audience_devices: args.max_audience_devices,
+        absence_confirm: args.absence_confirm,
         ..Default::default()
     };
     let reporter = Reporter {

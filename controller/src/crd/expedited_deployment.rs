@@ -240,6 +240,11 @@ pub struct ExpeditedDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 
+    /// When Graph first answered 404 for the recorded deployment (RFC 3339). It is created again only if
+    /// it is still missing `--absence-confirm` later; a read that finds it clears this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<String>,
+
     /// A deployment create in progress; used to adopt the deployment if the operator stopped before it
     /// recorded the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

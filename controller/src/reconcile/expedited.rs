@@ -83,6 +83,7 @@ pub fn plan_config(ctx: &Context) -> PlanConfig {
     PlanConfig {
         operator_limit: ctx.settings.max_audience_devices,
         batch_size: ctx.graph.batch_size(),
+        absence_confirm: ctx.settings.absence_confirm,
     }
 }
 
@@ -168,6 +169,7 @@ fn status_of(
             old.device_errors.clone()
         },
         last_sync_time: Some(status::timestamp()),
+        missing_since: plan.facts.missing_since.clone(),
         create_intent: None,
         conditions: status::conditions(outcome, generation, &old.conditions),
     }

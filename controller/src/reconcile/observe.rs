@@ -119,6 +119,8 @@ pub enum CatalogFact {
 /// Everything an ExpeditedDeployment pass reads.
 #[derive(Debug)]
 pub struct Observation {
+    /// When the observation started: the clock the planner's waits are measured by.
+    pub at: DateTime<Utc>,
     /// For a create whose answer was lost (an intent without an id): what to adopt.
     pub adoption: Option<adopt::Decision>,
     pub deployment: Known<DeploymentFacts>,
@@ -443,6 +445,7 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
 /// spec) the audience's groups and the catalog.
 pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &impl Objects) -> Observation {
     let mut o = Observation {
+        at: Utc::now(),
         adoption: None,
         deployment: Known::None,
         audience: None,

@@ -14,6 +14,8 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
+
 use super::adopt;
 use super::observe::{
     AudienceFacts, CatalogFact, DeployedContent, GroupObservation, ItemFact, Known, Observation,
@@ -37,6 +39,8 @@ pub struct PlanConfig {
     pub operator_limit: Option<u64>,
     /// Assets per audience or group write.
     pub batch_size: usize,
+    /// How long a recorded deployment must stay missing before it is created again.
+    pub absence_confirm: std::time::Duration,
 }
 
 impl Default for PlanConfig {
@@ -44,6 +48,7 @@ impl Default for PlanConfig {
         PlanConfig {
             operator_limit: None,
             batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+            absence_confirm: crate::reconcile::settings::DEFAULT_ABSENCE_CONFIRM,
         }
     }
 }
@@ -334,6 +339,8 @@ pub struct Facts {
     pub device_errors: Vec<DeviceError>,
     /// The deployment as observed: id, effective state and state reasons.
     pub deployment: Option<(String, Option<String>, Vec<String>)>,
+    /// When the recorded deployment was first seen missing, while that is being confirmed.
+    pub missing_since: Option<String>,
 }
 
 /// The plan of an ExpeditedDeployment pass.
@@ -629,6 +636,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             content: None,
             audience: None,
             device_errors: found.map(|d| d.device_errors.clone()).unwrap_or_default(),
+            missing_since: None,
             deployment: found.map(|d| {
                 (
                     d.observed.id.clone(),
@@ -712,16 +720,18 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         };
     }
 
-    if let Some(d) = found {
-        let expected_members = status
-            .audience
-            .as_ref()
-            .is_some_and(|a| a.members + a.exclusions > 0);
-        if d.audience_never_listed && (desired.adopted || expected_members) {
-            let id = d.observed.id.clone();
-            p.desired = Some(desired);
-            return block(p, Blocker::AudienceNotManageable { id });
-        }
+    // Graph lists no audience: for an adopted deployment that may be one Intune manages (whose audience
+    // Graph does not expose, a documented known issue), which the operator must not write. For its own
+    // deployment it only means empty or not visible yet (a read lagging the audience write, or the 404
+    // the service answers for an audience that never had members): the lists read as empty, and the
+    // writes, which are set operations, are sent again.
+    if let Some(d) = found
+        && d.audience_never_listed
+        && desired.adopted
+    {
+        let id = d.observed.id.clone();
+        p.desired = Some(desired);
+        return block(p, Blocker::AudienceNotManageable { id });
     }
     if let Some((limit, source)) = desired.device_limit
         && desired.devices > limit
@@ -757,6 +767,42 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         }
     }
 
+    // A recorded deployment Graph answers 404 for is created again only when it stays missing: a read
+    // can lag the write that made it, and one 404 must never make a second deployment.
+    if found.is_none()
+        && let (Some(id), Known::Missing(_)) = (&status.deployment_id, &obs.deployment)
+        && !desired.adopted
+    {
+        let since = status
+            .missing_since
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t <= obs.at)
+            .unwrap_or(obs.at);
+        let waited = (obs.at - since).to_std().unwrap_or_default();
+        if waited < cfg.absence_confirm {
+            let left = cfg.absence_confirm - waited;
+            p.facts.missing_since = Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            p.end = End::Report {
+                outcome: Outcome::progressing(
+                    Reason::CONFIRMING_ABSENCE,
+                    format!(
+                        "Graph answered 404 for deployment {id}; reading it again in {}s before creating it again (a read can lag a write, so one 404 is not proof it is gone)",
+                        left.as_secs().max(1)
+                    ),
+                ),
+                // Read again soon (most lag is seconds), and at the latest when the wait is over.
+                next: Next::After(left.clamp(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(5),
+                )),
+            };
+            p.desired = Some(desired);
+            return p;
+        }
+    }
+
     // Nothing blocks: the changes, after the brake (whose pause they need not repeat).
     let observed = found.map(|d| {
         let mut o = d.observed.clone();
@@ -772,7 +818,10 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             warning: true,
             reason: Reason::DEPLOYMENT_MISSING,
             action: "Recreate",
-            message: format!("deployment {id} was deleted outside the operator; creating it again"),
+            message: format!(
+                "deployment {id} was deleted outside the operator (Graph answered 404 for at least {}s); creating it again",
+                cfg.absence_confirm.as_secs()
+            ),
         });
     }
     p.facts.audience = Some(AudienceStatus {

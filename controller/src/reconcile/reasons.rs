@@ -56,6 +56,8 @@ impl Reason {
     pub const ORPHANED: Reason = Reason("Orphaned");
     /// A deployment the status names was deleted outside the operator.
     pub const DEPLOYMENT_MISSING: Reason = Reason("DeploymentMissing");
+    /// A recorded object answered 404: checked again before it is created again.
+    pub const CONFIRMING_ABSENCE: Reason = Reason("ConfirmingAbsence");
     /// A group the status names was deleted outside the operator.
     pub const GROUP_MISSING: Reason = Reason("GroupMissing");
     /// A group create was interrupted before its id was recorded.

@@ -60,6 +60,8 @@ pub enum Next {
     Resync,
     /// Only a change to the object helps (cleanup finished).
     Change,
+    /// Look again after this long (a wait whose end the planner knows).
+    After(Duration),
 }
 
 /// Turns the planner's [`Next`] into the controller's action.
@@ -69,6 +71,7 @@ pub fn action(next: Next, obj: &impl Resource, settings: &super::settings::Setti
         Next::Soon => Action::requeue(Duration::from_secs(15)),
         Next::Resync => Action::requeue(resync_after(obj, settings.resync)),
         Next::Change => Action::await_change(),
+        Next::After(d) => Action::requeue(d),
     }
 }
 

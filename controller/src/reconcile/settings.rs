@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// Default of `--absence-confirm`.
+pub const DEFAULT_ABSENCE_CONFIRM: Duration = Duration::from_secs(120);
+
 /// Operator-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -15,6 +18,9 @@ pub struct Settings {
     /// this bounds memory; more than the Graph concurrency would only wait on it. Passes that act on a
     /// spec change are admitted before verification and resync passes.
     pub reconcile_concurrency: u16,
+    /// How long a recorded Graph object must stay missing (a 404 at the start and another at least this
+    /// much later) before it is created again: one 404 is not proof, since reads can lag writes.
+    pub absence_confirm: Duration,
 }
 
 impl Default for Settings {
@@ -24,6 +30,7 @@ impl Default for Settings {
             max_audience_devices: None,
             verify_delay: Duration::from_millis(200),
             reconcile_concurrency: 32,
+            absence_confirm: DEFAULT_ABSENCE_CONFIRM,
         }
     }
 }

@@ -120,7 +120,7 @@ impl World {
         let emulator = Emulator::start(
             EmulatorConfig {
                 page_size: args.page_size,
-                max_assets_per_request: args.batch_size,
+                max_assets_per_request: Some(args.batch_size),
                 faults: FaultConfig {
                     latency_ms: args.latency_ms,
                     ..Default::default()

@@ -284,6 +284,7 @@ fn ready_audience() -> AudienceFacts {
 
 fn observation(deployment: Known<DeploymentFacts>) -> Observation {
     Observation {
+        at: chrono::Utc::now(),
         adoption: None,
         deployment,
         audience: Some(ready_audience()),
@@ -388,7 +389,10 @@ fn pause_is_written_first_whatever_stops_the_pass() {
         },
         Row {
             name: "audience not manageable (Intune)",
-            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obj: object(
+                spec(json!({"deploymentId": "d1"})),
+                Some(status_with_deployment()),
+            ),
             obs: {
                 let mut o = observation(offering());
                 if let Known::Found(d) = &mut o.deployment {
@@ -423,6 +427,7 @@ fn pause_is_written_first_whatever_stops_the_pass() {
         let cfg = PlanConfig {
             operator_limit: limit,
             batch_size: 1000,
+            ..Default::default()
         };
         let p = plan(&row.obj, &row.obs, &cfg);
         assert_eq!(p.steps, vec![pause()], "{}: the pause and nothing else", row.name);
@@ -530,8 +535,55 @@ fn an_adopted_deployment_is_recorded_then_paused() {
 }
 
 #[test]
-fn a_deployment_deleted_outside_is_created_again_with_a_warning() {
+fn one_404_never_creates_a_second_deployment() {
+    let cfg = PlanConfig::default();
+    let missing = observation(Known::Missing("d1".into()));
+    // The first 404: nothing is written, the time is recorded, and the pass looks again soon.
     let obj = object(spec(json!({"paused": false})), Some(status_with_deployment()));
+    let p = plan(&obj, &missing, &cfg);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    assert!(p.notices.is_empty());
+    let since = p.facts.missing_since.clone().expect("first 404 recorded");
+    let End::Report { outcome, next } = &p.end else {
+        panic!("{:?}", p.end)
+    };
+    assert_eq!(outcome.reason(), Reason::CONFIRMING_ABSENCE);
+    assert!(outcome.message().contains("d1"), "{}", outcome.message());
+    assert!(matches!(next, Next::After(d) if *d <= std::time::Duration::from_secs(5)));
+    // Still missing, but not for long enough: the first time is kept, and still nothing is written.
+    let mut status = status_with_deployment();
+    status["missingSince"] = json!(since);
+    let p = plan(
+        &object(spec(json!({"paused": false})), Some(status.clone())),
+        &missing,
+        &cfg,
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(p.facts.missing_since.as_deref(), Some(since.as_str()));
+    // Found again (the 404 was lag): the wait is over and forgotten.
+    let p = plan(
+        &object(spec(json!({"paused": false})), Some(status.clone())),
+        &observation(offering()),
+        &cfg,
+    );
+    assert!(p.is_converged(), "{:?}", p.steps);
+    assert_eq!(p.facts.missing_since, None);
+    // A time in the future (a clock step) restarts the wait rather than ending it.
+    status["missingSince"] = json!("2999-01-01T00:00:00Z");
+    let p = plan(
+        &object(spec(json!({"paused": false})), Some(status)),
+        &missing,
+        &cfg,
+    );
+    assert!(p.steps.is_empty());
+}
+
+#[test]
+fn a_deployment_deleted_outside_is_created_again_with_a_warning() {
+    // Missing at the start of the wait and still missing after it.
+    let mut status = status_with_deployment();
+    status["missingSince"] = json!("2020-01-01T00:00:00Z");
+    let obj = object(spec(json!({"paused": false})), Some(status.clone()));
     let p = plan(
         &obj,
         &observation(Known::Missing("d1".into())),
@@ -540,10 +592,7 @@ fn a_deployment_deleted_outside_is_created_again_with_a_warning() {
     assert!(matches!(p.steps[0], Step::Create { .. }));
     assert_eq!(p.notices.len(), 1);
     assert_eq!(p.notices[0].reason, Reason::DEPLOYMENT_MISSING);
-    let adopted = object(
-        spec(json!({"paused": false, "deploymentId": "d1"})),
-        Some(status_with_deployment()),
-    );
+    let adopted = object(spec(json!({"paused": false, "deploymentId": "d1"})), Some(status));
     let p = plan(
         &adopted,
         &observation(Known::Missing("d1".into())),
