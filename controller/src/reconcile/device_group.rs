@@ -19,7 +19,7 @@ use super::metrics::KindLabel;
 use super::observe::{observe_group, referencing};
 use super::plan::{End, GroupCleanup, GroupPlan, plan_group, plan_group_cleanup};
 use super::reasons::Reason;
-use super::requeue::{Next, action, after_error};
+use super::requeue::{Next, action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
 use crate::crd::{DeviceGroup, DeviceGroupStatus, FINALIZER};
 
@@ -67,11 +67,8 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
         Ok(()) => observation.failed.take(),
     };
     if let Some(err) = failure {
-        if err.category() == "KubernetesConflict" && acted.calls == 0 {
-            // Someone (or this process, through a stale copy) changed the object since it was read:
-            // nothing was sent to Graph; read it again at once, with no Warning and no status write.
-            tracing::info!(error = %err, "the object changed since it was read; reading it again");
-            return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+        if let Some(again) = reread_on_conflict(&err, acted.calls) {
+            return Ok(again);
         }
         let outcome = ctx.record_error(obj, &err);
         write(ctx, api, obj, Some((&plan, &acted)), &outcome).await?;

@@ -16,7 +16,7 @@ use super::finalizer::with_finalizer;
 use super::metrics::KindLabel;
 use super::observe::{self, Objects, observe};
 use super::plan::{End, Plan, PlanConfig, plan, plan_cleanup};
-use super::requeue::{action, after_error};
+use super::requeue::{action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
 use crate::crd::{ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER};
 
@@ -105,11 +105,8 @@ async fn apply(
         Ok(()) => observation.failed.take(),
     };
     if let Some(err) = failure {
-        if err.category() == "KubernetesConflict" && acted.calls == 0 {
-            // Someone (or this process, through a stale copy) changed the object since it was read:
-            // nothing was sent to Graph; read it again at once, with no Warning and no status write.
-            tracing::info!(error = %err, "the object changed since it was read; reading it again");
-            return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+        if let Some(again) = reread_on_conflict(&err, acted.calls) {
+            return Ok(again);
         }
         let outcome = ctx.record_error(obj, &err);
         report(ctx, api, obj, &plan, &acted, &outcome).await?;

@@ -9,6 +9,16 @@ use kube::runtime::controller::Action;
 
 use super::error::Error;
 
+/// After a pass failed: when the failure was a conflict on a Kubernetes write and nothing was sent to
+/// Graph yet, someone (or this process, through a stale copy) changed the object since it was read; it is
+/// read again at once, with no Warning and no status write.
+pub fn reread_on_conflict(err: &Error, graph_calls: usize) -> Option<Action> {
+    (err.category() == "KubernetesConflict" && graph_calls == 0).then(|| {
+        tracing::info!(error = %err, "the object changed since it was read; reading it again");
+        Action::requeue(Duration::from_millis(100))
+    })
+}
+
 /// `90s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
