@@ -8,6 +8,7 @@ pub mod plan;
 pub mod run;
 pub mod validate;
 
+use crate::graph::endpoints::{AVAILABILITY_PAGE, Availability};
 use crate::graph::{Cloud, Endpoints};
 
 /// Where Graph is: shared by `run` and `plan`.
@@ -42,8 +43,60 @@ impl GraphArgs {
                 };
                 Endpoints::custom(&authority, url)?
             }
-            (None, Some(a)) => Endpoints::custom(a, &format!("{}/beta", self.cloud.graph_host()))?,
-            (None, None) => Endpoints::cloud(self.cloud)?,
+            (None, authority) => {
+                match self.cloud.availability() {
+                    Availability::Unavailable => anyhow::bail!(
+                        "--cloud {}: the Windows Update for Business deployment service is not available in this cloud (every Graph reference page of the service marks it unavailable, e.g. {AVAILABILITY_PAGE}); use --cloud global, or --graph-url for another endpoint",
+                        self.cloud_name()
+                    ),
+                    Availability::Partial => tracing::warn!(
+                        cloud = self.cloud_name(),
+                        page = AVAILABILITY_PAGE,
+                        "the Graph reference marks some deployment service calls (device groups, audience reads) unavailable in this cloud; a 400 or 404 for a path may mean the cloud lacks it"
+                    ),
+                    Availability::Documented => {}
+                }
+                match authority {
+                    Some(a) => Endpoints::custom(a, &format!("{}/beta", self.cloud.graph_host()))?,
+                    None => Endpoints::cloud(self.cloud)?,
+                }
+            }
         })
+    }
+
+    fn cloud_name(&self) -> String {
+        use clap::ValueEnum as _;
+        self.cloud
+            .to_possible_value()
+            .map_or_else(|| format!("{:?}", self.cloud), |v| v.get_name().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cloud: Cloud, graph_url: Option<&str>) -> GraphArgs {
+        GraphArgs {
+            cloud,
+            graph_url: graph_url.map(str::to_string),
+            authority_host: None,
+            graph_no_auth: false,
+        }
+    }
+
+    #[test]
+    fn a_cloud_without_the_service_is_refused_naming_the_page() {
+        let err = args(Cloud::China, None).endpoints().unwrap_err().to_string();
+        assert!(err.starts_with("--cloud china:"), "{err}");
+        assert!(err.contains(AVAILABILITY_PAGE), "{err}");
+        // Partly documented clouds and explicit endpoints still work.
+        assert!(args(Cloud::UsGov, None).endpoints().is_ok());
+        assert!(args(Cloud::Global, None).endpoints().is_ok());
+        assert!(
+            args(Cloud::China, Some("http://127.0.0.1:8917/beta"))
+                .endpoints()
+                .is_ok()
+        );
     }
 }

@@ -23,7 +23,32 @@ pub enum Cloud {
     China,
 }
 
+/// The reference page every availability claim below is read from.
+pub const AVAILABILITY_PAGE: &str =
+    "https://learn.microsoft.com/en-us/graph/api/adminwindowsupdates-post-deployments?view=graph-rest-beta";
+
+/// Whether the deployment service is documented in a cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Documented,
+    /// Some of the calls the operator makes are marked unavailable there.
+    Partial,
+    /// Every page of the service marks it unavailable.
+    Unavailable,
+}
+
 impl Cloud {
+    /// What the Graph reference pages of the deployment service say about this cloud: every page marks
+    /// China (21Vianet) unavailable; several (group create and delete, get audience, older get and list
+    /// pages) mark US Government L4 and L5 unavailable while newer ones mark them available.
+    pub fn availability(self) -> Availability {
+        match self {
+            Cloud::Global => Availability::Documented,
+            Cloud::UsGov | Cloud::UsGovDod => Availability::Partial,
+            Cloud::China => Availability::Unavailable,
+        }
+    }
+
     pub fn authority_host(self) -> &'static str {
         match self {
             Cloud::Global => "https://login.microsoftonline.com",
