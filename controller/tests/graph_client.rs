@@ -763,3 +763,39 @@ async fn metrics_count_requests_and_never_carry_secrets() {
     assert!(text.contains("wufb_graph_retries_total"));
     assert!(!text.contains(DEFAULT_CLIENT_SECRET));
 }
+
+#[tokio::test]
+async fn the_recovery_list_works_when_the_service_refuses_its_filter() {
+    let emu = emulator(EmulatorConfig {
+        auth: false,
+        refuse_deployment_filter: true,
+        ..Default::default()
+    })
+    .await;
+    let g = client(&emu, None, fast_transport(), 10);
+    let entry = g.expeditable_updates(1).await.unwrap().remove(0);
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let d = g
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+        .await
+        .unwrap();
+    let found = g.deployments_created_since(before).await.unwrap();
+    assert_eq!(
+        found.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        vec![d.id.as_str()]
+    );
+    // Filtered here as the service would have: nothing created after the create.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    assert!(g.deployments_created_since(later).await.unwrap().is_empty());
+    let lists: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "deployments.list")
+        .map(|r| (r.status, r.query.is_some()))
+        .collect();
+    assert_eq!(
+        lists,
+        vec![(400, true), (200, false), (400, true), (200, false)],
+        "the filtered list is refused, then the whole list is read"
+    );
+}

@@ -205,6 +205,9 @@ pub struct EmulatorConfig {
     /// and a change is not visible, until the lag has passed (replication lag, and 202 writes applied
     /// later). 0 by default.
     pub read_lag_ms: u64,
+    /// Refuse `$filter` on the deployments list with a 400, as a service that does not support the
+    /// (undocumented) `createdDateTime` filter would.
+    pub refuse_deployment_filter: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// Where state is persisted between runs; nothing is written when unset.
@@ -225,6 +228,7 @@ impl Default for EmulatorConfig {
             catalog_until: chrono::Utc::now().date_naive(),
             audience_404_when_empty: true,
             read_lag_ms: 0,
+            refuse_deployment_filter: false,
             device_errors: BTreeMap::new(),
             state_file: None,
             request_log_limit: 200_000,

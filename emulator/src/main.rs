@@ -71,6 +71,8 @@ Strict by default (as the current Graph beta reference describes the service):
     answered 413 above it)
   - reads can lag writes: --read-lag-ms N (0 by default) answers every GET from the tenant as it was
     N ms earlier
+  - $filter on the deployments list is served; --refuse-deployment-filter answers it 400, as a service
+    without the (undocumented) createdDateTime filter would
 Accepted although the current reference no longer documents it (the seed walkthrough's requests):
   - creating a deployment with expeditedQualityUpdateReference content (releaseDate)
   - $orderby=releaseDate on catalog entries";
@@ -147,6 +149,10 @@ struct Args {
     /// not found and a change not visible until then.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     read_lag_ms: u64,
+    /// Refuse $filter on the deployments list (400), as a service without the createdDateTime filter
+    /// would: the reference documents none for deployments.
+    #[arg(long)]
+    refuse_deployment_filter: bool,
     /// A device id that registers with an error: ID=REASON (repeatable).
     #[arg(long = "device-error", value_parser = device_error)]
     device_errors: Vec<(String, String)>,
@@ -204,6 +210,7 @@ async fn main() -> ExitCode {
             .unwrap_or_else(|| chrono::Utc::now().date_naive()),
         audience_404_when_empty: args.audience_404_when_empty || !args.audience_empty_lists,
         read_lag_ms: args.read_lag_ms,
+        refuse_deployment_filter: args.refuse_deployment_filter,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         state_file: args.state_file,
         request_log_limit: 200_000,

@@ -530,7 +530,14 @@ fn dispatch_on(
                 .ok_or_else(|| GraphError::not_found("catalogEntry", &id))?;
             Ok(Reply::Json(StatusCode::OK, e.clone()))
         }
-        (Route::Deployments, Method::GET) => list(store.list_deployments(now)),
+        (Route::Deployments, Method::GET) => {
+            if settings.refuse_deployment_filter && Query::parse(uri.query())?.filter.is_some() {
+                return Err(GraphError::bad_request(
+                    "Query option 'Filter' is not allowed. To allow it, set the 'AllowedQueryOptions' property on EnableQueryAttribute or QueryValidationSettings.",
+                ));
+            }
+            list(store.list_deployments(now))
+        }
         (Route::Deployments, _) => store.create_deployment(body, &st.catalog, now),
         (Route::DeploymentsCount, _) => {
             let q = Query::parse(uri.query())?;

@@ -24,6 +24,9 @@ pub struct Settings {
     /// See [`EmulatorConfig::read_lag_ms`](crate::config::EmulatorConfig).
     #[serde(default)]
     pub read_lag_ms: u64,
+    /// See [`EmulatorConfig::refuse_deployment_filter`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub refuse_deployment_filter: bool,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -226,6 +229,7 @@ impl Shared {
                 auth: config.auth,
                 audience_404_when_empty: config.audience_404_when_empty,
                 read_lag_ms: config.read_lag_ms,
+                refuse_deployment_filter: config.refuse_deployment_filter,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),

@@ -251,14 +251,31 @@ impl GraphClient {
         .is_some())
     }
 
-    /// Deployments created at or after `since`, for adopting a create whose answer was lost.
+    /// Deployments created at or after `since`, for adopting a create whose answer was lost. The
+    /// `createdDateTime` filter is not documented for deployments: when the service refuses it (400, 501),
+    /// the list is read whole and filtered here.
     pub async fn deployments_created_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Deployment>, GraphError> {
         let filter = format!("createdDateTime ge {}", since.format("%Y-%m-%dT%H:%M:%SZ"));
         let url = format!("{}?$filter={}", self.url("deployments"), enc(&filter));
-        self.transport.collect("list deployments", &url).await
+        match self.transport.collect("list deployments", &url).await {
+            Err(e) if matches!(e.status(), Some(400 | 501)) => {
+                tracing::info!(error = %e, "the service refused the createdDateTime filter; listing every deployment");
+                let all: Vec<Deployment> = self
+                    .transport
+                    .collect("list deployments", &self.url("deployments"))
+                    .await?;
+                // A deployment without a readable creation time may be the one: kept, for the caller's
+                // matching to decide.
+                Ok(all
+                    .into_iter()
+                    .filter(|d| d.created().is_none_or(|t| t >= since))
+                    .collect())
+            }
+            other => other,
+        }
     }
 
     // ----- audiences ---------------------------------------------------------------------------------
