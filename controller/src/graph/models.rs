@@ -383,11 +383,18 @@ impl UpdatableAsset {
         self.asset_kind
     }
 
+    /// The asset as the audience diff compares it: device ids in lower case, as the desired side holds
+    /// them (Entra device ids are GUIDs, compared without regard to case), so that an id Graph echoes in
+    /// another case is neither added again nor removed.
     pub fn to_ref(&self) -> AssetRef {
-        AssetRef {
-            kind: self.kind(),
-            id: self.id.clone(),
-        }
+        let kind = self.kind();
+        let id = match kind {
+            AssetKind::Device if self.id.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.id.to_ascii_lowercase()
+            }
+            _ => self.id.clone(),
+        };
+        AssetRef { kind, id }
     }
 }
 
@@ -494,6 +501,26 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn device_ids_from_graph_compare_without_case() {
+        let echoed: UpdatableAsset = serde_json::from_value(json!({
+            "@odata.type": "#microsoft.graph.windowsUpdates.azureADDevice",
+            "id": "6A6B6C6D-0000-4000-8000-00000000000A"
+        }))
+        .unwrap();
+        assert_eq!(
+            echoed.to_ref(),
+            AssetRef::device("6a6b6c6d-0000-4000-8000-00000000000a")
+        );
+        // Group ids are Graph's own and kept as Graph spells them.
+        let group: UpdatableAsset = serde_json::from_value(json!({
+            "@odata.type": "#microsoft.graph.windowsUpdates.updatableAssetGroup",
+            "id": "Group-ABC"
+        }))
+        .unwrap();
+        assert_eq!(group.to_ref().id, "Group-ABC");
+    }
 
     #[test]
     fn reads_both_state_spellings_and_unknown_members() {
