@@ -203,7 +203,8 @@ pub struct EmulatorConfig {
     pub audience_404_when_empty: bool,
     /// Reads (GET) see the tenant as it was this many milliseconds ago: a created object is not found,
     /// and a change is not visible, until the lag has passed (replication lag, and 202 writes applied
-    /// later). 0 by default.
+    /// later). 0 by default. While set, every write keeps a copy of the tenant and every read works on
+    /// one: an option for tests, not for large tenants.
     pub read_lag_ms: u64,
     /// Refuse `$filter` on the deployments list with a 400, as a service that does not support the
     /// (undocumented) `createdDateTime` filter would.

@@ -330,11 +330,13 @@ async fn graph(
         dispatch(
             &st,
             &settings,
-            route,
-            &method,
-            &uri,
-            &headers,
-            &parsed_body,
+            Call {
+                route,
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                body: &parsed_body,
+            },
             &mut entry,
         )
     })();
@@ -422,22 +424,27 @@ fn add_context(body: &mut Value, url: &str, created: bool) {
     obj.insert("@odata.context".into(), Value::String(context));
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One routed Graph request.
+struct Call<'a> {
+    route: Route,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a Value,
+}
+
 fn dispatch(
     st: &Shared,
     settings: &crate::state::Settings,
-    route: Route,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Value,
+    call: Call<'_>,
     entry: &mut LogEntry,
 ) -> Result<Reply, GraphError> {
     let now = chrono::Utc::now();
     let mut live = lock(&st.store);
-    // With a read lag, a read sees an older tenant; a write always acts on the live one.
+    // With a read lag, a read sees an older tenant (a copy of a snapshot: the option is for tests); a
+    // write always acts on the live one.
     let mut lagged;
-    let writing = *method != Method::GET;
+    let writing = *call.method != Method::GET;
     let store: &mut crate::store::Store = match st.lagged_view(settings.read_lag_ms).filter(|_| !writing) {
         Some(view) => {
             lagged = (*view).clone();
@@ -450,26 +457,28 @@ fn dispatch(
             &mut live
         }
     };
-    let reply = dispatch_on(st, settings, store, route, method, uri, headers, body, entry, now);
+    let reply = dispatch_on(st, settings, store, call, entry, now);
     if writing {
         st.after_write(&live, settings.read_lag_ms);
     }
     reply
 }
 
-#[allow(clippy::too_many_arguments)]
 fn dispatch_on(
     st: &Shared,
     settings: &crate::state::Settings,
     store: &mut crate::store::Store,
-    route: Route,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Value,
+    call: Call<'_>,
     entry: &mut LogEntry,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reply, GraphError> {
+    let Call {
+        route,
+        method,
+        uri,
+        headers,
+        body,
+    } = call;
     let list = |items: Vec<Value>| -> Result<Reply, GraphError> {
         let q = Query::parse(uri.query())?;
         crate::odata::check_orderby(&items, &q)?;

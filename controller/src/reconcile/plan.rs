@@ -801,19 +801,6 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             p.desired = Some(desired);
             return p;
         }
-    }
-
-    // Nothing blocks: the changes, after the brake (whose pause they need not repeat).
-    let observed = found.map(|d| {
-        let mut o = d.observed.clone();
-        o.paused_requested |= braked;
-        o
-    });
-    let changes = changes(&desired, observed.as_ref(), cfg.batch_size);
-    if found.is_none()
-        && let (Some(id), Known::Missing(_)) = (&status.deployment_id, &obs.deployment)
-        && !desired.adopted
-    {
         p.notices.push(Notice {
             warning: true,
             reason: Reason::DEPLOYMENT_MISSING,
@@ -824,6 +811,14 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             ),
         });
     }
+
+    // Nothing blocks: the changes, after the brake (whose pause they need not repeat).
+    let observed = found.map(|d| {
+        let mut o = d.observed.clone();
+        o.paused_requested |= braked;
+        o
+    });
+    let changes = changes(&desired, observed.as_ref(), cfg.batch_size);
     p.facts.audience = Some(AudienceStatus {
         members: audience.members.len() as u64,
         exclusions: audience.exclusions.len() as u64,
