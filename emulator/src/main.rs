@@ -71,6 +71,7 @@ Strict by default (as the current Graph beta reference describes the service):
     answered 413 above it)
   - reads can lag writes: --read-lag-ms N (0 by default) answers every GET from the tenant as it was
     N ms earlier
+  - a deployment's catalogContent names its entry by reference ({\"@odata.id\": \"catalog/entries/ID\"})
   - $filter on the deployments list is served; --refuse-deployment-filter answers it 400, as a service
     without the (undocumented) createdDateTime filter would
 Accepted although the current reference no longer documents it (the seed walkthrough's requests):

@@ -73,6 +73,22 @@ pub struct Asset {
     pub members: BTreeSet<String>,
 }
 
+/// A deployment's content as the reference shows it in answers: `catalogContent` names its entry by
+/// reference (`{"@odata.id": "catalog/entries/{id}"}`, as in the update-deployment sample), not by id.
+fn content_reference(content: &Value) -> Value {
+    let id = content.pointer("/catalogEntry/id").and_then(Value::as_str);
+    match (
+        content.get("@odata.type").and_then(Value::as_str).map(short_type),
+        id,
+    ) {
+        (Some("catalogContent"), Some(id)) => json!({
+            "@odata.type": content["@odata.type"],
+            "catalogEntry": {"@odata.id": format!("catalog/entries/{id}")},
+        }),
+        _ => content.clone(),
+    }
+}
+
 /// The answer to one Graph request.
 #[derive(Debug)]
 pub enum Reply {
@@ -204,7 +220,7 @@ impl Store {
                 "effectiveSinceDate": ts(d.effective_since),
                 "reasons": [{"@odata.type": format!("#{NS}deploymentStateReason"), "value": reason}],
             },
-            "content": d.content,
+            "content": content_reference(&d.content),
             "settings": d.settings,
         })
     }

@@ -568,7 +568,11 @@ async fn state_machine_and_settings_updates() {
     );
     let (_, d) = c.get(&format!("{U}/deployments/{id}")).await;
     assert_eq!(d["settings"]["userExperience"]["daysUntilForcedReboot"], 5);
-    assert_eq!(d["content"]["catalogEntry"]["id"], good.as_str());
+    // The entry is named by reference, as in the reference's update sample.
+    assert_eq!(
+        d["content"]["catalogEntry"],
+        json!({"@odata.id": format!("catalog/entries/{good}")})
+    );
     // $filter on deployments, as adoption after a crash uses it.
     let since = (chrono::Utc::now() - chrono::Duration::minutes(1)).format("%Y-%m-%dT%H:%M:%SZ");
     let (_, list) = c

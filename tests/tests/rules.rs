@@ -314,6 +314,38 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
         vec![dev(1), dev(2)],
         "and managed"
     );
+
+    // Graph names the deployment's entry only by reference (`catalog/entries/{id}`): that is read, so
+    // adopting it for other content stalls and writes nothing.
+    let other = env
+        .emulator
+        .shared
+        .catalog
+        .iter()
+        .filter(|e| e["isExpeditable"] == true)
+        .filter_map(|e| e["id"].as_str())
+        .find(|id| *id != entry)
+        .expect("a second expeditable entry")
+        .to_string();
+    let before = writes(&env);
+    let drifted = rollout(
+        "drifted",
+        &format!(
+            "  deploymentId: {existing}
+"
+        ),
+    )
+    .replace("latest: true", &format!("catalogEntryId: {other}"));
+    env.apply_yaml(&drifted).await;
+    let c = stalled(&env, "drifted").await;
+    assert_eq!(c["reason"], "ContentDiffers", "{c}");
+    let message = c["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&entry) && message.contains(&other), "{message}");
+    assert_eq!(
+        writes(&env) - before,
+        0,
+        "nothing written to a deployment of other content"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

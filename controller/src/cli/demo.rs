@@ -348,10 +348,7 @@ fn print_graph(emulator: &Emulator) {
     for d in store.deployments.values() {
         let rendered = store.render_deployment(d, now);
         let audience = store.audiences.get(&d.audience_id);
-        let content = match rendered
-            .pointer("/content/catalogEntry/id")
-            .and_then(Value::as_str)
-        {
+        let content = match d.content.pointer("/catalogEntry/id").and_then(Value::as_str) {
             Some(id) => format!("catalog entry {}…", &id[..12.min(id.len())]),
             None => format!(
                 "release {}",

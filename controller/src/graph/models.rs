@@ -149,10 +149,7 @@ impl<'de> Deserialize<'de> for Content {
             .unwrap_or("");
         Ok(match ty {
             "catalogContent" => Content::Catalog {
-                entry_id: v
-                    .pointer("/catalogEntry/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                entry_id: v.get("catalogEntry").and_then(catalog_entry_id),
             },
             "expeditedQualityUpdateReference" | "qualityUpdateReference" => {
                 let date = v
@@ -173,6 +170,24 @@ impl<'de> Deserialize<'de> for Content {
             _ => Content::Other(v),
         })
     }
+}
+
+/// The id of a catalog entry named in a deployment's content, in each documented form: the entry
+/// itself (`{"id": …}`), or a reference to it (`{"@odata.id": "catalog/entries/{id}"}`, relative or
+/// absolute, with the id bare or in key syntax `entries('{id}')`).
+fn catalog_entry_id(entry: &Value) -> Option<String> {
+    if let Some(id) = entry.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        return Some(id.to_string());
+    }
+    let reference = entry.get("@odata.id").and_then(Value::as_str)?;
+    let path = reference.split(['?', '#']).next().unwrap_or_default();
+    let (_, tail) = path.rsplit_once("entries")?;
+    let key = tail
+        .strip_prefix('/')
+        .or_else(|| tail.strip_prefix("('").and_then(|k| k.strip_suffix("')")))
+        .or_else(|| tail.strip_prefix('(').and_then(|k| k.strip_suffix(')')))?;
+    let key = key.trim_end_matches('/');
+    (!key.is_empty() && !key.contains(['/', '(', ')', '\''])).then(|| key.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
@@ -501,6 +516,45 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn catalog_content_is_read_in_every_documented_form() {
+        let entry = |catalog_entry: Value| -> Option<Content> {
+            serde_json::from_value::<Deployment>(json!({
+                "id": "d",
+                "content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": catalog_entry},
+            }))
+            .unwrap()
+            .content
+        };
+        let named = |id: &str| {
+            Some(Content::Catalog {
+                entry_id: Some(id.into()),
+            })
+        };
+        assert_eq!(entry(json!({"id": "e1", "displayName": null})), named("e1"));
+        // The reference form of the PATCH sample, relative and absolute, bare key and key syntax.
+        assert_eq!(entry(json!({"@odata.id": "catalog/entries/e2"})), named("e2"));
+        assert_eq!(
+            entry(
+                json!({"@odata.id": "https://graph.microsoft.com/beta/admin/windows/updates/catalog/entries/e3"})
+            ),
+            named("e3")
+        );
+        assert_eq!(entry(json!({"@odata.id": "catalog/entries('e4')"})), named("e4"));
+        // Neither form: the content is unknown, never a guessed id.
+        let unknown = Some(Content::Catalog { entry_id: None });
+        assert_eq!(entry(json!({})), unknown);
+        assert_eq!(entry(json!({"@odata.id": "catalog/entries"})), unknown);
+        assert_eq!(entry(json!({"@odata.id": "deployments/d1"})), unknown);
+        assert_eq!(entry(json!({"id": ""})), unknown);
+        // The create sample carries no catalog entry at all.
+        let bare: Deployment = serde_json::from_value(json!({
+            "id": "d", "content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent"}
+        }))
+        .unwrap();
+        assert_eq!(bare.content, unknown);
+    }
 
     #[test]
     fn device_ids_from_graph_compare_without_case() {

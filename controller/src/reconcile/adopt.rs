@@ -29,13 +29,15 @@ impl Pending {
             && self.settings == other.settings
     }
 
-    fn matches(&self, d: &Deployment) -> bool {
+    /// Whether `d` is what this intent would have created: `Some(true)` or `Some(false)`, or `None`
+    /// when it would be but for its content, which Graph did not name.
+    fn matches(&self, d: &Deployment) -> Option<bool> {
         let content = match &d.content {
-            Some(Content::Catalog { entry_id: Some(id) }) => *id == self.catalog_entry_id,
+            Some(Content::Catalog { entry_id: Some(id) }) => Some(*id == self.catalog_entry_id),
             Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
-                Some(release_date) == self.release_date.as_ref()
+                Some(Some(release_date) == self.release_date.as_ref())
             }
-            _ => true,
+            _ => None,
         };
         let settings = self.settings.as_ref().is_none_or(|want| {
             let s = d.settings.clone().unwrap_or_default();
@@ -49,7 +51,7 @@ impl Pending {
         let recent = d
             .created()
             .is_none_or(|c| c >= self.started_at - chrono::Duration::seconds(30));
-        content && settings && recent
+        if settings && recent { content } else { Some(false) }
     }
 }
 
@@ -70,10 +72,16 @@ pub fn decide(
     claimed: &BTreeSet<String>,
     found: &[Deployment],
 ) -> Decision {
-    let mut candidates: Vec<&Deployment> = found
-        .iter()
-        .filter(|d| !claimed.contains(&d.id) && me.matches(d))
-        .collect();
+    let unclaimed = || found.iter().filter(|d| !claimed.contains(&d.id));
+    let mut candidates: Vec<&Deployment> = unclaimed().filter(|d| me.matches(d) == Some(true)).collect();
+    // A deployment that matches but for content Graph did not name may be this create or another's:
+    // it is never adopted, and it is never taken as proof that nothing was created either.
+    let unnamed: Vec<&Deployment> = unclaimed().filter(|d| me.matches(d).is_none()).collect();
+    if !unnamed.is_empty() {
+        let mut ids: Vec<String> = candidates.iter().chain(&unnamed).map(|d| d.id.clone()).collect();
+        ids.sort();
+        return Decision::Ambiguous(ids);
+    }
     if candidates.is_empty() {
         return Decision::None;
     }
@@ -182,6 +190,45 @@ mod tests {
         let one = [deployment("d1", "e1", 2, T1)];
         assert_eq!(
             decide(&b, std::slice::from_ref(&a), &BTreeSet::new(), &one),
+            Decision::None
+        );
+    }
+
+    #[test]
+    fn a_deployment_whose_content_graph_does_not_name_is_never_adopted_nor_ignored() {
+        let unnamed = |id: &str| -> Deployment {
+            serde_json::from_value(json!({
+                "id": id,
+                "createdDateTime": T1,
+                "content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent"},
+                "settings": {"userExperience": {"daysUntilForcedReboot": 2}, "expedite": {"isExpedited": true}},
+            }))
+            .unwrap()
+        };
+        let me = pending("a", T0, 2);
+        assert_eq!(
+            decide(&me, &[], &BTreeSet::new(), &[unnamed("u1")]),
+            Decision::Ambiguous(vec!["u1".into()]),
+            "alone it is neither adopted nor read as 'nothing was created'"
+        );
+        assert_eq!(
+            decide(
+                &me,
+                &[],
+                &BTreeSet::new(),
+                &[deployment("d1", "e1", 2, T1), unnamed("u1")]
+            ),
+            Decision::Ambiguous(vec!["d1".into(), "u1".into()])
+        );
+        // Other settings, or claimed by another object: not this create, whatever its content.
+        let other_settings = {
+            let mut d = unnamed("u2");
+            d.settings = deployment("x", "e1", 5, T1).settings;
+            d
+        };
+        let claimed: BTreeSet<String> = ["u1".to_string()].into();
+        assert_eq!(
+            decide(&me, &[], &claimed, &[unnamed("u1"), other_settings]),
             Decision::None
         );
     }

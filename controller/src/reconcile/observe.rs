@@ -481,6 +481,9 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
         }
     }
     if let Some(id) = id {
+        // What this operator resolved stands in for content Graph does not name, but only on a deployment
+        // it created: an adopted one's content is what Graph says, or unknown.
+        let recorded = recorded.filter(|_| obj.spec.deployment_id.is_none());
         match read_deployment(graph, &id, recorded).await {
             Ok(known) => o.deployment = known,
             Err(e) => {

@@ -268,7 +268,7 @@ impl Blocker {
             Blocker::AmbiguousAdoption { ids, since } => Outcome::stalled(
                 Reason::AMBIGUOUS_ADOPTION,
                 format!(
-                    "found {} Graph deployments created for this content since {since} and not claimed by another object: {}; set spec.deploymentId to the right one and delete the others in Graph",
+                    "found {} Graph deployments created since {since} with this object's settings and either its content or content Graph does not name, not claimed by another object: {}; set spec.deploymentId to the right one and delete the others in Graph",
                     ids.len(),
                     ids.join(", ")
                 ),
@@ -762,6 +762,19 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
                 };
                 p.desired = Some(desired);
                 return block(p, b);
+            }
+            Some(d) if d.observed.content == DeployedContent::Unknown => {
+                // Graph did not name the adopted deployment's catalog entry: it is managed as asked, and
+                // the admin is told that its content could not be checked.
+                p.notices.push(Notice {
+                    warning: true,
+                    reason: Reason::CONTENT_UNVERIFIED,
+                    action: "Adopt",
+                    message: format!(
+                        "Graph does not name the catalog entry of adopted deployment {id}, so the operator cannot check that it deploys {}; check it in Graph",
+                        content.catalog_entry_id
+                    ),
+                });
             }
             Some(_) => {}
         }

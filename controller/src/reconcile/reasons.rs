@@ -32,6 +32,7 @@ impl Reason {
     pub const DEPLOYMENT_NOT_FOUND: Reason = Reason("DeploymentNotFound");
     /// An adopted deployment carries other content than the spec.
     pub const CONTENT_DIFFERS: Reason = Reason("ContentDiffers");
+    pub const CONTENT_UNVERIFIED: Reason = Reason("ContentUnverified");
     /// More matching deployments than objects waiting for them after a lost create answer.
     pub const AMBIGUOUS_ADOPTION: Reason = Reason("AmbiguousAdoption");
     /// Graph does not expose the deployment's audience (an Intune deployment).

@@ -928,3 +928,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_adopted_deployment_whose_content_graph_does_not_name_is_managed_with_a_warning() {
+    let obj = object(
+        spec(json!({"deploymentId": "d1", "paused": false})),
+        Some(status_with_deployment()),
+    );
+    let mut obs = observation(offering());
+    if let Known::Found(d) = &mut obs.deployment {
+        d.observed.content = DeployedContent::Unknown;
+    }
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(p.blocker.is_none(), "{:?}", p.blocker);
+    let notice = p
+        .notices
+        .iter()
+        .find(|n| n.reason == Reason::CONTENT_UNVERIFIED)
+        .expect("the admin is told the content was not checked");
+    assert!(notice.warning);
+    assert!(
+        notice.message.contains("d1") && notice.message.contains(ENTRY),
+        "{}",
+        notice.message
+    );
+    // Content Graph does name is checked: the same object with other content stalls.
+    if let Known::Found(d) = &mut obs.deployment {
+        d.observed.content = DeployedContent::CatalogEntry("other".into());
+    }
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(matches!(p.blocker, Some(Blocker::AdoptedContentDiffers { .. })));
+}
