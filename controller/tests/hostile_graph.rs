@@ -228,3 +228,87 @@ async fn large_lists_are_read_in_parallel_pages_and_fall_back_to_next_links_when
         }
     }
 }
+
+/// An updateAudience that refuses every request with 400, three ways: naming a device in its message,
+/// pointing into `addMembers` without naming one (only requests holding `bad` are refused), or naming
+/// nothing (a structural error, as a wrong path or body gets).
+async fn refusing_service(log: std::sync::Arc<std::sync::Mutex<Vec<usize>>>) -> String {
+    let app = Router::new().fallback(move |req: Request| {
+        let log = log.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let ids: Vec<String> = body["addMembers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            log.lock().unwrap().push(ids.len());
+            let refuse = |error: serde_json::Value| {
+                (http::StatusCode::BAD_REQUEST, [("content-type", "application/json")], json!({"error": error}).to_string())
+                    .into_response()
+            };
+            let mode = path.split('/').rev().nth(2).unwrap_or("").to_string();
+            match mode.as_str() {
+                "names" => refuse(json!({"code": "BadRequest", "message": "Invalid request.", "details": [
+                    {"code": "InvalidAsset", "message": format!("The device '{}' cannot be added.", ids[3].to_uppercase()), "target": "addMembers"}
+                ]})),
+                "points" if ids.iter().any(|i| i.ends_with("bad")) => refuse(json!({"code": "BadRequest", "message": "An item is invalid.", "target": "addMembers"})),
+                "points" => http::StatusCode::ACCEPTED.into_response(),
+                _ => refuse(json!({"code": "BadRequest", "message": "Resource not found for the segment 'updateAudience'."})),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_refused_audience_write_blames_an_asset_only_when_the_error_names_one() {
+    use wufb_operator::graph::AssetRef;
+    use wufb_operator::graph::models::AudienceUpdate;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let base = refusing_service(log.clone()).await;
+    let g = client(&base);
+    let mut devices: Vec<AssetRef> = (0..16)
+        .map(|i| AssetRef::device(format!("6a6b6c6d-0000-4000-8000-{i:012}")))
+        .collect();
+    let send = async |mode: &str, devices: &[AssetRef]| {
+        log.lock().unwrap().clear();
+        let update = AudienceUpdate {
+            add_members: devices.iter().collect(),
+            ..Default::default()
+        };
+        let result = g.update_audience(mode, &update).await;
+        (result, log.lock().unwrap().clone())
+    };
+    // Named (in another case, in a detail): blamed at once, with no split.
+    let (result, sent) = send("names", &devices).await;
+    let err = result.unwrap_err().to_string();
+    assert_eq!(sent, vec![16], "one request");
+    assert!(err.contains(&format!("(asset {})", devices[3].id)), "{err}");
+    // Named by nobody: Graph's message as it is, one request, no device blamed.
+    let (result, sent) = send("structural", &devices).await;
+    let err = result.unwrap_err().to_string();
+    assert_eq!(sent, vec![16], "a structural 400 is not bisected");
+    assert!(
+        err.contains("Resource not found for the segment") && !err.contains("(asset"),
+        "{err}"
+    );
+    // Pointed at but not named: halved down to the one asset.
+    devices[11] = AssetRef::device("6a6b6c6d-0000-4000-8000-000000000bad");
+    let (result, sent) = send("points", &devices).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("(asset 6a6b6c6d-0000-4000-8000-000000000bad)"),
+        "{err}"
+    );
+    // 0..8 accepted, 8..16 refused; 8..12 refused; 8..10 accepted, 10..12 refused; 10 accepted, 11 named.
+    assert_eq!(
+        sent,
+        vec![16, 8, 8, 4, 2, 2, 1, 1],
+        "halves down the refused side only"
+    );
+}

@@ -335,8 +335,9 @@ impl GraphClient {
         Ok(a)
     }
 
-    /// Sends one `updateAudience` request. A request the service refuses with 400 is split in halves
-    /// until the refused asset is named; one refused as too large (413) is split without blame. Returns the number of calls made. (Which assets go in which
+    /// Sends one `updateAudience` request. A 400 that names one of its assets is blamed on it; one that
+    /// points into the asset lists without naming one is split in halves until it is one asset; any other
+    /// 400 fails as Graph said it. One refused as too large (413) is split without blame. Returns the number of calls made. (Which assets go in which
     /// request, and in what order the requests go, is the planner's.)
     pub async fn update_audience(
         &self,
@@ -355,7 +356,7 @@ impl GraphClient {
         .await
     }
 
-    /// Sends `items` as one request; on a 400 for more than one item, splits in halves and retries each.
+    /// Sends `items` as one request; see [`Self::update_audience`] for what a 400 or 413 does.
     async fn send_split<T: Clone + ItemId>(
         &self,
         operation: &'static str,
@@ -393,18 +394,32 @@ impl GraphClient {
                     stack.push(b);
                     stack.push(a);
                 }
-                Err(e) if e.status() == Some(400) && part.len() > 1 => {
-                    let (a, b) = part.split_at(part.len() / 2);
-                    stack.push(b);
-                    stack.push(a);
-                }
+                // A refusal is blamed on an asset only when it names one. Bad devices are documented to
+                // show in each device's `errors`, not as a 400, so a 400 that names no asset (a wrong
+                // path, body or option) fails the request as Graph said it, with no split and no blame.
                 Err(GraphError::Status {
                     operation,
                     status: 400,
                     mut detail,
                     retry_after,
                 }) => {
-                    detail.message = format!("{} (asset {})", detail.message, part[0].item_id());
+                    let named = detail.names(part.iter().map(ItemId::item_id));
+                    match named {
+                        Some(id) => {
+                            detail.message = format!("{} (asset {id})", detail.message);
+                        }
+                        None if detail.points_at_assets() && part.len() > 1 => {
+                            // It points into the lists without naming the asset: halves until it is one.
+                            let (a, b) = part.split_at(part.len() / 2);
+                            stack.push(b);
+                            stack.push(a);
+                            continue;
+                        }
+                        None if detail.points_at_assets() => {
+                            detail.message = format!("{} (asset {})", detail.message, part[0].item_id());
+                        }
+                        None => {}
+                    }
                     return Err(GraphError::Status {
                         operation,
                         status: 400,

@@ -9,6 +9,43 @@ pub struct ODataDetail {
     pub code: String,
     pub message: String,
     pub target: Option<String>,
+    /// The `details[]` entries, each as `code: message (target)`, not shown in the message.
+    pub details: Vec<String>,
+}
+
+impl ODataDetail {
+    /// Everything the error says, in lower case, to look for what it names.
+    fn text(&self) -> String {
+        let mut t = format!("{} {}", self.message, self.target.as_deref().unwrap_or_default());
+        for d in &self.details {
+            t.push(' ');
+            t.push_str(d);
+        }
+        t.to_lowercase()
+    }
+
+    /// The first of `ids` the error names (compared without case), if any.
+    pub fn names<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        let text = self.text();
+        ids.into_iter()
+            .find(|id| !id.is_empty() && text.contains(&id.to_lowercase()))
+    }
+
+    /// Whether the error points into a list of assets without naming one: a target or detail such as
+    /// `addMembers[3]` or `memberEntityIds`.
+    pub fn points_at_assets(&self) -> bool {
+        let text = self.text();
+        [
+            "addmembers",
+            "removemembers",
+            "addexclusions",
+            "removeexclusions",
+            "memberentityids",
+            "ids[",
+        ]
+        .iter()
+        .any(|k| text.contains(k))
+    }
 }
 
 impl std::fmt::Display for ODataDetail {
@@ -139,6 +176,7 @@ mod tests {
                 code: "X".into(),
                 message: "m".into(),
                 target: None,
+                details: Vec::new(),
             },
             retry_after: None,
         }

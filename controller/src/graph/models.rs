@@ -510,6 +510,7 @@ pub struct ErrorBody {
     pub code: String,
     pub message: String,
     pub target: Option<String>,
+    pub details: Vec<ErrorBody>,
 }
 
 #[cfg(test)]

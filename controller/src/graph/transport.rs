@@ -650,6 +650,16 @@ fn odata_detail(bytes: &[u8]) -> ODataDetail {
         },
         message,
         target: env.error.target,
+        details: env
+            .error
+            .details
+            .iter()
+            .take(20)
+            .map(|d| match &d.target {
+                Some(t) => format!("{}: {} (target {t})", d.code, d.message),
+                None => format!("{}: {}", d.code, d.message),
+            })
+            .collect(),
     }
 }
 
