@@ -9,19 +9,12 @@ pub struct ODataDetail {
     pub code: String,
     pub message: String,
     pub target: Option<String>,
-    /// The `details[]` entries, each as `code: message (target)`, not shown in the message.
-    pub details: Vec<String>,
 }
 
 impl ODataDetail {
     /// Everything the error says, in lower case, to look for what it names.
     fn text(&self) -> String {
-        let mut t = format!("{} {}", self.message, self.target.as_deref().unwrap_or_default());
-        for d in &self.details {
-            t.push(' ');
-            t.push_str(d);
-        }
-        t.to_lowercase()
+        format!("{} {}", self.message, self.target.as_deref().unwrap_or_default()).to_lowercase()
     }
 
     /// The first of `ids` the error names (compared without case), if any.
@@ -176,7 +169,6 @@ mod tests {
                 code: "X".into(),
                 message: "m".into(),
                 target: None,
-                details: Vec::new(),
             },
             retry_after: None,
         }

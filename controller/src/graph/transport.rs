@@ -637,9 +637,21 @@ fn describe(e: &reqwest::Error) -> String {
 
 fn odata_detail(bytes: &[u8]) -> ODataDetail {
     let env: ErrorEnvelope = serde_json::from_slice(bytes).unwrap_or_default();
+    // The details say what was wrong (which asset, which field): they follow the message.
     let mut message = env.error.message;
+    for d in env.error.details.iter().take(10) {
+        message.push_str(&format!(" [{}: {}", d.code, d.message));
+        if let Some(t) = &d.target {
+            message.push_str(&format!(" (target {t})"));
+        }
+        message.push(']');
+    }
     if message.len() > 500 {
-        message.truncate(500);
+        let mut end = 500;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
         message.push('…');
     }
     ODataDetail {
@@ -650,16 +662,6 @@ fn odata_detail(bytes: &[u8]) -> ODataDetail {
         },
         message,
         target: env.error.target,
-        details: env
-            .error
-            .details
-            .iter()
-            .take(20)
-            .map(|d| match &d.target {
-                Some(t) => format!("{}: {} (target {t})", d.code, d.message),
-                None => format!("{}: {}", d.code, d.message),
-            })
-            .collect(),
     }
 }
 
