@@ -271,6 +271,19 @@ pub struct ResolvedContent {
     /// Release date (YYYY-MM-DD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_date: Option<String>,
+    /// The catalog entry's `deployableUntilDateTime`: after it Graph no longer deploys the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployable_until: Option<String>,
+}
+
+impl ResolvedContent {
+    /// Whether the content can no longer be deployed at `now`.
+    pub fn expired_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.deployable_until
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t <= now)
+    }
 }
 
 /// Audience sizes in Graph.

@@ -277,6 +277,9 @@ pub struct CatalogEntry {
     pub quality_update_classification: Option<String>,
     #[serde(default)]
     pub short_name: Option<String>,
+    /// After this time the content can no longer be deployed.
+    #[serde(default)]
+    pub deployable_until_date_time: Option<String>,
     #[serde(default)]
     pub product_revisions: Vec<ProductRevision>,
 }

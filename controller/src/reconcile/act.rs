@@ -364,6 +364,7 @@ mod tests {
             catalog_entry_id: "new".into(),
             display_name: None,
             release_date: None,
+            deployable_until: None,
         };
         let record = id_record("d2", Some(&fresh)).unwrap();
         json_patch::merge(&mut status, &record);

@@ -422,6 +422,8 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
         .as_ref()
         .and_then(|s| s.resolved_content.as_ref())
         .filter(|r| r.source == source)
+        // `latest` that has since stopped being deployable is looked up again.
+        .filter(|r| !(source == "latest" && r.expired_at(Utc::now())))
     {
         return Ok(CatalogFact::Recorded(recorded.clone()));
     }

@@ -471,6 +471,7 @@ pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<Resolv
         release_date: e.release_date().map(str::to_string),
         display_name: e.display_name.clone(),
         catalog_entry_id: e.id.clone(),
+        deployable_until: e.deployable_until_date_time.clone(),
     };
     let refuse = |reason, message: String| Blocker::Content { reason, message };
     match fact {
@@ -695,6 +696,19 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         Ok(c) => c,
         Err(b) => return block(p, b),
     };
+    if content.expired_at(obs.at) {
+        let b = Blocker::Content {
+            reason: Reason::CONTENT_EXPIRED,
+            message: format!(
+                "spec.content: catalog entry {} ({}) was deployable until {} and Graph no longer deploys it; choose newer content (content.latest, or a newer catalogEntryId or releaseDate)",
+                content.catalog_entry_id,
+                content.display_name.as_deref().unwrap_or("no display name"),
+                content.deployable_until.as_deref().unwrap_or_default()
+            ),
+        };
+        p.facts.content = Some(content);
+        return block(p, b);
+    }
     p.facts.content = Some(content.clone());
     let desired = desired(obj, audience, &content, cfg);
 

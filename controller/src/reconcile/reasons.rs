@@ -28,6 +28,7 @@ impl Reason {
     pub const CONTENT_NOT_FOUND: Reason = Reason("ContentNotFound");
     /// The catalog entry cannot be expedited.
     pub const CONTENT_NOT_EXPEDITABLE: Reason = Reason("ContentNotExpeditable");
+    pub const CONTENT_EXPIRED: Reason = Reason("ContentExpired");
     /// The deployment named by spec.deploymentId (or to observe) does not exist.
     pub const DEPLOYMENT_NOT_FOUND: Reason = Reason("DeploymentNotFound");
     /// An adopted deployment carries other content than the spec.

@@ -266,6 +266,7 @@ fn catalog() -> CatalogFact {
         catalog_entry_id: ENTRY.into(),
         display_name: None,
         release_date: None,
+        deployable_until: None,
     })
 }
 
@@ -416,6 +417,12 @@ fn pause_is_written_first_whatever_stops_the_pass() {
                 o
             },
             reason: Some(Reason::CONTENT_DIFFERS),
+        },
+        Row {
+            name: "content no longer deployable",
+            obj: object(spec(json!({})), Some(status_with_deployment())),
+            obs: with(&|o| o.content = Some(expired())),
+            reason: Some(Reason::CONTENT_EXPIRED),
         },
     ];
     for row in rows {
@@ -958,4 +965,58 @@ fn an_adopted_deployment_whose_content_graph_does_not_name_is_managed_with_a_war
     }
     let p = plan(&obj, &obs, &PlanConfig::default());
     assert!(matches!(p.blocker, Some(Blocker::AdoptedContentDiffers { .. })));
+}
+
+fn expired() -> CatalogFact {
+    let CatalogFact::Recorded(mut r) = catalog() else {
+        unreachable!()
+    };
+    r.deployable_until = Some("2026-01-01T00:00:00Z".into());
+    CatalogFact::Recorded(r)
+}
+
+#[test]
+fn content_past_its_deployable_until_time_stalls_and_creates_nothing() {
+    let entry: CatalogEntry = serde_json::from_value(json!({
+        "@odata.type": "#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry",
+        "id": "old", "displayName": "2025.01 B", "isExpeditable": true,
+        "releaseDateTime": "2025-01-14T00:00:00Z", "qualityUpdateClassification": "security",
+        "deployableUntilDateTime": "2026-01-14T00:00:00Z",
+    }))
+    .unwrap();
+    let mut obs = observation(Known::None);
+    obs.content = Some(CatalogFact::Entry {
+        id: "old".into(),
+        entry: Some(entry.clone()),
+    });
+    let obj = object(
+        spec(json!({"paused": false, "content": {"catalogEntryId": "old"}})),
+        None,
+    );
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    let End::Report { outcome, .. } = &p.end else {
+        panic!("{:?}", p.end)
+    };
+    assert_eq!(outcome.reason(), Reason::CONTENT_EXPIRED);
+    assert!(outcome.is_stalled(), "{outcome:?}");
+    for part in [
+        "spec.content",
+        "old",
+        "2025.01 B",
+        "2026-01-14T00:00:00Z",
+        "content.latest",
+    ] {
+        assert!(outcome.message().contains(part), "{part}: {}", outcome.message());
+    }
+    // The same entry before that time is deployed.
+    obs.at = chrono::DateTime::parse_from_rfc3339("2026-01-13T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(
+        matches!(p.steps.first(), Some(Step::Create { .. })),
+        "{:?}",
+        p.steps
+    );
 }
