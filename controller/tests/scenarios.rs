@@ -415,6 +415,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
             catalog_entry_id: entry["id"].as_str().unwrap().into(),
             display_name: entry["displayName"].as_str().map(str::to_string),
             release_date: entry["releaseDateTime"].as_str().map(|d| d[..10].to_string()),
+            deployable_until: None,
         }),
         audience: Some(AudienceStatus {
             members: 2,
