@@ -10,6 +10,7 @@ use wufb_graph_emulator::config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, READONLY_CLIENT_ID, READONLY_CLIENT_SECRET,
 };
 use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig, RetryAfterForm};
+use wufb_operator::graph::models::SettingsPatch;
 use wufb_operator::graph::{
     AssetRef, ContentRequest, Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphError,
     GraphMetrics, SecretString, SettingsRequest, TransportConfig,
@@ -167,10 +168,11 @@ async fn every_operation_against_the_emulator() {
     let updated = g
         .update_settings(
             &legacy.id,
-            &SettingsRequest {
-                days_until_forced_reboot: Some(7),
-                offer_as_optional: Some(true),
-                readiness_test: false,
+            &SettingsPatch {
+                user_experience: serde_json::json!({"daysUntilForcedReboot": 7, "offerAsOptional": true})
+                    .as_object()
+                    .cloned(),
+                expedite: None,
             },
             true,
         )

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use wufb_e2e::{Env, root};
 
 fn dev(i: u32) -> String {
@@ -341,6 +341,45 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
         (env.graph_audience(&second).0 == [dev(1)]).then_some(())
     })
     .await;
+
+    // Settings drift on an owned field, with settings made outside the operator beside it: the owned
+    // field is set back, and what the operator does not own stays as it was.
+    let outside = json!({
+        "schedule": {"startDateTime": "2026-01-01T00:00:00Z"},
+        "monitoring": {"monitoringRules": [{"signal": "rollback", "threshold": 5, "action": "pauseDeployment"}]},
+    });
+    {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let s = &mut store.deployments.get_mut(&second).unwrap().settings;
+        s["schedule"] = outside["schedule"].clone();
+        s["monitoring"] = outside["monitoring"].clone();
+        s["userExperience"] = json!({"daysUntilForcedReboot": 9, "isHotpatchEnabled": true});
+    }
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "rollout",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=3",
+    ])
+    .await;
+    let settings = env
+        .eventually(
+            "the owned setting set back",
+            Duration::from_secs(30),
+            async || {
+                let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+                let s = store.deployments[&second].settings.clone();
+                (s["userExperience"]["daysUntilForcedReboot"] == 2).then_some(s)
+            },
+        )
+        .await;
+    assert_eq!(
+        settings["userExperience"]["isHotpatchEnabled"], true,
+        "{settings}"
+    );
+    assert_eq!(settings["schedule"], outside["schedule"], "{settings}");
+    assert_eq!(settings["monitoring"], outside["monitoring"], "{settings}");
 
     // Orphan: deleting the object leaves the Graph deployment.
     env.kubectl_ok(&[

@@ -13,8 +13,8 @@ use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::metrics::GraphMetrics;
 use super::models::{
-    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, NS, SettingsRequest,
-    UpdatableAsset, odata_type,
+    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, NS, SettingsPatch,
+    SettingsRequest, UpdatableAsset, odata_type,
 };
 use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
 
@@ -206,11 +206,26 @@ impl GraphClient {
     pub async fn update_settings(
         &self,
         id: &str,
-        settings: &SettingsRequest,
+        patch: &SettingsPatch,
         legacy: bool,
     ) -> Result<Deployment, GraphError> {
-        let body =
-            json!({"@odata.type": odata_type("deployment"), "settings": settings_body(settings, legacy)});
+        let mut settings = serde_json::Map::new();
+        let ty = if legacy {
+            "windowsDeploymentSettings"
+        } else {
+            "deploymentSettings"
+        };
+        settings.insert("@odata.type".into(), json!(odata_type(ty)));
+        if let Some(ux) = &patch.user_experience {
+            settings.insert("userExperience".into(), Value::Object(ux.clone()));
+        }
+        if let Some(e) = patch.expedite.as_ref().filter(|_| !legacy) {
+            settings.insert(
+                "expedite".into(),
+                json!({"isExpedited": e.is_expedited, "isReadinessTest": e.is_readiness_test}),
+            );
+        }
+        let body = json!({"@odata.type": odata_type("deployment"), "settings": settings});
         let url = self.url(&format!("deployments/{}", enc(id)));
         self.transport
             .json(

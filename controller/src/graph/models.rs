@@ -197,6 +197,9 @@ pub struct UserExperience {
     pub days_until_forced_reboot: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offer_as_optional: Option<bool>,
+    /// Fields the operator does not own (`isHotpatchEnabled`, …), kept as Graph holds them.
+    #[serde(flatten, skip_serializing)]
+    pub unowned: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
@@ -428,6 +431,17 @@ pub enum ContentRequest {
         date: String,
         equivalent_content: String,
     },
+}
+
+/// What a settings PATCH sends: only the parts the operator owns that differ, so that settings made
+/// outside it (`schedule`, `monitoring`, `contentApplicability`, other `userExperience` fields) are not
+/// overwritten, whether the service merges the `settings` value or replaces each part it is sent.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SettingsPatch {
+    /// `userExperience` to send: the owned fields over the unowned ones Graph holds.
+    pub user_experience: Option<serde_json::Map<String, Value>>,
+    /// `expedite` to send, when `isReadinessTest` differs.
+    pub expedite: Option<Expedite>,
 }
 
 /// The settings the operator manages.

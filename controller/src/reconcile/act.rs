@@ -183,8 +183,10 @@ pub async fn act(
                 event(reason, verb, format!("{verb} deployment {id}"));
                 info!(deployment = %id, paused, "set the deployment's requested state");
             }
-            Step::UpdateSettings { id, settings, legacy } => {
-                let d = ctx.graph.update_settings(id, settings, *legacy).await?;
+            Step::UpdateSettings {
+                id, patch, legacy, ..
+            } => {
+                let d = ctx.graph.update_settings(id, patch, *legacy).await?;
                 acted.calls += 1;
                 acted.deployment = Some(d);
                 event(

@@ -59,6 +59,9 @@ pub struct ObservedDeployment {
     pub id: String,
     pub content: DeployedContent,
     pub settings: SettingsRequest,
+    /// The `userExperience` fields Graph holds that the operator does not own: a PATCH sends them back
+    /// as they are.
+    pub ux_unowned: serde_json::Map<String, serde_json::Value>,
     /// Created with the legacy settings type (release-date content).
     pub legacy: bool,
     pub paused_requested: bool,
@@ -271,6 +274,11 @@ pub fn deployment_facts(
                 offer_as_optional: ux.offer_as_optional,
                 readiness_test: settings.expedite.is_some_and(|e| e.is_readiness_test),
             },
+            ux_unowned: ux
+                .unowned
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with('@'))
+                .collect(),
             paused_requested: d.is_paused_by_request(),
             members: audience.members.clone(),
             exclusions: audience.exclusions.clone(),

@@ -29,7 +29,7 @@ use crate::crd::{
     AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, ExpeditedDeployment, ManagementPolicy,
     ResolvedContent,
 };
-use crate::graph::models::CatalogEntry;
+use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
 use crate::graph::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
 
 /// What the planner needs besides the object and its observation.
@@ -151,7 +151,10 @@ pub enum Step {
     },
     UpdateSettings {
         id: String,
+        /// The owned settings after the write.
         settings: SettingsRequest,
+        /// What the PATCH sends: the parts that differ.
+        patch: SettingsPatch,
         legacy: bool,
     },
     UpdateAudience {
@@ -377,11 +380,34 @@ fn content_matches(desired: &ContentRequest, deployed: &DeployedContent) -> bool
     }
 }
 
-fn settings_differ(desired: &SettingsRequest, observed: &SettingsRequest) -> bool {
-    (desired.days_until_forced_reboot.is_some()
+/// The PATCH that makes the observed settings match, if any: each owned part that differs, with the
+/// unowned `userExperience` fields Graph holds sent back unchanged.
+fn settings_patch(desired: &SettingsRequest, o: &ObservedDeployment) -> Option<SettingsPatch> {
+    let observed = &o.settings;
+    let ux_differs = (desired.days_until_forced_reboot.is_some()
         && desired.days_until_forced_reboot != observed.days_until_forced_reboot)
-        || (desired.offer_as_optional.is_some() && desired.offer_as_optional != observed.offer_as_optional)
-        || desired.readiness_test != observed.readiness_test
+        || (desired.offer_as_optional.is_some() && desired.offer_as_optional != observed.offer_as_optional);
+    let patch = SettingsPatch {
+        user_experience: ux_differs.then(|| {
+            let mut ux = o.ux_unowned.clone();
+            let days = desired
+                .days_until_forced_reboot
+                .or(observed.days_until_forced_reboot);
+            let optional = desired.offer_as_optional.or(observed.offer_as_optional);
+            if let Some(d) = days {
+                ux.insert("daysUntilForcedReboot".into(), d.into());
+            }
+            if let Some(b) = optional {
+                ux.insert("offerAsOptional".into(), b.into());
+            }
+            ux
+        }),
+        expedite: (desired.readiness_test != observed.readiness_test).then_some(Expedite {
+            is_expedited: true,
+            is_readiness_test: desired.readiness_test,
+        }),
+    };
+    (patch != SettingsPatch::default()).then_some(patch)
 }
 
 fn diff(desired: &Desired, members: &BTreeSet<AssetRef>, exclusions: &BTreeSet<AssetRef>) -> AudienceDiff {
@@ -437,10 +463,11 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
                     paused: true,
                 });
             }
-            if settings_differ(&desired.settings, &o.settings) {
+            if let Some(patch) = settings_patch(&desired.settings, o) {
                 steps.push(Step::UpdateSettings {
                     id: o.id.clone(),
                     settings: desired.settings.clone(),
+                    patch,
                     legacy: o.legacy,
                 });
             }

@@ -38,6 +38,7 @@ fn observed_of(d: &Desired) -> ObservedDeployment {
             ContentRequest::ReleaseDate { date, .. } => DeployedContent::ReleaseDate(date.clone()),
         },
         settings: d.settings.clone(),
+        ux_unowned: Default::default(),
         legacy: false,
         paused_requested: d.paused,
         members: d.members.clone(),
@@ -142,15 +143,36 @@ fn pause_goes_first_and_resume_goes_last() {
 #[test]
 fn settings_change_is_a_patch() {
     let mut d = desired();
-    let o = observed_of(&d);
+    let mut o = observed_of(&d);
+    // Set outside the operator: kept as it is.
+    o.ux_unowned.insert("isHotpatchEnabled".into(), json!(true));
     d.settings.days_until_forced_reboot = Some(5);
+    let ux = json!({"daysUntilForcedReboot": 5, "isHotpatchEnabled": true});
     assert_eq!(
         changes(&d, Some(&o), 1000),
         vec![Step::UpdateSettings {
             id: "d1".into(),
             settings: d.settings.clone(),
+            patch: SettingsPatch {
+                user_experience: ux.as_object().cloned(),
+                expedite: None,
+            },
             legacy: false
         }]
+    );
+    // Only the part that differs is sent.
+    let mut r = desired();
+    r.settings.readiness_test = true;
+    let [Step::UpdateSettings { patch, .. }] = &changes(&r, Some(&observed_of(&desired())), 1000)[..] else {
+        panic!("one settings step")
+    };
+    assert_eq!(patch.user_experience, None);
+    assert_eq!(
+        patch.expedite,
+        Some(Expedite {
+            is_expedited: true,
+            is_readiness_test: true
+        })
     );
     // An unset field is not managed.
     d.settings.days_until_forced_reboot = None;
@@ -788,6 +810,7 @@ fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeplo
             Step::Adopt { .. } => {}
             Step::Create { content, settings } => {
                 new = Some(ObservedDeployment {
+                    ux_unowned: Default::default(),
                     id: "new".into(),
                     content: match content {
                         ContentRequest::CatalogEntry(id) => DeployedContent::CatalogEntry(id.clone()),
@@ -885,6 +908,7 @@ fn observed_strategy() -> impl Strategy<Value = Option<ObservedDeployment>> {
             proptest::option::of(0i32..5),
         )
             .prop_map(|(members, exclusions, paused, entry, days)| ObservedDeployment {
+                ux_unowned: Default::default(),
                 id: "d1".into(),
                 content: DeployedContent::CatalogEntry(entry.into()),
                 settings: SettingsRequest {
