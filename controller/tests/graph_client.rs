@@ -12,15 +12,26 @@ use wufb_graph_emulator::config::{
 use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig, RetryAfterForm};
 use wufb_operator::graph::models::SettingsPatch;
 use wufb_operator::graph::{
-    AssetRef, ContentRequest, Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphError,
-    GraphMetrics, SecretString, SettingsRequest, TransportConfig,
+    AssetRef, AudienceOf, ContentRequest, Credential, CredentialKind, Endpoints, GraphClient, GraphConfig,
+    GraphError, GraphMetrics, SecretString, SettingsRequest, TransportConfig,
 };
 use wufb_operator::reconcile::act;
 use wufb_operator::reconcile::plan::{self, AudienceDiff};
 
 /// The operator's audience write path: the planner's waves, sent as `act` sends them.
 async fn apply_audience_diff(g: &GraphClient, id: &str, diff: &AudienceDiff) -> Result<usize, GraphError> {
-    act::send_audience(g, id, &diff.waves(g.batch_size())).await
+    match act::send_audience(
+        g,
+        AudienceOf::Deployment(id),
+        &diff.waves(g.batch_size()),
+        act::VISIBLE_WITHIN,
+    )
+    .await
+    {
+        Ok(calls) => Ok(calls),
+        Err(wufb_operator::reconcile::error::Error::Graph(e)) => Err(e),
+        Err(e) => panic!("not a Graph error: {e}"),
+    }
 }
 
 /// The operator's group write path: the planner's batches, sent as `act` sends them.
@@ -123,7 +134,7 @@ async fn every_operation_against_the_emulator() {
     // Deployments in both content forms.
     let before = chrono::Utc::now() - chrono::Duration::seconds(2);
     let d = g
-        .create_deployment(&ContentRequest::CatalogEntry(b.id.clone()), &settings())
+        .create_deployment(&ContentRequest::CatalogEntry(b.id.clone()), &settings(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -143,6 +154,7 @@ async fn every_operation_against_the_emulator() {
                 equivalent_content: "latestSecurity".into(),
             },
             &settings(),
+            None,
         )
         .await
         .unwrap();
@@ -215,7 +227,7 @@ async fn every_operation_against_the_emulator() {
         ..Default::default()
     };
     assert_eq!(apply_audience_diff(&g, &d.id, &diff).await.unwrap(), 1);
-    let a = g.audience(&d.id).await.unwrap();
+    let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
     assert_eq!(
         a.members,
         [
@@ -236,7 +248,7 @@ async fn every_operation_against_the_emulator() {
         ..Default::default()
     };
     apply_audience_diff(&g, &d.id, &diff).await.unwrap();
-    let a = g.audience(&d.id).await.unwrap();
+    let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
     assert_eq!(a.members.len(), 2);
     assert!(a.exclusions.is_empty());
 
@@ -260,10 +272,10 @@ async fn never_used_audience_404_reads_as_empty() {
     let g = default_client(&emu);
     let entry = g.expeditable_updates(1).await.unwrap().remove(0);
     let d = g
-        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
         .await
         .unwrap();
-    let a = g.audience(&d.id).await.unwrap();
+    let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
     assert!(a.never_listed);
     assert!(a.members.is_empty() && a.exclusions.is_empty());
 }
@@ -280,7 +292,7 @@ async fn paging_across_page_sizes() {
         let g = client(&emu, None, fast_transport(), 1000);
         let entry = g.expeditable_updates(1).await.unwrap().remove(0);
         let d = g
-            .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+            .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
             .await
             .unwrap();
         let add: Vec<AssetRef> = (0..23).map(|i| AssetRef::device(device(i))).collect();
@@ -294,7 +306,7 @@ async fn paging_across_page_sizes() {
         )
         .await
         .unwrap();
-        let a = g.audience(&d.id).await.unwrap();
+        let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
         assert_eq!(a.members, add.into_iter().collect(), "page size {page_size}");
         assert_eq!(
             emu.count("audience.members.list") as usize,
@@ -317,7 +329,7 @@ async fn batches_split_at_the_configured_size_and_again_when_too_large() {
     let g = client(&emu, None, fast_transport(), 10);
     let entry = g.expeditable_updates(1).await.unwrap().remove(0);
     let d = g
-        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
         .await
         .unwrap();
     let add: Vec<AssetRef> = (0..25).map(|i| AssetRef::device(device(i))).collect();
@@ -331,7 +343,7 @@ async fn batches_split_at_the_configured_size_and_again_when_too_large() {
     )
     .await
     .unwrap();
-    let a = g.audience(&d.id).await.unwrap();
+    let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
     assert_eq!(a.members, add.into_iter().collect());
     let accepted = emu
         .requests()
@@ -491,7 +503,7 @@ async fn faults_at_thirty_percent_converge_without_duplicate_deployments() {
     let mut deployment_id = None;
     for _ in 0..50 {
         match g
-            .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings())
+            .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings(), None)
             .await
         {
             Ok(d) => {
@@ -520,7 +532,9 @@ async fn faults_at_thirty_percent_converge_without_duplicate_deployments() {
     loop {
         rounds += 1;
         assert!(rounds < 100, "did not converge");
-        let Ok(a) = g.audience(&id).await else { continue };
+        let Ok(a) = g.audience(AudienceOf::Deployment(&id)).await else {
+            continue;
+        };
         let diff = AudienceDiff {
             add_members: want.difference(&a.members).cloned().collect(),
             remove_members: a.members.difference(&want).cloned().collect(),
@@ -535,7 +549,7 @@ async fn faults_at_thirty_percent_converge_without_duplicate_deployments() {
     emu.set_faults(FaultConfig::default());
     let all = g.deployments_created_since(started).await.unwrap();
     assert_eq!(all.len(), 1, "exactly one deployment");
-    let a = g.audience(&id).await.unwrap();
+    let a = g.audience(AudienceOf::Deployment(&id)).await.unwrap();
     assert_eq!((a.members, a.exclusions), (want, excl));
     let faults = emu.requests().iter().filter(|r| r.fault.is_some()).count();
     assert!(faults > 10, "faults were injected: {faults}");
@@ -563,7 +577,7 @@ async fn create_is_never_retried_blindly() {
         emu.set_faults(faults);
         let before = emu.count("deployments.create");
         let err = g
-            .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings())
+            .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings(), None)
             .await
             .unwrap_err();
         assert!(matches!(err, GraphError::AmbiguousCreate { .. }), "{err}");
@@ -578,7 +592,7 @@ async fn create_is_never_retried_blindly() {
         ..Default::default()
     });
     for _ in 0..4 {
-        g.create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings())
+        g.create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings(), None)
             .await
             .unwrap();
     }
@@ -655,7 +669,7 @@ async fn missing_permission_is_a_clear_403() {
     let g = client(&emu, Some(cred), fast_transport(), 1000);
     let entry = g.expeditable_updates(1).await.unwrap().remove(0);
     let err = g
-        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
         .await
         .unwrap_err();
     assert_eq!(err.category(), "GraphForbidden");
@@ -778,7 +792,7 @@ async fn the_recovery_list_works_when_the_service_refuses_its_filter() {
     let entry = g.expeditable_updates(1).await.unwrap().remove(0);
     let before = chrono::Utc::now() - chrono::Duration::seconds(5);
     let d = g
-        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings())
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
         .await
         .unwrap();
     let found = g.deployments_created_since(before).await.unwrap();

@@ -83,10 +83,13 @@ async fn malformed_answers_are_clear_errors() {
         "hibernating",
         "unknown members are kept"
     );
-    let err = tokio::time::timeout(Duration::from_secs(20), g.audience("loop"))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        g.audience(wufb_operator::graph::AudienceOf::Deployment("loop")),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     assert!(
         err.to_string().contains("nextLink") || err.to_string().contains("another host"),
         "no endless loop, no token sent elsewhere: {err}"
@@ -281,7 +284,9 @@ async fn a_refused_audience_write_blames_an_asset_only_when_the_error_names_one(
             add_members: devices.iter().collect(),
             ..Default::default()
         };
-        let result = g.update_audience(mode, &update).await;
+        let result = g
+            .update_audience(wufb_operator::graph::AudienceOf::Deployment(mode), &update)
+            .await;
         (result, log.lock().unwrap().clone())
     };
     // Named (in another case, in a detail): blamed at once, with no split.

@@ -387,7 +387,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         .find(|e| e["isExpeditable"] == true)
         .unwrap()
         .clone();
-    let id = {
+    let (id, aid) = {
         let mut store = wufb_graph_emulator::state::lock(&emulator.shared.store);
         let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry["id"]}}, "settings": {"expedite": {"isExpedited": true}}});
         let wufb_graph_emulator::store::Reply::Json(_, d) = store
@@ -403,11 +403,12 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
             a.members
                 .insert(d.into(), wufb_graph_emulator::store::AssetKind::Device);
         }
-        id
+        (id, aid)
     };
     let converged = ExpeditedDeploymentStatus {
         observed_generation: Some(3),
         deployment_id: Some(id.clone()),
+        audience_id: Some(aid),
         graph_state: Some("offering".into()),
         state_reasons: vec!["offeringByRequest".into()],
         resolved_content: Some(ResolvedContent {

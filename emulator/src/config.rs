@@ -131,6 +131,9 @@ pub struct FaultConfig {
     pub spike_ms: u64,
     /// Only writes (POST, PATCH, DELETE) are faulted when set.
     pub writes_only: bool,
+    /// Only these operations (as the request log names them, e.g. `deployments.create`) are faulted;
+    /// empty: all.
+    pub operations: Vec<String>,
     /// Every Graph request answers 503 while set (an outage).
     pub outage: bool,
     /// Share of token requests answered with a 500 `temporarily_unavailable`.
@@ -152,6 +155,7 @@ impl Default for FaultConfig {
             spike_rate: 0.0,
             spike_ms: 200,
             writes_only: false,
+            operations: Vec::new(),
             outage: false,
             token_error_rate: 0.0,
         }

@@ -133,6 +133,9 @@ struct Args {
     /// Fault only writes (POST, PATCH, DELETE).
     #[arg(long)]
     writes_only: bool,
+    /// Fault only this operation, as the request log names it (repeatable; e.g. deployments.create).
+    #[arg(long = "fault-operation")]
+    fault_operations: Vec<String>,
     /// Share of token requests that fail with 503.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     token_error_rate: f64,
@@ -190,6 +193,7 @@ async fn main() -> ExitCode {
         spike_rate: args.spike_rate,
         spike_ms: args.spike_ms,
         writes_only: args.writes_only,
+        operations: args.fault_operations,
         outage: false,
         token_error_rate: args.token_error_rate,
     };

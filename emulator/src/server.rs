@@ -71,7 +71,7 @@ async fn entra_members(
         client_id: None,
         created_id: None,
     };
-    let decision = lock(&st.faults).decide(false);
+    let decision = lock(&st.faults).decide(false, "token");
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
     }
@@ -268,7 +268,7 @@ async fn graph(
         created_id: None,
     };
 
-    let decision = lock(&st.faults).decide(write);
+    let decision = lock(&st.faults).decide(write, &entry.operation);
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
     }

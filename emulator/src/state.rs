@@ -112,14 +112,16 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn decide(&mut self, write: bool) -> Decision {
+    pub fn decide(&mut self, write: bool, operation: &str) -> Decision {
         let c = &self.config;
         let mut d = Decision {
             latency: Duration::from_millis(c.latency_ms),
             outage: c.outage,
             ..Default::default()
         };
-        if c.writes_only && !write {
+        if (c.writes_only && !write)
+            || (!c.operations.is_empty() && !c.operations.iter().any(|o| o == operation))
+        {
             return d;
         }
         // Always draw the same number of values per request, so a seed replays identically.
@@ -352,7 +354,7 @@ mod tests {
             };
             (0..200)
                 .map(|_| {
-                    let d = f.decide(true);
+                    let d = f.decide(true, "deployments.create");
                     (d.throttle, d.error, d.drop)
                 })
                 .collect::<Vec<_>>()

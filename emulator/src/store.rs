@@ -279,7 +279,9 @@ impl Store {
             audience_id,
             intune_managed: false,
         };
-        let body = self.render_deployment(&d, now);
+        let mut body = self.render_deployment(&d, now);
+        // The create answer embeds the audience, as the service's does.
+        body["audience"] = json!({"@odata.type": format!("#{NS}deploymentAudience"), "id": d.audience_id});
         self.deployments.insert(id, d);
         Ok(Reply::Json(StatusCode::CREATED, body))
     }

@@ -105,6 +105,39 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
         "pilot ring (5) + 1 device - 1 excluded: {status}"
     );
     assert_eq!(status["resolvedContent"]["source"], "latest");
+
+    // Audiences the documented way: each created first and recorded, each deployment created with its
+    // own, and every audience read and write addressed by the audience id.
+    for name in ["emergency-latest", "november-baseline", "staged-broad-ring"] {
+        let id = deployment_id(&env, name).await;
+        let (aid, implicit) = {
+            let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+            let aid = store.deployments[&id].audience_id.clone();
+            let implicit = store.audiences[&aid].implicit;
+            (aid, implicit)
+        };
+        assert!(!implicit, "{name}: created with its audience");
+        assert_eq!(env.status_of(name).await["audienceId"], aid.as_str(), "{name}");
+    }
+    let log = env.emulator.requests();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.operation == "deploymentAudiences.create" && r.status == 201)
+            .count(),
+        3
+    );
+    let audience_calls: Vec<&str> = log
+        .iter()
+        .filter(|r| r.operation.starts_with("audience."))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(!audience_calls.is_empty());
+    assert!(
+        audience_calls
+            .iter()
+            .all(|p| p.starts_with("/beta/admin/windows/updates/deploymentAudiences/")),
+        "{audience_calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,3 +62,64 @@ async fn a_lagging_read_never_makes_a_second_deployment() {
         .count();
     assert_eq!(creates, 1);
 }
+
+/// Under lag, the order that keeps devices safe is proven by reads: the first audience write waits
+/// until Graph shows the pause, and members wait until the exclusions sent before them show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_read_holds_each_audience_write_until_what_it_depends_on_shows() {
+    let lag = 1200;
+    let mut env = Env::start_with(
+        "lagorder",
+        EmulatorConfig {
+            read_lag_ms: lag,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Batches of two: the exclusions and the members go in separate requests.
+    env.spawn_controller_as(
+        "a",
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        &["--absence-confirm", "20s", "--batch-size", "2"],
+    );
+    env.apply_yaml(&format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: ordered\nspec:\n  paused: true\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n    - device: {}\n    - device: {}\n    exclusions:\n    - device: {}\n    - device: {}\n",
+        dev(1),
+        dev(2),
+        dev(3),
+        dev(8),
+        dev(9)
+    ))
+    .await;
+    env.wait_ready(&["expd/ordered"]).await;
+    let log = env.emulator.requests();
+    let at = |pred: &dyn Fn(&wufb_graph_emulator::state::LogEntry) -> bool| -> Vec<u64> {
+        log.iter()
+            .filter(|r| (200..300).contains(&r.status) && pred(r))
+            .map(|r| r.at_ms)
+            .collect()
+    };
+    let paused = at(&|r| r.method == "PATCH");
+    let audience = at(&|r| r.operation == "audience.updateAudience");
+    assert!(!paused.is_empty() && audience.len() >= 2, "{log:?}");
+    assert!(
+        audience[0] >= paused[0] + lag,
+        "the first audience write ({}) waits for the pause ({}) to show ({lag} ms lag)",
+        audience[0],
+        paused[0]
+    );
+    // The request that adds the exclusions comes first; the members follow once they show.
+    assert!(
+        audience[audience.len() - 1] >= audience[0] + lag,
+        "members sent {} ms after the exclusions",
+        audience[audience.len() - 1] - audience[0]
+    );
+    let deployments = env.graph_deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let id = deployments[0]["id"].as_str().unwrap().to_string();
+    let (members, exclusions) = env.graph_audience(&id);
+    assert_eq!(members, vec![dev(1), dev(2), dev(3)]);
+    assert_eq!(exclusions, vec![dev(8), dev(9)]);
+    assert_eq!(deployments[0]["state"]["requestedValue"], "paused");
+}

@@ -15,6 +15,8 @@ use wufb_e2e::{Env, root};
 fn emulator_operation(client: &str) -> &'static str {
     match client {
         "create deployment" => "deployments.create",
+        "create deployment audience" => "deploymentAudiences.create",
+        "delete deployment audience" => "deploymentAudiences.delete",
         "pause deployment" | "resume deployment" | "update deployment settings" => "deployments.update",
         "update deployment audience" => "audience.updateAudience",
         "delete deployment" => "deployments.delete",

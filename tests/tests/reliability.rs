@@ -76,7 +76,11 @@ async fn faults_at_the_documented_rates_converge_exactly() {
     let faults = log.iter().filter(|r| r.fault.is_some()).count();
     assert!(faults >= 20, "faults were injected: {faults}");
     // No request came back sooner than its Retry-After allowed (writes told apart by path and body).
-    for t in log.iter().filter(|r| r.status == 429 && r.method != "GET") {
+    // An audience create's body is the same for every object, so a later one is not told from a retry.
+    for t in log
+        .iter()
+        .filter(|r| r.status == 429 && r.method != "GET" && r.operation != "deploymentAudiences.create")
+    {
         if let Some(next) = log
             .iter()
             .find(|r| r.seq > t.seq && r.method == t.method && r.path == t.path && r.body_hash == t.body_hash)

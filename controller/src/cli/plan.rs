@@ -349,16 +349,26 @@ pub async fn build(
                 vec![],
                 id,
             ),
-            Cleanup::Delete { ids } if ids.is_empty() => (
+            Cleanup::Delete { ids, audiences } if ids.is_empty() && audiences.is_empty() => (
                 "delete",
                 vec!["remove the object (no Graph deployment)".into()],
                 vec![],
                 None,
             ),
-            Cleanup::Delete { ids } => (
+            Cleanup::Delete { ids, audiences } => (
                 "delete",
-                ids.iter().map(|id| format!("delete deployment {id}")).collect(),
-                ids.iter().map(|_| "delete deployment".to_string()).collect(),
+                ids.iter()
+                    .map(|id| format!("delete deployment {id}"))
+                    .chain(
+                        audiences
+                            .iter()
+                            .map(|a| format!("delete deployment audience {a}")),
+                    )
+                    .collect(),
+                ids.iter()
+                    .map(|_| "delete deployment".to_string())
+                    .chain(audiences.iter().map(|_| "delete deployment audience".to_string()))
+                    .collect(),
                 ids.first().cloned(),
             ),
         };

@@ -215,6 +215,10 @@ pub struct ExpeditedDeploymentStatus {
     /// The Graph deployment id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// The id of the deployment's audience (`deploymentAudiences/{id}`), through which its members and
+    /// exclusions are read and written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_id: Option<String>,
 
     /// The effective Graph state: scheduled, offering, paused, faulted or archived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,4 +323,8 @@ pub struct CreateIntent {
     /// The release date sent, for release-date content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_date: Option<String>,
+    /// The audience created for the deployment, once Graph answered: the deployment is created with
+    /// it, and a create tried again reuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_id: Option<String>,
 }

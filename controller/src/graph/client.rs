@@ -156,10 +156,71 @@ impl GraphClient {
     // ----- deployments -------------------------------------------------------------------------------
 
     /// `POST /deployments`. Never retried blindly: an unclear outcome is `GraphError::AmbiguousCreate`.
+    /// `POST /deploymentAudiences`: an empty audience for a deployment to be created with. Never
+    /// retried blindly (an unclear outcome is `AmbiguousCreate`).
+    pub async fn create_audience(&self) -> Result<String, GraphError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: String,
+        }
+        let body = json!({"@odata.type": odata_type("deploymentAudience")});
+        let made: Created = self
+            .transport
+            .json(
+                "create deployment audience",
+                Method::POST,
+                &self.url("deploymentAudiences"),
+                Some(&body),
+                Idempotency::CreateOnce,
+            )
+            .await?;
+        Ok(made.id)
+    }
+
+    /// The id of a deployment's audience (`GET /deployments/{id}/audience`), for deployments whose
+    /// audience id is not recorded; `None` when the service does not answer it (404, or 400 for a path
+    /// it no longer serves).
+    pub async fn deployment_audience_id(&self, deployment_id: &str) -> Result<Option<String>, GraphError> {
+        let url = self.url(&format!("deployments/{}/audience", enc(deployment_id)));
+        let got: Result<super::models::AudienceRef, GraphError> = self
+            .transport
+            .json(
+                "get deployment audience",
+                Method::GET,
+                &url,
+                None,
+                Idempotency::Safe,
+            )
+            .await;
+        match got {
+            Ok(a) => Ok(a.id.filter(|s| !s.is_empty())),
+            Err(e) if matches!(e.status(), Some(400 | 404)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /deploymentAudiences/{id}`; `false` when it was already gone.
+    pub async fn delete_audience(&self, audience_id: &str) -> Result<bool, GraphError> {
+        let url = self.url(&format!("deploymentAudiences/{}", enc(audience_id)));
+        Ok(absent(
+            self.transport
+                .send(
+                    "delete deployment audience",
+                    Method::DELETE,
+                    &url,
+                    None,
+                    Idempotency::Safe,
+                )
+                .await,
+        )?
+        .is_some())
+    }
+
     pub async fn create_deployment(
         &self,
         content: &ContentRequest,
         settings: &SettingsRequest,
+        audience_id: Option<&str>,
     ) -> Result<Deployment, GraphError> {
         let legacy = matches!(content, ContentRequest::ReleaseDate { .. });
         let content = match content {
@@ -176,11 +237,14 @@ impl GraphClient {
                 "equivalentContent": equivalent_content,
             }),
         };
-        let body = json!({
+        let mut body = json!({
             "@odata.type": odata_type("deployment"),
             "content": content,
             "settings": settings_body(settings, legacy),
         });
+        if let Some(aid) = audience_id {
+            body["audience"] = json!({"@odata.type": odata_type("deploymentAudience"), "id": aid});
+        }
         self.transport
             .json(
                 "create deployment",
@@ -297,10 +361,10 @@ impl GraphClient {
 
     async fn audience_list(
         &self,
-        deployment_id: &str,
+        audience: AudienceOf<'_>,
         which: &str,
     ) -> Result<Option<Vec<UpdatableAsset>>, GraphError> {
-        let url = self.url(&format!("deployments/{}/audience/{which}", enc(deployment_id)));
+        let url = self.url(&format!("{}/{which}", audience.path()));
         let op = if which == "members" {
             "list audience members"
         } else {
@@ -313,12 +377,28 @@ impl GraphClient {
         )
     }
 
+    /// The members (or the exclusions) of a deployment's audience, every page; a 404 reads as empty.
+    pub async fn audience_assets(
+        &self,
+        audience: AudienceOf<'_>,
+        exclusions: bool,
+    ) -> Result<BTreeSet<AssetRef>, GraphError> {
+        let which = if exclusions { "exclusions" } else { "members" };
+        Ok(self
+            .audience_list(audience, which)
+            .await?
+            .unwrap_or_default()
+            .iter()
+            .map(UpdatableAsset::to_ref)
+            .collect())
+    }
+
     /// Reads members and exclusions, following every page. A 404 (an audience that never had members)
     /// reads as empty.
-    pub async fn audience(&self, deployment_id: &str) -> Result<Audience, GraphError> {
+    pub async fn audience(&self, audience: AudienceOf<'_>) -> Result<Audience, GraphError> {
         let (members, exclusions) = futures::try_join!(
-            self.audience_list(deployment_id, "members"),
-            self.audience_list(deployment_id, "exclusions")
+            self.audience_list(audience, "members"),
+            self.audience_list(audience, "exclusions")
         )?;
         let never_listed = members.is_none() && exclusions.is_none();
         let mut a = Audience {
@@ -356,13 +436,10 @@ impl GraphClient {
     /// request, and in what order the requests go, is the planner's.)
     pub async fn update_audience(
         &self,
-        deployment_id: &str,
+        audience: AudienceOf<'_>,
         update: &AudienceUpdate<'_>,
     ) -> Result<usize, GraphError> {
-        let url = self.url(&format!(
-            "deployments/{}/audience/updateAudience",
-            enc(deployment_id)
-        ));
+        let url = self.url(&format!("{}/updateAudience", audience.path()));
         let items: Vec<(&'static str, &AssetRef)> = update.items().collect();
         // Written straight from the assets: `{"addExclusions":[…],"removeMembers":[…],…}`.
         self.send_split("update deployment audience", &url, &items, |part| {
@@ -561,6 +638,24 @@ impl GraphClient {
 }
 
 /// Names an item in an error about it.
+/// How a deployment's audience is addressed: by its id (`deploymentAudiences/{id}`, the documented
+/// form), or through the deployment (`deployments/{id}/audience`, for deployments whose audience id the
+/// service does not give).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceOf<'a> {
+    Id(&'a str),
+    Deployment(&'a str),
+}
+
+impl AudienceOf<'_> {
+    fn path(&self) -> String {
+        match self {
+            AudienceOf::Id(aid) => format!("deploymentAudiences/{}", enc(aid)),
+            AudienceOf::Deployment(id) => format!("deployments/{}/audience", enc(id)),
+        }
+    }
+}
+
 trait ItemId {
     fn item_id(&self) -> &str;
 }

@@ -17,7 +17,7 @@ pub mod models;
 pub mod transport;
 
 pub use auth::{Credential, CredentialKind, SecretString};
-pub use client::{Audience, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
+pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
 pub use endpoints::{Cloud, Endpoints};
 pub use error::GraphError;
 pub use metrics::GraphMetrics;

@@ -231,9 +231,24 @@ pub struct Deployment {
     pub created_date_time: Option<String>,
     #[serde(default)]
     pub last_modified_date_time: Option<String>,
+    /// The deployment's audience, when the answer embeds it (the create answer does).
+    #[serde(default)]
+    pub audience: Option<AudienceRef>,
+}
+
+/// A `deploymentAudience` as another object embeds it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct AudienceRef {
+    pub id: Option<String>,
 }
 
 impl Deployment {
+    /// The audience id, when the answer names it.
+    pub fn audience_id(&self) -> Option<&str> {
+        self.audience.as_ref()?.id.as_deref().filter(|s| !s.is_empty())
+    }
+
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         let t = self.created_date_time.as_deref()?;
         chrono::DateTime::parse_from_rfc3339(t)

@@ -2,6 +2,9 @@
 //! records what happened for the report. The exactly-once bookkeeping of a create (intent first, with a
 //! resourceVersion check; the id at once after) lives here, next to the write it guards.
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use kube::api::Api;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -18,7 +21,7 @@ use crate::crd::{
     ResolvedContent,
 };
 use crate::graph::models::Deployment;
-use crate::graph::{AudienceUpdate, GraphClient, GraphError};
+use crate::graph::{AssetRef, AudienceOf, AudienceUpdate, GraphClient, GraphError};
 
 /// What acting did: what the report needs besides the plan.
 #[derive(Debug, Default)]
@@ -31,21 +34,97 @@ pub struct Acted {
     pub status: Option<ExpeditedDeploymentStatus>,
     /// Graph write calls made.
     pub calls: usize,
+    /// The audience a create made.
+    pub audience_id: Option<String>,
+}
+
+/// How long a pass waits for Graph to show a write the next one depends on. A write is answered 202
+/// (accepted, applied later), so an order that matters is proven by reading it back; past this, the
+/// pass ends and the next one starts from what Graph then shows.
+pub const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Reads with `check` until it holds, backing off from 200 ms to 2 s, for at most `within`.
+async fn until_visible<F, Fut>(what: String, within: Duration, mut check: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, GraphError>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= within {
+            return Err(Error::Waiting {
+                reason: "WriteNotVisible",
+                message: format!(
+                    "Graph accepted {what} but does not show it after {}s; nothing that depends on it is sent until it does",
+                    waited.as_secs()
+                ),
+                retry: Duration::from_secs(5),
+            });
+        }
+        tokio::time::sleep(delay.min(within - waited)).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Reads the deployment until Graph shows it paused.
+pub async fn await_paused(graph: &GraphClient, id: &str, within: Duration) -> Result<(), Error> {
+    until_visible(format!("the pause of deployment {id}"), within, async || {
+        Ok(graph
+            .get_deployment(id)
+            .await?
+            .is_some_and(|d| d.state.effective().is_some_and(|s| s.as_str() == "paused")))
+    })
+    .await
 }
 
 /// Sends `updateAudience` requests wave by wave, each wave's requests at once (see
-/// [`super::plan::AudienceDiff::waves`]). Returns the number of calls made.
+/// [`super::plan::AudienceDiff::waves`]). A wave that adds members starts only once the exclusions
+/// added before it show in Graph, and one that removes exclusions only once the members removed before
+/// it are gone: proven by reads, within `within`. Returns the number of write calls made.
 pub async fn send_audience(
     graph: &GraphClient,
-    deployment_id: &str,
+    audience: AudienceOf<'_>,
     waves: &[Vec<AudienceUpdate<'_>>],
-) -> Result<usize, GraphError> {
+    within: Duration,
+) -> Result<usize, Error> {
+    let name = match audience {
+        AudienceOf::Id(a) => format!("audience {a}"),
+        AudienceOf::Deployment(d) => format!("the audience of deployment {d}"),
+    };
     let mut calls = 0;
+    let mut excluded: BTreeSet<&AssetRef> = BTreeSet::new();
+    let mut removed: BTreeSet<&AssetRef> = BTreeSet::new();
     for wave in waves {
-        let sent =
-            futures::future::join_all(wave.iter().map(|u| graph.update_audience(deployment_id, u))).await;
+        if !excluded.is_empty() && wave.iter().any(|u| !u.add_members.is_empty()) {
+            let what = format!("{} exclusion(s) of {name}", excluded.len());
+            until_visible(what, within, async || {
+                let now = graph.audience_assets(audience, true).await?;
+                Ok(excluded.iter().all(|a| now.contains(*a)))
+            })
+            .await?;
+            excluded.clear();
+        }
+        if !removed.is_empty() && wave.iter().any(|u| !u.remove_exclusions.is_empty()) {
+            let what = format!("the removal of {} member(s) of {name}", removed.len());
+            until_visible(what, within, async || {
+                let now = graph.audience_assets(audience, false).await?;
+                Ok(removed.iter().all(|a| !now.contains(*a)))
+            })
+            .await?;
+            removed.clear();
+        }
+        let sent = futures::future::join_all(wave.iter().map(|u| graph.update_audience(audience, u))).await;
         for r in sent {
             calls += r?;
+        }
+        for u in wave {
+            excluded.extend(u.add_exclusions.iter().copied());
+            removed.extend(u.remove_members.iter().copied());
         }
     }
     Ok(calls)
@@ -73,11 +152,15 @@ pub async fn send_group_batches(
 /// The status merge that records the object's deployment and ends its create intent. A merge keeps
 /// what it does not name, so an optional subfield the new resolution lacks is cleared by name (else the
 /// old content's display name and date would stay).
-pub fn id_record(id: &str, content: Option<&ResolvedContent>) -> Result<serde_json::Value, Error> {
-    let mut record = json!({"deploymentId": id, "createIntent": null});
+pub fn id_record(
+    id: &str,
+    audience_id: Option<&str>,
+    content: Option<&ResolvedContent>,
+) -> Result<serde_json::Value, Error> {
+    let mut record = json!({"deploymentId": id, "audienceId": audience_id, "createIntent": null});
     if let Some(c) = content {
         let mut resolved = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-        for optional in ["displayName", "releaseDate"] {
+        for optional in ["displayName", "releaseDate", "deployableUntil"] {
             if resolved.get(optional).is_none() {
                 resolved[optional] = serde_json::Value::Null;
             }
@@ -94,10 +177,12 @@ async fn record_id(
     api: &Api<ExpeditedDeployment>,
     name: &str,
     id: &str,
+    audience_id: Option<&str>,
     content: Option<&ResolvedContent>,
 ) -> Result<Option<ExpeditedDeploymentStatus>, Error> {
+    let record = id_record(id, audience_id, content)?;
     Ok(
-        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, id_record(id, content)?)
+        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, record)
             .await?
             .status,
     )
@@ -107,6 +192,20 @@ fn target_id(target: &Target, created: Option<&String>) -> Option<String> {
     match target {
         Target::Existing(id) => Some(id.clone()),
         Target::New => created.cloned(),
+    }
+}
+
+/// How the audience of the deployment `id` is addressed: by the audience id this pass created or
+/// observed for it, else through the deployment.
+fn audience_of<'a>(id: &'a str, plan: &'a Plan, created: &'a Option<(String, String)>) -> AudienceOf<'a> {
+    if let Some((made, aid)) = created
+        && made == id
+    {
+        return AudienceOf::Id(aid);
+    }
+    match (&plan.facts.deployment, &plan.facts.audience_id) {
+        (Some((seen, ..)), Some(aid)) if seen == id => AudienceOf::Id(aid),
+        _ => AudienceOf::Deployment(id),
     }
 }
 
@@ -124,10 +223,11 @@ pub async fn act(
         ctx.events.notify(obj, EventType::Normal, reason, action, note);
     };
     let mut created: Option<String> = None;
+    let mut made_audience: Option<(String, String)> = None;
     for step in &plan.steps {
         match step {
             Step::Adopt { id } => {
-                acted.status = record_id(ctx, api, &name, id, content).await?;
+                acted.status = record_id(ctx, api, &name, id, None, content).await?;
                 acted.recorded = Some(id.clone());
                 event(
                     Reason::ADOPTED,
@@ -139,11 +239,13 @@ pub async fn act(
             Step::Create {
                 content: request,
                 settings,
+                audience,
             } => {
                 let intent = CreateIntent {
                     started_at: status::timestamp(),
                     catalog_entry_id: content.map(|c| c.catalog_entry_id.clone()).unwrap_or_default(),
                     release_date: obj.spec.content.release_date.clone(),
+                    audience_id: audience.clone(),
                 };
                 // Recorded with a resourceVersion check: a second writer gets a conflict, not a second
                 // deployment.
@@ -155,9 +257,27 @@ pub async fn act(
                     json!({"createIntent": intent}),
                 )
                 .await?;
-                let made = ctx.graph.create_deployment(request, settings).await?;
+                // The audience first, recorded at once: the deployment is created with it, and a create
+                // tried again after an interruption uses it again.
+                let aid = match audience {
+                    Some(aid) => aid.clone(),
+                    None => {
+                        let aid = ctx.graph.create_audience().await?;
+                        acted.calls += 1;
+                        status::merge::<_, ExpeditedDeploymentStatus>(
+                            api,
+                            &ctx.writes,
+                            &name,
+                            None,
+                            json!({"createIntent": {"audienceId": aid}}),
+                        )
+                        .await?;
+                        aid
+                    }
+                };
+                let made = ctx.graph.create_deployment(request, settings, Some(&aid)).await?;
                 acted.calls += 1;
-                acted.status = record_id(ctx, api, &name, &made.id, content).await?;
+                acted.status = record_id(ctx, api, &name, &made.id, Some(&aid), content).await?;
                 event(
                     Reason::CREATED,
                     "Create",
@@ -165,7 +285,9 @@ pub async fn act(
                 );
                 info!(deployment = %made.id, "created deployment");
                 acted.recorded = Some(made.id.clone());
+                acted.audience_id = Some(aid.clone());
                 created = Some(made.id.clone());
+                made_audience = Some((made.id.clone(), aid));
                 acted.deployment = Some(made);
             }
             Step::SetPaused { target, paused } => {
@@ -195,11 +317,18 @@ pub async fn act(
                     format!("Updated the settings of deployment {id}"),
                 );
             }
+            Step::AwaitPaused { target } => {
+                let Some(id) = target_id(target, created.as_ref()) else {
+                    continue;
+                };
+                await_paused(&ctx.graph, &id, VISIBLE_WITHIN).await?;
+            }
             Step::UpdateAudience { target, diff, batch } => {
                 let Some(id) = target_id(target, created.as_ref()) else {
                     continue;
                 };
-                let calls = send_audience(&ctx.graph, &id, &diff.waves(*batch)).await?;
+                let of = audience_of(&id, plan, &made_audience);
+                let calls = send_audience(&ctx.graph, of, &diff.waves(*batch), VISIBLE_WITHIN).await?;
                 acted.calls += calls;
                 event(
                     Reason::AUDIENCE_UPDATED,
@@ -213,6 +342,13 @@ pub async fn act(
             Step::DeleteReplaced { id } => {
                 ctx.graph.delete_deployment(id).await?;
                 acted.calls += 1;
+                // The replaced deployment's own audience goes with it (the one observed for it).
+                if let AudienceOf::Id(aid) = audience_of(id, plan, &None)
+                    && obj.spec.deployment_id.is_none()
+                {
+                    ctx.graph.delete_audience(aid).await?;
+                    acted.calls += 1;
+                }
                 event(
                     Reason::REPLACED,
                     "Replace",
@@ -241,15 +377,26 @@ pub async fn clean_up(ctx: &Context, obj: &ExpeditedDeployment, cleanup: &Cleanu
                 );
             }
         }
-        Cleanup::Delete { ids } => {
-            for id in ids {
-                match ctx.graph.delete_deployment(id).await {
+        Cleanup::Delete { ids, audiences } => {
+            let deployments = ids.iter().map(|id| (id, false));
+            for (id, audience) in deployments.chain(audiences.iter().map(|a| (a, true))) {
+                let deleted = if audience {
+                    ctx.graph.delete_audience(id).await
+                } else {
+                    ctx.graph.delete_deployment(id).await
+                };
+                let what = if audience {
+                    "deployment audience"
+                } else {
+                    "deployment"
+                };
+                match deleted {
                     Ok(true) => ctx.events.notify(
                         obj,
                         EventType::Normal,
                         Reason::DELETED,
                         "Delete",
-                        format!("Deleted Graph deployment {id}"),
+                        format!("Deleted Graph {what} {id}"),
                     ),
                     Ok(false) => {}
                     Err(e) => {
@@ -368,11 +515,11 @@ mod tests {
             release_date: None,
             deployable_until: None,
         };
-        let record = id_record("d2", Some(&fresh)).unwrap();
+        let record = id_record("d2", Some("a2"), Some(&fresh)).unwrap();
         json_patch::merge(&mut status, &record);
         assert_eq!(
             status,
-            json!({"deploymentId": "d2", "resolvedContent": {"source": "catalogEntryId:new", "catalogEntryId": "new"}}),
+            json!({"deploymentId": "d2", "audienceId": "a2", "resolvedContent": {"source": "catalogEntryId:new", "catalogEntryId": "new"}}),
             "no stale display name or date, and the intent is gone"
         );
     }

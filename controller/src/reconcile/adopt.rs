@@ -18,6 +18,8 @@ pub struct Pending {
     pub started_at: DateTime<Utc>,
     pub catalog_entry_id: String,
     pub release_date: Option<String>,
+    /// The audience the deployment was created with, when it was.
+    pub audience_id: Option<String>,
     /// The settings sent; `None` matches any (used when cleaning up).
     pub settings: Option<SettingsRequest>,
 }
@@ -32,6 +34,10 @@ impl Pending {
     /// Whether `d` is what this intent would have created: `Some(true)` or `Some(false)`, or `None`
     /// when it would be but for its content, which Graph did not name.
     fn matches(&self, d: &Deployment) -> Option<bool> {
+        // The audience it was created with identifies it, where Graph names both.
+        if let (Some(mine), Some(theirs)) = (&self.audience_id, d.audience_id()) {
+            return Some(mine == theirs);
+        }
         let content = match &d.content {
             Some(Content::Catalog { entry_id: Some(id) }) => Some(*id == self.catalog_entry_id),
             Some(Content::ExpeditedReleaseDate { release_date, .. }) => {
@@ -73,6 +79,12 @@ pub fn decide(
     found: &[Deployment],
 ) -> Decision {
     let unclaimed = || found.iter().filter(|d| !claimed.contains(&d.id));
+    // Created with this intent's audience: it is this create's, whatever else matches.
+    if let Some(d) =
+        unclaimed().find(|d| me.audience_id.is_some() && d.audience_id() == me.audience_id.as_deref())
+    {
+        return Decision::Adopt(d.id.clone());
+    }
     let mut candidates: Vec<&Deployment> = unclaimed().filter(|d| me.matches(d) == Some(true)).collect();
     // A deployment that matches but for content Graph did not name may be this create or another's:
     // it is never adopted, and it is never taken as proof that nothing was created either.
@@ -126,6 +138,7 @@ mod tests {
             started_at: DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
             catalog_entry_id: "e1".into(),
             release_date: None,
+            audience_id: None,
             settings: Some(SettingsRequest {
                 days_until_forced_reboot: Some(days),
                 offer_as_optional: None,
@@ -229,6 +242,31 @@ mod tests {
         let claimed: BTreeSet<String> = ["u1".to_string()].into();
         assert_eq!(
             decide(&me, &[], &claimed, &[unnamed("u1"), other_settings]),
+            Decision::None
+        );
+    }
+
+    #[test]
+    fn the_deployment_made_with_the_intents_audience_is_adopted_whatever_else_matches() {
+        let with_audience = |id: &str, aid: &str| {
+            let mut d = deployment(id, "e1", 2, T1);
+            d.audience = Some(crate::graph::models::AudienceRef { id: Some(aid.into()) });
+            d
+        };
+        let mut me = pending("a", T0, 2);
+        me.audience_id = Some("aud-a".into());
+        let found = [
+            deployment("d1", "e1", 2, T1),
+            with_audience("d2", "aud-a"),
+            with_audience("d3", "aud-b"),
+        ];
+        assert_eq!(
+            decide(&me, &[], &BTreeSet::new(), &found),
+            Decision::Adopt("d2".into())
+        );
+        // Another audience's deployment is not this create's, even with the same content and settings.
+        assert_eq!(
+            decide(&me, &[], &BTreeSet::new(), &[with_audience("d3", "aud-b")]),
             Decision::None
         );
     }

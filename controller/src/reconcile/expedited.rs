@@ -149,13 +149,27 @@ fn status_of(
         })
         .or_else(|| plan.facts.deployment.clone());
     let observed = plan.facts.deployment.is_some();
+    let deployment_id = acted
+        .recorded
+        .clone()
+        .or_else(|| seen.as_ref().map(|s| s.0.clone()))
+        .or(old.deployment_id.clone());
+    // The audience of that deployment: the one a create made, else the one observed for it, else the
+    // one recorded for it.
+    let observed_id = plan.facts.deployment.as_ref().map(|d| &d.0);
+    let audience_id = if acted.recorded.is_some() {
+        acted.audience_id.clone()
+    } else if observed_id.is_some() && observed_id == deployment_id.as_ref() {
+        plan.facts.audience_id.clone()
+    } else {
+        old.audience_id
+            .clone()
+            .filter(|_| old.deployment_id == deployment_id)
+    };
     ExpeditedDeploymentStatus {
         observed_generation: generation,
-        deployment_id: acted
-            .recorded
-            .clone()
-            .or_else(|| seen.as_ref().map(|s| s.0.clone()))
-            .or(old.deployment_id.clone()),
+        deployment_id,
+        audience_id,
         graph_state: seen.as_ref().map_or(old.graph_state.clone(), |s| s.1.clone()),
         state_reasons: seen.map_or(old.state_reasons.clone(), |s| s.2),
         resolved_content: plan.facts.content.clone().or(old.resolved_content.clone()),

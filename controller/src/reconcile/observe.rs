@@ -19,7 +19,7 @@ use crate::crd::{
     validate,
 };
 use crate::graph::models::{CatalogEntry, Content, Deployment, UpdatableAsset};
-use crate::graph::{AssetKind, AssetRef, Audience, GraphClient, SettingsRequest};
+use crate::graph::{AssetKind, AssetRef, Audience, AudienceOf, GraphClient, SettingsRequest};
 
 /// Device errors listed in status at most.
 pub const MAX_DEVICE_ERRORS: usize = 50;
@@ -80,6 +80,8 @@ pub struct DeploymentFacts {
     pub device_errors: Vec<DeviceError>,
     /// Graph answered 404 for both audience lists (never used, or not exposed: Intune deployments).
     pub audience_never_listed: bool,
+    /// The deployment's audience id, when known (recorded, named by Graph, or looked up once).
+    pub audience_id: Option<String>,
 }
 
 /// What an audience item resolves to.
@@ -295,20 +297,33 @@ pub fn deployment_facts(
             })
             .collect(),
         audience_never_listed: audience.never_listed,
+        audience_id: d.audience_id().map(str::to_string),
     }
 }
 
-/// Reads a deployment and its audience.
+/// Reads a deployment and its audience. The audience is addressed by its id: `audience_id` when status
+/// records it for this deployment, else the one Graph names, else looked up once (and then recorded);
+/// through the deployment only when the service gives no id.
 async fn read_deployment(
     graph: &GraphClient,
     id: &str,
     recorded: Option<&ResolvedContent>,
+    audience_id: Option<&str>,
 ) -> Result<Known<DeploymentFacts>, Error> {
     let Some(d) = graph.get_deployment(id).await? else {
         return Ok(Known::Missing(id.to_string()));
     };
-    let audience = graph.audience(&d.id).await?;
-    Ok(Known::Found(deployment_facts(&d, &audience, recorded)))
+    let aid = match audience_id.or(d.audience_id()) {
+        Some(a) => Some(a.to_string()),
+        None => graph.deployment_audience_id(&d.id).await?,
+    };
+    let of = aid
+        .as_deref()
+        .map_or(AudienceOf::Deployment(&d.id), AudienceOf::Id);
+    let audience = graph.audience(of).await?;
+    let mut facts = deployment_facts(&d, &audience, recorded);
+    facts.audience_id = aid;
+    Ok(Known::Found(facts))
 }
 
 /// What an object's pending create may have made: the deployments Graph lists since the intent, matched
@@ -333,6 +348,7 @@ pub async fn adoption(
         started_at,
         catalog_entry_id: intent.catalog_entry_id.clone(),
         release_date: intent.release_date.clone(),
+        audience_id: intent.audience_id.clone(),
         settings: match_settings.then(|| settings_of(&obj.spec)),
     };
     let mut claimed = BTreeSet::new();
@@ -357,6 +373,7 @@ pub async fn adoption(
                 started_at: parse_time(&i.started_at).unwrap_or(started_at),
                 catalog_entry_id: i.catalog_entry_id.clone(),
                 release_date: i.release_date.clone(),
+                audience_id: i.audience_id.clone(),
                 settings: Some(settings_of(&o.spec)),
             });
         }
@@ -494,7 +511,11 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
         // What this operator resolved stands in for content Graph does not name, but only on a deployment
         // it created: an adopted one's content is what Graph says, or unknown.
         let recorded = recorded.filter(|_| obj.spec.deployment_id.is_none());
-        match read_deployment(graph, &id, recorded).await {
+        let status = obj.status.as_ref();
+        let audience_id = status
+            .filter(|s| s.deployment_id.as_deref() == Some(id.as_str()))
+            .and_then(|s| s.audience_id.as_deref());
+        match read_deployment(graph, &id, recorded, audience_id).await {
             Ok(known) => o.deployment = known,
             Err(e) => {
                 o.deployment = Known::Unread(id);

@@ -99,20 +99,48 @@ impl AudienceDiff {
     }
 
     /// The `updateAudience` requests that apply the diff, in waves: each wave's requests may go at once,
-    /// and a wave starts when the one before it is done. Requests hold at most `batch` assets; the
-    /// waves are those adding exclusions, then the member changes, then those removing exclusions, so no
-    /// device is offered the update before its exclusion is in place and the number of calls stays at
-    /// the lower bound (`ceil(assets / batch)`).
+    /// and a wave starts when the one before it is done (and, where it depends on it, visible: see
+    /// `act::send_audience`). Requests hold at most `batch` assets; the waves are those adding
+    /// exclusions, then the member changes, then those removing exclusions, so no device is offered the
+    /// update before its exclusion is in place and the number of calls stays at the lower bound
+    /// (`ceil(assets / batch)`, one more at most for the pairs below). An asset both excluded and added
+    /// as a member goes in one request with both, first: a device in both lists is documented as not
+    /// targeted, so no order of applying requests can offer it the update.
     pub fn waves(&self, batch: usize) -> Vec<Vec<AudienceUpdate<'_>>> {
         type Item<'a> = (&'static str, &'a AssetRef);
-        let ordered: Vec<Item> = self
-            .add_exclusions
+        let batch = batch.max(1);
+        let excluded: BTreeSet<&AssetRef> = self.add_exclusions.iter().collect();
+        let paired: BTreeSet<&AssetRef> = self.add_members.iter().filter(|a| excluded.contains(a)).collect();
+        // Units that must share a request: a pair, or one asset.
+        let units: Vec<Vec<Item>> = paired
             .iter()
-            .map(|a| ("addExclusions", a))
-            .chain(self.remove_members.iter().map(|a| ("removeMembers", a)))
-            .chain(self.add_members.iter().map(|a| ("addMembers", a)))
-            .chain(self.remove_exclusions.iter().map(|a| ("removeExclusions", a)))
+            .map(|a| vec![("addExclusions", *a), ("addMembers", *a)])
+            .chain(
+                self.add_exclusions
+                    .iter()
+                    .filter(|a| !paired.contains(a))
+                    .map(|a| vec![("addExclusions", a)]),
+            )
+            .chain(self.remove_members.iter().map(|a| vec![("removeMembers", a)]))
+            .chain(
+                self.add_members
+                    .iter()
+                    .filter(|a| !paired.contains(a))
+                    .map(|a| vec![("addMembers", a)]),
+            )
+            .chain(
+                self.remove_exclusions
+                    .iter()
+                    .map(|a| vec![("removeExclusions", a)]),
+            )
             .collect();
+        let mut chunks: Vec<Vec<Item>> = Vec::new();
+        for unit in units {
+            match chunks.last_mut() {
+                Some(c) if c.len() + unit.len() <= batch => c.extend(unit),
+                _ => chunks.push(unit),
+            }
+        }
         let adds_exclusions = |c: &[Item]| c.iter().any(|(f, _)| *f == "addExclusions");
         let removes_exclusions = |c: &[Item]| c.iter().any(|(f, _)| *f == "removeExclusions");
         // 0: adds exclusions; 2: removes exclusions (and adds none); 1: the member changes.
@@ -126,7 +154,7 @@ impl AudienceDiff {
             }
         };
         let mut waves: [Vec<AudienceUpdate<'_>>; 3] = Default::default();
-        for chunk in ordered.chunks(batch.max(1)) {
+        for chunk in &chunks {
             waves[wave_of(chunk)].push(AudienceUpdate::of(chunk.iter().copied()));
         }
         waves.into_iter().filter(|w| !w.is_empty()).collect()
@@ -144,6 +172,8 @@ pub enum Step {
     Create {
         content: ContentRequest,
         settings: SettingsRequest,
+        /// The audience an interrupted create already made, reused; `None`: one is created first.
+        audience: Option<String>,
     },
     SetPaused {
         target: Target,
@@ -156,6 +186,11 @@ pub enum Step {
         /// What the PATCH sends: the parts that differ.
         patch: SettingsPatch,
         legacy: bool,
+    },
+    /// Read the deployment until Graph shows it paused (bounded), before an audience write: a PATCH is
+    /// answered 202, accepted and not yet applied, so the order of requests proves nothing.
+    AwaitPaused {
+        target: Target,
     },
     UpdateAudience {
         target: Target,
@@ -183,6 +218,7 @@ impl Step {
             Step::SetPaused { paused: true, .. } => "pause deployment".into(),
             Step::SetPaused { paused: false, .. } => "resume deployment".into(),
             Step::UpdateSettings { .. } => "update deployment settings".into(),
+            Step::AwaitPaused { .. } => "wait until Graph shows the pause".into(),
             Step::UpdateAudience { diff, .. } => format!(
                 "update audience: +{} members, -{} members, +{} exclusions, -{} exclusions",
                 diff.add_members.len(),
@@ -197,7 +233,8 @@ impl Step {
     /// The Graph writes the step makes, by operation (as the Graph client names them).
     pub fn graph_writes(&self) -> Vec<&'static str> {
         match self {
-            Step::Adopt { .. } => vec![],
+            Step::Adopt { .. } | Step::AwaitPaused { .. } => vec![],
+            Step::Create { audience: None, .. } => vec!["create deployment audience", "create deployment"],
             Step::Create { .. } => vec!["create deployment"],
             Step::SetPaused { paused: true, .. } => vec!["pause deployment"],
             Step::SetPaused { paused: false, .. } => vec!["resume deployment"],
@@ -344,6 +381,8 @@ pub struct Facts {
     pub deployment: Option<(String, Option<String>, Vec<String>)>,
     /// When the recorded deployment was first seen missing, while that is being confirmed.
     pub missing_since: Option<String>,
+    /// The observed deployment's audience id.
+    pub audience_id: Option<String>,
 }
 
 /// The plan of an ExpeditedDeployment pass.
@@ -433,6 +472,7 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
         steps.push(Step::Create {
             content: desired.content.clone(),
             settings: desired.settings.clone(),
+            audience: None,
         });
         if desired.paused {
             steps.push(Step::SetPaused {
@@ -484,7 +524,26 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
             }
         }
     }
-    steps
+    await_pauses(steps)
+}
+
+/// Puts a wait for the pause to show between a pause and the audience write that follows it (once).
+fn await_pauses(steps: Vec<Step>) -> Vec<Step> {
+    let mut out = Vec::with_capacity(steps.len() + 1);
+    for (i, step) in steps.iter().enumerate() {
+        out.push(step.clone());
+        if let Step::SetPaused { target, paused: true } = step
+            && !matches!(steps.get(i + 1), Some(Step::AwaitPaused { target: t }) if t == target)
+            && steps[i + 1..]
+                .iter()
+                .any(|s| matches!(s, Step::UpdateAudience { target: t, .. } if t == target))
+        {
+            out.push(Step::AwaitPaused {
+                target: target.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// What `spec.content` resolves to in the catalog, or why it cannot.
@@ -665,6 +724,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             audience: None,
             device_errors: found.map(|d| d.device_errors.clone()).unwrap_or_default(),
             missing_since: None,
+            audience_id: found.and_then(|d| d.audience_id.clone()),
             deployment: found.map(|d| {
                 (
                     d.observed.id.clone(),
@@ -878,7 +938,34 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         exclusions: audience.exclusions.len() as u64,
         devices: desired.devices,
     });
-    p.steps.extend(changes);
+    if let Some(intent) = status.create_intent.as_ref().filter(|i| i.audience_id.is_none())
+        && changes.iter().any(|s| matches!(s, Step::Create { .. }))
+    {
+        // Audiences carry no name or time to find one by: the one an interrupted create may have made
+        // cannot be found again.
+        p.notices.push(Notice {
+            warning: true,
+            reason: Reason::CREATE_INTERRUPTED,
+            action: "Create",
+            message: format!(
+                "a create started at {} was interrupted before its audience id was recorded; an empty deploymentAudience may be left in the tenant (no deployment uses it); creating the audience again",
+                intent.started_at
+            ),
+        });
+    }
+    p.steps.extend(changes.into_iter().map(|s| match s {
+        // An interrupted create's audience is used again, not made twice.
+        Step::Create {
+            content, settings, ..
+        } => Step::Create {
+            content,
+            settings,
+            audience: status.create_intent.as_ref().and_then(|i| i.audience_id.clone()),
+        },
+        other => other,
+    }));
+    // The brake's pause, too, shows in Graph before an audience write.
+    p.steps = await_pauses(std::mem::take(&mut p.steps));
     p.end = End::Report {
         outcome: if p.steps.is_empty() {
             Outcome::converged("Graph matches the spec")
@@ -886,7 +973,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             let n = p
                 .steps
                 .iter()
-                .filter(|s| !matches!(s, Step::Adopt { .. }))
+                .filter(|s| !matches!(s, Step::Adopt { .. } | Step::AwaitPaused { .. }))
                 .count();
             Outcome::progressing(
                 Reason::VERIFYING,
@@ -908,8 +995,12 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
 pub enum Cleanup {
     /// Leave the deployment (deletionPolicy Orphan, or ObserveOnly); `id` when there is one.
     Orphan { id: Option<String> },
-    /// Delete these deployments (a 404 is success).
-    Delete { ids: Vec<String> },
+    /// Delete these deployments, then these audiences the operator created for them (a 404 is
+    /// success).
+    Delete {
+        ids: Vec<String>,
+        audiences: Vec<String>,
+    },
 }
 
 /// Plans the cleanup of a deleted ExpeditedDeployment; `adoption` is what a pending create made.
@@ -934,8 +1025,18 @@ pub fn plan_cleanup(obj: &ExpeditedDeployment, adoption: Option<&adopt::Decision
     {
         ids.insert(id.clone());
     }
+    // The audiences this operator created: the recorded one of a deployment it made, and one a create
+    // made before it was interrupted.
+    let audiences: BTreeSet<String> = status
+        .audience_id
+        .iter()
+        .filter(|_| obj.spec.deployment_id.is_none())
+        .chain(status.create_intent.iter().flat_map(|i| i.audience_id.iter()))
+        .cloned()
+        .collect();
     Cleanup::Delete {
         ids: ids.into_iter().collect(),
+        audiences: audiences.into_iter().collect(),
     }
 }
 

@@ -53,7 +53,7 @@ fn create_when_nothing_exists_then_pause_before_audience() {
     let mut d = desired();
     d.paused = true;
     let steps = changes(&d, None, 1000);
-    assert_eq!(steps.len(), 3);
+    assert_eq!(steps.len(), 4);
     assert!(matches!(steps[0], Step::Create { .. }));
     assert_eq!(
         steps[1],
@@ -62,13 +62,14 @@ fn create_when_nothing_exists_then_pause_before_audience() {
             paused: true
         }
     );
+    assert_eq!(steps[2], Step::AwaitPaused { target: Target::New });
     let Step::UpdateAudience {
         target: Target::New,
         diff,
         ..
-    } = &steps[2]
+    } = &steps[3]
     else {
-        panic!("{:?}", steps[2])
+        panic!("{:?}", steps[3])
     };
     assert_eq!(diff.add_members.len(), 3);
     assert_eq!(diff.add_exclusions, vec![dev(3)]);
@@ -126,7 +127,14 @@ fn pause_goes_first_and_resume_goes_last() {
             paused: true
         }
     );
-    assert!(matches!(steps[1], Step::UpdateAudience { .. }));
+    assert_eq!(
+        steps[1],
+        Step::AwaitPaused {
+            target: Target::Existing("d1".into())
+        },
+        "the audience waits until Graph shows the pause"
+    );
+    assert!(matches!(steps[2], Step::UpdateAudience { .. }));
     d.paused = false;
     o.paused_requested = true;
     let steps = changes(&d, Some(&o), 1000);
@@ -236,6 +244,34 @@ fn audience_waves_add_exclusions_first_remove_them_last_at_the_lower_bound() {
     assert!(diff.waves(1000).len() == 1, "one request when all fits");
 }
 
+#[test]
+fn an_asset_excluded_and_added_at_once_goes_in_one_request_with_both() {
+    // Five devices join as members while three of them are also excluded; batches of two.
+    let diff = AudienceDiff {
+        add_members: (1..=5).map(dev).collect(),
+        add_exclusions: [dev(2), dev(4), dev(5)].into(),
+        ..Default::default()
+    };
+    for batch in [1, 2, 3, 1000] {
+        let waves = diff.waves(batch);
+        let requests: Vec<&AudienceUpdate> = waves.iter().flatten().collect();
+        for d in [dev(2), dev(4), dev(5)] {
+            let holding: Vec<&&AudienceUpdate> = requests
+                .iter()
+                .filter(|u| u.add_members.contains(&&d) || u.add_exclusions.contains(&&d))
+                .collect();
+            assert_eq!(holding.len(), 1, "batch {batch}: {d:?} in one request: {waves:?}");
+            assert!(holding[0].add_members.contains(&&d) && holding[0].add_exclusions.contains(&&d));
+        }
+        // Still at most one request above the lower bound, and within the batch but for a pair.
+        assert!(
+            requests.len() <= 8_usize.div_ceil(batch) + 1,
+            "batch {batch}: {waves:?}"
+        );
+        assert!(requests.iter().all(|u| u.len() <= batch.max(2)));
+    }
+}
+
 // ----- the brake and the blockers: one row per reason a pass can stop ----------------------------------
 
 const ENTRY: &str = "e1";
@@ -279,6 +315,7 @@ fn offering() -> Known<DeploymentFacts> {
         state_reasons: vec![],
         device_errors: vec![],
         audience_never_listed: false,
+        audience_id: None,
     })
 }
 
@@ -714,19 +751,45 @@ fn cleanup_honours_the_deletion_policy() {
     assert_eq!(
         plan_cleanup(&obj, None),
         Cleanup::Delete {
-            ids: vec!["d1".into()]
+            ids: vec!["d1".into()],
+            audiences: vec![],
         }
     );
     let pending = object(
         json!({"content": {"latest": true}}),
-        Some(json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY}})),
+        Some(
+            json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY, "audienceId": "aud"}}),
+        ),
     );
     assert_eq!(
         plan_cleanup(&pending, Some(&adopt::Decision::Adopt("lost".into()))),
         Cleanup::Delete {
-            ids: vec!["lost".into()]
+            ids: vec!["lost".into()],
+            audiences: vec!["aud".into()],
         },
-        "what a lost create made is deleted too"
+        "what a lost create made is deleted too, its audience after it"
+    );
+    // An adopted deployment's audience is not the operator's to delete.
+    let mut status = status_with_deployment();
+    status["audienceId"] = json!("theirs");
+    let adopted = object(
+        json!({"content": {"latest": true}, "deploymentId": "d1"}),
+        Some(status.clone()),
+    );
+    assert_eq!(
+        plan_cleanup(&adopted, None),
+        Cleanup::Delete {
+            ids: vec!["d1".into()],
+            audiences: vec![],
+        }
+    );
+    let own = object(json!({"content": {"latest": true}}), Some(status));
+    assert_eq!(
+        plan_cleanup(&own, None),
+        Cleanup::Delete {
+            ids: vec!["d1".into()],
+            audiences: vec!["theirs".into()],
+        }
     );
 }
 
@@ -808,7 +871,9 @@ fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeplo
     for s in steps {
         match s {
             Step::Adopt { .. } => {}
-            Step::Create { content, settings } => {
+            Step::Create {
+                content, settings, ..
+            } => {
                 new = Some(ObservedDeployment {
                     ux_unowned: Default::default(),
                     id: "new".into(),
@@ -835,6 +900,13 @@ fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeplo
             }
             Step::UpdateSettings { settings, .. } => {
                 cur.as_mut().expect("exists").settings = settings.clone()
+            }
+            Step::AwaitPaused { target } => {
+                let d = if *target == Target::New { &new } else { &cur };
+                assert!(
+                    d.as_ref().expect("target exists").paused_requested,
+                    "awaits a pause it sent"
+                );
             }
             Step::UpdateAudience { target, diff, batch } => {
                 let d = if *target == Target::New {
@@ -950,6 +1022,24 @@ proptest! {
     }
 
     #[test]
+    fn a_pause_is_seen_in_graph_before_any_audience_write_after_it(d in desired_strategy(), o in observed_strategy()) {
+        let mut d = d;
+        d.paused = true;
+        let steps = changes(&d, o.as_ref(), 3);
+        let mut paused_unseen = std::collections::BTreeSet::new();
+        for s in &steps {
+            match s {
+                Step::SetPaused { target, paused: true } => { paused_unseen.insert(format!("{target:?}")); }
+                Step::AwaitPaused { target } => { paused_unseen.remove(&format!("{target:?}")); }
+                Step::UpdateAudience { target, .. } => {
+                    prop_assert!(!paused_unseen.contains(&format!("{target:?}")), "audience written before the pause shows: {steps:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
     fn a_paused_spec_is_never_resumed(d in desired_strategy(), o in observed_strategy()) {
         let mut d = d;
         d.paused = true;
@@ -1043,4 +1133,74 @@ fn content_past_its_deployable_until_time_stalls_and_creates_nothing() {
         "{:?}",
         p.steps
     );
+}
+
+#[test]
+fn the_brakes_pause_shows_in_graph_before_the_audience_changes() {
+    // An offering deployment, a spec that pauses it and adds a member in the same edit.
+    let obj = object(spec(json!({})), Some(status_with_deployment()));
+    let mut obs = observation(offering());
+    if let Known::Found(d) = &mut obs.deployment {
+        d.observed.members.remove(&dev(1));
+    }
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert_eq!(p.steps.len(), 3, "{:?}", p.steps);
+    assert_eq!(p.steps[0], pause());
+    assert_eq!(
+        p.steps[1],
+        Step::AwaitPaused {
+            target: Target::Existing("d1".into())
+        }
+    );
+    assert!(matches!(p.steps[2], Step::UpdateAudience { .. }));
+    assert_eq!(
+        p.graph_writes(),
+        vec!["pause deployment", "update deployment audience"]
+    );
+}
+
+#[test]
+fn an_interrupted_create_uses_its_audience_again_and_one_without_says_one_may_be_left() {
+    let cfg = PlanConfig::default();
+    let mut obs = observation(Known::None);
+    obs.adoption = Some(adopt::Decision::None);
+    let with = object(
+        spec(json!({})),
+        Some(
+            json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY, "audienceId": "aud-1"}}),
+        ),
+    );
+    let p = plan(&with, &obs, &cfg);
+    assert!(
+        matches!(&p.steps[0], Step::Create { audience: Some(a), .. } if a == "aud-1"),
+        "{:?}",
+        p.steps
+    );
+    assert_eq!(
+        p.steps[0].graph_writes(),
+        vec!["create deployment"],
+        "no second audience"
+    );
+    assert!(p.notices.is_empty(), "{:?}", p.notices);
+    let without = object(
+        spec(json!({})),
+        Some(json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY}})),
+    );
+    let p = plan(&without, &obs, &cfg);
+    assert!(matches!(&p.steps[0], Step::Create { audience: None, .. }));
+    assert_eq!(
+        p.steps[0].graph_writes(),
+        vec!["create deployment audience", "create deployment"]
+    );
+    assert!(
+        p.notices
+            .iter()
+            .any(|n| n.reason == Reason::CREATE_INTERRUPTED && n.message.contains("deploymentAudience")),
+        "{:?}",
+        p.notices
+    );
+    // A first create: an audience, then the deployment with it, and nothing to warn about.
+    let p = plan(&object(spec(json!({})), None), &observation(Known::None), &cfg);
+    assert!(matches!(&p.steps[0], Step::Create { audience: None, .. }));
+    assert!(p.notices.is_empty());
 }
