@@ -317,3 +317,49 @@ async fn a_refused_audience_write_blames_an_asset_only_when_the_error_names_one(
         "halves down the refused side only"
     );
 }
+
+/// A service that answers 404 for the member list of a group that exists (as it has been seen to do for
+/// empty audiences): the group itself is read before it is taken as gone.
+#[tokio::test]
+async fn a_group_whose_member_list_answers_404_is_checked_against_the_group_itself() {
+    let app = Router::new().fallback(|req: Request| async move {
+        let path = req.uri().path().to_string();
+        let json =
+            |v: serde_json::Value| ([("content-type", "application/json")], v.to_string()).into_response();
+        if path.ends_with("/members") {
+            return (http::StatusCode::NOT_FOUND, "{}").into_response();
+        }
+        match path.rsplit('/').next() {
+            Some("exists") => json(
+                json!({"@odata.type": "#microsoft.graph.windowsUpdates.updatableAssetGroup", "id": "exists"}),
+            ),
+            _ => (http::StatusCode::NOT_FOUND, "{}").into_response(),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let g = client(&format!("http://{addr}"));
+    let group = |id: &str| -> wufb_operator::crd::DeviceGroup {
+        serde_json::from_value(json!({
+            "apiVersion": "wufb.dev/v1alpha1", "kind": "DeviceGroup",
+            "metadata": {"name": "ring", "namespace": "ns"},
+            "spec": {"devices": []},
+            "status": {"groupId": id},
+        }))
+        .unwrap()
+    };
+    use wufb_operator::reconcile::observe::{Known, observe_group};
+    let o = observe_group(&group("exists"), &g).await;
+    assert!(
+        matches!(&o.group, Known::Found(m) if m.is_empty()),
+        "{:?}",
+        o.group
+    );
+    let o = observe_group(&group("gone"), &g).await;
+    assert!(
+        matches!(&o.group, Known::Missing(id) if id == "gone"),
+        "{:?}",
+        o.group
+    );
+}

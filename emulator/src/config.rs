@@ -213,6 +213,9 @@ pub struct EmulatorConfig {
     /// Refuse `$filter` on the deployments list with a 400, as a service that does not support the
     /// (undocumented) `createdDateTime` filter would.
     pub refuse_deployment_filter: bool,
+    /// Refuse to delete a group that an audience holds (409), as a service with such a rule would; the
+    /// reference documents none, so off by default (the group is then taken out of every audience).
+    pub refuse_group_delete_in_use: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// Where state is persisted between runs; nothing is written when unset.
@@ -234,6 +237,7 @@ impl Default for EmulatorConfig {
             audience_404_when_empty: true,
             read_lag_ms: 0,
             refuse_deployment_filter: false,
+            refuse_group_delete_in_use: false,
             device_errors: BTreeMap::new(),
             state_file: None,
             request_log_limit: 200_000,

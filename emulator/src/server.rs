@@ -653,7 +653,24 @@ fn dispatch_on(
             let a = store.asset(&id)?;
             Ok(Reply::Json(StatusCode::OK, store.render_asset(a)))
         }
-        (Route::Asset(id), _) => store.delete_asset(&id),
+        (Route::Asset(id), _) => {
+            if settings.refuse_group_delete_in_use
+                && let Some(a) = store
+                    .audiences
+                    .values()
+                    .find(|a| a.members.contains_key(&id) || a.exclusions.contains_key(&id))
+            {
+                return Err(GraphError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!(
+                        "The updatableAssetGroup '{id}' is in use by deploymentAudience '{}'.",
+                        a.id
+                    ),
+                ));
+            }
+            store.delete_asset(&id)
+        }
         (Route::GroupMembers(id), _) => {
             let refs = store.group_members(&id)?;
             list_refs(store, refs)

@@ -27,6 +27,9 @@ pub struct Settings {
     /// See [`EmulatorConfig::refuse_deployment_filter`](crate::config::EmulatorConfig).
     #[serde(default)]
     pub refuse_deployment_filter: bool,
+    /// See [`EmulatorConfig::refuse_group_delete_in_use`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub refuse_group_delete_in_use: bool,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -232,6 +235,7 @@ impl Shared {
                 audience_404_when_empty: config.audience_404_when_empty,
                 read_lag_ms: config.read_lag_ms,
                 refuse_deployment_filter: config.refuse_deployment_filter,
+                refuse_group_delete_in_use: config.refuse_group_delete_in_use,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),

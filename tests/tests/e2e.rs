@@ -690,3 +690,79 @@ async fn kubectl_describe_shows_the_events_and_a_typo_names_the_kind() {
         typo.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
+    let mut env = Env::start_with(
+        "refused",
+        wufb_graph_emulator::EmulatorConfig {
+            refuse_group_delete_in_use: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - 5a5b5c5d-0000-4000-8000-000000000041\n").await;
+    env.wait_ready(&["dg/ring"]).await;
+    let gid = env.get("dg/ring").await["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A deployment made outside the cluster holds the group.
+    let entry = env.expeditable_entry();
+    let outside = env.graph_create_deployment(&entry);
+    let aid = {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let aid = store.deployments[&outside].audience_id.clone();
+        let a = store.audiences.get_mut(&aid).unwrap();
+        a.members
+            .insert(gid.clone(), wufb_graph_emulator::store::AssetKind::Group);
+        a.ever_used = true;
+        aid
+    };
+    env.kubectl_ok(&["delete", "dg", "ring", "--wait=false"]).await;
+    let dg = env
+        .eventually("the InUse condition", Duration::from_secs(30), async || {
+            let dg = env.get("dg/ring").await;
+            (dg["status"]["conditions"][0]["reason"] == "InUse").then_some(dg)
+        })
+        .await;
+    let message = dg["status"]["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Graph refuses") && message.contains(&gid) && message.contains("409"),
+        "{message}"
+    );
+    // Asked again at a waiting pace, not hammered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deletes = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.ends_with(&gid))
+        .count();
+    assert!((1..=2).contains(&deletes), "{deletes} deletes in 3 s");
+    // Once the outside deployment lets go, the group and the object go.
+    wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+        .audiences
+        .get_mut(&aid)
+        .unwrap()
+        .members
+        .clear();
+    env.kubectl_ok(&[
+        "annotate",
+        "dg",
+        "ring",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=1",
+    ])
+    .await;
+    env.eventually("the group deleted", Duration::from_secs(60), async || {
+        (!env.kubectl(&["get", "dg", "ring"]).await.ok).then_some(())
+    })
+    .await;
+    assert!(
+        !wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+            .assets
+            .contains_key(&gid)
+    );
+}

@@ -222,7 +222,7 @@ pub async fn build(
         if let Some(e) = observation.failed {
             anyhow::bail!("DeviceGroup {ns}/{name}: {e}");
         }
-        let p = plan_group(&obj, &observation, cfg.batch_size);
+        let p = plan_group(&obj, &observation, &cfg);
         let outcome = match &p.end {
             End::Report { outcome, .. } => Some(outcome),
             End::ObserveFailed => None,

@@ -91,6 +91,11 @@ pub struct DeviceGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 
+    /// When Graph first answered 404 for the recorded group (RFC 3339). It is created again only if it is
+    /// still missing `--absence-confirm` later; a read that finds it clears this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<String>,
+
     /// A group create in progress: recorded (resourceVersion-checked) before the Graph create, cleared
     /// when the group id is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

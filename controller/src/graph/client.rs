@@ -594,6 +594,18 @@ impl GraphClient {
         .is_some())
     }
 
+    /// Whether the group itself exists (`GET /updatableAssets/{id}`): a member list answered 404 is
+    /// not proof, as an empty collection has been seen answered 404.
+    pub async fn group_exists(&self, id: &str) -> Result<bool, GraphError> {
+        let url = self.url(&format!("updatableAssets/{}", enc(id)));
+        let got: Option<UpdatableAsset> = absent(
+            self.transport
+                .json("get device group", Method::GET, &url, None, Idempotency::Safe)
+                .await,
+        )?;
+        Ok(got.is_some())
+    }
+
     /// The devices of a group; `None` when the group does not exist.
     pub async fn group_members(&self, id: &str) -> Result<Option<Vec<UpdatableAsset>>, GraphError> {
         let url = self.url(&format!(

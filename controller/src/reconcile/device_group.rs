@@ -59,7 +59,7 @@ async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Resu
             devices.clone(),
         );
     }
-    let plan = plan_group(obj, &observation, ctx.graph.batch_size());
+    let plan = plan_group(obj, &observation, &super::expedited::plan_config(ctx));
     ctx.notices(obj, &plan.notices);
     let mut acted = GroupActed::default();
     let failure = match act_group(ctx, api, obj, &plan.steps, &mut acted).await {
@@ -111,6 +111,7 @@ async fn write(
         member_count: member_count.or(old.member_count),
         device_errors: device_errors.unwrap_or(old.device_errors.clone()),
         last_sync_time: Some(status::timestamp()),
+        missing_since: pass.and_then(|(plan, _)| plan.missing_since.clone()),
         create_intent: None,
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
@@ -144,9 +145,29 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             })
         }
         GroupCleanup::Delete { id } => {
-            if let Some(id) = id
-                && ctx.graph.delete_group(&id).await?
-            {
+            let deleted = match &id {
+                Some(id) => match ctx.graph.delete_group(id).await {
+                    // Graph refuses while a deployment it knows uses the group: one outside this
+                    // cluster's objects. A clear waiting state, not a transient error retried forever.
+                    Err(e) if e.status() == Some(409) => {
+                        let outcome = Outcome::progressing(
+                            Reason::IN_USE,
+                            format!(
+                                "Graph refuses to delete updatableAssetGroup {id} while a deployment uses it ({e}); no ExpeditedDeployment here lists it, so a deployment outside this cluster does: remove the group from that deployment's audience in Graph; the DeviceGroup goes once Graph lets the group go"
+                            ),
+                        );
+                        write(ctx, api, obj, None, &outcome).await?;
+                        return Err(Error::Waiting {
+                            reason: Reason::IN_USE.as_str(),
+                            message: outcome.message().to_string(),
+                            retry: Duration::from_secs(30),
+                        });
+                    }
+                    other => other?,
+                },
+                None => false,
+            };
+            if let Some(id) = id.filter(|_| deleted) {
                 ctx.events.notify(
                     obj,
                     EventType::Normal,

@@ -545,6 +545,8 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
 /// devices from Entra ID, those devices.
 #[derive(Debug)]
 pub struct GroupObservation {
+    /// When the reads were made.
+    pub at: DateTime<Utc>,
     pub group: Known<Vec<UpdatableAsset>>,
     /// `spec.entraGroupId`'s devices: `Some(Some(..))` read, `Some(None)` the Entra group does not
     /// exist, `None` the spec lists its devices (or the read was not made).
@@ -554,12 +556,22 @@ pub struct GroupObservation {
 
 pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObservation {
     let mut o = GroupObservation {
+        at: Utc::now(),
         group: Known::None,
         entra: None,
         failed: None,
     };
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) {
-        match graph.group_members(&id).await {
+        // A member list answered 404 is checked against the group itself.
+        let members = match graph.group_members(&id).await {
+            Ok(None) => match graph.group_exists(&id).await {
+                Ok(true) => Ok(Some(Vec::new())),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        match members {
             Ok(Some(m)) => o.group = Known::Found(m),
             Ok(None) => o.group = Known::Missing(id),
             Err(e) => {

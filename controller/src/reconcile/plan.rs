@@ -1098,6 +1098,8 @@ pub struct GroupPlan {
     pub group_id: Option<String>,
     pub member_count: Option<u64>,
     pub device_errors: Vec<DeviceError>,
+    /// When the recorded group was first seen missing, while that is being confirmed.
+    pub missing_since: Option<String>,
 }
 
 impl GroupPlan {
@@ -1116,7 +1118,8 @@ pub fn group_batches<'a>(add: &'a [String], remove: &'a [String], batch: usize) 
 }
 
 /// Plans a pass over a DeviceGroup.
-pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> GroupPlan {
+pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -> GroupPlan {
+    let batch = cfg.batch_size;
     let mut p = GroupPlan {
         notices: Vec::new(),
         steps: Vec::new(),
@@ -1124,6 +1127,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
         group_id: None,
         member_count: None,
         device_errors: Vec::new(),
+        missing_since: None,
     };
     let problems = validate::device_group(&obj.spec);
     if !problems.is_empty() {
@@ -1185,12 +1189,40 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, batch: usize) -> Gr
             (Target::Existing(id), current)
         }
         Known::Missing(id) => {
+            // Created again only when it stays missing: a read can lag the write that made it.
+            let since = obj
+                .status
+                .as_ref()
+                .and_then(|s| s.missing_since.as_deref())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| *t <= obs.at)
+                .unwrap_or(obs.at);
+            let waited = (obs.at - since).to_std().unwrap_or_default();
+            if waited < cfg.absence_confirm {
+                let left = cfg.absence_confirm - waited;
+                p.group_id = Some(id.clone());
+                p.missing_since = Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                p.end = End::Report {
+                    outcome: Outcome::progressing(
+                        Reason::CONFIRMING_ABSENCE,
+                        format!(
+                            "Graph answers 404 for updatableAssetGroup {id} (since {}); it is created again only if it is still missing in {}s, as a read can lag a write",
+                            p.missing_since.as_deref().unwrap_or_default(),
+                            left.as_secs().max(1)
+                        ),
+                    ),
+                    next: Next::After(left.min(std::time::Duration::from_secs(5))),
+                };
+                return p;
+            }
             p.notices.push(Notice {
                 warning: true,
                 reason: Reason::GROUP_MISSING,
                 action: "Recreate",
                 message: format!(
-                    "updatableAssetGroup {id} was deleted outside the operator; creating it again"
+                    "updatableAssetGroup {id} was deleted outside the operator (Graph answered 404 for the group and its members for at least {}s); creating it again",
+                    cfg.absence_confirm.as_secs()
                 ),
             });
             p.steps.push(GroupStep::Create);

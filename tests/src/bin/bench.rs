@@ -431,9 +431,9 @@ async fn main() {
                 .collect();
             w.create_all(objects).await;
             let secs = w.wait_ready(d, started).await;
-            // Per deployment: 1 create + ceil(M/B) audience writes; reads: the verifying GET, member pages
-            // and the exclusions page, plus one catalog query.
-            let write_lb = d as u64 * (1 + ceil(m, b));
+            // Per deployment: the audience create, the deployment create and ceil(M/B) audience writes;
+            // reads: the verifying GET, member pages and the exclusions page, plus one catalog query.
+            let write_lb = d as u64 * (2 + ceil(m, b));
             let read_lb = 1 + d as u64 * (2 + ceil(m.max(1), p));
             let mut f = Figures {
                 scenario: args.scenario.clone(),
@@ -512,8 +512,9 @@ async fn main() {
             ];
             w.create_all(objects).await;
             let secs = w.wait_ready(2, started).await;
-            // The group: 1 create + ceil(devices/B) adds; the deployment: 1 create + 1 audience write.
-            let write_lb = 1 + ceil(n, b) + 2;
+            // The group: 1 create + ceil(devices/B) adds; the deployment: its audience, itself and 1
+            // audience write.
+            let write_lb = 1 + ceil(n, b) + 3;
             // The Entra group read by the first pass and the verifying pass (999 a page), the Graph group's
             // pages once (verifying), the catalog, and the deployment's GET and two audience lists.
             let read_lb = 1 + 2 * ceil(n, 999) + ceil(n, p) + 3;
@@ -555,8 +556,9 @@ async fn main() {
             }
             w.create_all(objects).await;
             let secs = w.wait_ready(15, started).await;
-            // A group's devices are sent once; then one audience write per deployment.
-            let write_lb = sizes.iter().map(|s| 1 + ceil(*s, b)).sum::<u64>() + 12 * 2;
+            // A group's devices are sent once; then per deployment its audience, itself and one audience
+            // write.
+            let write_lb = sizes.iter().map(|s| 1 + ceil(*s, b)).sum::<u64>() + 12 * 3;
             let read_lb = 1 + sizes.iter().map(|s| ceil(*s, p)).sum::<u64>() + 12 * 3 + entra_reads;
             Figures {
                 scenario: args.scenario.clone(),

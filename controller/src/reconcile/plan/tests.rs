@@ -793,6 +793,13 @@ fn cleanup_honours_the_deletion_policy() {
     );
 }
 
+fn batch(batch_size: usize) -> PlanConfig {
+    PlanConfig {
+        batch_size,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn device_groups_create_fill_and_wait_while_in_use() {
     let group: DeviceGroup = serde_json::from_value(json!({
@@ -804,11 +811,12 @@ fn device_groups_create_fill_and_wait_while_in_use() {
     let p = plan_group(
         &group,
         &GroupObservation {
+            at: chrono::Utc::now(),
             entra: None,
             group: Known::None,
             failed: None,
         },
-        2,
+        &batch(2),
     );
     assert_eq!(p.steps[0], GroupStep::Create);
     assert_eq!(
@@ -833,23 +841,42 @@ fn device_groups_create_fill_and_wait_while_in_use() {
     let p = plan_group(
         &known,
         &GroupObservation {
+            at: chrono::Utc::now(),
             entra: None,
             group: Known::Found(vec![member(&dev(1).id), member(&dev(9).id)]),
             failed: None,
         },
-        1000,
+        &batch(1000),
     );
     assert_eq!(p.steps.len(), 1);
     assert_eq!(p.steps[0].describe(), "update group devices: +2 -1");
-    let missing = plan_group(
-        &known,
-        &GroupObservation {
-            entra: None,
-            group: Known::Missing("g".into()),
-            failed: None,
-        },
-        1000,
+    // One 404 for the group (and its members) is not proof: nothing is created until it has stayed
+    // missing for the confirmation time.
+    let now = chrono::Utc::now();
+    let gone = GroupObservation {
+        at: now,
+        entra: None,
+        group: Known::Missing("g".into()),
+        failed: None,
+    };
+    let first = plan_group(&known, &gone, &batch(1000));
+    assert!(
+        first.steps.is_empty() && first.notices.is_empty(),
+        "{:?}",
+        first.steps
     );
+    let since = first.missing_since.clone().expect("the first 404 is recorded");
+    let End::Report { outcome, .. } = &first.end else {
+        panic!("{:?}", first.end)
+    };
+    assert_eq!(outcome.reason(), Reason::CONFIRMING_ABSENCE);
+    let mut still = known.clone();
+    still.status.as_mut().unwrap().missing_since = Some(since);
+    let confirmed = GroupObservation {
+        at: now + chrono::Duration::seconds(121),
+        ..gone
+    };
+    let missing = plan_group(&still, &confirmed, &batch(1000));
     assert_eq!(missing.notices[0].reason, Reason::GROUP_MISSING);
     assert_eq!(missing.steps[0], GroupStep::Create);
     assert!(matches!(
