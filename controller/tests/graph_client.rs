@@ -667,9 +667,12 @@ async fn missing_permission_is_a_clear_403() {
         kind: CredentialKind::ClientSecret(SecretString::new(READONLY_CLIENT_SECRET)),
     };
     let g = client(&emu, Some(cred), fast_transport(), 1000);
-    let entry = g.expeditable_updates(1).await.unwrap().remove(0);
+    // The catalog is refused to the read-only app, as the reference lists ReadWrite.All for it.
+    let err = g.expeditable_updates(1).await.unwrap_err();
+    assert_eq!(err.category(), "GraphForbidden");
+    assert!(err.to_string().contains("list catalog entries"), "{err}");
     let err = g
-        .create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), None)
+        .create_deployment(&ContentRequest::CatalogEntry("any".into()), &settings(), None)
         .await
         .unwrap_err();
     assert_eq!(err.category(), "GraphForbidden");

@@ -216,6 +216,10 @@ pub struct EmulatorConfig {
     /// Refuse to delete a group that an audience holds (409), as a service with such a rule would; the
     /// reference documents none, so off by default (the group is then taken out of every audience).
     pub refuse_group_delete_in_use: bool,
+    /// Let `WindowsUpdates.Read.All` read the catalog and get an audience. The reference lists only
+    /// `WindowsUpdates.ReadWrite.All` for those reads (other pages allow Read.All for other reads), so
+    /// by default the read-only app is refused them with 403.
+    pub read_all_catalog: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// Where state is persisted between runs; nothing is written when unset.
@@ -238,6 +242,7 @@ impl Default for EmulatorConfig {
             read_lag_ms: 0,
             refuse_deployment_filter: false,
             refuse_group_delete_in_use: false,
+            read_all_catalog: false,
             device_errors: BTreeMap::new(),
             state_file: None,
             request_log_limit: 200_000,

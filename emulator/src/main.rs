@@ -72,6 +72,8 @@ Strict by default (as the current Graph beta reference describes the service):
   - reads can lag writes: --read-lag-ms N (0 by default) answers every GET from the tenant as it was
     N ms earlier
   - a deployment's catalogContent names its entry by reference ({\"@odata.id\": \"catalog/entries/ID\"})
+  - catalog entries (list, get) and getting an audience need WindowsUpdates.ReadWrite.All, as the
+    reference lists; --read-all-catalog lets WindowsUpdates.Read.All read them too
   - a group an audience holds is deleted (and taken out of the audience); --refuse-group-delete-in-use
     answers 409 instead, as a service with such a rule would
   - $filter on the deployments list is served; --refuse-deployment-filter answers it 400, as a service
@@ -162,6 +164,10 @@ struct Args {
     /// Refuse (409) to delete a group an audience holds; the reference documents no such rule.
     #[arg(long)]
     refuse_group_delete_in_use: bool,
+    /// Let WindowsUpdates.Read.All read the catalog and get an audience (the reference lists only
+    /// ReadWrite.All for those reads).
+    #[arg(long)]
+    read_all_catalog: bool,
     /// A device id that registers with an error: ID=REASON (repeatable).
     #[arg(long = "device-error", value_parser = device_error)]
     device_errors: Vec<(String, String)>,
@@ -222,6 +228,7 @@ async fn main() -> ExitCode {
         read_lag_ms: args.read_lag_ms,
         refuse_deployment_filter: args.refuse_deployment_filter,
         refuse_group_delete_in_use: args.refuse_group_delete_in_use,
+        read_all_catalog: args.read_all_catalog,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         state_file: args.state_file,
         request_log_limit: 200_000,

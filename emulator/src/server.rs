@@ -289,7 +289,17 @@ async fn graph(
         let (route, _) = routed?;
         if settings.auth {
             let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            entry.client_id = Some(crate::auth::check_bearer(&lock(&st.tokens), auth, write)?);
+            // Reads the reference lists with ReadWrite.All as the least privilege.
+            let read_write_read = !settings.read_all_catalog
+                && matches!(
+                    entry.operation.as_str(),
+                    "catalog.entries.list" | "catalog.entries.get" | "catalog.entries.count" | "audience.get"
+                );
+            entry.client_id = Some(crate::auth::check_bearer(
+                &lock(&st.tokens),
+                auth,
+                write || read_write_read,
+            )?);
         }
         if decision.outage {
             entry.fault = Some("outage".into());

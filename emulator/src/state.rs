@@ -30,6 +30,9 @@ pub struct Settings {
     /// See [`EmulatorConfig::refuse_group_delete_in_use`](crate::config::EmulatorConfig).
     #[serde(default)]
     pub refuse_group_delete_in_use: bool,
+    /// See [`EmulatorConfig::read_all_catalog`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub read_all_catalog: bool,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -236,6 +239,7 @@ impl Shared {
                 read_lag_ms: config.read_lag_ms,
                 refuse_deployment_filter: config.refuse_deployment_filter,
                 refuse_group_delete_in_use: config.refuse_group_delete_in_use,
+                read_all_catalog: config.read_all_catalog,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),

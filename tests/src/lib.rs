@@ -275,16 +275,17 @@ impl Env {
     }
 
     /// Runs the operator binary once (`validate`, `plan`, ...) as a CI job would: this world's kubeconfig
-    /// and the emulator's read-only app registration.
+    /// and an app registration with `WindowsUpdates.ReadWrite.All`, which the reference lists for the
+    /// catalog reads `plan` makes (that `plan` still writes nothing is checked against the request log).
     pub async fn operator_cli(&self, args: &[&str]) -> std::process::Output {
         tokio::process::Command::new(operator_bin())
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("AZURE_TENANT_ID", DEFAULT_TENANT_ID)
-            .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::READONLY_CLIENT_ID)
+            .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::DEFAULT_CLIENT_ID)
             .env(
                 "AZURE_CLIENT_SECRET",
-                wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
+                wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
             )
             .output()
             .await

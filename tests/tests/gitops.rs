@@ -222,7 +222,15 @@ fn kubeconfig(server: &str, token: Option<&str>, namespace: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_never_guesses_when_the_cluster_cannot_be_read() {
     use wufb_test_apiserver::{Access, Options, TestApiServer};
-    let env = Env::start("plan-cluster").await;
+    // A tenant that lets the read-only app read the catalog (pages differ on it; see the next test).
+    let env = Env::start_with(
+        "plan-cluster",
+        wufb_graph_emulator::EmulatorConfig {
+            read_all_catalog: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let repo = copy_examples(&env);
     let repo_s = repo.to_str().unwrap().to_string();
     let graph = env.emulator.graph_url();
@@ -341,4 +349,32 @@ async fn plan_never_guesses_when_the_cluster_cannot_be_read() {
     args.push("--no-cluster");
     let out = plan_with(&args, &[("HOME", home)]).await;
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// On a tenant that enforces the catalog's permission as the reference lists it (ReadWrite.All), a
+/// read-only `plan` fails naming the read and the permission, and prints no plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_plan_refused_the_catalog_fails_naming_the_permission() {
+    let env = Env::start("plan-readonly").await;
+    let repo = copy_examples(&env);
+    let graph = env.emulator.graph_url();
+    let args = ["-f", repo.to_str().unwrap(), "--offline", "--graph-url", &graph];
+    let out = plan_with(&args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("catalog")
+            && stderr.contains("WindowsUpdates.ReadWrite.All")
+            && stderr.contains("403"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("create deployment"), "no guessed plan: {stdout}");
+    // The refusal is the emulator's, by the permission, and nothing was written.
+    let log = env.emulator.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.operation.starts_with("catalog.") && r.status == 403)
+    );
+    assert!(log.iter().all(|r| r.method == "GET" || r.operation == "token"));
 }
