@@ -69,13 +69,19 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
         "{exclusions:?}"
     );
 
+    // A release date is resolved through the catalog and deployed as that entry (catalogContent).
     let pinned = by_id(&deployment_id(&env, "november-baseline").await);
     assert_eq!(
         pinned["content"]["@odata.type"],
-        "#microsoft.graph.windowsUpdates.expeditedQualityUpdateReference"
+        "#microsoft.graph.windowsUpdates.catalogContent"
     );
-    assert_eq!(pinned["content"]["releaseDate"], "2026-11-10T00:00:00Z");
-    assert_eq!(pinned["content"]["equivalentContent"], "latestSecurity");
+    let resolved = env.status_of("november-baseline").await["resolvedContent"].clone();
+    assert_eq!(resolved["releaseDate"], "2026-11-10", "{resolved}");
+    assert_eq!(
+        pinned["content"]["catalogEntry"]["@odata.id"],
+        format!("catalog/entries/{}", resolved["catalogEntryId"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(pinned["settings"]["expedite"]["isExpedited"], true);
 
     let staged = by_id(&deployment_id(&env, "staged-broad-ring").await);
     assert_eq!(staged["state"]["effectiveValue"], "paused");
@@ -304,8 +310,14 @@ async fn content_change_replaces_the_deployment_keeping_the_audience() {
         .collect();
     assert_eq!(ids, vec![new.clone()], "the old deployment is gone");
     assert_eq!(env.graph_audience(&new), (vec![dev(1), dev(2)], vec![dev(3)]));
+    // The release date's catalog entry, as catalogContent.
     let d = &env.graph_deployments()[0];
-    assert_eq!(d["content"]["releaseDate"], "2026-11-10T00:00:00Z");
+    let resolved = env.status_of("rollout").await["resolvedContent"].clone();
+    assert_eq!(resolved["releaseDate"], "2026-11-10", "{resolved}");
+    assert_eq!(
+        d["content"]["catalogEntry"]["@odata.id"],
+        format!("catalog/entries/{}", resolved["catalogEntryId"].as_str().unwrap()).as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -407,3 +407,54 @@ async fn rule_a_404_on_delete_is_success_and_nothing_gets_stuck() {
     env.kubectl_ok(&["delete", "expd", "gone", "--timeout=30s"]).await;
     assert!(env.graph_deployments().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_legacy_release_date_deployment_keeps_working_and_is_not_replaced() {
+    let mut env = Env::start("legacy").await;
+    // Made the way an earlier version did: the legacy release-date content form.
+    let legacy = {
+        let mut store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+        let body = json!({
+            "content": {"@odata.type": "#microsoft.graph.windowsUpdates.expeditedQualityUpdateReference", "releaseDate": "2026-11-10", "equivalentContent": "latestSecurity"},
+            "settings": {"@odata.type": "#microsoft.graph.windowsUpdates.windowsDeploymentSettings", "userExperience": {"daysUntilForcedReboot": 2}},
+        });
+        let wufb_graph_emulator::store::Reply::Json(_, d) = store
+            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
+            .unwrap()
+        else {
+            panic!()
+        };
+        // In use already (a never-used audience of an adopted deployment cannot be told from an
+        // Intune-managed one).
+        let id = d["id"].as_str().unwrap().to_string();
+        let aid = store.deployments[&id].audience_id.clone();
+        let a = store.audiences.get_mut(&aid).unwrap();
+        a.members
+            .insert(dev(9), wufb_graph_emulator::store::AssetKind::Device);
+        a.ever_used = true;
+        id
+    };
+    env.spawn_controller("a");
+    let spec = |paused: bool| {
+        rollout("kept", &format!("  paused: {paused}\n  deploymentId: {legacy}\n  userExperience:\n    daysUntilForcedReboot: 2\n"))
+            .replace("latest: true", "releaseDate: \"2026-11-10\"")
+    };
+    env.apply_yaml(&spec(false)).await;
+    env.wait_ready(&["expd/kept"]).await;
+    assert_eq!(env.graph_deployments().len(), 1, "kept, not replaced");
+    assert_eq!(
+        env.graph_audience(&legacy).0,
+        vec![dev(1), dev(2)],
+        "its audience managed"
+    );
+    env.apply_yaml(&spec(true)).await;
+    env.eventually("paused", Duration::from_secs(30), async || {
+        let d = env.graph_deployments();
+        (d[0]["state"]["requestedValue"] == "paused").then_some(())
+    })
+    .await;
+    env.wait_ready(&["expd/kept"]).await;
+    assert_eq!(env.graph_deployments().len(), 1);
+    env.kubectl_ok(&["delete", "expd", "kept", "--timeout=30s"]).await;
+    assert!(env.graph_deployments().is_empty(), "deleted with the object");
+}

@@ -147,6 +147,13 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                 match serde_json::from_value::<ExpeditedDeploymentSpec>(spec.clone()) {
                     Ok(s) => {
                         errors.extend(rules::expedited_deployment(&s));
+                        if spec.get("equivalentContent").is_some() {
+                            warnings.push(FieldError {
+                                field: "spec.equivalentContent".into(),
+                                problem: "is deprecated and ignored: every content form is deployed as the catalog entry it resolves to (catalogContent), which has no equivalent content in the current Graph schema".into(),
+                                fix: "remove it".into(),
+                            });
+                        }
                         for (list, items) in s
                             .audience
                             .iter()
@@ -283,5 +290,20 @@ mod tests {
             "m.yaml:4: spec.devices[0]: \"x\" is not an Entra device id (give the device's Entra (Azure AD) device id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01)",
         );
         assert_eq!(lines.len(), 4, "the ConfigMap is skipped: {lines:?}");
+    }
+
+    #[test]
+    fn the_deprecated_equivalent_content_is_a_warning_naming_the_fix() {
+        let found = check(&docs(
+            "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata: {name: a}\nspec:\n  content: {releaseDate: \"2026-11-10\"}\n  equivalentContent: none\n",
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].fails(false) && found[0].fails(true));
+        let line = found[0].to_string();
+        assert!(
+            line.contains("warning: spec.equivalentContent: is deprecated and ignored")
+                && line.contains("(remove it)"),
+            "{line}"
+        );
     }
 }

@@ -49,9 +49,9 @@ pub struct ExpeditedDeploymentSpec {
     /// Changing it replaces the Graph deployment (the audience is carried over).
     pub content: ContentSpec,
 
-    /// What a device is offered besides the named update: `latestSecurity` (default) offers the newest
-    /// security update that meets the compliance level; `none` offers exactly the named one. Applies to
-    /// releaseDate content.
+    /// Deprecated and ignored: it set the equivalent content of the legacy release-date form, which
+    /// the current Graph schema no longer has; every content form is now deployed as the catalog entry
+    /// it resolves to (`validate` warns when it is set).
     #[serde(default)]
     pub equivalent_content: EquivalentContent,
 

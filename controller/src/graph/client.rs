@@ -155,7 +155,6 @@ impl GraphClient {
 
     // ----- deployments -------------------------------------------------------------------------------
 
-    /// `POST /deployments`. Never retried blindly: an unclear outcome is `GraphError::AmbiguousCreate`.
     /// `POST /deploymentAudiences`: an empty audience for a deployment to be created with. Never
     /// retried blindly (an unclear outcome is `AmbiguousCreate`).
     pub async fn create_audience(&self) -> Result<String, GraphError> {
@@ -216,6 +215,8 @@ impl GraphClient {
         .is_some())
     }
 
+    /// `POST /deployments`, with the audience when given. Never retried blindly: an unclear outcome is
+    /// `GraphError::AmbiguousCreate`.
     pub async fn create_deployment(
         &self,
         content: &ContentRequest,

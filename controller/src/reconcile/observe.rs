@@ -110,10 +110,12 @@ pub struct AudienceFacts {
 pub enum CatalogFact {
     /// Resolved before for the same `spec.content` (recorded in status): the catalog is not asked again.
     Recorded(ResolvedContent),
-    /// The security releases of that date, as the catalog lists them.
+    /// The security releases of that date, as the catalog lists them; when there are none, the
+    /// release dates of the newest expeditable entries, to name the nearest.
     ReleaseDate {
         date: String,
         entries: Vec<CatalogEntry>,
+        nearby: Vec<String>,
     },
     /// The entry with that id, if the catalog has it.
     Entry { id: String, entry: Option<CatalogEntry> },
@@ -454,9 +456,20 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
     }
     let c = &obj.spec.content;
     Ok(if let Some(date) = &c.release_date {
+        let entries = graph.security_releases_on(date).await?;
+        let nearby = if entries.is_empty() {
+            let recent = graph.expeditable_updates(24).await?;
+            recent
+                .iter()
+                .filter_map(|e| e.release_date().map(str::to_string))
+                .collect()
+        } else {
+            Vec::new()
+        };
         CatalogFact::ReleaseDate {
             date: date.clone(),
-            entries: graph.security_releases_on(date).await?,
+            entries,
+            nearby,
         }
     } else if let Some(id) = &c.catalog_entry_id {
         CatalogFact::Entry {

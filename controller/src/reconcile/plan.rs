@@ -56,7 +56,11 @@ impl Default for PlanConfig {
 /// What the spec asks for, resolved against the catalog and the groups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    /// Always `catalogContent`: every content form resolves to one catalog entry.
     pub content: ContentRequest,
+    /// The release date of a `releaseDate` spec: a deployment an earlier version made in the legacy
+    /// release-date form for it still matches.
+    pub release_date: Option<String>,
     pub settings: SettingsRequest,
     pub paused: bool,
     pub members: BTreeSet<AssetRef>,
@@ -410,12 +414,13 @@ impl Plan {
     }
 }
 
-fn content_matches(desired: &ContentRequest, deployed: &DeployedContent) -> bool {
-    match (desired, deployed) {
+fn content_matches(desired: &Desired, deployed: &DeployedContent) -> bool {
+    match (&desired.content, deployed) {
         (_, DeployedContent::Unknown) => true,
+        // The legacy form an earlier version sent for the same release date: kept, not replaced.
+        (_, DeployedContent::ReleaseDate(d)) => desired.release_date.as_ref() == Some(d),
         (ContentRequest::CatalogEntry(a), DeployedContent::CatalogEntry(b)) => a == b,
-        (ContentRequest::ReleaseDate { date, .. }, DeployedContent::ReleaseDate(d)) => date == d,
-        _ => false,
+        (ContentRequest::ReleaseDate { .. }, DeployedContent::CatalogEntry(_)) => false,
     }
 }
 
@@ -489,7 +494,7 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
     let mut steps = Vec::new();
     match observed {
         None => fresh(&mut steps),
-        Some(o) if !content_matches(&desired.content, &o.content) => {
+        Some(o) if !content_matches(desired, &o.content) => {
             // Content cannot change in Graph: create the new deployment with the same audience, then
             // delete the old one, so no device loses the update in between.
             fresh(&mut steps);
@@ -546,10 +551,30 @@ fn await_pauses(steps: Vec<Step>) -> Vec<Step> {
     out
 }
 
+/// The (at most three) dates of `dates` nearest to `date` (both `YYYY-MM-DD`), or "none listed".
+fn nearest(date: &str, dates: &[String]) -> String {
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let Some(target) = day(date) else {
+        return "none listed".into();
+    };
+    let mut known: Vec<(i64, &String)> = dates
+        .iter()
+        .filter_map(|d| day(d).map(|x| ((x - target).num_days().abs(), d)))
+        .collect();
+    known.sort();
+    known.dedup_by(|a, b| a.1 == b.1);
+    let list: Vec<&str> = known.iter().take(3).map(|(_, d)| d.as_str()).collect();
+    if list.is_empty() {
+        "none listed".into()
+    } else {
+        list.join(", ")
+    }
+}
+
 /// What `spec.content` resolves to in the catalog, or why it cannot.
 ///
-/// `releaseDate`: the security quality update released on that date; an expeditable one is preferred
-/// when the catalog lists several. `catalogEntryId`: that entry, if it can be expedited. `latest`: the
+/// `releaseDate`: the one expeditable security quality update released on that date (none: Stalled,
+/// naming the nearest dates; several: Stalled, naming them; one that cannot be expedited: Stalled). `catalogEntryId`: that entry, if it can be expedited. `latest`: the
 /// newest expeditable quality update.
 pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<ResolvedContent, Blocker> {
     let entry = |e: &CatalogEntry| ResolvedContent {
@@ -562,18 +587,50 @@ pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<Resolv
     let refuse = |reason, message: String| Blocker::Content { reason, message };
     match fact {
         CatalogFact::Recorded(r) => Ok(r.clone()),
-        CatalogFact::ReleaseDate { date, entries } => entries
-            .iter()
-            .max_by_key(|e| e.can_expedite())
-            .map(entry)
-            .ok_or_else(|| {
-                refuse(
+        CatalogFact::ReleaseDate {
+            date,
+            entries,
+            nearby,
+        } => {
+            let expeditable: Vec<&CatalogEntry> = entries.iter().filter(|e| e.can_expedite()).collect();
+            let named = |list: &[&CatalogEntry]| {
+                list.iter()
+                    .map(|e| {
+                        format!(
+                            "{} ({})",
+                            e.id,
+                            e.display_name.as_deref().unwrap_or("no display name")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match expeditable[..] {
+                [one] => Ok(entry(one)),
+                [] if !entries.is_empty() => Err(refuse(
+                    Reason::CONTENT_NOT_EXPEDITABLE,
+                    format!(
+                        "spec.content.releaseDate: the security update released on {date} cannot be expedited: {} (use the date of an expeditable security release, or content.latest)",
+                        named(&entries.iter().collect::<Vec<_>>())
+                    ),
+                )),
+                [] => Err(refuse(
                     Reason::CONTENT_NOT_FOUND,
                     format!(
-                        "spec.content.releaseDate: no security update was released on {date} (use the date of a monthly security release, the second Tuesday of a month, listed in the update catalog)"
+                        "spec.content.releaseDate: no security update was released on {date}; the nearest expeditable releases are on {} (use one of those dates, or content.latest)",
+                        nearest(date, nearby)
                     ),
-                )
-            }),
+                )),
+                _ => Err(refuse(
+                    Reason::CONTENT_AMBIGUOUS,
+                    format!(
+                        "spec.content.releaseDate: {} expeditable security updates were released on {date}: {}; name one with spec.content.catalogEntryId",
+                        expeditable.len(),
+                        named(&expeditable)
+                    ),
+                )),
+            }
+        }
         CatalogFact::Entry { id, entry: Some(e) } if e.can_expedite() => Ok(entry(e)),
         CatalogFact::Entry { id, entry: Some(e) } => Err(refuse(
             Reason::CONTENT_NOT_EXPEDITABLE,
@@ -662,13 +719,8 @@ pub fn desired(
     };
     let spec = &obj.spec;
     Desired {
-        content: match &spec.content.release_date {
-            Some(date) => ContentRequest::ReleaseDate {
-                date: date.clone(),
-                equivalent_content: spec.equivalent_content.as_str().into(),
-            },
-            None => ContentRequest::CatalogEntry(content.catalog_entry_id.clone()),
-        },
+        content: ContentRequest::CatalogEntry(content.catalog_entry_id.clone()),
+        release_date: spec.content.release_date.clone(),
         settings: settings_of(spec),
         paused: spec.paused,
         members: refs(&audience.members),
@@ -855,7 +907,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
                 p.desired = Some(desired);
                 return block(p, Blocker::AdoptedDeploymentMissing { id });
             }
-            Some(d) if !content_matches(&desired.content, &d.observed.content) => {
+            Some(d) if !content_matches(&desired, &d.observed.content) => {
                 let b = Blocker::AdoptedContentDiffers {
                     id,
                     deployed: describe_content(&d.observed.content),

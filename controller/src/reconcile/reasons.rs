@@ -29,6 +29,7 @@ impl Reason {
     /// The catalog entry cannot be expedited.
     pub const CONTENT_NOT_EXPEDITABLE: Reason = Reason("ContentNotExpeditable");
     pub const CONTENT_EXPIRED: Reason = Reason("ContentExpired");
+    pub const CONTENT_AMBIGUOUS: Reason = Reason("ContentAmbiguous");
     /// The deployment named by spec.deploymentId (or to observe) does not exist.
     pub const DEPLOYMENT_NOT_FOUND: Reason = Reason("DeploymentNotFound");
     /// An adopted deployment carries other content than the spec.

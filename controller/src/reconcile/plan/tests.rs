@@ -15,6 +15,7 @@ fn dev(i: u32) -> AssetRef {
 
 fn desired() -> Desired {
     Desired {
+        release_date: None,
         content: ContentRequest::CatalogEntry("e1".into()),
         settings: SettingsRequest {
             days_until_forced_reboot: Some(2),
@@ -681,27 +682,52 @@ fn content_resolution_rules() {
         )
         .unwrap()
     };
-    let picked = resolve_content(
-        "releaseDate:2026-11-10".into(),
-        &CatalogFact::ReleaseDate {
-            date: "2026-11-10".into(),
-            entries: vec![entry("not-expeditable", false), entry("expeditable", true)],
-        },
+    // releaseDate: the one expeditable security update of that day.
+    let on = |date: &str, entries: Vec<CatalogEntry>, nearby: &[&str]| {
+        resolve_content(
+            format!("releaseDate:{date}"),
+            &CatalogFact::ReleaseDate {
+                date: date.into(),
+                entries,
+                nearby: nearby.iter().map(|d| d.to_string()).collect(),
+            },
+        )
+    };
+    let reason_and_message = |r: Result<ResolvedContent, Blocker>| match r {
+        Err(Blocker::Content { reason, message }) => (reason, message),
+        other => panic!("{other:?}"),
+    };
+    let picked = on(
+        "2026-11-10",
+        vec![entry("not-expeditable", false), entry("expeditable", true)],
+        &[],
     )
     .unwrap();
-    assert_eq!(
-        picked.catalog_entry_id, "expeditable",
-        "an expeditable release is preferred"
-    );
+    assert_eq!(picked.catalog_entry_id, "expeditable");
     assert_eq!(picked.release_date.as_deref(), Some("2026-11-10"));
-    let none = resolve_content(
-        "releaseDate:2026-11-11".into(),
-        &CatalogFact::ReleaseDate {
-            date: "2026-11-11".into(),
-            entries: vec![],
-        },
+    // Only entries that cannot be expedited: refused, naming them, never deployed as an expedite.
+    let (reason, message) = reason_and_message(on("2026-11-10", vec![entry("slow", false)], &[]));
+    assert_eq!(reason, Reason::CONTENT_NOT_EXPEDITABLE);
+    assert!(message.contains("slow"), "{message}");
+    // Several expeditable: never a guess.
+    let (reason, message) =
+        reason_and_message(on("2026-11-10", vec![entry("a", true), entry("b", true)], &[]));
+    assert_eq!(reason, Reason::CONTENT_AMBIGUOUS);
+    assert!(
+        message.contains("a (") && message.contains("b (") && message.contains("catalogEntryId"),
+        "{message}"
     );
-    assert!(matches!(none, Err(Blocker::Content { reason, .. }) if reason == Reason::CONTENT_NOT_FOUND));
+    // None that day: the nearest dates are named.
+    let (reason, message) = reason_and_message(on(
+        "2026-11-11",
+        vec![],
+        &["2026-12-08", "2026-11-10", "2026-10-14", "2026-09-09"],
+    ));
+    assert_eq!(reason, Reason::CONTENT_NOT_FOUND);
+    assert!(
+        message.contains("2026-11-10, 2026-12-08, 2026-10-14") && !message.contains("2026-09-09"),
+        "{message}"
+    );
     let slow = resolve_content(
         "catalogEntryId:x".into(),
         &CatalogFact::Entry {
@@ -982,6 +1008,7 @@ fn desired_strategy() -> impl Strategy<Value = Desired> {
         proptest::option::of(0i32..5),
     )
         .prop_map(|(members, exclusions, paused, entry, days)| Desired {
+            release_date: None,
             content: ContentRequest::CatalogEntry(entry.into()),
             settings: SettingsRequest {
                 days_until_forced_reboot: days,
@@ -1031,7 +1058,7 @@ proptest! {
         prop_assert_eq!(&after.members, &d.members);
         prop_assert_eq!(&after.exclusions, &d.exclusions);
         prop_assert_eq!(after.paused_requested, d.paused);
-        prop_assert!(content_matches(&d.content, &after.content));
+        prop_assert!(content_matches(&d, &after.content));
         // A second plan against the result is empty.
         prop_assert!(changes(&d, Some(&after), batch).is_empty());
     }
@@ -1230,4 +1257,31 @@ fn an_interrupted_create_uses_its_audience_again_and_one_without_says_one_may_be
     let p = plan(&object(spec(json!({})), None), &observation(Known::None), &cfg);
     assert!(matches!(&p.steps[0], Step::Create { audience: None, .. }));
     assert!(p.notices.is_empty());
+}
+
+#[test]
+fn a_deployment_an_earlier_version_made_in_the_legacy_form_is_kept_not_replaced() {
+    let mut d = desired();
+    d.release_date = Some("2026-11-10".into());
+    let mut o = observed_of(&d);
+    o.content = DeployedContent::ReleaseDate("2026-11-10".into());
+    o.legacy = true;
+    assert!(
+        changes(&d, Some(&o), 1000).is_empty(),
+        "same release date: the same content"
+    );
+    // Another date is other content: replaced, and the new one is catalogContent.
+    o.content = DeployedContent::ReleaseDate("2026-10-14".into());
+    let steps = changes(&d, Some(&o), 1000);
+    assert!(
+        matches!(&steps[0], Step::Create { content: ContentRequest::CatalogEntry(id), .. } if id == "e1")
+    );
+    assert!(matches!(steps.last(), Some(Step::DeleteReplaced { .. })));
+    // A spec of another form does not match a legacy deployment either.
+    d.release_date = None;
+    o.content = DeployedContent::ReleaseDate("2026-11-10".into());
+    assert!(matches!(
+        changes(&d, Some(&o), 1000).last(),
+        Some(Step::DeleteReplaced { .. })
+    ));
 }
