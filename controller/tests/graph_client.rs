@@ -308,9 +308,10 @@ async fn paging_across_page_sizes() {
         .unwrap();
         let a = g.audience(AudienceOf::Deployment(&d.id)).await.unwrap();
         assert_eq!(a.members, add.into_iter().collect(), "page size {page_size}");
+        // The first asks for a count, which the audience list refuses; then its next links.
         assert_eq!(
             emu.count("audience.members.list") as usize,
-            23usize.div_ceil(page_size),
+            1 + 23usize.div_ceil(page_size),
             "page size {page_size}"
         );
     }
@@ -817,4 +818,59 @@ async fn the_recovery_list_works_when_the_service_refuses_its_filter() {
         vec![(400, true), (200, false), (400, true), (200, false)],
         "the filtered list is refused, then the whole list is read"
     );
+}
+
+#[tokio::test]
+async fn audience_lists_page_by_next_link_where_client_paging_is_refused_and_remember_it() {
+    for client_paging in [false, true] {
+        let emu = emulator(EmulatorConfig {
+            auth: false,
+            audience_client_paging: client_paging,
+            ..Default::default()
+        })
+        .await;
+        let g = client(&emu, None, fast_transport(), 1000);
+        let entry = g.expeditable_updates(1).await.unwrap().remove(0);
+        let aid = g.create_audience().await.unwrap();
+        g.create_deployment(&ContentRequest::CatalogEntry(entry.id), &settings(), Some(&aid))
+            .await
+            .unwrap();
+        let add: Vec<AssetRef> = (0..250).map(|i| AssetRef::device(device(i))).collect();
+        let of = AudienceOf::Id(&aid);
+        act::send_audience(
+            &g,
+            of,
+            &AudienceDiff {
+                add_members: add.clone(),
+                ..Default::default()
+            }
+            .waves(1000),
+            act::VISIBLE_WITHIN,
+        )
+        .await
+        .unwrap();
+        let reads = |since: u64| -> Vec<(u16, String)> {
+            emu.requests()
+                .iter()
+                .filter(|r| r.seq >= since && r.operation == "audience.members.list")
+                .map(|r| (r.status, r.query.clone().unwrap_or_default()))
+                .collect()
+        };
+        for pass in 0..2 {
+            let since = emu.requests().last().map_or(0, |r| r.seq + 1);
+            let a = g.audience(of).await.unwrap();
+            assert_eq!(a.members, add.iter().cloned().collect(), "every member, once");
+            let log = reads(since);
+            let refused = log.iter().filter(|(s, _)| *s == 400).count();
+            let client_paged = log.iter().filter(|(_, q)| q.contains("$skip=")).count();
+            match (client_paging, pass) {
+                // The first read is refused once, then follows nextLink: 3 pages of 100.
+                (false, 0) => assert_eq!((refused, client_paged, log.len()), (1, 0, 4), "{log:?}"),
+                // Remembered: no refusal asked for again.
+                (false, _) => assert_eq!((refused, client_paged, log.len()), (0, 0, 3), "{log:?}"),
+                // Served: the count, then the other pages at once.
+                (true, _) => assert_eq!((refused, client_paged), (0, 2), "{log:?}"),
+            }
+        }
+    }
 }

@@ -425,6 +425,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         }),
         device_errors: Vec::new(),
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
+        last_write_time: None,
         missing_since: None,
         create_intent: None,
         conditions: conditions(&Outcome::converged("Graph matches the spec"), Some(3), &[]),
@@ -448,10 +449,12 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         sorted,
         [
             "audience.exclusions.list",
+            "audience.exclusions.list",
+            "audience.members.list",
             "audience.members.list",
             "deployments.get"
         ],
-        "observe reads only, no write"
+        "observe reads only, no write (each list refuses the counted first page once, then is read by nextLink)"
     );
 }
 

@@ -220,6 +220,10 @@ pub struct EmulatorConfig {
     /// `WindowsUpdates.ReadWrite.All` for those reads (other pages allow Read.All for other reads), so
     /// by default the read-only app is refused them with 403.
     pub read_all_catalog: bool,
+    /// Serve `$count`, `$skip` and `$top` on audience member and exclusion lists (older pages). The
+    /// newest page says only `$skiptoken` paging is supported there, so by default they are refused
+    /// with 400.
+    pub audience_client_paging: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// Where state is persisted between runs; nothing is written when unset.
@@ -243,6 +247,7 @@ impl Default for EmulatorConfig {
             refuse_deployment_filter: false,
             refuse_group_delete_in_use: false,
             read_all_catalog: false,
+            audience_client_paging: false,
             device_errors: BTreeMap::new(),
             state_file: None,
             request_log_limit: 200_000,

@@ -74,6 +74,9 @@ Strict by default (as the current Graph beta reference describes the service):
   - a deployment's catalogContent names its entry by reference ({\"@odata.id\": \"catalog/entries/ID\"})
   - catalog entries (list, get) and getting an audience need WindowsUpdates.ReadWrite.All, as the
     reference lists; --read-all-catalog lets WindowsUpdates.Read.All read them too
+  - audience member and exclusion lists page only by $skiptoken (@odata.nextLink): $count, $skip and
+    $top answer 400 BadRequest, as the newest page says client-driven paging is not implemented
+    there (--audience-client-paging serves them); group member lists keep $count/$skip/$top
   - a group an audience holds is deleted (and taken out of the audience); --refuse-group-delete-in-use
     answers 409 instead, as a service with such a rule would
   - $filter on the deployments list is served; --refuse-deployment-filter answers it 400, as a service
@@ -168,6 +171,10 @@ struct Args {
     /// ReadWrite.All for those reads).
     #[arg(long)]
     read_all_catalog: bool,
+    /// Serve $count, $skip and $top on audience member and exclusion lists (older pages; the newest
+    /// says only $skiptoken paging is supported there).
+    #[arg(long)]
+    audience_client_paging: bool,
     /// A device id that registers with an error: ID=REASON (repeatable).
     #[arg(long = "device-error", value_parser = device_error)]
     device_errors: Vec<(String, String)>,
@@ -229,6 +236,7 @@ async fn main() -> ExitCode {
         refuse_deployment_filter: args.refuse_deployment_filter,
         refuse_group_delete_in_use: args.refuse_group_delete_in_use,
         read_all_catalog: args.read_all_catalog,
+        audience_client_paging: args.audience_client_paging,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         state_file: args.state_file,
         request_log_limit: 200_000,

@@ -582,6 +582,12 @@ fn dispatch_on(
         }
         (Route::AudienceList(of, exclusions), _) => {
             let (aid, intune) = audience_id(store, &of)?;
+            let q = Query::parse(uri.query())?;
+            if !settings.audience_client_paging && (q.count || q.skip > 0 || q.top.is_some()) {
+                return Err(GraphError::bad_request(
+                    "Client-driven paging is not supported for deployment audience members and exclusions: only $skiptoken paging is (follow @odata.nextLink); $count, $skip and $top are not allowed.",
+                ));
+            }
             if intune {
                 return Err(GraphError::new(
                     StatusCode::NOT_FOUND,

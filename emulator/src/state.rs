@@ -33,6 +33,9 @@ pub struct Settings {
     /// See [`EmulatorConfig::read_all_catalog`](crate::config::EmulatorConfig).
     #[serde(default)]
     pub read_all_catalog: bool,
+    /// See [`EmulatorConfig::audience_client_paging`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub audience_client_paging: bool,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -240,6 +243,7 @@ impl Shared {
                 refuse_deployment_filter: config.refuse_deployment_filter,
                 refuse_group_delete_in_use: config.refuse_group_delete_in_use,
                 read_all_catalog: config.read_all_catalog,
+                audience_client_paging: config.audience_client_paging,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),

@@ -327,7 +327,7 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
         "replica-a",
         wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
         wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
-        &["--absence-confirm", "2s"],
+        &["--absence-confirm", "2s", "--read-lag-budget", "2s"],
     );
     env.apply_yaml(&deployment_yaml("rollout", "latest: true", &[dev(1)], ""))
         .await;

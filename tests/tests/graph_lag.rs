@@ -24,7 +24,7 @@ async fn a_lagging_read_never_makes_a_second_deployment() {
         "a",
         DEFAULT_CLIENT_ID,
         DEFAULT_CLIENT_SECRET,
-        &["--absence-confirm", "20s"],
+        &["--absence-confirm", "20s", "--read-lag-budget", "10s"],
     );
     env.apply_yaml(&format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: lagged\nspec:\n  paused: false\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n    - device: {}\n",
@@ -61,6 +61,13 @@ async fn a_lagging_read_never_makes_a_second_deployment() {
         .filter(|r| r.operation == "deployments.create")
         .count();
     assert_eq!(creates, 1);
+    let audience_writes = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "audience.updateAudience")
+        .count();
+    assert_eq!(audience_writes, 1, "sent once, not again while the read lags");
 }
 
 /// Under lag, the order that keeps devices safe is proven by reads: the first audience write waits
@@ -81,7 +88,14 @@ async fn a_lagging_read_holds_each_audience_write_until_what_it_depends_on_shows
         "a",
         DEFAULT_CLIENT_ID,
         DEFAULT_CLIENT_SECRET,
-        &["--absence-confirm", "20s", "--batch-size", "2"],
+        &[
+            "--absence-confirm",
+            "20s",
+            "--batch-size",
+            "2",
+            "--read-lag-budget",
+            "10s",
+        ],
     );
     env.apply_yaml(&format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: ordered\nspec:\n  paused: true\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n    - device: {}\n    - device: {}\n    exclusions:\n    - device: {}\n    - device: {}\n",
@@ -122,4 +136,18 @@ async fn a_lagging_read_holds_each_audience_write_until_what_it_depends_on_shows
     assert_eq!(members, vec![dev(1), dev(2), dev(3)]);
     assert_eq!(exclusions, vec![dev(8), dev(9)]);
     assert_eq!(deployments[0]["state"]["requestedValue"], "paused");
+    // Writes at the lower bound: the verification waits for the lag instead of sending again.
+    let count = |op: &str| {
+        log.iter()
+            .filter(|r| r.operation == op && (200..300).contains(&r.status))
+            .count()
+    };
+    assert_eq!(count("deploymentAudiences.create"), 1);
+    assert_eq!(count("deployments.create"), 1);
+    assert_eq!(count("deployments.update"), 1, "one pause");
+    assert_eq!(
+        count("audience.updateAudience"),
+        3,
+        "5 assets in batches of 2, each once"
+    );
 }

@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// can lag a write, so one 404 is not proof that it is gone).
     #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = duration)]
     pub absence_confirm: Duration,
+    /// How long after the operator's own last write to a deployment it waits for Graph to show that write
+    /// before it sends again what a read does not show (reads can lag writes; a spec change is acted on at
+    /// once).
+    #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = duration)]
+    pub read_lag_budget: Duration,
     /// Operator-wide limit on the devices one deployment may reach.
     #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES")]
     pub max_audience_devices: Option<u64>,
@@ -198,6 +203,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         resync: args.resync_interval,
         max_audience_devices: args.max_audience_devices,
         absence_confirm: args.absence_confirm,
+        read_lag_budget: args.read_lag_budget,
         ..Default::default()
     };
     let reporter = Reporter {

@@ -244,6 +244,11 @@ pub struct ExpeditedDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 
+    /// When the operator last wrote to Graph for this object (RFC 3339): until `--read-lag-budget` after
+    /// it, what a read does not show yet is waited for rather than sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_time: Option<String>,
+
     /// When Graph first answered 404 for the recorded deployment (RFC 3339). It is created again only if
     /// it is still missing `--absence-confirm` later; a read that finds it clears this.
     #[serde(default, skip_serializing_if = "Option::is_none")]

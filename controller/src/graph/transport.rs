@@ -139,6 +139,9 @@ pub struct Transport {
     config: TransportConfig,
     metrics: GraphMetrics,
     jitter: AtomicU64,
+    /// Operations whose collections refused client-driven paging (or whose parallel pages did not add
+    /// up): read by `@odata.nextLink` from then on, without asking again.
+    next_link_only: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 /// Builds the HTTP client: rustls with the ring provider, the public web roots and any extra CA file.
@@ -225,6 +228,7 @@ impl Transport {
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(7),
             ),
+            next_link_only: Default::default(),
         }
     }
 
@@ -537,7 +541,15 @@ impl Transport {
         id: fn(&T) -> &str,
     ) -> Result<Vec<T>, GraphError> {
         let sep = if url.contains('?') { '&' } else { '?' };
-        let first: CountedPage<T> = self
+        let remembered = self
+            .next_link_only
+            .lock()
+            .map(|s| s.contains(operation))
+            .unwrap_or(false);
+        if remembered {
+            return self.collect(operation, url).await;
+        }
+        let first: CountedPage<T> = match self
             .json(
                 operation,
                 Method::GET,
@@ -545,7 +557,16 @@ impl Transport {
                 None,
                 Idempotency::Safe,
             )
-            .await?;
+            .await
+        {
+            Ok(page) => page,
+            // Refused client-driven paging (the newest audience pages allow only `$skiptoken`).
+            Err(e) if e.status() == Some(400) => {
+                self.only_next_links(operation, &e.to_string());
+                return self.collect(operation, url).await;
+            }
+            Err(e) => return Err(e),
+        };
         let Some(next) = first.next_link else {
             return Ok(first.value);
         };
@@ -571,14 +592,22 @@ impl Transport {
             });
         }
         let rest = (1..pages).map(|k| format!("{url}{sep}$skip={}&$top={page_size}", k * page_size as u64));
-        let fetched: Vec<CountedPage<T>> = futures::stream::iter(rest)
+        let fetched: Vec<CountedPage<T>> = match futures::stream::iter(rest)
             .map(|u| async move {
                 self.json::<CountedPage<T>>(operation, Method::GET, &u, None, Idempotency::Safe)
                     .await
             })
             .buffered(self.config.concurrency.max(1))
             .try_collect()
-            .await?;
+            .await
+        {
+            Ok(pages) => pages,
+            Err(e) if e.status() == Some(400) => {
+                self.only_next_links(operation, &e.to_string());
+                return self.collect(operation, url).await;
+            }
+            Err(e) => return Err(e),
+        };
         let mut out = first.value;
         let mut complete = true;
         for page in fetched {
@@ -589,14 +618,27 @@ impl Transport {
         if complete && distinct as u64 == count && out.len() == distinct {
             return Ok(out);
         }
-        tracing::debug!(
+        self.only_next_links(
             operation,
-            count,
-            read = out.len(),
-            distinct,
-            "pages read in parallel do not add up; reading the collection by nextLink"
+            &format!(
+                "{} items read in parallel pages, {distinct} distinct, of {count} counted",
+                out.len()
+            ),
         );
         self.collect(operation, url).await
+    }
+
+    /// Remembers that `operation`'s collections are read by `@odata.nextLink` only.
+    fn only_next_links(&self, operation: &'static str, why: &str) {
+        if let Ok(mut s) = self.next_link_only.lock()
+            && s.insert(operation)
+        {
+            tracing::info!(
+                operation,
+                why,
+                "client-driven paging refused or inconsistent; following nextLink from now on"
+            );
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Acted {
     pub calls: usize,
     /// The audience a create made.
     pub audience_id: Option<String>,
+    /// Every step was carried out (Graph accepted all of the plan's writes).
+    pub complete: bool,
 }
 
 /// How long a pass waits for Graph to show a write the next one depends on. A write is answered 202
@@ -360,6 +362,7 @@ pub async fn act(
             }
         }
     }
+    acted.complete = true;
     Ok(())
 }
 

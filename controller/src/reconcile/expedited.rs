@@ -84,6 +84,7 @@ pub fn plan_config(ctx: &Context) -> PlanConfig {
         operator_limit: ctx.settings.max_audience_devices,
         batch_size: ctx.graph.batch_size(),
         absence_confirm: ctx.settings.absence_confirm,
+        read_lag_budget: ctx.settings.read_lag_budget,
     }
 }
 
@@ -180,6 +181,12 @@ fn status_of(
             old.device_errors.clone()
         },
         last_sync_time: Some(status::timestamp()),
+        // Only a pass that sent all it planned is waited for: what a failed one left out was never sent.
+        last_write_time: if acted.calls > 0 && acted.complete {
+            Some(status::timestamp())
+        } else {
+            old.last_write_time.clone()
+        },
         missing_since: plan.facts.missing_since.clone(),
         create_intent: None,
         conditions: status::conditions(outcome, generation, &old.conditions),

@@ -26,8 +26,8 @@ use super::requeue::Next;
 use super::status::Outcome;
 use crate::crd::validate::{self, FieldError};
 use crate::crd::{
-    AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, ExpeditedDeployment, ManagementPolicy,
-    ResolvedContent,
+    AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentStatus,
+    ManagementPolicy, ResolvedContent,
 };
 use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
 use crate::graph::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
@@ -41,6 +41,8 @@ pub struct PlanConfig {
     pub batch_size: usize,
     /// How long a recorded deployment must stay missing before it is created again.
     pub absence_confirm: std::time::Duration,
+    /// See `Settings::read_lag_budget`.
+    pub read_lag_budget: std::time::Duration,
 }
 
 impl Default for PlanConfig {
@@ -49,6 +51,7 @@ impl Default for PlanConfig {
             operator_limit: None,
             batch_size: crate::graph::DEFAULT_BATCH_SIZE,
             absence_confirm: crate::reconcile::settings::DEFAULT_ABSENCE_CONFIRM,
+            read_lag_budget: std::time::Duration::ZERO,
         }
     }
 }
@@ -532,6 +535,22 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
     await_pauses(steps)
 }
 
+/// How much of the read-lag budget is left after the object's last write, when the spec is the one that
+/// write carried out.
+fn lag_left(
+    obj: &ExpeditedDeployment,
+    status: &ExpeditedDeploymentStatus,
+    now: DateTime<Utc>,
+    cfg: &PlanConfig,
+) -> Option<std::time::Duration> {
+    if status.observed_generation.is_none() || status.observed_generation != obj.metadata.generation {
+        return None;
+    }
+    let wrote = DateTime::parse_from_rfc3339(status.last_write_time.as_deref()?).ok()?;
+    let since = (now - wrote.with_timezone(&Utc)).to_std().unwrap_or_default();
+    cfg.read_lag_budget.checked_sub(since).filter(|l| !l.is_zero())
+}
+
 /// Puts a wait for the pause to show between a pause and the audience write that follows it (once).
 fn await_pauses(steps: Vec<Step>) -> Vec<Step> {
     let mut out = Vec::with_capacity(steps.len() + 1);
@@ -990,6 +1009,26 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         exclusions: audience.exclusions.len() as u64,
         devices: desired.devices,
     });
+    // The spec is the one the last write carried out, and that write is recent: what Graph does not show
+    // may be lag, so it is waited for (within the budget) instead of sent twice. A create is never
+    // waited for (its absence is confirmed above), nor is the brake.
+    if let Some(left) = lag_left(obj, &status, obs.at, cfg)
+        && !changes.is_empty()
+        && !changes.iter().any(|s| matches!(s, Step::Create { .. }))
+        && !p.steps.iter().any(|s| matches!(s, Step::Adopt { .. }))
+    {
+        p.end = End::Report {
+            outcome: Outcome::progressing(
+                Reason::VERIFYING,
+                format!(
+                    "Graph does not show all of the last write yet (reads can lag writes); waiting up to {}s more (--read-lag-budget) before sending what is still missing",
+                    left.as_secs().max(1)
+                ),
+            ),
+            next: Next::After(left.min(std::time::Duration::from_secs(5))),
+        };
+        return p;
+    }
     if let Some(intent) = status.create_intent.as_ref().filter(|i| i.audience_id.is_none())
         && changes.iter().any(|s| matches!(s, Step::Create { .. }))
     {

@@ -5,6 +5,9 @@ use std::time::Duration;
 /// Default of `--absence-confirm`.
 pub const DEFAULT_ABSENCE_CONFIRM: Duration = Duration::from_secs(120);
 
+/// Default of `--read-lag-budget`.
+pub const DEFAULT_READ_LAG_BUDGET: Duration = Duration::from_secs(60);
+
 /// Operator-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -21,6 +24,9 @@ pub struct Settings {
     /// How long a recorded Graph object must stay missing (a 404 at the start and another at least this
     /// much later) before it is created again: one 404 is not proof, since reads can lag writes.
     pub absence_confirm: Duration,
+    /// How long after its own last write a pass waits for Graph to show it before it sends again what it
+    /// does not show (audience reads have been seen to lag writes).
+    pub read_lag_budget: Duration,
 }
 
 impl Default for Settings {
@@ -31,6 +37,7 @@ impl Default for Settings {
             verify_delay: Duration::from_millis(200),
             reconcile_concurrency: 32,
             absence_confirm: DEFAULT_ABSENCE_CONFIRM,
+            read_lag_budget: DEFAULT_READ_LAG_BUDGET,
         }
     }
 }

@@ -54,6 +54,13 @@ struct Args {
     /// Churn rounds.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Let the emulator serve $count/$skip/$top on audience lists (the older pages); by default they are
+    /// refused as the newest page says, and the operator follows nextLink.
+    #[arg(long)]
+    audience_client_paging: bool,
+    /// The emulator's read lag (replication lag), in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    read_lag_ms: u64,
 }
 
 fn device(a: usize, b: usize) -> String {
@@ -126,6 +133,8 @@ impl World {
                     ..Default::default()
                 },
                 request_log_limit: 5_000_000,
+                audience_client_paging: args.audience_client_paging,
+                read_lag_ms: args.read_lag_ms,
                 ..Default::default()
             },
             "127.0.0.1:0",

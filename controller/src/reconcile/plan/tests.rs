@@ -1285,3 +1285,55 @@ fn a_deployment_an_earlier_version_made_in_the_legacy_form_is_kept_not_replaced(
         Some(Step::DeleteReplaced { .. })
     ));
 }
+
+#[test]
+fn a_recent_write_graph_does_not_show_yet_is_waited_for_within_the_budget_not_sent_twice() {
+    let cfg = PlanConfig {
+        read_lag_budget: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let now = chrono::Utc::now();
+    let at = |secs_ago: i64| (now - chrono::Duration::seconds(secs_ago)).to_rfc3339();
+    // The last pass wrote 10 s ago for this very spec; Graph still shows the audience without dev(1).
+    let mut status = status_with_deployment();
+    status["lastWriteTime"] = json!(at(10));
+    status["observedGeneration"] = json!(3);
+    let mut obj = object(spec(json!({"paused": false})), Some(status.clone()));
+    obj.metadata.generation = Some(3);
+    let mut obs = observation(offering());
+    obs.at = now;
+    if let Known::Found(d) = &mut obs.deployment {
+        d.observed.members.remove(&dev(1));
+        d.observed.paused_requested = false;
+    }
+    let p = plan(&obj, &obs, &cfg);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    let End::Report { outcome, next } = &p.end else {
+        panic!("{:?}", p.end)
+    };
+    assert_eq!(outcome.reason(), Reason::VERIFYING);
+    assert!(
+        outcome.message().contains("--read-lag-budget"),
+        "{}",
+        outcome.message()
+    );
+    assert!(matches!(next, Next::After(d) if *d <= std::time::Duration::from_secs(5)));
+    // Past the budget: only what is still missing is sent.
+    let mut late = status.clone();
+    late["lastWriteTime"] = json!(at(61));
+    let mut obj_late = object(spec(json!({"paused": false})), Some(late));
+    obj_late.metadata.generation = Some(3);
+    let p = plan(&obj_late, &obs, &cfg);
+    let [Step::UpdateAudience { diff, .. }] = &p.steps[..] else {
+        panic!("{:?}", p.steps)
+    };
+    assert_eq!(diff.add_members, vec![dev(1)]);
+    assert_eq!(diff.size(), 1);
+    // A spec changed since the write is acted on at once.
+    obj.metadata.generation = Some(4);
+    assert!(!plan(&obj, &obs, &cfg).steps.is_empty());
+    // And the brake never waits.
+    let mut paused = object(spec(json!({"paused": true})), Some(status));
+    paused.metadata.generation = Some(3);
+    assert_eq!(plan(&paused, &obs, &cfg).steps, vec![pause()]);
+}
