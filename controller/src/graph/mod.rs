@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod compliance;
 pub mod endpoints;
 pub mod error;
 pub mod metrics;

@@ -274,6 +274,10 @@ pub struct ProductRevision {
     pub product: Option<String>,
     pub version: Option<String>,
     pub knowledge_base_article: Option<KnowledgeBaseArticle>,
+    /// The build the revision brings a device to.
+    pub os_build: Option<super::compliance::OsBuild>,
+    /// A hotpatch revision (a lower build revision than the restart-requiring one of the same build).
+    pub is_hotpatch_update: Option<bool>,
 }
 
 /// A catalog entry; quality-update properties are absent on other entry types.

@@ -1,0 +1,138 @@
+//! Whether a device is at or above a catalog entry, from its `osBuild` and the entry's
+//! `productRevisions`: a pure rule the progress features build on.
+//!
+//! The rule: the entry's revisions for the device's Windows build (same major, minor and build number)
+//! decide. The device is up to date when its build revision is at or above one of them: the
+//! restart-requiring revision, or a hotpatch revision (which has a lower build revision and still counts
+//! as installed; the reference does not say how a hotpatch device reports, so any listed revision of its
+//! build is taken as enough). A build the entry lists no revision for (another Windows version, whether
+//! its build number is lower or higher) is not decided by this entry.
+
+use serde::Deserialize;
+
+/// `osBuild`: a Windows build as Graph reports it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OsBuild {
+    pub major_version: u32,
+    pub minor_version: u32,
+    pub build_number: u32,
+    pub update_build_revision: u32,
+}
+
+impl OsBuild {
+    fn same_build(&self, other: &OsBuild) -> bool {
+        (self.major_version, self.minor_version, self.build_number)
+            == (other.major_version, other.minor_version, other.build_number)
+    }
+}
+
+/// What a device is, against one catalog entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compliance {
+    /// At or above one of the entry's revisions of its build (a hotpatch revision counts).
+    UpToDate,
+    /// Below every revision of its build.
+    Behind,
+    /// The entry lists no revision for the device's build.
+    NotListed,
+}
+
+/// See the module documentation for the rule.
+pub fn compliance(device: &OsBuild, revisions: &[super::models::ProductRevision]) -> Compliance {
+    let mut listed = revisions
+        .iter()
+        .filter_map(|r| r.os_build.as_ref())
+        .filter(|b| b.same_build(device))
+        .peekable();
+    if listed.peek().is_none() {
+        return Compliance::NotListed;
+    }
+    if listed.any(|b| device.update_build_revision >= b.update_build_revision) {
+        Compliance::UpToDate
+    } else {
+        Compliance::Behind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::models::ProductRevision;
+    use serde_json::json;
+
+    fn build(major: u32, build_number: u32, ubr: u32) -> OsBuild {
+        OsBuild {
+            major_version: major,
+            minor_version: 0,
+            build_number,
+            update_build_revision: ubr,
+        }
+    }
+
+    fn revision(b: OsBuild, hotpatch: bool) -> ProductRevision {
+        serde_json::from_value(json!({
+            "osBuild": {"majorVersion": b.major_version, "minorVersion": b.minor_version,
+                        "buildNumber": b.build_number, "updateBuildRevision": b.update_build_revision},
+            "isHotpatchUpdate": hotpatch,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_compliance_table() {
+        // One entry: Windows 11 24H2 (26100) at .4349 or its hotpatch .4270, Windows 11 23H2 (22631)
+        // at .5262, Windows 10 22H2 (19045) at .6093.
+        let entry = [
+            revision(build(10, 26100, 4349), false),
+            revision(build(10, 26100, 4270), true),
+            revision(build(10, 22631, 5262), false),
+            revision(build(10, 19045, 6093), false),
+        ];
+        use Compliance::*;
+        let rows = [
+            ("exactly the revision", build(10, 26100, 4349), UpToDate),
+            ("above it", build(10, 26100, 4400), UpToDate),
+            (
+                "the hotpatch revision, lower, counts as installed",
+                build(10, 26100, 4270),
+                UpToDate,
+            ),
+            (
+                "between hotpatch and full: at or above the hotpatch",
+                build(10, 26100, 4300),
+                UpToDate,
+            ),
+            ("below both", build(10, 26100, 4061), Behind),
+            (
+                "another version, its own revision",
+                build(10, 22631, 5262),
+                UpToDate,
+            ),
+            ("another version, below", build(10, 22631, 5000), Behind),
+            (
+                "Windows 10 with a higher revision number than 11 needs",
+                build(10, 19045, 6093),
+                UpToDate,
+            ),
+            (
+                "a build number no revision lists (lower)",
+                build(10, 19044, 9999),
+                NotListed,
+            ),
+            (
+                "a build number no revision lists (higher)",
+                build(10, 27000, 1),
+                NotListed,
+            ),
+        ];
+        for (name, device, want) in rows {
+            assert_eq!(compliance(&device, &entry), want, "{name}");
+        }
+        // A lower build number on another version never passes by its revision alone.
+        assert_eq!(compliance(&build(10, 22631, 9000), &entry[..2]), NotListed);
+        // Revisions without a build decide nothing.
+        let bare: ProductRevision = serde_json::from_value(json!({"id": "x"})).unwrap();
+        assert_eq!(compliance(&build(10, 26100, 1), &[bare]), NotListed);
+    }
+}
