@@ -158,17 +158,32 @@ impl GraphClient {
     /// `POST /deploymentAudiences`: an empty audience for a deployment to be created with. Never
     /// retried blindly (an unclear outcome is `AmbiguousCreate`).
     pub async fn create_audience(&self) -> Result<String, GraphError> {
+        self.create_empty(
+            "create deployment audience",
+            "deploymentAudiences",
+            "deploymentAudience",
+        )
+        .await
+    }
+
+    /// `POST {collection}` of an object of type `ty` with no properties; returns the new id.
+    async fn create_empty(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        ty: &str,
+    ) -> Result<String, GraphError> {
         #[derive(serde::Deserialize)]
         struct Created {
             id: String,
         }
-        let body = json!({"@odata.type": odata_type("deploymentAudience")});
+        let body = json!({"@odata.type": odata_type(ty)});
         let made: Created = self
             .transport
             .json(
-                "create deployment audience",
+                operation,
                 Method::POST,
-                &self.url("deploymentAudiences"),
+                &self.url(collection),
                 Some(&body),
                 Idempotency::CreateOnce,
             )
@@ -564,18 +579,8 @@ impl GraphClient {
 
     /// Creates an empty `updatableAssetGroup` and returns its id.
     pub async fn create_group(&self) -> Result<String, GraphError> {
-        let body = json!({"@odata.type": odata_type("updatableAssetGroup")});
-        let created: UpdatableAsset = self
-            .transport
-            .json(
-                "create device group",
-                Method::POST,
-                &self.url("updatableAssets"),
-                Some(&body),
-                Idempotency::CreateOnce,
-            )
-            .await?;
-        Ok(created.id)
+        self.create_empty("create device group", "updatableAssets", "updatableAssetGroup")
+            .await
     }
 
     /// Deletes a group (its devices stay registered). `Ok(false)` when it was already gone.

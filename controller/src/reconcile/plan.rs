@@ -535,6 +535,24 @@ pub fn changes(desired: &Desired, observed: Option<&ObservedDeployment>, batch: 
     await_pauses(steps)
 }
 
+/// While a recorded object's absence is being confirmed: when it was first seen missing (RFC 3339; `at`
+/// for a first 404) and how long is left of `--absence-confirm`. `None` once it has stayed missing long
+/// enough to be created again.
+fn absence_wait(
+    first_missing: Option<&str>,
+    at: DateTime<Utc>,
+    cfg: &PlanConfig,
+) -> Option<(String, std::time::Duration)> {
+    let since = first_missing
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t <= at)
+        .unwrap_or(at);
+    let waited = (at - since).to_std().unwrap_or_default();
+    let left = cfg.absence_confirm.checked_sub(waited).filter(|l| !l.is_zero())?;
+    Some((since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), left))
+}
+
 /// How much of the read-lag budget is left after the object's last write, when the spec is the one that
 /// write carried out.
 fn lag_left(
@@ -958,17 +976,8 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         && let (Some(id), Known::Missing(_)) = (&status.deployment_id, &obs.deployment)
         && !desired.adopted
     {
-        let since = status
-            .missing_since
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .filter(|t| *t <= obs.at)
-            .unwrap_or(obs.at);
-        let waited = (obs.at - since).to_std().unwrap_or_default();
-        if waited < cfg.absence_confirm {
-            let left = cfg.absence_confirm - waited;
-            p.facts.missing_since = Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        if let Some((since, left)) = absence_wait(status.missing_since.as_deref(), obs.at, cfg) {
+            p.facts.missing_since = Some(since);
             p.end = End::Report {
                 outcome: Outcome::progressing(
                     Reason::CONFIRMING_ABSENCE,
@@ -1281,19 +1290,10 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
         }
         Known::Missing(id) => {
             // Created again only when it stays missing: a read can lag the write that made it.
-            let since = obj
-                .status
-                .as_ref()
-                .and_then(|s| s.missing_since.as_deref())
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .filter(|t| *t <= obs.at)
-                .unwrap_or(obs.at);
-            let waited = (obs.at - since).to_std().unwrap_or_default();
-            if waited < cfg.absence_confirm {
-                let left = cfg.absence_confirm - waited;
+            let first = obj.status.as_ref().and_then(|s| s.missing_since.as_deref());
+            if let Some((since, left)) = absence_wait(first, obs.at, cfg) {
                 p.group_id = Some(id.clone());
-                p.missing_since = Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                p.missing_since = Some(since);
                 p.end = End::Report {
                     outcome: Outcome::progressing(
                         Reason::CONFIRMING_ABSENCE,
