@@ -483,6 +483,79 @@ async fn long_retry_after_is_handed_back_instead_of_slept() {
 }
 
 #[tokio::test]
+async fn a_request_graph_asked_to_wait_is_not_sent_again_before_its_time_by_any_caller() {
+    let emu = emulator(EmulatorConfig {
+        auth: false,
+        ..Default::default()
+    })
+    .await;
+    // A long Retry-After is handed back; the same request from another caller (a later pass) is not
+    // sent before it either, while a different request goes through.
+    emu.set_faults(FaultConfig {
+        throttle_rate: 1.0,
+        retry_after_secs: 120.0,
+        ..Default::default()
+    });
+    let g = client(
+        &emu,
+        None,
+        TransportConfig {
+            retry_budget: Duration::from_secs(5),
+            ..fast_transport()
+        },
+        1000,
+    );
+    let since = chrono::Utc::now();
+    assert_eq!(
+        g.deployments_created_since(since).await.unwrap_err().category(),
+        "GraphThrottled"
+    );
+    emu.set_faults(FaultConfig::default());
+    let sent = emu.requests().len();
+    let err = g.deployments_created_since(since).await.unwrap_err();
+    assert_eq!(emu.requests().len(), sent, "the held request was not sent again");
+    assert_eq!(err.category(), "GraphThrottled");
+    assert!(err.retry_after().is_some_and(|r| r > Duration::from_secs(100)));
+    g.get_deployment("other").await.unwrap();
+    assert_eq!(emu.requests().len(), sent + 1, "another request is not held");
+
+    // A caller dropped while it waited (a pass cancelled mid-retry): the next caller of the same
+    // request waits out the rest.
+    let emu = emulator(EmulatorConfig {
+        auth: false,
+        ..Default::default()
+    })
+    .await;
+    emu.set_faults(FaultConfig {
+        throttle_rate: 1.0,
+        retry_after_secs: 0.6,
+        retry_after_form: RetryAfterForm::Fractional,
+        ..Default::default()
+    });
+    let g = client(&emu, None, fast_transport(), 1000);
+    let since = chrono::Utc::now();
+    let dropped = tokio::time::timeout(Duration::from_millis(150), g.deployments_created_since(since)).await;
+    assert!(dropped.is_err(), "the first caller was dropped while waiting");
+    emu.set_faults(FaultConfig::default());
+    g.deployments_created_since(since).await.unwrap();
+    let log = emu.requests();
+    let throttled = log
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the first try was throttled");
+    let next = log
+        .iter()
+        .find(|r| r.seq > throttled.seq)
+        .expect("the second caller sent it");
+    assert!(
+        next.at_ms >= throttled.retry_not_before_ms.unwrap(),
+        "sent at {} before {}",
+        next.at_ms,
+        throttled.retry_not_before_ms.unwrap()
+    );
+}
+
+#[tokio::test]
 async fn faults_at_thirty_percent_converge_without_duplicate_deployments() {
     let emu = emulator(EmulatorConfig {
         auth: false,

@@ -208,11 +208,19 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Milliseconds since the Unix epoch, read from the monotonic clock anchored to the wall clock once: a
+/// step of the system clock (a fresh machine's first time sync) does not make a request look earlier
+/// than one logged before it.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    static ANCHOR: std::sync::OnceLock<(std::time::Instant, u64)> = std::sync::OnceLock::new();
+    let (start, wall) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (std::time::Instant::now(), wall)
+    });
+    wall + start.elapsed().as_millis() as u64
 }
 
 /// FNV-1a.

@@ -87,7 +87,7 @@ async fn faults_at_the_documented_rates_converge_exactly() {
         {
             assert!(
                 next.at_ms >= t.retry_not_before_ms.unwrap(),
-                "{} {} retried early",
+                "{} {} retried early: throttled {t:?}, sent again {next:?}",
                 t.method,
                 t.path
             );

@@ -142,6 +142,24 @@ pub struct Transport {
     /// Operations whose collections refused client-driven paging (or whose parallel pages did not add
     /// up): read by `@odata.nextLink` from then on, without asking again.
     next_link_only: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
+    /// Requests the service asked to hold (`Retry-After`), by method, URL and body: the same request is
+    /// not sent again before its time, whichever caller sends it (a later pass, or a pass started after
+    /// the one that was waiting was dropped).
+    held: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+}
+
+/// Identifies a request by what it sends.
+fn request_key(method: &Method, url: &str, body: Option<Payload<'_>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    method.as_str().hash(&mut h);
+    url.hash(&mut h);
+    match body {
+        Some(Payload::Json(v)) => serde_json::to_vec(v).unwrap_or_default().hash(&mut h),
+        Some(Payload::Serialized(b)) => b.as_ref().hash(&mut h),
+        None => {}
+    }
+    h.finish()
 }
 
 /// Builds the HTTP client: rustls with the ring provider, the public web roots and any extra CA file.
@@ -229,7 +247,24 @@ impl Transport {
                     .unwrap_or(7),
             ),
             next_link_only: Default::default(),
+            held: Default::default(),
         }
+    }
+
+    /// How long the request `key` is still held, if at all.
+    fn held_for(&self, key: u64) -> Option<Duration> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        held.retain(|_, until| *until > now);
+        held.get(&key).map(|until| *until - now)
+    }
+
+    /// Holds the request `key` for `wait` from now (a later hold never shortens an earlier one).
+    fn hold(&self, key: u64, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = held.entry(key).or_insert(until);
+        *entry = (*entry).max(until);
     }
 
     pub fn config(&self) -> &TransportConfig {
@@ -274,6 +309,25 @@ impl Transport {
         let mut attempt = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
+        let key = request_key(&method, url, body);
+        if let Some(wait) = self.held_for(key) {
+            // Asked to wait before: wait out the rest, or hand it back when that is longer than a request
+            // may wait.
+            if wait > self.config.retry_budget {
+                return Err(GraphError::Status {
+                    operation,
+                    status: 429,
+                    detail: ODataDetail {
+                        code: "TooManyRequests".into(),
+                        message: "Graph asked for this request to wait (Retry-After)".into(),
+                        target: None,
+                    },
+                    retry_after: Some(wait),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
         loop {
             let req = Req {
                 operation,
@@ -284,8 +338,14 @@ impl Transport {
             };
             match self.attempt(req, attempt, &mut reauthenticated).await {
                 Attempt::Done(status, bytes) => return Ok((status, bytes)),
-                Attempt::Fail(e) => return Err(e),
+                Attempt::Fail(e) => {
+                    if let Some(wait) = e.retry_after() {
+                        self.hold(key, wait);
+                    }
+                    return Err(e);
+                }
                 Attempt::Retry(wait, error) => {
+                    self.hold(key, wait);
                     attempt += 1;
                     if attempt > self.config.max_retries || waited + wait > self.config.retry_budget {
                         return Err(with_retry_after(error, wait));
