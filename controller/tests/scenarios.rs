@@ -381,8 +381,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
     .await
     .unwrap();
     let entry = emulator
-        .shared
-        .catalog
+        .catalog()
         .iter()
         .find(|e| e["isExpeditable"] == true)
         .unwrap()
@@ -391,7 +390,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         let mut store = wufb_graph_emulator::state::lock(&emulator.shared.store);
         let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry["id"]}}, "settings": {"expedite": {"isExpedited": true}}});
         let wufb_graph_emulator::store::Reply::Json(_, d) = store
-            .create_deployment(&body, &emulator.shared.catalog, chrono::Utc::now())
+            .create_deployment(&body, &emulator.catalog(), chrono::Utc::now())
             .unwrap()
         else {
             panic!()
@@ -417,6 +416,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
             display_name: entry["displayName"].as_str().map(str::to_string),
             release_date: entry["releaseDateTime"].as_str().map(|d| d[..10].to_string()),
             deployable_until: None,
+            ..Default::default()
         }),
         audience: Some(AudienceStatus {
             members: 2,
@@ -427,6 +427,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
         last_write_time: None,
         missing_since: None,
+        previous_content: None,
         create_intent: None,
         conditions: conditions(&Outcome::converged("Graph matches the spec"), Some(3), &[]),
     };
@@ -564,8 +565,7 @@ fn group(extra_meta: Value, status: Option<Value>) -> DeviceGroup {
 /// A deployment straight in the emulator; returns its id.
 fn graph_deployment(emulator: &Emulator) -> String {
     let entry = emulator
-        .shared
-        .catalog
+        .catalog()
         .iter()
         .find(|e| e["isExpeditable"] == true)
         .unwrap()
@@ -573,7 +573,7 @@ fn graph_deployment(emulator: &Emulator) -> String {
     let mut store = wufb_graph_emulator::state::lock(&emulator.shared.store);
     let body = json!({"content": {"@odata.type": "#microsoft.graph.windowsUpdates.catalogContent", "catalogEntry": {"id": entry["id"]}}, "settings": {"expedite": {"isExpedited": true}}});
     let wufb_graph_emulator::store::Reply::Json(_, d) = store
-        .create_deployment(&body, &emulator.shared.catalog, chrono::Utc::now())
+        .create_deployment(&body, &emulator.catalog(), chrono::Utc::now())
         .unwrap()
     else {
         panic!()

@@ -27,6 +27,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/tokens/revoke", post(revoke_tokens))
         .route("/_emulator/deployments/{id}/intune", post(mark_intune))
         .route("/_emulator/entraGroups/{id}", axum::routing::put(put_entra_group))
+        .route("/_emulator/catalog/entries", post(publish_catalog_entry))
 }
 
 #[derive(Deserialize)]
@@ -150,6 +151,19 @@ async fn mark_intune(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> S
 
 /// Creates or replaces an Entra ID group (`{"devices": [...], "groups": [...]}`): the directory groups
 /// a DeviceGroup may take its devices from.
+/// Publishes a catalog entry (a new release), as the service's catalog grows.
+async fn publish_catalog_entry(State(st): State<Arc<Shared>>, Json(entry): Json<Value>) -> Response {
+    if !entry["id"].is_string() || !entry["releaseDateTime"].is_string() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a catalog entry needs an id and a releaseDateTime",
+        )
+            .into_response();
+    }
+    st.publish(entry);
+    StatusCode::CREATED.into_response()
+}
+
 async fn put_entra_group(
     State(st): State<Arc<Shared>>,
     Path(id): Path<String>,

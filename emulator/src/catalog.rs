@@ -77,29 +77,42 @@ fn products() -> Vec<Product> {
     ]
 }
 
-fn revisions(release: NaiveDate, month_index: u32, kb_base: u32) -> Vec<Value> {
-    products()
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.from <= release)
-        .map(|(i, p)| {
-            let ubr = p.base_ubr + month_index * 67;
-            let kb = kb_base + i as u32 * 3;
-            json!({
-                "id": format!("{}.0.{}.{}", p.major, p.build, ubr),
-                "displayName": format!("{} {} {}.{}", p.name, p.version, p.build, ubr),
-                "releaseDateTime": ts(release),
-                "version": p.version,
-                "product": p.name,
-                "isHotpatchUpdate": false,
-                "osBuild": {"majorVersion": p.major, "minorVersion": 0, "buildNumber": p.build, "updateBuildRevision": ubr},
-                "knowledgeBaseArticle": {
-                    "id": format!("KB{kb}"),
-                    "url": format!("https://support.microsoft.com/help/{kb}")
-                }
-            })
-        })
-        .collect()
+/// One product revision of an entry.
+fn revision(p: &Product, release: NaiveDate, ubr: u32, kb: u32, hotpatch: bool) -> Value {
+    let kind = if hotpatch { " Hotpatch" } else { "" };
+    json!({
+        "id": format!("{}.0.{}.{}", p.major, p.build, ubr),
+        "displayName": format!("{} {}{kind} {}.{}", p.name, p.version, p.build, ubr),
+        "releaseDateTime": ts(release),
+        "version": p.version,
+        "product": p.name,
+        "isHotpatchUpdate": hotpatch,
+        "osBuild": {"majorVersion": p.major, "minorVersion": 0, "buildNumber": p.build, "updateBuildRevision": ubr},
+        "knowledgeBaseArticle": {
+            "id": format!("KB{kb}"),
+            "url": format!("https://support.microsoft.com/help/{kb}")
+        }
+    })
+}
+
+/// How far below the standard revision a hotpatch revision's build revision sits.
+pub const HOTPATCH_UBR_GAP: u32 = 40;
+
+/// The revisions of one release: one per Windows version out by then; a security release outside a
+/// hotpatch baseline month (January, April, July, October) also carries a hotpatch revision for each
+/// Windows 11 version from 24H2 on, with a lower build revision than the standard one.
+fn revisions(release: NaiveDate, month_index: u32, kb_base: u32, security: bool) -> Vec<Value> {
+    let baseline = release.month() % 3 == 1;
+    let mut out = Vec::new();
+    for (i, p) in products().iter().enumerate().filter(|(_, p)| p.from <= release) {
+        let ubr = p.base_ubr + month_index * 67;
+        let kb = kb_base + i as u32 * 3;
+        out.push(revision(p, release, ubr, kb, false));
+        if security && !baseline && p.build >= 26100 {
+            out.push(revision(p, release, ubr - HOTPATCH_UBR_GAP, kb + 1, true));
+        }
+    }
+    out
 }
 
 fn quality(
@@ -139,7 +152,7 @@ fn quality(
                 } else { json!([]) }
             })
         } else { Value::Null },
-        "productRevisions": revisions(release, month_index, kb_base),
+        "productRevisions": revisions(release, month_index, kb_base, classification == "security"),
     })
 }
 
@@ -254,6 +267,8 @@ pub fn seed(until: NaiveDate) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -289,5 +304,49 @@ mod tests {
             cat[0]["releaseDateTime"], "2026-11-24T00:00:00Z",
             "newest first: the D preview"
         );
+    }
+
+    #[test]
+    fn security_releases_carry_windows_10_and_11_revisions_and_hotpatch_ones_below_them() {
+        let until = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default();
+        let cat = seed(until);
+        let entry = |short: &str| {
+            cat.iter()
+                .find(|e| e["shortName"] == short)
+                .unwrap_or_else(|| panic!("{short} is in the catalog"))
+        };
+        let revs = |short: &str| {
+            entry(short)["productRevisions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let nov = revs("2026.11 B");
+        let products: BTreeSet<_> = nov.iter().filter_map(|r| r["product"].as_str()).collect();
+        assert_eq!(products, BTreeSet::from(["Windows 10", "Windows 11"]));
+        let ubr = |r: &Value| r["osBuild"]["updateBuildRevision"].as_u64().unwrap_or_default();
+        for build in [26100, 26200] {
+            let of = |hot: bool| {
+                nov.iter()
+                    .find(|r| r["osBuild"]["buildNumber"] == build && r["isHotpatchUpdate"] == hot)
+                    .map(ubr)
+                    .unwrap_or_else(|| panic!("{build} hotpatch={hot}"))
+            };
+            assert_eq!(of(false) - of(true), u64::from(HOTPATCH_UBR_GAP), "{build}");
+        }
+        // A baseline month (October) and a non-security release have standard revisions only.
+        for short in ["2026.10 B", "2026.11 D"] {
+            assert!(
+                revs(short).iter().all(|r| r["isHotpatchUpdate"] == false),
+                "{short}"
+            );
+        }
+        let cve = &entry("2026.11 B")["cveSeverityInformation"];
+        assert!(cve["maxSeverity"].is_string() && cve["maxBaseScore"].is_number());
+        assert!(cat.iter().any(|e| {
+            e["cveSeverityInformation"]["exploitedCves"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty() && c[0]["number"].is_string() && c[0]["url"].is_string())
+        }));
     }
 }

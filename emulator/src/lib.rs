@@ -65,6 +65,16 @@ impl Emulator {
         f.config = faults;
     }
 
+    /// Publishes a catalog entry (a new release).
+    pub fn publish_catalog_entry(&self, entry: serde_json::Value) {
+        self.shared.publish(entry);
+    }
+
+    /// A copy of the catalog, newest first.
+    pub fn catalog(&self) -> Vec<serde_json::Value> {
+        state::lock(&self.shared.catalog).clone()
+    }
+
     /// A copy of the request log.
     pub fn requests(&self) -> Vec<LogEntry> {
         state::lock(&self.shared.log).entries.iter().cloned().collect()

@@ -71,7 +71,9 @@ Strict by default (as the current Graph beta reference describes the service):
     answered 413 above it)
   - reads can lag writes: --read-lag-ms N (0 by default) answers every GET from the tenant as it was
     N ms earlier
-  - a deployment's catalogContent names its entry by reference ({\"@odata.id\": \"catalog/entries/ID\"})
+  - a deployment's catalogContent names its entry by reference ({\"@odata.id\": \"catalog/entries/ID\"});
+    the create answer embeds audience { id } and a skeleton entry (isExpeditable false, displayName null)
+  - a readiness test created without an audience gets its own, with an id ending in _Readiness
   - catalog entries (list, get) and getting an audience need WindowsUpdates.ReadWrite.All, as the
     reference lists; --read-all-catalog lets WindowsUpdates.Read.All read them too
   - audience member and exclusion lists page only by $skiptoken (@odata.nextLink): $count, $skip and

@@ -519,8 +519,7 @@ fn dispatch_on(
         (Route::CatalogEntries, _) => {
             let q = Query::parse(uri.query())?;
             let expand = q.expands("productRevisions");
-            let items = st
-                .catalog
+            let items = lock(&st.catalog)
                 .iter()
                 .map(|e| {
                     let mut e = e.clone();
@@ -534,20 +533,19 @@ fn dispatch_on(
         }
         (Route::CatalogCount, _) => {
             let q = Query::parse(uri.query())?;
-            let n = st
-                .catalog
+            let n = lock(&st.catalog)
                 .iter()
                 .filter(|e| q.filter.as_ref().is_none_or(|f| crate::odata::matches(f, e)))
                 .count();
             Ok(Reply::Text(n.to_string()))
         }
         (Route::CatalogEntry(id), _) => {
-            let e = st
-                .catalog
+            let e = lock(&st.catalog)
                 .iter()
                 .find(|e| e["id"] == id.as_str())
+                .cloned()
                 .ok_or_else(|| GraphError::not_found("catalogEntry", &id))?;
-            Ok(Reply::Json(StatusCode::OK, e.clone()))
+            Ok(Reply::Json(StatusCode::OK, e))
         }
         (Route::Deployments, Method::GET) => {
             if settings.refuse_deployment_filter && Query::parse(uri.query())?.filter.is_some() {
@@ -557,7 +555,7 @@ fn dispatch_on(
             }
             list(store.list_deployments(now))
         }
-        (Route::Deployments, _) => store.create_deployment(body, &st.catalog, now),
+        (Route::Deployments, _) => store.create_deployment(body, &lock(&st.catalog), now),
         (Route::DeploymentsCount, _) => {
             let q = Query::parse(uri.query())?;
             let n = store

@@ -183,7 +183,8 @@ impl Faults {
 #[derive(Debug)]
 pub struct Shared {
     pub store: Mutex<Store>,
-    pub catalog: Vec<Value>,
+    /// Newest first; the admin API can publish more entries.
+    pub catalog: Mutex<Vec<Value>>,
     pub settings: Mutex<Settings>,
     pub faults: Mutex<Faults>,
     pub tokens: Mutex<HashMap<String, Issued>>,
@@ -231,6 +232,14 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 }
 
 impl Shared {
+    /// Adds a catalog entry (replacing one with the same id), keeping the catalog newest first.
+    pub fn publish(&self, entry: Value) {
+        let mut catalog = lock(&self.catalog);
+        catalog.retain(|e| e["id"] != entry["id"]);
+        catalog.push(entry);
+        catalog.sort_by(|a, b| b["releaseDateTime"].as_str().cmp(&a["releaseDateTime"].as_str()));
+    }
+
     pub fn new(config: &EmulatorConfig) -> Self {
         let mut store = Store::new(config.faults.seed);
         if let Some(path) = &config.state_file
@@ -241,7 +250,7 @@ impl Shared {
         }
         Shared {
             store: Mutex::new(store),
-            catalog: crate::catalog::seed(config.catalog_until),
+            catalog: Mutex::new(crate::catalog::seed(config.catalog_until)),
             settings: Mutex::new(Settings {
                 page_size: config.page_size.max(1),
                 max_assets_per_request: config.max_assets_per_request.map(|c| c.max(1)),

@@ -255,7 +255,13 @@ impl Store {
                 aid
             }
             None => {
-                let aid = self.new_id();
+                // The service names a readiness test's own audience with a `_Readiness` suffix.
+                let readiness =
+                    valid.settings.pointer("/expedite/isReadinessTest") == Some(&Value::Bool(true));
+                let mut aid = self.new_id();
+                if readiness {
+                    aid.push_str("_Readiness");
+                }
                 self.audiences.insert(
                     aid.clone(),
                     Audience {
@@ -280,8 +286,25 @@ impl Store {
             intune_managed: false,
         };
         let mut body = self.render_deployment(&d, now);
-        // The create answer embeds the audience, as the service's does.
+        // The create answer embeds the audience, as the service's does, and a skeleton of the catalog
+        // entry: its id, and defaults in place of what the entry says (it is not expeditable, it has no
+        // name). Expeditability is read from the catalog, never from this echo.
         body["audience"] = json!({"@odata.type": format!("#{NS}deploymentAudience"), "id": d.audience_id});
+        if let Some(entry) = d.content.pointer("/catalogEntry/id").and_then(Value::as_str) {
+            body["content"]["catalogEntry"] = json!({
+                "@odata.type": format!("#{NS}qualityUpdateCatalogEntry"),
+                "id": entry,
+                "displayName": null,
+                "releaseDateTime": "0001-01-01T00:00:00Z",
+                "deployableUntilDateTime": null,
+                "isExpeditable": false,
+                "qualityUpdateClassification": "all",
+                "qualityUpdateCadence": "monthly",
+                "catalogName": null,
+                "shortName": null,
+                "cveSeverityInformation": null,
+            });
+        }
         self.deployments.insert(id, d);
         Ok(Reply::Json(StatusCode::CREATED, body))
     }

@@ -328,6 +328,50 @@ async fn sdk_shaped_requests_are_accepted() {
 }
 
 #[tokio::test]
+async fn the_create_answer_embeds_the_audience_and_a_skeleton_catalog_entry() {
+    let c = Ctx::start(EmulatorConfig {
+        auth: false,
+        ..Default::default()
+    })
+    .await;
+    let entry = c.latest_b().await;
+    assert_eq!(entry["isExpeditable"], true);
+    let eid = entry["id"].as_str().unwrap();
+    let (s, d) = c.post(&format!("{U}/deployments"), catalog_body(eid)).await;
+    assert_eq!(s, 201, "{d}");
+    let echoed = &d["content"]["catalogEntry"];
+    assert_eq!(echoed["id"], eid, "the echo names the entry");
+    assert_eq!(echoed["isExpeditable"], false, "the echo is a skeleton: {echoed}");
+    assert!(echoed["displayName"].is_null());
+    let aid = d["audience"]["id"].as_str().expect("the audience is embedded");
+    assert!(!aid.ends_with("_Readiness"));
+    // A later read names the entry by reference, as the reference's samples do.
+    let (_, read) = c
+        .get(&format!("{U}/deployments/{}", d["id"].as_str().unwrap()))
+        .await;
+    assert!(read["content"]["catalogEntry"]["@odata.id"].is_string(), "{read}");
+
+    // A readiness test's own audience id ends in `_Readiness`, and is addressable.
+    let mut readiness = catalog_body(eid);
+    readiness["settings"]["expedite"] = json!({"isExpedited": true, "isReadinessTest": true});
+    let (s, d) = c.post(&format!("{U}/deployments"), readiness).await;
+    assert_eq!(s, 201, "{d}");
+    let aid = d["audience"]["id"].as_str().unwrap();
+    assert!(aid.ends_with("_Readiness"), "{aid}");
+    let (s, members) = c.get(&format!("{U}/deploymentAudiences/{aid}/members")).await;
+    assert!(s == 200 || s == 404, "{s} {members}");
+    let (s, _) = c
+        .post(
+            &format!("{U}/deploymentAudiences/{aid}/microsoft.graph.windowsUpdates.updateAudience"),
+            json!({"addMembers": [dev(DEV1)]}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (_, members) = c.get(&format!("{U}/deploymentAudiences/{aid}/members")).await;
+    assert_eq!(ids(&members), vec![DEV1.to_string()]);
+}
+
+#[tokio::test]
 async fn documented_status_codes() {
     let c = Ctx::no_auth().await;
     let id = c.create_catalog_deployment().await;

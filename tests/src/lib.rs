@@ -441,10 +441,8 @@ impl Env {
 
     /// An expeditable security update in the emulator's catalog.
     pub fn expeditable_entry(&self) -> String {
-        let e = self
-            .emulator
-            .shared
-            .catalog
+        let catalog = self.emulator.catalog();
+        let e = catalog
             .iter()
             .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security");
         e.and_then(|e| e["id"].as_str())
@@ -459,7 +457,7 @@ impl Env {
             "settings": {"expedite": {"isExpedited": true}},
         });
         let mut store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
-        match store.create_deployment(&body, &self.emulator.shared.catalog, chrono::Utc::now()) {
+        match store.create_deployment(&body, &self.emulator.catalog(), chrono::Utc::now()) {
             Ok(wufb_graph_emulator::store::Reply::Json(_, d)) => d["id"].as_str().expect("an id").to_string(),
             other => panic!("the emulator refused the deployment: {other:?}"),
         }

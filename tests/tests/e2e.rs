@@ -40,7 +40,7 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
     env.wait_ready(&["expd", "--all"]).await;
 
     let deployments = env.graph_deployments();
-    assert_eq!(deployments.len(), 3, "{deployments:#?}");
+    assert_eq!(deployments.len(), 4, "{deployments:#?}");
     let by_id = |id: &str| deployments.iter().find(|d| d["id"] == id).cloned().unwrap();
 
     let latest = by_id(&deployment_id(&env, "emergency-latest").await);
@@ -83,6 +83,24 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
     );
     assert_eq!(pinned["settings"]["expedite"]["isExpedited"], true);
 
+    // A catalog intent: the newest entry fixing an exploited critical CVE, with what it fixes in status.
+    let intent = by_id(&deployment_id(&env, "exploited-critical").await);
+    let resolved = env.status_of("exploited-critical").await["resolvedContent"].clone();
+    assert_eq!(resolved["maxSeverity"], "critical", "{resolved}");
+    assert!(
+        resolved["cves"].as_array().is_some_and(|c| !c.is_empty()) && resolved["shortName"].is_string(),
+        "{resolved}"
+    );
+    assert_eq!(
+        intent["content"]["catalogEntry"]["@odata.id"],
+        format!("catalog/entries/{}", resolved["catalogEntryId"].as_str().unwrap()).as_str()
+    );
+    assert_ne!(
+        resolved["catalogEntryId"],
+        env.status_of("emergency-latest").await["resolvedContent"]["catalogEntryId"],
+        "the filters chose an older entry than the newest security update"
+    );
+
     let staged = by_id(&deployment_id(&env, "staged-broad-ring").await);
     assert_eq!(staged["state"]["effectiveValue"], "paused");
     assert_eq!(staged["state"]["reasons"][0]["value"], "pausedByRequest");
@@ -114,7 +132,12 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
 
     // Audiences the documented way: each created first and recorded, each deployment created with its
     // own, and every audience read and write addressed by the audience id.
-    for name in ["emergency-latest", "november-baseline", "staged-broad-ring"] {
+    for name in [
+        "emergency-latest",
+        "november-baseline",
+        "staged-broad-ring",
+        "exploited-critical",
+    ] {
         let id = deployment_id(&env, name).await;
         let (aid, implicit) = {
             let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
@@ -130,7 +153,7 @@ async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
         log.iter()
             .filter(|r| r.operation == "deploymentAudiences.create" && r.status == 201)
             .count(),
-        3
+        4
     );
     let audience_calls: Vec<&str> = log
         .iter()
@@ -777,4 +800,89 @@ async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
             .assets
             .contains_key(&gid)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_matching_release_replaces_a_refreshing_deployment_with_the_same_audience() {
+    let mut env = Env::start("refresh").await;
+    env.spawn_controller("a");
+    let members = [dev(1), dev(2)];
+    let extra = "    exclusions:\n      - device: 5a5b5c5d-0000-4000-8000-000000000009\n";
+    let yaml = deployment_yaml("follow", "latest: true\n    refresh: OnNewRelease", &members, extra).replace(
+        "metadata:\n  name: follow\n",
+        "metadata:\n  name: follow\n  annotations:\n    wufb.dev/catalog-poll-interval: 1s\n    wufb.dev/resync-interval: 1s\n",
+    );
+    env.apply_yaml(&yaml).await;
+    env.wait_ready(&["expd/follow"]).await;
+    let first = deployment_id(&env, "follow").await;
+    let before = env.status_of("follow").await["resolvedContent"].clone();
+    // Passes that find nothing newer write nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deployment_id(&env, "follow").await, first);
+    assert_eq!(env.graph_deployments().len(), 1);
+
+    // Microsoft publishes a newer security release.
+    let mut newer = env.emulator.catalog()[0].clone();
+    for e in env.emulator.catalog() {
+        if e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security" {
+            newer = e;
+            break;
+        }
+    }
+    newer["id"] = json!("f".repeat(64));
+    newer["shortName"] = json!("2026.12 B");
+    // Released now: newer than every seeded entry.
+    newer["releaseDateTime"] = json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    newer["displayName"] = json!("12/08/2026 - 2026.12 B Security Updates for Windows 10 and later");
+    env.emulator.publish_catalog_entry(newer);
+
+    let second = env
+        .eventually("the replacement", Duration::from_secs(30), async || {
+            let s = env.status_of("follow").await;
+            let id = s["deploymentId"].as_str()?.to_string();
+            (id != first && s["previousContent"].is_object()).then_some(id)
+        })
+        .await;
+    let status = env.status_of("follow").await;
+    assert_eq!(status["resolvedContent"]["shortName"], "2026.12 B", "{status}");
+    assert_eq!(
+        status["previousContent"]["catalogEntryId"], before["catalogEntryId"],
+        "{status}"
+    );
+    let deployments = env.graph_deployments();
+    assert_eq!(
+        deployments.len(),
+        1,
+        "the old deployment is deleted: {deployments:#?}"
+    );
+    assert_eq!(deployments[0]["id"], second.as_str());
+    assert_eq!(
+        deployments[0]["content"]["catalogEntry"]["@odata.id"],
+        format!("catalog/entries/{}", "f".repeat(64)).as_str()
+    );
+    let (m, x) = env.graph_audience(&second);
+    assert_eq!(m, members.to_vec(), "the same audience");
+    assert_eq!(x, vec!["5a5b5c5d-0000-4000-8000-000000000009".to_string()]);
+    // New first, then the old one deleted; one replacement, not one per pass.
+    let log = env.emulator.requests();
+    let created = log
+        .iter()
+        .filter(|r| r.operation == "deployments.create" && r.status == 201)
+        .count();
+    assert_eq!(created, 2);
+    let made = log
+        .iter()
+        .find(|r| r.created_id.as_deref() == Some(second.as_str()))
+        .unwrap()
+        .seq;
+    let deleted = log
+        .iter()
+        .find(|r| r.method == "DELETE" && r.path.ends_with(&format!("/deployments/{first}")))
+        .expect("the old deployment was deleted")
+        .seq;
+    assert!(made < deleted);
+    let events = env.events_with(&["ContentRefreshed"]).await;
+    assert!(events.contains("2026.12 B"), "{events}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deployment_id(&env, "follow").await, second, "settled");
 }

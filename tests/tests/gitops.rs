@@ -60,7 +60,9 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
             .all(|o| o["result"] == "create"),
         "{report:#}"
     );
-    assert_eq!(report["blast_radius"], 8);
+    // Every device the examples offer the update to, once (the pilot ring also through exploited-critical,
+    // which does not exclude do-not-disturb).
+    assert_eq!(report["blast_radius"], 9);
 
     env.kubectl_ok(&["apply", "--validate=false", "-f", &repo_s])
         .await;
@@ -190,6 +192,25 @@ async fn validate_reports_file_document_and_field() {
     );
     let strict = operator(&env, &["validate", "--strict", "-f", elsewhere.to_str().unwrap()]).await;
     assert_eq!(strict.status.code(), Some(1));
+
+    // Catalog intent filters are checked offline, each naming its field.
+    for (content, field) in [
+        (
+            "{newest: {minSeverity: severe}}",
+            "spec.content.newest.minSeverity",
+        ),
+        ("{newest: {cadence: weekly}}", "spec.content.newest.cadence"),
+        ("{newest: {cve: CVE-26-1}}", "spec.content.newest.cve"),
+        ("{catalogEntryId: x, refresh: OnNewRelease}", "spec.content"),
+        ("{latest: true, newest: {}}", "spec.content"),
+    ] {
+        let file = env.dir.join("intent.yaml");
+        std::fs::write(&file, format!("apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: x\nspec:\n  content: {content}\n")).unwrap();
+        let out = operator(&env, &["validate", "-f", file.to_str().unwrap()]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{content}: {text}");
+        assert!(text.contains(field), "{content}: {text}");
+    }
 }
 
 /// Runs `plan` with an environment of its own (no inherited KUBECONFIG) plus `env`.

@@ -340,8 +340,7 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
     // adopting it for other content stalls and writes nothing.
     let other = env
         .emulator
-        .shared
-        .catalog
+        .catalog()
         .iter()
         .filter(|e| e["isExpeditable"] == true)
         .filter_map(|e| e["id"].as_str())
@@ -419,7 +418,7 @@ async fn rule_a_legacy_release_date_deployment_keeps_working_and_is_not_replaced
             "settings": {"@odata.type": "#microsoft.graph.windowsUpdates.windowsDeploymentSettings", "userExperience": {"daysUntilForcedReboot": 2}},
         });
         let wufb_graph_emulator::store::Reply::Json(_, d) = store
-            .create_deployment(&body, &env.emulator.shared.catalog, chrono::Utc::now())
+            .create_deployment(&body, &env.emulator.catalog(), chrono::Utc::now())
             .unwrap()
         else {
             panic!()

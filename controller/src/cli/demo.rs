@@ -100,7 +100,7 @@ async fn rows(eds: &Api<ExpeditedDeployment>, dgs: &Api<DeviceGroup>) -> anyhow:
                 a.exclusions,
                 a.devices,
                 s.resolved_content
-                    .map(|c| format!("; content {}", c.display_name.unwrap_or(c.catalog_entry_id)))
+                    .map(|c| format!("; content {}", c.describe()))
                     .unwrap_or_default()
             ),
         });

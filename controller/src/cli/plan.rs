@@ -289,7 +289,7 @@ pub async fn build(
             &p.facts.content,
         ) && let Some(first) = changes.iter_mut().find(|c| c.starts_with("create deployment"))
         {
-            first.push_str(&format!(" ({})", c.display_name.clone().unwrap_or_default()));
+            first.push_str(&format!(" ({})", c.describe()));
         }
         if let Some(b) = &p.blocker {
             changes.push(b.outcome().message().to_string());

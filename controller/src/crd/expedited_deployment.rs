@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ExpeditedDeploymentSpec {
-    /// The quality update to expedite. Set exactly one of releaseDate, catalogEntryId or latest.
+    /// The quality update to expedite. Set exactly one of releaseDate, catalogEntryId, latest or newest.
     /// Changing it replaces the Graph deployment (the audience is carried over).
     pub content: ContentSpec,
 
@@ -94,10 +94,11 @@ pub struct ExpeditedDeploymentSpec {
     pub max_devices: Option<u64>,
 }
 
-/// The update to expedite: exactly one of releaseDate, catalogEntryId or latest.
+/// The update to expedite: exactly one of releaseDate, catalogEntryId, latest or newest.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.releaseDate) ? 1 : 0) + (has(self.catalogEntryId) ? 1 : 0) + ((has(self.latest) && self.latest) ? 1 : 0) == 1").message("set exactly one of releaseDate, catalogEntryId or latest: true"))]
+#[x_kube(validation = Rule::new("(has(self.releaseDate) ? 1 : 0) + (has(self.catalogEntryId) ? 1 : 0) + ((has(self.latest) && self.latest) ? 1 : 0) + (has(self.newest) ? 1 : 0) == 1").message("set exactly one of releaseDate, catalogEntryId, latest: true or newest"))]
+#[x_kube(validation = Rule::new("!has(self.refresh) || self.refresh == 'Never' || has(self.newest) || (has(self.latest) && self.latest)").message("refresh: OnNewRelease needs latest: true or newest"))]
 pub struct ContentSpec {
     /// Minimum compliance: the security update released on this date (YYYY-MM-DD, a Patch Tuesday such
     /// as 2026-11-10), as listed in the Windows Update catalog.
@@ -110,10 +111,97 @@ pub struct ContentSpec {
     #[schemars(length(min = 1, max = 128))]
     pub catalog_entry_id: Option<String>,
 
-    /// The newest expeditable quality update, resolved once when the deployment is created and recorded
-    /// in status.resolvedContent.
+    /// The newest expeditable security quality update, resolved once when the deployment is created and
+    /// recorded in status.resolvedContent. Shorthand for `newest: {}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<bool>,
+
+    /// The newest expeditable quality update that passes these filters, resolved when the deployment is
+    /// created and recorded in status.resolvedContent (with its short name, CVEs and severity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<NewestSpec>,
+
+    /// For latest or newest: `Never` (default) keeps the entry resolved first; `OnNewRelease` replaces
+    /// the deployment (same audience, the new one first, then the old one deleted) when the catalog
+    /// lists a newer matching entry, looked for at most once per catalog poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Refresh>,
+}
+
+/// Filters for `content.newest`. Every filter that is set must hold.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NewestSpec {
+    /// `security` (default), `nonSecurity` or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// `monthly` (Patch Tuesday), `outOfBand` or `any` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<Cadence>,
+    /// The least CVE severity the entry must fix: `low`, `moderate`, `important` or `critical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<Severity>,
+    /// Only entries that fix a CVE known to be exploited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exploited_only: Option<bool>,
+    /// Only entries that fix this CVE (e.g. CVE-2026-21000): the newest matching entry released on or
+    /// after the first entry that lists it (quality updates are cumulative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^CVE-[0-9]{4}-[0-9]{4,7}$"))]
+    pub cve: Option<String>,
+}
+
+/// A catalog entry's `qualityUpdateClassification`.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Classification {
+    #[default]
+    Security,
+    NonSecurity,
+    All,
+}
+
+/// A catalog entry's `qualityUpdateCadence`.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Cadence {
+    Monthly,
+    OutOfBand,
+    #[default]
+    Any,
+}
+
+/// CVE severity, lowest first.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Severity {
+    Low,
+    Moderate,
+    Important,
+    Critical,
+}
+
+impl Severity {
+    /// Parses Graph's `maxSeverity` value; `None` for anything else (such as `unknownFutureValue`).
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "low" => Some(Severity::Low),
+            "moderate" => Some(Severity::Moderate),
+            "important" => Some(Severity::Important),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `latest`/`newest` content follows new releases.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Refresh {
+    #[default]
+    Never,
+    OnNewRelease,
 }
 
 /// Equivalent content offered with a release-date expedite.
@@ -232,6 +320,10 @@ pub struct ExpeditedDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_content: Option<ResolvedContent>,
 
+    /// The entry a `refresh: OnNewRelease` replacement moved away from, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_content: Option<PreviousContent>,
+
     /// Audience sizes in Graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<AudienceStatus>,
@@ -283,9 +375,52 @@ pub struct ResolvedContent {
     /// The catalog entry's `deployableUntilDateTime`: after it Graph no longer deploys the content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployable_until: Option<String>,
+    /// The catalog entry's short name, such as `2026.11 B`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    /// The exploited CVEs the entry fixes, as the catalog lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
+    /// The highest severity among the CVEs the entry fixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_severity: Option<String>,
+    /// When the catalog was read for this resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_time: Option<String>,
+}
+
+/// The content a deployment had before a refresh replaced it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousContent {
+    pub catalog_entry_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_date: Option<String>,
+    /// When the newer entry replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_time: Option<String>,
 }
 
 impl ResolvedContent {
+    /// One line for people: name, short name, severity and exploited CVEs, as far as known.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![
+            self.display_name
+                .clone()
+                .unwrap_or_else(|| self.catalog_entry_id.clone()),
+        ];
+        parts.extend(self.short_name.clone());
+        if let Some(s) = &self.max_severity {
+            parts.push(format!("max severity {s}"));
+        }
+        if !self.cves.is_empty() {
+            parts.push(format!("exploited {}", self.cves.join(", ")));
+        }
+        parts.join("; ")
+    }
+
     /// Whether the content can no longer be deployed at `now`.
     pub fn expired_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         self.deployable_until

@@ -15,6 +15,8 @@ use kube::CustomResourceExt;
 pub const FINALIZER: &str = "wufb.dev/cleanup";
 /// Annotation: per-object resync interval (e.g. `5m`, `1h`).
 pub const RESYNC_ANNOTATION: &str = "wufb.dev/resync-interval";
+/// Per-object override of how often `refresh: OnNewRelease` reads the catalog again (`15m`, `1h`, ...).
+pub const CATALOG_POLL_ANNOTATION: &str = "wufb.dev/catalog-poll-interval";
 
 /// The CRDs as YAML documents, in a stable order.
 pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {

@@ -62,6 +62,18 @@ fn describe(item: &AudienceItem) -> String {
     }
 }
 
+/// `CVE-YYYY-NNNN` with four to seven digits after the year.
+fn is_cve(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let digits = |p: Option<&str>, min: usize, max: usize| {
+        p.is_some_and(|p| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    parts.next() == Some("CVE")
+        && digits(parts.next(), 4, 4)
+        && digits(parts.next(), 4, 7)
+        && parts.next().is_none()
+}
+
 /// Checks an ExpeditedDeployment spec. Empty when valid.
 pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
@@ -70,6 +82,7 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
         c.release_date.is_some(),
         c.catalog_entry_id.is_some(),
         c.latest == Some(true),
+        c.newest.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -78,7 +91,23 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
         out.push(err(
             "spec.content",
             format!("{set} content forms are set"),
-            "set exactly one of releaseDate, catalogEntryId or latest: true",
+            "set exactly one of releaseDate, catalogEntryId, latest: true or newest",
+        ));
+    }
+    if c.refresh == Some(crate::crd::Refresh::OnNewRelease) && c.newest.is_none() && c.latest != Some(true) {
+        out.push(err(
+            "spec.content.refresh",
+            "OnNewRelease follows new catalog entries, which only latest and newest pick",
+            "use latest: true or newest with refresh: OnNewRelease, or remove refresh",
+        ));
+    }
+    if let Some(cve) = c.newest.as_ref().and_then(|n| n.cve.as_ref())
+        && !is_cve(cve)
+    {
+        out.push(err(
+            "spec.content.newest.cve",
+            format!("'{cve}' is not a CVE number"),
+            "write it as CVE-YYYY-NNNN, e.g. CVE-2026-21000",
         ));
     }
     if let Some(d) = &c.release_date {

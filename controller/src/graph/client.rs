@@ -109,10 +109,22 @@ impl GraphClient {
     // ----- catalog -----------------------------------------------------------------------------------
 
     async fn catalog_query(&self, query: &str) -> Result<Vec<CatalogEntry>, GraphError> {
+        self.catalog_query_within(query, CATALOG_TTL).await
+    }
+
+    /// A catalog list no older than `max_age` (answered from the cache within it).
+    async fn catalog_query_within(
+        &self,
+        query: &str,
+        max_age: Duration,
+    ) -> Result<Vec<CatalogEntry>, GraphError> {
         let url = format!("{}?{query}", self.url("catalog/entries"));
         // Held across the fetch: concurrent reconciles asking for the same content share one call.
         let mut cache = self.catalog_cache.lock().await;
-        if let Some((_, entries)) = cache.get(&url).filter(|(at, _)| at.elapsed() < CATALOG_TTL) {
+        if let Some((_, entries)) = cache
+            .get(&url)
+            .filter(|(at, _)| at.elapsed() < CATALOG_TTL.min(max_age))
+        {
             return Ok(entries.clone());
         }
         let entries: Vec<CatalogEntry> = self.transport.collect("list catalog entries", &url).await?;
@@ -122,14 +134,26 @@ impl GraphClient {
 
     /// The newest expeditable quality updates, newest first.
     pub async fn expeditable_updates(&self, top: usize) -> Result<Vec<CatalogEntry>, GraphError> {
+        self.expeditable_updates_within(top, CATALOG_TTL).await
+    }
+
+    /// [`GraphClient::expeditable_updates`] read no longer than `max_age` ago.
+    pub async fn expeditable_updates_within(
+        &self,
+        top: usize,
+        max_age: Duration,
+    ) -> Result<Vec<CatalogEntry>, GraphError> {
         let filter = format!(
             "isof('{NS}qualityUpdateCatalogEntry') and {NS}qualityUpdateCatalogEntry/isExpeditable eq true"
         );
-        self.catalog_query(&format!(
-            "$filter={}&$orderby={}&$top={top}",
-            enc(&filter),
-            enc("releaseDateTime desc")
-        ))
+        self.catalog_query_within(
+            &format!(
+                "$filter={}&$orderby={}&$top={top}",
+                enc(&filter),
+                enc("releaseDateTime desc")
+            ),
+            max_age,
+        )
         .await
     }
 

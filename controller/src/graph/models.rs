@@ -267,6 +267,22 @@ pub struct KnowledgeBaseArticle {
     pub id: Option<String>,
 }
 
+/// The CVEs a quality update fixes, as the catalog summarises them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CveSeverityInformation {
+    pub max_severity: Option<String>,
+    pub max_base_score: Option<f64>,
+    pub exploited_cves: Vec<ExploitedCve>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExploitedCve {
+    pub number: String,
+    pub url: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ProductRevision {
@@ -299,6 +315,11 @@ pub struct CatalogEntry {
     pub quality_update_classification: Option<String>,
     #[serde(default)]
     pub short_name: Option<String>,
+    /// `monthly` or `outOfBand`.
+    #[serde(default)]
+    pub quality_update_cadence: Option<String>,
+    #[serde(default)]
+    pub cve_severity_information: Option<CveSeverityInformation>,
     /// After this time the content can no longer be deployed.
     #[serde(default)]
     pub deployable_until_date_time: Option<String>,
@@ -322,6 +343,18 @@ impl CatalogEntry {
 
     pub fn can_expedite(&self) -> bool {
         self.is_quality() && self.is_expeditable == Some(true)
+    }
+
+    /// The exploited CVEs the entry fixes.
+    pub fn cves(&self) -> Vec<String> {
+        self.cve_severity_information
+            .iter()
+            .flat_map(|c| c.exploited_cves.iter().map(|e| e.number.clone()))
+            .collect()
+    }
+
+    pub fn max_severity(&self) -> Option<&str> {
+        self.cve_severity_information.as_ref()?.max_severity.as_deref()
     }
 }
 

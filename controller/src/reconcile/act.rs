@@ -162,7 +162,15 @@ pub fn id_record(
     let mut record = json!({"deploymentId": id, "audienceId": audience_id, "createIntent": null});
     if let Some(c) = content {
         let mut resolved = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-        for optional in ["displayName", "releaseDate", "deployableUntil"] {
+        for optional in [
+            "displayName",
+            "releaseDate",
+            "deployableUntil",
+            "shortName",
+            "cves",
+            "maxSeverity",
+            "resolvedTime",
+        ] {
             if resolved.get(optional).is_none() {
                 resolved[optional] = serde_json::Value::Null;
             }
@@ -517,6 +525,7 @@ mod tests {
             display_name: None,
             release_date: None,
             deployable_until: None,
+            ..Default::default()
         };
         let record = id_record("d2", Some("a2"), Some(&fresh)).unwrap();
         json_patch::merge(&mut status, &record);

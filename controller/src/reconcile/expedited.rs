@@ -15,10 +15,13 @@ use super::error::Error;
 use super::finalizer::with_finalizer;
 use super::metrics::KindLabel;
 use super::observe::{self, Objects, observe};
-use super::plan::{End, Plan, PlanConfig, plan, plan_cleanup};
+use super::plan::{End, Plan, PlanConfig, Step, plan, plan_cleanup};
+use super::reasons::Reason;
 use super::requeue::{action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
-use crate::crd::{ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER};
+use crate::crd::{
+    ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER, PreviousContent, ResolvedContent,
+};
 
 pub const KIND: &str = "ExpeditedDeployment";
 
@@ -113,6 +116,24 @@ async fn apply(
         report(ctx, api, obj, &plan, &acted, &outcome).await?;
         return after_error(obj, err, ctx.settings.resync);
     }
+    let old_content = obj.status.as_ref().and_then(|s| s.resolved_content.as_ref());
+    if let (Some(previous), Some(new)) = (refreshed(old_content, &plan, &acted), &plan.facts.content) {
+        ctx.events.notify(
+            obj,
+            kube::runtime::events::EventType::Normal,
+            Reason::CONTENT_REFRESHED,
+            "Replace",
+            format!(
+                "A newer catalog entry matches spec.content: replaced {} with {} ({}), same audience",
+                previous
+                    .short_name
+                    .as_deref()
+                    .unwrap_or(&previous.catalog_entry_id),
+                new.short_name.as_deref().unwrap_or(&new.catalog_entry_id),
+                new.catalog_entry_id
+            ),
+        );
+    }
     let End::Report { outcome, next } = &plan.end else {
         // A plan ends in a failed read only when the observation holds the error (taken above).
         return Ok(action(super::requeue::Next::Soon, obj, &ctx.settings));
@@ -125,6 +146,25 @@ async fn apply(
     ctx.stalled_once(obj, old, outcome);
     report(ctx, api, obj, &plan, &acted, outcome).await?;
     Ok(action(*next, obj, &ctx.settings))
+}
+
+/// The entry a completed refresh replacement moved away from: the content resolved from the same
+/// source changed, and this pass deleted the deployment that carried the old entry.
+fn refreshed(old: Option<&ResolvedContent>, plan: &Plan, acted: &Acted) -> Option<PreviousContent> {
+    let (old, new) = (old?, plan.facts.content.as_ref()?);
+    let replaced = acted.complete
+        && plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::DeleteReplaced { .. }));
+    (replaced && old.source == new.source && old.catalog_entry_id != new.catalog_entry_id).then(|| {
+        PreviousContent {
+            catalog_entry_id: old.catalog_entry_id.clone(),
+            short_name: old.short_name.clone(),
+            release_date: old.release_date.clone(),
+            replaced_time: Some(status::timestamp()),
+        }
+    })
 }
 
 /// The status a pass ends with.
@@ -188,6 +228,13 @@ fn status_of(
             old.last_write_time.clone()
         },
         missing_since: plan.facts.missing_since.clone(),
+        // Against the status the pass began with: a create has already recorded the new entry.
+        previous_content: refreshed(
+            obj.status.as_ref().and_then(|s| s.resolved_content.as_ref()),
+            plan,
+            acted,
+        )
+        .or(old.previous_content.clone()),
         create_intent: None,
         conditions: status::conditions(outcome, generation, &old.conditions),
     }

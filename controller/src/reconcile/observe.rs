@@ -15,8 +15,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::adopt;
 use super::error::Error;
 use crate::crd::{
-    AudienceItem, DeviceError, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentSpec, ResolvedContent,
-    validate,
+    AudienceItem, Cadence, Classification, DeviceError, DeviceGroup, ExpeditedDeployment,
+    ExpeditedDeploymentSpec, NewestSpec, Refresh, ResolvedContent, validate,
 };
 use crate::graph::models::{CatalogEntry, Content, Deployment, UpdatableAsset};
 use crate::graph::{AssetKind, AssetRef, Audience, AudienceOf, GraphClient, SettingsRequest};
@@ -119,9 +119,19 @@ pub enum CatalogFact {
     },
     /// The entry with that id, if the catalog has it.
     Entry { id: String, entry: Option<CatalogEntry> },
-    /// The newest expeditable quality update, if any.
-    Latest(Option<CatalogEntry>),
+    /// The newest expeditable quality updates (newest first), to pick the newest that passes `filter`.
+    Newest {
+        filter: NewestSpec,
+        entries: Vec<CatalogEntry>,
+    },
 }
+
+/// How many of the newest expeditable entries `newest` chooses from: two years of monthly releases and
+/// the out-of-band ones among them.
+pub const NEWEST_WINDOW: usize = 36;
+
+/// How often `refresh: OnNewRelease` reads the catalog again for a newer entry.
+pub const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Everything an ExpeditedDeployment pass reads.
 #[derive(Debug)]
@@ -231,8 +241,49 @@ pub fn content_source(spec: &ExpeditedDeploymentSpec) -> String {
     match (&c.release_date, &c.catalog_entry_id) {
         (Some(d), _) => format!("releaseDate:{d}"),
         (None, Some(id)) => format!("catalogEntryId:{id}"),
-        _ => "latest".into(),
+        _ => match &c.newest {
+            Some(n) => format!("newest:{}", describe_newest(n)),
+            None => "latest".into(),
+        },
     }
+}
+
+/// The filters of `newest`, in a fixed order (`classification=security,cadence=any,...`).
+pub fn describe_newest(n: &NewestSpec) -> String {
+    let mut parts = vec![
+        format!(
+            "classification={}",
+            spelled(&n.classification.unwrap_or_default())
+        ),
+        format!("cadence={}", spelled(&n.cadence.unwrap_or_default())),
+    ];
+    if let Some(s) = n.min_severity {
+        parts.push(format!("minSeverity={}", spelled(&s)));
+    }
+    if n.exploited_only == Some(true) {
+        parts.push("exploitedOnly=true".into());
+    }
+    if let Some(c) = &n.cve {
+        parts.push(format!("cve={c}"));
+    }
+    parts.join(",")
+}
+
+/// The filters `spec.content` picks the newest entry by, for `latest` (`newest: {}`) and `newest`.
+pub fn newest_filter(spec: &ExpeditedDeploymentSpec) -> Option<NewestSpec> {
+    let c = &spec.content;
+    if c.release_date.is_some() || c.catalog_entry_id.is_some() {
+        return None;
+    }
+    Some(c.newest.clone().unwrap_or_default())
+}
+
+/// The manifest spelling of a filter value.
+fn spelled<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The Graph settings a spec asks for.
@@ -449,8 +500,10 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
         .as_ref()
         .and_then(|s| s.resolved_content.as_ref())
         .filter(|r| r.source == source)
-        // `latest` that has since stopped being deployable is looked up again.
-        .filter(|r| !(source == "latest" && r.expired_at(Utc::now())))
+        // `latest`/`newest` that has since stopped being deployable is looked up again, and so is one
+        // that follows new releases once the catalog poll is due.
+        .filter(|r| !(newest_filter(&obj.spec).is_some() && r.expired_at(Utc::now())))
+        .filter(|r| !(follows_releases(&obj.spec) && poll_due(r, Utc::now(), catalog_poll(obj))))
     {
         return Ok(CatalogFact::Recorded(recorded.clone()));
     }
@@ -477,8 +530,58 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
             entry: graph.catalog_entry(id).await?,
         }
     } else {
-        CatalogFact::Latest(graph.expeditable_updates(1).await?.into_iter().next())
+        CatalogFact::Newest {
+            filter: newest_filter(&obj.spec).unwrap_or_default(),
+            // A poll shorter than the client's catalog cache reads the catalog itself.
+            entries: graph
+                .expeditable_updates_within(NEWEST_WINDOW, catalog_poll(obj))
+                .await?,
+        }
     })
+}
+
+/// Whether `spec.content` follows new releases (`refresh: OnNewRelease` on latest or newest).
+pub fn follows_releases(spec: &ExpeditedDeploymentSpec) -> bool {
+    spec.content.refresh == Some(Refresh::OnNewRelease) && newest_filter(spec).is_some()
+}
+
+/// How often the object's catalog is read again: its annotation, else [`CATALOG_POLL`].
+pub fn catalog_poll(obj: &ExpeditedDeployment) -> std::time::Duration {
+    obj.annotations()
+        .get(crate::crd::CATALOG_POLL_ANNOTATION)
+        .and_then(|v| super::requeue::parse_duration(v))
+        .unwrap_or(CATALOG_POLL)
+}
+
+/// Whether the catalog poll is due for a resolution (one that records no read time is due).
+fn poll_due(r: &ResolvedContent, now: DateTime<Utc>, poll: std::time::Duration) -> bool {
+    r.resolved_time
+        .as_deref()
+        .and_then(parse_time)
+        .is_none_or(|t| now - t >= chrono::Duration::from_std(poll).unwrap_or_default())
+}
+
+/// Whether `e` passes the `newest` filters (`all` and `any` pass everything; an entry that does not
+/// say its cadence or severity does not pass a filter on it).
+pub fn passes(filter: &NewestSpec, e: &CatalogEntry) -> bool {
+    let class = e.quality_update_classification.as_deref();
+    let classification = match filter.classification.unwrap_or_default() {
+        Classification::All => true,
+        Classification::Security => class == Some("security"),
+        Classification::NonSecurity => class == Some("nonSecurity"),
+    };
+    let cadence = match filter.cadence.unwrap_or_default() {
+        Cadence::Any => true,
+        Cadence::Monthly => e.quality_update_cadence.as_deref() == Some("monthly"),
+        Cadence::OutOfBand => e.quality_update_cadence.as_deref() == Some("outOfBand"),
+    };
+    let severity = filter.min_severity.is_none_or(|min| {
+        e.max_severity()
+            .and_then(crate::crd::Severity::parse)
+            .is_some_and(|s| s >= min)
+    });
+    let exploited = filter.exploited_only != Some(true) || !e.cves().is_empty();
+    classification && cadence && severity && exploited
 }
 
 /// Reads everything a pass over an ExpeditedDeployment needs: the deployment first, then (for a valid
@@ -630,4 +733,66 @@ pub fn referencing<'a>(
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> ExpeditedDeploymentSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn only_latest_or_newest_with_on_new_release_follows_releases_and_polls_the_catalog() {
+        let follows = |y| follows_releases(&spec(y));
+        assert!(follows("content: {latest: true, refresh: OnNewRelease}"));
+        assert!(follows(
+            "content: {newest: {cadence: outOfBand}, refresh: OnNewRelease}"
+        ));
+        assert!(!follows("content: {newest: {}}"));
+        assert!(!follows("content: {latest: true, refresh: Never}"));
+        assert!(!follows("content: {catalogEntryId: x, refresh: OnNewRelease}"));
+        let now = Utc::now();
+        let at = |ago: i64| ResolvedContent {
+            resolved_time: Some((now - chrono::Duration::minutes(ago)).to_rfc3339()),
+            ..Default::default()
+        };
+        assert!(!poll_due(&at(1), now, CATALOG_POLL));
+        assert!(poll_due(&at(16), now, CATALOG_POLL));
+        assert!(
+            poll_due(&ResolvedContent::default(), now, CATALOG_POLL),
+            "no read time: due"
+        );
+        assert!(poll_due(&at(2), now, std::time::Duration::from_secs(60)));
+        // Sources differ by filter, so a changed filter is resolved again.
+        assert_eq!(content_source(&spec("content: {latest: true}")), "latest");
+        assert_eq!(
+            content_source(&spec(
+                "content: {newest: {minSeverity: critical, exploitedOnly: true}}"
+            )),
+            "newest:classification=security,cadence=any,minSeverity=critical,exploitedOnly=true"
+        );
+    }
+
+    #[test]
+    fn a_severity_filter_never_passes_an_entry_that_does_not_say_its_severity() {
+        let filter = NewestSpec {
+            min_severity: Some(crate::crd::Severity::Low),
+            ..Default::default()
+        };
+        let e = |cve: serde_json::Value| -> CatalogEntry {
+            serde_json::from_value(
+                serde_json::json!({"id": "e", "qualityUpdateClassification": "security",
+                "cveSeverityInformation": cve}),
+            )
+            .unwrap()
+        };
+        assert!(!passes(&filter, &e(serde_json::Value::Null)));
+        assert!(!passes(
+            &filter,
+            &e(serde_json::json!({"maxSeverity": "unknownFutureValue"}))
+        ));
+        assert!(passes(&filter, &e(serde_json::json!({"maxSeverity": "low"}))));
+    }
 }

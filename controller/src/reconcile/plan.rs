@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::adopt;
 use super::observe::{
     AudienceFacts, CatalogFact, DeployedContent, GroupObservation, ItemFact, Known, Observation,
-    ObservedDeployment, content_source, settings_of,
+    ObservedDeployment, content_source, describe_newest, passes, settings_of,
 };
 use super::reasons::Reason;
 use super::requeue::Next;
@@ -613,13 +613,21 @@ fn nearest(date: &str, dates: &[String]) -> String {
 /// `releaseDate`: the one expeditable security quality update released on that date (none: Stalled,
 /// naming the nearest dates; several: Stalled, naming them; one that cannot be expedited: Stalled). `catalogEntryId`: that entry, if it can be expedited. `latest`: the
 /// newest expeditable quality update.
-pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<ResolvedContent, Blocker> {
+pub fn resolve_content(
+    spec_source: String,
+    fact: &CatalogFact,
+    at: DateTime<Utc>,
+) -> Result<ResolvedContent, Blocker> {
     let entry = |e: &CatalogEntry| ResolvedContent {
         source: spec_source.clone(),
         release_date: e.release_date().map(str::to_string),
         display_name: e.display_name.clone(),
         catalog_entry_id: e.id.clone(),
         deployable_until: e.deployable_until_date_time.clone(),
+        short_name: e.short_name.clone(),
+        cves: e.cves(),
+        max_severity: e.max_severity().map(str::to_string),
+        resolved_time: Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     };
     let refuse = |reason, message: String| Blocker::Content { reason, message };
     match fact {
@@ -682,12 +690,66 @@ pub fn resolve_content(spec_source: String, fact: &CatalogFact) -> Result<Resolv
                 "spec.content.catalogEntryId: the update catalog has no entry {id} (copy an id from the catalog, or use content.latest)"
             ),
         )),
-        CatalogFact::Latest(Some(e)) => Ok(entry(e)),
-        CatalogFact::Latest(None) => Err(refuse(
-            Reason::CONTENT_NOT_FOUND,
-            "spec.content.latest: the update catalog lists no expeditable quality update".into(),
-        )),
+        CatalogFact::Newest { filter, entries } => {
+            let field = if spec_source == "latest" {
+                "spec.content.latest"
+            } else {
+                "spec.content.newest"
+            };
+            newest(filter, entries).map(entry).ok_or_else(|| {
+                let newest = entries
+                    .iter()
+                    .filter(|e| e.can_expedite())
+                    .max_by(|a, b| a.release_date().cmp(&b.release_date()))
+                    .map_or("the catalog lists no expeditable quality update".to_string(), |e| {
+                        format!(
+                            "the newest expeditable one is {} ({}, {})",
+                            e.short_name.as_deref().unwrap_or(&e.id),
+                            e.quality_update_classification.as_deref().unwrap_or("unclassified"),
+                            e.release_date().unwrap_or("no release date")
+                        )
+                    });
+                let cve = filter
+                    .cve
+                    .as_ref()
+                    .filter(|c| !entries.iter().any(|e| e.cves().contains(c)))
+                    .map(|c| {
+                        format!(
+                            "; none of the {} newest expeditable entries lists {c} among the exploited CVEs it fixes",
+                            entries.len()
+                        )
+                    })
+                    .unwrap_or_default();
+                refuse(
+                    Reason::CONTENT_NOT_FOUND,
+                    format!(
+                        "{field}: no expeditable quality update passes {}{cve}; {newest} (loosen the filters, or name an entry with catalogEntryId)",
+                        describe_newest(filter)
+                    ),
+                )
+            })
+        }
     }
+}
+
+/// The newest expeditable entry that passes the filters. With a CVE: among the entries released on or
+/// after the first one listing it (quality updates are cumulative, so each of those fixes it).
+pub fn newest<'a>(filter: &crate::crd::NewestSpec, entries: &'a [CatalogEntry]) -> Option<&'a CatalogEntry> {
+    let since = match &filter.cve {
+        Some(cve) => Some(
+            entries
+                .iter()
+                .filter(|e| e.cves().contains(cve))
+                .filter_map(|e| e.release_date())
+                .min()?,
+        ),
+        None => None,
+    };
+    entries
+        .iter()
+        .filter(|e| e.can_expedite() && passes(filter, e))
+        .filter(|e| since.is_none_or(|s| e.release_date().is_some_and(|d| d >= s)))
+        .max_by(|a, b| a.release_date().cmp(&b.release_date()))
 }
 
 /// The first audience item that cannot be used yet.
@@ -868,7 +930,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     if let Some(w) = waiting(obj, audience) {
         return block(p, w);
     }
-    let content = match resolve_content(content_source(&obj.spec), catalog) {
+    let content = match resolve_content(content_source(&obj.spec), catalog, obs.at) {
         Ok(c) => c,
         Err(b) => return block(p, b),
     };

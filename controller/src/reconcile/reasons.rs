@@ -55,6 +55,8 @@ impl Reason {
     pub const AUDIENCE_UPDATED: Reason = Reason("AudienceUpdated");
     pub const MEMBERS_UPDATED: Reason = Reason("MembersUpdated");
     pub const REPLACED: Reason = Reason("Replaced");
+    /// `refresh: OnNewRelease` found a newer matching catalog entry and replaced the deployment.
+    pub const CONTENT_REFRESHED: Reason = Reason("ContentRefreshed");
     pub const DELETED: Reason = Reason("Deleted");
     pub const ORPHANED: Reason = Reason("Orphaned");
     /// A deployment the status names was deleted outside the operator.

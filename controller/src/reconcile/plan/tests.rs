@@ -327,6 +327,7 @@ fn catalog() -> CatalogFact {
         display_name: None,
         release_date: None,
         deployable_until: None,
+        ..Default::default()
     })
 }
 
@@ -691,6 +692,7 @@ fn content_resolution_rules() {
                 entries,
                 nearby: nearby.iter().map(|d| d.to_string()).collect(),
             },
+            Utc::now(),
         )
     };
     let reason_and_message = |r: Result<ResolvedContent, Blocker>| match r {
@@ -734,9 +736,221 @@ fn content_resolution_rules() {
             id: "x".into(),
             entry: Some(entry("x", false)),
         },
+        Utc::now(),
     );
     assert!(
         matches!(slow, Err(Blocker::Content { reason, .. }) if reason == Reason::CONTENT_NOT_EXPEDITABLE)
+    );
+}
+
+/// One catalog entry for the intent table: short name, date, classification, cadence, severity, CVEs.
+fn intent_entry(
+    short: &str,
+    date: &str,
+    class: &str,
+    cadence: &str,
+    severity: &str,
+    cves: &[&str],
+) -> CatalogEntry {
+    serde_json::from_value(json!({
+        "@odata.type": "#microsoft.graph.windowsUpdates.qualityUpdateCatalogEntry",
+        "id": format!("id-{short}"), "shortName": short, "isExpeditable": true,
+        "releaseDateTime": format!("{date}T00:00:00Z"), "qualityUpdateClassification": class,
+        "qualityUpdateCadence": cadence,
+        "cveSeverityInformation": {"maxSeverity": severity, "maxBaseScore": 8.1,
+            "exploitedCves": cves.iter().map(|c| json!({"number": c, "url": format!("https://msrc.microsoft.com/{c}")})).collect::<Vec<_>>()},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn each_newest_filter_resolves_the_right_entry_and_none_stalls_naming_the_filter() {
+    use crate::crd::{Cadence, Classification, NewestSpec, Severity};
+    // Newest first, as the catalog lists them.
+    let catalog = vec![
+        intent_entry("2026.11 D", "2026-11-24", "nonSecurity", "monthly", "low", &[]),
+        intent_entry("2026.11 B", "2026-11-10", "security", "monthly", "important", &[]),
+        intent_entry(
+            "2026.10 OOB",
+            "2026-10-21",
+            "security",
+            "outOfBand",
+            "critical",
+            &["CVE-2026-21013"],
+        ),
+        intent_entry("2026.10 B", "2026-10-14", "security", "monthly", "critical", &[]),
+        intent_entry(
+            "2026.09 B",
+            "2026-09-09",
+            "security",
+            "monthly",
+            "moderate",
+            &["CVE-2026-20001"],
+        ),
+    ];
+    let f = NewestSpec::default;
+    let rows: Vec<(&str, NewestSpec, Option<&str>)> = vec![
+        ("default: newest security", f(), Some("2026.11 B")),
+        (
+            "all classifications",
+            NewestSpec {
+                classification: Some(Classification::All),
+                ..f()
+            },
+            Some("2026.11 D"),
+        ),
+        (
+            "non-security",
+            NewestSpec {
+                classification: Some(Classification::NonSecurity),
+                ..f()
+            },
+            Some("2026.11 D"),
+        ),
+        (
+            "out-of-band",
+            NewestSpec {
+                cadence: Some(Cadence::OutOfBand),
+                ..f()
+            },
+            Some("2026.10 OOB"),
+        ),
+        (
+            "monthly",
+            NewestSpec {
+                cadence: Some(Cadence::Monthly),
+                ..f()
+            },
+            Some("2026.11 B"),
+        ),
+        (
+            "critical at least",
+            NewestSpec {
+                min_severity: Some(Severity::Critical),
+                ..f()
+            },
+            Some("2026.10 OOB"),
+        ),
+        (
+            "critical and monthly",
+            NewestSpec {
+                min_severity: Some(Severity::Critical),
+                cadence: Some(Cadence::Monthly),
+                ..f()
+            },
+            Some("2026.10 B"),
+        ),
+        (
+            "important at least",
+            NewestSpec {
+                min_severity: Some(Severity::Important),
+                ..f()
+            },
+            Some("2026.11 B"),
+        ),
+        (
+            "exploited only",
+            NewestSpec {
+                exploited_only: Some(true),
+                ..f()
+            },
+            Some("2026.10 OOB"),
+        ),
+        // Cumulative: every entry from the first one listing the CVE fixes it, the newest wins.
+        (
+            "a CVE fixed in September",
+            NewestSpec {
+                cve: Some("CVE-2026-20001".into()),
+                ..f()
+            },
+            Some("2026.11 B"),
+        ),
+        (
+            "a CVE and monthly",
+            NewestSpec {
+                cve: Some("CVE-2026-21013".into()),
+                cadence: Some(Cadence::Monthly),
+                ..f()
+            },
+            Some("2026.11 B"),
+        ),
+        (
+            "a CVE no entry lists",
+            NewestSpec {
+                cve: Some("CVE-2026-99999".into()),
+                ..f()
+            },
+            None,
+        ),
+        (
+            "out-of-band and exploited non-security",
+            NewestSpec {
+                classification: Some(Classification::NonSecurity),
+                exploited_only: Some(true),
+                ..f()
+            },
+            None,
+        ),
+    ];
+    for (row, filter, want) in rows {
+        let got = resolve_content(
+            "newest:x".into(),
+            &CatalogFact::Newest {
+                filter: filter.clone(),
+                entries: catalog.clone(),
+            },
+            Utc::now(),
+        );
+        match (want, got) {
+            (Some(short), Ok(r)) => {
+                assert_eq!(r.short_name.as_deref(), Some(short), "{row}");
+                assert_eq!(r.catalog_entry_id, format!("id-{short}"), "{row}");
+                assert!(r.resolved_time.is_some(), "{row}");
+            }
+            (None, Err(Blocker::Content { reason, message })) => {
+                assert_eq!(reason, Reason::CONTENT_NOT_FOUND, "{row}");
+                assert!(
+                    message.starts_with("spec.content.newest: ") && message.contains("classification="),
+                    "{row}: {message}"
+                );
+                assert!(
+                    message.contains("2026.11 D"),
+                    "{row}: names the newest expeditable entry: {message}"
+                );
+                if filter.cve.is_some() {
+                    assert!(message.contains("CVE-2026-99999"), "{row}: {message}");
+                }
+            }
+            (want, got) => panic!("{row}: wanted {want:?}, got {got:?}"),
+        }
+    }
+    // Status carries what the entry fixes.
+    let r = resolve_content(
+        "latest".into(),
+        &CatalogFact::Newest {
+            filter: NewestSpec {
+                exploited_only: Some(true),
+                ..f()
+            },
+            entries: catalog.clone(),
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(r.cves, vec!["CVE-2026-21013".to_string()]);
+    assert_eq!(r.max_severity.as_deref(), Some("critical"));
+    assert!(r.describe().contains("2026.10 OOB") && r.describe().contains("CVE-2026-21013"));
+    // `latest` with an empty catalog names its own field.
+    let none = resolve_content(
+        "latest".into(),
+        &CatalogFact::Newest {
+            filter: f(),
+            entries: vec![],
+        },
+        Utc::now(),
+    );
+    assert!(
+        matches!(none, Err(Blocker::Content { message, .. }) if message.starts_with("spec.content.latest: "))
     );
 }
 
