@@ -402,7 +402,14 @@ impl Env {
 
     /// `kubectl wait --for=condition=Ready` on `what` (e.g. `expd/name` or `expd --all`).
     pub async fn wait_ready(&self, what: &[&str]) {
-        let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+        self.wait_ready_within(what, 60).await;
+    }
+
+    /// Waits for Ready up to `secs`: for tests whose faults push the per-object backoff (1 s doubling)
+    /// past a minute when one object is unlucky several passes in a row.
+    pub async fn wait_ready_within(&self, what: &[&str], secs: u64) {
+        let timeout = format!("--timeout={secs}s");
+        let mut args = vec!["wait", "--for=condition=Ready", timeout.as_str()];
         args.extend_from_slice(what);
         self.kubectl_ok(&args).await;
     }

@@ -240,7 +240,9 @@ async fn rule_transient_errors_requeue_with_backoff_and_converge() {
         ))
         .await;
     }
-    env.wait_ready(&["expd", "--all"]).await;
+    // About two in five create passes fail here (a 500 or a dropped connection on the POST after
+    // throttled retries); six in a row put the next try past a minute.
+    env.wait_ready_within(&["expd", "--all"], 240).await;
     env.emulator.set_faults(FaultConfig::default());
     assert_eq!(env.graph_deployments().len(), 4, "one each, despite faults");
     for d in env.graph_deployments() {
