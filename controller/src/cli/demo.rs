@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,24 +24,7 @@ use crate::graph::{
 use crate::reconcile::{ReconcileMetrics, Settings};
 use crate::runtime::{self as controller, Scope};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Stay up after convergence, printing `kubeconfig: PATH` and `graph: URL` for kubectl and curl.
-    #[arg(long)]
-    pub keep_running: bool,
-    /// Apply the manifests under this path instead of the built-in examples.
-    #[arg(long, short = 'f')]
-    pub examples: Option<PathBuf>,
-    /// Namespace the examples are applied to.
-    #[arg(long, default_value = "wufb-demo")]
-    pub namespace: String,
-    /// Give up when not converged after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_secs: u64,
-    /// Latency the emulator adds to every Graph call, in milliseconds.
-    #[arg(long, default_value_t = 20)]
-    pub graph_latency_ms: u64,
-}
+pub use super::demo_args::DemoArgs;
 
 fn ready(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],

@@ -2,7 +2,12 @@
 
 pub mod cluster;
 pub mod crdgen;
+#[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(not(feature = "demo"))]
+#[path = "no_demo.rs"]
+pub mod demo;
+pub mod demo_args;
 pub mod manifests;
 pub mod plan;
 pub mod run;

@@ -93,6 +93,121 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "WUFB_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Parse and check the configuration (flags, environment, credential settings, addresses), print it
+    /// with the files it would read, and exit 0 without connecting to Kubernetes or Graph.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// What `run --check-config` found: the settings the process would start with and the files it reads.
+/// Holds no secret values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedConfig {
+    pub lines: Vec<String>,
+    /// Files the process reads at start or later (CA bundle, certificate, federated token).
+    pub files: Vec<PathBuf>,
+}
+
+/// Checks the configuration the way `run` uses it, without connecting: the endpoints, the credential
+/// source (environment credentials complete; a certificate file readable), the metrics address and the
+/// limits. `env` stands for the process environment.
+pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<CheckedConfig> {
+    let endpoints = args.graph.endpoints()?;
+    let mut files = Vec::new();
+    let mut lines = vec![
+        format!("graph: {}", endpoints.graph_base),
+        format!("authority: {}", endpoints.authority_host),
+    ];
+    if let Some(ca) = &args.ca_file {
+        files.push(ca.clone());
+        lines.push(format!("extra CA certificates: {}", ca.display()));
+    }
+    let namespace = args
+        .namespace
+        .as_deref()
+        .unwrap_or("(the kubeconfig context's namespace)");
+    let credentials = if args.graph.graph_no_auth {
+        "none (--graph-no-auth: only for an emulator started with --no-auth)".to_string()
+    } else if let Some(name) = &args.credentials_secret {
+        anyhow::ensure!(
+            !name.trim().is_empty(),
+            "--credentials-secret is empty; name the Secret or leave the flag out to use AZURE_* variables"
+        );
+        format!("Secret {namespace}/{name} (read at start)")
+    } else {
+        let credential = Credential::from_env(&env).context("credentials from the environment")?;
+        match &credential.kind {
+            crate::graph::CredentialKind::ClientSecret(_) => {
+                format!(
+                    "client secret for app {} in tenant {}",
+                    credential.client_id, credential.tenant_id
+                )
+            }
+            crate::graph::CredentialKind::Certificate { thumbprint_s256, .. } => {
+                if let Some(path) = env("AZURE_CLIENT_CERTIFICATE_PATH") {
+                    files.push(path.into());
+                }
+                format!(
+                    "certificate (SHA-256 thumbprint {thumbprint_s256}) for app {} in tenant {}",
+                    credential.client_id, credential.tenant_id
+                )
+            }
+            crate::graph::CredentialKind::WorkloadIdentity { token_file } => {
+                files.push(token_file.clone());
+                format!(
+                    "workload identity federation for app {} in tenant {} (token file {}, read for every token request)",
+                    credential.client_id,
+                    credential.tenant_id,
+                    token_file.display()
+                )
+            }
+        }
+    };
+    lines.push(format!("credentials: {credentials}"));
+    let metrics: std::net::SocketAddr = args.metrics_addr.parse().with_context(|| {
+        format!(
+            "--metrics-addr '{}' is not an address such as 0.0.0.0:8080",
+            args.metrics_addr
+        )
+    })?;
+    lines.push(format!("metrics, health and readiness: {metrics}"));
+    lines.push(if args.watch_namespaces.is_empty() {
+        "watching: all namespaces".to_string()
+    } else {
+        anyhow::ensure!(
+            args.watch_namespaces.iter().all(|n| !n.trim().is_empty()),
+            "--watch-namespaces has an empty name; list namespaces separated by commas"
+        );
+        format!("watching: namespaces {}", args.watch_namespaces.join(","))
+    });
+    lines.push(if args.leader_election {
+        format!("leader election: Lease {namespace}/{}", args.lease_name)
+    } else {
+        "leader election: off (this replica writes; run one replica only)".to_string()
+    });
+    anyhow::ensure!(
+        args.graph_rate_limit.is_finite() && args.graph_rate_limit >= 0.0,
+        "--graph-rate-limit must be 0 (unlimited) or a positive number of requests per second"
+    );
+    anyhow::ensure!(
+        args.graph_concurrency > 0,
+        "--graph-concurrency must be at least 1"
+    );
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    lines.push(format!(
+        "graph budget: {} requests/s, burst {}, {} at once, {} assets per write",
+        args.graph_rate_limit, args.graph_burst, args.graph_concurrency, args.batch_size
+    ));
+    lines.push(format!(
+        "resync {}s, shutdown timeout {}s, reconciles at once {}",
+        args.resync_interval.as_secs(),
+        args.shutdown_timeout.as_secs(),
+        args.reconcile_concurrency
+    ));
+    for f in &files {
+        lines.push(format!("reads file: {}", f.display()));
+    }
+    Ok(CheckedConfig { lines, files })
 }
 
 async fn credential(
@@ -137,6 +252,14 @@ async fn terminate() {
 
 /// Runs the controller until SIGTERM (exit 0) or a lost lease (an error, so the pod restarts as standby).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.check_config {
+        let checked = check_config(&args, |k| std::env::var(k).ok())?;
+        for line in &checked.lines {
+            println!("{line}");
+        }
+        println!("configuration ok");
+        return Ok(());
+    }
     telemetry::init_logging(args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()

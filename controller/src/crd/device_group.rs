@@ -34,6 +34,7 @@ use super::expedited_deployment::DeviceError;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+// CEL cost: 12
 #[x_kube(validation = Rule::new("!(has(self.entraGroupId) && has(self.devices) && size(self.devices) > 0)").message("set either devices or entraGroupId, not both"))]
 pub struct DeviceGroupSpec {
     /// Entra (Azure AD) device ids, GUIDs such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01. Each id once;
