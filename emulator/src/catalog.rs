@@ -39,6 +39,15 @@ struct Product {
     from: NaiveDate,
 }
 
+/// The Windows builds the catalog's entries carry revisions for: major version, build number, the
+/// first revision in the catalog's window, and the version name.
+pub fn product_builds() -> Vec<(u32, u32, u32, &'static str)> {
+    products()
+        .iter()
+        .map(|p| (p.major, p.build, p.base_ubr, p.version))
+        .collect()
+}
+
 fn products() -> Vec<Product> {
     let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
     vec![

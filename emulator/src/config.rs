@@ -226,6 +226,8 @@ pub struct EmulatorConfig {
     pub audience_client_paging: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
+    /// The simulated fleet behind `data/deviceProfiles`.
+    pub fleet: crate::fleet::FleetConfig,
     /// Where state is persisted between runs; nothing is written when unset.
     pub state_file: Option<std::path::PathBuf>,
     /// Most request-log entries kept (older ones are dropped; counts are kept in full).
@@ -249,6 +251,7 @@ impl Default for EmulatorConfig {
             read_all_catalog: false,
             audience_client_paging: false,
             device_errors: BTreeMap::new(),
+            fleet: Default::default(),
             state_file: None,
             request_log_limit: 200_000,
         }

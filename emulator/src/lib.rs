@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod odata;
 pub mod routes;
 pub mod server;
@@ -73,6 +74,20 @@ impl Emulator {
     /// A copy of the catalog, newest first.
     pub fn catalog(&self) -> Vec<serde_json::Value> {
         state::lock(&self.shared.catalog).clone()
+    }
+
+    /// The simulated fleet's devices as they are now (their truth: build, outcome, error, reporting).
+    pub fn fleet(&self) -> std::collections::BTreeMap<String, fleet::Device> {
+        self.shared.read_fleet();
+        state::lock(&self.shared.fleet).devices.clone()
+    }
+
+    /// Sets a device's build and error in the simulated fleet.
+    pub fn set_device(&self, id: &str, build: Option<fleet::Build>, error: Option<Option<String>>) {
+        self.shared.read_fleet();
+        let mut fleet = state::lock(&self.shared.fleet);
+        let mut store = state::lock(&self.shared.store);
+        fleet.set(&mut store, id, build, error);
     }
 
     /// A copy of the request log.

@@ -112,6 +112,21 @@ struct Args {
     /// Seed of the fault generator and of generated ids.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Simulated fleet: simulated seconds per real second (3600 makes an hour pass every second).
+    #[arg(long, default_value_t = 1.0)]
+    fleet_time_scale: f64,
+    /// Simulated fleet: mean simulated hours from being offered an update to installing it.
+    #[arg(long, default_value_t = 4.0)]
+    fleet_install_hours: f64,
+    /// Simulated fleet: share of devices that install the hotpatch revision where the entry has one.
+    #[arg(long, default_value_t = 0.3, value_parser = probability)]
+    fleet_hotpatch_rate: f64,
+    /// Simulated fleet: share of devices that fail (a registration error appears on the asset).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    fleet_failure_rate: f64,
+    /// Simulated fleet: share of devices that never report to deviceProfiles.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    fleet_silent_rate: f64,
     /// Share of Graph requests answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     throttle_rate: f64,
@@ -240,6 +255,14 @@ async fn main() -> ExitCode {
         read_all_catalog: args.read_all_catalog,
         audience_client_paging: args.audience_client_paging,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
+        fleet: wufb_graph_emulator::fleet::FleetConfig {
+            time_scale: args.fleet_time_scale.max(0.0),
+            install_hours: args.fleet_install_hours.max(0.0),
+            hotpatch_rate: args.fleet_hotpatch_rate,
+            failure_rate: args.fleet_failure_rate,
+            silent_rate: args.fleet_silent_rate,
+            seed: args.seed,
+        },
         state_file: args.state_file,
         request_log_limit: 200_000,
     };

@@ -36,6 +36,8 @@ pub enum Route {
     Asset(String),
     GroupMembers(String),
     GroupChange { id: String, add: bool, by_id: bool },
+    DeviceProfiles,
+    DeviceProfile(String),
 }
 
 fn action(seg: &str) -> &str {
@@ -89,6 +91,8 @@ impl Route {
             ["deploymentAudiences", id, rest @ ..] => {
                 audience_sub(AudienceOf::Audience(id.to_string()), rest)
             }
+            ["data", "deviceProfiles"] => Ok(Route::DeviceProfiles),
+            ["data", "deviceProfiles", id] => Ok(Route::DeviceProfile(id.to_string())),
             ["updatableAssets"] => Ok(Route::Assets(None)),
             ["updatableAssets", seg] => match action(seg) {
                 "azureADDevice" => Ok(Route::Assets(Some(AssetKind::Device))),
@@ -187,6 +191,8 @@ impl Route {
                 enroll: false,
                 by_id: true,
             } if post => "updatableAssets.unenrollAssetsById",
+            Route::DeviceProfiles if get => "deviceProfiles.list",
+            Route::DeviceProfile(_) if get => "deviceProfiles.get",
             Route::Asset(_) if get => "updatableAssets.get",
             Route::Asset(_) if *m == Method::DELETE => "updatableAssets.delete",
             Route::GroupMembers(_) if get => "group.members.list",

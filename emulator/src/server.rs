@@ -450,6 +450,13 @@ fn dispatch(
     entry: &mut LogEntry,
 ) -> Result<Reply, GraphError> {
     let now = chrono::Utc::now();
+    // Simulated time passes for the fleet before the tenant is read (it may put errors on assets); a
+    // device profile read starts the fleet.
+    if matches!(call.route, Route::DeviceProfiles | Route::DeviceProfile(_)) {
+        st.read_fleet();
+    } else {
+        st.tick_fleet();
+    }
     let mut live = lock(&st.store);
     // With a read lag, a read sees an older tenant (a copy of a snapshot: the option is for tests); a
     // write always acts on the live one.
@@ -625,6 +632,19 @@ fn dispatch_on(
             ))
         }
         (Route::AudienceDelete(id), _) => store.delete_audience(&id),
+        (Route::DeviceProfiles, _) => list(lock(&st.fleet).profiles()),
+        (Route::DeviceProfile(id), _) => lock(&st.fleet)
+            .profiles()
+            .into_iter()
+            .find(|p| p["id"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(&id)))
+            .map(|p| Reply::Json(StatusCode::OK, p))
+            .ok_or_else(|| {
+                GraphError::new(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("The device profile '{id}' was not found."),
+                )
+            }),
         (Route::Assets(kind), Method::GET) => list(store.list_assets(kind)),
         (Route::Assets(_), _) => {
             let ty = body.get("@odata.type").and_then(Value::as_str).unwrap_or("");

@@ -195,6 +195,8 @@ pub struct Shared {
     /// What reads see while a read lag is set: tenant snapshots after each write, oldest first (see
     /// [`Shared::lagged_view`]).
     pub history: Mutex<VecDeque<Snapshot>>,
+    /// The simulated fleet behind `data/deviceProfiles`.
+    pub fleet: Mutex<crate::fleet::Fleet>,
 }
 
 /// The tenant as it was after a write (`at`), or before the first recorded write (`at` is `None`).
@@ -275,7 +277,33 @@ impl Shared {
             request_log_limit: config.request_log_limit,
             state_file: config.state_file.clone(),
             history: Mutex::new(VecDeque::new()),
+            fleet: Mutex::new(crate::fleet::Fleet::new(config.fleet.clone())),
         }
+    }
+
+    /// Moves the simulated fleet on to now (at most every 200 ms of real time, so a busy tenant does not
+    /// walk its devices on every request).
+    pub fn tick_fleet(&self) {
+        self.tick_fleet_inner(false);
+    }
+
+    /// Starts the simulated fleet if it is idle, and moves it on to now.
+    pub fn read_fleet(&self) {
+        self.tick_fleet_inner(true);
+    }
+
+    fn tick_fleet_inner(&self, activate: bool) {
+        let now = now_ms();
+        let mut fleet = lock(&self.fleet);
+        if activate && !fleet.active {
+            fleet.active = true;
+        }
+        if fleet.ticked_within(now, 200) {
+            return;
+        }
+        let catalog = lock(&self.catalog).clone();
+        let mut store = lock(&self.store);
+        fleet.tick(&mut store, &catalog, now);
     }
 
     /// Before a write while a read lag is set: keeps the tenant as it was, if nothing older is kept.

@@ -1402,3 +1402,134 @@ async fn entra_groups_list_their_transitive_devices_in_pages_with_permissions() 
         (403, Some("Authorization_RequestDenied"))
     );
 }
+
+#[tokio::test]
+async fn the_simulated_fleet_installs_while_offered_and_stops_when_paused() {
+    let devices: Vec<String> = (0..40)
+        .map(|i| format!("3d0a0c8e-1c5e-4c53-9b3f-{i:012}"))
+        .collect();
+    let c = Ctx::start(EmulatorConfig {
+        auth: false,
+        fleet: wufb_graph_emulator::fleet::FleetConfig {
+            // An hour of simulated time per real millisecond: every delay passes within a second.
+            time_scale: 3_600_000.0,
+            install_hours: 4.0,
+            hotpatch_rate: 0.5,
+            failure_rate: 0.1,
+            silent_rate: 0.1,
+            seed: 3,
+        },
+        ..Default::default()
+    })
+    .await;
+    let entry = c.latest_b().await;
+    let d = c.create_catalog_deployment().await;
+    // Paused first: the fleet reports its old builds and installs nothing.
+    let (s, _, _) = c
+        .call(
+            "PATCH",
+            &format!("{U}/deployments/{d}"),
+            Some(json!({"@odata.type": "#microsoft.graph.windowsUpdates.deployment",
+                        "state": {"@odata.type": "microsoft.graph.windowsUpdates.deploymentState", "requestedValue": "paused"}})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let members: Vec<Value> = devices.iter().map(|d| dev(d)).collect();
+    let (s, _) = c
+        .post(
+            &format!("{U}/deployments/{d}/audience/updateAudience"),
+            json!({"addMembers": members}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (s, first) = c.get(&format!("{U}/data/deviceProfiles")).await;
+    assert_eq!(s, 200, "{first}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let truth = c.emu.fleet();
+    assert!(
+        truth
+            .values()
+            .all(|d| d.installed_entry.is_none() && d.error.is_none()),
+        "paused: nothing installs"
+    );
+    let reporting = truth.values().filter(|d| d.reporting).count();
+    assert!(
+        reporting < devices.len() && reporting > devices.len() / 2,
+        "{reporting}"
+    );
+    // Offering: within simulated hours every device reaches its outcome.
+    c.call(
+        "PATCH",
+        &format!("{U}/deployments/{d}"),
+        Some(json!({"@odata.type": "#microsoft.graph.windowsUpdates.deployment",
+                    "state": {"@odata.type": "microsoft.graph.windowsUpdates.deploymentState", "requestedValue": "none"}})),
+    )
+    .await;
+    for _ in 0..4 {
+        c.get(&format!("{U}/data/deviceProfiles?$top=5")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let truth = c.emu.fleet();
+    let eid = entry["id"].as_str().unwrap();
+    let installed = truth
+        .values()
+        .filter(|d| d.installed_entry.as_deref() == Some(eid))
+        .count();
+    let failed = truth.values().filter(|d| d.error.is_some()).count();
+    assert_eq!(
+        installed + failed,
+        devices.len(),
+        "every device reached its outcome"
+    );
+    assert!(failed > 0 && installed > 0);
+    // A reporting device shows the entry's revision for its build; a hotpatch one a lower revision.
+    let (_, expanded) = c
+        .get(&format!("{U}/catalog/entries/{eid}?$expand=productRevisions"))
+        .await;
+    let revisions = expanded["productRevisions"].as_array().unwrap();
+    let (s, page) = c.get(&format!("{U}/data/deviceProfiles?$top=100")).await;
+    assert_eq!(s, 200);
+    let profiles = page["value"].as_array().unwrap();
+    assert_eq!(profiles.len(), reporting, "silent devices never report");
+    let mut hotpatched = 0;
+    for p in profiles {
+        let id = p["azureAdDeviceId"].as_str().unwrap();
+        let t = &truth[id];
+        if t.installed_entry.is_none() {
+            continue;
+        }
+        let build = p["osBuild"].as_str().unwrap();
+        let r = revisions
+            .iter()
+            .find(|r| {
+                let b = &r["osBuild"];
+                format!(
+                    "{}.{}.{}.{}",
+                    b["majorVersion"], b["minorVersion"], b["buildNumber"], b["updateBuildRevision"]
+                ) == build
+            })
+            .unwrap_or_else(|| panic!("{build} is one of the entry's revisions"));
+        if r["isHotpatchUpdate"] == true {
+            hotpatched += 1;
+        }
+    }
+    assert!(hotpatched > 0, "some devices took the hotpatch revision");
+    // A failed device carries a registration error on its asset.
+    let failed_id = truth.iter().find(|(_, d)| d.error.is_some()).unwrap().0.clone();
+    let (s, asset) = c.get(&format!("{U}/updatableAssets/{failed_id}")).await;
+    assert_eq!(s, 200);
+    assert!(!asset["errors"].as_array().unwrap().is_empty(), "{asset}");
+    // The admin can set a device's build.
+    c.emu.set_device(
+        &devices[0],
+        Some(wufb_graph_emulator::fleet::Build {
+            major_version: 10,
+            minor_version: 0,
+            build_number: 26100,
+            update_build_revision: 1,
+        }),
+        Some(None),
+    );
+    let (_, one) = c.get(&format!("{U}/data/deviceProfiles/{}", devices[0])).await;
+    assert_eq!(one["osBuild"], "10.0.26100.1");
+}

@@ -1,6 +1,8 @@
 //! The bad-input corpus (`tests/bad-input/`): every malformed or hostile manifest is rejected with a
-//! message naming the field, by `validate` and, for those a cluster without schema checks would store, by
-//! the controller, with no panic and no Graph write.
+//! message naming the field: by `validate`; through `kubectl apply`, either refused by the API server
+//! from the CRD's schema and CEL rules or stored and stalled by the controller; and, stored as sent (as
+//! an older, looser CRD would have let them in), by the controller; always with no panic and no Graph
+//! write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,12 +74,13 @@ fn validate_rejects_each_with_the_field_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_stalls_each_it_can_read_without_writing_to_graph() {
-    // The test API server does no schema validation, so it stores what a real API server would refuse;
-    // the controller must still refuse it.
+    // Stored as sent (the schema checks off, as objects written under an older, looser CRD are): the
+    // controller must still refuse each.
     let mut env = Env::start("bad-input").await;
     if env.skip_on_real_cluster("a real API server refuses these objects at apply, from the CRD's schema") {
         return;
     }
+    env.apiserver.as_ref().unwrap().set_schema_checks(false);
     env.spawn_controller("a");
     let api: Api<ExpeditedDeployment> = Api::namespaced(env.client.clone(), &env.namespace);
     let mut stored = Vec::new();
@@ -134,6 +137,87 @@ async fn the_controller_stalls_each_it_can_read_without_writing_to_graph() {
             "{name}: the message names {expect}: {message}"
         );
     }
+    let writes: Vec<_> = env
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.operation != "token")
+        .collect();
+    assert!(writes.is_empty(), "no Graph write for bad input: {writes:?}");
+    assert!(!env.controller_logs().contains("panicked"), "no panic");
+}
+
+/// The stall condition's message of a stored ExpeditedDeployment: Stalled, or waiting for a DeviceGroup
+/// that may still be applied.
+async fn stall_message(env: &Env, name: &str) -> String {
+    env.eventually(&format!("{name} stalled"), Duration::from_secs(60), async || {
+        let s = env.status_of(name).await;
+        let c = s["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                (c["type"] == "Stalled" || c["reason"] == "WaitingForDeviceGroup") && c["status"] == "True"
+            })?
+            .clone();
+        Some(c["message"].as_str().unwrap_or("").to_string())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_kubectl_each_is_refused_at_apply_or_stalled_by_the_controller() {
+    // kubectl with its default validation: the API server checks each object against the CRD's schema
+    // and CEL rules (and refuses unknown fields), as a real one does.
+    let mut env = Env::start("bad-kubectl").await;
+    env.spawn_controller("a");
+    // The server's OpenAPI documents are what lets kubectl leave validation to it; explain reads them too.
+    let explained = env.kubectl_ok(&["explain", "expd.spec.content"]).await;
+    assert!(
+        explained.contains("catalogEntryId") && explained.contains("releaseDate"),
+        "{explained}"
+    );
+    let mut refused = 0;
+    let mut stalled = 0;
+    for (path, expect) in corpus() {
+        let run = env.kubectl(&["apply", "-f", path.to_str().unwrap()]).await;
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        if !run.ok {
+            // Refused: by the server naming the field, or by kubectl before any request (a document
+            // that is no object, a version the cluster does not serve).
+            let named = match expect.as_str() {
+                "apiVersion" => run.stderr.contains("no matches for kind"),
+                "document" => !run.stderr.is_empty(),
+                field => run.stderr.contains(field),
+            };
+            assert!(named, "{file}: refused without naming {expect}: {}", run.stderr);
+            assert!(run.stderr.len() < 4000, "{file}: an unbounded refusal");
+            refused += 1;
+            continue;
+        }
+        // Stored: the object must be one the schema cannot judge, and the controller stalls it. Many
+        // files share a name, so each is judged and deleted before the next is applied.
+        for line in run.stdout.lines() {
+            if let Some(name) = line
+                .strip_prefix("expediteddeployment.wufb.dev/")
+                .and_then(|l| l.split_whitespace().next())
+            {
+                let message = stall_message(&env, name).await;
+                assert!(
+                    message.contains(expect.as_str()),
+                    "{file}: the stall names {expect}: {message}"
+                );
+                stalled += 1;
+            }
+        }
+        env.kubectl_ok(&["delete", "--wait=true", "-f", path.to_str().unwrap()])
+            .await;
+    }
+    println!("refused at apply: {refused}, stored and stalled by the controller: {stalled}");
+    assert!(
+        refused >= 30,
+        "most of the corpus is the schema's to refuse: {refused}"
+    );
+    assert!(stalled > 0, "some of the corpus only the controller can judge");
     let writes: Vec<_> = env
         .emulator
         .requests()

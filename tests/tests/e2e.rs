@@ -29,13 +29,8 @@ async fn deployment_id(env: &Env, name: &str) -> String {
 async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
     let mut env = Env::start("examples").await;
     env.spawn_controller("replica-a");
-    env.kubectl_ok(&[
-        "apply",
-        "--validate=false",
-        "-f",
-        root().join("examples").to_str().unwrap(),
-    ])
-    .await;
+    env.kubectl_ok(&["apply", "-f", root().join("examples").to_str().unwrap()])
+        .await;
     env.wait_ready(&["dg", "--all"]).await;
     env.wait_ready(&["expd", "--all"]).await;
 
@@ -536,13 +531,9 @@ async fn a_group_in_use_waits_for_its_deployments() {
 async fn bad_specs_and_graph_errors_surface_as_conditions_and_events() {
     let mut env = Env::start("errors").await;
     env.spawn_controller("replica-a");
-    // A device id that is no GUID; on a real cluster the CRD's schema refuses it at apply, so there the
-    // bad spec is one only the operator's rules catch (a device listed twice).
-    let (bad_members, bad_field) = if env.real_cluster() {
-        (vec![dev(5), dev(5)], "spec.audience.members[1]")
-    } else {
-        (vec!["laptop-42".to_string()], "spec.audience.members[0].device")
-    };
+    // A spec only the operator's rules catch (a device listed twice); the API server refuses what the
+    // CRD's schema can see (a device id that is no GUID) at apply, as a real one does.
+    let (bad_members, bad_field) = (vec![dev(5), dev(5)], "spec.audience.members[1]");
     env.apply_yaml(&deployment_yaml("bad-device", "latest: true", &bad_members, ""))
         .await;
     env.apply_yaml(&deployment_yaml(
@@ -656,13 +647,8 @@ async fn with_two_replicas_only_the_leader_writes() {
 async fn secrets_never_reach_logs_events_or_status() {
     let mut env = Env::start("secrets").await;
     env.spawn_controller("replica-a");
-    env.kubectl_ok(&[
-        "apply",
-        "--validate=false",
-        "-f",
-        root().join("examples").to_str().unwrap(),
-    ])
-    .await;
+    env.kubectl_ok(&["apply", "-f", root().join("examples").to_str().unwrap()])
+        .await;
     env.wait_ready(&["expd", "--all"]).await;
     // A wrong secret: the error must be clear and must not carry the secret.
     let wrong = "a-wrong-secret-that-must-not-leak";

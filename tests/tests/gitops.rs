@@ -64,8 +64,7 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
     // which does not exclude do-not-disturb).
     assert_eq!(report["blast_radius"], 9);
 
-    env.kubectl_ok(&["apply", "--validate=false", "-f", &repo_s])
-        .await;
+    env.kubectl_ok(&["apply", "-f", &repo_s]).await;
     env.wait_ready(&["dg", "--all"]).await;
     env.wait_ready(&["expd", "--all"]).await;
 

@@ -127,8 +127,7 @@ async fn the_controller_makes_exactly_the_writes_plan_printed() {
     let report = plan(&env, &repo_s).await;
     let since = env.graph_seq();
     env.spawn_controller("a");
-    env.kubectl_ok(&["apply", "--validate=false", "-f", &repo_s])
-        .await;
+    env.kubectl_ok(&["apply", "-f", &repo_s]).await;
     settled(&env).await;
     assert_eq!(
         made(&env, since),
@@ -180,8 +179,7 @@ async fn the_controller_makes_exactly_the_writes_plan_printed() {
     std::fs::remove_file(repo.join("20-emergency-latest.yaml")).unwrap();
     let report = plan(&env, &repo_s).await;
     let since = env.graph_seq();
-    env.kubectl_ok(&["apply", "--validate=false", "-f", &repo_s])
-        .await;
+    env.kubectl_ok(&["apply", "-f", &repo_s]).await;
     env.kubectl_ok(&["delete", "expd", "emergency-latest", "--timeout=30s"])
         .await;
     settled(&env).await;

@@ -185,7 +185,7 @@ async fn an_invalid_spec_with_many_problems_still_gets_its_event() {
     }
     env.spawn_controller("a");
     let bad: Vec<String> = (0..60).map(|i| format!("laptop-{i:03}")).collect();
-    env.apply_yaml(&rollout("many", &bad, "")).await;
+    env.apply_yaml_unchecked(&rollout("many", &bad, "")).await;
     let events = env.events_with(&["InvalidSpec"]).await;
     let events: Value = serde_json::from_str(&events).unwrap();
     let note = events["items"]

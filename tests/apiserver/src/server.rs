@@ -149,6 +149,15 @@ pub async fn handle(
         }
         ["api"] => return json_response(200, &api_versions(&st.addr)),
         ["apis"] => return json_response(200, &api_group_list(&st.lock().types)),
+        ["openapi", "v3"] => return json_response(200, &crate::openapi::root(&st.lock().types)),
+        ["openapi", "v3", "api", v] => {
+            return crate::openapi::group_version(&st.lock().types, "", v)
+                .map_or_else(|| not_found_path(&path), |d| json_response(200, &d));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return crate::openapi::group_version(&st.lock().types, g, v)
+                .map_or_else(|| not_found_path(&path), |d| json_response(200, &d));
+        }
         ["openapi", ..] => return not_found_path(&path),
         ["api", "v1"] => {
             return api_resource_list(&st.lock().types, "", "v1")
@@ -204,6 +213,7 @@ pub async fn handle(
                 .to_string()
         }),
         force: query.get("force").is_some_and(|f| f == "true"),
+        strict: query.get("fieldValidation").is_some_and(|f| f == "Strict"),
     };
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(&body)

@@ -105,6 +105,8 @@ type Key = (String, String, String);
 pub struct Writer {
     pub manager: String,
     pub force: bool,
+    /// `fieldValidation=Strict`: an unknown field is refused rather than pruned.
+    pub strict: bool,
 }
 
 impl Default for Writer {
@@ -112,6 +114,7 @@ impl Default for Writer {
         Writer {
             manager: "unknown".into(),
             force: false,
+            strict: false,
         }
     }
 }
@@ -128,8 +131,17 @@ pub const MAX_EVENT_REASON: usize = 128;
 enum Ownership<'a> {
     /// Any write but an apply: the writer owns what it set.
     Update(&'a Writer),
-    /// An apply already computed the new ownership.
-    Set(crate::fields::Managed),
+    /// An apply already computed the new ownership (and whether it asked for strict field validation).
+    Set(crate::fields::Managed, bool),
+}
+
+impl Ownership<'_> {
+    fn strict(&self) -> bool {
+        match self {
+            Ownership::Update(w) => w.strict,
+            Ownership::Set(_, strict) => *strict,
+        }
+    }
 }
 
 /// A list's pages: the objects as of the first page, so that the pages add up to one consistent list.
@@ -162,6 +174,10 @@ pub struct Store {
     /// Lists being paged through (the newest few; an older token answers 410).
     snapshots: VecDeque<Snapshot>,
     next_snapshot: u64,
+    /// Evaluates the CRDs' CEL rules.
+    cel: kube_cel::Validator,
+    /// Custom resources are checked against their schema (on by default).
+    pub schema_checks: bool,
 }
 
 pub fn type_key(t: &ResourceType) -> String {
@@ -301,6 +317,30 @@ fn normalise(obj: &mut Value) {
     }
 }
 
+/// Why a name is not one the type accepts: namespaces take an RFC 1123 label (63 characters), everything
+/// else here an RFC 1123 subdomain (253), as a real server's name validation asks.
+fn name_problem(t: &ResourceType, name: &str) -> Option<String> {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if t.plural == "namespaces" {
+        return (!label(name)).then(|| {
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string()
+        });
+    }
+    if name.len() > 253 {
+        return Some("must be no more than 253 characters".into());
+    }
+    (!name.split('.').all(label)).then(|| {
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string()
+    })
+}
+
 /// The limits a real server enforces on what it stores.
 fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let annotations: usize = obj["metadata"]["annotations"]
@@ -369,6 +409,8 @@ impl Store {
             managed: BTreeMap::new(),
             snapshots: VecDeque::new(),
             next_snapshot: 1,
+            cel: kube_cel::Validator::new(),
+            schema_checks: true,
         }
     }
 
@@ -538,6 +580,16 @@ impl Store {
                 }
             },
         };
+        if let Some(problem) = name_problem(t, &name) {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": {problem}",
+                    t.kind
+                ),
+            ));
+        }
         let key = (
             type_key(t),
             if t.namespaced {
@@ -578,6 +630,9 @@ impl Store {
         obj["apiVersion"] = json!(t.api_version());
         obj["kind"] = json!(t.kind);
         normalise(&mut obj);
+        if self.schema_checks {
+            obj = crate::schema::admit(&self.cel, t, obj, None, writer.strict)?;
+        }
         let mut managed = crate::fields::Managed::default();
         let view = owned_view(&obj, false);
         let schema = view_schema(t);
@@ -719,6 +774,9 @@ impl Store {
                 ));
             }
         }
+        if self.schema_checks {
+            merged = crate::schema::admit(&self.cel, t, merged, Some(&old), ownership.strict())?;
+        }
         if t.status && !status_only && spec_differs(&old, &merged) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             merged["metadata"]["generation"] = json!(g + 1);
@@ -726,7 +784,7 @@ impl Store {
         normalise(&mut merged);
         // Field ownership: what the server records, never what the client sent.
         let managed = match ownership {
-            Ownership::Set(m) => m,
+            Ownership::Set(m, _) => m,
             Ownership::Update(writer) => {
                 let mut m = self.managed.get(&key).cloned().unwrap_or_default();
                 let (before, after) = (owned_view(&old, status_only), owned_view(&merged, status_only));
@@ -928,7 +986,14 @@ impl Store {
         if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
             target["metadata"]["resourceVersion"] = rv.clone();
         }
-        self.update_owned(t, ns, name, target, status_only, Ownership::Set(managed))
+        self.update_owned(
+            t,
+            ns,
+            name,
+            target,
+            status_only,
+            Ownership::Set(managed, writer.strict),
+        )
     }
 
     /// Deletes an object, or marks it deleting while finalizers remain.

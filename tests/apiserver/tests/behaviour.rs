@@ -144,7 +144,35 @@ async fn discovery() {
             .iter()
             .any(|r| r["name"] == "namespaces" && r["shortNames"] == json!(["ns"]))
     );
-    assert_eq!(c.get("/openapi/v3").await.0, 404);
+    // OpenAPI v3, as kubectl reads it: a document per group-version whose writes take fieldValidation.
+    let (code, root) = c.get("/openapi/v3").await;
+    assert_eq!(code, 200);
+    let url = root["paths"]["apis/wufb.dev/v1alpha1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with("/openapi/v3/apis/wufb.dev/v1alpha1?hash="),
+        "{url}"
+    );
+    let (code, doc) = c.get(&url).await;
+    assert_eq!(code, 200);
+    let schema = &doc["components"]["schemas"]["dev.wufb.v1alpha1.ExpeditedDeployment"];
+    assert_eq!(
+        schema["x-kubernetes-group-version-kind"][0]["kind"],
+        "ExpeditedDeployment"
+    );
+    let patch =
+        &doc["paths"]["/apis/wufb.dev/v1alpha1/namespaces/{namespace}/expediteddeployments/{name}"]["patch"];
+    assert!(
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation"),
+        "{patch}"
+    );
+    assert_eq!(c.get("/openapi/v3/apis/nope.dev/v1").await.0, 404);
     assert_eq!(c.get("/apis/nope.dev/v1").await.0, 404);
 }
 
@@ -570,9 +598,9 @@ async fn table_output_uses_printer_columns() {
 fn crd_with_schema() -> Value {
     let mut c = crd();
     c["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "properties": {
-    "spec": {"type": "object"},
-    "status": {"type": "object", "properties": {
-        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object"}},
+    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
         "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
     }}}}});
     c

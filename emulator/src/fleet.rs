@@ -1,0 +1,372 @@
+//! A simulated fleet behind `GET /data/deviceProfiles`. Every device the tenant knows (an updatable
+//! asset, or a member of an audience or group) runs one Windows build from the catalog's products at
+//! an older revision. While a deployment offers it an update (not paused, the device a member and not
+//! excluded) the device accumulates exposure; after its own delay (seeded from the device id, around
+//! `install_hours` of simulated time) it either installs the entry's revision for its build (the
+//! hotpatch revision, for a share of devices, where the entry has one), or fails (a registration error
+//! on its asset), or never reports at all (absent from `deviceProfiles`). Pausing stops exposure, so no
+//! new installs. `time_scale` makes simulated time pass faster than real time. Everything is
+//! deterministic from the seed and the device ids; the admin API can set a device's build or error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::odata::NS;
+use crate::store::{AssetKind, Store};
+
+/// How the simulated fleet behaves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FleetConfig {
+    /// Simulated seconds per real second (3600: an hour passes every second).
+    pub time_scale: f64,
+    /// Mean simulated hours from first being offered to the outcome (delays spread from 0.2x to 1.8x).
+    pub install_hours: f64,
+    /// Share of installing devices that take the hotpatch revision where the entry has one.
+    pub hotpatch_rate: f64,
+    /// Share of devices that fail (a registration error appears on the asset).
+    pub failure_rate: f64,
+    /// Share of devices that never report to `deviceProfiles`.
+    pub silent_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            time_scale: 1.0,
+            install_hours: 4.0,
+            hotpatch_rate: 0.3,
+            failure_rate: 0.0,
+            silent_rate: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+/// A Windows build, as the catalog's `osBuild` has it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    pub major_version: u32,
+    pub minor_version: u32,
+    pub build_number: u32,
+    pub update_build_revision: u32,
+}
+
+impl Build {
+    /// `10.0.26100.2605`: the string form `deviceProfile.osBuild` has.
+    pub fn text(&self) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            self.major_version, self.minor_version, self.build_number, self.update_build_revision
+        )
+    }
+
+    fn of(revision: &Value) -> Option<Build> {
+        serde_json::from_value(revision.get("osBuild")?.clone()).ok()
+    }
+}
+
+/// What a device will do when its delay has passed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    Install,
+    InstallHotpatch,
+    Fail,
+    Silent,
+}
+
+/// One device of the fleet, with its truth (for tests: what progress must count).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub build: Build,
+    /// The Windows version name of the build (`24H2`).
+    pub version: String,
+    pub outcome: Outcome,
+    /// Simulated seconds of exposure the outcome needs.
+    pub delay_secs: f64,
+    /// Simulated seconds offered so far.
+    pub exposure_secs: f64,
+    /// The catalog entry installed, once installed.
+    pub installed_entry: Option<String>,
+    /// The registration error reason, once failed (or set through the admin API).
+    pub error: Option<String>,
+    /// Reports to `deviceProfiles` (silent devices never do).
+    pub reporting: bool,
+}
+
+/// The fleet's state.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    pub config: FleetConfig,
+    pub devices: BTreeMap<String, Device>,
+    last_tick_ms: Option<u64>,
+    /// Simulated time runs from the first read of the fleet (`deviceProfiles`, or the admin API), so a
+    /// tenant nobody asks about devices costs nothing per request.
+    pub active: bool,
+}
+
+fn unit(seed: u64, id: &str, salt: u64) -> f64 {
+    // FNV-1a over the id, mixed with the seed and a salt, then one splitmix64 round.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The products a device may run, with the revision it starts at: older than every catalog entry.
+fn starting_builds() -> Vec<(Build, &'static str)> {
+    crate::catalog::product_builds()
+        .into_iter()
+        .map(|(major, build, base_ubr, version)| {
+            (
+                Build {
+                    major_version: major,
+                    minor_version: 0,
+                    build_number: build,
+                    update_build_revision: base_ubr.saturating_sub(100),
+                },
+                version,
+            )
+        })
+        .collect()
+}
+
+impl Fleet {
+    pub fn new(config: FleetConfig) -> Self {
+        Fleet {
+            config,
+            devices: BTreeMap::new(),
+            last_tick_ms: None,
+            active: false,
+        }
+    }
+
+    fn device(&mut self, id: &str) -> &mut Device {
+        let c = self.config.clone();
+        self.devices.entry(id.to_string()).or_insert_with(|| {
+            let builds = starting_builds();
+            let (build, version) =
+                builds[(unit(c.seed, id, 1) * builds.len() as f64) as usize % builds.len()];
+            let u = unit(c.seed, id, 2);
+            let outcome = if u < c.silent_rate {
+                Outcome::Silent
+            } else if u < c.silent_rate + c.failure_rate {
+                Outcome::Fail
+            } else if unit(c.seed, id, 3) < c.hotpatch_rate {
+                Outcome::InstallHotpatch
+            } else {
+                Outcome::Install
+            };
+            Device {
+                build,
+                version: version.to_string(),
+                outcome,
+                delay_secs: c.install_hours * 3600.0 * (0.2 + 1.6 * unit(c.seed, id, 4)),
+                exposure_secs: 0.0,
+                installed_entry: None,
+                error: None,
+                reporting: outcome != Outcome::Silent,
+            }
+        })
+    }
+
+    /// Every device the tenant knows: device assets, and devices in audiences and groups.
+    fn known(store: &Store) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = store
+            .assets
+            .values()
+            .filter(|a| a.kind == AssetKind::Device)
+            .map(|a| a.id.to_lowercase())
+            .collect();
+        for a in store.audiences.values() {
+            for (id, kind) in a.members.iter().chain(&a.exclusions) {
+                if *kind == AssetKind::Device {
+                    out.insert(id.to_lowercase());
+                }
+            }
+        }
+        for a in store.assets.values().filter(|a| a.kind == AssetKind::Group) {
+            out.extend(a.members.iter().map(|m| m.to_lowercase()));
+        }
+        out
+    }
+
+    /// The devices a deployment's audience offers its update to.
+    fn offered(store: &Store, audience_id: &str) -> BTreeSet<String> {
+        let Some(a) = store.audiences.get(audience_id) else {
+            return BTreeSet::new();
+        };
+        let expand = |refs: &BTreeMap<String, AssetKind>| -> BTreeSet<String> {
+            let mut out = BTreeSet::new();
+            for (id, kind) in refs {
+                match kind {
+                    AssetKind::Device => {
+                        out.insert(id.to_lowercase());
+                    }
+                    AssetKind::Group => out.extend(
+                        store
+                            .group_members(id)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(m, _)| m.to_lowercase()),
+                    ),
+                }
+            }
+            out
+        };
+        let excluded = expand(&a.exclusions);
+        expand(&a.members)
+            .into_iter()
+            .filter(|d| !excluded.contains(d))
+            .collect()
+    }
+
+    /// Whether the fleet is idle (never read) or the last tick was less than `ms` before `now_ms`.
+    pub fn ticked_within(&self, now_ms: u64, ms: u64) -> bool {
+        !self.active || self.last_tick_ms.is_some_and(|t| now_ms.saturating_sub(t) < ms)
+    }
+
+    /// Moves simulated time on to `now_ms`: offered devices gain exposure, and those past their delay
+    /// install, fail (the error is put on their asset) or stay silent.
+    pub fn tick(&mut self, store: &mut Store, catalog: &[Value], now_ms: u64) {
+        if !self.active {
+            return;
+        }
+        let last = self.last_tick_ms.replace(now_ms).unwrap_or(now_ms);
+        let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
+        for id in Self::known(store) {
+            self.device(&id);
+        }
+        if dt <= 0.0 {
+            return;
+        }
+        let mut failed = Vec::new();
+        for d in store.deployments.values() {
+            if d.requested == "paused" {
+                continue;
+            }
+            let Some(entry_id) = d.content.pointer("/catalogEntry/id").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(entry) = catalog.iter().find(|e| e["id"] == entry_id) else {
+                continue;
+            };
+            let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
+            for id in Self::offered(store, &d.audience_id) {
+                let dev = self.device(&id);
+                if dev.installed_entry.is_some() || dev.error.is_some() {
+                    continue;
+                }
+                dev.exposure_secs += dt;
+                if dev.exposure_secs < dev.delay_secs {
+                    continue;
+                }
+                let hotpatch = dev.outcome == Outcome::InstallHotpatch;
+                match dev.outcome {
+                    Outcome::Fail => {
+                        dev.error = Some("invalidAzureADJoin".into());
+                        failed.push(id.clone());
+                    }
+                    Outcome::Silent | Outcome::Install | Outcome::InstallHotpatch => {
+                        let of_build: Vec<(Build, bool)> = revisions
+                            .iter()
+                            .filter_map(|r| Some((Build::of(r)?, r["isHotpatchUpdate"] == true)))
+                            .filter(|(b, _)| b.build_number == dev.build.build_number)
+                            .collect();
+                        let pick = of_build
+                            .iter()
+                            .find(|(_, h)| *h == hotpatch)
+                            .or_else(|| of_build.iter().find(|(_, h)| !h));
+                        if let Some((b, _)) = pick {
+                            dev.build = *b;
+                        }
+                        dev.installed_entry = Some(entry_id.to_string());
+                    }
+                }
+            }
+        }
+        for id in failed {
+            if let Some(a) = store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)) {
+                a.errors.push("invalidAzureADJoin".into());
+            }
+        }
+    }
+
+    /// The `deviceProfile` resources of the devices that report.
+    pub fn profiles(&self) -> Vec<Value> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.reporting)
+            .map(|(id, d)| {
+                json!({
+                    "@odata.type": format!("#{NS}deviceProfile"),
+                    "id": id,
+                    "azureAdDeviceId": id,
+                    "deviceName": format!("PC-{}", &id[..id.len().min(8)].to_uppercase()),
+                    "deviceModel": "Surface Laptop 6",
+                    "osBuild": d.build.text(),
+                    "osVersion": d.version,
+                    "osStatus": "inServicing",
+                    "hotpatchReadiness": if d.outcome == Outcome::InstallHotpatch { "ready" } else { "notReady" },
+                })
+            })
+            .collect()
+    }
+
+    /// Sets a device's build and error directly (admin API); a set build marks it as reporting.
+    pub fn set(&mut self, store: &mut Store, id: &str, build: Option<Build>, error: Option<Option<String>>) {
+        let id = id.to_lowercase();
+        let dev = self.device(&id);
+        if let Some(b) = build {
+            dev.build = b;
+            dev.reporting = true;
+        }
+        if let Some(e) = error {
+            dev.error = e.clone();
+            if let Some(a) = store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)) {
+                a.errors = e.into_iter().collect();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_rates_and_replay_from_the_seed() {
+        let config = FleetConfig {
+            failure_rate: 0.1,
+            silent_rate: 0.05,
+            hotpatch_rate: 0.3,
+            seed: 7,
+            ..Default::default()
+        };
+        let mut a = Fleet::new(config.clone());
+        let mut b = Fleet::new(config);
+        let mut counts = BTreeMap::new();
+        for i in 0..4000 {
+            let id = format!("00000000-0000-4000-8000-{i:012}");
+            let da = a.device(&id).clone();
+            assert_eq!(&da, b.device(&id), "the same seed, the same device");
+            *counts.entry(format!("{:?}", da.outcome)).or_insert(0) += 1;
+        }
+        let share = |k: &str| f64::from(counts[k]) / 4000.0;
+        assert!((share("Silent") - 0.05).abs() < 0.02, "{counts:?}");
+        assert!((share("Fail") - 0.1).abs() < 0.02, "{counts:?}");
+        assert!((share("InstallHotpatch") - 0.3 * 0.85).abs() < 0.04, "{counts:?}");
+    }
+}

@@ -1,0 +1,645 @@
+//! What a real API server checks on a custom resource before it stores it, in its order: unknown fields
+//! pruned (or refused under `fieldValidation=Strict`), nulls of non-nullable fields dropped, schema
+//! defaults applied, the structural schema checked (types, required, enum, formats, patterns, bounds,
+//! list uniqueness), then the `x-kubernetes-validations` CEL rules evaluated (with `oldSelf` on update)
+//! through kube-cel. Failures answer 422 `Invalid` with one cause per field, in the shape kubectl prints.
+
+use serde_json::{Map, Value, json};
+
+use crate::store::ApiError;
+use crate::types::ResourceType;
+
+/// One failed check: the field path and what kubectl prints after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub field: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cause {
+    fn new(field: &str, reason: &'static str, message: impl Into<String>) -> Self {
+        Cause {
+            field: field.to_string(),
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn text(&self) -> String {
+        format!("{}: {}", self.field, self.message)
+    }
+}
+
+/// Checks `obj` (and, on update, against `old`) for a type with a schema; returns the object as it
+/// is stored (pruned and defaulted). Types without a schema (built-ins) pass unchanged.
+pub fn admit(
+    validator: &kube_cel::Validator,
+    t: &ResourceType,
+    obj: Value,
+    old: Option<&Value>,
+    strict: bool,
+) -> Result<Value, ApiError> {
+    let Some(schema) = &t.schema else {
+        return Ok(obj);
+    };
+    let mut obj = obj;
+    let mut unknown = Vec::new();
+    prune(schema, &mut obj, "", &mut unknown, true);
+    if strict && !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            t.kind,
+            t.version,
+            t.kind,
+            list.join(", ")
+        )));
+    }
+    let obj = kube_cel::apply_defaults(schema, &obj);
+    let mut causes = Vec::new();
+    let old = old.map(|o| kube_cel::apply_defaults(schema, o));
+    check(schema, &obj, old.as_ref(), "", &mut causes, true);
+    if causes.is_empty()
+        && let Err(errors) = validator.validate(schema, &obj, old.as_ref())
+    {
+        for e in errors.into_vec() {
+            // Ratcheting: a rule on a value the update left as it was does not fail the update.
+            if let Some(old) = &old
+                && at_path(&obj, &e.field_path).is_some()
+                && at_path(&obj, &e.field_path) == at_path(old, &e.field_path)
+            {
+                continue;
+            }
+            causes.push(Cause::new(
+                &e.field_path,
+                "FieldValueInvalid",
+                format!("Invalid value: \"object\": {}", e.message),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        return Ok(obj);
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let texts: Vec<String> = causes.iter().map(Cause::text).collect();
+    let joined = if texts.len() == 1 {
+        texts[0].clone()
+    } else {
+        format!("[{}]", texts.join(", "))
+    };
+    let mut err = ApiError::new(
+        422,
+        "Invalid",
+        format!("{}.{} \"{name}\" is invalid: {joined}", t.kind, t.group),
+    );
+    err.details = Some(json!({
+        "name": name,
+        "group": t.group,
+        "kind": t.kind,
+        "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+    }));
+    Err(err)
+}
+
+/// The value at a field path such as `spec.audience.members[0]` (empty: the whole object).
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut v = obj;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            v = v.get(key)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            v = v.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(v)
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn preserves(schema: &Value) -> bool {
+    schema["x-kubernetes-preserve-unknown-fields"] == true
+}
+
+/// Drops fields the schema does not know (recording their paths) and nulls where null is not allowed.
+/// At the root, `apiVersion`, `kind` and `metadata` are the server's, not the schema's.
+fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>, root: bool) {
+    match value {
+        Value::Object(map) => {
+            let props = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let child = props.and_then(|p| p.get(&key)).or(additional);
+                match child {
+                    Some(child) => {
+                        if map[&key].is_null() && child["nullable"] != true {
+                            map.remove(&key);
+                            continue;
+                        }
+                        if let Some(v) = map.get_mut(&key) {
+                            prune(child, v, &join(path, &key), unknown, false);
+                        }
+                    }
+                    None if preserves(schema) => {}
+                    None => {
+                        map.remove(&key);
+                        unknown.push(join(path, &key));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, v) in items.iter_mut().enumerate() {
+                    prune(item, v, &format!("{path}[{i}]"), unknown, false);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{s}\""),
+        Value::Object(_) => "\"object\"".into(),
+        Value::Array(_) => "\"array\"".into(),
+        other => other.to_string(),
+    }
+}
+
+fn is_date(s: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10
+}
+
+fn is_date_time(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok() && s.len() == 36
+}
+
+/// The structural checks, collecting every failure (a real server reports them all at once).
+fn check(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    causes: &mut Vec<Cause>,
+    root: bool,
+) {
+    let field = if path.is_empty() { "<root>" } else { path };
+    // Ratcheting, as a real server does it: a value an update leaves as it was is not judged again, so
+    // an object stored under a looser schema can still get a status or a finalizer.
+    if value.is_null() || old == Some(value) {
+        return;
+    }
+    if schema["x-kubernetes-int-or-string"] == true {
+        if !(value.is_string() || type_name(value) == "integer") {
+            causes.push(Cause::new(
+                field,
+                "FieldValueTypeInvalid",
+                format!(
+                    "Invalid value: {}: {field} in body must be of type int-or-string: {}",
+                    shown(value),
+                    shown(value)
+                ),
+            ));
+        }
+        return;
+    }
+    if let Some(want) = schema["type"].as_str() {
+        let have = type_name(value);
+        let ok = have == want || (want == "number" && have == "integer");
+        if !ok {
+            causes.push(Cause::new(
+                field,
+                "FieldValueTypeInvalid",
+                format!(
+                    "Invalid value: {}: {field} in body must be of type {want}: \"{have}\"",
+                    shown(value)
+                ),
+            ));
+            return;
+        }
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        let supported: Vec<String> = options.iter().map(shown).collect();
+        causes.push(Cause::new(
+            field,
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                shown(value),
+                supported.join(", ")
+            ),
+        ));
+    }
+    match value {
+        Value::Object(map) => {
+            for req in schema["required"].as_array().into_iter().flatten() {
+                if let Some(key) = req.as_str()
+                    && !map.contains_key(key)
+                {
+                    causes.push(Cause::new(
+                        &join(path, key),
+                        "FieldValueRequired",
+                        "Required value",
+                    ));
+                }
+            }
+            let props = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, v) in map {
+                if root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                if let Some(child) = props.and_then(|p| p.get(key)).or(additional) {
+                    check(
+                        child,
+                        v,
+                        old.and_then(|o| o.get(key)),
+                        &join(path, key),
+                        causes,
+                        false,
+                    );
+                }
+            }
+            bounds_of_map(schema, map, field, causes);
+        }
+        Value::Array(items) => {
+            let n = items.len() as u64;
+            if let Some(max) = schema["maxItems"].as_u64()
+                && n > max
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueTooMany",
+                    format!("Too many: {n}: must have at most {max} items"),
+                ));
+            }
+            if let Some(min) = schema["minItems"].as_u64()
+                && n < min
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueInvalid",
+                    format!("Invalid value: {n}: {field} in body should have at least {min} items"),
+                ));
+            }
+            unique(schema, items, path, causes);
+            if let Some(item) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    check(
+                        item,
+                        v,
+                        old.and_then(|o| o.get(i)),
+                        &format!("{path}[{i}]"),
+                        causes,
+                        false,
+                    );
+                }
+            }
+        }
+        Value::String(s) => {
+            let chars = s.chars().count() as u64;
+            if let Some(max) = schema["maxLength"].as_u64()
+                && chars > max
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueTooLong",
+                    format!("Too long: may not be more than {max} bytes"),
+                ));
+            }
+            if let Some(min) = schema["minLength"].as_u64()
+                && chars < min
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: {}: {field} in body should be at least {min} chars long",
+                        shown(value)
+                    ),
+                ));
+            }
+            if let Some(pattern) = schema["pattern"].as_str() {
+                match regex::Regex::new(pattern) {
+                    Ok(re) if !re.is_match(s) => causes.push(Cause::new(
+                        field,
+                        "FieldValueInvalid",
+                        format!(
+                            "Invalid value: {}: {field} in body should match '{pattern}'",
+                            shown(value)
+                        ),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => causes.push(Cause::new(
+                        field,
+                        "FieldValueInvalid",
+                        format!("bad pattern: {e}"),
+                    )),
+                }
+            }
+            let format_ok = match schema["format"].as_str() {
+                Some("date") => is_date(s),
+                Some("date-time") => is_date_time(s),
+                Some("uuid") => is_uuid(s),
+                _ => true,
+            };
+            if !format_ok {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueTypeInvalid",
+                    format!(
+                        "Invalid value: {}: {field} in body must be of type {}: {}",
+                        shown(value),
+                        schema["format"].as_str().unwrap_or(""),
+                        shown(value)
+                    ),
+                ));
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if let Some(min) = schema["minimum"].as_f64()
+                && x < min
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueInvalid",
+                    format!("Invalid value: {n}: {field} in body should be greater than or equal to {min}"),
+                ));
+            }
+            if let Some(max) = schema["maximum"].as_f64()
+                && x > max
+            {
+                causes.push(Cause::new(
+                    field,
+                    "FieldValueInvalid",
+                    format!("Invalid value: {n}: {field} in body should be less than or equal to {max}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bounds_of_map(schema: &Value, map: &Map<String, Value>, field: &str, causes: &mut Vec<Cause>) {
+    if let Some(max) = schema["maxProperties"].as_u64()
+        && map.len() as u64 > max
+    {
+        causes.push(Cause::new(
+            field,
+            "FieldValueTooMany",
+            format!("Too many: {}: must have at most {max} items", map.len()),
+        ));
+    }
+}
+
+/// `x-kubernetes-list-type: set` (no value twice) and `map` (no key tuple twice).
+fn unique(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+    match schema["x-kubernetes-list-type"].as_str() {
+        Some("set") => {
+            let mut seen = std::collections::HashSet::new();
+            for (i, v) in items.iter().enumerate() {
+                if !seen.insert(v.to_string()) {
+                    causes.push(Cause::new(
+                        &format!("{path}[{i}]"),
+                        "FieldValueDuplicate",
+                        format!("Duplicate value: {}", shown(v)),
+                    ));
+                }
+            }
+        }
+        Some("map") => {
+            let keys: Vec<&str> = schema["x-kubernetes-list-map-keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            for (i, v) in items.iter().enumerate() {
+                let key: Vec<String> = keys.iter().map(|k| v[*k].to_string()).collect();
+                if !seen.insert(key.clone()) {
+                    let shown_key: Vec<String> = keys
+                        .iter()
+                        .zip(&key)
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    causes.push(Cause::new(
+                        &format!("{path}[{i}]"),
+                        "FieldValueDuplicate",
+                        format!(
+                            "Duplicate value: map[string]interface {{}}{{{}}}",
+                            shown_key.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(schema: Value) -> ResourceType {
+        ResourceType {
+            group: "wufb.dev".into(),
+            version: "v1alpha1".into(),
+            plural: "things".into(),
+            singular: "thing".into(),
+            kind: "Thing".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            status: true,
+            printer_columns: vec![],
+            schema: Some(schema),
+        }
+    }
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                "spec": {
+                    "type": "object",
+                    "required": ["mode"],
+                    "properties": {
+                        "mode": {"type": "string", "enum": ["A", "B"]},
+                        "day": {"type": "string", "format": "date"},
+                        "n": {"type": "integer", "minimum": 0, "maximum": 10, "default": 3},
+                        "tags": {"type": "array", "maxItems": 2, "items": {"type": "string", "maxLength": 4}, "x-kubernetes-list-type": "set"},
+                        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                    },
+                    "x-kubernetes-validations": [{"rule": "self.mode != 'B' || self.n > 5", "message": "mode B needs n above 5"}]
+                }
+            }
+        })
+    }
+
+    fn run(obj: Value, strict: bool) -> Result<Value, ApiError> {
+        admit(&kube_cel::Validator::new(), &t(schema()), obj, None, strict)
+    }
+
+    fn object(spec: Value) -> Value {
+        json!({"apiVersion": "wufb.dev/v1alpha1", "kind": "Thing", "metadata": {"name": "x"}, "spec": spec})
+    }
+
+    #[test]
+    fn a_good_object_is_pruned_and_defaulted() {
+        let out = run(
+            object(json!({"mode": "A", "extra": 1, "free": {"any": {"thing": 1}}})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"],
+            json!({"mode": "A", "n": 3, "free": {"any": {"thing": 1}}})
+        );
+    }
+
+    #[test]
+    fn strict_field_validation_refuses_unknown_fields() {
+        let err = run(object(json!({"mode": "A", "extra": 1})), true).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.message.contains("unknown field \"spec.extra\""),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn each_structural_failure_names_its_field() {
+        let cases = [
+            (json!({}), "spec.mode: Required value"),
+            (
+                json!({"mode": "C"}),
+                "spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\"",
+            ),
+            (
+                json!({"mode": 1}),
+                "spec.mode: Invalid value: 1: spec.mode in body must be of type string: \"integer\"",
+            ),
+            (
+                json!({"mode": "A", "day": "2024-13-01"}),
+                "spec.day: Invalid value: \"2024-13-01\": spec.day in body must be of type date",
+            ),
+            (
+                json!({"mode": "A", "n": 11}),
+                "spec.n: Invalid value: 11: spec.n in body should be less than or equal to 10",
+            ),
+            (
+                json!({"mode": "A", "n": -1}),
+                "spec.n in body should be greater than or equal to 0",
+            ),
+            (
+                json!({"mode": "A", "tags": ["a", "b", "c"]}),
+                "spec.tags: Too many: 3: must have at most 2 items",
+            ),
+            (
+                json!({"mode": "A", "tags": ["toolong"]}),
+                "spec.tags[0]: Too long: may not be more than 4 bytes",
+            ),
+            (
+                json!({"mode": "A", "tags": ["a", "a"]}),
+                "spec.tags[1]: Duplicate value: \"a\"",
+            ),
+            (
+                json!({"mode": "B"}),
+                "spec: Invalid value: \"object\": mode B needs n above 5",
+            ),
+        ];
+        for (spec, want) in cases {
+            let err = run(object(spec.clone()), false).unwrap_err();
+            assert_eq!(err.code, 422, "{spec}");
+            assert!(
+                err.message.starts_with("Thing.wufb.dev \"x\" is invalid: "),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(want), "{spec}: {}", err.message);
+            let causes = err.details.as_ref().unwrap()["causes"]
+                .as_array()
+                .unwrap()
+                .clone();
+            assert!(!causes.is_empty());
+        }
+        // Every failure at once, as a list.
+        let err = run(object(json!({"mode": "C", "n": 11})), false).unwrap_err();
+        assert!(
+            err.message.contains(": [spec.mode: Unsupported value"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn an_update_that_leaves_an_invalid_value_as_it_was_passes() {
+        let v = kube_cel::Validator::new();
+        let ty = t(schema());
+        // Stored under a looser schema: an unsupported mode and a rule that fails.
+        let stored = object(json!({"mode": "B", "n": 1, "day": "2024-13-01"}));
+        let mut with_status = stored.clone();
+        with_status["status"] = json!({"seen": true});
+        assert!(
+            admit(&v, &ty, with_status, Some(&stored), false).is_ok(),
+            "spec unchanged"
+        );
+        // Changing the invalid value is judged.
+        let changed = object(json!({"mode": "B", "n": 2, "day": "2024-13-01"}));
+        let err = admit(&v, &ty, changed, Some(&stored), false).unwrap_err();
+        assert!(err.message.contains("mode B needs n above 5"), "{}", err.message);
+        assert!(
+            !err.message.contains("spec.day"),
+            "the unchanged day is ratcheted: {}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn built_in_types_pass_unchanged() {
+        let mut plain = t(schema());
+        plain.schema = None;
+        let obj = json!({"anything": true});
+        assert_eq!(
+            admit(&kube_cel::Validator::new(), &plain, obj.clone(), None, true).unwrap(),
+            obj
+        );
+    }
+}
