@@ -25,6 +25,9 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Show what the controller would do to the tenant for these manifests (exit 2 when something would change).
     Plan(Box<cli::plan::PlanArgs>),
+    /// Each rollout's progress: devices up to date, pending, failed, not reporting (`--devices` lists
+    /// the ones not up to date, from Graph). As `kubectl-wufb` on the PATH: `kubectl wufb status`.
+    Status(Box<cli::status::StatusArgs>),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(cli::status::run(&args))),
         Command::Demo(args) => match runtime().and_then(|rt| rt.block_on(cli::demo::demo(args))) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

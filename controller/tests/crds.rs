@@ -44,6 +44,7 @@ fn crds_carry_the_api_contract() {
             "Graph",
             "Members",
             "Devices",
+            "Installed",
             "Deployment",
             "Age"
         ]

@@ -424,6 +424,14 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
             devices: 2,
         }),
         device_errors: Vec::new(),
+        // Read a moment ago: the next progress poll is not due yet.
+        progress: Some(wufb_operator::crd::RolloutProgress {
+            targeted: 2,
+            pending: 2,
+            installed: Some("0/2".into()),
+            observed_time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ..Default::default()
+        }),
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
         last_write_time: None,
         missing_since: None,

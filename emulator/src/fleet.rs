@@ -109,6 +109,10 @@ pub struct Fleet {
     /// Simulated time runs from the first read of the fleet (`deviceProfiles`, or the admin API), so a
     /// tenant nobody asks about devices costs nothing per request.
     pub active: bool,
+    /// The tenant's shape when `offered` was worked out, and the offered devices of each unpaused
+    /// deployment with its entry: recomputed only when assets, audiences or deployments change.
+    shape: Option<(usize, usize, usize, usize)>,
+    offered: Vec<(String, Vec<String>)>,
 }
 
 fn unit(seed: u64, id: &str, salt: u64) -> f64 {
@@ -150,6 +154,8 @@ impl Fleet {
             devices: BTreeMap::new(),
             last_tick_ms: None,
             active: false,
+            shape: None,
+            offered: Vec::new(),
         }
     }
 
@@ -246,26 +252,53 @@ impl Fleet {
         }
         let last = self.last_tick_ms.replace(now_ms).unwrap_or(now_ms);
         let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
-        for id in Self::known(store) {
-            self.device(&id);
+        // Assets, audience sizes, group sizes and unpaused deployments: what `offered` depends on.
+        let shape = (
+            store.assets.len(),
+            store
+                .audiences
+                .values()
+                .map(|a| a.members.len() + a.exclusions.len())
+                .sum(),
+            store.assets.values().map(|a| a.members.len()).sum(),
+            store
+                .deployments
+                .values()
+                .filter(|d| d.requested != "paused")
+                .map(|d| d.id.len() + d.audience_id.len())
+                .sum::<usize>()
+                + store.deployments.len(),
+        );
+        if self.shape != Some(shape) {
+            self.shape = Some(shape);
+            for id in Self::known(store) {
+                self.device(&id);
+            }
+            self.offered = store
+                .deployments
+                .values()
+                .filter(|d| d.requested != "paused")
+                .filter_map(|d| {
+                    let entry = d.content.pointer("/catalogEntry/id").and_then(Value::as_str)?;
+                    Some((
+                        entry.to_string(),
+                        Self::offered(store, &d.audience_id).into_iter().collect(),
+                    ))
+                })
+                .collect();
         }
         if dt <= 0.0 {
             return;
         }
         let mut failed = Vec::new();
-        for d in store.deployments.values() {
-            if d.requested == "paused" {
-                continue;
-            }
-            let Some(entry_id) = d.content.pointer("/catalogEntry/id").and_then(Value::as_str) else {
-                continue;
-            };
-            let Some(entry) = catalog.iter().find(|e| e["id"] == entry_id) else {
+        let offered = std::mem::take(&mut self.offered);
+        for (entry_id, devices) in &offered {
+            let Some(entry) = catalog.iter().find(|e| e["id"] == entry_id.as_str()) else {
                 continue;
             };
             let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
-            for id in Self::offered(store, &d.audience_id) {
-                let dev = self.device(&id);
+            for id in devices {
+                let dev = self.device(id);
                 if dev.installed_entry.is_some() || dev.error.is_some() {
                     continue;
                 }
@@ -297,6 +330,7 @@ impl Fleet {
                 }
             }
         }
+        self.offered = offered;
         for id in failed {
             if let Some(a) = store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)) {
                 a.errors.push("invalidAzureADJoin".into());

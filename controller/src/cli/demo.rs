@@ -130,6 +130,51 @@ async fn apply_documents(docs: &[Document], client: &kube::Client, namespace: &s
 }
 
 /// Runs the demo; returns whether everything converged.
+/// Follows the rollouts' progress on the simulated fleet (simulated hours pass in seconds): one line
+/// per deployment whenever its figures change, until every reporting device of the offering ones is
+/// done or `limit` passes.
+async fn progress(eds: &Api<ExpeditedDeployment>, limit: Duration) -> anyhow::Result<()> {
+    println!();
+    println!("Rollout progress (devices up to date / targeted; the fleet's hours pass in seconds):");
+    let until = Instant::now() + limit;
+    let mut shown = std::collections::BTreeMap::new();
+    loop {
+        let mut settled = true;
+        for ed in eds.list(&Default::default()).await?.items {
+            let name = ed.metadata.name.clone().unwrap_or_default();
+            let status = ed.status.clone().unwrap_or_default();
+            let paused = status.graph_state.as_deref() == Some("paused");
+            let Some(p) = status.progress else {
+                settled = false;
+                continue;
+            };
+            if !paused && p.pending > 0 {
+                settled = false;
+            }
+            let line = format!(
+                "  {name:<28} {:>9} installed, {} pending, {} failed, {} not reporting{}",
+                p.installed.clone().unwrap_or_default(),
+                p.pending,
+                p.failed,
+                p.not_reporting,
+                if paused {
+                    "  (paused; devices other rollouts reach may still update)"
+                } else {
+                    ""
+                }
+            );
+            if shown.get(&name) != Some(&line) {
+                println!("{line}");
+                shown.insert(name, line);
+            }
+        }
+        if settled || Instant::now() > until {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     crate::telemetry::init_logging_with(crate::telemetry::LogFormat::Text, "warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -144,6 +189,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
             faults: wufb_graph_emulator::FaultConfig {
                 latency_ms: args.graph_latency_ms,
                 ..Default::default()
+            },
+            // A fleet whose hours pass in seconds, so the rollout's progress shows within the demo.
+            fleet: wufb_graph_emulator::fleet::FleetConfig {
+                time_scale: 7200.0,
+                install_hours: 3.0,
+                hotpatch_rate: 0.3,
+                failure_rate: 0.05,
+                silent_rate: 0.05,
+                seed: 1,
             },
             ..Default::default()
         },
@@ -201,6 +255,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         graph,
         Settings {
             resync: Duration::from_secs(600),
+            progress_interval: Duration::from_secs(1),
             ..Default::default()
         },
         ReconcileMetrics::default(),
@@ -258,6 +313,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+
+    if converged {
+        progress(&eds, Duration::from_secs(args.timeout_secs.min(20))).await?;
+    }
 
     println!();
     println!("Objects:");

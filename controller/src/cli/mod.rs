@@ -11,6 +11,7 @@ pub mod demo_args;
 pub mod manifests;
 pub mod plan;
 pub mod run;
+pub mod status;
 pub mod validate;
 
 use crate::graph::endpoints::{AVAILABILITY_PAGE, Availability};

@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// once).
     #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = duration)]
     pub read_lag_budget: Duration,
+    /// How often each deployment's rollout progress (devices up to date, pending, failed, not
+    /// reporting) is read from Graph's device signals; the tenant-wide reads are shared by all objects
+    /// within it. Per object: the wufb.dev/progress-interval annotation.
+    #[arg(long, env = "WUFB_PROGRESS_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub progress_interval: Duration,
     /// Operator-wide limit on the devices one deployment may reach.
     #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES")]
     pub max_audience_devices: Option<u64>,
@@ -199,8 +204,9 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
         args.graph_rate_limit, args.graph_burst, args.graph_concurrency, args.batch_size
     ));
     lines.push(format!(
-        "resync {}s, shutdown timeout {}s, reconciles at once {}",
+        "resync {}s, progress every {}s, shutdown timeout {}s, reconciles at once {}",
         args.resync_interval.as_secs(),
+        args.progress_interval.as_secs(),
         args.shutdown_timeout.as_secs(),
         args.reconcile_concurrency
     ));
@@ -327,6 +333,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_audience_devices: args.max_audience_devices,
         absence_confirm: args.absence_confirm,
         read_lag_budget: args.read_lag_budget,
+        progress_interval: args.progress_interval,
         ..Default::default()
     };
     let reporter = Reporter {

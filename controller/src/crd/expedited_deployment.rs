@@ -40,6 +40,12 @@ use serde::{Deserialize, Serialize};
         priority = 1,
         json_path = ".status.audience.devices"
     ),
+    printcolumn(
+        name = "Installed",
+        type_ = "string",
+        description = "Targeted devices up to date, of all targeted",
+        json_path = ".status.progress.installed"
+    ),
     printcolumn(name = "Deployment", type_ = "string", json_path = ".status.deploymentId"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -339,6 +345,10 @@ pub struct ExpeditedDeploymentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_errors: Vec<DeviceError>,
 
+    /// How many targeted devices run the update, and when that was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RolloutProgress>,
+
     /// When the status last changed after a sync with Graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
@@ -435,6 +445,32 @@ impl ResolvedContent {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .is_some_and(|t| t <= now)
     }
+}
+
+/// How far the rollout has come on the devices, from Graph's device signals (see the README's
+/// "Rollout progress"): polled on its own interval, not every pass.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutProgress {
+    /// Distinct devices the audience offers the update to.
+    pub targeted: u64,
+    /// Reporting a build at or above the entry's revision for their Windows build (hotpatch included).
+    pub up_to_date: u64,
+    /// Reporting an older build (or a Windows version the entry has no revision for).
+    pub pending: u64,
+    /// Their asset carries errors and they are not up to date.
+    pub failed: u64,
+    /// Not listed in deviceProfiles at all: never counted as up to date.
+    pub not_reporting: u64,
+    /// `upToDate/targeted`, for the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<String>,
+    /// When the signals were read (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_time: Option<String>,
+    /// Which Graph signals the figures come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Audience sizes in Graph.

@@ -17,6 +17,8 @@ pub const FINALIZER: &str = "wufb.dev/cleanup";
 pub const RESYNC_ANNOTATION: &str = "wufb.dev/resync-interval";
 /// Per-object override of how often `refresh: OnNewRelease` reads the catalog again (`15m`, `1h`, ...).
 pub const CATALOG_POLL_ANNOTATION: &str = "wufb.dev/catalog-poll-interval";
+/// Per-object rollout progress poll interval (`5m`, `90s`, ...), overriding `--progress-interval`.
+pub const PROGRESS_ANNOTATION: &str = "wufb.dev/progress-interval";
 
 /// The CRDs as YAML documents, in a stable order.
 pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {

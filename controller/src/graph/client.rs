@@ -9,12 +9,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::auth::{Credential, TokenProvider};
+use super::compliance::OsBuild;
 use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::metrics::GraphMetrics;
 use super::models::{
-    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, NS, SettingsPatch,
-    SettingsRequest, UpdatableAsset, odata_type,
+    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, DeviceProfile, NS,
+    ProductRevision, SettingsPatch, SettingsRequest, UpdatableAsset, odata_type,
 };
 use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
 
@@ -71,6 +72,21 @@ pub struct GraphClient {
     tokens: Option<Arc<TokenProvider>>,
     batch_size: usize,
     catalog_cache: tokio::sync::Mutex<HashMap<String, (Instant, Vec<CatalogEntry>)>>,
+    /// The tenant's device signals, read once per progress interval for every object.
+    signals_cache: tokio::sync::Mutex<Option<(Instant, Arc<DeviceSignals>)>>,
+    /// Product revisions by catalog entry (an entry's revisions do not change).
+    revisions_cache: tokio::sync::Mutex<HashMap<String, Arc<Vec<ProductRevision>>>>,
+}
+
+/// What Graph says about the tenant's devices at one moment: the build each reporting device runs
+/// (`deviceProfiles`) and the registration errors of device assets (`updatableAssets`), by lower-case
+/// device id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeviceSignals {
+    pub builds: BTreeMap<String, OsBuild>,
+    pub errors: BTreeMap<String, String>,
+    /// When they were read (RFC 3339).
+    pub read_time: String,
 }
 
 const CATALOG_TTL: Duration = Duration::from_secs(300);
@@ -86,6 +102,8 @@ impl GraphClient {
             tokens,
             batch_size: config.batch_size.max(1),
             catalog_cache: tokio::sync::Mutex::new(HashMap::new()),
+            signals_cache: tokio::sync::Mutex::new(None),
+            revisions_cache: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -175,6 +193,83 @@ impl GraphClient {
                 .json("get catalog entry", Method::GET, &url, None, Idempotency::Safe)
                 .await,
         )
+    }
+
+    /// The product revisions of a catalog entry (`$expand=productRevisions`), cached for good.
+    pub async fn entry_revisions(&self, id: &str) -> Result<Arc<Vec<ProductRevision>>, GraphError> {
+        if let Some(r) = self.revisions_cache.lock().await.get(id) {
+            return Ok(r.clone());
+        }
+        let url = format!(
+            "{}?$expand=productRevisions",
+            self.url(&format!("catalog/entries/{}", enc(id)))
+        );
+        let entry: CatalogEntry = self
+            .transport
+            .json("get catalog entry", Method::GET, &url, None, Idempotency::Safe)
+            .await?;
+        let revisions = Arc::new(entry.product_revisions);
+        self.revisions_cache
+            .lock()
+            .await
+            .insert(id.to_string(), revisions.clone());
+        Ok(revisions)
+    }
+
+    // ----- device signals ----------------------------------------------------------------------------
+
+    /// The tenant's device signals, no older than `max_age`: answered from the cache within it, else two
+    /// paged reads (`data/deviceProfiles` and the `azureADDevice` assets, 1,000 a page asked), held
+    /// across the fetch so that concurrent passes share one read.
+    pub async fn device_signals_within(&self, max_age: Duration) -> Result<Arc<DeviceSignals>, GraphError> {
+        let mut cache = self.signals_cache.lock().await;
+        if let Some((_, s)) = cache.as_ref().filter(|(at, _)| at.elapsed() < max_age) {
+            return Ok(s.clone());
+        }
+        let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let profiles: Vec<DeviceProfile> = self
+            .transport
+            .collect(
+                "list device profiles",
+                &format!("{}?$top=1000", self.url("data/deviceProfiles")),
+            )
+            .await?;
+        let assets: Vec<UpdatableAsset> = self
+            .transport
+            .collect(
+                "list device assets",
+                &format!(
+                    "{}?$top=1000",
+                    self.url(&format!("updatableAssets/{NS}azureADDevice"))
+                ),
+            )
+            .await?;
+        let builds = profiles
+            .into_iter()
+            .filter_map(|p| {
+                let id = p.azure_ad_device_id.unwrap_or(p.id).to_lowercase();
+                Some((id, OsBuild::parse(p.os_build.as_deref()?)?))
+            })
+            .collect();
+        let errors = assets
+            .into_iter()
+            .filter(|a| !a.errors.is_empty())
+            .map(|a| {
+                let reasons: Vec<String> = a
+                    .errors
+                    .iter()
+                    .map(|e| e.reason.as_ref().map_or("unknown".to_string(), |r| r.to_string()))
+                    .collect();
+                (a.id.to_lowercase(), reasons.join(", "))
+            })
+            .collect();
+        let signals = Arc::new(DeviceSignals {
+            builds,
+            errors,
+            read_time,
+        });
+        *cache = Some((Instant::now(), signals.clone()));
+        Ok(signals)
     }
 
     // ----- deployments -------------------------------------------------------------------------------

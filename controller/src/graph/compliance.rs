@@ -21,6 +21,32 @@ pub struct OsBuild {
 }
 
 impl OsBuild {
+    /// `deviceProfile.osBuild`, which the reference types as a string without giving its format:
+    /// `10.0.26100.2605` (major, minor, build, revision) or `26100.2605` (build and revision, of
+    /// Windows 10.0). Anything else is not a build.
+    pub fn parse(s: &str) -> Option<OsBuild> {
+        let parts: Vec<u32> = s
+            .trim()
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<Vec<u32>>>()?;
+        match parts.as_slice() {
+            [major, minor, build, ubr] => Some(OsBuild {
+                major_version: *major,
+                minor_version: *minor,
+                build_number: *build,
+                update_build_revision: *ubr,
+            }),
+            [build, ubr] => Some(OsBuild {
+                major_version: 10,
+                minor_version: 0,
+                build_number: *build,
+                update_build_revision: *ubr,
+            }),
+            _ => None,
+        }
+    }
+
     fn same_build(&self, other: &OsBuild) -> bool {
         (self.major_version, self.minor_version, self.build_number)
             == (other.major_version, other.minor_version, other.build_number)
@@ -77,6 +103,15 @@ mod tests {
             "isHotpatchUpdate": hotpatch,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn device_profile_builds_parse_in_both_forms() {
+        assert_eq!(OsBuild::parse("10.0.26100.2605"), Some(build(10, 26100, 2605)));
+        assert_eq!(OsBuild::parse("26100.2605"), Some(build(10, 26100, 2605)));
+        for bad in ["", "24H2", "10.0.26100", "10.0.x.1", "1.2.3.4.5"] {
+            assert_eq!(OsBuild::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

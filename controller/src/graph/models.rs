@@ -422,6 +422,16 @@ pub struct RegistrationError {
     pub reason: Option<RegistrationErrorReason>,
 }
 
+/// `deviceProfile`: a device's Windows servicing information (only what progress needs is read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceProfile {
+    pub id: String,
+    pub azure_ad_device_id: Option<String>,
+    /// A string such as `10.0.26100.2605` (see [`super::compliance::OsBuild::parse`]).
+    pub os_build: Option<String>,
+}
+
 /// An updatable asset as listed in audiences and groups.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -16,11 +16,13 @@ use super::finalizer::with_finalizer;
 use super::metrics::KindLabel;
 use super::observe::{self, Objects, observe};
 use super::plan::{End, Plan, PlanConfig, Step, plan, plan_cleanup};
+use super::progress;
 use super::reasons::Reason;
-use super::requeue::{action, after_error, reread_on_conflict};
+use super::requeue::{Next, action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
 use crate::crd::{
     ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER, PreviousContent, ResolvedContent,
+    RolloutProgress,
 };
 
 pub const KIND: &str = "ExpeditedDeployment";
@@ -98,6 +100,18 @@ async fn apply(
 ) -> Result<Action, Error> {
     let mut observation = observe(obj, &ctx.graph, &ClusterObjects(ctx)).await;
     let mut plan = plan(obj, &observation, &plan_config(ctx));
+    // The devices whose progress is read this pass, when it is due: taken before the audience goes.
+    let interval = progress_interval(obj, ctx);
+    let targeted: Option<std::collections::BTreeSet<String>> = progress_due(obj, interval)
+        .then(|| {
+            observation.audience.as_ref().map(|a| {
+                super::plan::offered_devices(a)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect()
+            })
+        })
+        .flatten();
     // What only the decision needed goes now: a pass holds one copy of an audience while it acts.
     observation.audience = None;
     observation.deployment = super::observe::Known::None;
@@ -113,7 +127,7 @@ async fn apply(
             return Ok(again);
         }
         let outcome = ctx.record_error(obj, &err);
-        report(ctx, api, obj, &plan, &acted, &outcome).await?;
+        report(ctx, api, obj, &plan, &acted, &outcome, None).await?;
         return after_error(obj, err, ctx.settings.resync);
     }
     let old_content = obj.status.as_ref().and_then(|s| s.resolved_content.as_ref());
@@ -144,8 +158,91 @@ async fn apply(
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     ctx.stalled_once(obj, old, outcome);
-    report(ctx, api, obj, &plan, &acted, outcome).await?;
-    Ok(action(*next, obj, &ctx.settings))
+    let deployment = acted
+        .recorded
+        .clone()
+        .or_else(|| plan.facts.deployment.as_ref().map(|d| d.0.clone()));
+    let entry = plan.facts.content.as_ref().map(|c| c.catalog_entry_id.clone());
+    let progress = match (targeted, deployment, entry) {
+        (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry, interval).await,
+        _ => None,
+    };
+    report(ctx, api, obj, &plan, &acted, outcome, progress.as_ref()).await?;
+    // A converged object with a deployment looks again when its progress is next due.
+    let next = match next {
+        Next::Resync if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
+            Next::After(super::requeue::resync_after(obj, ctx.settings.resync).min(interval))
+        }
+        other => *other,
+    };
+    Ok(action(next, obj, &ctx.settings))
+}
+
+/// The object's progress poll interval: its annotation, else the operator's.
+fn progress_interval(obj: &ExpeditedDeployment, ctx: &Context) -> std::time::Duration {
+    obj.annotations()
+        .get(crate::crd::PROGRESS_ANNOTATION)
+        .and_then(|v| super::requeue::parse_duration(v))
+        .unwrap_or(ctx.settings.progress_interval)
+}
+
+/// Whether the last recorded progress is older than `interval` (or there is none).
+fn progress_due(obj: &ExpeditedDeployment, interval: std::time::Duration) -> bool {
+    let last = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.progress.as_ref())
+        .and_then(|p| p.observed_time.as_deref())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    last.is_none_or(|t| {
+        let age = chrono::Utc::now().signed_duration_since(t);
+        age.to_std().unwrap_or_default() >= interval.mul_f64(0.95)
+    })
+}
+
+/// Reads the tenant's device signals (shared by every object within the interval) and the entry's
+/// revisions, counts the funnel, sends the milestone Events and sets the gauges. A failed read leaves
+/// the recorded progress as it was (logged; the rollout itself is not affected).
+async fn poll_progress(
+    ctx: &Context,
+    obj: &ExpeditedDeployment,
+    targeted: &std::collections::BTreeSet<String>,
+    entry: &str,
+    interval: std::time::Duration,
+) -> Option<RolloutProgress> {
+    let read = async {
+        let signals = ctx.graph.device_signals_within(interval).await?;
+        let revisions = ctx.graph.entry_revisions(entry).await?;
+        Ok::<_, crate::graph::GraphError>((signals, revisions))
+    };
+    let (signals, revisions) = match read.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read rollout progress; keeping the last figures");
+            return None;
+        }
+    };
+    let (p, _) = progress::funnel(
+        targeted,
+        &signals.builds,
+        &signals.errors,
+        &revisions,
+        &signals.read_time,
+    );
+    let old = obj.status.as_ref().and_then(|s| s.progress.as_ref());
+    for m in progress::milestones(old, &p) {
+        let type_ = if m.warning {
+            kube::runtime::events::EventType::Warning
+        } else {
+            kube::runtime::events::EventType::Normal
+        };
+        ctx.events.notify(obj, type_, m.reason, "Progress", m.note);
+    }
+    if let Some(uid) = obj.meta().uid.as_deref() {
+        ctx.metrics
+            .set_progress(uid, Some([p.up_to_date, p.pending, p.failed, p.not_reporting]));
+    }
+    Some(p)
 }
 
 /// The entry a completed refresh replacement moved away from: the content resolved from the same
@@ -174,6 +271,7 @@ fn status_of(
     plan: &Plan,
     acted: &Acted,
     outcome: &Outcome,
+    progress: Option<&RolloutProgress>,
 ) -> ExpeditedDeploymentStatus {
     let old = current.cloned().unwrap_or_default();
     let generation = obj.metadata.generation;
@@ -220,6 +318,7 @@ fn status_of(
         } else {
             old.device_errors.clone()
         },
+        progress: progress.cloned().or(old.progress.clone()),
         last_sync_time: Some(status::timestamp()),
         // Only a pass that sent all it planned is waited for: what a failed one left out was never sent.
         last_write_time: if acted.calls > 0 && acted.complete {
@@ -247,10 +346,11 @@ async fn report(
     plan: &Plan,
     acted: &Acted,
     outcome: &Outcome,
+    progress: Option<&RolloutProgress>,
 ) -> Result<(), Error> {
     // The status as last written (a create records its id at once).
     let current = acted.status.as_ref().or(obj.status.as_ref());
-    let status = status_of(obj, current, plan, acted, outcome);
+    let status = status_of(obj, current, plan, acted, outcome, progress);
     status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await?;
     Ok(())
 }
@@ -261,6 +361,7 @@ async fn cleanup(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Action, Err
     clean_up(ctx, obj, &cleanup).await?;
     if let Some(uid) = obj.meta().uid.as_deref() {
         ctx.writes.forget(uid);
+        ctx.metrics.set_progress(uid, None);
     }
     Ok(Action::await_change())
 }

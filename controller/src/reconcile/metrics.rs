@@ -26,6 +26,12 @@ pub struct QueueLabel {
     pub class: String,
 }
 
+/// A device state of rollout progress (`upToDate`, `pending`, `failed`, `notReporting`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
 /// Reconcile metrics (no object names in labels).
 #[derive(Clone, Debug)]
 pub struct ReconcileMetrics {
@@ -36,6 +42,10 @@ pub struct ReconcileMetrics {
     pub undecodable: Family<KindLabel, Gauge>,
     /// Passes waiting for admission, by kind and class.
     pub queue_depth: Family<QueueLabel, Gauge>,
+    /// Targeted devices over every ExpeditedDeployment, by progress state (the last poll of each).
+    pub rollout_devices: Family<StateLabel, Gauge>,
+    /// The last progress of each object, by uid, that the gauge sums.
+    pub progress: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, [i64; 4]>>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -50,6 +60,8 @@ impl Default for ReconcileMetrics {
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             undecodable: Family::default(),
             queue_depth: Family::default(),
+            rollout_devices: Family::default(),
+            progress: Default::default(),
         }
     }
 }
@@ -78,6 +90,37 @@ impl ReconcileMetrics {
             "Passes waiting for admission, by kind and class (urgent: new or changed specs and deletions)",
             m.queue_depth.clone(),
         );
+        registry.register(
+            "wufb_rollout_devices",
+            "Targeted devices of every ExpeditedDeployment by state (upToDate, pending, failed, notReporting), as last polled",
+            m.rollout_devices.clone(),
+        );
         m
+    }
+
+    /// Records one object's progress (`None`: the object is gone) and sets the gauges to the sums.
+    pub fn set_progress(&self, uid: &str, counts: Option<[u64; 4]>) {
+        let mut all = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        match counts {
+            Some(c) => {
+                all.insert(uid.to_string(), c.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+            }
+            None => {
+                all.remove(uid);
+            }
+        }
+        let mut sums = [0i64; 4];
+        for c in all.values() {
+            for (s, n) in sums.iter_mut().zip(c) {
+                *s = s.saturating_add(*n);
+            }
+        }
+        for (state, n) in ["upToDate", "pending", "failed", "notReporting"].iter().zip(sums) {
+            self.rollout_devices
+                .get_or_create(&StateLabel {
+                    state: (*state).into(),
+                })
+                .set(n);
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod finalizer;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod progress;
 pub mod reasons;
 pub mod requeue;
 pub mod settings;

@@ -57,6 +57,17 @@ impl Reason {
     pub const REPLACED: Reason = Reason("Replaced");
     /// `refresh: OnNewRelease` found a newer matching catalog entry and replaced the deployment.
     pub const CONTENT_REFRESHED: Reason = Reason("ContentRefreshed");
+    // Rollout progress milestones (Events).
+    /// The first targeted device runs the update.
+    pub const FIRST_DEVICE_UPDATED: Reason = Reason("FirstDeviceUpdated");
+    /// Half of the targeted devices run it.
+    pub const HALF_UPDATED: Reason = Reason("HalfUpdated");
+    /// Nine tenths of the targeted devices run it.
+    pub const MOST_UPDATED: Reason = Reason("MostUpdated");
+    /// No reporting device is still pending.
+    pub const REPORTING_DEVICES_DONE: Reason = Reason("ReportingDevicesDone");
+    /// More targeted devices failed.
+    pub const DEVICES_FAILED: Reason = Reason("DevicesFailed");
     pub const DELETED: Reason = Reason("Deleted");
     pub const ORPHANED: Reason = Reason("Orphaned");
     /// A deployment the status names was deleted outside the operator.

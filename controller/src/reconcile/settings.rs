@@ -27,7 +27,14 @@ pub struct Settings {
     /// How long after its own last write a pass waits for Graph to show it before it sends again what it
     /// does not show (audience reads have been seen to lag writes).
     pub read_lag_budget: Duration,
+    /// How often each deployment's rollout progress is read (per object: the
+    /// `wufb.dev/progress-interval` annotation); the tenant's device signals are read at most once per
+    /// interval for all objects together.
+    pub progress_interval: Duration,
 }
+
+/// Default of `--progress-interval`.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -38,6 +45,7 @@ impl Default for Settings {
             reconcile_concurrency: 32,
             absence_confirm: DEFAULT_ABSENCE_CONFIRM,
             read_lag_budget: DEFAULT_READ_LAG_BUDGET,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
         }
     }
 }

@@ -1,0 +1,229 @@
+//! Rollout progress end to end, on the emulator's simulated fleet: the funnel in status counts exactly
+//! what the fleet did (hotpatched devices as installed, silent ones never as success), a paused
+//! deployment's devices stay where they were, milestones arrive as Events, the printer column and the
+//! aggregate gauges show the figures, and the tenant's device reads are shared and bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use wufb_e2e::Env;
+use wufb_graph_emulator::EmulatorConfig;
+use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use wufb_graph_emulator::fleet::FleetConfig;
+
+fn device(ring: u32, i: u32) -> String {
+    format!("6f1c2a10-7d4b-4c8e-{ring:04}-{i:012}")
+}
+
+fn rollout(name: &str, ring: u32, n: u32, paused: bool) -> String {
+    let members: String = (0..n)
+        .map(|i| format!("    - device: {}\n", device(ring, i)))
+        .collect();
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  paused: {paused}\n  audience:\n    members:\n{members}"
+    )
+}
+
+/// What the funnel must say for these devices, from the fleet's truth.
+fn truth(env: &Env, ring: u32, n: u32) -> [u64; 4] {
+    let fleet = env.emulator.fleet();
+    let mut counts = [0u64; 4];
+    for i in 0..n {
+        let d = &fleet[&device(ring, i)];
+        let slot = if d.reporting && d.installed_entry.is_some() {
+            0
+        } else if d.error.is_some() {
+            2
+        } else if d.reporting {
+            1
+        } else {
+            3
+        };
+        counts[slot] += 1;
+    }
+    counts
+}
+
+fn funnel(status: &Value) -> Option<[u64; 4]> {
+    let p = status.get("progress")?;
+    Some(["upToDate", "pending", "failed", "notReporting"].map(|k| p[k].as_u64().unwrap_or(0)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_what_the_fleet_did_and_a_paused_rollout_stands_still() {
+    let mut env = Env::start_with(
+        "progress",
+        EmulatorConfig {
+            fleet: FleetConfig {
+                // Ten simulated hours per real second: delays of 0.4 to 3.6 h pass within a second.
+                time_scale: 36_000.0,
+                install_hours: 2.0,
+                hotpatch_rate: 0.5,
+                failure_rate: 0.1,
+                silent_rate: 0.1,
+                seed: 11,
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    env.spawn_controller_as(
+        "a",
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        &["--progress-interval=1s"],
+    );
+    env.apply_yaml(&rollout("broad", 1, 40, false)).await;
+    env.apply_yaml(&rollout("held", 2, 20, true)).await;
+    env.wait_ready(&["expd/broad", "expd/held"]).await;
+
+    // The broad ring finishes: every reporting device is done, and the counts are the fleet's own.
+    let settled = env
+        .eventually("broad settles", Duration::from_secs(60), async || {
+            let s = env.status_of("broad").await;
+            let f = funnel(&s)?;
+            (f[1] == 0 && f == truth(&env, 1, 40)).then_some(s)
+        })
+        .await;
+    let p = &settled["progress"];
+    assert_eq!(p["targeted"], 40);
+    let [up, _, failed, silent] = funnel(&settled).unwrap();
+    assert!(up > 0 && failed > 0 && silent > 0, "{p}");
+    assert_eq!(p["installed"], format!("{up}/40"));
+    assert!(p["observedTime"].is_string() && p["source"].as_str().unwrap().contains("deviceProfiles"));
+    // Hotpatched devices are among those counted as installed.
+    let fleet = env.emulator.fleet();
+    let hotpatched = (0..40)
+        .filter(|i| {
+            let d = &fleet[&device(1, *i)];
+            d.reporting
+                && d.installed_entry.is_some()
+                && d.outcome == wufb_graph_emulator::fleet::Outcome::InstallHotpatch
+        })
+        .count();
+    assert!(
+        hotpatched > 0,
+        "some installed devices took the hotpatch revision"
+    );
+
+    // The paused ring installed nothing: its devices report their old builds or nothing.
+    let held = env.status_of("held").await;
+    let f = funnel(&held).expect("a paused rollout still reports its progress");
+    assert_eq!(f[0], 0, "paused: nobody installed: {held}");
+    assert_eq!(f, truth(&env, 2, 20));
+
+    // Milestones as Events, the printer column, and the gauges summing both objects.
+    let events = env
+        .events_with(&[
+            "FirstDeviceUpdated",
+            "HalfUpdated",
+            "ReportingDevicesDone",
+            "DevicesFailed",
+        ])
+        .await;
+    assert!(events.contains("of 40 targeted devices up to date"), "{events}");
+    let table = env.kubectl_ok(&["get", "expd", "broad"]).await;
+    assert!(
+        table.contains("INSTALLED") && table.contains(&format!("{up}/40")),
+        "{table}"
+    );
+    let gauge = env
+        .eventually("the gauges", Duration::from_secs(20), async || {
+            let v = env.metric(0, "wufb_rollout_devices{state=\"upToDate\"}").await?;
+            (v as u64 == up).then_some(v)
+        })
+        .await;
+    assert_eq!(gauge as u64, up);
+
+    // `kubectl wufb status`: the binary linked as kubectl-wufb on the PATH is a kubectl plugin.
+    let plugins = env.dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let link = plugins.join("kubectl-wufb");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(wufb_e2e::operator_bin(), &link).unwrap();
+    let path = format!(
+        "{}:{}",
+        plugins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(wufb_e2e::kubectl_bin())
+        .args(["wufb", "status", "broad", "--devices", "-n", &env.namespace])
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(["--graph-url", &env.emulator.graph_url()])
+        .env("PATH", path)
+        .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
+        // The reference lists WindowsUpdates.ReadWrite.All for reading a catalog entry.
+        .env("AZURE_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("INSTALLED") && text.contains(&format!("{up}/40")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{up} of 40 targeted devices up to date, 0 pending, {failed} failed, {silent} not reporting"
+        )),
+        "{text}"
+    );
+    // Each device not up to date is listed once, failed ones with their error.
+    let listed: Vec<&str> = text.lines().filter(|l| l.starts_with("6f1c2a10-")).collect();
+    assert_eq!(listed.len() as u64, failed + silent, "{text}");
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.contains("failed") && l.contains("invalidAzureADJoin")),
+        "{text}"
+    );
+
+    // Resuming the held ring: it progresses too.
+    env.kubectl_ok(&[
+        "patch",
+        "expd",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"paused":false}}"#,
+    ])
+    .await;
+    env.eventually(
+        "held progresses once resumed",
+        Duration::from_secs(60),
+        async || {
+            let f = funnel(&env.status_of("held").await)?;
+            (f[0] > 0 && f[1] == 0 && f == truth(&env, 2, 20)).then_some(())
+        },
+    )
+    .await;
+
+    // The tenant's device reads are shared by both objects: at most one pair per interval.
+    let reads: BTreeMap<String, u64> = ["deviceProfiles.list", "updatableAssets.list"]
+        .iter()
+        .map(|op| (op.to_string(), env.emulator.count(op)))
+        .collect();
+    let profile_reads = reads["deviceProfiles.list"];
+    let passes = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "deployments.get")
+        .count() as u64;
+    println!("device reads: {reads:?}, deployment reads: {passes}");
+    assert!(
+        profile_reads > 0 && profile_reads < passes,
+        "shared: {reads:?} for {passes} deployment reads"
+    );
+}
