@@ -209,36 +209,6 @@ impl Fleet {
         out
     }
 
-    /// The devices a deployment's audience offers its update to.
-    fn offered(store: &Store, audience_id: &str) -> BTreeSet<String> {
-        let Some(a) = store.audiences.get(audience_id) else {
-            return BTreeSet::new();
-        };
-        let expand = |refs: &BTreeMap<String, AssetKind>| -> BTreeSet<String> {
-            let mut out = BTreeSet::new();
-            for (id, kind) in refs {
-                match kind {
-                    AssetKind::Device => {
-                        out.insert(id.to_lowercase());
-                    }
-                    AssetKind::Group => out.extend(
-                        store
-                            .group_members(id)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(m, _)| m.to_lowercase()),
-                    ),
-                }
-            }
-            out
-        };
-        let excluded = expand(&a.exclusions);
-        expand(&a.members)
-            .into_iter()
-            .filter(|d| !excluded.contains(d))
-            .collect()
-    }
-
     /// Whether the fleet is idle (never read) or the last tick was less than `ms` before `now_ms`.
     pub fn ticked_within(&self, now_ms: u64, ms: u64) -> bool {
         !self.active || self.last_tick_ms.is_some_and(|t| now_ms.saturating_sub(t) < ms)
@@ -282,7 +252,7 @@ impl Fleet {
                     let entry = d.content.pointer("/catalogEntry/id").and_then(Value::as_str)?;
                     Some((
                         entry.to_string(),
-                        Self::offered(store, &d.audience_id).into_iter().collect(),
+                        store.offered_devices(&d.audience_id).into_iter().collect(),
                     ))
                 })
                 .collect();

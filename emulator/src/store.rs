@@ -121,6 +121,36 @@ pub struct EntraGroup {
 }
 
 impl Store {
+    /// The devices an audience offers an update to (lower case): member devices and the devices of
+    /// member groups, less exclusions (devices, and the devices of excluded groups).
+    pub fn offered_devices(&self, audience_id: &str) -> BTreeSet<String> {
+        let Some(a) = self.audiences.get(audience_id) else {
+            return BTreeSet::new();
+        };
+        let expand = |refs: &BTreeMap<String, AssetKind>| -> BTreeSet<String> {
+            let mut out = BTreeSet::new();
+            for (id, kind) in refs {
+                match kind {
+                    AssetKind::Device => {
+                        out.insert(id.to_lowercase());
+                    }
+                    AssetKind::Group => out.extend(
+                        self.group_members(id)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(m, _)| m.to_lowercase()),
+                    ),
+                }
+            }
+            out
+        };
+        let excluded = expand(&a.exclusions);
+        expand(&a.members)
+            .into_iter()
+            .filter(|d| !excluded.contains(d))
+            .collect()
+    }
+
     /// The distinct devices of an Entra group and every group nested in it (cycles are followed once).
     pub fn transitive_devices(&self, id: &str) -> Option<Vec<String>> {
         let root = self.entra_groups.get(id)?;

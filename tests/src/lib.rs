@@ -541,35 +541,13 @@ impl Env {
     /// member groups) less the exclusions, of every deployment that is not paused.
     pub fn graph_offered_devices(&self) -> std::collections::BTreeSet<String> {
         let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
-        let expand = |refs: &std::collections::BTreeMap<String, wufb_graph_emulator::store::AssetKind>| {
-            let mut out = std::collections::BTreeSet::new();
-            for (id, kind) in refs {
-                match kind {
-                    wufb_graph_emulator::store::AssetKind::Device => {
-                        out.insert(id.to_lowercase());
-                    }
-                    _ => out.extend(
-                        store
-                            .group_members(id)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(m, _)| m.to_lowercase()),
-                    ),
-                }
-            }
-            out
-        };
         let mut offered = std::collections::BTreeSet::new();
         for d in store.deployments.values() {
             let rendered = store.render_deployment(d, chrono::Utc::now());
             if rendered["state"]["requestedValue"] == "paused" {
                 continue;
             }
-            let Some(a) = store.audiences.get(&d.audience_id) else {
-                continue;
-            };
-            let excluded = expand(&a.exclusions);
-            offered.extend(expand(&a.members).into_iter().filter(|m| !excluded.contains(m)));
+            offered.extend(store.offered_devices(&d.audience_id));
         }
         offered
     }

@@ -117,21 +117,7 @@ async fn the_controller_stalls_each_it_can_read_without_writing_to_graph() {
         stored.len()
     );
     for (name, expect) in &stored {
-        let message = env
-            .eventually(&format!("{name} stalled"), Duration::from_secs(60), async || {
-                let s = env.status_of(name).await;
-                // Stalled, or waiting for a DeviceGroup that may still be applied.
-                let c = s["conditions"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| {
-                        (c["type"] == "Stalled" || c["reason"] == "WaitingForDeviceGroup")
-                            && c["status"] == "True"
-                    })?
-                    .clone();
-                Some(c["message"].as_str().unwrap_or("").to_string())
-            })
-            .await;
+        let message = stall_message(&env, name).await;
         assert!(
             message.contains(expect.as_str()),
             "{name}: the message names {expect}: {message}"

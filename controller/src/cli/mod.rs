@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `crdgen`, `validate`, `plan`, `demo`.
+//! Subcommands: `run`, `crdgen`, `validate`, `plan`, `status`, `demo`.
 
 pub mod cluster;
 pub mod crdgen;
@@ -35,6 +35,25 @@ pub struct GraphArgs {
 }
 
 impl GraphArgs {
+    /// A client for a one-off command (`plan`, `status`): these endpoints, the AZURE_* credentials from
+    /// the environment (none with `--graph-no-auth`), default transport settings.
+    pub fn client(&self) -> anyhow::Result<crate::graph::GraphClient> {
+        let credential = if self.graph_no_auth {
+            None
+        } else {
+            Some(crate::graph::Credential::from_env(|k| std::env::var(k).ok())?)
+        };
+        Ok(crate::graph::GraphClient::new(
+            crate::graph::GraphConfig {
+                endpoints: self.endpoints()?,
+                credential,
+                transport: crate::graph::TransportConfig::default(),
+                batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+            },
+            crate::graph::GraphMetrics::default(),
+        )?)
+    }
+
     /// The endpoints these flags select.
     pub fn endpoints(&self) -> anyhow::Result<Endpoints> {
         use anyhow::Context as _;

@@ -15,7 +15,7 @@ use super::cluster::Cluster;
 use super::manifests::{self, Document};
 use super::validate::{self, is_ours};
 use crate::crd::{DeviceGroup, DeviceGroupSpec, ExpeditedDeployment, ExpeditedDeploymentSpec};
-use crate::graph::{Credential, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
+use crate::graph::GraphClient;
 use crate::reconcile::error::Error;
 use crate::reconcile::observe::{self, Objects, group_facts, observe, observe_group, referencing};
 use crate::reconcile::plan::{
@@ -114,24 +114,6 @@ impl Objects for PlanObjects {
     async fn deployments(&self) -> Result<Vec<ExpeditedDeployment>, Error> {
         Ok(self.live_deployments.clone())
     }
-}
-
-fn graph(args: &PlanArgs) -> anyhow::Result<GraphClient> {
-    let endpoints = args.graph.endpoints()?;
-    let credential = if args.graph.graph_no_auth {
-        None
-    } else {
-        Some(Credential::from_env(|k| std::env::var(k).ok())?)
-    };
-    Ok(GraphClient::new(
-        GraphConfig {
-            endpoints,
-            credential,
-            transport: TransportConfig::default(),
-            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
-        },
-        GraphMetrics::default(),
-    )?)
 }
 
 async fn live<K>(client: Option<&kube::Client>, ns: &str) -> anyhow::Result<Vec<K>>
@@ -523,7 +505,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
         eprintln!("plan: the manifests are not valid (run `wufb-operator validate`)");
         return 1;
     }
-    let graph = match graph(args) {
+    let graph = match args.graph.client() {
         Ok(g) => g,
         Err(e) => {
             eprintln!("plan: {e:#}");

@@ -11,9 +11,7 @@ use anyhow::Context as _;
 use kube::api::{Api, ListParams};
 
 use crate::crd::ExpeditedDeployment;
-use crate::graph::{
-    AssetKind, AudienceOf, Credential, GraphClient, GraphConfig, GraphMetrics, TransportConfig,
-};
+use crate::graph::{AssetKind, AudienceOf};
 use crate::reconcile::progress::{self, DeviceState};
 
 /// Flags of `status`.
@@ -104,23 +102,6 @@ pub fn funnel_table(objects: &[ExpeditedDeployment]) -> String {
     )
 }
 
-fn graph(args: &StatusArgs) -> anyhow::Result<GraphClient> {
-    let credential = if args.graph.graph_no_auth {
-        None
-    } else {
-        Some(Credential::from_env(|k| std::env::var(k).ok())?)
-    };
-    Ok(GraphClient::new(
-        GraphConfig {
-            endpoints: args.graph.endpoints()?,
-            credential,
-            transport: TransportConfig::default(),
-            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
-        },
-        GraphMetrics::default(),
-    )?)
-}
-
 /// The targeted devices of one rollout that are not up to date, read from Graph.
 async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result<String> {
     let name = obj.metadata.name.clone().unwrap_or_default();
@@ -134,7 +115,7 @@ async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result
         .as_ref()
         .map(|c| c.catalog_entry_id.clone())
         .with_context(|| format!("{name} has no resolved content yet"))?;
-    let graph = graph(args)?;
+    let graph = args.graph.client()?;
     let current = graph.audience(AudienceOf::Id(&audience)).await?;
     let expand = async |refs: &BTreeSet<crate::graph::AssetRef>| -> anyhow::Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
