@@ -947,3 +947,38 @@ async fn audience_lists_page_by_next_link_where_client_paging_is_refused_and_rem
         }
     }
 }
+
+#[tokio::test]
+async fn device_signals_read_every_page_of_a_tenant_larger_than_any_page_request() {
+    // More devices than a `$top` the client might ask (which caps the whole result), in pages of 50.
+    let emu = emulator(EmulatorConfig {
+        page_size: 50,
+        ..Default::default()
+    })
+    .await;
+    for i in 0..1_234 {
+        emu.set_device(
+            &device(i),
+            Some(wufb_graph_emulator::fleet::Build {
+                major_version: 10,
+                minor_version: 0,
+                build_number: 26100,
+                update_build_revision: 1000 + i as u32,
+            }),
+            (i % 100 == 0).then_some(None),
+        );
+    }
+    let g = default_client(&emu);
+    let signals = g.device_signals_within(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        signals.builds.len(),
+        1_234,
+        "every reporting device, across every page"
+    );
+    assert_eq!(signals.builds[&device(1_233)].update_build_revision, 1000 + 1_233);
+    assert_eq!(emu.count("deviceProfiles.list"), 1_234_u64.div_ceil(50));
+    // Within the interval, a second caller shares the read.
+    g.device_signals_within(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(emu.count("deviceProfiles.list"), 1_234_u64.div_ceil(50));
+    assert_eq!(emu.count("updatableAssets.list"), 1);
+}

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -66,6 +65,8 @@ async fn progress_counts_what_the_fleet_did_and_a_paused_rollout_stands_still() 
                 silent_rate: 0.1,
                 seed: 11,
             },
+            // Pages of 7: the tenant-wide reads must follow every page.
+            page_size: 7,
             ..Default::default()
         },
     )
@@ -209,21 +210,30 @@ async fn progress_counts_what_the_fleet_did_and_a_paused_rollout_stands_still() 
     )
     .await;
 
-    // The tenant's device reads are shared by both objects: at most one pair per interval.
-    let reads: BTreeMap<String, u64> = ["deviceProfiles.list", "updatableAssets.list"]
+    // The tenant's device reads are shared by both objects: a poll (a first page without a skip
+    // token, then every page) at most once per interval, not once per object pass.
+    let requests = env.emulator.requests();
+    let polls = requests
         .iter()
-        .map(|op| (op.to_string(), env.emulator.count(op)))
-        .collect();
-    let profile_reads = reads["deviceProfiles.list"];
-    let passes = env
-        .emulator
-        .requests()
+        .filter(|r| {
+            r.operation == "deviceProfiles.list" && !r.query.as_deref().unwrap_or("").contains("skiptoken")
+        })
+        .count();
+    let pages = requests
+        .iter()
+        .filter(|r| r.operation == "deviceProfiles.list")
+        .count();
+    let passes = requests
         .iter()
         .filter(|r| r.operation == "deployments.get")
-        .count() as u64;
-    println!("device reads: {reads:?}, deployment reads: {passes}");
+        .count();
+    println!("progress polls: {polls} ({pages} deviceProfiles pages), deployment reads: {passes}");
     assert!(
-        profile_reads > 0 && profile_reads < passes,
-        "shared: {reads:?} for {passes} deployment reads"
+        polls > 0 && polls < passes,
+        "shared: {polls} polls for {passes} deployment reads"
+    );
+    assert!(
+        pages >= polls * 5,
+        "every page is followed (50 or so reporting devices, 7 a page): {pages} for {polls}"
     );
 }

@@ -219,8 +219,9 @@ impl GraphClient {
     // ----- device signals ----------------------------------------------------------------------------
 
     /// The tenant's device signals, no older than `max_age`: answered from the cache within it, else two
-    /// paged reads (`data/deviceProfiles` and the `azureADDevice` assets, 1,000 a page asked), held
-    /// across the fetch so that concurrent passes share one read.
+    /// collections read to their last page by `@odata.nextLink` (`data/deviceProfiles` and the
+    /// `azureADDevice` assets; no `$top`, which caps the whole result, not the page), held across the
+    /// fetch so that concurrent passes share one read.
     pub async fn device_signals_within(&self, max_age: Duration) -> Result<Arc<DeviceSignals>, GraphError> {
         let mut cache = self.signals_cache.lock().await;
         if let Some((_, s)) = cache.as_ref().filter(|(at, _)| at.elapsed() < max_age) {
@@ -229,10 +230,7 @@ impl GraphClient {
         let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let profiles: Vec<DeviceProfile> = self
             .transport
-            .collect(
-                "list device profiles",
-                &format!("{}?$top=1000", self.url("data/deviceProfiles")),
-            )
+            .collect("list device profiles", &self.url("data/deviceProfiles"))
             .await?;
         let assets: Vec<UpdatableAsset> = self
             .transport
