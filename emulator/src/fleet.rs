@@ -308,24 +308,31 @@ impl Fleet {
         }
     }
 
+    /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
+    pub fn reporting(&self) -> Vec<(&String, &Device)> {
+        self.devices.iter().filter(|(_, d)| d.reporting).collect()
+    }
+
+    /// The `deviceProfile` resource of one device.
+    pub fn profile(id: &str, d: &Device) -> Value {
+        json!({
+            "@odata.type": format!("#{NS}deviceProfile"),
+            "id": id,
+            "azureAdDeviceId": id,
+            "deviceName": format!("PC-{}", &id[..id.len().min(8)].to_uppercase()),
+            "deviceModel": "Surface Laptop 6",
+            "osBuild": d.build.text(),
+            "osVersion": d.version,
+            "osStatus": "inServicing",
+            "hotpatchReadiness": if d.outcome == Outcome::InstallHotpatch { "ready" } else { "notReady" },
+        })
+    }
+
     /// The `deviceProfile` resources of the devices that report.
     pub fn profiles(&self) -> Vec<Value> {
-        self.devices
-            .iter()
-            .filter(|(_, d)| d.reporting)
-            .map(|(id, d)| {
-                json!({
-                    "@odata.type": format!("#{NS}deviceProfile"),
-                    "id": id,
-                    "azureAdDeviceId": id,
-                    "deviceName": format!("PC-{}", &id[..id.len().min(8)].to_uppercase()),
-                    "deviceModel": "Surface Laptop 6",
-                    "osBuild": d.build.text(),
-                    "osVersion": d.version,
-                    "osStatus": "inServicing",
-                    "hotpatchReadiness": if d.outcome == Outcome::InstallHotpatch { "ready" } else { "notReady" },
-                })
-            })
+        self.reporting()
+            .into_iter()
+            .map(|(id, d)| Self::profile(id, d))
             .collect()
     }
 

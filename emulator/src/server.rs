@@ -632,7 +632,19 @@ fn dispatch_on(
             ))
         }
         (Route::AudienceDelete(id), _) => store.delete_audience(&id),
-        (Route::DeviceProfiles, _) => list(lock(&st.fleet).profiles()),
+        (Route::DeviceProfiles, _) => {
+            // Rendered a page at a time: a tenant of 100,000 devices is not rebuilt for every page.
+            let fleet = lock(&st.fleet);
+            let q = Query::parse(uri.query())?;
+            let body = crate::odata::collection_with(
+                fleet.reporting(),
+                &q,
+                settings.page_size,
+                &self_url(headers, uri.path()),
+                |(id, d)| crate::fleet::Fleet::profile(id, d),
+            )?;
+            Ok(Reply::Json(StatusCode::OK, body))
+        }
         (Route::DeviceProfile(id), _) => lock(&st.fleet)
             .profiles()
             .into_iter()

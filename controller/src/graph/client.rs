@@ -74,6 +74,8 @@ pub struct GraphClient {
     catalog_cache: tokio::sync::Mutex<HashMap<String, (Instant, Vec<CatalogEntry>)>>,
     /// The tenant's device signals, read once per progress interval for every object.
     signals_cache: tokio::sync::Mutex<Option<(Instant, Arc<DeviceSignals>)>>,
+    /// A background read of the device signals is under way.
+    signals_refreshing: Arc<std::sync::atomic::AtomicBool>,
     /// Product revisions by catalog entry (an entry's revisions do not change).
     revisions_cache: tokio::sync::Mutex<HashMap<String, Arc<Vec<ProductRevision>>>>,
 }
@@ -103,6 +105,7 @@ impl GraphClient {
             batch_size: config.batch_size.max(1),
             catalog_cache: tokio::sync::Mutex::new(HashMap::new()),
             signals_cache: tokio::sync::Mutex::new(None),
+            signals_refreshing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             revisions_cache: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -227,6 +230,42 @@ impl GraphClient {
         if let Some((_, s)) = cache.as_ref().filter(|(at, _)| at.elapsed() < max_age) {
             return Ok(s.clone());
         }
+        let signals = Arc::new(self.read_device_signals().await?);
+        *cache = Some((Instant::now(), signals.clone()));
+        Ok(signals)
+    }
+
+    /// The newest device signals without waiting for Graph: what the cache holds (possibly older than
+    /// `max_age`, possibly nothing yet), and, when that is older than `max_age`, one read started in the
+    /// background (never two at once). A reconcile pass never waits on a tenant-wide read, which at
+    /// 100,000 devices is thousands of pages: a pause must not queue behind it.
+    pub fn device_signals_nowait(self: &Arc<Self>, max_age: Duration) -> Option<Arc<DeviceSignals>> {
+        use std::sync::atomic::Ordering;
+        let (current, fresh) = match self.signals_cache.try_lock() {
+            Ok(cache) => match cache.as_ref() {
+                Some((at, s)) => (Some(s.clone()), at.elapsed() < max_age),
+                None => (None, false),
+            },
+            // A blocking caller is reading right now: nothing to start.
+            Err(_) => return None,
+        };
+        if !fresh && !self.signals_refreshing.swap(true, Ordering::AcqRel) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this.read_device_signals().await {
+                    Ok(s) => *this.signals_cache.lock().await = Some((Instant::now(), Arc::new(s))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read the tenant's device signals; progress keeps its last figures")
+                    }
+                }
+                this.signals_refreshing.store(false, Ordering::Release);
+            });
+        }
+        current
+    }
+
+    /// Reads `data/deviceProfiles` and the `azureADDevice` assets to their last pages.
+    async fn read_device_signals(&self) -> Result<DeviceSignals, GraphError> {
         let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let profiles: Vec<DeviceProfile> = self
             .transport
@@ -236,10 +275,7 @@ impl GraphClient {
             .transport
             .collect(
                 "list device assets",
-                &format!(
-                    "{}?$top=1000",
-                    self.url(&format!("updatableAssets/{NS}azureADDevice"))
-                ),
+                &self.url(&format!("updatableAssets/{NS}azureADDevice")),
             )
             .await?;
         let builds = profiles
@@ -261,13 +297,11 @@ impl GraphClient {
                 (a.id.to_lowercase(), reasons.join(", "))
             })
             .collect();
-        let signals = Arc::new(DeviceSignals {
+        Ok(DeviceSignals {
             builds,
             errors,
             read_time,
-        });
-        *cache = Some((Instant::now(), signals.clone()));
-        Ok(signals)
+        })
     }
 
     // ----- deployments -------------------------------------------------------------------------------

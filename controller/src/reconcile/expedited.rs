@@ -163,15 +163,24 @@ async fn apply(
         .clone()
         .or_else(|| plan.facts.deployment.as_ref().map(|d| d.0.clone()));
     let entry = plan.facts.content.as_ref().map(|c| c.catalog_entry_id.clone());
-    let progress = match (targeted, deployment, entry) {
+    let polled = match (targeted, deployment, entry) {
         (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry, interval).await,
+        _ => Polled::NotDue,
+    };
+    let progress = match &polled {
+        Polled::Read(p) => Some(p),
         _ => None,
     };
-    report(ctx, api, obj, &plan, &acted, outcome, progress.as_ref()).await?;
-    // A converged object with a deployment looks again when its progress is next due.
+    report(ctx, api, obj, &plan, &acted, outcome, progress).await?;
+    // A converged object with a deployment looks again when its progress is next due, or soon when
+    // the tenant's device signals are still being read.
     let next = match next {
         Next::Resync if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
-            Next::After(super::requeue::resync_after(obj, ctx.settings.resync).min(interval))
+            let wait = match polled {
+                Polled::Waiting => std::time::Duration::from_secs(5),
+                _ => interval,
+            };
+            Next::After(super::requeue::resync_after(obj, ctx.settings.resync).min(wait))
         }
         other => *other,
     };
@@ -200,26 +209,26 @@ fn progress_due(obj: &ExpeditedDeployment, interval: std::time::Duration) -> boo
     })
 }
 
-/// Reads the tenant's device signals (shared by every object within the interval) and the entry's
-/// revisions, counts the funnel, sends the milestone Events and sets the gauges. A failed read leaves
-/// the recorded progress as it was (logged; the rollout itself is not affected).
+/// Counts the funnel from the newest snapshot of the tenant's device signals (shared by every object,
+/// read in the background at most once per interval; the pass never waits for it) and the entry's
+/// revisions, sends the milestone Events and sets the gauges. Without a snapshot yet, or when a read
+/// fails, the recorded progress stays as it was (logged; the rollout itself is not affected).
 async fn poll_progress(
     ctx: &Context,
     obj: &ExpeditedDeployment,
     targeted: &std::collections::BTreeSet<String>,
     entry: &str,
     interval: std::time::Duration,
-) -> Option<RolloutProgress> {
-    let read = async {
-        let signals = ctx.graph.device_signals_within(interval).await?;
-        let revisions = ctx.graph.entry_revisions(entry).await?;
-        Ok::<_, crate::graph::GraphError>((signals, revisions))
+) -> Polled {
+    // Never waits for the tenant-wide read: the newest snapshot, a background read when it is due.
+    let Some(signals) = ctx.graph.device_signals_nowait(interval) else {
+        return Polled::Waiting;
     };
-    let (signals, revisions) = match read.await {
+    let revisions = match ctx.graph.entry_revisions(entry).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, "could not read rollout progress; keeping the last figures");
-            return None;
+            tracing::warn!(error = %e, "could not read the entry's revisions; keeping the last progress figures");
+            return Polled::Waiting;
         }
     };
     let (p, _) = progress::funnel(
@@ -242,7 +251,18 @@ async fn poll_progress(
         ctx.metrics
             .set_progress(uid, Some([p.up_to_date, p.pending, p.failed, p.not_reporting]));
     }
-    Some(p)
+    Polled::Read(p)
+}
+
+/// What a progress poll gave.
+enum Polled {
+    /// Figures from the newest snapshot of the tenant's device signals.
+    Read(RolloutProgress),
+    /// No snapshot yet (one is being read in the background), or the entry's revisions could not be
+    /// read: look again soon.
+    Waiting,
+    /// Not due, or nothing to count (no deployment, no content, no audience read).
+    NotDue,
 }
 
 /// The entry a completed refresh replacement moved away from: the content resolved from the same
