@@ -28,6 +28,12 @@ enum Command {
     /// Each rollout's progress: devices up to date, pending, failed, not reporting (`--devices` lists
     /// the ones not up to date, from Graph). As `kubectl-wufb` on the PATH: `kubectl wufb status`.
     Status(Box<cli::status::StatusArgs>),
+    /// Promote a rollout's waves up to the next one not sent (or --wave) past their gates.
+    Promote(cli::rollout::RolloutArgs),
+    /// Stop promoting a rollout for good: the deployment stays paused until the spec changes.
+    Abort(cli::rollout::RolloutArgs),
+    /// Lift a halted rollout: the deployment resumes and its gates are measured again.
+    Retry(cli::rollout::RolloutArgs),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
@@ -57,6 +63,10 @@ fn crdgen(out: Vec<PathBuf>, stdout: bool) -> anyhow::Result<()> {
         println!("wrote {}", f.display());
     }
     Ok(())
+}
+
+fn rollout(request: cli::rollout::Request, args: &cli::rollout::RolloutArgs) -> anyhow::Result<()> {
+    runtime().and_then(|rt| rt.block_on(cli::rollout::run(request, args)))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -91,6 +101,9 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(cli::status::run(&args))),
+        Command::Promote(args) => rollout(cli::rollout::Request::Promote, &args),
+        Command::Abort(args) => rollout(cli::rollout::Request::Abort, &args),
+        Command::Retry(args) => rollout(cli::rollout::Request::Retry, &args),
         Command::Demo(args) => match runtime().and_then(|rt| rt.block_on(cli::demo::demo(args))) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

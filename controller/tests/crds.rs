@@ -45,6 +45,7 @@ fn crds_carry_the_api_contract() {
             "Members",
             "Devices",
             "Installed",
+            "Wave",
             "Deployment",
             "Age"
         ]

@@ -432,6 +432,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
             observed_time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             ..Default::default()
         }),
+        rollout: None,
         last_sync_time: Some("2026-11-28T00:00:00Z".into()),
         last_write_time: None,
         missing_since: None,

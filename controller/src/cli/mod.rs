@@ -10,6 +10,7 @@ pub mod demo;
 pub mod demo_args;
 pub mod manifests;
 pub mod plan;
+pub mod rollout;
 pub mod run;
 pub mod status;
 pub mod validate;

@@ -75,6 +75,9 @@ pub fn funnel_table(objects: &[ExpeditedDeployment]) -> String {
                 o.metadata.namespace.clone().unwrap_or_default(),
                 o.metadata.name.clone().unwrap_or_default(),
                 s.graph_state.clone().unwrap_or_else(|| "-".into()),
+                s.rollout.as_ref().map_or("-".into(), |r| {
+                    format!("{} ({})", r.current_wave.as_deref().unwrap_or("-"), r.phase)
+                }),
                 p.as_ref()
                     .and_then(|p| p.installed.clone())
                     .unwrap_or_else(|| "-".into()),
@@ -92,6 +95,7 @@ pub fn funnel_table(objects: &[ExpeditedDeployment]) -> String {
             "NAMESPACE",
             "NAME",
             "GRAPH",
+            "WAVE",
             "INSTALLED",
             "PENDING",
             "FAILED",
@@ -100,6 +104,40 @@ pub fn funnel_table(objects: &[ExpeditedDeployment]) -> String {
         ],
         rows,
     )
+}
+
+/// The waves of one rollout: each wave's devices, when it was sent and its figures; then what the
+/// rollout waits for, or why it stopped.
+pub fn wave_table(obj: &ExpeditedDeployment) -> Option<String> {
+    let r = obj.status.as_ref()?.rollout.as_ref()?;
+    let rows = r
+        .waves
+        .iter()
+        .map(|w| {
+            let p = w.progress.as_ref();
+            let n = |f: fn(&crate::crd::RolloutProgress) -> u64| p.map_or("-".into(), |p| f(p).to_string());
+            vec![
+                w.name.clone(),
+                w.devices.to_string(),
+                w.promoted_time.clone().unwrap_or_else(|| "not sent".into()),
+                n(|p| p.up_to_date),
+                n(|p| p.failed),
+                n(|p| p.not_reporting),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["WAVE", "DEVICES", "SENT", "UP-TO-DATE", "FAILED", "NOT-REPORTING"],
+        rows,
+    );
+    out.push_str(&format!("\nrollout: {}", r.phase));
+    if let Some(m) = &r.message {
+        out.push_str(&format!(": {m}"));
+    }
+    if let Some(t) = &r.next_promotion_time {
+        out.push_str(&format!("\nnext promotion: {t}"));
+    }
+    Some(out)
 }
 
 /// The targeted devices of one rollout that are not up to date, read from Graph.
@@ -209,6 +247,11 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
         }
     };
     println!("{}", funnel_table(&objects));
+    if args.name.is_some()
+        && let Some(waves) = objects.first().and_then(wave_table)
+    {
+        println!("\n{waves}");
+    }
     if args.devices
         && let Some(obj) = objects.first()
     {

@@ -147,6 +147,16 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                 match serde_json::from_value::<ExpeditedDeploymentSpec>(spec.clone()) {
                     Ok(s) => {
                         errors.extend(rules::expedited_deployment(&s));
+                        let annotations: std::collections::BTreeMap<String, String> =
+                            doc.value["metadata"]["annotations"]
+                                .as_object()
+                                .map(|m| {
+                                    m.iter()
+                                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                        errors.extend(rules::rollout_annotations(&s, &annotations));
                         if spec.get("equivalentContent").is_some() {
                             warnings.push(FieldError {
                                 field: "spec.equivalentContent".into(),
@@ -154,17 +164,27 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                                 fix: "remove it".into(),
                             });
                         }
-                        for (list, items) in s
-                            .audience
-                            .iter()
-                            .flat_map(|a| [("members", &a.members), ("exclusions", &a.exclusions)])
-                        {
+                        let lists =
+                            s.audience
+                                .iter()
+                                .flat_map(|a| {
+                                    [
+                                        ("spec.audience.members".to_string(), &a.members),
+                                        ("spec.audience.exclusions".to_string(), &a.exclusions),
+                                    ]
+                                })
+                                .chain(s.rollout.iter().flat_map(|r| {
+                                    r.waves.iter().enumerate().map(|(k, w)| {
+                                        (format!("spec.rollout.waves[{k}].members"), &w.members)
+                                    })
+                                }));
+                        for (list, items) in lists {
                             for (i, item) in items.iter().enumerate() {
                                 if let Some(g) = &item.device_group
                                     && !groups.contains(&(doc.namespace().map(str::to_string), g.clone()))
                                 {
                                     warnings.push(FieldError {
-                                        field: format!("spec.audience.{list}[{i}].deviceGroup"),
+                                        field: format!("{list}[{i}].deviceGroup"),
                                         problem: format!("DeviceGroup {g} is not defined in these manifests, so it must already exist in the cluster"),
                                         fix: "add the DeviceGroup, or fix the name; --strict makes this an error".into(),
                                     });

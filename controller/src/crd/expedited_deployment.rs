@@ -46,6 +46,12 @@ use serde::{Deserialize, Serialize};
         description = "Targeted devices up to date, of all targeted",
         json_path = ".status.progress.installed"
     ),
+    printcolumn(
+        name = "Wave",
+        type_ = "string",
+        description = "The last wave sent to Graph, of spec.rollout.waves",
+        json_path = ".status.rollout.currentWave"
+    ),
     printcolumn(name = "Deployment", type_ = "string", json_path = ".status.deploymentId"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -92,6 +98,12 @@ pub struct ExpeditedDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub deployment_id: Option<String>,
+
+    /// Health-gated waves: the members are sent to the same Graph deployment a wave at a time, each
+    /// later wave only when its gate holds. With waves, spec.audience.members stays empty (exclusions
+    /// stay global).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
 
     /// Blast-radius guard: the most devices this rollout may reach. An audience that resolves to more
     /// devices is never sent to Graph, and the object stalls with reason AudienceTooLarge.
@@ -289,6 +301,70 @@ pub struct AudienceItem {
     pub asset_group_id: Option<String>,
 }
 
+/// Ordered waves of audience members, each promoted when its gate holds (see the README's
+/// "Health-gated waves").
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// The waves, in order. The first is sent at once; each later one when its gate holds.
+    #[schemars(length(min = 1, max = 10))]
+    pub waves: Vec<WaveSpec>,
+
+    /// Halt the rollout (pause the Graph deployment) whenever more than this share (percent) of the
+    /// devices offered so far have failed, also after the last wave. A gate's maxFailedPercent applies
+    /// while that wave waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_failed_percent: Option<u32>,
+}
+
+/// One wave: a name, its members and the gate that promotes it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WaveSpec {
+    /// A short name (a DNS label, such as pilot or broad), used by `wufb-operator promote`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Devices and groups this wave adds to the audience.
+    #[schemars(length(min = 1, max = 1000))]
+    pub members: Vec<AudienceItem>,
+
+    /// When this wave follows the ones before it. Required for every wave but the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateSpec>,
+}
+
+/// The conditions that promote a wave, measured on the devices of the waves before it. Every condition
+/// that is set must hold; `manual` waits for `wufb-operator promote` instead.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GateSpec {
+    /// The least time since the previous wave was sent, such as 30m, 4h or 1d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = r"^[0-9]+[smhd]$"))]
+    pub wait: Option<String>,
+
+    /// The least share (percent) of the earlier waves' devices that must be up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_up_to_date_percent: Option<u32>,
+
+    /// The most share (percent) of the earlier waves' devices that may have failed. Above it the
+    /// operator halts the rollout: it pauses the Graph deployment and waits for retry or abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_failed_percent: Option<u32>,
+
+    /// Wait for a person: the wave is sent only after `wufb-operator promote` (the wufb.dev/promote
+    /// annotation) names it or a later wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<bool>,
+}
+
 /// What deleting the object does to the Graph deployment.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeletionPolicy {
@@ -348,6 +424,10 @@ pub struct ExpeditedDeploymentStatus {
     /// How many targeted devices run the update, and when that was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RolloutProgress>,
+
+    /// Where a spec.rollout stands: the waves sent, the gate waited for, a halt or an abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 
     /// When the status last changed after a sync with Graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -510,4 +590,89 @@ pub struct CreateIntent {
     /// it, and a create tried again reuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience_id: Option<String>,
+}
+
+/// Where a spec.rollout stands.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `Progressing` (a wave is being sent), `Waiting` (for a gate), `Halted`, `Aborted`, `Paused`
+    /// (spec.paused) or `Complete` (every wave sent).
+    pub phase: String,
+    /// The last wave sent to Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_wave: Option<String>,
+    /// What the rollout waits for, or why it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the next wave is due if its other conditions hold (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_promotion_time: Option<String>,
+    /// Each wave, in spec order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveStatus>,
+    /// The halt in force: the operator paused the Graph deployment because too many devices failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<RolloutHalt>,
+    /// The abort in force: no wave is promoted and the deployment stays paused until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<RolloutAbort>,
+    /// The last wufb.dev/retry value acted on, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retry: Option<RolloutRequest>,
+    /// The last wufb.dev/abort value acted on (a later spec change lifts the abort, not this value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_abort: Option<RolloutRequest>,
+}
+
+/// One wave's state.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WaveStatus {
+    pub name: String,
+    /// Distinct devices this wave adds (a device in several waves counts in the first), less exclusions.
+    pub devices: u64,
+    /// When the wave was sent to Graph (RFC 3339); unset while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_time: Option<String>,
+    /// Its devices' progress at the last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RolloutProgress>,
+}
+
+/// Why and when a rollout halted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutHalt {
+    /// The last wave sent when it halted.
+    pub wave: String,
+    /// When it halted (RFC 3339).
+    pub time: String,
+    /// Failed devices among those offered so far.
+    pub failed: u64,
+    /// Devices offered so far.
+    pub devices: u64,
+    /// The limit exceeded (percent) and the field that set it.
+    pub limit_percent: u32,
+    pub limit_field: String,
+}
+
+/// An abort in force.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutAbort {
+    /// When it was aborted (RFC 3339).
+    pub time: String,
+    /// The spec generation it holds for: a spec change lifts it.
+    pub generation: i64,
+}
+
+/// An annotation request acted on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRequest {
+    /// The annotation's value.
+    pub value: String,
+    /// When it was acted on (RFC 3339).
+    pub time: String,
 }

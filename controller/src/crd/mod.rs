@@ -20,6 +20,16 @@ pub const CATALOG_POLL_ANNOTATION: &str = "wufb.dev/catalog-poll-interval";
 /// Per-object rollout progress poll interval (`5m`, `90s`, ...), overriding `--progress-interval`.
 pub const PROGRESS_ANNOTATION: &str = "wufb.dev/progress-interval";
 
+/// Annotation: promote the waves up to and including the one named, past their gates (never past a
+/// halt, an abort or spec.paused). Set by `wufb-operator promote`.
+pub const PROMOTE_ANNOTATION: &str = "wufb.dev/promote";
+/// Annotation: stop promoting for good and keep the deployment paused until the spec changes; any new
+/// value is a new request. Set by `wufb-operator abort`.
+pub const ABORT_ANNOTATION: &str = "wufb.dev/abort";
+/// Annotation: lift a halt and resume the gates; any new value is a new request. Set by
+/// `wufb-operator retry`.
+pub const RETRY_ANNOTATION: &str = "wufb.dev/retry";
+
 /// The CRDs as YAML documents, in a stable order.
 pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![

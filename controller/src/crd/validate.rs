@@ -74,6 +74,54 @@ fn is_cve(s: &str) -> bool {
         && parts.next().is_none()
 }
 
+/// Checks one audience item's own fields (`path` names it); false when its form is wrong.
+fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<FieldError>) -> bool {
+    let forms = [
+        item.device.is_some(),
+        item.device_group.is_some(),
+        item.asset_group_id.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if forms != 1 {
+        out.push(err(
+            path(),
+            format!("{forms} forms are set"),
+            "set exactly one of device, deviceGroup or assetGroupId",
+        ));
+        return false;
+    }
+    if let Some(d) = &item.device
+        && !is_device_id(d)
+    {
+        out.push(err(
+            format!("{}.device", path()),
+            format!("'{}' is not an Entra device id", printable(d)),
+            "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
+        ));
+    }
+    if let Some(g) = &item.device_group
+        && !is_object_name(g)
+    {
+        out.push(err(
+            format!("{}.deviceGroup", path()),
+            format!("'{}' is not a valid object name", printable(g)),
+            "use the metadata.name of a DeviceGroup in this namespace",
+        ));
+    }
+    if let Some(a) = &item.asset_group_id
+        && (a.trim().is_empty() || a.len() > 128)
+    {
+        out.push(err(
+            format!("{}.assetGroupId", path()),
+            "must be 1 to 128 characters",
+            "give an updatableAssetGroup id",
+        ));
+    }
+    true
+}
+
 /// Checks an ExpeditedDeployment spec. Empty when valid.
 pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
@@ -177,48 +225,8 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
             }
             for (i, item) in items.iter().enumerate() {
                 let path = || format!("spec.audience.{list}[{i}]");
-                let forms = [
-                    item.device.is_some(),
-                    item.device_group.is_some(),
-                    item.asset_group_id.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if forms != 1 {
-                    out.push(err(
-                        path(),
-                        format!("{forms} forms are set"),
-                        "set exactly one of device, deviceGroup or assetGroupId",
-                    ));
+                if !check_item(item, &path, &mut out) {
                     continue;
-                }
-                if let Some(d) = &item.device
-                    && !is_device_id(d)
-                {
-                    out.push(err(
-                        format!("{}.device", path()),
-                        format!("'{}' is not an Entra device id", printable(d)),
-                        "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
-                    ));
-                }
-                if let Some(g) = &item.device_group
-                    && !is_object_name(g)
-                {
-                    out.push(err(
-                        format!("{}.deviceGroup", path()),
-                        format!("'{}' is not a valid object name", printable(g)),
-                        "use the metadata.name of a DeviceGroup in this namespace",
-                    ));
-                }
-                if let Some(a) = &item.asset_group_id
-                    && (a.trim().is_empty() || a.len() > 128)
-                {
-                    out.push(err(
-                        format!("{}.assetGroupId", path()),
-                        "must be 1 to 128 characters",
-                        "give an updatableAssetGroup id",
-                    ));
                 }
                 match seen.get(item) {
                     Some((first_list, j)) if *first_list == list => out.push(err(
@@ -242,6 +250,179 @@ pub fn expedited_deployment(spec: &ExpeditedDeploymentSpec) -> Vec<FieldError> {
                     }
                 }
             }
+        }
+    }
+    if let Some(r) = &spec.rollout {
+        check_rollout(spec, r, &mut out);
+    }
+    out
+}
+
+/// Checks `spec.rollout`: named waves with their members, a gate for each but the first, and the
+/// members in the waves rather than in spec.audience.members.
+fn check_rollout(spec: &ExpeditedDeploymentSpec, r: &super::RolloutSpec, out: &mut Vec<FieldError>) {
+    if spec.audience.as_ref().is_some_and(|a| !a.members.is_empty()) {
+        out.push(err(
+            "spec.audience.members",
+            "members are listed here and in spec.rollout.waves",
+            "with waves, list every member in spec.rollout.waves[].members and keep only exclusions in spec.audience",
+        ));
+    }
+    if r.waves.is_empty() || r.waves.len() > 10 {
+        out.push(err(
+            "spec.rollout.waves",
+            format!("{} waves", r.waves.len()),
+            "list 1 to 10 waves, or remove spec.rollout",
+        ));
+    }
+    let percent = |v: Option<u32>, field: String, out: &mut Vec<FieldError>| {
+        if let Some(v) = v.filter(|v| *v > 100) {
+            out.push(err(
+                field,
+                format!("{v} is above 100"),
+                "give a percentage from 0 to 100",
+            ));
+        }
+    };
+    percent(r.max_failed_percent, "spec.rollout.maxFailedPercent".into(), out);
+    let excluded: Vec<&AudienceItem> = spec.audience.iter().flat_map(|a| &a.exclusions).collect();
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<&AudienceItem, usize> = BTreeMap::new();
+    for (k, w) in r.waves.iter().enumerate() {
+        let at = format!("spec.rollout.waves[{k}]");
+        if !is_label(&w.name) {
+            out.push(err(
+                format!("{at}.name"),
+                format!("'{}' is not a DNS label", printable(&w.name)),
+                "use lower-case letters, digits and '-', at most 63, such as pilot or broad",
+            ));
+        }
+        if let Some(j) = names.insert(&w.name, k) {
+            out.push(err(
+                format!("{at}.name"),
+                format!(
+                    "wave name '{}' is used twice (first at spec.rollout.waves[{j}])",
+                    w.name
+                ),
+                "give each wave its own name",
+            ));
+        }
+        if w.members.is_empty() || w.members.len() > 1000 {
+            out.push(err(
+                format!("{at}.members"),
+                format!("{} members", w.members.len()),
+                "list 1 to 1000 members; put large device lists in a DeviceGroup",
+            ));
+        }
+        for (i, item) in w.members.iter().enumerate() {
+            let path = || format!("{at}.members[{i}]");
+            if !check_item(item, &path, out) {
+                continue;
+            }
+            if excluded.contains(&item) {
+                out.push(err(
+                    path(),
+                    format!("{} is both a wave member and an exclusion", describe(item)),
+                    "an item cannot be both a member and an exclusion; remove one",
+                ));
+            }
+            if let Some(j) = seen.insert(item, k) {
+                out.push(err(
+                    path(),
+                    format!(
+                        "{} is listed twice (also in spec.rollout.waves[{j}])",
+                        describe(item)
+                    ),
+                    "list each item in one wave",
+                ));
+            }
+        }
+        match (&w.gate, k) {
+            (Some(_), 0) => out.push(err(
+                format!("{at}.gate"),
+                "the first wave is sent at once and has no gate",
+                "remove the gate (set spec.paused to hold the whole rollout)",
+            )),
+            (None, k) if k > 0 => out.push(err(
+                format!("{at}.gate"),
+                "a wave after the first needs a gate",
+                "set wait, minUpToDatePercent, maxFailedPercent or manual: true",
+            )),
+            (Some(g), _) => {
+                if g.wait.is_none()
+                    && g.min_up_to_date_percent.is_none()
+                    && g.max_failed_percent.is_none()
+                    && g.manual != Some(true)
+                {
+                    out.push(err(
+                        format!("{at}.gate"),
+                        "the gate sets no condition",
+                        "set wait, minUpToDatePercent, maxFailedPercent or manual: true",
+                    ));
+                }
+                if let Some(wait) = &g.wait
+                    && (wait.len() > 16
+                        || !wait.ends_with(['s', 'm', 'h', 'd'])
+                        || crate::reconcile::requeue::parse_duration(wait).is_none())
+                {
+                    out.push(err(
+                        format!("{at}.gate.wait"),
+                        format!("'{}' is not a duration", printable(wait)),
+                        "write a whole number and a unit, such as 30m, 4h or 1d",
+                    ));
+                }
+                percent(
+                    g.min_up_to_date_percent,
+                    format!("{at}.gate.minUpToDatePercent"),
+                    out,
+                );
+                percent(g.max_failed_percent, format!("{at}.gate.maxFailedPercent"), out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Is this a DNS-1123 label?
+fn is_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && is_object_name(s) && !s.contains('.')
+}
+
+/// Checks the rollout annotations of an object (`wufb-operator validate` runs it offline): a promote
+/// must name a wave of spec.rollout.waves, and the annotations need a rollout to act on.
+pub fn rollout_annotations(
+    spec: &ExpeditedDeploymentSpec,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    for key in [
+        super::PROMOTE_ANNOTATION,
+        super::ABORT_ANNOTATION,
+        super::RETRY_ANNOTATION,
+    ] {
+        let Some(v) = annotations.get(key) else { continue };
+        let field = format!("metadata.annotations[{key}]");
+        let Some(r) = &spec.rollout else {
+            out.push(err(
+                field,
+                "the object has no spec.rollout",
+                "remove the annotation, or add spec.rollout.waves",
+            ));
+            continue;
+        };
+        if v.trim().is_empty() {
+            out.push(err(
+                field,
+                "the value is empty",
+                "set it with `wufb-operator promote|abort|retry`",
+            ));
+        } else if key == super::PROMOTE_ANNOTATION && !r.waves.iter().any(|w| w.name == v.trim()) {
+            let names: Vec<&str> = r.waves.iter().map(|w| w.name.as_str()).collect();
+            out.push(err(
+                field,
+                format!("'{}' names no wave", printable(v)),
+                format!("name one of {}", names.join(", ")),
+            ));
         }
     }
     out

@@ -102,13 +102,30 @@ async fn apply(
     let mut plan = plan(obj, &observation, &plan_config(ctx));
     // The devices whose progress is read this pass, when it is due: taken before the audience goes.
     let interval = progress_interval(obj, ctx);
-    let targeted: Option<std::collections::BTreeSet<String>> = progress_due(obj, interval)
+    // With waves, the ones sent: each counted apart too, for the gates.
+    let promoted: Option<Vec<bool>> = plan
+        .facts
+        .rollout
+        .as_ref()
+        .map(|r| r.waves.iter().map(|w| w.promoted_time.is_some()).collect());
+    let targeted: Option<Targeted> = progress_due(obj, interval)
         .then(|| {
             observation.audience.as_ref().map(|a| {
-                super::plan::offered_devices(a)
+                let all = super::plan::offered_devices_of(a, promoted.as_deref())
                     .into_iter()
                     .map(str::to_string)
-                    .collect()
+                    .collect();
+                let waves = match (&promoted, &plan.facts.rollout) {
+                    (Some(p), Some(r)) => super::plan::wave_devices(a)
+                        .into_iter()
+                        .zip(&r.waves)
+                        .zip(p)
+                        .filter(|(_, sent)| **sent)
+                        .map(|((ids, w), _)| (w.name.clone(), ids.into_iter().map(str::to_string).collect()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Targeted { all, waves }
             })
         })
         .flatten();
@@ -127,7 +144,7 @@ async fn apply(
             return Ok(again);
         }
         let outcome = ctx.record_error(obj, &err);
-        report(ctx, api, obj, &plan, &acted, &outcome, None).await?;
+        report(ctx, api, obj, &plan, &acted, &outcome, (None, &[])).await?;
         return after_error(obj, err, ctx.settings.resync);
     }
     let old_content = obj.status.as_ref().and_then(|s| s.resolved_content.as_ref());
@@ -167,17 +184,24 @@ async fn apply(
         (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry, interval).await,
         _ => Polled::NotDue,
     };
-    let progress = match &polled {
-        Polled::Read(p) => Some(p),
-        _ => None,
+    let (progress, waves) = match &polled {
+        Polled::Read(p, w) => (Some(p), w.as_slice()),
+        _ => (None, &[][..]),
     };
-    report(ctx, api, obj, &plan, &acted, outcome, progress).await?;
+    report(ctx, api, obj, &plan, &acted, outcome, (progress, waves)).await?;
     // A converged object with a deployment looks again when its progress is next due, or soon when
     // the tenant's device signals are still being read.
     let next = match next {
         Next::Resync if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
+            let gated = plan
+                .facts
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.phase != super::rollout::HALTED && r.phase != super::rollout::ABORTED);
             let wait = match polled {
                 Polled::Waiting => std::time::Duration::from_secs(5),
+                // New figures may open a gate or halt the rollout: the next pass decides on them.
+                Polled::Read(..) if gated => std::time::Duration::from_secs(1),
                 _ => interval,
             };
             Next::After(super::requeue::resync_after(obj, ctx.settings.resync).min(wait))
@@ -216,7 +240,7 @@ fn progress_due(obj: &ExpeditedDeployment, interval: std::time::Duration) -> boo
 async fn poll_progress(
     ctx: &Context,
     obj: &ExpeditedDeployment,
-    targeted: &std::collections::BTreeSet<String>,
+    targeted: &Targeted,
     entry: &str,
     interval: std::time::Duration,
 ) -> Polled {
@@ -231,13 +255,22 @@ async fn poll_progress(
             return Polled::Waiting;
         }
     };
-    let (p, _) = progress::funnel(
-        targeted,
-        &signals.builds,
-        &signals.errors,
-        &revisions,
-        &signals.read_time,
-    );
+    let count = |devices| {
+        progress::funnel(
+            devices,
+            &signals.builds,
+            &signals.errors,
+            &revisions,
+            &signals.read_time,
+        )
+        .0
+    };
+    let p = count(&targeted.all);
+    let waves = targeted
+        .waves
+        .iter()
+        .map(|(name, devices)| (name.clone(), count(devices)))
+        .collect();
     let old = obj.status.as_ref().and_then(|s| s.progress.as_ref());
     for m in progress::milestones(old, &p) {
         let type_ = if m.warning {
@@ -251,13 +284,19 @@ async fn poll_progress(
         ctx.metrics
             .set_progress(uid, Some([p.up_to_date, p.pending, p.failed, p.not_reporting]));
     }
-    Polled::Read(p)
+    Polled::Read(p, waves)
+}
+
+/// The devices a progress poll counts: all the deployment offers, and each wave sent apart.
+struct Targeted {
+    all: std::collections::BTreeSet<String>,
+    waves: Vec<(String, std::collections::BTreeSet<String>)>,
 }
 
 /// What a progress poll gave.
 enum Polled {
-    /// Figures from the newest snapshot of the tenant's device signals.
-    Read(RolloutProgress),
+    /// Figures from the newest snapshot of the tenant's device signals, and per wave sent.
+    Read(RolloutProgress, Vec<(String, RolloutProgress)>),
     /// No snapshot yet (one is being read in the background), or the entry's revisions could not be
     /// read: look again soon.
     Waiting,
@@ -292,6 +331,7 @@ fn status_of(
     acted: &Acted,
     outcome: &Outcome,
     progress: Option<&RolloutProgress>,
+    waves: &[(String, RolloutProgress)],
 ) -> ExpeditedDeploymentStatus {
     let old = current.cloned().unwrap_or_default();
     let generation = obj.metadata.generation;
@@ -339,6 +379,16 @@ fn status_of(
             old.device_errors.clone()
         },
         progress: progress.cloned().or(old.progress.clone()),
+        // A spec without waves has no rollout to report.
+        rollout: obj
+            .spec
+            .rollout
+            .as_ref()
+            .and_then(|_| plan.facts.rollout.clone().or(old.rollout.clone()))
+            .map(|mut r| {
+                super::rollout::record_figures(&mut r, waves);
+                r
+            }),
         last_sync_time: Some(status::timestamp()),
         // Only a pass that sent all it planned is waited for: what a failed one left out was never sent.
         last_write_time: if acted.calls > 0 && acted.complete {
@@ -366,11 +416,11 @@ async fn report(
     plan: &Plan,
     acted: &Acted,
     outcome: &Outcome,
-    progress: Option<&RolloutProgress>,
+    (progress, waves): (Option<&RolloutProgress>, &[(String, RolloutProgress)]),
 ) -> Result<(), Error> {
     // The status as last written (a create records its id at once).
     let current = acted.status.as_ref().or(obj.status.as_ref());
-    let status = status_of(obj, current, plan, acted, outcome, progress);
+    let status = status_of(obj, current, plan, acted, outcome, progress, waves);
     status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //!
 //! Shared pieces, each with one concern: [`context`] (what a pass shares), [`settings`], [`error`],
 //! [`requeue`] (resync, backoff, verify), [`events`], [`finalizer`], [`metrics`], [`reasons`] (condition
-//! types and reasons), [`writes`] (what this process last wrote), [`adopt`] (matching a lost create).
+//! types and reasons), [`writes`] (what this process last wrote), [`adopt`] (matching a lost create), [`rollout`] (wave gates, halts and aborts).
 //! Admission, watches and triggers are the controller wiring's: see [`crate::runtime`].
 
 pub mod act;
@@ -22,6 +22,7 @@ pub mod plan;
 pub mod progress;
 pub mod reasons;
 pub mod requeue;
+pub mod rollout;
 pub mod settings;
 pub mod status;
 pub mod writes;

@@ -103,6 +103,8 @@ pub enum ItemFact {
 pub struct AudienceFacts {
     pub members: Vec<ItemFact>,
     pub exclusions: Vec<ItemFact>,
+    /// The members of each of `spec.rollout.waves`, in spec order.
+    pub waves: Vec<Vec<ItemFact>>,
 }
 
 /// What the catalog says about `spec.content`.
@@ -476,6 +478,13 @@ async fn audience_facts(
 ) -> Result<AudienceFacts, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let mut facts = AudienceFacts::default();
+    for wave in obj.spec.rollout.iter().flat_map(|r| &r.waves) {
+        let mut items = Vec::with_capacity(wave.members.len());
+        for item in &wave.members {
+            items.push(item_fact(item, &ns, false, graph, objects).await?);
+        }
+        facts.waves.push(items);
+    }
     let Some(a) = &obj.spec.audience else {
         return Ok(facts);
     };

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use kube::ResourceExt;
 
 use super::adopt;
 use super::observe::{
@@ -68,9 +69,11 @@ pub struct Desired {
     pub paused: bool,
     pub members: BTreeSet<AssetRef>,
     pub exclusions: BTreeSet<AssetRef>,
-    /// Distinct devices the audience offers the update to: member devices, direct or through groups,
-    /// that no exclusion covers.
+    /// Distinct devices the audience offers the update to: member devices, direct or through groups
+    /// (and the waves sent), that no exclusion covers.
     pub devices: u64,
+    /// The same over every wave of `spec.rollout`, sent or not: what the device limits bound.
+    pub rollout_devices: u64,
     /// The tightest device limit and where it comes from.
     pub device_limit: Option<(u64, &'static str)>,
     /// `spec.deploymentId`: an adopted deployment is never recreated or replaced.
@@ -390,6 +393,8 @@ pub struct Facts {
     pub missing_since: Option<String>,
     /// The observed deployment's audience id.
     pub audience_id: Option<String>,
+    /// Where `spec.rollout` stands after this pass, when the pass decided it.
+    pub rollout: Option<crate::crd::RolloutStatus>,
 }
 
 /// The plan of an ExpeditedDeployment pass.
@@ -752,8 +757,41 @@ pub fn newest<'a>(filter: &crate::crd::NewestSpec, entries: &'a [CatalogEntry]) 
         .max_by(|a, b| a.release_date().cmp(&b.release_date()))
 }
 
-/// The first audience item that cannot be used yet.
-fn waiting(obj: &ExpeditedDeployment, audience: &AudienceFacts) -> Option<Blocker> {
+/// The first audience item that cannot be used yet: of the members, the exclusions, or a wave already
+/// sent (a wave not sent yet waits at its gate instead).
+fn waiting(
+    obj: &ExpeditedDeployment,
+    audience: &AudienceFacts,
+    rollout: Option<&super::rollout::Decision>,
+) -> Option<Blocker> {
+    if let Some(r) = rollout {
+        for (k, wave) in audience.waves.iter().enumerate() {
+            if !r.promoted.get(k).copied().unwrap_or(false) {
+                continue;
+            }
+            for (i, fact) in wave.iter().enumerate() {
+                if let ItemFact::Waiting(why) = fact {
+                    let field = obj
+                        .spec
+                        .rollout
+                        .as_ref()
+                        .and_then(|s| s.waves.get(k))
+                        .and_then(|w| w.members.get(i))
+                        .map_or("deviceGroup", |it| {
+                            if it.asset_group_id.is_some() {
+                                "assetGroupId"
+                            } else {
+                                "deviceGroup"
+                            }
+                        });
+                    return Some(Blocker::Waiting {
+                        field: format!("spec.rollout.waves[{k}].members[{i}].{field}"),
+                        why: why.clone(),
+                    });
+                }
+            }
+        }
+    }
     let spec_items = obj.spec.audience.clone().unwrap_or_default();
     for (list, facts, items) in [
         ("members", &audience.members, &spec_items.members),
@@ -776,26 +814,70 @@ fn waiting(obj: &ExpeditedDeployment, audience: &AudienceFacts) -> Option<Blocke
     None
 }
 
-/// Distinct devices offered the update: member devices (direct or through groups) that no exclusion
-/// covers. The blast radius of one object.
-pub fn offered_devices(audience: &AudienceFacts) -> BTreeSet<&str> {
-    fn ids(facts: &[ItemFact]) -> BTreeSet<&str> {
-        let mut out = BTreeSet::new();
-        for f in facts {
-            match f {
-                ItemFact::Device(d) => {
-                    out.insert(d.as_str());
-                }
-                ItemFact::Group { devices, .. } => out.extend(devices.iter().map(String::as_str)),
-                ItemFact::Waiting(_) => {}
+fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut BTreeSet<&'a str>) {
+    for f in facts {
+        match f {
+            ItemFact::Device(d) => {
+                out.insert(d.as_str());
             }
+            ItemFact::Group { devices, .. } => out.extend(devices.iter().map(String::as_str)),
+            ItemFact::Waiting(_) => {}
         }
-        out
     }
-    let excluded = ids(&audience.exclusions);
-    ids(&audience.members)
+}
+
+/// Distinct devices offered the update: member devices (direct or through groups, and every wave's)
+/// that no exclusion covers. The blast radius of one object, its whole rollout.
+pub fn offered_devices(audience: &AudienceFacts) -> BTreeSet<&str> {
+    offered_devices_of(audience, None)
+}
+
+/// Distinct devices offered by the members and the waves `promoted` marks (every wave when `None`),
+/// less exclusions.
+pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bool]>) -> BTreeSet<&'a str> {
+    let mut excluded = BTreeSet::new();
+    fact_ids(&audience.exclusions, &mut excluded);
+    let mut out = BTreeSet::new();
+    fact_ids(&audience.members, &mut out);
+    for (k, wave) in audience.waves.iter().enumerate() {
+        if promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false)) {
+            fact_ids(wave, &mut out);
+        }
+    }
+    out.retain(|d| !excluded.contains(d));
+    out
+}
+
+/// Each wave's devices, less exclusions: a device in several waves belongs to the first.
+pub fn wave_devices(audience: &AudienceFacts) -> Vec<BTreeSet<&str>> {
+    let mut taken = BTreeSet::new();
+    fact_ids(&audience.exclusions, &mut taken);
+    audience
+        .waves
+        .iter()
+        .map(|wave| {
+            let mut ids = BTreeSet::new();
+            fact_ids(wave, &mut ids);
+            ids.retain(|d| !taken.contains(d));
+            taken.extend(ids.iter().copied());
+            ids
+        })
+        .collect()
+}
+
+/// What the rollout needs to know of each wave: its devices and the first member not usable yet.
+pub fn wave_facts(audience: &AudienceFacts) -> Vec<super::rollout::WaveFact> {
+    wave_devices(audience)
         .into_iter()
-        .filter(|d| !excluded.contains(d))
+        .zip(&audience.waves)
+        .enumerate()
+        .map(|(k, (ids, facts))| super::rollout::WaveFact {
+            devices: ids.len() as u64,
+            waiting: facts.iter().enumerate().find_map(|(i, f)| match f {
+                ItemFact::Waiting(why) => Some(format!("spec.rollout.waves[{k}].members[{i}]: {why}")),
+                _ => None,
+            }),
+        })
         .collect()
 }
 
@@ -805,6 +887,7 @@ pub fn desired(
     audience: &AudienceFacts,
     content: &ResolvedContent,
     cfg: &PlanConfig,
+    rollout: Option<&super::rollout::Decision>,
 ) -> Desired {
     let refs = |facts: &[ItemFact]| -> BTreeSet<AssetRef> {
         facts
@@ -817,14 +900,24 @@ pub fn desired(
             .collect()
     };
     let spec = &obj.spec;
+    // Without a rollout every wave counts (there are none); with one, the waves it sends.
+    let promoted = rollout.map(|r| r.promoted.as_slice());
+    let mut members = refs(&audience.members);
+    for (k, wave) in audience.waves.iter().enumerate() {
+        if promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false)) {
+            members.extend(refs(wave));
+        }
+    }
     Desired {
         content: ContentRequest::CatalogEntry(content.catalog_entry_id.clone()),
         release_date: spec.content.release_date.clone(),
         settings: settings_of(spec),
-        paused: spec.paused,
-        members: refs(&audience.members),
+        // A halt or an abort holds the deployment paused, as spec.paused does.
+        paused: spec.paused || rollout.is_some_and(|r| r.hold.is_some()),
+        members,
         exclusions: refs(&audience.exclusions),
-        devices: offered_devices(audience).len() as u64,
+        devices: offered_devices_of(audience, promoted).len() as u64,
+        rollout_devices: offered_devices(audience).len() as u64,
         device_limit: [
             spec.max_devices.map(|l| (l, "spec.maxDevices")),
             cfg.operator_limit.map(|l| (l, "--max-audience-devices")),
@@ -844,10 +937,11 @@ fn describe_content(c: &DeployedContent) -> String {
     }
 }
 
-/// The brake: a pause for a known deployment the spec wants paused and Graph does not hold paused. A
+/// The brake: a pause for a known deployment the spec (or a rollout's halt or abort) wants paused and
+/// Graph does not hold paused. A
 /// deployment that could not be read is paused anyway (the write is idempotent).
-fn brake(obj: &ExpeditedDeployment, obs: &Observation) -> Option<Step> {
-    if !obj.spec.paused || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+fn brake(obj: &ExpeditedDeployment, obs: &Observation, hold: bool) -> Option<Step> {
+    if !(obj.spec.paused || hold) || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
         return None;
     }
     let id = match &obs.deployment {
@@ -876,6 +970,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             device_errors: found.map(|d| d.device_errors.clone()).unwrap_or_default(),
             missing_since: None,
             audience_id: found.and_then(|d| d.audience_id.clone()),
+            rollout: None,
             deployment: found.map(|d| {
                 (
                     d.observed.id.clone(),
@@ -890,21 +985,66 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     if let Some(adopt::Decision::Adopt(id)) = &obs.adoption {
         p.steps.push(Step::Adopt { id: id.clone() });
     }
-    p.steps.extend(brake(obj, obs));
+    let problems = validate::expedited_deployment(&obj.spec);
+    // The rollout's decision comes before the brake: a halt or an abort is a pause, and a pause goes
+    // first. A spec that cannot be read keeps a halt or abort recorded before.
+    let rollout = obj
+        .spec
+        .rollout
+        .as_ref()
+        .filter(|_| problems.is_empty())
+        .map(|r| {
+            let facts = obs.audience.as_ref().map(wave_facts);
+            let note = |k: &str| obj.annotations().get(k).map(String::as_str);
+            super::rollout::decide(super::rollout::Inputs {
+                spec: r,
+                paused: obj.spec.paused,
+                generation: obj.metadata.generation.unwrap_or_default(),
+                promote: note(crate::crd::PROMOTE_ANNOTATION),
+                abort: note(crate::crd::ABORT_ANNOTATION),
+                retry: note(crate::crd::RETRY_ANNOTATION),
+                recorded: status.rollout.as_ref(),
+                waves: facts.as_deref(),
+                now: obs.at,
+            })
+        });
+    let hold = match &rollout {
+        Some(d) => d.hold.is_some(),
+        None => {
+            !problems.is_empty()
+                && (super::rollout::recorded_hold(status.rollout.as_ref())
+                    || super::rollout::abort_requested(
+                        obj.annotations()
+                            .get(crate::crd::ABORT_ANNOTATION)
+                            .map(String::as_str),
+                        status.rollout.as_ref(),
+                    ))
+        }
+    };
+    p.steps.extend(brake(obj, obs, hold));
     let braked = p
         .steps
         .iter()
         .any(|s| matches!(s, Step::SetPaused { paused: true, .. }));
+    // A pass that stops early records a new halt or abort (its pause was written), nothing else of the
+    // rollout: a wave is recorded as sent only by a pass that sends it.
+    let held = rollout
+        .as_ref()
+        .filter(|d| d.hold.is_some() && obs.failed.is_none())
+        .map(|d| (d.status.clone(), d.notices.clone()));
     let block = |mut p: Plan, b: Blocker| {
         p.end = End::Report {
             outcome: b.outcome(),
             next: b.next(),
         };
         p.blocker = Some(b);
+        if let Some((st, notices)) = &held {
+            p.facts.rollout = Some(st.clone());
+            p.notices.extend(notices.iter().cloned());
+        }
         p
     };
 
-    let problems = validate::expedited_deployment(&obj.spec);
     if !problems.is_empty() {
         return block(p, Blocker::InvalidSpec(problems));
     }
@@ -927,7 +1067,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         p.end = End::ObserveFailed;
         return p;
     };
-    if let Some(w) = waiting(obj, audience) {
+    if let Some(w) = waiting(obj, audience, rollout.as_ref()) {
         return block(p, w);
     }
     let content = match resolve_content(content_source(&obj.spec), catalog, obs.at) {
@@ -948,7 +1088,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         return block(p, b);
     }
     p.facts.content = Some(content.clone());
-    let desired = desired(obj, audience, &content, cfg);
+    let desired = desired(obj, audience, &content, cfg, rollout.as_ref());
 
     if observe_only {
         p.facts.audience = found.map(|d| AudienceStatus {
@@ -986,9 +1126,10 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         return block(p, Blocker::AudienceNotManageable { id });
     }
     if let Some((limit, source)) = desired.device_limit
-        && desired.devices > limit
+        && desired.devices.max(desired.rollout_devices) > limit
     {
-        let devices = desired.devices;
+        // A rollout is bounded as a whole: every wave counts, sent or not.
+        let devices = desired.devices.max(desired.rollout_devices);
         p.desired = Some(desired);
         return block(
             p,
@@ -1076,7 +1217,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     });
     let changes = changes(&desired, observed.as_ref(), cfg.batch_size);
     p.facts.audience = Some(AudienceStatus {
-        members: audience.members.len() as u64,
+        members: desired.members.len() as u64,
         exclusions: audience.exclusions.len() as u64,
         devices: desired.devices,
     });
@@ -1128,6 +1269,33 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     }));
     // The brake's pause, too, shows in Graph before an audience write.
     p.steps = await_pauses(std::mem::take(&mut p.steps));
+    if let Some(d) = rollout {
+        p.notices.extend(d.notices);
+        p.facts.rollout = Some(d.status);
+        let next = if p.steps.is_empty() {
+            Next::Resync
+        } else {
+            Next::Verify
+        };
+        if let Some(h) = d.hold {
+            p.end = End::Report {
+                outcome: Outcome::stalled(h.reason(), h.message()),
+                next,
+            };
+            p.desired = Some(desired);
+            return p;
+        }
+        if let (Some((message, after)), true) = (d.waiting, p.steps.is_empty()) {
+            p.end = End::Report {
+                outcome: Outcome::progressing(Reason::WAITING_FOR_GATE, message),
+                next: after.map_or(Next::Resync, |a| {
+                    Next::After(a.max(std::time::Duration::from_secs(1)))
+                }),
+            };
+            p.desired = Some(desired);
+            return p;
+        }
+    }
     p.end = End::Report {
         outcome: if p.steps.is_empty() {
             Outcome::converged("Graph matches the spec")

@@ -46,7 +46,18 @@ impl Reason {
     /// This operator version cannot decode the object.
     pub const UNDECODABLE_OBJECT: Reason = Reason("UndecodableObject");
 
+    /// A later wave waits for its gate (time, health figures or a person).
+    pub const WAITING_FOR_GATE: Reason = Reason("WaitingForGate");
+    /// Too many devices failed: the operator paused the deployment and waits for retry or abort.
+    pub const ROLLOUT_HALTED: Reason = Reason("RolloutHalted");
+    /// Promotion stopped for good by wufb.dev/abort; the deployment stays paused until the spec changes.
+    pub const ROLLOUT_ABORTED: Reason = Reason("RolloutAborted");
+
     // What a pass did (Events).
+    /// A wave was added to the deployment's audience.
+    pub const WAVE_PROMOTED: Reason = Reason("WavePromoted");
+    /// A halt was lifted by wufb.dev/retry.
+    pub const ROLLOUT_RETRIED: Reason = Reason("RolloutRetried");
     pub const CREATED: Reason = Reason("Created");
     pub const ADOPTED: Reason = Reason("Adopted");
     pub const PAUSED: Reason = Reason("Paused");

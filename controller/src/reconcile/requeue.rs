@@ -30,6 +30,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
+        "d" => n * 86_400,
         _ => return None,
     };
     (secs > 0).then(|| Duration::from_secs(secs))

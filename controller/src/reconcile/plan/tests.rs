@@ -26,6 +26,7 @@ fn desired() -> Desired {
         members: [dev(1), dev(2), AssetRef::group("g1")].into(),
         exclusions: [dev(3)].into(),
         devices: 2,
+        rollout_devices: 2,
         device_limit: None,
         adopted: false,
     }
@@ -341,6 +342,7 @@ fn ready_audience() -> AudienceFacts {
             },
         ],
         exclusions: vec![ItemFact::Device(dev(3).id)],
+        waves: Vec::new(),
     }
 }
 
@@ -968,6 +970,7 @@ fn the_blast_radius_counts_group_devices_less_exclusions() {
             id: "x".into(),
             devices: std::sync::Arc::new(["c".into()].into()),
         }],
+        waves: Vec::new(),
     };
     assert_eq!(offered_devices(&facts), ["a", "b"].into());
 }
@@ -1231,6 +1234,7 @@ fn desired_strategy() -> impl Strategy<Value = Desired> {
             },
             paused,
             devices: members.len() as u64,
+            rollout_devices: members.len() as u64,
             members,
             exclusions,
             device_limit: None,
@@ -1550,4 +1554,235 @@ fn a_recent_write_graph_does_not_show_yet_is_waited_for_within_the_budget_not_se
     let mut paused = object(spec(json!({"paused": true})), Some(status));
     paused.metadata.generation = Some(3);
     assert_eq!(plan(&paused, &obs, &cfg).steps, vec![pause()]);
+}
+
+/// `spec()` with its members moved into two waves (the second gated), for rollout tests.
+fn wave_spec(extra: serde_json::Value) -> serde_json::Value {
+    let mut s = spec(json!({"paused": false}));
+    let members = s["audience"]["members"].take();
+    s["audience"] = json!({"exclusions": s["audience"]["exclusions"].clone()});
+    s["rollout"] = json!({"waves": [
+        {"name": "pilot", "members": members},
+        {"name": "broad", "members": [{"device": dev(7).id}], "gate": {"wait": "1h", "maxFailedPercent": 10}},
+    ]});
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    s
+}
+
+/// `ready_audience()` in waves: the pilot holds its members, broad one more device.
+fn wave_audience() -> AudienceFacts {
+    let mut a = ready_audience();
+    a.waves = vec![std::mem::take(&mut a.members), vec![ItemFact::Device(dev(7).id)]];
+    a
+}
+
+/// Each way a rollout asks for a pause (a halt recorded, a halt from new figures, an abort request),
+/// against every reason a pass can stop: the pause is written first, and nothing else.
+#[test]
+fn a_halt_or_abort_pauses_first_whatever_stops_the_pass() {
+    let now = chrono::Utc::now();
+    let earlier = |mins: i64| (now - chrono::Duration::minutes(mins)).to_rfc3339();
+    let sent = json!([{"name": "pilot", "devices": 3, "promotedTime": earlier(60)}]);
+    let holds: Vec<(&str, serde_json::Value, Option<&str>)> = vec![
+        (
+            "halt recorded",
+            json!({"phase": "Halted", "waves": sent, "halt": {"wave": "pilot", "time": earlier(5), "failed": 2, "devices": 3, "limitPercent": 10, "limitField": "x"}}),
+            None,
+        ),
+        (
+            "failures in fresh figures",
+            json!({"phase": "Waiting", "waves": [{"name": "pilot", "devices": 3, "promotedTime": earlier(60),
+                "progress": {"targeted": 3, "upToDate": 0, "pending": 1, "failed": 2, "notReporting": 0, "observedTime": earlier(1)}}]}),
+            None,
+        ),
+        (
+            "abort requested",
+            json!({"phase": "Waiting", "waves": sent}),
+            Some("now"),
+        ),
+    ];
+    let with = |f: &dyn Fn(&mut Observation)| {
+        let mut o = observation(offering());
+        o.audience = Some(wave_audience());
+        f(&mut o);
+        o
+    };
+    let blocked: Vec<(&str, serde_json::Value, Observation, bool)> = vec![
+        ("nothing else", wave_spec(json!({})), with(&|_| {}), true),
+        (
+            "invalid spec",
+            wave_spec(json!({"audience": {"members": [{"device": "not-a-guid"}]}})),
+            with(&|o| {
+                o.audience = None;
+                o.content = None;
+            }),
+            false,
+        ),
+        (
+            "blast-radius guard",
+            wave_spec(json!({"maxDevices": 1})),
+            with(&|_| {}),
+            true,
+        ),
+        (
+            "member group of a sent wave gone",
+            wave_spec(json!({})),
+            with(&|o| {
+                o.audience.as_mut().unwrap().waves[0][1] =
+                    ItemFact::Waiting("DeviceGroup ring does not exist".into())
+            }),
+            true,
+        ),
+        (
+            "exclusion group being deleted",
+            wave_spec(json!({})),
+            with(&|o| {
+                o.audience.as_mut().unwrap().exclusions[0] =
+                    ItemFact::Waiting("DeviceGroup dnd is not Ready yet".into())
+            }),
+            true,
+        ),
+        (
+            "content gone from the catalog",
+            wave_spec(json!({"content": {"catalogEntryId": "gone"}})),
+            with(&|o| {
+                o.content = Some(CatalogFact::Entry {
+                    id: "gone".into(),
+                    entry: None,
+                })
+            }),
+            true,
+        ),
+        (
+            "a read after the deployment failed",
+            wave_spec(json!({})),
+            with(&|o| {
+                o.audience = None;
+                o.content = None;
+                o.failed = Some(crate::reconcile::error::Error::Waiting {
+                    reason: "GraphUnavailable",
+                    message: "503".into(),
+                    retry: std::time::Duration::from_secs(1),
+                });
+            }),
+            true,
+        ),
+        (
+            "content no longer deployable",
+            wave_spec(json!({})),
+            with(&|o| o.content = Some(expired())),
+            true,
+        ),
+    ];
+    for (hold, rollout, abort) in &holds {
+        for (name, spec, obs, decided) in &blocked {
+            // An invalid spec is not decided: only what status holds, or an abort request, brakes it.
+            let mut status = status_with_deployment();
+            status["rollout"] = rollout.clone();
+            let mut obj = object(spec.clone(), Some(status));
+            if let Some(v) = abort {
+                obj.metadata.annotations =
+                    Some([(crate::crd::ABORT_ANNOTATION.to_string(), v.to_string())].into());
+            }
+            let p = plan(
+                &obj,
+                obs,
+                &PlanConfig {
+                    batch_size: 1000,
+                    ..Default::default()
+                },
+            );
+            if !decided && *hold == "failures in fresh figures" {
+                assert_eq!(
+                    p.steps,
+                    vec![],
+                    "{hold} / {name}: an unreadable spec decides no new halt"
+                );
+                continue;
+            }
+            assert_eq!(
+                p.steps,
+                vec![pause()],
+                "{hold} / {name}: the pause and nothing else"
+            );
+            if *name == "nothing else" {
+                let End::Report { outcome, .. } = &p.end else {
+                    panic!("{hold}: {:?}", p.end)
+                };
+                assert!(
+                    [Reason::ROLLOUT_HALTED, Reason::ROLLOUT_ABORTED].contains(&outcome.reason()),
+                    "{hold}: {outcome:?}"
+                );
+                assert!(!outcome.is_ready());
+                let r = p.facts.rollout.as_ref().expect("the rollout is recorded");
+                assert!(r.halt.is_some() || r.aborted.is_some(), "{hold}: {r:?}");
+                let d = p.desired.as_ref().unwrap();
+                assert!(d.paused);
+                assert!(!d.members.contains(&dev(7)), "the gated wave is not sent");
+            }
+        }
+    }
+}
+
+#[test]
+fn waves_send_their_members_in_turn_and_the_guard_bounds_the_whole_rollout() {
+    // The first pass: only the pilot's members are desired; status records the pilot as sent.
+    let obj = object(wave_spec(json!({})), Some(status_with_deployment()));
+    let mut obs = observation(offering());
+    obs.audience = Some(wave_audience());
+    let p = plan(
+        &obj,
+        &obs,
+        &PlanConfig {
+            batch_size: 1000,
+            ..Default::default()
+        },
+    );
+    let d = p.desired.as_ref().unwrap();
+    assert_eq!(d.members, [dev(1), AssetRef::group("g1")].into());
+    assert_eq!(d.devices, 3);
+    assert_eq!(d.rollout_devices, 4);
+    let r = p.facts.rollout.as_ref().unwrap();
+    assert_eq!(r.current_wave.as_deref(), Some("pilot"));
+    assert_eq!(r.phase, "Waiting");
+    let End::Report { outcome, next } = &p.end else {
+        panic!()
+    };
+    assert_eq!(outcome.reason(), Reason::WAITING_FOR_GATE);
+    assert!(matches!(next, Next::After(d) if d.as_secs() > 3500), "{next:?}");
+    assert!(p.notices.iter().any(|n| n.reason == Reason::WAVE_PROMOTED));
+    // An hour later with healthy figures: broad is sent to the same deployment.
+    let mut status = status_with_deployment();
+    let earlier = (chrono::Utc::now() - chrono::Duration::minutes(61)).to_rfc3339();
+    let read = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    status["rollout"] = json!({"phase": "Waiting", "waves": [{"name": "pilot", "devices": 3, "promotedTime": earlier,
+        "progress": {"targeted": 3, "upToDate": 3, "pending": 0, "failed": 0, "notReporting": 0, "observedTime": read}}]});
+    let obj = object(wave_spec(json!({})), Some(status));
+    let p = plan(
+        &obj,
+        &obs,
+        &PlanConfig {
+            batch_size: 1000,
+            ..Default::default()
+        },
+    );
+    let [Step::UpdateAudience { target, diff, .. }] = &p.steps[..] else {
+        panic!("{:?}", p.steps)
+    };
+    assert_eq!(target, &Target::Existing("d1".into()));
+    assert_eq!(diff.add_members, vec![dev(7)]);
+    assert!(diff.remove_members.is_empty());
+    assert_eq!(p.facts.rollout.as_ref().unwrap().phase, "Complete");
+    // maxDevices counts every wave, sent or not: 4 devices over a limit of 3 stalls before the pilot.
+    let obj = object(wave_spec(json!({"maxDevices": 3})), None);
+    let mut obs = observation(Known::None);
+    obs.audience = Some(wave_audience());
+    let p2 = plan(&obj, &obs, &PlanConfig::default());
+    assert!(p2.steps.is_empty(), "{:?}", p2.steps);
+    assert_eq!(
+        p2.blocker.as_ref().map(|b| b.outcome().reason()),
+        Some(Reason::AUDIENCE_TOO_LARGE)
+    );
 }

@@ -1,0 +1,543 @@
+//! Health-gated waves (`spec.rollout`), pure. The first wave is sent at once; each later wave joins the
+//! same Graph deployment's audience when its gate holds: a least wait since the previous wave, a least
+//! share of the earlier waves' devices up to date, a most share failed, or a person's `promote`. When
+//! more devices have failed than a limit allows, the rollout halts: the deployment is paused and stays
+//! paused until `retry` (which resumes the gates) or `abort` (which stops promotion until the spec
+//! changes). `spec.paused` stays the brake above all of it: nothing is promoted while it is set.
+//!
+//! The figures are the per-wave progress the last poll recorded in status (see `progress`); a gate
+//! only trusts figures read after the wave before it was sent, and a halt only figures read after the
+//! last retry.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::plan::Notice;
+use super::reasons::Reason;
+use crate::crd::{
+    RolloutAbort, RolloutHalt, RolloutProgress, RolloutRequest, RolloutSpec, RolloutStatus, WaveStatus,
+};
+
+/// The rollout's phases, as status spells them.
+pub const PROGRESSING: &str = "Progressing";
+pub const WAITING: &str = "Waiting";
+pub const HALTED: &str = "Halted";
+pub const ABORTED: &str = "Aborted";
+pub const PAUSED: &str = "Paused";
+pub const COMPLETE: &str = "Complete";
+
+/// What the observation knows of one wave.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WaveFact {
+    /// Distinct devices the wave adds (a device in several waves counts in the first), less exclusions.
+    pub devices: u64,
+    /// Why one of its members cannot be used yet.
+    pub waiting: Option<String>,
+}
+
+/// What the rollout needs besides its spec.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub spec: &'a RolloutSpec,
+    /// `spec.paused`.
+    pub paused: bool,
+    pub generation: i64,
+    /// The `wufb.dev/promote`, `wufb.dev/abort` and `wufb.dev/retry` annotations.
+    pub promote: Option<&'a str>,
+    pub abort: Option<&'a str>,
+    pub retry: Option<&'a str>,
+    pub recorded: Option<&'a RolloutStatus>,
+    /// Per wave, in spec order; `None` when the audience was not read.
+    pub waves: Option<&'a [WaveFact]>,
+    pub now: DateTime<Utc>,
+}
+
+/// Why the deployment must be held paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    Halted(String),
+    Aborted(String),
+}
+
+impl Hold {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Hold::Halted(_) => Reason::ROLLOUT_HALTED,
+            Hold::Aborted(_) => Reason::ROLLOUT_ABORTED,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Hold::Halted(m) | Hold::Aborted(m) => m,
+        }
+    }
+}
+
+/// What the rollout decides for one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Per wave: its members belong in Graph's audience after this pass.
+    pub promoted: Vec<bool>,
+    /// The deployment must be paused, and why.
+    pub hold: Option<Hold>,
+    /// What a later wave waits for, and when to look again (`None`: when the figures or a person move).
+    pub waiting: Option<(String, Option<Duration>)>,
+    pub status: RolloutStatus,
+    pub notices: Vec<Notice>,
+}
+
+impl Decision {
+    /// Whether this decision differs from `other` in what it sends or holds (to look again at once
+    /// when new figures change it).
+    pub fn moves_from(&self, other: &Decision) -> bool {
+        self.promoted != other.promoted || self.hold.is_some() != other.hold.is_some()
+    }
+}
+
+/// A halt or abort recorded in status, which holds the deployment paused even when the spec can no
+/// longer be read (the brake's input for an invalid spec).
+pub fn recorded_hold(status: Option<&RolloutStatus>) -> bool {
+    status.is_some_and(|s| s.halt.is_some() || s.aborted.is_some())
+}
+
+/// A `wufb.dev/abort` value not acted on yet.
+pub fn abort_requested(value: Option<&str>, status: Option<&RolloutStatus>) -> bool {
+    value.is_some_and(|v| {
+        !v.is_empty()
+            && status
+                .and_then(|s| s.last_abort.as_ref())
+                .is_none_or(|r| r.value != v)
+    })
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse(t: Option<&str>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+/// Sums the figures of the promoted waves read at or after `since`: (devices, up to date, failed), or
+/// `None` when no promoted wave has figures that fresh.
+fn figures(waves: &[WaveStatus], promoted: &[bool], since: Option<DateTime<Utc>>) -> Option<(u64, u64, u64)> {
+    let mut sum: Option<(u64, u64, u64)> = None;
+    for (w, _) in waves.iter().zip(promoted).filter(|(_, p)| **p) {
+        let Some(p) = w.progress.as_ref() else { continue };
+        let read = parse(p.observed_time.as_deref());
+        if since.is_some_and(|s| read.is_none_or(|r| r < s)) {
+            continue;
+        }
+        let s = sum.get_or_insert((0, 0, 0));
+        s.0 += p.targeted;
+        s.1 += p.up_to_date;
+        s.2 += p.failed;
+    }
+    sum
+}
+
+/// Decides the rollout's pass.
+pub fn decide(i: Inputs<'_>) -> Decision {
+    let spec = i.spec;
+    let old = i.recorded.cloned().unwrap_or_default();
+    let mut notices = Vec::new();
+    let notice = |warning: bool, reason: Reason, action: &'static str, message: String| Notice {
+        warning,
+        reason,
+        action,
+        message,
+    };
+    // The waves in spec order, with what status recorded for the same name.
+    let mut waves: Vec<WaveStatus> = spec
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(n, w)| {
+            let was = old.waves.iter().find(|o| o.name == w.name);
+            WaveStatus {
+                name: w.name.clone(),
+                devices: i
+                    .waves
+                    .and_then(|f| f.get(n))
+                    .map(|f| f.devices)
+                    .or(was.map(|o| o.devices))
+                    .unwrap_or_default(),
+                promoted_time: was.and_then(|o| o.promoted_time.clone()),
+                progress: was.and_then(|o| o.progress.clone()),
+            }
+        })
+        .collect();
+    let mut promoted: Vec<bool> = waves.iter().map(|w| w.promoted_time.is_some()).collect();
+    let mut st = RolloutStatus {
+        last_retry: old.last_retry.clone(),
+        last_abort: old.last_abort.clone(),
+        halt: old.halt.clone(),
+        aborted: old.aborted.clone(),
+        ..Default::default()
+    };
+
+    // Requests by annotation, each acted on once.
+    if let Some(v) = i.abort.filter(|_| abort_requested(i.abort, Some(&old))) {
+        st.last_abort = Some(RolloutRequest {
+            value: v.to_string(),
+            time: time(i.now),
+        });
+        st.aborted = Some(RolloutAbort {
+            time: time(i.now),
+            generation: i.generation,
+        });
+        notices.push(notice(
+            true,
+            Reason::ROLLOUT_ABORTED,
+            "Abort",
+            "rollout aborted (wufb.dev/abort): the Graph deployment is paused and no further wave is promoted until the spec changes".into(),
+        ));
+    }
+    if st.aborted.as_ref().is_some_and(|a| a.generation != i.generation) {
+        // A spec change lifts an abort.
+        st.aborted = None;
+    }
+    if let Some(v) = i.retry.filter(|v| !v.is_empty())
+        && st.last_retry.as_ref().is_none_or(|r| r.value != v)
+    {
+        st.last_retry = Some(RolloutRequest {
+            value: v.to_string(),
+            time: time(i.now),
+        });
+        if let Some(h) = st.halt.take() {
+            notices.push(notice(
+                false,
+                Reason::ROLLOUT_RETRIED,
+                "Retry",
+                format!(
+                    "halt at wave {} lifted (wufb.dev/retry): the deployment resumes and the gates are measured again from figures read from now on",
+                    h.wave
+                ),
+            ));
+        }
+    }
+
+    let current = |waves: &[WaveStatus], promoted: &[bool]| {
+        waves
+            .iter()
+            .zip(promoted)
+            .filter(|(_, p)| **p)
+            .map(|(w, _)| w.name.clone())
+            .next_back()
+    };
+    let finish = |mut st: RolloutStatus,
+                  waves: Vec<WaveStatus>,
+                  promoted: Vec<bool>,
+                  phase: &str,
+                  message: Option<String>,
+                  hold: Option<Hold>,
+                  waiting: Option<(String, Option<Duration>)>,
+                  notices: Vec<Notice>| {
+        st.phase = phase.to_string();
+        st.current_wave = current(&waves, &promoted);
+        st.message = message;
+        st.waves = waves;
+        Decision {
+            promoted,
+            hold,
+            waiting,
+            status: st,
+            notices,
+        }
+    };
+
+    if let Some(a) = st.aborted.clone() {
+        let m = format!(
+            "rollout aborted at {} (wufb.dev/abort): the Graph deployment stays paused and no wave is promoted until the spec changes",
+            a.time
+        );
+        return finish(
+            st,
+            waves,
+            promoted,
+            ABORTED,
+            Some(m.clone()),
+            Some(Hold::Aborted(m)),
+            None,
+            notices,
+        );
+    }
+    if let Some(h) = st.halt.clone() {
+        let m = halt_message(&h);
+        return finish(
+            st,
+            waves,
+            promoted,
+            HALTED,
+            Some(m.clone()),
+            Some(Hold::Halted(m)),
+            None,
+            notices,
+        );
+    }
+
+    // The first wave goes at once (also to a paused deployment: a pause comes before any audience).
+    if let Some(first) = waves.first_mut()
+        && first.promoted_time.is_none()
+    {
+        if let Some(why) = i.waves.and_then(|f| f.first()).and_then(|f| f.waiting.clone()) {
+            let m = format!("wave {} waits for its members: {why}", first.name);
+            return finish(
+                st,
+                waves,
+                promoted,
+                WAITING,
+                Some(m.clone()),
+                None,
+                Some((m, None)),
+                notices,
+            );
+        }
+        first.promoted_time = Some(time(i.now));
+        promoted[0] = true;
+        notices.push(notice(
+            false,
+            Reason::WAVE_PROMOTED,
+            "Promote",
+            format!(
+                "wave {} ({} devices) sent to Graph: the first wave",
+                first.name, first.devices
+            ),
+        ));
+    }
+
+    // The halt: failures among the devices offered so far, against the tightest limit in force.
+    let next = promoted.iter().position(|p| !p);
+    let limits = [
+        spec.max_failed_percent
+            .map(|l| (l, "spec.rollout.maxFailedPercent".to_string())),
+        next.and_then(|k| {
+            spec.waves[k]
+                .gate
+                .as_ref()
+                .and_then(|g| g.max_failed_percent)
+                .map(|l| (l, format!("spec.rollout.waves[{k}].gate.maxFailedPercent")))
+        }),
+    ];
+    let first_sent = parse(waves.first().and_then(|w| w.promoted_time.as_deref()));
+    let retried = parse(st.last_retry.as_ref().map(|r| r.time.as_str()));
+    let since = first_sent.max(retried);
+    if let Some((limit, field)) = limits.into_iter().flatten().min_by_key(|(l, _)| *l)
+        && let Some((devices, _, failed)) = figures(&waves, &promoted, since)
+        && devices > 0
+        && failed * 100 > u64::from(limit) * devices
+    {
+        let h = RolloutHalt {
+            wave: current(&waves, &promoted).unwrap_or_default(),
+            time: time(i.now),
+            failed,
+            devices,
+            limit_percent: limit,
+            limit_field: field,
+        };
+        let m = halt_message(&h);
+        notices.push(notice(true, Reason::ROLLOUT_HALTED, "Halt", m.clone()));
+        st.halt = Some(h);
+        return finish(
+            st,
+            waves,
+            promoted,
+            HALTED,
+            Some(m.clone()),
+            Some(Hold::Halted(m)),
+            None,
+            notices,
+        );
+    }
+
+    let Some(mut k) = next else {
+        return finish(st, waves, promoted, COMPLETE, None, None, None, notices);
+    };
+    if i.paused {
+        let m = format!(
+            "spec.paused holds the rollout at wave {}",
+            current(&waves, &promoted).unwrap_or_default()
+        );
+        return finish(st, waves, promoted, PAUSED, Some(m), None, None, notices);
+    }
+    // The waves a person approved past their gates: up to and including the one named.
+    let approved_through = i
+        .promote
+        .and_then(|v| spec.waves.iter().position(|w| w.name == v.trim()));
+    loop {
+        let name = waves[k].name.clone();
+        let waiting = |m: String, after: Option<Duration>| Some((m, after));
+        let why: Option<(String, Option<Duration>)> =
+            if let Some(w) = i.waves.and_then(|f| f.get(k)).and_then(|f| f.waiting.clone()) {
+                waiting(format!("wave {name} waits for its members: {w}"), None)
+            } else if approved_through.is_some_and(|a| a >= k) {
+                None
+            } else {
+                gate_wait(&i, k, &waves, &promoted)
+            };
+        match why {
+            Some((m, after)) => {
+                let m = match i.promote {
+                    Some(v) if approved_through.is_none() && !v.trim().is_empty() => format!(
+                        "{m} (wufb.dev/promote names no wave of spec.rollout.waves: '{}')",
+                        v.trim()
+                    ),
+                    _ => m,
+                };
+                st.next_promotion_time =
+                    after.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| time(i.now + d)));
+                return finish(
+                    st,
+                    waves,
+                    promoted,
+                    WAITING,
+                    Some(m.clone()),
+                    None,
+                    Some((m, after)),
+                    notices,
+                );
+            }
+            None => {
+                waves[k].promoted_time = Some(time(i.now));
+                promoted[k] = true;
+                let by = if approved_through.is_some_and(|a| a >= k) {
+                    "promoted by wufb.dev/promote"
+                } else {
+                    "its gate holds"
+                };
+                notices.push(notice(
+                    false,
+                    Reason::WAVE_PROMOTED,
+                    "Promote",
+                    format!("wave {name} ({} devices) sent to Graph: {by}", waves[k].devices),
+                ));
+            }
+        }
+        // A gate measures the waves before it from figures read after the last of them was sent, so
+        // only waves a person approved follow in the same pass.
+        match promoted.iter().position(|p| !p) {
+            Some(n) if approved_through.is_some_and(|a| a >= n) => k = n,
+            Some(_) => {
+                return finish(
+                    st,
+                    waves,
+                    promoted,
+                    PROGRESSING,
+                    Some(format!("wave {name} sent to Graph")),
+                    None,
+                    None,
+                    notices,
+                );
+            }
+            None => return finish(st, waves, promoted, COMPLETE, None, None, None, notices),
+        }
+    }
+}
+
+/// What wave `k`'s gate still waits for, if anything.
+fn gate_wait(
+    i: &Inputs<'_>,
+    k: usize,
+    waves: &[WaveStatus],
+    promoted: &[bool],
+) -> Option<(String, Option<Duration>)> {
+    let name = &waves[k].name;
+    let gate = i.spec.waves[k].gate.clone().unwrap_or_default();
+    if gate.manual == Some(true) {
+        return Some((
+            format!(
+                "wave {name} waits for approval: run `wufb-operator promote <object> --wave {name}` (it sets wufb.dev/promote: {name})"
+            ),
+            None,
+        ));
+    }
+    let last = waves
+        .iter()
+        .zip(promoted)
+        .filter(|(_, p)| **p)
+        .filter_map(|(w, _)| parse(w.promoted_time.as_deref()))
+        .max();
+    let previous = waves[..k]
+        .iter()
+        .zip(promoted)
+        .filter(|(_, p)| **p)
+        .map(|(w, _)| w.name.as_str())
+        .next_back()
+        .unwrap_or_default();
+    if let (Some(wait), Some(last)) = (gate.wait.as_deref(), last)
+        && let Some(d) = super::requeue::parse_duration(wait)
+        && let Ok(cd) = chrono::Duration::from_std(d)
+        && i.now < last + cd
+    {
+        let left = (last + cd - i.now).to_std().unwrap_or_default();
+        return Some((
+            format!(
+                "wave {name} waits until {} (spec.rollout.waves[{k}].gate.wait {wait} after wave {previous} was sent)",
+                time(last + cd)
+            ),
+            Some(left),
+        ));
+    }
+    if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
+        return None;
+    }
+    let Some((devices, up, failed)) = figures(waves, promoted, last) else {
+        return Some((
+            format!(
+                "wave {name} waits for progress figures read after wave {previous} was sent (read once per progress interval)"
+            ),
+            None,
+        ));
+    };
+    if let Some(min) = gate.min_up_to_date_percent
+        && up * 100 < u64::from(min) * devices
+    {
+        return Some((
+            format!(
+                "wave {name} waits: {up} of {devices} devices of the earlier waves are up to date ({}), spec.rollout.waves[{k}].gate.minUpToDatePercent needs {min}%",
+                percent(up, devices)
+            ),
+            None,
+        ));
+    }
+    // A failed share above the gate's limit halts before this point; at or below it the gate holds.
+    let _ = failed;
+    None
+}
+
+fn halt_message(h: &RolloutHalt) -> String {
+    format!(
+        "rollout halted at wave {}: {} of {} devices offered so far failed ({}), above the {}% of {}; the operator paused the Graph deployment. Fix or exclude the failed devices (`wufb-operator status <object> --devices` lists them), then run `wufb-operator retry <object>`, or `wufb-operator abort <object>` to stop for good",
+        h.wave,
+        h.failed,
+        h.devices,
+        percent(h.failed, h.devices),
+        h.limit_percent,
+        h.limit_field
+    )
+}
+
+/// The per-wave progress figures of a poll, merged into the rollout status (by wave name).
+pub fn record_figures(status: &mut RolloutStatus, figures: &[(String, RolloutProgress)]) {
+    for (name, p) in figures {
+        if let Some(w) = status.waves.iter_mut().find(|w| &w.name == name) {
+            let mut p = p.clone();
+            // The source is the object's; the wave keeps its figures only.
+            p.source = None;
+            w.progress = Some(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

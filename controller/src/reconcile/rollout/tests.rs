@@ -1,0 +1,401 @@
+use chrono::{DateTime, Duration as CDuration, Utc};
+
+use super::*;
+use crate::crd::{AudienceItem, GateSpec, WaveSpec};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const T0: &str = "2026-12-01T10:00:00Z";
+
+fn wave(name: &str, gate: Option<GateSpec>) -> WaveSpec {
+    WaveSpec {
+        name: name.into(),
+        members: vec![AudienceItem {
+            device_group: Some(format!("{name}-ring")),
+            ..Default::default()
+        }],
+        gate,
+    }
+}
+
+fn health(wait: Option<&str>, min_up: Option<u32>, max_failed: Option<u32>) -> Option<GateSpec> {
+    Some(GateSpec {
+        wait: wait.map(str::to_string),
+        min_up_to_date_percent: min_up,
+        max_failed_percent: max_failed,
+        manual: None,
+    })
+}
+
+fn manual() -> Option<GateSpec> {
+    Some(GateSpec {
+        manual: Some(true),
+        ..Default::default()
+    })
+}
+
+fn three() -> RolloutSpec {
+    RolloutSpec {
+        waves: vec![
+            wave("pilot", None),
+            wave("early", health(Some("1h"), Some(80), Some(20))),
+            wave("broad", health(Some("1h"), Some(80), Some(20))),
+        ],
+        max_failed_percent: None,
+    }
+}
+
+fn facts() -> Vec<WaveFact> {
+    vec![
+        WaveFact {
+            devices: 10,
+            waiting: None,
+        },
+        WaveFact {
+            devices: 100,
+            waiting: None,
+        },
+        WaveFact {
+            devices: 1000,
+            waiting: None,
+        },
+    ]
+}
+
+/// A pass at `now` over the status the previous pass left.
+struct Run<'a> {
+    spec: &'a RolloutSpec,
+    paused: bool,
+    generation: i64,
+    promote: Option<&'a str>,
+    abort: Option<&'a str>,
+    retry: Option<&'a str>,
+    facts: Vec<WaveFact>,
+}
+
+impl<'a> Run<'a> {
+    fn new(spec: &'a RolloutSpec) -> Self {
+        Run {
+            spec,
+            paused: false,
+            generation: 1,
+            promote: None,
+            abort: None,
+            retry: None,
+            facts: facts(),
+        }
+    }
+
+    fn at(&self, recorded: Option<&RolloutStatus>, now: &str) -> Decision {
+        decide(Inputs {
+            spec: self.spec,
+            paused: self.paused,
+            generation: self.generation,
+            promote: self.promote,
+            abort: self.abort,
+            retry: self.retry,
+            recorded,
+            waves: Some(&self.facts),
+            now: at(now),
+        })
+    }
+}
+
+/// Figures for the named wave, read at `read`.
+fn read(status: &mut RolloutStatus, wave: &str, targeted: u64, up: u64, failed: u64, when: &str) {
+    record_figures(
+        status,
+        &[(
+            wave.to_string(),
+            RolloutProgress {
+                targeted,
+                up_to_date: up,
+                failed,
+                pending: targeted - up - failed,
+                observed_time: Some(when.into()),
+                ..Default::default()
+            },
+        )],
+    );
+}
+
+fn reasons(d: &Decision) -> Vec<&str> {
+    d.notices.iter().map(|n| n.reason.as_str()).collect()
+}
+
+#[test]
+fn the_first_wave_goes_at_once_even_paused_and_no_later_wave_follows_while_paused() {
+    let spec = three();
+    let mut run = Run::new(&spec);
+    run.paused = true;
+    let d = run.at(None, T0);
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert_eq!(d.status.phase, PAUSED);
+    assert_eq!(d.status.current_wave.as_deref(), Some("pilot"));
+    assert_eq!(reasons(&d), vec!["WavePromoted"]);
+    // Hours later, healthy figures, even a person's promote: nothing moves while paused.
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T12:00:00Z");
+    run.promote = Some("broad");
+    let d = run.at(Some(&st), "2026-12-01T13:00:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert!(d.hold.is_none());
+    assert!(d.notices.is_empty());
+}
+
+#[test]
+fn a_gate_waits_its_time_then_for_fresh_figures_then_for_the_share_up_to_date() {
+    let spec = three();
+    let run = Run::new(&spec);
+    let mut st = run.at(None, T0).status;
+    // Before the wait is over: waiting, with the time of the next promotion.
+    let d = run.at(Some(&st), "2026-12-01T10:30:00Z");
+    assert_eq!(d.status.phase, WAITING);
+    assert_eq!(
+        d.status.next_promotion_time.as_deref(),
+        Some("2026-12-01T11:00:00Z")
+    );
+    let (m, after) = d.waiting.clone().unwrap();
+    assert!(m.contains("spec.rollout.waves[1].gate.wait 1h"), "{m}");
+    assert_eq!(after, Some(std::time::Duration::from_secs(1800)));
+    // Wait over, but the only figures were read before the pilot was sent: not trusted.
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T09:59:00Z");
+    let d = run.at(Some(&st), "2026-12-01T11:01:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert!(d.status.message.unwrap().contains("waits for progress figures"));
+    // Fresh figures below the share.
+    read(&mut st, "pilot", 10, 7, 0, "2026-12-01T11:00:30Z");
+    let d = run.at(Some(&st), "2026-12-01T11:01:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    let m = d.status.message.unwrap();
+    assert!(
+        m.contains("7 of 10") && m.contains("70.0%") && m.contains("minUpToDatePercent needs 80%"),
+        "{m}"
+    );
+    // At the share: promoted, recorded with its time, one Event.
+    read(&mut st, "pilot", 10, 8, 0, "2026-12-01T11:02:00Z");
+    let d = run.at(Some(&st), "2026-12-01T11:03:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+    assert_eq!(d.status.current_wave.as_deref(), Some("early"));
+    assert_eq!(
+        d.status.waves[1].promoted_time.as_deref(),
+        Some("2026-12-01T11:03:00Z")
+    );
+    assert_eq!(reasons(&d), vec!["WavePromoted"]);
+    // The next gate measures both waves again from figures read after "early" was sent.
+    let st = d.status;
+    let d = run.at(Some(&st), "2026-12-01T12:04:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+    assert!(d.status.message.unwrap().contains("after wave early was sent"));
+}
+
+#[test]
+fn too_many_failures_halt_and_the_halt_holds_until_retry_which_measures_afresh() {
+    let spec = three();
+    let mut run = Run::new(&spec);
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 10, 5, 3, "2026-12-01T10:20:00Z");
+    let d = run.at(Some(&st), "2026-12-01T10:21:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    let Some(Hold::Halted(m)) = &d.hold else {
+        panic!("{d:?}")
+    };
+    assert!(
+        m.contains("3 of 10")
+            && m.contains("30.0%")
+            && m.contains("spec.rollout.waves[1].gate.maxFailedPercent"),
+        "{m}"
+    );
+    assert_eq!(d.status.phase, HALTED);
+    assert_eq!(reasons(&d), vec!["RolloutHalted"]);
+    assert!(d.notices[0].warning);
+    let halted = d.status;
+    assert_eq!(halted.halt.as_ref().unwrap().failed, 3);
+    // Better figures, hours later, a person's promote: still halted, no second Event.
+    let mut st = halted.clone();
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T15:00:00Z");
+    run.promote = Some("early");
+    let d = run.at(Some(&st), "2026-12-01T15:01:00Z");
+    assert!(matches!(d.hold, Some(Hold::Halted(_))));
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert!(d.notices.is_empty());
+    // Retry lifts it; the old bad figures no longer count, so it does not halt again at once.
+    run.promote = None;
+    run.retry = Some("2026-12-01T16:00:00Z");
+    let mut st = halted.clone();
+    read(&mut st, "pilot", 10, 5, 3, "2026-12-01T10:20:00Z");
+    let d = run.at(Some(&st), "2026-12-01T16:00:05Z");
+    assert!(d.hold.is_none(), "{d:?}");
+    assert!(d.status.halt.is_none());
+    assert_eq!(reasons(&d), vec!["RolloutRetried"]);
+    // The same retry value again is not a new request; failures read after the retry halt again.
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 5, 3, "2026-12-01T16:10:00Z");
+    let d = run.at(Some(&st), "2026-12-01T16:11:00Z");
+    assert!(matches!(d.hold, Some(Hold::Halted(_))));
+    assert_eq!(reasons(&d), vec!["RolloutHalted"]);
+    let d2 = run.at(Some(&d.status), "2026-12-01T16:12:00Z");
+    assert!(
+        matches!(d2.hold, Some(Hold::Halted(_))),
+        "one retry value lifts one halt"
+    );
+}
+
+#[test]
+fn abort_holds_until_the_spec_changes_and_the_same_value_is_not_a_new_request() {
+    let spec = three();
+    let mut run = Run::new(&spec);
+    let st = run.at(None, T0).status;
+    run.abort = Some("2026-12-01T10:05:00Z");
+    let d = run.at(Some(&st), "2026-12-01T10:05:01Z");
+    assert!(matches!(d.hold, Some(Hold::Aborted(_))));
+    assert_eq!(d.status.phase, ABORTED);
+    assert_eq!(reasons(&d), vec!["RolloutAborted"]);
+    // Healthy figures, time, promote and retry: still aborted.
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T12:00:00Z");
+    run.promote = Some("broad");
+    run.retry = Some("x");
+    let d = run.at(Some(&st), "2026-12-01T12:01:00Z");
+    assert!(matches!(d.hold, Some(Hold::Aborted(_))));
+    assert_eq!(d.promoted, vec![true, false, false]);
+    // A spec change lifts it, and the abort annotation still there does not abort again.
+    run.generation = 2;
+    run.promote = None;
+    let d = run.at(Some(&d.status), "2026-12-01T12:02:00Z");
+    assert!(d.hold.is_none(), "{d:?}");
+    assert!(d.status.aborted.is_none());
+    assert_eq!(d.promoted, vec![true, true, false], "the healthy gate then holds");
+    // A new value aborts again.
+    run.abort = Some("2026-12-01T13:00:00Z");
+    let d = run.at(Some(&d.status), "2026-12-01T13:00:01Z");
+    assert!(matches!(d.hold, Some(Hold::Aborted(_))));
+}
+
+#[test]
+fn a_manual_gate_waits_for_promote_and_promote_names_how_far() {
+    let spec = RolloutSpec {
+        waves: vec![
+            wave("pilot", None),
+            wave("early", manual()),
+            wave("broad", manual()),
+        ],
+        max_failed_percent: Some(50),
+    };
+    let mut run = Run::new(&spec);
+    let st = run.at(None, T0).status;
+    let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    let m = d.status.message.clone().unwrap();
+    assert!(
+        m.contains("waits for approval") && m.contains("--wave early"),
+        "{m}"
+    );
+    // A name that is no wave: said, nothing promoted.
+    run.promote = Some("borad");
+    let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert!(d.status.message.unwrap().contains("names no wave"));
+    // Naming the last wave promotes both, in one pass.
+    run.promote = Some("broad");
+    let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
+    assert_eq!(d.promoted, vec![true, true, true]);
+    assert_eq!(d.status.phase, COMPLETE);
+    assert_eq!(reasons(&d), vec!["WavePromoted", "WavePromoted"]);
+    // After the last wave, the rollout-wide limit still halts.
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 0, 6, "2026-12-02T11:00:00Z");
+    read(&mut st, "early", 100, 0, 60, "2026-12-02T11:00:00Z");
+    read(&mut st, "broad", 1000, 0, 600, "2026-12-02T11:00:00Z");
+    let d = run.at(Some(&st), "2026-12-02T11:01:00Z");
+    let Some(Hold::Halted(m)) = &d.hold else {
+        panic!("{d:?}")
+    };
+    assert!(
+        m.contains("666 of 1110") && m.contains("spec.rollout.maxFailedPercent"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_wave_whose_members_are_not_ready_waits_without_holding_the_ones_before() {
+    let spec = three();
+    let mut run = Run::new(&spec);
+    run.facts[1].waiting = Some("DeviceGroup early-ring is not Ready".into());
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T11:30:00Z");
+    run.promote = Some("early");
+    let d = run.at(Some(&st), "2026-12-01T12:00:00Z");
+    assert_eq!(d.promoted, vec![true, false, false]);
+    assert!(d.status.message.unwrap().contains("early-ring is not Ready"));
+    run.facts[1].waiting = None;
+    let d = run.at(Some(&st), "2026-12-01T12:00:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+}
+
+#[test]
+fn the_tightest_limit_in_force_halts_and_a_failure_share_at_the_limit_does_not() {
+    // (rollout-wide, gate) limits, failed of 10: halts?
+    for (rollout, gate, failed, halts) in [
+        (None, Some(20), 2, false),
+        (None, Some(20), 3, true),
+        (Some(10), Some(20), 2, true),
+        (Some(30), Some(20), 3, true),
+        (Some(30), None, 3, false),
+        (None, None, 10, false),
+    ] {
+        let spec = RolloutSpec {
+            waves: vec![wave("pilot", None), wave("broad", health(Some("1h"), None, gate))],
+            max_failed_percent: rollout,
+        };
+        let run = Run::new(&spec);
+        let mut st = run.at(None, T0).status;
+        read(&mut st, "pilot", 10, 0, failed, "2026-12-01T10:10:00Z");
+        let d = run.at(Some(&st), "2026-12-01T10:11:00Z");
+        assert_eq!(d.hold.is_some(), halts, "{rollout:?} {gate:?} {failed}: {d:?}");
+    }
+}
+
+#[test]
+fn renamed_waves_start_afresh_and_sent_waves_stay_sent() {
+    let spec = three();
+    let run = Run::new(&spec);
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T11:30:00Z");
+    let st = run.at(Some(&st), "2026-12-01T12:00:00Z").status;
+    assert!(st.waves[1].promoted_time.is_some());
+    // A wave inserted before a sent one: the sent one stays in Graph, the new one waits its gate.
+    let mut spec2 = three();
+    spec2
+        .waves
+        .insert(1, wave("extra", health(Some("1h"), None, None)));
+    let mut run2 = Run::new(&spec2);
+    run2.facts.insert(
+        1,
+        WaveFact {
+            devices: 5,
+            waiting: None,
+        },
+    );
+    let d = run2.at(Some(&st), "2026-12-01T12:30:00Z");
+    assert_eq!(d.promoted, vec![true, false, true, false]);
+    let _ = CDuration::zero();
+}
+
+#[test]
+fn a_halt_or_abort_in_status_holds_the_brake_whatever_the_spec() {
+    assert!(!recorded_hold(None));
+    assert!(!recorded_hold(Some(&RolloutStatus::default())));
+    let halted = RolloutStatus {
+        halt: Some(RolloutHalt::default()),
+        ..Default::default()
+    };
+    assert!(recorded_hold(Some(&halted)));
+    let aborted = RolloutStatus {
+        aborted: Some(RolloutAbort::default()),
+        ..Default::default()
+    };
+    assert!(recorded_hold(Some(&aborted)));
+}
