@@ -192,7 +192,7 @@ async fn apply(
     // A converged object with a deployment looks again when its progress is next due, or soon when
     // the tenant's device signals are still being read.
     let next = match next {
-        Next::Resync if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
+        Next::Resync | Next::After(_) if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
             let gated = plan
                 .facts
                 .rollout
@@ -204,7 +204,12 @@ async fn apply(
                 Polled::Read(..) if gated => std::time::Duration::from_secs(1),
                 _ => interval,
             };
-            Next::After(super::requeue::resync_after(obj, ctx.settings.resync).min(wait))
+            let planned = match next {
+                Next::After(d) => *d,
+                _ => super::requeue::resync_after(obj, ctx.settings.resync),
+            };
+            // A gate's time is kept, and so is the progress poll, whichever comes first.
+            Next::After(planned.min(wait))
         }
         other => *other,
     };

@@ -1224,7 +1224,12 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     // The spec is the one the last write carried out, and that write is recent: what Graph does not show
     // may be lag, so it is waited for (within the budget) instead of sent twice. A create is never
     // waited for (its absence is confirmed above), nor is the brake.
+    // A rollout that moved this pass (a wave sent, a halt lifted) asks for something new: not lag.
+    let moved = rollout
+        .as_ref()
+        .is_some_and(|d| super::rollout::moved_from(d, status.rollout.as_ref()));
     if let Some(left) = lag_left(obj, &status, obs.at, cfg)
+        && !moved
         && !changes.is_empty()
         && !changes.iter().any(|s| matches!(s, Step::Create { .. }))
         && !p.steps.iter().any(|s| matches!(s, Step::Adopt { .. }))

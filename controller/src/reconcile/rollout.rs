@@ -27,6 +27,21 @@ pub const ABORTED: &str = "Aborted";
 pub const PAUSED: &str = "Paused";
 pub const COMPLETE: &str = "Complete";
 
+/// The Event action of each wave's promotion: Events with the same reason and action are one series,
+/// so each wave gets its own (at most 10 waves).
+const WAVE_ACTIONS: [&str; 10] = [
+    "PromoteWave1",
+    "PromoteWave2",
+    "PromoteWave3",
+    "PromoteWave4",
+    "PromoteWave5",
+    "PromoteWave6",
+    "PromoteWave7",
+    "PromoteWave8",
+    "PromoteWave9",
+    "PromoteWave10",
+];
+
 /// What the observation knows of one wave.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WaveFact {
@@ -88,12 +103,20 @@ pub struct Decision {
     pub notices: Vec<Notice>,
 }
 
-impl Decision {
-    /// Whether this decision differs from `other` in what it sends or holds (to look again at once
-    /// when new figures change it).
-    pub fn moves_from(&self, other: &Decision) -> bool {
-        self.promoted != other.promoted || self.hold.is_some() != other.hold.is_some()
-    }
+/// Whether this decision sends a wave, or lifts or sets a hold, that `recorded` did not.
+pub fn moved_from(d: &Decision, recorded: Option<&RolloutStatus>) -> bool {
+    let sent = |s: Option<&RolloutStatus>, name: &str| {
+        s.is_some_and(|s| {
+            s.waves
+                .iter()
+                .any(|w| w.name == name && w.promoted_time.is_some())
+        })
+    };
+    d.status
+        .waves
+        .iter()
+        .any(|w| w.promoted_time.is_some() && !sent(recorded, &w.name))
+        || d.hold.is_some() != recorded_hold(recorded)
 }
 
 /// A halt or abort recorded in status, which holds the deployment paused even when the spec can no
@@ -330,7 +353,9 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         }),
     ];
     let first_sent = parse(waves.first().and_then(|w| w.promoted_time.as_deref()));
-    let retried = parse(st.last_retry.as_ref().map(|r| r.time.as_str()));
+    // Times are whole seconds: figures read in the second of the retry may predate it.
+    let retried =
+        parse(st.last_retry.as_ref().map(|r| r.time.as_str())).map(|t| t + chrono::Duration::seconds(1));
     let since = first_sent.max(retried);
     if let Some((limit, field)) = limits.into_iter().flatten().min_by_key(|(l, _)| *l)
         && let Some((devices, _, failed)) = figures(&waves, &promoted, since)
@@ -418,7 +443,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                 notices.push(notice(
                     false,
                     Reason::WAVE_PROMOTED,
-                    "Promote",
+                    WAVE_ACTIONS[k.min(WAVE_ACTIONS.len() - 1)],
                     format!("wave {name} ({} devices) sent to Graph: {by}", waves[k].devices),
                 ));
             }

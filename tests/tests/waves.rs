@@ -1,0 +1,300 @@
+//! Health-gated waves end to end, through kubectl and the operator's own commands, on the emulator's
+//! simulated fleet: a healthy pilot opens the next wave's gate and a manual gate waits for `promote`;
+//! a pilot whose devices fail halts the rollout by itself (the Graph deployment paused, a Warning Event
+//! with the figures, the broad wave never sent), `retry` measures afresh (and halts again while the
+//! failures stay), `abort` holds the deployment paused until the spec changes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use wufb_e2e::Env;
+use wufb_graph_emulator::EmulatorConfig;
+use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use wufb_graph_emulator::fleet::FleetConfig;
+
+fn device(ring: u32, i: u32) -> String {
+    format!("6f1c2a10-7d4b-4c8e-{ring:04}-{i:012}")
+}
+
+fn members(ring: u32, n: u32) -> String {
+    (0..n)
+        .map(|i| format!("      - device: {}\n", device(ring, i)))
+        .collect()
+}
+
+fn fleet(install_hours: f64) -> EmulatorConfig {
+    EmulatorConfig {
+        fleet: FleetConfig {
+            // Ten simulated hours per real second.
+            time_scale: 36_000.0,
+            install_hours,
+            hotpatch_rate: 0.0,
+            failure_rate: 0.0,
+            silent_rate: 0.0,
+            seed: 5,
+        },
+        ..Default::default()
+    }
+}
+
+async fn start(name: &str, install_hours: f64) -> Env {
+    let mut env = Env::start_with(name, fleet(install_hours)).await;
+    env.spawn_controller_as(
+        "a",
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        &["--progress-interval=1s"],
+    );
+    env
+}
+
+/// The devices Graph offers the update to now (members less exclusions of unpaused deployments).
+fn offered(env: &Env) -> BTreeSet<String> {
+    env.graph_offered_devices()
+}
+
+fn ring(r: u32, n: u32) -> BTreeSet<String> {
+    (0..n).map(|i| device(r, i)).collect()
+}
+
+/// The devices in the deployment's audience, paused or not.
+fn in_audience(env: &Env, status: &Value) -> BTreeSet<String> {
+    let id = status["deploymentId"].as_str().unwrap_or_default();
+    env.graph_audience(id)
+        .0
+        .into_iter()
+        .map(|d| d.to_lowercase())
+        .collect()
+}
+
+fn paused_in_graph(env: &Env, status: &Value) -> bool {
+    let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
+    let id = status["deploymentId"].as_str().unwrap_or_default();
+    store.deployments.get(id).is_some_and(|d| {
+        store.render_deployment(d, chrono::Utc::now())["state"]["requestedValue"] == "paused"
+    })
+}
+
+fn phase(status: &Value) -> &str {
+    status["rollout"]["phase"].as_str().unwrap_or_default()
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+async fn wufb(env: &Env, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["-n", &env.namespace]);
+    let out = env.operator_cli(&all).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_pilot_opens_the_gate_and_a_manual_gate_waits_for_promote() {
+    let env = start("waves-healthy", 2.0).await;
+    env.apply_yaml(&format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: rings\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: early\n      members:\n{}      gate:\n        minUpToDatePercent: 100\n        maxFailedPercent: 20\n    - name: broad\n      members:\n{}      gate:\n        manual: true\n",
+        members(1, 5),
+        members(2, 5),
+        members(3, 5)
+    ))
+    .await;
+    // The pilot installs, its gate holds, and early follows to the same deployment; broad waits.
+    let status = env
+        .eventually(
+            "early is sent and broad waits for approval",
+            Duration::from_secs(60),
+            async || {
+                let s = env.status_of("rings").await;
+                (s["rollout"]["currentWave"] == "early" && phase(&s) == "Waiting").then_some(s)
+            },
+        )
+        .await;
+    let message = status["rollout"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("waits for approval") && message.contains("--wave broad"),
+        "{message}"
+    );
+    let sent: BTreeSet<String> = ring(1, 5).union(&ring(2, 5)).cloned().collect();
+    assert_eq!(in_audience(&env, &status), sent, "pilot and early, not broad");
+    assert_eq!(offered(&env), sent);
+    // The pilot's own figures were what opened the gate: all five up to date, read after it was sent.
+    let pilot = &status["rollout"]["waves"][0];
+    assert_eq!(pilot["progress"]["upToDate"], 5, "{pilot}");
+    assert!(pilot["progress"]["observedTime"].as_str().unwrap() >= pilot["promotedTime"].as_str().unwrap());
+    // Waiting for a gate is progress, not failure (kstatus: Reconciling), and the column shows the wave.
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    assert_eq!(condition(&status, "Ready")["reason"], "WaitingForGate");
+    assert_eq!(condition(&status, "Reconciling")["status"], "True");
+    assert_ne!(condition(&status, "Stalled")["status"], "True");
+    let table = env.kubectl_ok(&["get", "expd", "rings"]).await;
+    assert!(table.contains("WAVE") && table.contains("early"), "{table}");
+    let text = wufb(&env, &["status", "rings"]).await;
+    assert!(
+        text.contains("early (Waiting)") && text.contains("not sent"),
+        "{text}"
+    );
+
+    // `promote` names the next wave not sent; broad goes, and the rollout is complete and Ready.
+    let out = wufb(&env, &["promote", "rings"]).await;
+    assert!(out.contains("wufb.dev/promote=broad"), "{out}");
+    let status = env
+        .eventually("broad is sent", Duration::from_secs(30), async || {
+            let s = env.status_of("rings").await;
+            (phase(&s) == "Complete" && condition(&s, "Ready")["status"] == "True").then_some(s)
+        })
+        .await;
+    let all: BTreeSet<String> = sent.union(&ring(3, 5)).cloned().collect();
+    assert_eq!(in_audience(&env, &status), all);
+    assert_eq!(
+        env.emulator.count("deployments.create"),
+        1,
+        "one deployment for every wave"
+    );
+    let events = env.events_with(&["WavePromoted"]).await;
+    assert!(
+        events.contains("wave broad (5 devices) sent to Graph: promoted by wufb.dev/promote"),
+        "{events}"
+    );
+    assert!(
+        events.contains("wave early (5 devices) sent to Graph: its gate holds"),
+        "{events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pilot_halts_by_itself_until_retry_and_abort_holds_until_the_spec_changes() {
+    // Slow installs (days): the pilot's devices stay pending unless failed.
+    let env = start("waves-halt", 2000.0).await;
+    let manifest = |wait: &str| {
+        format!(
+            "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: canary\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: broad\n      members:\n{}      gate:\n        wait: {wait}\n        maxFailedPercent: 20\n",
+            members(4, 10),
+            members(5, 10)
+        )
+    };
+    env.apply_yaml(&manifest("1h")).await;
+    let status = env
+        .eventually("the pilot is sent", Duration::from_secs(30), async || {
+            let s = env.status_of("canary").await;
+            (phase(&s) == "Waiting" && s["rollout"]["waves"][0]["progress"].is_object()).then_some(s)
+        })
+        .await;
+    assert_eq!(in_audience(&env, &status), ring(4, 10));
+    assert!(!paused_in_graph(&env, &status));
+
+    // Three of the ten pilot devices fail: 30 % is above the gate's 20 %.
+    let fail = |error: Option<&str>| {
+        for i in 0..3 {
+            env.emulator
+                .set_device(&device(4, i), None, Some(error.map(str::to_string)));
+        }
+    };
+    fail(Some("invalidAzureADJoin"));
+    let halted = env
+        .eventually("the rollout halts", Duration::from_secs(30), async || {
+            let s = env.status_of("canary").await;
+            (phase(&s) == "Halted" && paused_in_graph(&env, &s)).then_some(s)
+        })
+        .await;
+    let halt = &halted["rollout"]["halt"];
+    assert_eq!(
+        (halt["failed"].as_u64(), halt["devices"].as_u64()),
+        (Some(3), Some(10)),
+        "{halt}"
+    );
+    assert_eq!(halt["limitField"], "spec.rollout.waves[1].gate.maxFailedPercent");
+    assert_eq!(condition(&halted, "Stalled")["status"], "True");
+    assert_eq!(condition(&halted, "Ready")["reason"], "RolloutHalted");
+    let events = env.events_with(&["RolloutHalted"]).await;
+    assert!(
+        events.contains("rollout halted at wave pilot: 3 of 10 devices offered so far failed (30.0%), above the 20% of spec.rollout.waves[1].gate.maxFailedPercent"),
+        "{events}"
+    );
+    assert!(events.contains("\"type\": \"Warning\""), "{events}");
+    assert_eq!(in_audience(&env, &halted), ring(4, 10), "broad is never sent");
+    assert!(offered(&env).is_empty(), "a halted deployment offers nothing");
+
+    // A retry with the failures still there: resumed, measured afresh, halted again.
+    let first_halt = halt["time"].as_str().unwrap().to_string();
+    let out = wufb(&env, &["retry", "canary"]).await;
+    assert!(
+        out.contains("retry requested") && out.contains("wufb.dev/retry="),
+        "{out}"
+    );
+    env.events_with(&["RolloutRetried"]).await;
+    let again = env
+        .eventually(
+            "halted again on figures read after the retry",
+            Duration::from_secs(30),
+            async || {
+                let s = env.status_of("canary").await;
+                let retried = s["rollout"]["lastRetry"]["time"].as_str()?.to_string();
+                let t = s["rollout"]["halt"]["time"].as_str()?.to_string();
+                (phase(&s) == "Halted" && t >= retried && t >= first_halt).then_some(s)
+            },
+        )
+        .await;
+    assert!(paused_in_graph(&env, &again));
+
+    // The failures fixed, then a retry: the rollout resumes and waits for the gate's hour.
+    fail(None);
+    wufb(&env, &["retry", "canary"]).await;
+    let waiting = env
+        .eventually("resumed and waiting", Duration::from_secs(30), async || {
+            let s = env.status_of("canary").await;
+            (phase(&s) == "Waiting" && !paused_in_graph(&env, &s)).then_some(s)
+        })
+        .await;
+    assert!(waiting["rollout"]["nextPromotionTime"].is_string(), "{waiting}");
+    assert_eq!(offered(&env), ring(4, 10));
+
+    // Abort: paused and held; a promote does not pass it.
+    wufb(&env, &["abort", "canary"]).await;
+    let aborted = env
+        .eventually("aborted", Duration::from_secs(30), async || {
+            let s = env.status_of("canary").await;
+            (phase(&s) == "Aborted" && paused_in_graph(&env, &s)).then_some(s)
+        })
+        .await;
+    assert_eq!(condition(&aborted, "Ready")["reason"], "RolloutAborted");
+    wufb(&env, &["promote", "canary", "--wave", "broad"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = env.status_of("canary").await;
+    assert_eq!(phase(&still), "Aborted", "{still}");
+    assert_eq!(
+        in_audience(&env, &still),
+        ring(4, 10),
+        "promote never passes an abort"
+    );
+    assert!(paused_in_graph(&env, &still));
+
+    // A spec change lifts the abort; the promote already set then sends broad.
+    env.apply_yaml(&manifest("2h")).await;
+    let done = env
+        .eventually(
+            "broad sent after the spec change",
+            Duration::from_secs(30),
+            async || {
+                let s = env.status_of("canary").await;
+                (phase(&s) == "Complete" && !paused_in_graph(&env, &s)).then_some(s)
+            },
+        )
+        .await;
+    let all: BTreeSet<String> = ring(4, 10).union(&ring(5, 10)).cloned().collect();
+    assert_eq!(in_audience(&env, &done), all);
+    assert_eq!(env.emulator.count("deployments.create"), 1);
+}
