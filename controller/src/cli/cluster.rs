@@ -87,6 +87,22 @@ async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
     kube::Config::incluster().map_err(|e| fail(format!("cannot use the in-cluster service account: {e}")))
 }
 
+/// A cluster a command must read or write (`status`, `promote`, ...): its client and namespace, or an
+/// error saying there is none and why; `what` says what the command does with it.
+pub async fn live(
+    args: &ClusterArgs,
+    namespace: Option<&str>,
+    what: &str,
+) -> anyhow::Result<(kube::Client, String)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match connect(args, namespace).await? {
+        Cluster::Live {
+            client, namespace, ..
+        } => Ok((client, namespace)),
+        Cluster::Offline { why, .. } => anyhow::bail!("{what}, and there is none ({why})"),
+    }
+}
+
 /// Connects as the flags say and proves the cluster answers by listing ExpeditedDeployments in the
 /// namespace. `namespace` is `-n` when given.
 pub async fn connect(args: &ClusterArgs, namespace: Option<&str>) -> Result<Cluster, ClusterError> {

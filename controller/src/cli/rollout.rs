@@ -72,15 +72,12 @@ pub fn annotation(
 
 /// Runs one request; exit code 0, 1 on an error.
 pub async fn run(request: Request, args: &RolloutArgs) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (client, namespace) = match super::cluster::connect(&args.cluster, args.namespace.as_deref()).await? {
-        super::cluster::Cluster::Live {
-            client, namespace, ..
-        } => (client, namespace),
-        super::cluster::Cluster::Offline { why, .. } => {
-            anyhow::bail!("this command writes to the cluster, and there is none ({why})")
-        }
-    };
+    let (client, namespace) = super::cluster::live(
+        &args.cluster,
+        args.namespace.as_deref(),
+        "this command writes to the cluster",
+    )
+    .await?;
     let api: Api<ExpeditedDeployment> = Api::namespaced(client, &namespace);
     let obj = api
         .get(&args.name)

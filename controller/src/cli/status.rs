@@ -219,15 +219,12 @@ async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result
 
 /// Runs `status`; exit code 0, 1 on an error.
 pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (client, namespace) = match super::cluster::connect(&args.cluster, args.namespace.as_deref()).await? {
-        super::cluster::Cluster::Live {
-            client, namespace, ..
-        } => (client, namespace),
-        super::cluster::Cluster::Offline { why, .. } => {
-            anyhow::bail!("status reads the cluster, and there is none to read ({why})")
-        }
-    };
+    let (client, namespace) = super::cluster::live(
+        &args.cluster,
+        args.namespace.as_deref(),
+        "status reads the cluster",
+    )
+    .await?;
     let api: Api<ExpeditedDeployment> = if args.all_namespaces {
         Api::all(client)
     } else {

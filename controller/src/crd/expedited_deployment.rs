@@ -629,6 +629,7 @@ pub struct RolloutStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WaveStatus {
+    /// The wave's name in spec.rollout.waves.
     pub name: String,
     /// Distinct devices this wave adds (a device in several waves counts in the first), less exclusions.
     pub devices: u64,
@@ -652,8 +653,9 @@ pub struct RolloutHalt {
     pub failed: u64,
     /// Devices offered so far.
     pub devices: u64,
-    /// The limit exceeded (percent) and the field that set it.
+    /// The limit exceeded (percent).
     pub limit_percent: u32,
+    /// The field that set the limit, such as spec.rollout.waves[1].gate.maxFailedPercent.
     pub limit_field: String,
 }
 

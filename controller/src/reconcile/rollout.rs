@@ -181,7 +181,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         message,
     };
     // The waves in spec order, with what status recorded for the same name.
-    let mut waves: Vec<WaveStatus> = spec
+    let waves: Vec<WaveStatus> = spec
         .waves
         .iter()
         .enumerate()
@@ -200,7 +200,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             }
         })
         .collect();
-    let mut promoted: Vec<bool> = waves.iter().map(|w| w.promoted_time.is_some()).collect();
+    let promoted: Vec<bool> = waves.iter().map(|w| w.promoted_time.is_some()).collect();
     let mut st = RolloutStatus {
         last_retry: old.last_retry.clone(),
         last_abort: old.last_abort.clone(),
@@ -250,97 +250,33 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         }
     }
 
-    let current = |waves: &[WaveStatus], promoted: &[bool]| {
-        waves
-            .iter()
-            .zip(promoted)
-            .filter(|(_, p)| **p)
-            .map(|(w, _)| w.name.clone())
-            .next_back()
+    let mut pass = Pass {
+        st,
+        waves,
+        promoted,
+        notices,
     };
-    let finish = |mut st: RolloutStatus,
-                  waves: Vec<WaveStatus>,
-                  promoted: Vec<bool>,
-                  phase: &str,
-                  message: Option<String>,
-                  hold: Option<Hold>,
-                  waiting: Option<(String, Option<Duration>)>,
-                  notices: Vec<Notice>| {
-        st.phase = phase.to_string();
-        st.current_wave = current(&waves, &promoted);
-        st.message = message;
-        st.waves = waves;
-        Decision {
-            promoted,
-            hold,
-            waiting,
-            status: st,
-            notices,
-        }
-    };
-
-    if let Some(a) = st.aborted.clone() {
-        let m = format!(
+    if let Some(a) = pass.st.aborted.clone() {
+        return pass.hold(Hold::Aborted(format!(
             "rollout aborted at {} (wufb.dev/abort): the Graph deployment stays paused and no wave is promoted until the spec changes",
             a.time
-        );
-        return finish(
-            st,
-            waves,
-            promoted,
-            ABORTED,
-            Some(m.clone()),
-            Some(Hold::Aborted(m)),
-            None,
-            notices,
-        );
+        )));
     }
-    if let Some(h) = st.halt.clone() {
-        let m = halt_message(&h);
-        return finish(
-            st,
-            waves,
-            promoted,
-            HALTED,
-            Some(m.clone()),
-            Some(Hold::Halted(m)),
-            None,
-            notices,
-        );
+    if let Some(h) = pass.st.halt.clone() {
+        return pass.hold(Hold::Halted(halt_message(&h)));
     }
 
     // The first wave goes at once (also to a paused deployment: a pause comes before any audience).
-    if let Some(first) = waves.first_mut()
-        && first.promoted_time.is_none()
-    {
+    if pass.waves.first().is_some_and(|w| w.promoted_time.is_none()) {
         if let Some(why) = i.waves.and_then(|f| f.first()).and_then(|f| f.waiting.clone()) {
-            let m = format!("wave {} waits for its members: {why}", first.name);
-            return finish(
-                st,
-                waves,
-                promoted,
-                WAITING,
-                Some(m.clone()),
-                None,
-                Some((m, None)),
-                notices,
-            );
+            let m = format!("wave {} waits for its members: {why}", pass.waves[0].name);
+            return pass.wait(m, None);
         }
-        first.promoted_time = Some(time(i.now));
-        promoted[0] = true;
-        notices.push(notice(
-            false,
-            Reason::WAVE_PROMOTED,
-            "Promote",
-            format!(
-                "wave {} ({} devices) sent to Graph: the first wave",
-                first.name, first.devices
-            ),
-        ));
+        pass.promote(0, i.now, "the first wave");
     }
 
     // The halt: failures among the devices offered so far, against the tightest limit in force.
-    let next = promoted.iter().position(|p| !p);
+    let next = pass.promoted.iter().position(|p| !p);
     let limits = [
         spec.max_failed_percent
             .map(|l| (l, "spec.rollout.maxFailedPercent".to_string())),
@@ -352,18 +288,17 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                 .map(|l| (l, format!("spec.rollout.waves[{k}].gate.maxFailedPercent")))
         }),
     ];
-    let first_sent = parse(waves.first().and_then(|w| w.promoted_time.as_deref()));
+    let first_sent = parse(pass.waves.first().and_then(|w| w.promoted_time.as_deref()));
     // Times are whole seconds: figures read in the second of the retry may predate it.
     let retried =
-        parse(st.last_retry.as_ref().map(|r| r.time.as_str())).map(|t| t + chrono::Duration::seconds(1));
-    let since = first_sent.max(retried);
+        parse(pass.st.last_retry.as_ref().map(|r| r.time.as_str())).map(|t| t + chrono::Duration::seconds(1));
     if let Some((limit, field)) = limits.into_iter().flatten().min_by_key(|(l, _)| *l)
-        && let Some((devices, _, failed)) = figures(&waves, &promoted, since)
+        && let Some((devices, _, failed)) = figures(&pass.waves, &pass.promoted, first_sent.max(retried))
         && devices > 0
         && failed * 100 > u64::from(limit) * devices
     {
         let h = RolloutHalt {
-            wave: current(&waves, &promoted).unwrap_or_default(),
+            wave: pass.current().unwrap_or_default(),
             time: time(i.now),
             failed,
             devices,
@@ -371,100 +306,125 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             limit_field: field,
         };
         let m = halt_message(&h);
-        notices.push(notice(true, Reason::ROLLOUT_HALTED, "Halt", m.clone()));
-        st.halt = Some(h);
-        return finish(
-            st,
-            waves,
-            promoted,
-            HALTED,
-            Some(m.clone()),
-            Some(Hold::Halted(m)),
-            None,
-            notices,
-        );
+        pass.notices
+            .push(notice(true, Reason::ROLLOUT_HALTED, "Halt", m.clone()));
+        pass.st.halt = Some(h);
+        return pass.hold(Hold::Halted(m));
     }
 
     let Some(mut k) = next else {
-        return finish(st, waves, promoted, COMPLETE, None, None, None, notices);
+        return pass.end(COMPLETE, None);
     };
     if i.paused {
         let m = format!(
             "spec.paused holds the rollout at wave {}",
-            current(&waves, &promoted).unwrap_or_default()
+            pass.current().unwrap_or_default()
         );
-        return finish(st, waves, promoted, PAUSED, Some(m), None, None, notices);
+        return pass.end(PAUSED, Some(m));
     }
     // The waves a person approved past their gates: up to and including the one named.
     let approved_through = i
         .promote
         .and_then(|v| spec.waves.iter().position(|w| w.name == v.trim()));
+    let approved = |k: usize| approved_through.is_some_and(|a| a >= k);
     loop {
-        let name = waves[k].name.clone();
-        let waiting = |m: String, after: Option<Duration>| Some((m, after));
-        let why: Option<(String, Option<Duration>)> =
-            if let Some(w) = i.waves.and_then(|f| f.get(k)).and_then(|f| f.waiting.clone()) {
-                waiting(format!("wave {name} waits for its members: {w}"), None)
-            } else if approved_through.is_some_and(|a| a >= k) {
-                None
-            } else {
-                gate_wait(&i, k, &waves, &promoted)
+        let name = pass.waves[k].name.clone();
+        let why = if let Some(w) = i.waves.and_then(|f| f.get(k)).and_then(|f| f.waiting.clone()) {
+            Some((format!("wave {name} waits for its members: {w}"), None))
+        } else if approved(k) {
+            None
+        } else {
+            gate_wait(&i, k, &pass.waves, &pass.promoted)
+        };
+        if let Some((m, after)) = why {
+            let m = match i.promote {
+                Some(v) if approved_through.is_none() && !v.trim().is_empty() => format!(
+                    "{m} (wufb.dev/promote names no wave of spec.rollout.waves: '{}')",
+                    v.trim()
+                ),
+                _ => m,
             };
-        match why {
-            Some((m, after)) => {
-                let m = match i.promote {
-                    Some(v) if approved_through.is_none() && !v.trim().is_empty() => format!(
-                        "{m} (wufb.dev/promote names no wave of spec.rollout.waves: '{}')",
-                        v.trim()
-                    ),
-                    _ => m,
-                };
-                st.next_promotion_time =
-                    after.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| time(i.now + d)));
-                return finish(
-                    st,
-                    waves,
-                    promoted,
-                    WAITING,
-                    Some(m.clone()),
-                    None,
-                    Some((m, after)),
-                    notices,
-                );
-            }
-            None => {
-                waves[k].promoted_time = Some(time(i.now));
-                promoted[k] = true;
-                let by = if approved_through.is_some_and(|a| a >= k) {
-                    "promoted by wufb.dev/promote"
-                } else {
-                    "its gate holds"
-                };
-                notices.push(notice(
-                    false,
-                    Reason::WAVE_PROMOTED,
-                    WAVE_ACTIONS[k.min(WAVE_ACTIONS.len() - 1)],
-                    format!("wave {name} ({} devices) sent to Graph: {by}", waves[k].devices),
-                ));
-            }
+            return pass.wait(m, after.map(|a| (a, i.now)));
         }
+        let by = if approved(k) {
+            "promoted by wufb.dev/promote"
+        } else {
+            "its gate holds"
+        };
+        pass.promote(k, i.now, by);
         // A gate measures the waves before it from figures read after the last of them was sent, so
         // only waves a person approved follow in the same pass.
-        match promoted.iter().position(|p| !p) {
-            Some(n) if approved_through.is_some_and(|a| a >= n) => k = n,
-            Some(_) => {
-                return finish(
-                    st,
-                    waves,
-                    promoted,
-                    PROGRESSING,
-                    Some(format!("wave {name} sent to Graph")),
-                    None,
-                    None,
-                    notices,
-                );
-            }
-            None => return finish(st, waves, promoted, COMPLETE, None, None, None, notices),
+        match pass.promoted.iter().position(|p| !p) {
+            Some(n) if approved(n) => k = n,
+            Some(_) => return pass.end(PROGRESSING, Some(format!("wave {name} sent to Graph"))),
+            None => return pass.end(COMPLETE, None),
+        }
+    }
+}
+
+/// A decision being made: the status so far, the waves and which are sent, and the Events.
+struct Pass {
+    st: RolloutStatus,
+    waves: Vec<WaveStatus>,
+    promoted: Vec<bool>,
+    notices: Vec<Notice>,
+}
+
+impl Pass {
+    /// The last wave sent, in spec order.
+    fn current(&self) -> Option<String> {
+        self.waves
+            .iter()
+            .zip(&self.promoted)
+            .filter(|(_, p)| **p)
+            .map(|(w, _)| w.name.clone())
+            .next_back()
+    }
+
+    /// Sends wave `k` now, with its Event.
+    fn promote(&mut self, k: usize, now: DateTime<Utc>, by: &str) {
+        let w = &mut self.waves[k];
+        w.promoted_time = Some(time(now));
+        self.promoted[k] = true;
+        self.notices.push(Notice {
+            warning: false,
+            reason: Reason::WAVE_PROMOTED,
+            action: WAVE_ACTIONS[k.min(WAVE_ACTIONS.len() - 1)],
+            message: format!("wave {} ({} devices) sent to Graph: {by}", w.name, w.devices),
+        });
+    }
+
+    fn hold(self, h: Hold) -> Decision {
+        let phase = match h {
+            Hold::Halted(_) => HALTED,
+            Hold::Aborted(_) => ABORTED,
+        };
+        let m = h.message().to_string();
+        let mut d = self.end(phase, Some(m));
+        d.hold = Some(h);
+        d
+    }
+
+    /// Waits with `message`; `after`, with the time it was measured from, says when to look again.
+    fn wait(mut self, message: String, after: Option<(Duration, DateTime<Utc>)>) -> Decision {
+        self.st.next_promotion_time =
+            after.and_then(|(d, now)| chrono::Duration::from_std(d).ok().map(|d| time(now + d)));
+        let mut d = self.end(WAITING, Some(message.clone()));
+        d.waiting = Some((message, after.map(|(d, _)| d)));
+        d
+    }
+
+    fn end(mut self, phase: &str, message: Option<String>) -> Decision {
+        self.st.phase = phase.to_string();
+        self.st.current_wave = self.current();
+        self.st.message = message;
+        self.st.waves = self.waves;
+        Decision {
+            promoted: self.promoted,
+            hold: None,
+            waiting: None,
+            status: self.st,
+            notices: self.notices,
         }
     }
 }
@@ -516,7 +476,7 @@ fn gate_wait(
     if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
         return None;
     }
-    let Some((devices, up, failed)) = figures(waves, promoted, last) else {
+    let Some((devices, up, _)) = figures(waves, promoted, last) else {
         return Some((
             format!(
                 "wave {name} waits for progress figures read after wave {previous} was sent (read once per progress interval)"
@@ -535,8 +495,7 @@ fn gate_wait(
             None,
         ));
     }
-    // A failed share above the gate's limit halts before this point; at or below it the gate holds.
-    let _ = failed;
+    // A failed share above the gate's limit halted the rollout before the gate was asked.
     None
 }
 

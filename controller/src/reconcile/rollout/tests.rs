@@ -1,4 +1,4 @@
-use chrono::{DateTime, Duration as CDuration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::crd::{AudienceItem, GateSpec, WaveSpec};
@@ -381,7 +381,6 @@ fn renamed_waves_start_afresh_and_sent_waves_stay_sent() {
     );
     let d = run2.at(Some(&st), "2026-12-01T12:30:00Z");
     assert_eq!(d.promoted, vec![true, false, true, false]);
-    let _ = CDuration::zero();
 }
 
 #[test]
