@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -14,6 +15,37 @@ use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFA
 use wufb_graph_emulator::{Emulator, EmulatorConfig};
 use wufb_operator::crd::{DeviceGroup, ExpeditedDeployment};
 use wufb_test_apiserver::{Options, TestApiServer};
+
+/// The Argo CD health (status, message) of each object, by the health script in `examples/gitops/argocd`
+/// run in a Lua 5.1 interpreter.
+pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
+    let mut child = std::process::Command::new(python())
+        .arg(root().join("tests/gitops/health.py"))
+        .arg(root().join("examples/gitops/argocd/health.lua"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("python with lupa could not run ({e}); make test installs it into .tools/venv")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(objects.to_vec()).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap().to_string(),
+                h["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
 
 /// The repository root.
 pub fn root() -> PathBuf {

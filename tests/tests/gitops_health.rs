@@ -3,40 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::Stdio;
-
 use serde_json::{Value, json};
-use wufb_e2e::{python, root};
-
-fn health(objects: &[Value]) -> Vec<(String, String)> {
-    let mut child = std::process::Command::new(python())
-        .arg(root().join("tests/gitops/health.py"))
-        .arg(root().join("examples/gitops/argocd/health.lua"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("python with lupa could not run ({e}); make test installs it into .tools/venv")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(objects.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    v.into_iter()
-        .map(|h| {
-            (
-                h["status"].as_str().unwrap().to_string(),
-                h["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
+use wufb_e2e::{argocd_health as health, root};
 
 fn cond(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
     json!({"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation})

@@ -2,7 +2,9 @@
 //! simulated fleet: a healthy pilot opens the next wave's gate and a manual gate waits for `promote`;
 //! a pilot whose devices fail halts the rollout by itself (the Graph deployment paused, a Warning Event
 //! with the figures, the broad wave never sent), `retry` measures afresh (and halts again while the
-//! failures stay), `abort` holds the deployment paused until the spec changes.
+//! failures stay), `abort` holds the deployment paused until the spec changes; new content carries the
+//! waves sent to the new deployment; `plan` shows each wave and its blast radius; Argo CD reads a waiting
+//! rollout as Progressing and a halted one as Degraded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -105,13 +107,15 @@ async fn wufb(env: &Env, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_pilot_opens_the_gate_and_a_manual_gate_waits_for_promote() {
     let env = start("waves-healthy", 2.0).await;
-    env.apply_yaml(&format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: rings\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: early\n      members:\n{}      gate:\n        minUpToDatePercent: 100\n        maxFailedPercent: 20\n    - name: broad\n      members:\n{}      gate:\n        manual: true\n",
-        members(1, 5),
-        members(2, 5),
-        members(3, 5)
-    ))
-    .await;
+    let manifest = |content: &str| {
+        format!(
+            "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: rings\nspec:\n  content:\n    {content}\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: early\n      members:\n{}      gate:\n        minUpToDatePercent: 100\n        maxFailedPercent: 20\n    - name: broad\n      members:\n{}      gate:\n        manual: true\n",
+            members(1, 5),
+            members(2, 5),
+            members(3, 5)
+        )
+    };
+    env.apply_yaml(&manifest("latest: true")).await;
     // The pilot installs, its gate holds, and early follows to the same deployment; broad waits.
     let status = env
         .eventually(
@@ -172,6 +176,180 @@ async fn a_healthy_pilot_opens_the_gate_and_a_manual_gate_waits_for_promote() {
     assert!(
         events.contains("wave early (5 devices) sent to Graph: its gate holds"),
         "{events}"
+    );
+
+    // New content replaces the deployment: the waves sent go to the new one at once (no device loses
+    // the offer), and the figures start again on the new content.
+    let old_id = status["deploymentId"].as_str().unwrap().to_string();
+    let latest = status["resolvedContent"]["catalogEntryId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = env
+        .emulator
+        .catalog()
+        .iter()
+        .filter(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security")
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .find(|id| *id != latest)
+        .expect("a second expeditable security entry");
+    env.apply_yaml(&manifest(&format!("catalogEntryId: {other}")))
+        .await;
+    let replaced = env
+        .eventually(
+            "the new deployment carries every wave sent",
+            Duration::from_secs(30),
+            async || {
+                let s = env.status_of("rings").await;
+                (s["deploymentId"] != old_id.as_str()
+                    && s["resolvedContent"]["catalogEntryId"] == other.as_str()
+                    && condition(&s, "Ready")["status"] == "True"
+                    && env.graph_deployments().len() == 1)
+                    .then_some(s)
+            },
+        )
+        .await;
+    assert_eq!(phase(&replaced), "Complete");
+    assert_eq!(in_audience(&env, &replaced), all, "every wave sent, at once");
+    assert!(replaced["rollout"]["contentTime"].is_string(), "{replaced}");
+    assert_eq!(env.emulator.count("deployments.create"), 2);
+    assert_eq!(env.emulator.count("deployments.delete"), 1, "the old one is gone");
+
+    // Deleting the object deletes the deployment and its audience, waves and all.
+    env.kubectl_ok(&["delete", "expd", "rings", "--wait=true"]).await;
+    env.eventually("Graph is clean", Duration::from_secs(30), async || {
+        env.graph_deployments().is_empty().then_some(())
+    })
+    .await;
+    assert!(offered(&env).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollout() {
+    let env = start("waves-plan", 2000.0).await;
+    let dir = env.dir.join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Broad's ring repeats one pilot device and one of its own is excluded: it adds 4 devices, not 6.
+    let ring_devices: String = (0..5)
+        .map(|i| device(7, i))
+        .chain([device(6, 0)])
+        .map(|d| format!("  - {d}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: broad-ring\nspec:\n  devices:\n{ring_devices}---\napiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: staged\nspec:\n  content:\n    latest: true\n  audience:\n    exclusions:\n    - device: {}\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: broad\n      members:\n      - deviceGroup: broad-ring\n      gate:\n        wait: 4h\n        maxFailedPercent: 20\n",
+        device(7, 4),
+        members(6, 3),
+    );
+    std::fs::write(dir.join("staged.yaml"), &yaml).unwrap();
+    let plan = |output: &'static str| {
+        let dir = dir.clone();
+        let url = env.emulator.graph_url();
+        let env = &env;
+        async move {
+            let out = env
+                .operator_cli(&[
+                    "plan",
+                    "-f",
+                    dir.to_str().unwrap(),
+                    "--graph-url",
+                    &url,
+                    "-o",
+                    output,
+                ])
+                .await;
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    let report: Value = serde_json::from_str(&plan("json").await).unwrap();
+    let staged = |r: &Value| {
+        r["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "staged")
+            .cloned()
+            .unwrap()
+    };
+    let waves = &staged(&report)["waves"];
+    assert_eq!(waves[0]["name"], "pilot");
+    assert_eq!(waves[0]["state"], "now");
+    assert_eq!(
+        (waves[0]["devices"].as_u64(), waves[0]["blast_radius"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(waves[1]["state"], "gated");
+    assert_eq!(
+        (waves[1]["devices"].as_u64(), waves[1]["blast_radius"].as_u64()),
+        (Some(4), Some(7))
+    );
+    assert_eq!(waves[1]["when"], "4h after the previous wave, at most 20% failed");
+    assert_eq!(report["blast_radius"], 7, "the whole rollout");
+    assert_eq!(report["blast_radius_now"], 3, "the pilot at once");
+    let text = plan("text").await;
+    assert!(
+        text.contains("wave 2 broad: +4 devices, 7 offered once sent; gated: 4h after the previous wave")
+            && text.contains("Blast radius: 7 distinct devices would be offered an expedite, 3 at once and the rest as wave gates open."),
+        "{text}"
+    );
+    assert!(plan("markdown").await.contains("| 2. broad | 4 | 7 | gated |"));
+
+    // Applied: Graph offers what the plan said it would at once.
+    env.kubectl_ok(&["apply", "-f", dir.to_str().unwrap()]).await;
+    let waiting = env
+        .eventually("the pilot is sent", Duration::from_secs(30), async || {
+            let s = env.status_of("staged").await;
+            (phase(&s) == "Waiting").then_some(s)
+        })
+        .await;
+    assert_eq!(offered(&env), ring(6, 3));
+    // A rollout waiting for its gate is Progressing to Argo CD; the plan now shows the pilot sent.
+    let object = env.get("expd/staged").await;
+    let health = wufb_e2e::argocd_health(&[object]);
+    assert_eq!(health[0].0, "Progressing", "{health:?}");
+    assert!(
+        health[0].1.starts_with("WaitingForGate: wave broad waits until"),
+        "{health:?}"
+    );
+    let again = env
+        .operator_cli(&[
+            "plan",
+            "-f",
+            dir.to_str().unwrap(),
+            "--graph-url",
+            &env.emulator.graph_url(),
+            "-o",
+            "json",
+        ])
+        .await;
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    let waves = &staged(&report)["waves"];
+    assert_eq!(waves[0]["state"], "sent");
+    assert_eq!(waves[0]["when"], waiting["rollout"]["waves"][0]["promotedTime"]);
+    assert_eq!(waves[1]["state"], "gated");
+
+    // Two of the three pilot devices fail: the rollout halts, and Argo CD shows it Degraded, with the
+    // reason.
+    for i in 0..2 {
+        env.emulator
+            .set_device(&device(6, i), None, Some(Some("invalidAzureADJoin".to_string())));
+    }
+    env.eventually("the rollout halts", Duration::from_secs(30), async || {
+        (phase(&env.status_of("staged").await) == "Halted").then_some(())
+    })
+    .await;
+    let health = wufb_e2e::argocd_health(&[env.get("expd/staged").await]);
+    assert_eq!(health[0].0, "Degraded", "{health:?}");
+    assert!(
+        health[0]
+            .1
+            .starts_with("RolloutHalted: rollout halted at wave pilot: 2 of 3 devices"),
+        "{health:?}"
     );
 }
 

@@ -19,8 +19,8 @@ use crate::graph::GraphClient;
 use crate::reconcile::error::Error;
 use crate::reconcile::observe::{self, Objects, group_facts, observe, observe_group, referencing};
 use crate::reconcile::plan::{
-    Cleanup, End, GroupCleanup, GroupStep, PlanConfig, Step, offered_devices, plan, plan_cleanup, plan_group,
-    plan_group_cleanup,
+    Cleanup, End, GroupCleanup, GroupStep, Plan, PlanConfig, Step, offered_devices, offered_devices_of, plan,
+    plan_cleanup, plan_group, plan_group_cleanup, wave_devices,
 };
 use crate::reconcile::status::Outcome;
 
@@ -66,14 +66,34 @@ pub struct ObjectPlan {
     pub deployment_id: Option<String>,
     /// The Graph writes the controller would make, by operation, one entry per call.
     pub writes: Vec<String>,
+    /// The waves of `spec.rollout`, in order, with what each adds to the blast radius.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WavePlan>,
+}
+
+/// One wave of a rollout as the plan sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WavePlan {
+    pub name: String,
+    /// Distinct devices the wave adds (a device in several waves counts in the first), less exclusions.
+    pub devices: u64,
+    /// Distinct devices offered once this wave is sent: it and every wave before it.
+    pub blast_radius: u64,
+    /// `sent` (before this plan), `now` (the next pass sends it) or `gated` (it waits for its gate).
+    pub state: String,
+    /// When it is sent: its time, or what its gate waits for.
+    pub when: String,
 }
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub objects: Vec<ObjectPlan>,
-    /// Distinct devices that would be offered an expedite (not paused).
+    /// Distinct devices that would be offered an expedite (not paused), every wave of a rollout
+    /// counted: the most the manifests can reach.
     pub blast_radius: u64,
+    /// The same, counting only the waves the next pass sends: what is offered at once.
+    pub blast_radius_now: u64,
     pub changed: bool,
     pub cluster: bool,
     /// Why no cluster was read, when none was.
@@ -149,6 +169,76 @@ fn desired_object<K: Resource<DynamicType = ()> + Clone>(
     manifest
 }
 
+/// What a gate waits for, in words.
+pub fn describe_gate(gate: Option<&crate::crd::GateSpec>) -> String {
+    let Some(g) = gate else {
+        return "at once".into();
+    };
+    if g.manual == Some(true) {
+        return "when promoted (wufb-operator promote)".into();
+    }
+    let mut parts = Vec::new();
+    if let Some(w) = &g.wait {
+        parts.push(format!("{w} after the previous wave"));
+    }
+    if let Some(p) = g.min_up_to_date_percent {
+        parts.push(format!("{p}% of the earlier waves up to date"));
+    }
+    if let Some(p) = g.max_failed_percent {
+        parts.push(format!("at most {p}% failed"));
+    }
+    if parts.is_empty() {
+        "when the previous wave is sent".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The waves of a rollout: what each adds, the blast radius once it is sent, and when it goes. A wave
+/// is `now` when the plan's pass sends it (its decision promotes it and nothing blocks the pass).
+fn wave_plans(
+    rollout: &crate::crd::RolloutSpec,
+    audience: &observe::AudienceFacts,
+    live: Option<&crate::crd::ExpeditedDeploymentStatus>,
+    p: &Plan,
+) -> Vec<WavePlan> {
+    let sent_before = |name: &str| {
+        live.and_then(|s| s.rollout.as_ref())
+            .and_then(|r| r.waves.iter().find(|w| w.name == name))
+            .and_then(|w| w.promoted_time.clone())
+    };
+    let decided = p.facts.rollout.as_ref().filter(|_| p.blocker.is_none());
+    let per_wave = wave_devices(audience);
+    let mut upto = vec![false; rollout.waves.len()];
+    rollout
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(k, w)| {
+            upto[k] = true;
+            let (state, when) = match sent_before(&w.name) {
+                Some(t) => ("sent", t),
+                None if decided.is_some_and(|d| {
+                    d.waves
+                        .iter()
+                        .any(|x| x.name == w.name && x.promoted_time.is_some())
+                }) =>
+                {
+                    ("now", "at once".to_string())
+                }
+                None => ("gated", describe_gate(w.gate.as_ref())),
+            };
+            WavePlan {
+                name: w.name.clone(),
+                devices: per_wave.get(k).map_or(0, |d| d.len() as u64),
+                blast_radius: offered_devices_of(audience, Some(&upto)).len() as u64,
+                state: state.into(),
+                when,
+            }
+        })
+        .collect()
+}
+
 fn result_of(outcome: Option<&Outcome>, writes: bool, create: bool, replace: bool) -> &'static str {
     match outcome {
         Some(o) if o.is_stalled() => "blocked",
@@ -191,6 +281,7 @@ pub async fn build(
     };
     let mut objects = Vec::new();
     let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut reached_now: BTreeSet<String> = BTreeSet::new();
     let mut manifest_groups = BTreeMap::new();
 
     // DeviceGroups first: deployments reference them.
@@ -227,6 +318,7 @@ pub async fn build(
             devices: devices.len() as u64,
             deployment_id: p.group_id.clone(),
             writes: p.graph_writes().into_iter().map(str::to_string).collect(),
+            waves: Vec::new(),
         });
         manifest_groups.insert((ns, name), (p.group_id.clone(), devices));
     }
@@ -278,6 +370,10 @@ pub async fn build(
         }
         let audience = observation.audience.as_ref();
         let devices = p.desired.as_ref().map_or(0, |d| d.devices);
+        let waves = match (&obj.spec.rollout, audience) {
+            (Some(r), Some(a)) => wave_plans(r, a, live.and_then(|l| l.status.as_ref()), &p),
+            _ => Vec::new(),
+        };
         // The blast radius: what an unblocked, unpaused, managed rollout offers.
         if p.blocker.is_none()
             && p.desired.as_ref().is_some_and(|d| !d.paused)
@@ -285,6 +381,13 @@ pub async fn build(
             && let Some(a) = audience
         {
             reached.extend(offered_devices(a).into_iter().map(str::to_string));
+            let sent: Option<Vec<bool>> =
+                (!waves.is_empty()).then(|| waves.iter().map(|w| w.state != "gated").collect());
+            reached_now.extend(
+                offered_devices_of(a, sent.as_deref())
+                    .into_iter()
+                    .map(str::to_string),
+            );
         }
         objects.push(ObjectPlan {
             kind: "ExpeditedDeployment".into(),
@@ -300,6 +403,7 @@ pub async fn build(
                 .map(|d| d.0.clone())
                 .or_else(|| observe::deployment_id(&obj).filter(|_| !create)),
             writes: p.graph_writes().into_iter().map(str::to_string).collect(),
+            waves,
         });
     }
 
@@ -363,6 +467,7 @@ pub async fn build(
             devices: 0,
             deployment_id: id,
             writes,
+            waves: Vec::new(),
         });
     }
     for ((ns, name), live) in &sources.live_groups {
@@ -403,12 +508,14 @@ pub async fn build(
             devices: 0,
             deployment_id: live.status.as_ref().and_then(|s| s.group_id.clone()),
             writes,
+            waves: Vec::new(),
         });
     }
     let changed = objects.iter().any(|o| o.result != "unchanged");
     Ok(Report {
         objects,
         blast_radius: reached.len() as u64,
+        blast_radius_now: reached_now.len() as u64,
         changed,
         cluster: client.is_some(),
         offline,
@@ -434,10 +541,22 @@ pub fn render(report: &Report, output: Output) -> String {
                 for c in &o.changes {
                     s.push_str(&format!("  - {c}\n"));
                 }
+                for (k, w) in o.waves.iter().enumerate() {
+                    s.push_str(&format!(
+                        "  wave {} {}: +{} devices, {} offered once sent; {}: {}\n",
+                        k + 1,
+                        w.name,
+                        w.devices,
+                        w.blast_radius,
+                        w.state,
+                        w.when
+                    ));
+                }
             }
             s.push_str(&format!(
-                "Blast radius: {} distinct devices would be offered an expedite.\n",
-                report.blast_radius
+                "Blast radius: {} distinct devices would be offered an expedite{}.\n",
+                report.blast_radius,
+                staged(report)
             ));
             s.push_str(&summary(report));
             s
@@ -466,13 +585,43 @@ pub fn render(report: &Report, output: Output) -> String {
                     changes.replace('|', "\\|")
                 ));
             }
+            for o in report.objects.iter().filter(|o| !o.waves.is_empty()) {
+                s.push_str(&format!(
+                    "\nWaves of `{}/{}`:\n\n| Wave | Adds | Offered once sent | State | When |\n|---|---:|---:|---|---|\n",
+                    o.namespace, o.name
+                ));
+                for (k, w) in o.waves.iter().enumerate() {
+                    s.push_str(&format!(
+                        "| {}. {} | {} | {} | {} | {} |\n",
+                        k + 1,
+                        w.name,
+                        w.devices,
+                        w.blast_radius,
+                        w.state,
+                        w.when.replace('|', "\\|")
+                    ));
+                }
+            }
             s.push_str(&format!(
-                "\n**Blast radius:** {} distinct devices would be offered an expedite.\n\n",
-                report.blast_radius
+                "\n**Blast radius:** {} distinct devices would be offered an expedite{}.\n\n",
+                report.blast_radius,
+                staged(report)
             ));
             s.push_str(&summary(report));
             s
         }
+    }
+}
+
+/// How much of the blast radius waits behind wave gates, when any does.
+fn staged(report: &Report) -> String {
+    if report.blast_radius_now < report.blast_radius {
+        format!(
+            ", {} at once and the rest as wave gates open",
+            report.blast_radius_now
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -623,6 +623,10 @@ pub struct RolloutStatus {
     /// The last wufb.dev/abort value acted on (a later spec change lifts the abort, not this value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_abort: Option<RolloutRequest>,
+    /// When the waves sent so far moved to a new Graph deployment because the content changed: figures
+    /// read before it measured the old content, and no gate or halt trusts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_time: Option<String>,
 }
 
 /// One wave's state.

@@ -65,6 +65,10 @@ pub struct Inputs<'a> {
     pub recorded: Option<&'a RolloutStatus>,
     /// Per wave, in spec order; `None` when the audience was not read.
     pub waves: Option<&'a [WaveFact]>,
+    /// The content changed and the pass replaces the Graph deployment: the waves sent go to the new
+    /// one at once (they were approved already), and no gate or halt trusts figures read before now,
+    /// which measured the old content.
+    pub replacing: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -196,7 +200,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                     .or(was.map(|o| o.devices))
                     .unwrap_or_default(),
                 promoted_time: was.and_then(|o| o.promoted_time.clone()),
-                progress: was.and_then(|o| o.progress.clone()),
+                progress: was.and_then(|o| o.progress.clone()).filter(|_| !i.replacing),
             }
         })
         .collect();
@@ -206,6 +210,11 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         last_abort: old.last_abort.clone(),
         halt: old.halt.clone(),
         aborted: old.aborted.clone(),
+        content_time: if i.replacing {
+            Some(time(i.now))
+        } else {
+            old.content_time.clone()
+        },
         ..Default::default()
     };
 
@@ -293,7 +302,11 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     let retried =
         parse(pass.st.last_retry.as_ref().map(|r| r.time.as_str())).map(|t| t + chrono::Duration::seconds(1));
     if let Some((limit, field)) = limits.into_iter().flatten().min_by_key(|(l, _)| *l)
-        && let Some((devices, _, failed)) = figures(&pass.waves, &pass.promoted, first_sent.max(retried))
+        && let Some((devices, _, failed)) = figures(
+            &pass.waves,
+            &pass.promoted,
+            first_sent.max(retried).max(content_since(&pass.st)),
+        )
         && devices > 0
         && failed * 100 > u64::from(limit) * devices
     {
@@ -476,10 +489,16 @@ fn gate_wait(
     if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
         return None;
     }
-    let Some((devices, up, _)) = figures(waves, promoted, last) else {
+    let since = content_since_of(i.recorded, i.replacing, i.now);
+    let Some((devices, up, _)) = figures(waves, promoted, last.max(since)) else {
+        let after = if since > last {
+            "the content changed (they measure the new deployment)".to_string()
+        } else {
+            format!("wave {previous} was sent")
+        };
         return Some((
             format!(
-                "wave {name} waits for progress figures read after wave {previous} was sent (read once per progress interval)"
+                "wave {name} waits for progress figures read after {after} (read once per progress interval)"
             ),
             None,
         ));
@@ -497,6 +516,23 @@ fn gate_wait(
     }
     // A failed share above the gate's limit halted the rollout before the gate was asked.
     None
+}
+
+/// When the current deployment took over the waves from a replaced one, if it did.
+fn content_since(st: &RolloutStatus) -> Option<DateTime<Utc>> {
+    parse(st.content_time.as_deref())
+}
+
+fn content_since_of(
+    recorded: Option<&RolloutStatus>,
+    replacing: bool,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if replacing {
+        Some(now)
+    } else {
+        recorded.and_then(content_since)
+    }
 }
 
 fn halt_message(h: &RolloutHalt) -> String {

@@ -73,6 +73,7 @@ struct Run<'a> {
     abort: Option<&'a str>,
     retry: Option<&'a str>,
     facts: Vec<WaveFact>,
+    replacing: bool,
 }
 
 impl<'a> Run<'a> {
@@ -84,6 +85,7 @@ impl<'a> Run<'a> {
             promote: None,
             abort: None,
             retry: None,
+            replacing: false,
             facts: facts(),
         }
     }
@@ -98,6 +100,7 @@ impl<'a> Run<'a> {
             retry: self.retry,
             recorded,
             waves: Some(&self.facts),
+            replacing: self.replacing,
             now: at(now),
         })
     }
@@ -397,4 +400,51 @@ fn a_halt_or_abort_in_status_holds_the_brake_whatever_the_spec() {
         ..Default::default()
     };
     assert!(recorded_hold(Some(&aborted)));
+}
+
+#[test]
+fn a_content_change_keeps_the_waves_sent_and_measures_the_new_content_afresh() {
+    let spec = three();
+    let mut run = Run::new(&spec);
+    let mut st = run.at(None, T0).status;
+    // The pilot passed its gate on the old content; early is sent.
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T11:00:30Z");
+    let mut st = run.at(Some(&st), "2026-12-01T11:01:00Z").status;
+    assert_eq!(st.current_wave.as_deref(), Some("early"));
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T12:30:00Z");
+    read(&mut st, "early", 10, 9, 0, "2026-12-01T12:30:00Z");
+    // The content changes: both waves sent stay sent (the new deployment gets them at once), their
+    // old figures are dropped, and broad's gate waits for figures of the new content.
+    run.replacing = true;
+    let d = run.at(Some(&st), "2026-12-01T13:00:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+    assert!(d.status.waves.iter().all(|w| w.progress.is_none()));
+    assert_eq!(d.status.content_time.as_deref(), Some("2026-12-01T13:00:00Z"));
+    assert!(
+        d.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("after the content changed"),
+        "{:?}",
+        d.status.message
+    );
+    // Figures the poll read before the replacement (old content) are still not trusted: not for the
+    // gate, nor for a halt.
+    run.replacing = false;
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T12:59:00Z");
+    read(&mut st, "early", 10, 2, 8, "2026-12-01T12:59:00Z");
+    let d = run.at(Some(&st), "2026-12-01T13:01:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+    assert!(
+        d.hold.is_none(),
+        "old-content failures do not halt the new deployment"
+    );
+    // Fresh figures of the new content: the gate holds and broad goes.
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T13:05:00Z");
+    read(&mut st, "early", 10, 10, 0, "2026-12-01T13:05:00Z");
+    let d = run.at(Some(&st), "2026-12-01T13:06:00Z");
+    assert_eq!(d.promoted, vec![true, true, true]);
+    assert_eq!(d.status.content_time.as_deref(), Some("2026-12-01T13:00:00Z"));
 }
