@@ -269,7 +269,13 @@ impl Fleet {
             let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
             for id in devices {
                 let dev = self.device(id);
-                if dev.installed_entry.is_some() || dev.error.is_some() {
+                if let Some(e) = &dev.error {
+                    // An error set through the admin API before the device's asset existed shows on
+                    // the asset once it does.
+                    failed.push((id.clone(), e.clone()));
+                    continue;
+                }
+                if dev.installed_entry.is_some() {
                     continue;
                 }
                 dev.exposure_secs += dt;
@@ -280,7 +286,7 @@ impl Fleet {
                 match dev.outcome {
                     Outcome::Fail => {
                         dev.error = Some("invalidAzureADJoin".into());
-                        failed.push(id.clone());
+                        failed.push((id.clone(), "invalidAzureADJoin".into()));
                     }
                     Outcome::Silent | Outcome::Install | Outcome::InstallHotpatch => {
                         let of_build: Vec<(Build, bool)> = revisions
@@ -301,9 +307,15 @@ impl Fleet {
             }
         }
         self.offered = offered;
-        for id in failed {
-            if let Some(a) = store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)) {
-                a.errors.push("invalidAzureADJoin".into());
+        for (id, error) in failed {
+            let asset = match store.assets.contains_key(&id) {
+                true => store.assets.get_mut(&id),
+                false => store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)),
+            };
+            if let Some(a) = asset
+                && !a.errors.contains(&error)
+            {
+                a.errors.push(error);
             }
         }
     }

@@ -175,6 +175,89 @@ async fn progress(eds: &Api<ExpeditedDeployment>, limit: Duration) -> anyhow::Re
     }
 }
 
+/// The canary example's pilot devices the demo fails, as a bad update would.
+const CANARY_FAILED: [&str; 2] = [
+    "9e8d7c6b-5a4f-4e3d-8c2b-000000000101",
+    "9e8d7c6b-5a4f-4e3d-8c2b-000000000102",
+];
+
+/// One redrawn line per wave rollout: its wave, phase and figures, until the staged rollout is complete
+/// and the canary halted, or `limit` passes. Returns whether both ended as they should.
+async fn waves(eds: &Api<ExpeditedDeployment>, names: &[String], limit: Duration) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let until = Instant::now() + limit;
+    let mut shown: Vec<String> = Vec::new();
+    let started = Instant::now();
+    loop {
+        let mut lines = Vec::new();
+        let mut done = 0;
+        for name in names {
+            let ed = eds.get(name).await?;
+            let current = ed.status.as_ref().and_then(|s| s.observed_generation) == ed.metadata.generation;
+            let status = ed.status.unwrap_or_default();
+            let is_ready = current && ready(&status.conditions).is_some_and(|c| c.status == "True");
+            let Some(r) = status.rollout.as_ref() else {
+                lines.push(format!("  {name:<16} waiting for the operator"));
+                continue;
+            };
+            let total = r.waves.len();
+            let sent = r.waves.iter().filter(|w| w.promoted_time.is_some()).count();
+            let p = status.progress.clone().unwrap_or_default();
+            // The canary ends halted; the staged rollout complete and Ready (its last wave verified).
+            if (name == "canary" && r.phase == crate::reconcile::rollout::HALTED)
+                || (r.phase == crate::reconcile::rollout::COMPLETE && is_ready)
+            {
+                done += 1;
+            }
+            let mut message = match &r.halt {
+                Some(h) => format!(
+                    "halted: {} of {} devices failed, above the {}% limit; deployment paused",
+                    h.failed, h.devices, h.limit_percent
+                ),
+                None => r.message.clone().unwrap_or_default(),
+            };
+            if let Some(cut) = message.char_indices().nth(64).map(|(i, _)| i) {
+                // One line per rollout, short enough not to wrap (a wrapped line breaks the redraw).
+                message.truncate(cut);
+                message.push('…');
+            }
+            lines.push(format!(
+                "  {name:<16} wave {sent}/{total} {:<8} {:<9} installed {:>5}  {} failed  {}",
+                r.current_wave.clone().unwrap_or_default(),
+                r.phase,
+                p.installed.clone().unwrap_or_else(|| "-".into()),
+                p.failed,
+                message
+            ));
+        }
+        let ended = done == names.len();
+        if lines != shown {
+            if tty && !shown.is_empty() {
+                // Redraw in place: up over the previous lines, each cleared before it is written.
+                print!("\x1b[{}A", shown.len());
+                for l in &lines {
+                    println!("\x1b[2K{l}");
+                }
+            } else {
+                println!("  [{:>5.1}s]", started.elapsed().as_secs_f64());
+                for l in &lines {
+                    println!("{l}");
+                }
+            }
+            let _ = std::io::stdout().flush();
+            shown = lines;
+        }
+        if ended {
+            return Ok(true);
+        }
+        if Instant::now() > until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     crate::telemetry::init_logging_with(crate::telemetry::LogFormat::Text, "warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -317,6 +400,25 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     if converged {
         progress(&eds, Duration::from_secs(args.timeout_secs.min(20))).await?;
     }
+    // Health-gated waves, on the built-in examples only.
+    let mut waves_ok = true;
+    if converged && args.examples.is_none() {
+        println!();
+        println!(
+            "Health-gated waves (examples/waves/): staged-rollout sends its pilot at once and its broad wave when the pilot is healthy; canary's pilot goes wrong (the demo marks {} of its 4 pilot devices failed through the emulator's admin API) and the rollout halts itself:",
+            CANARY_FAILED.len()
+        );
+        for id in CANARY_FAILED {
+            emulator.set_device(id, None, Some(Some("invalidAzureADJoin".into())));
+        }
+        let docs = manifests::embedded_wave_examples();
+        apply_documents(&docs, &client, &args.namespace).await?;
+        let names: Vec<String> = docs.iter().map(|d| d.name().to_string()).collect();
+        waves_ok = waves(&eds, &names, Duration::from_secs(args.timeout_secs.min(40))).await?;
+        if !waves_ok {
+            println!("demo: the wave rollouts did not end as expected");
+        }
+    }
 
     println!();
     println!("Objects:");
@@ -355,7 +457,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(converged)
+    Ok(converged && waves_ok)
 }
 
 fn print_graph(emulator: &Emulator) {

@@ -204,6 +204,24 @@ pub fn embedded_examples() -> Vec<Document> {
         .collect()
 }
 
+/// The health-gated wave examples (`examples/waves/`), which the demo applies after the others.
+pub fn embedded_wave_examples() -> Vec<Document> {
+    let files: [(&str, &str); 2] = [
+        (
+            "examples/waves/60-staged-rollout.yaml",
+            include_str!("../../../examples/waves/60-staged-rollout.yaml"),
+        ),
+        (
+            "examples/waves/70-canary.yaml",
+            include_str!("../../../examples/waves/70-canary.yaml"),
+        ),
+    ];
+    files
+        .iter()
+        .flat_map(|(name, text)| parse(name, text).0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
