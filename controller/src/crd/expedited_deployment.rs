@@ -627,6 +627,9 @@ pub struct RolloutStatus {
     /// read before it measured the old content, and no gate or halt trusts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_time: Option<String>,
+    /// The catalog entry the waves were last sent and measured for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_entry_id: Option<String>,
 }
 
 /// One wave's state.

@@ -424,20 +424,11 @@ impl Plan {
 
 fn content_matches(desired: &Desired, deployed: &DeployedContent) -> bool {
     match (&desired.content, deployed) {
-        (ContentRequest::CatalogEntry(a), _) => content_is(a, desired.release_date.as_deref(), deployed),
-        (ContentRequest::ReleaseDate { .. }, DeployedContent::CatalogEntry(_)) => false,
-        (ContentRequest::ReleaseDate { .. }, _) => content_is("", desired.release_date.as_deref(), deployed),
-    }
-}
-
-/// Whether a deployment of `deployed` content deploys catalog entry `entry` (of the spec's
-/// `release_date`, when it names one).
-fn content_is(entry: &str, release_date: Option<&str>, deployed: &DeployedContent) -> bool {
-    match deployed {
-        DeployedContent::Unknown => true,
+        (_, DeployedContent::Unknown) => true,
         // The legacy form an earlier version sent for the same release date: kept, not replaced.
-        DeployedContent::ReleaseDate(d) => release_date == Some(d.as_str()),
-        DeployedContent::CatalogEntry(b) => entry == b,
+        (_, DeployedContent::ReleaseDate(d)) => desired.release_date.as_ref() == Some(d),
+        (ContentRequest::CatalogEntry(a), DeployedContent::CatalogEntry(b)) => a == b,
+        (ContentRequest::ReleaseDate { .. }, DeployedContent::CatalogEntry(_)) => false,
     }
 }
 
@@ -1004,20 +995,13 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
         .filter(|_| problems.is_empty())
         .map(|r| {
             let facts = obs.audience.as_ref().map(wave_facts);
-            // The content changed: the waves sent move to the new deployment, and the gates measure
-            // it afresh.
-            let replacing = found.is_some_and(|d| {
-                obs.content
-                    .as_ref()
-                    .and_then(|c| resolve_content(content_source(&obj.spec), c, obs.at).ok())
-                    .is_some_and(|c| {
-                        !content_is(
-                            &c.catalog_entry_id,
-                            obj.spec.content.release_date.as_deref(),
-                            &d.observed.content,
-                        )
-                    })
-            });
+            // The entry this pass deploys: when it is not the one the waves were sent for, they move
+            // to the new deployment and the gates measure it afresh.
+            let entry = obs
+                .content
+                .as_ref()
+                .and_then(|c| resolve_content(content_source(&obj.spec), c, obs.at).ok())
+                .map(|c| c.catalog_entry_id);
             let note = |k: &str| obj.annotations().get(k).map(String::as_str);
             super::rollout::decide(super::rollout::Inputs {
                 spec: r,
@@ -1028,7 +1012,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
                 retry: note(crate::crd::RETRY_ANNOTATION),
                 recorded: status.rollout.as_ref(),
                 waves: facts.as_deref(),
-                replacing,
+                content: entry.as_deref(),
                 now: obs.at,
             })
         });

@@ -65,10 +65,11 @@ pub struct Inputs<'a> {
     pub recorded: Option<&'a RolloutStatus>,
     /// Per wave, in spec order; `None` when the audience was not read.
     pub waves: Option<&'a [WaveFact]>,
-    /// The content changed and the pass replaces the Graph deployment: the waves sent go to the new
-    /// one at once (they were approved already), and no gate or halt trusts figures read before now,
-    /// which measured the old content.
-    pub replacing: bool,
+    /// The catalog entry this pass deploys, when it resolved one. When it differs from the one the
+    /// rollout recorded, the content changed (the deployment is replaced): the waves sent go to the
+    /// new deployment at once (they were approved already), and no gate or halt trusts figures read
+    /// before now, which measured the old content.
+    pub content: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -177,6 +178,7 @@ fn figures(waves: &[WaveStatus], promoted: &[bool], since: Option<DateTime<Utc>>
 pub fn decide(i: Inputs<'_>) -> Decision {
     let spec = i.spec;
     let old = i.recorded.cloned().unwrap_or_default();
+    let changed = content_changed(i.recorded, i.content);
     let mut notices = Vec::new();
     let notice = |warning: bool, reason: Reason, action: &'static str, message: String| Notice {
         warning,
@@ -200,7 +202,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                     .or(was.map(|o| o.devices))
                     .unwrap_or_default(),
                 promoted_time: was.and_then(|o| o.promoted_time.clone()),
-                progress: was.and_then(|o| o.progress.clone()).filter(|_| !i.replacing),
+                progress: was.and_then(|o| o.progress.clone()).filter(|_| !changed),
             }
         })
         .collect();
@@ -210,11 +212,12 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         last_abort: old.last_abort.clone(),
         halt: old.halt.clone(),
         aborted: old.aborted.clone(),
-        content_time: if i.replacing {
+        content_time: if changed {
             Some(time(i.now))
         } else {
             old.content_time.clone()
         },
+        catalog_entry_id: i.content.map(str::to_string).or(old.catalog_entry_id.clone()),
         ..Default::default()
     };
 
@@ -489,7 +492,11 @@ fn gate_wait(
     if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
         return None;
     }
-    let since = content_since_of(i.recorded, i.replacing, i.now);
+    let since = if content_changed(i.recorded, i.content) {
+        Some(i.now)
+    } else {
+        i.recorded.and_then(content_since)
+    };
     let Some((devices, up, _)) = figures(waves, promoted, last.max(since)) else {
         let after = if since > last {
             "the content changed (they measure the new deployment)".to_string()
@@ -523,16 +530,12 @@ fn content_since(st: &RolloutStatus) -> Option<DateTime<Utc>> {
     parse(st.content_time.as_deref())
 }
 
-fn content_since_of(
-    recorded: Option<&RolloutStatus>,
-    replacing: bool,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    if replacing {
-        Some(now)
-    } else {
-        recorded.and_then(content_since)
-    }
+/// Whether the pass deploys another catalog entry than the one the rollout's figures measured.
+fn content_changed(recorded: Option<&RolloutStatus>, content: Option<&str>) -> bool {
+    matches!(
+        (recorded.and_then(|r| r.catalog_entry_id.as_deref()), content),
+        (Some(a), Some(b)) if a != b
+    )
 }
 
 fn halt_message(h: &RolloutHalt) -> String {

@@ -73,7 +73,7 @@ struct Run<'a> {
     abort: Option<&'a str>,
     retry: Option<&'a str>,
     facts: Vec<WaveFact>,
-    replacing: bool,
+    content: Option<&'a str>,
 }
 
 impl<'a> Run<'a> {
@@ -85,7 +85,7 @@ impl<'a> Run<'a> {
             promote: None,
             abort: None,
             retry: None,
-            replacing: false,
+            content: Some("entry-a"),
             facts: facts(),
         }
     }
@@ -100,7 +100,7 @@ impl<'a> Run<'a> {
             retry: self.retry,
             recorded,
             waves: Some(&self.facts),
-            replacing: self.replacing,
+            content: self.content,
             now: at(now),
         })
     }
@@ -415,7 +415,8 @@ fn a_content_change_keeps_the_waves_sent_and_measures_the_new_content_afresh() {
     read(&mut st, "early", 10, 9, 0, "2026-12-01T12:30:00Z");
     // The content changes: both waves sent stay sent (the new deployment gets them at once), their
     // old figures are dropped, and broad's gate waits for figures of the new content.
-    run.replacing = true;
+    assert_eq!(st.catalog_entry_id.as_deref(), Some("entry-a"));
+    run.content = Some("entry-b");
     let d = run.at(Some(&st), "2026-12-01T13:00:00Z");
     assert_eq!(d.promoted, vec![true, true, false]);
     assert!(d.status.waves.iter().all(|w| w.progress.is_none()));
@@ -431,8 +432,8 @@ fn a_content_change_keeps_the_waves_sent_and_measures_the_new_content_afresh() {
     );
     // Figures the poll read before the replacement (old content) are still not trusted: not for the
     // gate, nor for a halt.
-    run.replacing = false;
     let mut st = d.status;
+    assert_eq!(st.catalog_entry_id.as_deref(), Some("entry-b"));
     read(&mut st, "pilot", 10, 10, 0, "2026-12-01T12:59:00Z");
     read(&mut st, "early", 10, 2, 8, "2026-12-01T12:59:00Z");
     let d = run.at(Some(&st), "2026-12-01T13:01:00Z");
@@ -446,5 +447,10 @@ fn a_content_change_keeps_the_waves_sent_and_measures_the_new_content_afresh() {
     read(&mut st, "early", 10, 10, 0, "2026-12-01T13:05:00Z");
     let d = run.at(Some(&st), "2026-12-01T13:06:00Z");
     assert_eq!(d.promoted, vec![true, true, true]);
+    assert_eq!(d.status.content_time.as_deref(), Some("2026-12-01T13:00:00Z"));
+    // A pass that resolved no entry (the catalog not read) changes nothing.
+    run.content = None;
+    let d = run.at(Some(&d.status), "2026-12-01T13:07:00Z");
+    assert_eq!(d.status.catalog_entry_id.as_deref(), Some("entry-b"));
     assert_eq!(d.status.content_time.as_deref(), Some("2026-12-01T13:00:00Z"));
 }
