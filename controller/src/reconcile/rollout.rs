@@ -350,7 +350,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         } else if approved(k) {
             None
         } else {
-            gate_wait(&i, k, &pass.waves, &pass.promoted)
+            gate_wait(&i, k, &pass.waves, &pass.promoted, content_since(&pass.st))
         };
         if let Some((m, after)) = why {
             let m = match i.promote {
@@ -445,12 +445,14 @@ impl Pass {
     }
 }
 
-/// What wave `k`'s gate still waits for, if anything.
+/// What wave `k`'s gate still waits for, if anything; `since` is when the current content took over
+/// the waves (figures read before it are not trusted).
 fn gate_wait(
     i: &Inputs<'_>,
     k: usize,
     waves: &[WaveStatus],
     promoted: &[bool],
+    since: Option<DateTime<Utc>>,
 ) -> Option<(String, Option<Duration>)> {
     let name = &waves[k].name;
     let gate = i.spec.waves[k].gate.clone().unwrap_or_default();
@@ -492,11 +494,6 @@ fn gate_wait(
     if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
         return None;
     }
-    let since = if content_changed(i.recorded, i.content) {
-        Some(i.now)
-    } else {
-        i.recorded.and_then(content_since)
-    };
     let Some((devices, up, _)) = figures(waves, promoted, last.max(since)) else {
         let after = if since > last {
             "the content changed (they measure the new deployment)".to_string()
