@@ -8,7 +8,7 @@
 //! new installs. `time_scale` makes simulated time pass faster than real time. Everything is
 //! deterministic from the seed and the device ids; the admin API can set a device's build or error.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -111,9 +111,16 @@ pub struct Fleet {
     pub active: bool,
     /// The tenant's shape when `offered` was worked out, and the offered devices of each unpaused
     /// deployment with its entry: recomputed only when assets, audiences or deployments change.
-    shape: Option<(usize, usize, usize, usize)>,
+    shape: Option<Shape>,
     offered: Vec<(String, Vec<String>)>,
+    /// The tenant's shape when every known device was last given its place in the fleet (on a read of
+    /// the fleet only: walking every asset, audience and group on each write would hold the tenant's lock
+    /// for a long time at 100,000 devices).
+    known_shape: Option<Shape>,
 }
+
+/// Assets, audience sizes, group sizes and unpaused deployments: what the offered devices depend on.
+type Shape = (usize, usize, usize, usize);
 
 fn unit(seed: u64, id: &str, salt: u64) -> f64 {
     // FNV-1a over the id, mixed with the seed and a salt, then one splitmix64 round.
@@ -156,57 +163,77 @@ impl Fleet {
             active: false,
             shape: None,
             offered: Vec::new(),
+            known_shape: None,
         }
     }
 
     fn device(&mut self, id: &str) -> &mut Device {
-        let c = self.config.clone();
-        self.devices.entry(id.to_string()).or_insert_with(|| {
-            let builds = starting_builds();
-            let (build, version) =
-                builds[(unit(c.seed, id, 1) * builds.len() as f64) as usize % builds.len()];
-            let u = unit(c.seed, id, 2);
-            let outcome = if u < c.silent_rate {
-                Outcome::Silent
-            } else if u < c.silent_rate + c.failure_rate {
-                Outcome::Fail
-            } else if unit(c.seed, id, 3) < c.hotpatch_rate {
-                Outcome::InstallHotpatch
-            } else {
-                Outcome::Install
-            };
-            Device {
-                build,
-                version: version.to_string(),
-                outcome,
-                delay_secs: c.install_hours * 3600.0 * (0.2 + 1.6 * unit(c.seed, id, 4)),
-                exposure_secs: 0.0,
-                installed_entry: None,
-                error: None,
-                reporting: outcome != Outcome::Silent,
-            }
-        })
+        let config = &self.config;
+        self.devices
+            .entry(id.to_string())
+            .or_insert_with(|| Self::new_device(config, id))
     }
 
-    /// Every device the tenant knows: device assets, and devices in audiences and groups.
-    fn known(store: &Store) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = store
+    /// Makes sure the fleet has this device, allocating only for a device it does not have yet.
+    fn ensure(&mut self, id: &str) {
+        if !self.devices.contains_key(id) {
+            let d = Self::new_device(&self.config, id);
+            self.devices.insert(id.to_string(), d);
+        }
+    }
+
+    fn new_device(c: &FleetConfig, id: &str) -> Device {
+        let builds = starting_builds();
+        let (build, version) = builds[(unit(c.seed, id, 1) * builds.len() as f64) as usize % builds.len()];
+        let u = unit(c.seed, id, 2);
+        let outcome = if u < c.silent_rate {
+            Outcome::Silent
+        } else if u < c.silent_rate + c.failure_rate {
+            Outcome::Fail
+        } else if unit(c.seed, id, 3) < c.hotpatch_rate {
+            Outcome::InstallHotpatch
+        } else {
+            Outcome::Install
+        };
+        Device {
+            build,
+            version: version.to_string(),
+            outcome,
+            delay_secs: c.install_hours * 3600.0 * (0.2 + 1.6 * unit(c.seed, id, 4)),
+            exposure_secs: 0.0,
+            installed_entry: None,
+            error: None,
+            reporting: outcome != Outcome::Silent,
+        }
+    }
+
+    /// Gives every device the tenant knows its place: device assets, and devices in audiences and
+    /// groups (ids as the fleet keeps them, lowercase; one lookup each, an allocation only for a new one).
+    fn know_all(&mut self, store: &Store) {
+        let devices = store
             .assets
             .values()
             .filter(|a| a.kind == AssetKind::Device)
-            .map(|a| a.id.to_lowercase())
-            .collect();
-        for a in store.audiences.values() {
-            for (id, kind) in a.members.iter().chain(&a.exclusions) {
-                if *kind == AssetKind::Device {
-                    out.insert(id.to_lowercase());
-                }
+            .map(|a| a.id.as_str());
+        let in_audiences = store.audiences.values().flat_map(|a| {
+            a.members
+                .iter()
+                .chain(&a.exclusions)
+                .filter(|(_, kind)| **kind == AssetKind::Device)
+                .map(|(id, _)| id.as_str())
+        });
+        let in_groups = store
+            .assets
+            .values()
+            .filter(|a| a.kind == AssetKind::Group)
+            .flat_map(|a| a.members.iter().map(String::as_str));
+        for id in devices.chain(in_audiences).chain(in_groups) {
+            if id.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.ensure(&id.to_lowercase());
+            } else {
+                self.ensure(id);
             }
         }
-        for a in store.assets.values().filter(|a| a.kind == AssetKind::Group) {
-            out.extend(a.members.iter().map(|m| m.to_lowercase()));
-        }
-        out
     }
 
     /// Whether the fleet is idle (never read) or the last tick was less than `ms` before `now_ms`.
@@ -215,14 +242,14 @@ impl Fleet {
     }
 
     /// Moves simulated time on to `now_ms`: offered devices gain exposure, and those past their delay
-    /// install, fail (the error is put on their asset) or stay silent.
-    pub fn tick(&mut self, store: &mut Store, catalog: &[Value], now_ms: u64) {
+    /// install, fail (the error is put on their asset) or stay silent. `reading`: the fleet itself is
+    /// about to be read, so every device the tenant knows gets its place (not only the offered ones).
+    pub fn tick(&mut self, store: &mut Store, catalog: &[Value], now_ms: u64, reading: bool) {
         if !self.active {
             return;
         }
         let last = self.last_tick_ms.replace(now_ms).unwrap_or(now_ms);
         let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
-        // Assets, audience sizes, group sizes and unpaused deployments: what `offered` depends on.
         let shape = (
             store.assets.len(),
             store
@@ -239,11 +266,12 @@ impl Fleet {
                 .sum::<usize>()
                 + store.deployments.len(),
         );
+        if reading && self.known_shape != Some(shape) {
+            self.known_shape = Some(shape);
+            self.know_all(store);
+        }
         if self.shape != Some(shape) {
             self.shape = Some(shape);
-            for id in Self::known(store) {
-                self.device(&id);
-            }
             self.offered = store
                 .deployments
                 .values()
@@ -256,6 +284,11 @@ impl Fleet {
                     ))
                 })
                 .collect();
+            let offered = std::mem::take(&mut self.offered);
+            for id in offered.iter().flat_map(|(_, devices)| devices) {
+                self.ensure(id);
+            }
+            self.offered = offered;
         }
         if dt <= 0.0 {
             return;
@@ -268,7 +301,9 @@ impl Fleet {
             };
             let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
             for id in devices {
-                let dev = self.device(id);
+                let Some(dev) = self.devices.get_mut(id) else {
+                    continue;
+                };
                 if let Some(e) = &dev.error {
                     // An error set through the admin API before the device's asset existed shows on
                     // the asset once it does.

@@ -281,29 +281,30 @@ impl Shared {
         }
     }
 
-    /// Moves the simulated fleet on to now (at most every 200 ms of real time, so a busy tenant does not
-    /// walk its devices on every request).
+    /// Moves the simulated fleet on to now, before a request that does not read the fleet: at most once a
+    /// second, so a busy tenant does not walk its devices on every request (at 100,000 devices a walk
+    /// holds the tenant for milliseconds).
     pub fn tick_fleet(&self) {
-        self.tick_fleet_inner(false);
+        self.tick_fleet_inner(false, 1000);
     }
 
-    /// Starts the simulated fleet if it is idle, and moves it on to now.
+    /// Starts the simulated fleet if it is idle, and moves it on to now (at most every 200 ms).
     pub fn read_fleet(&self) {
-        self.tick_fleet_inner(true);
+        self.tick_fleet_inner(true, 200);
     }
 
-    fn tick_fleet_inner(&self, activate: bool) {
+    fn tick_fleet_inner(&self, reading: bool, within_ms: u64) {
         let now = now_ms();
         let mut fleet = lock(&self.fleet);
-        if activate && !fleet.active {
+        if reading && !fleet.active {
             fleet.active = true;
         }
-        if fleet.ticked_within(now, 200) {
+        if fleet.ticked_within(now, within_ms) {
             return;
         }
         let catalog = lock(&self.catalog).clone();
         let mut store = lock(&self.store);
-        fleet.tick(&mut store, &catalog, now);
+        fleet.tick(&mut store, &catalog, now, reading);
     }
 
     /// Before a write while a read lag is set: keeps the tenant as it was, if nothing older is kept.

@@ -31,10 +31,131 @@ impl Cause {
     }
 }
 
+/// The CRDs' CEL rules, each schema's compiled once: compiling parses every rule (an ANTLR parse), and
+/// doing it for each write would cost more than the write itself at a thousand audience items.
+#[derive(Default)]
+pub struct Cel {
+    validator: kube_cel::Validator,
+    /// By schema and the top-level fields an update changed, the newest few (a CRD update brings a new
+    /// schema; the old one is dropped).
+    compiled: std::sync::Mutex<Vec<Compiled>>,
+}
+
+struct Compiled {
+    schema: Value,
+    changed: Option<Vec<String>>,
+    /// `None` when no rule is left to run (kube-cel converts each node's whole value to CEL whether
+    /// or not the node has a rule, so a status write is not walked for nothing).
+    rules: Option<std::sync::Arc<kube_cel::CompiledSchema>>,
+}
+
+/// `obj` with the schema's defaults. On an update, a top-level field the update left as stored (the
+/// spec, on a status write) was defaulted when it was stored, so only the others are walked; the stored
+/// object is compared as it is.
+fn defaulted(schema: &Value, obj: Value, old: Option<&Value>) -> Value {
+    let props = schema.get("properties").and_then(Value::as_object);
+    let missing_default = |fields: &serde_json::Map<String, Value>| {
+        props.is_some_and(|p| {
+            p.iter()
+                .any(|(k, s)| s.get("default").is_some() && !fields.contains_key(k))
+        })
+    };
+    match (old, obj) {
+        (Some(old), Value::Object(mut fields)) if !missing_default(&fields) => {
+            for (k, v) in fields.iter_mut() {
+                if old.get(k) == Some(&*v) {
+                    continue;
+                }
+                if let Some(sub) = props.and_then(|p| p.get(k)) {
+                    *v = kube_cel::apply_defaults(sub, v);
+                }
+            }
+            Value::Object(fields)
+        }
+        (_, obj) => kube_cel::apply_defaults(schema, &obj),
+    }
+}
+
+/// A schema pattern, compiled once per process: a DeviceGroup's 15,000 ids share one pattern.
+fn pattern_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = regex::Regex::new(pattern)?;
+    cache.insert(pattern.to_string(), re.clone());
+    Ok(re)
+}
+
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k == "x-kubernetes-validations" || has_rules(v)),
+        Value::Array(a) => a.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+impl Cel {
+    /// Runs the rules on `obj`. On an update, the rules under a top-level field the update left as it
+    /// was (the spec, on a status write) are not run: with validation ratcheting (GA in Kubernetes 1.33)
+    /// their errors would not fail the update, so skipping them answers the same, and a status write
+    /// does not evaluate a thousand audience items' rules.
+    fn validate(
+        &self,
+        schema: &Value,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), kube_cel::ValidationErrors> {
+        let changed: Option<Vec<String>> = old.map(|old| {
+            let keys = obj.as_object().into_iter().flat_map(|o| o.keys());
+            keys.filter(|k| obj.get(k.as_str()) != old.get(k.as_str()))
+                .cloned()
+                .collect()
+        });
+        let rules = {
+            let mut cache = self
+                .compiled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match cache.iter().find(|c| c.changed == changed && &c.schema == schema) {
+                Some(c) => c.rules.clone(),
+                None => {
+                    let mut pruned = schema.clone();
+                    if let (Some(changed), Some(props)) = (
+                        &changed,
+                        pruned.get_mut("properties").and_then(Value::as_object_mut),
+                    ) {
+                        props.retain(|k, _| changed.contains(k));
+                    }
+                    let rules =
+                        has_rules(&pruned).then(|| std::sync::Arc::new(kube_cel::compile_schema(&pruned)));
+                    if cache.len() >= 32 {
+                        cache.remove(0);
+                    }
+                    cache.push(Compiled {
+                        schema: schema.clone(),
+                        changed,
+                        rules: rules.clone(),
+                    });
+                    rules
+                }
+            }
+        };
+        match rules {
+            Some(rules) => self.validator.validate_compiled(&rules, obj, old),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Checks `obj` (and, on update, against `old`) for a type with a schema; returns the object as it
 /// is stored (pruned and defaulted). Types without a schema (built-ins) pass unchanged.
 pub fn admit(
-    validator: &kube_cel::Validator,
+    validator: &Cel,
     t: &ResourceType,
     obj: Value,
     old: Option<&Value>,
@@ -56,12 +177,11 @@ pub fn admit(
             list.join(", ")
         )));
     }
-    let obj = kube_cel::apply_defaults(schema, &obj);
+    let obj = defaulted(schema, obj, old);
     let mut causes = Vec::new();
-    let old = old.map(|o| kube_cel::apply_defaults(schema, o));
-    check(schema, &obj, old.as_ref(), "", &mut causes, true);
+    check(schema, &obj, old, "", &mut causes, true);
     if causes.is_empty()
-        && let Err(errors) = validator.validate(schema, &obj, old.as_ref())
+        && let Err(errors) = validator.validate(schema, &obj, old)
     {
         for e in errors.into_vec() {
             // Ratcheting: a rule on a value the update left as it was does not fail the update.
@@ -352,7 +472,7 @@ fn check(
                 ));
             }
             if let Some(pattern) = schema["pattern"].as_str() {
-                match regex::Regex::new(pattern) {
+                match pattern_regex(pattern) {
                     Ok(re) if !re.is_match(s) => causes.push(Cause::new(
                         field,
                         "FieldValueInvalid",
@@ -513,7 +633,7 @@ mod tests {
     }
 
     fn run(obj: Value, strict: bool) -> Result<Value, ApiError> {
-        admit(&kube_cel::Validator::new(), &t(schema()), obj, None, strict)
+        admit(&Cel::default(), &t(schema()), obj, None, strict)
     }
 
     fn object(spec: Value) -> Value {
@@ -611,7 +731,7 @@ mod tests {
 
     #[test]
     fn an_update_that_leaves_an_invalid_value_as_it_was_passes() {
-        let v = kube_cel::Validator::new();
+        let v = Cel::default();
         let ty = t(schema());
         // Stored under a looser schema: an unsupported mode and a rule that fails.
         let stored = object(json!({"mode": "B", "n": 1, "day": "2024-13-01"}));
@@ -638,7 +758,7 @@ mod tests {
         plain.schema = None;
         let obj = json!({"anything": true});
         assert_eq!(
-            admit(&kube_cel::Validator::new(), &plain, obj.clone(), None, true).unwrap(),
+            admit(&Cel::default(), &plain, obj.clone(), None, true).unwrap(),
             obj
         );
     }

@@ -175,7 +175,7 @@ pub struct Store {
     snapshots: VecDeque<Snapshot>,
     next_snapshot: u64,
     /// Evaluates the CRDs' CEL rules.
-    cel: kube_cel::Validator,
+    cel: crate::schema::Cel,
     /// Custom resources are checked against their schema (on by default).
     pub schema_checks: bool,
 }
@@ -409,7 +409,7 @@ impl Store {
             managed: BTreeMap::new(),
             snapshots: VecDeque::new(),
             next_snapshot: 1,
-            cel: kube_cel::Validator::new(),
+            cel: crate::schema::Cel::default(),
             schema_checks: true,
         }
     }
