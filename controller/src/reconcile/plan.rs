@@ -792,7 +792,8 @@ fn waiting(
             }
         }
     }
-    let spec_items = obj.spec.audience.clone().unwrap_or_default();
+    let no_audience = crate::crd::AudienceSpec::default();
+    let spec_items = obj.spec.audience.as_ref().unwrap_or(&no_audience);
     for (list, facts, items) in [
         ("members", &audience.members, &spec_items.members),
         ("exclusions", &audience.exclusions, &spec_items.exclusions),

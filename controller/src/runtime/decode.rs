@@ -605,6 +605,35 @@ mod tests {
     }
 
     #[test]
+    fn the_stores_keep_objects_without_managed_fields_or_the_last_applied_copy() {
+        let applied = |annotations: Value| -> ExpeditedDeployment {
+            serde_json::from_value(json!({
+                "apiVersion": "wufb.dev/v1alpha1", "kind": "ExpeditedDeployment",
+                "metadata": {
+                    "name": "a", "namespace": "n", "annotations": annotations,
+                    "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:spec": {}}}]
+                },
+                "spec": {"content": {"latest": true}}
+            }))
+            .unwrap()
+        };
+        let kept = lean(applied(
+            json!({LAST_APPLIED: "{\"big\": true}", "wufb.dev/promote": "broad"}),
+        ));
+        assert!(kept.metadata.managed_fields.is_none());
+        let annotations = kept.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["wufb.dev/promote"],
+            "other annotations stay"
+        );
+        let only_copy = lean(applied(json!({LAST_APPLIED: "{}"})));
+        assert!(only_copy.metadata.annotations.is_none());
+        assert_eq!(only_copy.spec.content.latest, Some(true), "the spec is untouched");
+    }
+
+    #[test]
     fn errors_are_bounded() {
         let long = "x".repeat(10_000);
         assert!(bounded(long).len() <= MAX_ERROR + 3);
