@@ -207,6 +207,36 @@ impl Fleet {
         }
     }
 
+    /// Assets, audience sizes, group sizes and unpaused deployments: what the offered devices depend on.
+    fn shape_of(store: &Store) -> Shape {
+        (
+            store.assets.len(),
+            store
+                .audiences
+                .values()
+                .map(|a| a.members.len() + a.exclusions.len())
+                .sum(),
+            store.assets.values().map(|a| a.members.len()).sum(),
+            store
+                .deployments
+                .values()
+                .filter(|d| d.requested != "paused")
+                .map(|d| d.id.len() + d.audience_id.len())
+                .sum::<usize>()
+                + store.deployments.len(),
+        )
+    }
+
+    /// Before a read of the fleet: every device the tenant knows has its place, walked again only when
+    /// the tenant's shape changed since the last walk.
+    pub fn know(&mut self, store: &Store) {
+        let shape = Self::shape_of(store);
+        if self.known_shape != Some(shape) {
+            self.known_shape = Some(shape);
+            self.know_all(store);
+        }
+    }
+
     /// Gives every device the tenant knows its place: device assets, and devices in audiences and
     /// groups (ids as the fleet keeps them, lowercase; one lookup each, an allocation only for a new one).
     fn know_all(&mut self, store: &Store) {
@@ -250,25 +280,9 @@ impl Fleet {
         }
         let last = self.last_tick_ms.replace(now_ms).unwrap_or(now_ms);
         let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
-        let shape = (
-            store.assets.len(),
-            store
-                .audiences
-                .values()
-                .map(|a| a.members.len() + a.exclusions.len())
-                .sum(),
-            store.assets.values().map(|a| a.members.len()).sum(),
-            store
-                .deployments
-                .values()
-                .filter(|d| d.requested != "paused")
-                .map(|d| d.id.len() + d.audience_id.len())
-                .sum::<usize>()
-                + store.deployments.len(),
-        );
-        if reading && self.known_shape != Some(shape) {
-            self.known_shape = Some(shape);
-            self.know_all(store);
+        let shape = Self::shape_of(store);
+        if reading {
+            self.know(store);
         }
         if self.shape != Some(shape) {
             self.shape = Some(shape);

@@ -300,6 +300,10 @@ impl Shared {
             fleet.active = true;
         }
         if fleet.ticked_within(now, within_ms) {
+            if reading {
+                // A device the tenant got since the last tick shows in a read at once.
+                fleet.know(&lock(&self.store));
+            }
             return;
         }
         let catalog = lock(&self.catalog).clone();

@@ -308,9 +308,14 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
         })
         .await;
     assert_eq!(offered(&env), ring(6, 3));
-    // A rollout waiting for its gate is Progressing to Argo CD; the plan now shows the pilot sent.
-    let object = env.get("expd/staged").await;
-    let health = wufb_e2e::argocd_health(&[object]);
+    // A rollout waiting for its gate is Progressing to Argo CD (once the pass after the send has
+    // verified it; until then it is Progressing while verifying); the plan now shows the pilot sent.
+    let health = env
+        .eventually("Argo CD reads the wait", Duration::from_secs(30), async || {
+            let health = wufb_e2e::argocd_health(&[env.get("expd/staged").await]);
+            health[0].1.starts_with("WaitingForGate").then_some(health)
+        })
+        .await;
     assert_eq!(health[0].0, "Progressing", "{health:?}");
     assert!(
         health[0].1.starts_with("WaitingForGate: wave broad waits until"),

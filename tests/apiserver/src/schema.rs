@@ -49,33 +49,6 @@ struct Compiled {
     rules: Option<std::sync::Arc<kube_cel::CompiledSchema>>,
 }
 
-/// `obj` with the schema's defaults. On an update, a top-level field the update left as stored (the
-/// spec, on a status write) was defaulted when it was stored, so only the others are walked; the stored
-/// object is compared as it is.
-fn defaulted(schema: &Value, obj: Value, old: Option<&Value>) -> Value {
-    let props = schema.get("properties").and_then(Value::as_object);
-    let missing_default = |fields: &serde_json::Map<String, Value>| {
-        props.is_some_and(|p| {
-            p.iter()
-                .any(|(k, s)| s.get("default").is_some() && !fields.contains_key(k))
-        })
-    };
-    match (old, obj) {
-        (Some(old), Value::Object(mut fields)) if !missing_default(&fields) => {
-            for (k, v) in fields.iter_mut() {
-                if old.get(k) == Some(&*v) {
-                    continue;
-                }
-                if let Some(sub) = props.and_then(|p| p.get(k)) {
-                    *v = kube_cel::apply_defaults(sub, v);
-                }
-            }
-            Value::Object(fields)
-        }
-        (_, obj) => kube_cel::apply_defaults(schema, &obj),
-    }
-}
-
 /// A schema pattern, compiled once per process: a DeviceGroup's 15,000 ids share one pattern.
 fn pattern_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>> =
@@ -177,7 +150,9 @@ pub fn admit(
             list.join(", ")
         )));
     }
-    let obj = defaulted(schema, obj, old);
+    let obj = kube_cel::apply_defaults(schema, &obj);
+    let old = old.map(|o| kube_cel::apply_defaults(schema, o));
+    let old = old.as_ref();
     let mut causes = Vec::new();
     check(schema, &obj, old, "", &mut causes, true);
     if causes.is_empty()
