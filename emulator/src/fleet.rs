@@ -230,7 +230,10 @@ impl Fleet {
     /// Before a read of the fleet: every device the tenant knows has its place, walked again only when
     /// the tenant's shape changed since the last walk.
     pub fn know(&mut self, store: &Store) {
-        let shape = Self::shape_of(store);
+        self.know_at(Self::shape_of(store), store);
+    }
+
+    fn know_at(&mut self, shape: Shape, store: &Store) {
         if self.known_shape != Some(shape) {
             self.known_shape = Some(shape);
             self.know_all(store);
@@ -282,7 +285,7 @@ impl Fleet {
         let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
         let shape = Self::shape_of(store);
         if reading {
-            self.know(store);
+            self.know_at(shape, store);
         }
         if self.shape != Some(shape) {
             self.shape = Some(shape);
