@@ -73,7 +73,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// With the `dhat-heap` feature and `WUFB_DHAT_FILE` set, the heap profile written there when the
+/// returned guard drops (the process's end).
+#[cfg(feature = "dhat-heap")]
+fn heap_profiler() -> Option<dhat::Profiler> {
+    let file = std::env::var_os("WUFB_DHAT_FILE")?;
+    Some(dhat::Profiler::builder().file_name(PathBuf::from(file)).build())
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = heap_profiler();
     // A usage error exits 1, not clap's 2: `plan` exits 2 when something would change, and a pipeline
     // must not read a mistyped flag as a plan with changes.
     let cli = match Cli::try_parse() {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod heap;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -328,7 +328,10 @@ pub async fn build(
         if let Some(entra) = &g.spec.entra_group_id
             && let Some(devices) = graph.entra_group_devices(entra).await?
         {
-            live_entra.insert(key.clone(), std::sync::Arc::new(devices.into_iter().collect()));
+            live_entra.insert(
+                key.clone(),
+                std::sync::Arc::new(devices.iter().map(|d| d.into()).collect()),
+            );
         }
     }
     let sources = PlanObjects {
@@ -380,13 +383,13 @@ pub async fn build(
             && obj.spec.management_policy == crate::crd::ManagementPolicy::Manage
             && let Some(a) = audience
         {
-            reached.extend(offered_devices(a).into_iter().map(str::to_string));
+            reached.extend(offered_devices(a).into_iter().map(String::from));
             let sent: Option<Vec<bool>> =
                 (!waves.is_empty()).then(|| waves.iter().map(|w| w.state != "gated").collect());
             reached_now.extend(
                 offered_devices_of(a, sent.as_deref())
                     .into_iter()
-                    .map(str::to_string),
+                    .map(String::from),
             );
         }
         objects.push(ObjectPlan {

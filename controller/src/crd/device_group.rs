@@ -65,8 +65,7 @@ pub struct DeviceGroupSpec {
 /// with its managedFields when applied server-side (see `tests/tests/rings.rs` for the arithmetic).
 pub const MAX_DEVICES: usize = 15_000;
 
-/// An Entra device id.
-pub type DeviceId = String;
+pub use super::device_id::DeviceId;
 
 /// The observed state of the group.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

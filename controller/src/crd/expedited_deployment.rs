@@ -2,6 +2,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
+
+use super::device_id::DeviceId;
 use serde::{Deserialize, Serialize};
 
 /// The desired expedited rollout of a Windows quality update to a set of devices.
@@ -288,17 +290,17 @@ pub struct AudienceItem {
         length(max = 36),
         regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
     )]
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
 
     /// The name of a DeviceGroup in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    pub device_group: Option<String>,
+    pub device_group: Option<Box<str>>,
 
     /// The id of an existing Graph updatableAssetGroup managed outside this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
-    pub asset_group_id: Option<String>,
+    pub asset_group_id: Option<Box<str>>,
 }
 
 /// Ordered waves of audience members, each promoted when its gate holds (see the README's

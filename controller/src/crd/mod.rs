@@ -2,11 +2,13 @@
 //! is defined; `crds/` and the chart are generated from these types.
 
 pub mod device_group;
+pub mod device_id;
 pub mod expedited_deployment;
 pub mod schema;
 pub mod validate;
 
 pub use device_group::{DeviceGroup, DeviceGroupSpec, DeviceGroupStatus};
+pub use device_id::DeviceId;
 pub use expedited_deployment::*;
 
 use kube::CustomResourceExt;

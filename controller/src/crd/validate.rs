@@ -93,11 +93,11 @@ fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<Fiel
         return false;
     }
     if let Some(d) = &item.device
-        && !is_device_id(d)
+        && !is_device_id(&d.as_str())
     {
         out.push(err(
             format!("{}.device", path()),
-            format!("'{}' is not an Entra device id", printable(d)),
+            format!("'{}' is not an Entra device id", printable(&d.as_str())),
             "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
         ));
     }
@@ -455,15 +455,15 @@ pub fn device_group(spec: &DeviceGroupSpec) -> Vec<FieldError> {
             ));
         }
     }
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<&crate::crd::DeviceId, usize> = BTreeMap::new();
     for (i, d) in spec.devices.iter().enumerate() {
-        if !is_device_id(d) {
+        if !is_device_id(&d.as_str()) {
             out.push(err(
                 format!("spec.devices[{i}]"),
-                format!("'{}' is not an Entra device id", printable(d)),
+                format!("'{}' is not an Entra device id", printable(&d.as_str())),
                 "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
             ));
-        } else if let Some(first) = seen.insert(d.as_str(), i) {
+        } else if let Some(first) = seen.insert(d, i) {
             out.push(err(
                 format!("spec.devices[{i}]"),
                 format!("{d} is listed twice (first at spec.devices[{first}])"),

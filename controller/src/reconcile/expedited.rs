@@ -113,7 +113,7 @@ async fn apply(
             observation.audience.as_ref().map(|a| {
                 let all = super::plan::offered_devices_of(a, promoted.as_deref())
                     .into_iter()
-                    .map(str::to_string)
+                    .map(String::from)
                     .collect();
                 let waves = match (&promoted, &plan.facts.rollout) {
                     (Some(p), Some(r)) => super::plan::wave_devices(a)
@@ -121,7 +121,7 @@ async fn apply(
                         .zip(&r.waves)
                         .zip(p)
                         .filter(|(_, sent)| **sent)
-                        .map(|((ids, w), _)| (w.name.clone(), ids.into_iter().map(str::to_string).collect()))
+                        .map(|((ids, w), _)| (w.name.clone(), ids.into_iter().map(String::from).collect()))
                         .collect(),
                     _ => Vec::new(),
                 };

@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::adopt;
 use super::error::Error;
 use crate::crd::{
-    AudienceItem, Cadence, Classification, DeviceError, DeviceGroup, ExpeditedDeployment,
+    AudienceItem, Cadence, Classification, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment,
     ExpeditedDeploymentSpec, NewestSpec, Refresh, ResolvedContent, validate,
 };
 use crate::graph::models::{CatalogEntry, Content, Deployment, UpdatableAsset};
@@ -88,12 +88,9 @@ pub struct DeploymentFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemFact {
     /// A device id (lower case).
-    Device(String),
+    Device(DeviceId),
     /// A Graph group and the device ids in it (lower case), shared with whoever else holds them.
-    Group {
-        id: String,
-        devices: std::sync::Arc<BTreeSet<String>>,
-    },
+    Group { id: String, devices: Devices },
     /// It cannot be used yet, and why.
     Waiting(String),
 }
@@ -163,7 +160,7 @@ pub trait Objects {
 }
 
 /// A DeviceGroup's devices, shared: many deployments may reference one group.
-pub type Devices = std::sync::Arc<BTreeSet<String>>;
+pub type Devices = std::sync::Arc<BTreeSet<DeviceId>>;
 
 /// The devices each Entra-backed DeviceGroup read from its Entra group at its last pass, by (namespace,
 /// name): what deployments that reference it resolve against.
@@ -453,11 +450,11 @@ async fn item_fact(
     if let Some(id) = &item.asset_group_id {
         return Ok(match graph.group_members(id).await? {
             Some(m) => ItemFact::Group {
-                id: id.clone(),
+                id: id.to_string(),
                 devices: std::sync::Arc::new(
                     m.into_iter()
                         .filter(|a| a.kind() == AssetKind::Device)
-                        .map(|a| a.id.to_lowercase())
+                        .map(|a| DeviceId::new(&a.id).to_lowercase())
                         .collect(),
                 ),
             },
@@ -713,7 +710,10 @@ pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObser
         .filter(|_| validate::device_group(&obj.spec).is_empty())
     {
         match graph.entra_group_devices(entra).await {
-            Ok(devices) => o.entra = Some(devices.map(|d| std::sync::Arc::new(d.into_iter().collect()))),
+            Ok(devices) => {
+                o.entra =
+                    Some(devices.map(|d| std::sync::Arc::new(d.iter().map(|d| DeviceId::new(d)).collect())))
+            }
             Err(e) => o.failed = Some(e.into()),
         }
     }

@@ -27,8 +27,8 @@ use super::requeue::Next;
 use super::status::Outcome;
 use crate::crd::validate::{self, FieldError};
 use crate::crd::{
-    AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentStatus,
-    ManagementPolicy, ResolvedContent,
+    AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment,
+    ExpeditedDeploymentStatus, ManagementPolicy, ResolvedContent,
 };
 use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
 use crate::graph::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
@@ -815,13 +815,13 @@ fn waiting(
     None
 }
 
-fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut BTreeSet<&'a str>) {
+fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut BTreeSet<&'a DeviceId>) {
     for f in facts {
         match f {
             ItemFact::Device(d) => {
-                out.insert(d.as_str());
+                out.insert(d);
             }
-            ItemFact::Group { devices, .. } => out.extend(devices.iter().map(String::as_str)),
+            ItemFact::Group { devices, .. } => out.extend(devices.iter()),
             ItemFact::Waiting(_) => {}
         }
     }
@@ -829,13 +829,16 @@ fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut BTreeSet<&'a str>) {
 
 /// Distinct devices offered the update: member devices (direct or through groups, and every wave's)
 /// that no exclusion covers. The blast radius of one object, its whole rollout.
-pub fn offered_devices(audience: &AudienceFacts) -> BTreeSet<&str> {
+pub fn offered_devices(audience: &AudienceFacts) -> BTreeSet<&DeviceId> {
     offered_devices_of(audience, None)
 }
 
 /// Distinct devices offered by the members and the waves `promoted` marks (every wave when `None`),
 /// less exclusions.
-pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bool]>) -> BTreeSet<&'a str> {
+pub fn offered_devices_of<'a>(
+    audience: &'a AudienceFacts,
+    promoted: Option<&[bool]>,
+) -> BTreeSet<&'a DeviceId> {
     let mut excluded = BTreeSet::new();
     fact_ids(&audience.exclusions, &mut excluded);
     let mut out = BTreeSet::new();
@@ -850,7 +853,7 @@ pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bo
 }
 
 /// Each wave's devices, less exclusions: a device in several waves belongs to the first.
-pub fn wave_devices(audience: &AudienceFacts) -> Vec<BTreeSet<&str>> {
+pub fn wave_devices(audience: &AudienceFacts) -> Vec<BTreeSet<&DeviceId>> {
     let mut taken = BTreeSet::new();
     fact_ids(&audience.exclusions, &mut taken);
     audience
@@ -894,7 +897,7 @@ pub fn desired(
         facts
             .iter()
             .filter_map(|f| match f {
-                ItemFact::Device(d) => Some(AssetRef::device(d.clone())),
+                ItemFact::Device(d) => Some(AssetRef::device(d.to_string())),
                 ItemFact::Group { id, .. } => Some(AssetRef::group(id.clone())),
                 ItemFact::Waiting(_) => None,
             })
@@ -1485,7 +1488,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
         return p;
     }
     let spec_devices;
-    let desired: &BTreeSet<String> = match (&obj.spec.entra_group_id, &obs.entra) {
+    let desired: &BTreeSet<DeviceId> = match (&obj.spec.entra_group_id, &obs.entra) {
         (Some(_), Some(Some(devices))) => devices,
         (Some(entra), _) => {
             p.end = End::Report {
@@ -1504,7 +1507,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
             &spec_devices
         }
     };
-    let (target, current): (Target, BTreeSet<String>) = match &obs.group {
+    let (target, current): (Target, BTreeSet<DeviceId>) = match &obs.group {
         Known::Found(members) => {
             let id = obj
                 .status
@@ -1514,7 +1517,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
             p.group_id = Some(id.clone());
             p.device_errors = members
                 .iter()
-                .filter(|m| !m.errors.is_empty() && desired.contains(&m.id.to_lowercase()))
+                .filter(|m| !m.errors.is_empty() && desired.contains(&DeviceId::new(&m.id.to_lowercase())))
                 .take(super::observe::MAX_DEVICE_ERRORS)
                 .map(|m| DeviceError {
                     device_id: m.id.clone(),
@@ -1528,7 +1531,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
             let current = members
                 .iter()
                 .filter(|m| m.kind() == AssetKind::Device)
-                .map(|m| m.id.to_lowercase())
+                .map(|m| DeviceId::new(&m.id).to_lowercase())
                 .collect();
             (Target::Existing(id), current)
         }
@@ -1581,8 +1584,8 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
             (Target::New, BTreeSet::new())
         }
     };
-    let add: Vec<String> = desired.difference(&current).cloned().collect();
-    let remove: Vec<String> = current.difference(desired).cloned().collect();
+    let add: Vec<String> = desired.difference(&current).map(String::from).collect();
+    let remove: Vec<String> = current.difference(desired).map(String::from).collect();
     p.member_count = Some(desired.len() as u64);
     if !add.is_empty() || !remove.is_empty() {
         p.steps.push(GroupStep::UpdateMembers {

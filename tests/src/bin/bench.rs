@@ -65,6 +65,15 @@ struct Args {
     /// The emulator's read lag (replication lag), in milliseconds.
     #[arg(long, default_value_t = 0)]
     read_lag_ms: u64,
+    /// Run an operator built with its `dhat-heap` feature (built into target/dhat first) and print where
+    /// the bytes live at the heap's peak and at the end, by part of the controller; the profile and its
+    /// breakdown go to target/bench/<scenario>/{dhat-heap.json,heap.json}. Allocation tracking slows the
+    /// operator, so time and CPU figures of such a run are not comparable.
+    #[arg(long)]
+    heap_profile: bool,
+    /// After convergence, how long to wait before reading RSS again ("RSS after settling").
+    #[arg(long, default_value_t = 10)]
+    settle_secs: u64,
 }
 
 fn device(a: usize, b: usize) -> String {
@@ -99,6 +108,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 struct World {
+    dhat_file: Option<std::path::PathBuf>,
     emulator: Emulator,
     _server: TestApiServer,
     client: kube::Client,
@@ -162,7 +172,15 @@ impl World {
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, server.kubeconfig(&ns)).unwrap();
         let log = std::fs::File::create(dir.join("controller.log")).unwrap();
-        let child = tokio::process::Command::new(wufb_e2e::operator_bin())
+        let (bin, dhat_file) = if args.heap_profile {
+            let bin = wufb_e2e::heap::build_profiling_operator().unwrap();
+            let file = dir.join("dhat-heap.json");
+            let _ = std::fs::remove_file(&file);
+            (bin, Some(file))
+        } else {
+            (wufb_e2e::operator_bin(), None)
+        };
+        let child = tokio::process::Command::new(bin)
             .args([
                 "run",
                 "--graph-url",
@@ -197,6 +215,7 @@ impl World {
                 args.progress_interval_secs
                     .map(|s| format!("--progress-interval={s}s")),
             )
+            .envs(dhat_file.iter().map(|f| ("WUFB_DHAT_FILE", f)))
             .env("KUBECONFIG", &kubeconfig)
             .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
             .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::DEFAULT_CLIENT_ID)
@@ -222,6 +241,7 @@ impl World {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let idle_rss = proc_status(pid, "VmRSS:");
         World {
+            dhat_file,
             emulator,
             _server: server,
             client,
@@ -609,14 +629,26 @@ async fn main() {
         }
         other => panic!("unknown scenario {other} (fanout, big-audience, rings, steady, churn)"),
     };
-    report(&w, &args, figures).await;
+    report(&mut w, &args, figures).await;
     let _ = w.child.start_kill();
 }
 
-async fn report(w: &World, args: &Args, f: Figures) {
+/// Stops the operator with SIGTERM (a clean shutdown, so a profiling build writes its profile) and
+/// waits for it to exit.
+async fn terminate(w: &mut World) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &w.pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(120), w.child.wait()).await;
+}
+
+async fn report(w: &mut World, args: &Args, f: Figures) {
     let peak = proc_status(w.pid, "VmHWM:");
     let now_rss = proc_status(w.pid, "VmRSS:");
     let cpu = cpu_seconds(w.pid);
+    // Memory should return toward idle once the work is done, not stay at the peak.
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    let settled_rss = proc_status(w.pid, "VmRSS:");
     // The emulator, the test API server and the benchmark's own watch share this process and the
     // machine's cores with the controller.
     let harness_cpu = cpu_seconds(std::process::id());
@@ -669,6 +701,8 @@ async fn report(w: &World, args: &Args, f: Figures) {
         "peak_rss_bytes": peak,
         "idle_rss_bytes": w.idle_rss,
         "rss_at_end_bytes": now_rss,
+        "rss_after_settling_bytes": settled_rss,
+        "settle_seconds": args.settle_secs,
         "object_json_bytes": w.object_json,
         "rss_over_object_json": rss_ratio,
         "cpu_seconds": cpu,
@@ -723,6 +757,10 @@ async fn report(w: &World, args: &Args, f: Figures) {
         "controller peak RSS (bytes)", peak, w.idle_rss, w.object_json, rss_ratio
     );
     println!("  {:<38} {:>10}", "controller RSS at the end (bytes)", now_rss);
+    println!(
+        "  {:<38} {:>10} ({} s after Ready)",
+        "controller RSS after settling (bytes)", settled_rss, args.settle_secs
+    );
     println!("  {:<38} {:>10.2}", "controller CPU seconds", cpu);
     println!(
         "  {:<38} {:>10.2}",
@@ -756,4 +794,11 @@ async fn report(w: &World, args: &Args, f: Figures) {
         .join(format!("{}.json", f.scenario));
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     println!("  written {}", path.display());
+    if let Some(file) = w.dhat_file.clone() {
+        terminate(w).await;
+        match wufb_e2e::heap::report(&file) {
+            Ok(_) => {}
+            Err(e) => eprintln!("  no heap profile read from {}: {e:#}", file.display()),
+        }
+    }
 }

@@ -335,13 +335,13 @@ fn catalog() -> CatalogFact {
 fn ready_audience() -> AudienceFacts {
     AudienceFacts {
         members: vec![
-            ItemFact::Device(dev(1).id),
+            ItemFact::Device(dev(1).id.into()),
             ItemFact::Group {
                 id: "g1".into(),
-                devices: std::sync::Arc::new([dev(5).id, dev(6).id].into()),
+                devices: std::sync::Arc::new([dev(5).id.into(), dev(6).id.into()].into()),
             },
         ],
-        exclusions: vec![ItemFact::Device(dev(3).id)],
+        exclusions: vec![ItemFact::Device(dev(3).id.into())],
         waves: Vec::new(),
     }
 }
@@ -972,7 +972,13 @@ fn the_blast_radius_counts_group_devices_less_exclusions() {
         }],
         waves: Vec::new(),
     };
-    assert_eq!(offered_devices(&facts), ["a", "b"].into());
+    assert_eq!(
+        offered_devices(&facts)
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
 }
 
 #[test]
@@ -1574,7 +1580,10 @@ fn wave_spec(extra: serde_json::Value) -> serde_json::Value {
 /// `ready_audience()` in waves: the pilot holds its members, broad one more device.
 fn wave_audience() -> AudienceFacts {
     let mut a = ready_audience();
-    a.waves = vec![std::mem::take(&mut a.members), vec![ItemFact::Device(dev(7).id)]];
+    a.waves = vec![
+        std::mem::take(&mut a.members),
+        vec![ItemFact::Device(dev(7).id.into())],
+    ];
     a
 }
 

@@ -13,7 +13,7 @@ fn wave(name: &str, gate: Option<GateSpec>) -> WaveSpec {
     WaveSpec {
         name: name.into(),
         members: vec![AudienceItem {
-            device_group: Some(format!("{name}-ring")),
+            device_group: Some(format!("{name}-ring").into()),
             ..Default::default()
         }],
         gate,
