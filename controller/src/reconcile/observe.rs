@@ -304,7 +304,7 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
 /// A deployment and its audience as the planner sees them.
 pub fn deployment_facts(
     d: &Deployment,
-    audience: &Audience,
+    audience: Audience,
     recorded: Option<&ResolvedContent>,
 ) -> DeploymentFacts {
     let content = match &d.content {
@@ -334,19 +334,16 @@ pub fn deployment_facts(
                 .filter(|(k, _)| !k.starts_with('@'))
                 .collect(),
             paused_requested: d.is_paused_by_request(),
-            members: audience.members.clone(),
-            exclusions: audience.exclusions.clone(),
+            members: audience.members,
+            exclusions: audience.exclusions,
         },
         graph_state: d.state.effective().map(|s| s.to_string()),
         state_reasons: d.state.reason_values(),
         device_errors: audience
             .device_errors
-            .iter()
+            .into_iter()
             .take(MAX_DEVICE_ERRORS)
-            .map(|(id, reasons)| DeviceError {
-                device_id: id.clone(),
-                reasons: reasons.clone(),
-            })
+            .map(|(device_id, reasons)| DeviceError { device_id, reasons })
             .collect(),
         audience_never_listed: audience.never_listed,
         audience_id: d.audience_id().map(str::to_string),
@@ -373,7 +370,7 @@ async fn read_deployment(
         .as_deref()
         .map_or(AudienceOf::Deployment(&d.id), AudienceOf::Id);
     let audience = graph.audience(of).await?;
-    let mut facts = deployment_facts(&d, &audience, recorded);
+    let mut facts = deployment_facts(&d, audience, recorded);
     facts.audience_id = aid;
     Ok(Known::Found(facts))
 }
