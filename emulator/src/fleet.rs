@@ -112,7 +112,9 @@ pub struct Fleet {
     /// The tenant's shape when `offered` was worked out, and the offered devices of each unpaused
     /// deployment with its entry: recomputed only when assets, audiences or deployments change.
     shape: Option<Shape>,
-    offered: Vec<(String, Vec<String>)>,
+    /// By deployment id: each worked out again only when its own audience changed, so a write to one
+    /// deployment of a thousand does not walk the other 999 audiences.
+    offered: BTreeMap<String, Offered>,
     /// The tenant's shape when every known device was last given its place in the fleet (on a read of
     /// the fleet only: walking every asset, audience and group on each write would hold the tenant's lock
     /// for a long time at 100,000 devices).
@@ -121,6 +123,35 @@ pub struct Fleet {
 
 /// Assets, audience sizes, group sizes and unpaused deployments: what the offered devices depend on.
 type Shape = (usize, usize, usize, usize);
+
+/// What one unpaused deployment offers: its entry and devices, and the audience's print (its id, list
+/// sizes and the sizes of the groups it names) when they were worked out.
+#[derive(Debug)]
+struct Offered {
+    print: (String, usize, usize, usize),
+    entry: String,
+    devices: Vec<String>,
+}
+
+/// An audience's print: what its offered devices depend on.
+fn print_of(store: &Store, audience_id: &str) -> (String, usize, usize, usize) {
+    let Some(a) = store.audiences.get(audience_id) else {
+        return (audience_id.to_string(), 0, 0, 0);
+    };
+    let groups: usize = a
+        .members
+        .iter()
+        .chain(&a.exclusions)
+        .filter(|(_, kind)| **kind == AssetKind::Group)
+        .map(|(id, _)| store.assets.get(id).map_or(0, |g| g.members.len() + 1))
+        .sum();
+    (
+        audience_id.to_string(),
+        a.members.len(),
+        a.exclusions.len(),
+        groups,
+    )
+}
 
 fn unit(seed: u64, id: &str, salt: u64) -> f64 {
     // FNV-1a over the id, mixed with the seed and a salt, then one splitmix64 round.
@@ -162,7 +193,7 @@ impl Fleet {
             last_tick_ms: None,
             active: false,
             shape: None,
-            offered: Vec::new(),
+            offered: BTreeMap::new(),
             known_shape: None,
         }
     }
@@ -289,21 +320,37 @@ impl Fleet {
         }
         if self.shape != Some(shape) {
             self.shape = Some(shape);
-            self.offered = store
+            let mut offered = std::mem::take(&mut self.offered);
+            let live: BTreeMap<&str, (&str, &str)> = store
                 .deployments
                 .values()
                 .filter(|d| d.requested != "paused")
                 .filter_map(|d| {
                     let entry = d.content.pointer("/catalogEntry/id").and_then(Value::as_str)?;
-                    Some((
-                        entry.to_string(),
-                        store.offered_devices(&d.audience_id).into_iter().collect(),
-                    ))
+                    Some((d.id.as_str(), (entry, d.audience_id.as_str())))
                 })
                 .collect();
-            let offered = std::mem::take(&mut self.offered);
-            for id in offered.iter().flat_map(|(_, devices)| devices) {
-                self.ensure(id);
+            offered.retain(|id, _| live.contains_key(id.as_str()));
+            for (id, (entry, audience_id)) in live {
+                let print = print_of(store, audience_id);
+                if offered
+                    .get(id)
+                    .is_some_and(|o| o.print == print && o.entry == entry)
+                {
+                    continue;
+                }
+                let devices: Vec<String> = store.offered_devices(audience_id).into_iter().collect();
+                for d in &devices {
+                    self.ensure(d);
+                }
+                offered.insert(
+                    id.to_string(),
+                    Offered {
+                        print,
+                        entry: entry.to_string(),
+                        devices,
+                    },
+                );
             }
             self.offered = offered;
         }
@@ -312,7 +359,12 @@ impl Fleet {
         }
         let mut failed = Vec::new();
         let offered = std::mem::take(&mut self.offered);
-        for (entry_id, devices) in &offered {
+        for Offered {
+            entry: entry_id,
+            devices,
+            ..
+        } in offered.values()
+        {
             let Some(entry) = catalog.iter().find(|e| e["id"] == entry_id.as_str()) else {
                 continue;
             };
