@@ -1,7 +1,9 @@
 //! wufb-operator: a Kubernetes controller that drives the Microsoft Graph Windows Update for Business
-//! deployment service until it matches `ExpeditedDeployment` and `DeviceGroup` objects.
+//! deployment service until it matches `ExpeditedDeployment` and `DeviceGroup` objects, in one tenant or
+//! many (`GraphConnection`, `ClusterGraphConnection`).
 
 pub mod cli;
+pub mod connections;
 pub mod crd;
 pub mod graph;
 pub mod leader;

@@ -77,6 +77,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
+/// jemalloc rather than glibc's malloc: glibc keeps what a burst of work freed (a 100,000-device group
+/// read, a thousand first passes) in per-thread arenas for the life of the process, so RSS stays at
+/// its peak; jemalloc's background thread hands freed pages back within a second
+/// (`.cargo/config.toml` sets the decay and the arena count).
+#[cfg(not(feature = "dhat-heap"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// With the `dhat-heap` feature and `WUFB_DHAT_FILE` set, the heap profile written there when the
 /// returned guard drops (the process's end).
 #[cfg(feature = "dhat-heap")]

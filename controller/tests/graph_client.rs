@@ -10,6 +10,7 @@ use wufb_graph_emulator::config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, READONLY_CLIENT_ID, READONLY_CLIENT_SECRET,
 };
 use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig, RetryAfterForm};
+use wufb_operator::crd::DeviceId;
 use wufb_operator::graph::models::SettingsPatch;
 use wufb_operator::graph::{
     AssetRef, AudienceOf, ContentRequest, Credential, CredentialKind, Endpoints, GraphClient, GraphConfig,
@@ -41,7 +42,9 @@ async fn apply_group_diff(
     add: &[String],
     remove: &[String],
 ) -> Result<usize, GraphError> {
-    act::send_group_batches(g, id, &plan::group_batches(add, remove, g.batch_size())).await
+    let ids = |l: &[String]| l.iter().map(|d| DeviceId::new(d)).collect::<Vec<_>>();
+    let (add, remove) = (ids(add), ids(remove));
+    act::send_group_batches(g, id, &plan::group_batches(&add, &remove, g.batch_size())).await
 }
 
 fn device(i: usize) -> String {
@@ -213,10 +216,13 @@ async fn every_operation_against_the_emulator() {
             .unwrap(),
         1
     );
-    let members = g.group_members(&group).await.unwrap().unwrap();
-    assert_eq!(members.len(), 2);
+    let members = g.group_devices(&group).await.unwrap().unwrap();
+    assert_eq!(
+        members.devices,
+        [DeviceId::new(&device(1)), DeviceId::new(&device(2))]
+    );
     assert_eq!(apply_group_diff(&g, &group, &[], &[device(2)]).await.unwrap(), 1);
-    assert_eq!(g.group_members(&group).await.unwrap().unwrap().len(), 1);
+    assert_eq!(g.group_devices(&group).await.unwrap().unwrap().devices.len(), 1);
     let diff = AudienceDiff {
         add_members: vec![
             AssetRef::group(&group),
@@ -258,7 +264,7 @@ async fn every_operation_against_the_emulator() {
     assert!(g.get_deployment(&d.id).await.unwrap().is_none());
     assert!(g.delete_group(&group).await.unwrap());
     assert!(!g.delete_group(&group).await.unwrap());
-    assert!(g.group_members(&group).await.unwrap().is_none());
+    assert!(g.group_devices(&group).await.unwrap().is_none());
     assert_eq!(g.token_acquisitions(), 1, "one token served every call");
 }
 
@@ -849,7 +855,9 @@ async fn metrics_count_requests_and_never_carry_secrets() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains(r#"wufb_graph_requests_total{operation="list deployments",code="200"} 5"#),
+        text.contains(
+            r#"wufb_graph_requests_total{connection="default",operation="list deployments",code="200"} 5"#
+        ),
         "{text}"
     );
     assert!(text.contains("wufb_graph_throttled_total"));
@@ -975,7 +983,10 @@ async fn device_signals_read_every_page_of_a_tenant_larger_than_any_page_request
         1_234,
         "every reporting device, across every page"
     );
-    assert_eq!(signals.builds[&device(1_233)].update_build_revision, 1000 + 1_233);
+    assert_eq!(
+        signals.builds[&DeviceId::new(&device(1_233))].update_build_revision,
+        1000 + 1_233
+    );
     assert_eq!(emu.count("deviceProfiles.list"), 1_234_u64.div_ceil(50));
     // Within the interval, a second caller shares the read.
     g.device_signals_within(Duration::from_secs(60)).await.unwrap();

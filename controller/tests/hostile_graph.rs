@@ -209,12 +209,13 @@ async fn large_lists_are_read_in_parallel_pages_and_fall_back_to_next_links_when
     for mode in ["honest", "unstable", "nocount"] {
         log.lock().unwrap().clear();
         let mut ids: Vec<String> = g
-            .group_members(mode)
+            .group_devices(mode)
             .await
             .unwrap()
             .unwrap()
-            .into_iter()
-            .map(|a| a.id)
+            .devices
+            .iter()
+            .map(|d| d.to_string())
             .collect();
         ids.sort();
         assert_eq!(ids, expected, "{mode}: every member, once");
@@ -350,13 +351,13 @@ async fn a_group_whose_member_list_answers_404_is_checked_against_the_group_itse
         .unwrap()
     };
     use wufb_operator::reconcile::observe::{Known, observe_group};
-    let o = observe_group(&group("exists"), &g).await;
+    let o = observe_group(&group("exists"), &g, None).await;
     assert!(
-        matches!(&o.group, Known::Found(m) if m.is_empty()),
+        matches!(&o.group, Known::Found(m) if m.devices.is_empty()),
         "{:?}",
         o.group
     );
-    let o = observe_group(&group("gone"), &g).await;
+    let o = observe_group(&group("gone"), &g, None).await;
     assert!(
         matches!(&o.group, Known::Missing(id) if id == "gone"),
         "{:?}",

@@ -208,6 +208,10 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
         writes: Default::default(),
         namespaces: Vec::new(),
         entra: Default::default(),
+        connections: Default::default(),
+        connection_stores: None,
+        connection: None,
+        tenant_id: None,
     };
     (Arc::new(ctx), Scenario { name, handle, store })
 }
@@ -407,6 +411,7 @@ async fn scenario_a_converged_object_reads_graph_and_writes_nothing() {
     let converged = ExpeditedDeploymentStatus {
         observed_generation: Some(3),
         deployment_id: Some(id.clone()),
+        tenant_id: None,
         audience_id: Some(aid),
         graph_state: Some("offering".into()),
         state_reasons: vec!["offeringByRequest".into()],

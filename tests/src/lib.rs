@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kube::CustomResourceExt;
 use serde_json::Value;
 use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
 use wufb_graph_emulator::{Emulator, EmulatorConfig};
-use wufb_operator::crd::{DeviceGroup, ExpeditedDeployment};
+
 use wufb_test_apiserver::{Options, TestApiServer};
 
 /// The Argo CD health (status, message) of each object, by the health script in `examples/gitops/argocd`
@@ -172,10 +171,10 @@ impl Env {
         let (apiserver, kubeconfig) = match std::env::var("WUFB_E2E_KUBECONFIG") {
             Ok(path) => (None, PathBuf::from(path)),
             Err(_) => {
-                let crds = vec![
-                    serde_json::to_value(ExpeditedDeployment::crd()).unwrap(),
-                    serde_json::to_value(DeviceGroup::crd()).unwrap(),
-                ];
+                let crds = wufb_operator::crd::all()
+                    .iter()
+                    .map(|c| serde_json::to_value(c).unwrap())
+                    .collect();
                 let server = TestApiServer::start(Options {
                     crds,
                     watch_delay: delay,
@@ -219,6 +218,8 @@ impl Env {
                 "--timeout=60s",
                 "crd/expediteddeployments.wufb.dev",
                 "crd/devicegroups.wufb.dev",
+                "crd/graphconnections.wufb.dev",
+                "crd/clustergraphconnections.wufb.dev",
             ])
             .await;
         }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
-use kube::{CustomResourceExt, ResourceExt};
 use serde_json::Value;
 use wufb_graph_emulator::{Emulator, EmulatorConfig};
 use wufb_test_apiserver::{Options, TestApiServer};
@@ -288,10 +288,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     )
     .await
     .context("failed to start the Graph emulator")?;
-    let crds = vec![
-        serde_json::to_value(ExpeditedDeployment::crd())?,
-        serde_json::to_value(DeviceGroup::crd())?,
-    ];
+    let crds = crate::crd::all()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
     let apiserver = TestApiServer::start(Options {
         crds,
         ..Default::default()

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod rollout;
 pub mod run;
 pub mod status;
+pub mod tenants;
 pub mod validate;
 
 use crate::graph::endpoints::{AVAILABILITY_PAGE, Availability};

@@ -48,6 +48,10 @@ pub struct PlanArgs {
     /// The operator's --max-audience-devices, to show which rollouts it would block.
     #[arg(long)]
     pub max_audience_devices: Option<u64>,
+    /// The operator's namespace, where ClusterGraphConnections keep their Secrets (needed only to plan
+    /// objects that name a ClusterGraphConnection with a secretRef).
+    #[arg(long, env = "WUFB_OPERATOR_NAMESPACE")]
+    pub operator_namespace: Option<String>,
 }
 
 /// The plan for one object.
@@ -250,11 +254,12 @@ fn result_of(outcome: Option<&Outcome>, writes: bool, create: bool, replace: boo
     }
 }
 
-/// Builds the plan. Reads Graph and (when given) the cluster; writes nothing.
+/// Builds the plan. Reads Graph and (when given) the cluster; writes nothing. `graph` reaches the
+/// operator's own tenant; an object that names a connection is read through that connection.
 pub async fn build(
     docs: &[Document],
     args: &PlanArgs,
-    graph: &GraphClient,
+    graph: GraphClient,
     cluster: &Cluster,
 ) -> anyhow::Result<Report> {
     let (client, default_ns, offline) = match cluster {
@@ -274,9 +279,27 @@ pub async fn build(
         }
         live_deployments.extend(live::<ExpeditedDeployment>(client, ns).await?);
     }
+    // A client per connection the manifests (or the live Entra-backed groups they use) name.
+    let refs: Vec<crate::connections::ConnKey> = ours
+        .iter()
+        .filter_map(|d| super::tenants::reference(d).map(|r| crate::connections::ConnKey::of(&r, &ns_of(d))))
+        .chain(
+            live_groups
+                .iter()
+                .filter(|(_, g)| g.spec.entra_group_id.is_some())
+                .filter_map(|((ns, _), g)| {
+                    g.spec
+                        .connection_ref
+                        .as_ref()
+                        .map(|r| crate::connections::ConnKey::of(r, ns))
+                }),
+        )
+        .collect();
+    let graphs =
+        super::tenants::connect(graph, &ours, refs, client, args.operator_namespace.as_deref()).await?;
     let cfg = PlanConfig {
         operator_limit: args.max_audience_devices,
-        batch_size: graph.batch_size(),
+        batch_size: graphs.default.batch_size(),
         ..Default::default()
     };
     let mut objects = Vec::new();
@@ -291,7 +314,8 @@ pub async fn build(
         let live = live_groups.get(&(ns.clone(), name.clone()));
         let mut obj = desired_object(live, DeviceGroup::new(&name, spec), &ns, &name);
         obj.status = live.and_then(|l| l.status.clone());
-        let observation = observe_group(&obj, graph).await;
+        let graph = graphs.of(obj.spec.connection_ref.as_ref(), &ns)?;
+        let observation = observe_group(&obj, graph, None).await;
         if let Some(e) = observation.failed {
             anyhow::bail!("DeviceGroup {ns}/{name}: {e}");
         }
@@ -326,12 +350,12 @@ pub async fn build(
     let mut live_entra = BTreeMap::new();
     for (key, g) in &live_groups {
         if let Some(entra) = &g.spec.entra_group_id
-            && let Some(devices) = graph.entra_group_devices(entra).await?
+            && let Some(devices) = graphs
+                .of(g.spec.connection_ref.as_ref(), &key.0)?
+                .entra_group_devices(entra)
+                .await?
         {
-            live_entra.insert(
-                key.clone(),
-                std::sync::Arc::new(devices.iter().map(|d| d.into()).collect()),
-            );
+            live_entra.insert(key.clone(), std::sync::Arc::new(devices.into_iter().collect()));
         }
     }
     let sources = PlanObjects {
@@ -349,6 +373,7 @@ pub async fn build(
             .find(|d| d.namespace().as_deref() == Some(ns.as_str()) && d.name_any() == name);
         let mut obj = desired_object(live, ExpeditedDeployment::new(&name, spec), &ns, &name);
         obj.status = live.and_then(|l| l.status.clone());
+        let graph = graphs.of(obj.spec.connection_ref.as_ref(), &ns)?;
         let mut observation = observe(&obj, graph, &sources).await;
         if let Some(e) = observation.failed.take() {
             anyhow::bail!("ExpeditedDeployment {ns}/{name}: {e}");
@@ -671,7 +696,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
             return 1;
         }
     };
-    match build(&docs, args, &graph, &cluster).await {
+    match build(&docs, args, graph, &cluster).await {
         Ok(report) => {
             print!("{}", render(&report, args.output));
             if report.changed { 2 } else { 0 }

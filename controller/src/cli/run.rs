@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use crate::graph::{Credential, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GraphMetrics, TransportConfig};
 use crate::leader::{Elector, LeaseConfig};
+use crate::reconcile::settings::ConnectionDefaults;
 use crate::reconcile::{ReconcileMetrics, Settings};
 use crate::runtime::{self as controller, Scope};
 use crate::server::{self, Probes};
@@ -98,6 +99,24 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "WUFB_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Serve GraphConnection and ClusterGraphConnection objects, so that objects reach other tenants
+    /// through spec.connectionRef. Off: such objects stall, and the operator reads no Secrets but its
+    /// own credentials.
+    #[arg(long, env = "WUFB_CONNECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub connections: bool,
+    /// Let namespaced GraphConnections sign in with the operator's service-account token (workload
+    /// identity). Off by default: anyone who can create a GraphConnection could then act as any app
+    /// that trusts the operator; ClusterGraphConnections, which only cluster admins create, may always.
+    #[arg(long, env = "WUFB_NAMESPACED_WORKLOAD_IDENTITY")]
+    pub namespaced_workload_identity: bool,
+    /// The operator's service-account token file that workload identity connections sign in with
+    /// (default: AZURE_FEDERATED_TOKEN_FILE, as the Azure workload identity webhook sets it).
+    #[arg(long, env = "WUFB_FEDERATED_TOKEN_FILE")]
+    pub federated_token_file: Option<PathBuf>,
+    /// How often each connection is looked at again: its Secret read (a rotated credential is used
+    /// from then on) and, every 10 minutes, a sign-in and a Graph read.
+    #[arg(long, env = "WUFB_CONNECTION_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
+    pub connection_check_interval: Duration,
     /// Parse and check the configuration (flags, environment, credential settings, addresses), print it
     /// with the files it would read, and exit 0 without connecting to Kubernetes or Graph.
     #[arg(long)]
@@ -184,6 +203,14 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
             "--watch-namespaces has an empty name; list namespaces separated by commas"
         );
         format!("watching: namespaces {}", args.watch_namespaces.join(","))
+    });
+    lines.push(if args.connections {
+        format!(
+            "connections: on (GraphConnection, ClusterGraphConnection; workload identity for namespaced ones {})",
+            if args.namespaced_workload_identity { "allowed" } else { "refused" }
+        )
+    } else {
+        "connections: off (objects that name one stall)".to_string()
     });
     lines.push(if args.leader_election {
         format!("leader election: Lease {namespace}/{}", args.lease_name)
@@ -300,6 +327,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ca_file: args.ca_file.clone(),
         ..Default::default()
     };
+    let connections = ConnectionDefaults {
+        enabled: args.connections,
+        namespaced_workload_identity: args.namespaced_workload_identity,
+        federated_token_file: args
+            .federated_token_file
+            .clone()
+            .or_else(|| std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from)),
+        check_interval: args.connection_check_interval,
+        operator_namespace: namespace.clone(),
+        transport: transport.clone(),
+        batch_size: args.batch_size.max(1),
+        metrics: graph_metrics.clone(),
+    };
     let graph = Arc::new(GraphClient::new(
         GraphConfig {
             endpoints: args.graph.endpoints()?,
@@ -334,6 +374,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         absence_confirm: args.absence_confirm,
         read_lag_budget: args.read_lag_budget,
         progress_interval: args.progress_interval,
+        connections,
         ..Default::default()
     };
     let reporter = Reporter {

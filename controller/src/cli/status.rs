@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use anyhow::Context as _;
 use kube::api::{Api, ListParams};
 
-use crate::crd::ExpeditedDeployment;
+use crate::crd::{DeviceId, ExpeditedDeployment};
 use crate::graph::{AssetKind, AudienceOf};
 use crate::reconcile::progress::{self, DeviceState};
 
@@ -155,17 +155,15 @@ async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result
         .with_context(|| format!("{name} has no resolved content yet"))?;
     let graph = args.graph.client()?;
     let current = graph.audience(AudienceOf::Id(&audience)).await?;
-    let expand = async |refs: &BTreeSet<crate::graph::AssetRef>| -> anyhow::Result<BTreeSet<String>> {
+    let expand = async |refs: &BTreeSet<crate::graph::AssetRef>| -> anyhow::Result<BTreeSet<DeviceId>> {
         let mut out = BTreeSet::new();
         for r in refs {
             match r.kind {
                 AssetKind::Device => {
-                    out.insert(r.id.to_lowercase());
+                    out.insert(DeviceId::new(&r.id.to_lowercase()));
                 }
                 AssetKind::Group => {
-                    for m in graph.group_members(&r.id).await?.unwrap_or_default() {
-                        out.insert(m.id.to_lowercase());
-                    }
+                    out.extend(graph.group_devices(&r.id).await?.unwrap_or_default().devices);
                 }
             }
         }
@@ -173,7 +171,7 @@ async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result
     };
     let members = expand(&current.members).await?;
     let excluded = expand(&current.exclusions).await?;
-    let targeted: BTreeSet<String> = members.difference(&excluded).cloned().collect();
+    let targeted: BTreeSet<&DeviceId> = members.difference(&excluded).collect();
     let signals = graph.device_signals_within(std::time::Duration::ZERO).await?;
     let revisions = graph.entry_revisions(&entry).await?;
     let (p, stragglers) = progress::funnel(

@@ -81,19 +81,108 @@ pub fn is_ours(doc: &Document) -> bool {
         .get("apiVersion")
         .and_then(Value::as_str)
         .is_some_and(|a| a.starts_with("wufb.dev/"))
-        && matches!(doc.kind(), "ExpeditedDeployment" | "DeviceGroup")
+        && matches!(
+            doc.kind(),
+            "ExpeditedDeployment" | "DeviceGroup" | "GraphConnection" | "ClusterGraphConnection"
+        )
+}
+
+/// A connection as the manifests name it: (kind, namespace or none for the cluster kind, name).
+type Named = (String, Option<String>, String);
+
+/// The connection a `spec.connectionRef` names.
+fn named_connection(doc: &Document, spec: &Value) -> Option<Named> {
+    let r: crate::crd::ConnectionRef = serde_json::from_value(spec.get("connectionRef")?.clone()).ok()?;
+    Some(match r.kind {
+        crate::crd::ConnectionKind::GraphConnection => (
+            "GraphConnection".into(),
+            doc.namespace().map(str::to_string),
+            r.name,
+        ),
+        crate::crd::ConnectionKind::ClusterGraphConnection => ("ClusterGraphConnection".into(), None, r.name),
+    })
+}
+
+/// The rules of a connection's spec that no schema states.
+fn connection_rules(
+    kind: &str,
+    spec: &crate::crd::ConnectionSpec,
+    warnings: &mut Vec<FieldError>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spec.credential.secret_ref.is_some() == spec.credential.workload_identity.is_some() {
+        errors.push(FieldError {
+            field: "spec.credential".into(),
+            problem: "sets both or neither of secretRef and workloadIdentity".into(),
+            fix: "set exactly one of secretRef or workloadIdentity".into(),
+        });
+    }
+    if spec.cloud == crate::crd::graph_connection::ConnectionCloud::China && spec.endpoints.is_none() {
+        errors.push(FieldError {
+            field: "spec.cloud".into(),
+            problem: "the Windows Update for Business deployment service is not offered in china".into(),
+            fix: "use global, us-gov or us-gov-dod".into(),
+        });
+    }
+    if let Some(e) = &spec.endpoints
+        && crate::graph::Endpoints::custom(
+            e.authority_host
+                .as_deref()
+                .unwrap_or("https://login.microsoftonline.com"),
+            &e.graph_url,
+        )
+        .is_err()
+    {
+        errors.push(FieldError {
+            field: "spec.endpoints.graphUrl".into(),
+            problem: format!("'{}' is not a Graph base URL", rules::printable(&e.graph_url)),
+            fix: "give a URL with the version, such as https://graph.microsoft.com/beta".into(),
+        });
+    }
+    if kind == "GraphConnection" && spec.credential.workload_identity.is_some() {
+        warnings.push(FieldError {
+            field: "spec.credential.workloadIdentity".into(),
+            problem: "a GraphConnection may sign in as the operator's service account only when the operator runs with --namespaced-workload-identity".into(),
+            fix: "use a ClusterGraphConnection or a secretRef; --strict makes this an error".into(),
+        });
+    }
+    errors
 }
 
 /// Checks the documents as one set: each object on its own, then references between them.
 pub fn check(docs: &[Document]) -> Vec<Finding> {
     let ed_schema = spec_schema(&serde_json::to_value(ExpeditedDeployment::crd()).unwrap_or_default());
     let dg_schema = spec_schema(&serde_json::to_value(DeviceGroup::crd()).unwrap_or_default());
+    let gc_schema =
+        spec_schema(&serde_json::to_value(crate::crd::GraphConnection::crd()).unwrap_or_default());
+    let cgc_schema =
+        spec_schema(&serde_json::to_value(crate::crd::ClusterGraphConnection::crd()).unwrap_or_default());
     let mut out = Vec::new();
     let mut seen: BTreeMap<(String, Option<String>, String), String> = BTreeMap::new();
     let mut groups: BTreeSet<(Option<String>, String)> = BTreeSet::new();
+    // Each DeviceGroup's connection, and the connections the manifests define.
+    let mut group_connections: BTreeMap<(Option<String>, String), Option<Named>> = BTreeMap::new();
+    let mut connections: BTreeSet<Named> = BTreeSet::new();
     for doc in docs.iter().filter(|d| is_ours(d)) {
-        if doc.kind() == "DeviceGroup" {
-            groups.insert((doc.namespace().map(str::to_string), doc.name().to_string()));
+        match doc.kind() {
+            "DeviceGroup" => {
+                groups.insert((doc.namespace().map(str::to_string), doc.name().to_string()));
+                group_connections.insert(
+                    (doc.namespace().map(str::to_string), doc.name().to_string()),
+                    doc.value.get("spec").and_then(|s| named_connection(doc, s)),
+                );
+            }
+            "GraphConnection" => {
+                connections.insert((
+                    "GraphConnection".into(),
+                    doc.namespace().map(str::to_string),
+                    doc.name().to_string(),
+                ));
+            }
+            "ClusterGraphConnection" => {
+                connections.insert(("ClusterGraphConnection".into(), None, doc.name().to_string()));
+            }
+            _ => {}
         }
     }
     for doc in docs.iter().filter(|d| is_ours(d)) {
@@ -135,13 +224,66 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
         };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        let (schema, is_deployment) = if doc.kind() == "ExpeditedDeployment" {
-            (&ed_schema, true)
-        } else {
-            (&dg_schema, false)
+        let (schema, is_deployment) = match doc.kind() {
+            "ExpeditedDeployment" => (&ed_schema, true),
+            "GraphConnection" => (&gc_schema, false),
+            "ClusterGraphConnection" => (&cgc_schema, false),
+            _ => (&dg_schema, false),
         };
         schema::check(schema, spec, "spec", &mut errors);
-        if errors.is_empty() {
+        let mine = named_connection(doc, spec);
+        if let Some(c) = &mine
+            && !connections.contains(c)
+        {
+            let (kind, ns, name) = c;
+            warnings.push(FieldError {
+                field: "spec.connectionRef".into(),
+                problem: match ns {
+                    Some(ns) => format!("{kind} {name} is not defined in these manifests for namespace {ns}, so it must already exist in the cluster"),
+                    None => format!("{kind} {name} is not defined in these manifests, so it must already exist in the cluster"),
+                },
+                fix: "add the connection, or fix the name; --strict makes this an error".into(),
+            });
+        }
+        if is_deployment && let Some(audience) = spec.get("audience") {
+            let ns = doc.namespace().map(str::to_string);
+            let named: BTreeSet<&str> = ["members", "exclusions"]
+                .iter()
+                .flat_map(|l| audience[*l].as_array().into_iter().flatten())
+                .filter_map(|i| i["deviceGroup"].as_str())
+                .collect();
+            for g in named {
+                if let Some(theirs) = group_connections.get(&(ns.clone(), g.to_string()))
+                    && *theirs != mine
+                {
+                    let say = |c: &Option<Named>| {
+                        c.as_ref()
+                            .map_or("the operator's own credentials".to_string(), |(k, _, n)| {
+                                format!("{k} {n}")
+                            })
+                    };
+                    errors.push(FieldError {
+                        field: "spec.connectionRef".into(),
+                        problem: format!(
+                            "DeviceGroup {g} uses {} but this deployment uses {}, and a group lives in one tenant",
+                            say(theirs),
+                            say(&mine)
+                        ),
+                        fix: "set the same spec.connectionRef on the deployment and its DeviceGroups".into(),
+                    });
+                }
+            }
+        }
+        if errors.is_empty() && matches!(doc.kind(), "GraphConnection" | "ClusterGraphConnection") {
+            match serde_json::from_value::<crate::crd::ConnectionSpec>(spec.clone()) {
+                Ok(s) => errors.extend(connection_rules(doc.kind(), &s, &mut warnings)),
+                Err(e) => errors.push(FieldError {
+                    field: "spec".into(),
+                    problem: e.to_string(),
+                    fix: "fix the spec".into(),
+                }),
+            }
+        } else if errors.is_empty() {
             // The schema holds: the typed rules (the CEL rules and what no schema can say) apply.
             if is_deployment {
                 match serde_json::from_value::<ExpeditedDeploymentSpec>(spec.clone()) {

@@ -59,6 +59,11 @@ pub struct DeviceGroupSpec {
         pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     ))]
     pub entra_group_id: Option<String>,
+
+    /// The connection (tenant and credentials) the group lives in; unset: the operator's own
+    /// credentials. The ExpeditedDeployments that use the group must name the same connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<super::ConnectionRef>,
 }
 
 /// The most devices a DeviceGroup lists itself: what fits in one object of a cluster (etcd's 1.5 MiB)
@@ -78,6 +83,10 @@ pub struct DeviceGroupStatus {
     /// The Graph updatableAssetGroup id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+
+    /// The Entra tenant the group lives in (the connection's, or the operator's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
 
     /// Devices in the Graph group.
     #[serde(default, skip_serializing_if = "Option::is_none")]

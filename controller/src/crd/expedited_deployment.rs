@@ -85,6 +85,13 @@ pub struct ExpeditedDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<AudienceSpec>,
 
+    /// The connection (tenant and credentials) the deployment is made in; unset: the operator's own
+    /// credentials. A GraphConnection in this namespace, or a ClusterGraphConnection whose
+    /// namespaceSelector admits it; the DeviceGroups it uses must name the same one. Changing it once
+    /// the deployment exists is refused (the deployment lives in its tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<super::ConnectionRef>,
+
     /// What happens to the Graph deployment when this object is deleted: `Delete` (default) removes it,
     /// `Orphan` leaves it running in the tenant.
     #[serde(default)]
@@ -394,6 +401,9 @@ pub struct ExpeditedDeploymentStatus {
     /// The Graph deployment id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// The Entra tenant the deployment lives in (the connection's, or the operator's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
     /// The id of the deployment's audience (`deploymentAudiences/{id}`), through which its members and
     /// exclusions are read and written.
     #[serde(default, skip_serializing_if = "Option::is_none")]

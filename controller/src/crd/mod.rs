@@ -1,15 +1,21 @@
-//! The API: `ExpeditedDeployment` and `DeviceGroup` (`wufb.dev/v1alpha1`). The only place the API shape
-//! is defined; `crds/` and the chart are generated from these types.
+//! The API: `ExpeditedDeployment`, `DeviceGroup`, `GraphConnection` and `ClusterGraphConnection`
+//! (`wufb.dev/v1alpha1`). The only place the API shape is defined; `crds/` and the chart are generated
+//! from these types.
 
 pub mod device_group;
 pub mod device_id;
 pub mod expedited_deployment;
+pub mod graph_connection;
 pub mod schema;
 pub mod validate;
 
 pub use device_group::{DeviceGroup, DeviceGroupSpec, DeviceGroupStatus};
 pub use device_id::DeviceId;
 pub use expedited_deployment::*;
+pub use graph_connection::{
+    ClusterGraphConnection, ClusterGraphConnectionSpec, ConnectionKind, ConnectionRef, ConnectionSpec,
+    GraphConnection, GraphConnectionSpec, GraphConnectionStatus,
+};
 
 use kube::CustomResourceExt;
 
@@ -32,6 +38,17 @@ pub const ABORT_ANNOTATION: &str = "wufb.dev/abort";
 /// `wufb-operator retry`.
 pub const RETRY_ANNOTATION: &str = "wufb.dev/retry";
 
+/// Every CRD of the operator, in a stable order.
+pub fn all()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    vec![
+        ExpeditedDeployment::crd(),
+        DeviceGroup::crd(),
+        GraphConnection::crd(),
+        ClusterGraphConnection::crd(),
+    ]
+}
+
 /// The CRDs as YAML documents, in a stable order.
 pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![
@@ -42,6 +59,14 @@ pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
         (
             "devicegroups.wufb.dev.yaml",
             serde_yaml::to_string(&DeviceGroup::crd())?,
+        ),
+        (
+            "graphconnections.wufb.dev.yaml",
+            serde_yaml::to_string(&GraphConnection::crd())?,
+        ),
+        (
+            "clustergraphconnections.wufb.dev.yaml",
+            serde_yaml::to_string(&ClusterGraphConnection::crd())?,
         ),
     ])
 }

@@ -574,7 +574,7 @@ mod tests {
     fn device_groups_need_unique_guids() {
         let g = DeviceGroupSpec {
             devices: vec![D1.into(), "x".into(), D1.into()],
-            entra_group_id: None,
+            ..Default::default()
         };
         let errs = device_group(&g);
         assert_eq!(errs.len(), 2);

@@ -213,6 +213,54 @@ impl Credential {
     }
 
     /// Removes every credential value from a text that may be shown.
+    /// A connection's credential: the tenant and app from its spec, the secret from its Secret's data
+    /// (`clientSecret`, or `clientCertificate` with the certificate and its private key in PEM). A
+    /// path to a token file is not taken from a Secret: it would let a Secret's author choose a file
+    /// of the operator's to send.
+    pub fn for_connection(
+        tenant_id: &str,
+        client_id: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Self, GraphError> {
+        let text = |k: &str| -> Result<Option<String>, GraphError> {
+            data.get(k)
+                .map(|v| {
+                    String::from_utf8(v.clone())
+                        .map(|s| s.trim().to_string())
+                        .map_err(|_| GraphError::Credential {
+                            detail: format!("key '{k}' is not UTF-8 text"),
+                        })
+                })
+                .transpose()
+                .map(|v| v.filter(|s| !s.is_empty()))
+        };
+        if let Some(secret) = text("clientSecret")? {
+            return Ok(Credential {
+                tenant_id: tenant_id.into(),
+                client_id: client_id.into(),
+                kind: CredentialKind::ClientSecret(SecretString::new(secret)),
+            });
+        }
+        if let Some(pem) = text("clientCertificate")? {
+            return Credential::certificate(tenant_id, client_id, &pem);
+        }
+        Err(GraphError::Credential {
+            detail: "the Secret has neither a 'clientSecret' nor a 'clientCertificate' key; add one".into(),
+        })
+    }
+
+    /// Workload identity federation: the operator's service-account token in `token_file`, read for
+    /// every token request.
+    pub fn workload_identity(tenant_id: &str, client_id: &str, token_file: &std::path::Path) -> Self {
+        Credential {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            kind: CredentialKind::WorkloadIdentity {
+                token_file: token_file.to_path_buf(),
+            },
+        }
+    }
+
     pub fn redact(&self, text: &str) -> String {
         match &self.kind {
             CredentialKind::ClientSecret(s) if !s.expose().is_empty() => {

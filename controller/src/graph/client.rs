@@ -18,6 +18,7 @@ use super::models::{
     ProductRevision, SettingsPatch, SettingsRequest, UpdatableAsset, odata_type,
 };
 use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
+use crate::crd::DeviceId;
 
 /// How to reach a tenant.
 #[derive(Debug, Clone)]
@@ -43,6 +44,65 @@ pub struct Audience {
     pub device_errors: BTreeMap<String, Vec<String>>,
     /// Graph answered 404 for the lists (an audience that never had members, or one Graph will not show).
     pub never_listed: bool,
+}
+
+/// The devices of an updatable asset group as read, held compactly: a group can hold 100,000 devices.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupDevices {
+    /// Every device member's id, in lower case, sorted and each once (a sorted list, not a set: a third
+    /// of the memory, and the diff walks it in order).
+    pub devices: Vec<DeviceId>,
+    /// The registration errors of the members that have any, by lower-case device id.
+    pub errors: BTreeMap<DeviceId, Vec<String>>,
+}
+
+/// A group's members as pages bring them: every id (for the check that parallel pages add up), the
+/// ids of members that are not devices, and the errors.
+#[derive(Default)]
+struct GroupRead {
+    ids: Vec<DeviceId>,
+    not_devices: Vec<DeviceId>,
+    errors: BTreeMap<DeviceId, Vec<String>>,
+}
+
+impl GroupRead {
+    fn add(&mut self, page: Vec<UpdatableAsset>) {
+        for a in page {
+            let (kind, errors) = (a.kind(), (!a.errors.is_empty()).then(|| a.error_reasons()));
+            let id = lower_id(a.id);
+            if kind != AssetKind::Device {
+                self.not_devices.push(id.clone());
+            } else if let Some(reasons) = errors {
+                self.errors.insert(id.clone(), reasons);
+            }
+            self.ids.push(id);
+        }
+    }
+
+    /// Sorts and deduplicates the ids; their number.
+    fn distinct(&mut self) -> usize {
+        self.ids.sort_unstable();
+        self.ids.dedup();
+        self.ids.len()
+    }
+
+    fn devices(mut self) -> GroupDevices {
+        self.distinct();
+        if !self.not_devices.is_empty() {
+            self.not_devices.sort_unstable();
+            self.ids.retain(|id| self.not_devices.binary_search(id).is_err());
+        }
+        GroupDevices {
+            devices: self.ids,
+            errors: self.errors,
+        }
+    }
+}
+
+/// A device id as Graph gives it, in lower case (how device ids compare).
+fn lower_id(mut id: String) -> DeviceId {
+    id.make_ascii_lowercase();
+    DeviceId::new(&id)
 }
 
 /// A 404 as `None`: the one place "not found" means "absent" for the calls below. (Whether a 404 proves
@@ -85,8 +145,10 @@ pub struct GraphClient {
 /// device id.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DeviceSignals {
-    pub builds: BTreeMap<String, OsBuild>,
-    pub errors: BTreeMap<String, String>,
+    /// Each reporting device's build, by lower-case device id.
+    pub builds: BTreeMap<DeviceId, OsBuild>,
+    /// The registration errors of each device that has any, by lower-case device id.
+    pub errors: BTreeMap<DeviceId, String>,
     /// When they were read (RFC 3339).
     pub read_time: String,
 }
@@ -116,6 +178,25 @@ impl GraphClient {
 
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// Requests the transport sends at once.
+    pub fn concurrency(&self) -> usize {
+        self.transport.concurrency()
+    }
+
+    /// Signs in and makes the cheapest read a connection must be able to make (the newest expeditable
+    /// catalog entry), so that a wrong credential or a missing permission shows before any object
+    /// uses the client.
+    pub async fn probe(&self) -> Result<(), GraphError> {
+        self.expeditable_updates_within(1, Duration::ZERO)
+            .await
+            .map(|_| ())
+    }
+
+    /// The tenant the client signs in to (`None` without a credential).
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tokens.as_ref().map(|t| t.credential().tenant_id.as_str())
     }
 
     /// Tokens fetched so far (0 without a credential).
@@ -264,42 +345,46 @@ impl GraphClient {
         current
     }
 
-    /// Reads `data/deviceProfiles` and the `azureADDevice` assets to their last pages.
+    /// Reads `data/deviceProfiles` and the `azureADDevice` assets to their last pages, each page folded
+    /// into the maps as it comes (a tenant of 100,000 devices is never held as read).
     async fn read_device_signals(&self) -> Result<DeviceSignals, GraphError> {
         let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let profiles: Vec<DeviceProfile> = self
-            .transport
-            .collect("list device profiles", &self.url("data/deviceProfiles"))
-            .await?;
-        let assets: Vec<UpdatableAsset> = self
-            .transport
-            .collect(
-                "list device assets",
-                &self.url(&format!("updatableAssets/{NS}azureADDevice")),
+        let mut builds = Vec::new();
+        self.transport
+            .for_each_page(
+                "list device profiles",
+                self.url("data/deviceProfiles"),
+                |page: Vec<DeviceProfile>| {
+                    builds.extend(page.into_iter().filter_map(|p| {
+                        let build = OsBuild::parse(p.os_build.as_deref()?)?;
+                        Some((lower_id(p.azure_ad_device_id.unwrap_or(p.id)), build))
+                    }))
+                },
             )
             .await?;
-        let builds = profiles
-            .into_iter()
-            .filter_map(|p| {
-                let id = p.azure_ad_device_id.unwrap_or(p.id).to_lowercase();
-                Some((id, OsBuild::parse(p.os_build.as_deref()?)?))
-            })
-            .collect();
-        let errors = assets
-            .into_iter()
-            .filter(|a| !a.errors.is_empty())
-            .map(|a| {
-                let reasons: Vec<String> = a
-                    .errors
-                    .iter()
-                    .map(|e| e.reason.as_ref().map_or("unknown".to_string(), |r| r.to_string()))
-                    .collect();
-                (a.id.to_lowercase(), reasons.join(", "))
-            })
-            .collect();
+        let mut errors = Vec::new();
+        self.transport
+            .for_each_page(
+                "list device assets",
+                self.url(&format!("updatableAssets/{NS}azureADDevice")),
+                |page: Vec<UpdatableAsset>| {
+                    errors.extend(page.into_iter().filter(|a| !a.errors.is_empty()).map(|a| {
+                        let reasons: Vec<String> = a
+                            .errors
+                            .iter()
+                            .map(|e| e.reason.as_ref().map_or("unknown".to_string(), |r| r.to_string()))
+                            .collect();
+                        (lower_id(a.id), reasons.join(", "))
+                    }))
+                },
+            )
+            .await?;
+        // Maps built from sorted entries have full nodes.
+        builds.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        errors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(DeviceSignals {
-            builds,
-            errors,
+            builds: builds.into_iter().collect(),
+            errors: errors.into_iter().collect(),
             read_time,
         })
     }
@@ -574,14 +659,7 @@ impl GraphClient {
         };
         for asset in members.iter().flatten().chain(exclusions.iter().flatten()) {
             if !asset.errors.is_empty() {
-                a.device_errors.insert(
-                    asset.id.clone(),
-                    asset
-                        .errors
-                        .iter()
-                        .filter_map(|e| e.reason.as_ref().map(|r| r.to_string()))
-                        .collect(),
-                );
+                a.device_errors.insert(asset.id.clone(), asset.error_reasons());
             }
         }
         a.members = members
@@ -662,8 +740,8 @@ impl GraphClient {
                     mut detail,
                     retry_after,
                 }) => {
-                    let named = detail.names(part.iter().map(ItemId::item_id));
-                    match named {
+                    let ids: Vec<String> = part.iter().map(ItemId::item_id).collect();
+                    match detail.names(ids.iter().map(String::as_str)) {
                         Some(id) => {
                             detail.message = format!("{} (asset {id})", detail.message);
                         }
@@ -698,7 +776,7 @@ impl GraphClient {
     /// (`/groups/{id}/transitiveMembers/microsoft.graph.device`, every page); `None` when the group does
     /// not exist. Needs GroupMember.Read.All and Device.Read.All, which the operation name says, so that a
     /// 403 names them.
-    pub async fn entra_group_devices(&self, group_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+    pub async fn entra_group_devices(&self, group_id: &str) -> Result<Option<Vec<DeviceId>>, GraphError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Device {
@@ -710,19 +788,23 @@ impl GraphClient {
             "{base}/groups/{}/transitiveMembers/microsoft.graph.device?$select=deviceId&$top=999",
             enc(group_id)
         );
-        let devices: Option<Vec<Device>> = absent(
-            self.transport
-                .collect(
-                    "list the Entra group's devices (needs GroupMember.Read.All and Device.Read.All)",
-                    &url,
-                )
-                .await,
-        )?;
-        Ok(devices.map(|d| {
-            d.into_iter()
-                .filter_map(|d| d.device_id)
-                .map(|d| d.to_lowercase())
-                .collect()
+        // Folded page by page into 16-byte ids (a group of 100,000 devices is never held as text),
+        // sorted, each once: the caller compares them with what it holds before it builds a set.
+        let mut devices = Vec::new();
+        let read = self
+            .transport
+            .for_each_page(
+                "list the Entra group's devices (needs GroupMember.Read.All and Device.Read.All)",
+                url,
+                |page: Vec<Device>| {
+                    devices.extend(page.into_iter().filter_map(|d| d.device_id).map(lower_id))
+                },
+            )
+            .await;
+        Ok(absent(read)?.map(|()| {
+            devices.sort_unstable();
+            devices.dedup();
+            devices
         }))
     }
 
@@ -763,17 +845,23 @@ impl GraphClient {
         Ok(got.is_some())
     }
 
-    /// The devices of a group; `None` when the group does not exist.
-    pub async fn group_members(&self, id: &str) -> Result<Option<Vec<UpdatableAsset>>, GraphError> {
+    /// The devices of a group, folded page by page into [`GroupDevices`]; `None` when the group does not
+    /// exist.
+    pub async fn group_devices(&self, id: &str) -> Result<Option<GroupDevices>, GraphError> {
         let url = self.url(&format!(
             "updatableAssets/{}/{NS}updatableAssetGroup/members",
             enc(id)
         ));
-        absent(
-            self.transport
-                .collect_sized("list device group members", &url, |a: &UpdatableAsset| &a.id)
-                .await,
-        )
+        let read = self
+            .transport
+            .fold_sized(
+                "list device group members",
+                &url,
+                GroupRead::add,
+                GroupRead::distinct,
+            )
+            .await;
+        Ok(absent(read)?.map(GroupRead::devices))
     }
 
     /// Adds (`addMembersById`) or removes (`removeMembersById`) these devices in one request, split on a
@@ -782,7 +870,7 @@ impl GraphClient {
         &self,
         id: &str,
         add: bool,
-        ids: &[String],
+        ids: &[DeviceId],
     ) -> Result<usize, GraphError> {
         let (action, op) = if add {
             ("addMembersById", "add device group members")
@@ -794,7 +882,7 @@ impl GraphClient {
             #[derive(serde::Serialize)]
             #[serde(rename_all = "camelCase")]
             struct ById<'a> {
-                ids: &'a [String],
+                ids: &'a [DeviceId],
                 member_entity_type: &'static str,
             }
             serde_json::to_vec(&ById {
@@ -826,18 +914,19 @@ impl AudienceOf<'_> {
 }
 
 trait ItemId {
-    fn item_id(&self) -> &str;
+    /// The id as Graph's errors would name it (read only when a write is refused).
+    fn item_id(&self) -> String;
 }
 
-impl ItemId for String {
-    fn item_id(&self) -> &str {
-        self
+impl ItemId for DeviceId {
+    fn item_id(&self) -> String {
+        self.to_string()
     }
 }
 
 impl ItemId for (&'static str, &AssetRef) {
-    fn item_id(&self) -> &str {
-        &self.1.id
+    fn item_id(&self) -> String {
+        self.1.id.clone()
     }
 }
 

@@ -1,5 +1,7 @@
-//! Graph request metrics: requests by operation and status code, retries, throttled answers and latency.
-//! Labels carry operation names only, never object names or ids.
+//! Graph request metrics: requests by operation and status code, retries, throttled answers and latency,
+//! each by connection. Labels carry operation names and connection names (`default` for the
+//! operator-wide credentials, else `GraphConnection/ns/name` or `ClusterGraphConnection/name`: bounded
+//! by the connections, which are configuration), never object names or ids.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +11,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationCode {
+    pub connection: String,
     pub operation: String,
     /// HTTP status, or `error` when no answer came.
     pub code: String,
@@ -16,8 +19,17 @@ pub struct OperationCode {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Operation {
+    pub connection: String,
     pub operation: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabel {
+    pub connection: String,
+}
+
+/// The connection label of the operator-wide credentials.
+pub const DEFAULT_CONNECTION: &str = "default";
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -28,8 +40,10 @@ fn latency_histogram() -> Histogram {
 pub struct GraphMetrics {
     pub requests: Family<OperationCode, Counter>,
     pub retries: Family<Operation, Counter>,
-    pub throttled: Counter,
+    pub throttled: Family<ConnectionLabel, Counter>,
     pub latency: Family<Operation, Histogram, fn() -> Histogram>,
+    /// The connection these handles label.
+    connection: String,
 }
 
 impl GraphMetrics {
@@ -59,26 +73,41 @@ impl GraphMetrics {
         m
     }
 
+    /// The same metrics, labelled with another connection.
+    pub fn for_connection(&self, connection: &str) -> Self {
+        GraphMetrics {
+            connection: connection.to_string(),
+            ..self.clone()
+        }
+    }
+
     pub fn observe(&self, operation: &str, code: &str, seconds: f64) {
         self.requests
             .get_or_create(&OperationCode {
+                connection: self.connection.clone(),
                 operation: operation.into(),
                 code: code.into(),
             })
             .inc();
         self.latency
             .get_or_create(&Operation {
+                connection: self.connection.clone(),
                 operation: operation.into(),
             })
             .observe(seconds);
         if code == "429" {
-            self.throttled.inc();
+            self.throttled
+                .get_or_create(&ConnectionLabel {
+                    connection: self.connection.clone(),
+                })
+                .inc();
         }
     }
 
     pub fn retried(&self, operation: &str) {
         self.retries
             .get_or_create(&Operation {
+                connection: self.connection.clone(),
                 operation: operation.into(),
             })
             .inc();
@@ -91,8 +120,9 @@ impl Default for GraphMetrics {
         GraphMetrics {
             requests: Family::default(),
             retries: Family::default(),
-            throttled: Counter::default(),
+            throttled: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            connection: DEFAULT_CONNECTION.into(),
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod models;
 pub mod transport;
 
 pub use auth::{Credential, CredentialKind, SecretString};
-pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
+pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GroupDevices};
 pub use endpoints::{Cloud, Endpoints};
 pub use error::GraphError;
 pub use metrics::GraphMetrics;

@@ -466,6 +466,14 @@ impl UpdatableAsset {
         self.asset_kind
     }
 
+    /// The reasons of its registration errors that Graph names.
+    pub fn error_reasons(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .filter_map(|e| e.reason.as_ref().map(|r| r.to_string()))
+            .collect()
+    }
+
     /// The asset as the audience diff compares it: device ids in lower case, as the desired side holds
     /// them (Entra device ids are GUIDs, compared without regard to case), so that an id Graph echoes in
     /// another case is neither added again nor removed.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -225,6 +225,11 @@ enum Attempt {
 }
 
 impl Transport {
+    /// Requests in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency.max(1)
+    }
+
     pub fn new(
         endpoints: Endpoints,
         tokens: Option<Arc<TokenProvider>>,
@@ -537,6 +542,20 @@ impl Transport {
         mut out: Vec<T>,
         url: String,
     ) -> Result<Vec<T>, GraphError> {
+        self.for_each_page(operation, url, |page| out.extend(page))
+            .await?;
+        Ok(out)
+    }
+
+    /// Reads a collection page by page, following `@odata.nextLink` until the last page, and hands
+    /// each page's items to `each` as it arrives: a caller that folds them into something smaller
+    /// (a set of ids, counts) never holds the whole collection as read.
+    pub async fn for_each_page<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: String,
+        mut each: impl FnMut(Vec<T>),
+    ) -> Result<(), GraphError> {
         let mut next = Some(url);
         let mut seen = HashSet::new();
         while let Some(url) = next.take() {
@@ -558,7 +577,7 @@ impl Transport {
             let page: Page<T> = self
                 .json(operation, Method::GET, &url, None, Idempotency::Safe)
                 .await?;
-            out.extend(page.value);
+            each(page.value);
             if let Some(link) = page.next_link {
                 if !self.endpoints.same_origin(&link) {
                     return Err(GraphError::Protocol {
@@ -569,7 +588,7 @@ impl Transport {
                 next = Some(link);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -600,6 +619,24 @@ impl Transport {
         url: &str,
         id: fn(&T) -> &str,
     ) -> Result<Vec<T>, GraphError> {
+        self.fold_sized(
+            operation,
+            url,
+            |out: &mut Vec<T>, page| out.extend(page),
+            |out| distinct_ids(out, id),
+        )
+        .await
+    }
+
+    /// [`Transport::collect_sized`], with each page folded into `A` as it arrives instead of kept:
+    /// `distinct` counts the distinct ids folded so far (the check that the pages add up).
+    pub async fn fold_sized<T: DeserializeOwned, A: Default>(
+        &self,
+        operation: &'static str,
+        url: &str,
+        mut fold: impl FnMut(&mut A, Vec<T>),
+        distinct: impl Fn(&mut A) -> usize,
+    ) -> Result<A, GraphError> {
         let sep = if url.contains('?') { '&' } else { '?' };
         let remembered = self
             .next_link_only
@@ -607,7 +644,7 @@ impl Transport {
             .map(|s| s.contains(operation))
             .unwrap_or(false);
         if remembered {
-            return self.collect(operation, url).await;
+            return self.fold_pages(operation, url, fold).await;
         }
         let first: CountedPage<T> = match self
             .json(
@@ -623,14 +660,16 @@ impl Transport {
             // Refused client-driven paging (the newest audience pages allow only `$skiptoken`).
             Err(e) if e.status() == Some(400) => {
                 self.only_next_links(operation, &e.to_string());
-                return self.collect(operation, url).await;
+                return self.fold_pages(operation, url, fold).await;
             }
             Err(e) => return Err(e),
         };
-        let Some(next) = first.next_link else {
-            return Ok(first.value);
-        };
         let page_size = first.value.len();
+        let mut out = A::default();
+        let Some(next) = first.next_link else {
+            fold(&mut out, first.value);
+            return Ok(out);
+        };
         let Some(count) = first.count.filter(|_| page_size > 0) else {
             // No count (or an empty page): the pages can only be followed one after the other.
             if !self.endpoints.same_origin(&next) {
@@ -639,7 +678,10 @@ impl Transport {
                     detail: "the service returned a nextLink to another host; it was not followed".into(),
                 });
             }
-            return self.follow(operation, first.value, next).await;
+            fold(&mut out, first.value);
+            self.for_each_page(operation, next, |page| fold(&mut out, page))
+                .await?;
+            return Ok(out);
         };
         let pages = count.div_ceil(page_size as u64);
         if pages > self.config.max_pages as u64 {
@@ -651,41 +693,56 @@ impl Transport {
                 ),
             });
         }
+        let mut items = page_size;
+        fold(&mut out, first.value);
         let rest = (1..pages).map(|k| format!("{url}{sep}$skip={}&$top={page_size}", k * page_size as u64));
-        let fetched: Vec<CountedPage<T>> = match futures::stream::iter(rest)
-            .map(|u| async move {
-                self.json::<CountedPage<T>>(operation, Method::GET, &u, None, Idempotency::Safe)
-                    .await
-            })
-            .buffered(self.config.concurrency.max(1))
-            .try_collect()
-            .await
-        {
-            Ok(pages) => pages,
-            Err(e) if e.status() == Some(400) => {
-                self.only_next_links(operation, &e.to_string());
-                return self.collect(operation, url).await;
-            }
-            Err(e) => return Err(e),
-        };
-        let mut out = first.value;
+        let mut fetched = std::pin::pin!(
+            futures::stream::iter(rest)
+                .map(|u| async move {
+                    self.json::<CountedPage<T>>(operation, Method::GET, &u, None, Idempotency::Safe)
+                        .await
+                })
+                .buffered(self.config.concurrency.max(1))
+        );
         let mut complete = true;
-        for page in fetched {
-            complete &= page.next_link.is_none();
-            out.extend(page.value);
+        while let Some(page) = fetched.next().await {
+            match page {
+                Ok(page) => {
+                    complete &= page.next_link.is_none();
+                    items += page.value.len();
+                    fold(&mut out, page.value);
+                }
+                Err(e) if e.status() == Some(400) => {
+                    self.only_next_links(operation, &e.to_string());
+                    drop(out);
+                    return self.fold_pages(operation, url, fold).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let distinct = distinct_ids(&out, id);
-        if complete && distinct as u64 == count && out.len() == distinct {
+        let distinct = distinct(&mut out);
+        if complete && distinct as u64 == count && items == distinct {
             return Ok(out);
         }
+        drop(out);
         self.only_next_links(
             operation,
-            &format!(
-                "{} items read in parallel pages, {distinct} distinct, of {count} counted",
-                out.len()
-            ),
+            &format!("{items} items read in parallel pages, {distinct} distinct, of {count} counted"),
         );
-        self.collect(operation, url).await
+        self.fold_pages(operation, url, fold).await
+    }
+
+    /// Every page from `url` on, folded into a fresh `A`.
+    async fn fold_pages<T: DeserializeOwned, A: Default>(
+        &self,
+        operation: &'static str,
+        url: &str,
+        mut fold: impl FnMut(&mut A, Vec<T>),
+    ) -> Result<A, GraphError> {
+        let mut out = A::default();
+        self.for_each_page(operation, url.to_string(), |page| fold(&mut out, page))
+            .await?;
+        Ok(out)
     }
 
     /// Remembers that `operation`'s collections are read by `@odata.nextLink` only.

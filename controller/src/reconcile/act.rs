@@ -136,17 +136,20 @@ pub async fn send_audience(
 pub async fn send_group_batches(
     graph: &GraphClient,
     group_id: &str,
-    batches: &[(bool, &[String])],
+    batches: &[(bool, &[crate::crd::DeviceId])],
 ) -> Result<usize, GraphError> {
-    let sent = futures::future::join_all(
-        batches
-            .iter()
-            .map(|(adding, ids)| graph.change_group_members(group_id, *adding, ids)),
-    )
-    .await;
+    // No more at once than the transport sends at once: a batch's body is made when it starts, so
+    // 100 batches of 1,000 ids started together would hold every body at once.
     let mut calls = 0;
-    for r in sent {
-        calls += r?;
+    for part in batches.chunks(graph.concurrency()) {
+        let sent = futures::future::join_all(
+            part.iter()
+                .map(|(adding, ids)| graph.change_group_members(group_id, *adding, ids)),
+        )
+        .await;
+        for r in sent {
+            calls += r?;
+        }
     }
     Ok(calls)
 }

@@ -13,10 +13,21 @@ use super::reasons::Reason;
 use super::settings::Settings;
 use super::status::Outcome;
 use super::writes::LastWrites;
-use crate::crd::{DeviceGroup, ExpeditedDeployment};
+use crate::connections::{ConnKey, Connections, Refusal, UsesConnection};
+use crate::crd::{ClusterGraphConnection, DeviceGroup, ExpeditedDeployment, GraphConnection};
 use crate::graph::GraphClient;
 
-/// Shared by every reconcile.
+/// The connection objects and the namespaces' labels, watched when connections are on.
+#[derive(Clone)]
+pub struct ConnectionStores {
+    pub graph: Store<GraphConnection>,
+    pub cluster: Store<ClusterGraphConnection>,
+    pub namespaces: Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
+}
+
+/// Shared by every reconcile. A pass over an object that names a connection works in a copy whose
+/// `graph` is that connection's client ([`Context::for_object`]).
+#[derive(Clone)]
 pub struct Context {
     pub client: kube::Client,
     pub graph: Arc<GraphClient>,
@@ -26,14 +37,83 @@ pub struct Context {
     pub metrics: ReconcileMetrics,
     pub settings: Settings,
     /// What this process last wrote to each object (passes never act on a copy older than that).
-    pub writes: LastWrites,
+    pub writes: Arc<LastWrites>,
     /// The namespaces watched (every namespace when empty).
     pub namespaces: Vec<String>,
     /// The devices Entra-backed DeviceGroups last read, for the deployments that use them.
-    pub entra: super::observe::EntraDevices,
+    pub entra: Arc<super::observe::EntraDevices>,
+    /// The Graph clients of the connections that are ready.
+    pub connections: Arc<Connections>,
+    /// The connection objects and namespace labels (`None`: connections are off).
+    pub connection_stores: Option<ConnectionStores>,
+    /// The connection `graph` reaches (`None`: the operator-wide credentials).
+    pub connection: Option<ConnKey>,
+    /// The tenant `graph` signs in to, in lower case (`None`: not known, as with an emulator without
+    /// sign-in).
+    pub tenant_id: Option<String>,
 }
 
 impl Context {
+    /// The context a pass over `obj` works in: this one for an object without `spec.connectionRef`,
+    /// else a copy whose Graph client and tenant are the connection's, once the object may use it
+    /// and it is ready.
+    pub fn for_object<K: UsesConnection>(self: &Arc<Self>, obj: &K) -> Result<Arc<Context>, Refusal> {
+        self.for_ref(
+            obj.connection_ref(),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// [`Context::for_object`] for a reference read from an object in namespace `ns`.
+    pub fn for_ref(
+        self: &Arc<Self>,
+        r: Option<&crate::crd::ConnectionRef>,
+        ns: &str,
+    ) -> Result<Arc<Context>, Refusal> {
+        let Some(r) = r else {
+            return Ok(self.clone());
+        };
+        let Some(stores) = &self.connection_stores else {
+            return Err(Refusal::Disabled);
+        };
+        let key = crate::connections::resolve(
+            r,
+            ns,
+            |k| {
+                stores
+                    .graph
+                    .get(&kube::runtime::reflector::ObjectRef::new(&k.name).within(&k.namespace))
+            },
+            |k| {
+                stores
+                    .cluster
+                    .get(&kube::runtime::reflector::ObjectRef::new(&k.name))
+            },
+            |n| {
+                stores
+                    .namespaces
+                    .get(&kube::runtime::reflector::ObjectRef::new(n))
+                    .map(|m| m.metadata.labels.clone().unwrap_or_default())
+            },
+        )?;
+        let connected = self.connections.client(&key)?;
+        Ok(Arc::new(Context {
+            graph: connected.client.clone(),
+            connection: Some(key),
+            tenant_id: Some(connected.tenant_id.clone()),
+            ..(**self).clone()
+        }))
+    }
+
+    /// The bound on the passes of `obj`'s connection, when it names a ready one: a pass holds a permit
+    /// from before it is admitted until it ends, so one tenant's slow or throttled objects never take
+    /// every slot of the admission gate.
+    pub fn connection_passes<K: UsesConnection>(&self, obj: &K) -> Option<Arc<tokio::sync::Semaphore>> {
+        let r = obj.connection_ref()?;
+        let key = ConnKey::of(r, obj.meta().namespace.as_deref().unwrap_or_default());
+        self.connections.held(&key).map(|c| c.passes.clone())
+    }
+
     /// Records a reconcile error (log, metric, Warning Event) and returns the outcome to report:
     /// progressing when the error is transient, stalled when it is not. The one error-reporting path of
     /// both reconcilers.

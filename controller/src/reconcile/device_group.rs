@@ -32,6 +32,18 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
     let api: Api<DeviceGroup> = ctx.api(obj.as_ref());
+    // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
+    let ctx = match super::tenancy::context_for(&ctx, obj.as_ref()) {
+        Ok(pass) => pass,
+        Err(stop) => {
+            let conditions = obj
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
+            return super::tenancy::stopped(obj, &ctx, &api, stop, &conditions).await;
+        }
+    };
     // The finalizer goes on first; the pass then goes on with the object as written.
     let obj = with_finalizer(&api, &ctx.writes, obj).await?;
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -50,10 +62,13 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
 }
 
 async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Result<Action, Error> {
-    let mut observation = observe_group(obj, &ctx.graph).await;
-    if let Some(Some(devices)) = &observation.entra {
+    let held = ctx
+        .entra
+        .get(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let mut observation = observe_group(obj, &ctx.graph, held).await;
+    if let Some(Some(devices)) = &mut observation.entra {
         // Deployments that use this group resolve against what it just read.
-        ctx.entra.set(
+        *devices = ctx.entra.set(
             &obj.namespace().unwrap_or_default(),
             &obj.name_any(),
             devices.clone(),
@@ -108,6 +123,7 @@ async fn write(
     let status = DeviceGroupStatus {
         observed_generation: obj.metadata.generation,
         group_id: group_id.or(old.group_id.clone()),
+        tenant_id: ctx.tenant_id.clone().or(old.tenant_id.clone()),
         member_count: member_count.or(old.member_count),
         device_errors: device_errors.unwrap_or(old.device_errors.clone()),
         last_sync_time: Some(status::timestamp()),

@@ -20,6 +20,7 @@ use super::progress;
 use super::reasons::Reason;
 use super::requeue::{Next, action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
+use super::tenancy;
 use crate::crd::{
     ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER, PreviousContent, ResolvedContent,
     RolloutProgress,
@@ -66,6 +67,20 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
     let label = KindLabel { kind: KIND.into() };
     ctx.metrics.reconciles.get_or_create(&label).inc();
     let api: Api<ExpeditedDeployment> = ctx.api(obj.as_ref());
+    // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
+    let pass = tenancy::context_for(&ctx, obj.as_ref())
+        .and_then(|pass| tenancy::groups_share_connection(&obj, &pass).map(|()| pass));
+    let ctx = match pass {
+        Ok(pass) => pass,
+        Err(stop) => {
+            let conditions = obj
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
+            return tenancy::stopped(obj, &ctx, &api, stop, &conditions).await;
+        }
+    };
     // The finalizer goes on first; the pass then goes on with the object as written.
     let obj = with_finalizer(&api, &ctx.writes, obj).await?;
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -108,24 +123,18 @@ async fn apply(
         .rollout
         .as_ref()
         .map(|r| r.waves.iter().map(|w| w.promoted_time.is_some()).collect());
+    // The audience facts move to the poll (a group's devices are shared, not copied); the devices are
+    // worked out when it counts.
     let targeted: Option<Targeted> = progress_due(obj, interval)
         .then(|| {
-            observation.audience.as_ref().map(|a| {
-                let all = super::plan::offered_devices_of(a, promoted.as_deref())
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                let waves = match (&promoted, &plan.facts.rollout) {
-                    (Some(p), Some(r)) => super::plan::wave_devices(a)
-                        .into_iter()
-                        .zip(&r.waves)
-                        .zip(p)
-                        .filter(|(_, sent)| **sent)
-                        .map(|((ids, w), _)| (w.name.clone(), ids.into_iter().map(String::from).collect()))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                Targeted { all, waves }
+            observation.audience.take().map(|audience| Targeted {
+                audience,
+                waves: plan
+                    .facts
+                    .rollout
+                    .as_ref()
+                    .map(|r| r.waves.iter().map(|w| w.name.clone()).collect()),
+                promoted,
             })
         })
         .flatten();
@@ -260,22 +269,27 @@ async fn poll_progress(
             return Polled::Waiting;
         }
     };
-    let count = |devices| {
-        progress::funnel(
+    let count = |devices: &std::collections::BTreeSet<&crate::crd::DeviceId>| {
+        progress::count(
             devices,
             &signals.builds,
             &signals.errors,
             &revisions,
             &signals.read_time,
         )
-        .0
     };
-    let p = count(&targeted.all);
-    let waves = targeted
-        .waves
-        .iter()
-        .map(|(name, devices)| (name.clone(), count(devices)))
-        .collect();
+    let a = &targeted.audience;
+    let p = count(&super::plan::offered_devices_of(a, targeted.promoted.as_deref()));
+    let waves = match (&targeted.promoted, &targeted.waves) {
+        (Some(sent), Some(names)) => super::plan::wave_devices(a)
+            .iter()
+            .zip(names)
+            .zip(sent)
+            .filter(|(_, sent)| **sent)
+            .map(|((devices, name), _)| (name.clone(), count(devices)))
+            .collect(),
+        _ => Vec::new(),
+    };
     let old = obj.status.as_ref().and_then(|s| s.progress.as_ref());
     for m in progress::milestones(old, &p) {
         let type_ = if m.warning {
@@ -292,10 +306,12 @@ async fn poll_progress(
     Polled::Read(p, waves)
 }
 
-/// The devices a progress poll counts: all the deployment offers, and each wave sent apart.
+/// What a progress poll counts: all the deployment offers, and each wave sent apart (with waves: their
+/// names and which were sent).
 struct Targeted {
-    all: std::collections::BTreeSet<String>,
-    waves: Vec<(String, std::collections::BTreeSet<String>)>,
+    audience: super::observe::AudienceFacts,
+    waves: Option<Vec<String>>,
+    promoted: Option<Vec<bool>>,
 }
 
 /// What a progress poll gave.
@@ -373,6 +389,7 @@ fn status_of(
     ExpeditedDeploymentStatus {
         observed_generation: generation,
         deployment_id,
+        tenant_id: old.tenant_id.clone(),
         audience_id,
         graph_state: seen.as_ref().map_or(old.graph_state.clone(), |s| s.1.clone()),
         state_reasons: seen.map_or(old.state_reasons.clone(), |s| s.2),
@@ -425,7 +442,9 @@ async fn report(
 ) -> Result<(), Error> {
     // The status as last written (a create records its id at once).
     let current = acted.status.as_ref().or(obj.status.as_ref());
-    let status = status_of(obj, current, plan, acted, outcome, progress, waves);
+    let mut status = status_of(obj, current, plan, acted, outcome, progress, waves);
+    // The tenant the pass reached (the tenant check keeps it from changing once Graph holds anything).
+    status.tenant_id = ctx.tenant_id.clone().or(status.tenant_id);
     status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await?;
     Ok(())
 }

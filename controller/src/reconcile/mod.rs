@@ -10,6 +10,7 @@
 
 pub mod act;
 pub mod adopt;
+pub mod connection;
 pub mod context;
 pub mod device_group;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod requeue;
 pub mod rollout;
 pub mod settings;
 pub mod status;
+pub mod tenancy;
 pub mod writes;
 
 pub use context::Context;

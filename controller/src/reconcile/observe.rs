@@ -18,8 +18,8 @@ use crate::crd::{
     AudienceItem, Cadence, Classification, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment,
     ExpeditedDeploymentSpec, NewestSpec, Refresh, ResolvedContent, validate,
 };
-use crate::graph::models::{CatalogEntry, Content, Deployment, UpdatableAsset};
-use crate::graph::{AssetKind, AssetRef, Audience, AudienceOf, GraphClient, SettingsRequest};
+use crate::graph::models::{CatalogEntry, Content, Deployment};
+use crate::graph::{AssetRef, Audience, AudienceOf, GraphClient, GroupDevices, SettingsRequest};
 
 /// Device errors listed in status at most.
 pub const MAX_DEVICE_ERRORS: usize = 50;
@@ -176,8 +176,17 @@ impl EntraDevices {
         self.lock().get(&(ns.to_string(), name.to_string())).cloned()
     }
 
-    pub fn set(&self, ns: &str, name: &str, devices: Devices) {
-        self.lock().insert((ns.to_string(), name.to_string()), devices);
+    /// Records what the group read and returns the set to use: the one already held when the read
+    /// found the same devices, so that every deployment holding it keeps sharing one copy.
+    pub fn set(&self, ns: &str, name: &str, devices: Devices) -> Devices {
+        let mut map = self.lock();
+        match map.get(&(ns.to_string(), name.to_string())) {
+            Some(held) if **held == *devices => held.clone(),
+            _ => {
+                map.insert((ns.to_string(), name.to_string()), devices.clone());
+                devices
+            }
+        }
     }
 
     pub fn forget(&self, ns: &str, name: &str) {
@@ -445,15 +454,10 @@ async fn item_fact(
         return Ok(ItemFact::Device(d.to_lowercase()));
     }
     if let Some(id) = &item.asset_group_id {
-        return Ok(match graph.group_members(id).await? {
+        return Ok(match graph.group_devices(id).await? {
             Some(m) => ItemFact::Group {
                 id: id.to_string(),
-                devices: std::sync::Arc::new(
-                    m.into_iter()
-                        .filter(|a| a.kind() == AssetKind::Device)
-                        .map(|a| DeviceId::new(&a.id).to_lowercase())
-                        .collect(),
-                ),
+                devices: std::sync::Arc::new(m.devices.into_iter().collect()),
             },
             None => ItemFact::Waiting(format!("updatableAssetGroup {id} does not exist in Graph")),
         });
@@ -666,14 +670,20 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
 pub struct GroupObservation {
     /// When the reads were made.
     pub at: DateTime<Utc>,
-    pub group: Known<Vec<UpdatableAsset>>,
+    pub group: Known<GroupDevices>,
     /// `spec.entraGroupId`'s devices: `Some(Some(..))` read, `Some(None)` the Entra group does not
     /// exist, `None` the spec lists its devices (or the read was not made).
     pub entra: Option<Option<Devices>>,
     pub failed: Option<Error>,
 }
 
-pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObservation {
+/// `held` is the set of devices the group last read from Entra ID, if any: a read that finds the same
+/// devices shares it instead of holding a second copy.
+pub async fn observe_group(
+    obj: &DeviceGroup,
+    graph: &GraphClient,
+    held: Option<Devices>,
+) -> GroupObservation {
     let mut o = GroupObservation {
         at: Utc::now(),
         group: Known::None,
@@ -682,9 +692,9 @@ pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObser
     };
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) {
         // A member list answered 404 is checked against the group itself.
-        let members = match graph.group_members(&id).await {
+        let members = match graph.group_devices(&id).await {
             Ok(None) => match graph.group_exists(&id).await {
-                Ok(true) => Ok(Some(Vec::new())),
+                Ok(true) => Ok(Some(GroupDevices::default())),
                 Ok(false) => Ok(None),
                 Err(e) => Err(e),
             },
@@ -708,8 +718,10 @@ pub async fn observe_group(obj: &DeviceGroup, graph: &GraphClient) -> GroupObser
     {
         match graph.entra_group_devices(entra).await {
             Ok(devices) => {
-                o.entra =
-                    Some(devices.map(|d| std::sync::Arc::new(d.iter().map(|d| DeviceId::new(d)).collect())))
+                o.entra = Some(devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
+                    Some(same) => same,
+                    None => std::sync::Arc::new(ids.into_iter().collect()),
+                }))
             }
             Err(e) => o.failed = Some(e.into()),
         }
@@ -747,6 +759,26 @@ mod tests {
 
     fn spec(yaml: &str) -> ExpeditedDeploymentSpec {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn an_entra_read_that_finds_the_same_devices_keeps_sharing_the_set_already_held() {
+        let entra = EntraDevices::default();
+        let set =
+            |ids: &[&str]| -> Devices { std::sync::Arc::new(ids.iter().map(|d| DeviceId::new(d)).collect()) };
+        let first = entra.set("n", "ring", set(&["a", "b"]));
+        let again = entra.set("n", "ring", set(&["a", "b"]));
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &again),
+            "the same devices: one copy"
+        );
+        assert!(std::sync::Arc::ptr_eq(&entra.get("n", "ring").unwrap(), &first));
+        let changed = entra.set("n", "ring", set(&["a"]));
+        assert_eq!(changed.len(), 1);
+        assert!(
+            std::sync::Arc::ptr_eq(&entra.get("n", "ring").unwrap(), &changed),
+            "a change replaces it"
+        );
     }
 
     #[test]

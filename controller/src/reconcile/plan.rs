@@ -31,7 +31,7 @@ use crate::crd::{
     ExpeditedDeploymentStatus, ManagementPolicy, ResolvedContent,
 };
 use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
-use crate::graph::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
+use crate::graph::{AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
 
 /// What the planner needs besides the object and its observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -815,16 +815,22 @@ fn waiting(
     None
 }
 
-fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut BTreeSet<&'a DeviceId>) {
+fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut Vec<&'a DeviceId>) {
     for f in facts {
         match f {
-            ItemFact::Device(d) => {
-                out.insert(d);
-            }
+            ItemFact::Device(d) => out.push(d),
             ItemFact::Group { devices, .. } => out.extend(devices.iter()),
             ItemFact::Waiting(_) => {}
         }
     }
+}
+
+/// The distinct ids, as a set built from sorted ids (full nodes: a third of the memory of one built
+/// an insert at a time, which counts at 100,000 devices).
+fn id_set(mut ids: Vec<&DeviceId>) -> BTreeSet<&DeviceId> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().collect()
 }
 
 /// Distinct devices offered the update: member devices (direct or through groups, and every wave's)
@@ -839,9 +845,10 @@ pub fn offered_devices_of<'a>(
     audience: &'a AudienceFacts,
     promoted: Option<&[bool]>,
 ) -> BTreeSet<&'a DeviceId> {
-    let mut excluded = BTreeSet::new();
+    let mut excluded = Vec::new();
     fact_ids(&audience.exclusions, &mut excluded);
-    let mut out = BTreeSet::new();
+    let excluded = id_set(excluded);
+    let mut out = Vec::new();
     fact_ids(&audience.members, &mut out);
     for (k, wave) in audience.waves.iter().enumerate() {
         if promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false)) {
@@ -849,20 +856,22 @@ pub fn offered_devices_of<'a>(
         }
     }
     out.retain(|d| !excluded.contains(d));
-    out
+    id_set(out)
 }
 
 /// Each wave's devices, less exclusions: a device in several waves belongs to the first.
 pub fn wave_devices(audience: &AudienceFacts) -> Vec<BTreeSet<&DeviceId>> {
-    let mut taken = BTreeSet::new();
+    let mut taken = Vec::new();
     fact_ids(&audience.exclusions, &mut taken);
+    let mut taken = id_set(taken);
     audience
         .waves
         .iter()
         .map(|wave| {
-            let mut ids = BTreeSet::new();
+            let mut ids = Vec::new();
             fact_ids(wave, &mut ids);
             ids.retain(|d| !taken.contains(d));
+            let ids = id_set(ids);
             taken.extend(ids.iter().copied());
             ids
         })
@@ -1399,8 +1408,8 @@ pub enum GroupStep {
     /// different ids.
     UpdateMembers {
         target: Target,
-        add: Vec<String>,
-        remove: Vec<String>,
+        add: Vec<DeviceId>,
+        remove: Vec<DeviceId>,
         batch: usize,
     },
 }
@@ -1456,7 +1465,11 @@ impl GroupPlan {
 }
 
 /// Group member writes of at most `batch` ids each: `(true, ids)` adds, `(false, ids)` removes.
-pub fn group_batches<'a>(add: &'a [String], remove: &'a [String], batch: usize) -> Vec<(bool, &'a [String])> {
+pub fn group_batches<'a>(
+    add: &'a [DeviceId],
+    remove: &'a [DeviceId],
+    batch: usize,
+) -> Vec<(bool, &'a [DeviceId])> {
     let batch = batch.max(1);
     add.chunks(batch)
         .map(|c| (true, c))
@@ -1507,7 +1520,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
             &spec_devices
         }
     };
-    let (target, current): (Target, BTreeSet<DeviceId>) = match &obs.group {
+    let (target, current): (Target, &[DeviceId]) = match &obs.group {
         Known::Found(members) => {
             let id = obj
                 .status
@@ -1516,24 +1529,16 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
                 .unwrap_or_default();
             p.group_id = Some(id.clone());
             p.device_errors = members
+                .errors
                 .iter()
-                .filter(|m| !m.errors.is_empty() && desired.contains(&DeviceId::new(&m.id.to_lowercase())))
+                .filter(|(device, _)| desired.contains(*device))
                 .take(super::observe::MAX_DEVICE_ERRORS)
-                .map(|m| DeviceError {
-                    device_id: m.id.clone(),
-                    reasons: m
-                        .errors
-                        .iter()
-                        .filter_map(|e| e.reason.as_ref().map(|r| r.to_string()))
-                        .collect(),
+                .map(|(device, reasons)| DeviceError {
+                    device_id: device.to_string(),
+                    reasons: reasons.clone(),
                 })
                 .collect();
-            let current = members
-                .iter()
-                .filter(|m| m.kind() == AssetKind::Device)
-                .map(|m| DeviceId::new(&m.id).to_lowercase())
-                .collect();
-            (Target::Existing(id), current)
+            (Target::Existing(id), &members.devices)
         }
         Known::Missing(id) => {
             // Created again only when it stays missing: a read can lag the write that made it.
@@ -1564,7 +1569,7 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
                 ),
             });
             p.steps.push(GroupStep::Create);
-            (Target::New, BTreeSet::new())
+            (Target::New, &[])
         }
         Known::None | Known::Unread(_) => {
             if let Some(intent) = obj.status.as_ref().and_then(|s| s.create_intent.as_ref()) {
@@ -1581,11 +1586,10 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
                 });
             }
             p.steps.push(GroupStep::Create);
-            (Target::New, BTreeSet::new())
+            (Target::New, &[])
         }
     };
-    let add: Vec<String> = desired.difference(&current).map(String::from).collect();
-    let remove: Vec<String> = current.difference(desired).map(String::from).collect();
+    let (add, remove) = sorted_diff(desired, current);
     p.member_count = Some(desired.len() as u64);
     if !add.is_empty() || !remove.is_empty() {
         p.steps.push(GroupStep::UpdateMembers {
@@ -1625,6 +1629,28 @@ pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -
         },
     };
     p
+}
+
+/// What `current` (sorted, each id once) lacks of `desired`, and what it holds beyond it, in one walk
+/// of both in order.
+fn sorted_diff(desired: &BTreeSet<DeviceId>, current: &[DeviceId]) -> (Vec<DeviceId>, Vec<DeviceId>) {
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    let (mut d, mut c) = (desired.iter().peekable(), current.iter().peekable());
+    loop {
+        match (d.peek(), c.peek()) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Less => add.extend(d.next().cloned()),
+                std::cmp::Ordering::Greater => remove.extend(c.next().cloned()),
+                std::cmp::Ordering::Equal => {
+                    d.next();
+                    c.next();
+                }
+            },
+            (Some(_), None) => add.extend(d.next().cloned()),
+            (None, Some(_)) => remove.extend(c.next().cloned()),
+            (None, None) => return (add, remove),
+        }
+    }
 }
 
 /// What deleting a DeviceGroup does.

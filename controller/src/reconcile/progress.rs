@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::reasons::Reason;
-use crate::crd::RolloutProgress;
+use crate::crd::{DeviceId, RolloutProgress};
 use crate::graph::compliance::{Compliance, OsBuild, compliance};
 use crate::graph::models::ProductRevision;
 
@@ -52,19 +52,66 @@ pub fn classify(
 
 /// The funnel of `targeted` devices, and the devices not up to date (sorted by state, then id).
 pub fn funnel(
-    targeted: &BTreeSet<String>,
-    builds: &BTreeMap<String, OsBuild>,
-    errors: &BTreeMap<String, String>,
+    targeted: &BTreeSet<&DeviceId>,
+    builds: &BTreeMap<DeviceId, OsBuild>,
+    errors: &BTreeMap<DeviceId, String>,
     revisions: &[ProductRevision],
     observed_time: &str,
 ) -> (RolloutProgress, Vec<Straggler>) {
+    let mut stragglers = Vec::new();
+    let p = walk(
+        targeted,
+        builds,
+        errors,
+        revisions,
+        observed_time,
+        |device, state, build, error| {
+            stragglers.push(Straggler {
+                device: device.to_string(),
+                state,
+                build: build.copied(),
+                error: error.cloned(),
+            })
+        },
+    );
+    stragglers.sort_by(|a, b| (a.state, &a.device).cmp(&(b.state, &b.device)));
+    (p, stragglers)
+}
+
+/// The funnel of `targeted` devices alone: what a pass reports, without a list of the devices not up
+/// to date (at 100,000 devices that list would cost more than the figures are worth).
+pub fn count(
+    targeted: &BTreeSet<&DeviceId>,
+    builds: &BTreeMap<DeviceId, OsBuild>,
+    errors: &BTreeMap<DeviceId, String>,
+    revisions: &[ProductRevision],
+    observed_time: &str,
+) -> RolloutProgress {
+    walk(
+        targeted,
+        builds,
+        errors,
+        revisions,
+        observed_time,
+        |_, _, _, _| {},
+    )
+}
+
+/// Classifies every targeted device once, handing each one not up to date to `straggler`.
+fn walk(
+    targeted: &BTreeSet<&DeviceId>,
+    builds: &BTreeMap<DeviceId, OsBuild>,
+    errors: &BTreeMap<DeviceId, String>,
+    revisions: &[ProductRevision],
+    observed_time: &str,
+    mut straggler: impl FnMut(&DeviceId, DeviceState, Option<&OsBuild>, Option<&String>),
+) -> RolloutProgress {
     let mut p = RolloutProgress {
         targeted: targeted.len() as u64,
         observed_time: Some(observed_time.to_string()),
         source: Some(SOURCE.to_string()),
         ..Default::default()
     };
-    let mut stragglers = Vec::new();
     for device in targeted {
         let key = device.to_lowercase();
         let build = builds.get(&key);
@@ -77,17 +124,11 @@ pub fn funnel(
             DeviceState::NotReporting => p.not_reporting += 1,
         }
         if state != DeviceState::UpToDate {
-            stragglers.push(Straggler {
-                device: device.clone(),
-                state,
-                build: build.copied(),
-                error: error.cloned(),
-            });
+            straggler(device, state, build, error);
         }
     }
     p.installed = Some(format!("{}/{}", p.up_to_date, p.targeted));
-    stragglers.sort_by(|a, b| (a.state, &a.device).cmp(&(b.state, &b.device)));
-    (p, stragglers)
+    p
 }
 
 /// A progress Event: its reason, whether it warns, and its note.
@@ -240,14 +281,20 @@ mod tests {
 
     #[test]
     fn the_funnel_counts_every_targeted_device_once_and_never_silence_as_success() {
-        let targeted: BTreeSet<String> = ["A", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let ids: Vec<DeviceId> = ["A", "b", "c", "d"].into_iter().map(DeviceId::new).collect();
+        let targeted: BTreeSet<&DeviceId> = ids.iter().collect();
         let builds = BTreeMap::from([
-            ("a".to_string(), build(26100, 4309)),
-            ("b".to_string(), build(26100, 4000)),
-            ("x".to_string(), build(26100, 4349)),
+            (DeviceId::new("a"), build(26100, 4309)),
+            (DeviceId::new("b"), build(26100, 4000)),
+            (DeviceId::new("x"), build(26100, 4349)),
         ]);
-        let errors = BTreeMap::from([("c".to_string(), "missingTrustType".to_string())]);
+        let errors = BTreeMap::from([(DeviceId::new("c"), "missingTrustType".to_string())]);
         let (p, stragglers) = funnel(&targeted, &builds, &errors, &revisions(), "2026-12-01T00:00:00Z");
+        assert_eq!(
+            count(&targeted, &builds, &errors, &revisions(), "2026-12-01T00:00:00Z"),
+            p,
+            "the figures alone are the funnel's"
+        );
         assert_eq!(
             (p.targeted, p.up_to_date, p.pending, p.failed, p.not_reporting),
             (4, 1, 1, 1, 1)

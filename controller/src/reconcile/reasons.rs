@@ -89,6 +89,24 @@ impl Reason {
     pub const GROUP_MISSING: Reason = Reason("GroupMissing");
     /// A group create was interrupted before its id was recorded.
     pub const CREATE_INTERRUPTED: Reason = Reason("CreateInterrupted");
+    /// spec.connectionRef names a connection that does not exist (yet).
+    pub const CONNECTION_NOT_FOUND: Reason = Reason("ConnectionNotFound");
+    /// spec.connectionRef names a connection that has not signed in yet (or cannot).
+    pub const CONNECTION_NOT_READY: Reason = Reason("ConnectionNotReady");
+    /// spec.connectionRef names a ClusterGraphConnection that does not admit the namespace.
+    pub const CONNECTION_NOT_ALLOWED: Reason = Reason("ConnectionNotAllowed");
+    /// spec.connectionRef is set while the operator runs with connections off.
+    pub const CONNECTIONS_DISABLED: Reason = Reason("ConnectionsDisabled");
+    /// A deployment and a DeviceGroup it uses name different connections.
+    pub const CONNECTION_MISMATCH: Reason = Reason("ConnectionMismatch");
+    /// spec.connectionRef now leads to another tenant than the one the Graph objects live in.
+    pub const CONNECTION_CHANGED: Reason = Reason("ConnectionChanged");
+    /// A connection signed in and read Graph.
+    pub const CONNECTED: Reason = Reason("Connected");
+    /// A connection could not sign in or read Graph.
+    pub const CONNECTION_FAILED: Reason = Reason("ConnectionFailed");
+    /// A connection's Secret does not exist.
+    pub const SECRET_NOT_FOUND: Reason = Reason("SecretNotFound");
 
     /// An error category (see the errors' `category()`) as a reason.
     pub const fn category(category: &'static str) -> Reason {

@@ -31,6 +31,45 @@ pub struct Settings {
     /// `wufb.dev/progress-interval` annotation); the tenant's device signals are read at most once per
     /// interval for all objects together.
     pub progress_interval: Duration,
+    /// GraphConnection and ClusterGraphConnection: whether they are served, and what their clients take
+    /// from the operator's flags.
+    pub connections: ConnectionDefaults,
+}
+
+/// What a connection's Graph client takes from the operator unless the connection sets it.
+#[derive(Debug, Clone)]
+pub struct ConnectionDefaults {
+    /// Connections are watched and `spec.connectionRef` is honoured (`--connections`).
+    pub enabled: bool,
+    /// GraphConnections (namespaced) may use workload identity (`--namespaced-workload-identity`).
+    pub namespaced_workload_identity: bool,
+    /// The operator's service-account token for workload identity connections.
+    pub federated_token_file: Option<std::path::PathBuf>,
+    /// How often a connection is looked at again (its Secret read: a rotation is picked up within
+    /// this).
+    pub check_interval: std::time::Duration,
+    /// Where ClusterGraphConnections' Secrets are.
+    pub operator_namespace: String,
+    /// Limits and retries of each connection's client (its budget overrides rate, burst, concurrency).
+    pub transport: crate::graph::TransportConfig,
+    pub batch_size: usize,
+    /// The Graph request metrics, labelled with each connection.
+    pub metrics: crate::graph::GraphMetrics,
+}
+
+impl Default for ConnectionDefaults {
+    fn default() -> Self {
+        ConnectionDefaults {
+            enabled: true,
+            namespaced_workload_identity: false,
+            federated_token_file: None,
+            check_interval: std::time::Duration::from_secs(60),
+            operator_namespace: "default".into(),
+            transport: Default::default(),
+            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+            metrics: Default::default(),
+        }
+    }
 }
 
 /// Default of `--progress-interval`.
@@ -46,6 +85,7 @@ impl Default for Settings {
             absence_confirm: DEFAULT_ABSENCE_CONFIRM,
             read_lag_budget: DEFAULT_READ_LAG_BUDGET,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            connections: ConnectionDefaults::default(),
         }
     }
 }

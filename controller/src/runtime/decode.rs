@@ -320,7 +320,7 @@ fn count(ctx: &Context, held: &HashMap<String, Held>) {
 }
 
 /// One attempt at everything an undecodable object still gets. Records the version once it worked.
-async fn handle(ctx: &Context, h: &mut Held) {
+async fn handle(ctx: &Arc<Context>, h: &mut Held) {
     if h.handled.is_some() && h.handled == version(&h.meta) {
         return;
     }
@@ -335,10 +335,27 @@ async fn handle(ctx: &Context, h: &mut Held) {
     }
     let raw = h.bad.raw.clone();
     let deleting = h.meta.deletion_timestamp.is_some();
-    let result = match (h.which, deleting) {
-        (_, true) => release(ctx, h.which, &raw, &h.meta).await,
-        (Which::Deployment, false) => brake(ctx, &raw).await.map(|paused| (paused, None)),
-        (Which::Group, false) => Ok((None, None)),
+    // Its tenant, from the raw reference: never the operator's own for an object that names another.
+    let pass = match raw["spec"].get("connectionRef").filter(|v| !v.is_null()) {
+        None => Ok(ctx.clone()),
+        Some(r) => match serde_json::from_value::<crate::crd::ConnectionRef>(r.clone()) {
+            Ok(r) => ctx.for_ref(Some(&r), &ns).map_err(|refusal| refusal.message()),
+            Err(e) => Err(bounded(format!(
+                "spec.connectionRef cannot be read ({e}), so its tenant is not known; nothing was written to Graph"
+            ))),
+        },
+    };
+    let result = match (pass, h.which, deleting) {
+        (Err(why), Which::Deployment, false) => Ok((
+            (raw["spec"]["paused"] == Value::Bool(true))
+                .then(|| format!("the deployment was not paused: {why}")),
+            None,
+        )),
+        (Err(why), _, true) => Ok((None, Some(why))),
+        (Err(_), Which::Group, false) => Ok((None, None)),
+        (Ok(pass), _, true) => release(&pass, h.which, &raw, &h.meta).await,
+        (Ok(pass), Which::Deployment, false) => brake(&pass, &raw).await.map(|paused| (paused, None)),
+        (Ok(_), Which::Group, false) => Ok((None, None)),
     };
     let (note, stalled_on) = match result {
         Ok((note, stalled_on)) => (note, stalled_on),

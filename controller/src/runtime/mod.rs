@@ -21,12 +21,13 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{DeviceGroup, ExpeditedDeployment};
+use crate::crd::{ClusterGraphConnection, DeviceGroup, ExpeditedDeployment, GraphConnection};
 use crate::graph::GraphClient;
+use crate::reconcile::context::ConnectionStores;
 use crate::reconcile::events::Events;
 use crate::reconcile::metrics::QueueLabel;
 use crate::reconcile::requeue::Backoff;
-use crate::reconcile::{Context, Error, ReconcileMetrics, Settings, device_group, expedited};
+use crate::reconcile::{Context, Error, ReconcileMetrics, Settings, connection, device_group, expedited};
 use decode::{Decoded, decoded, quarantine};
 use gate::Gate;
 
@@ -73,6 +74,7 @@ fn admitted<K, F>(
 ) -> Pass
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + crate::connections::UsesConnection
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
@@ -82,6 +84,12 @@ where
     F: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     Box::pin(async move {
+        // A connection's passes are bounded before admission: one tenant that answers slowly never
+        // holds every slot of the gate.
+        let _connection_slot = match ctx.connection_passes(obj.as_ref()) {
+            Some(passes) => passes.acquire_owned().await.ok(),
+            None => None,
+        };
         let api: Api<K> = ctx.api(obj.as_ref());
         let admitted = gate::admit(&gate, &store, &api, &ctx.writes, obj, observed_generation)
             .await
@@ -115,6 +123,10 @@ fn group_pass(obj: Arc<DeviceGroup>, rt: Arc<Runtime>) -> Pass {
         observed,
         device_group::reconcile,
     )
+}
+
+fn connection_pass<K: connection::ConnectionObject>(obj: Arc<K>, rt: Arc<Runtime>) -> Pass {
+    Box::pin(connection::reconcile(obj, rt.ctx.clone()))
 }
 
 fn apis<K>(client: &kube::Client, scope: &Scope) -> Vec<Api<K>>
@@ -182,6 +194,25 @@ pub async fn run(
     );
     drop(notices);
 
+    // Connections: the objects of both kinds and the namespaces' labels (for ClusterGraphConnection
+    // selectors), kept in stores the passes resolve references against.
+    let connections_on = settings.connections.enabled;
+    let (gc_reader, gc_writer) = reflector::store::<GraphConnection>();
+    let (cgc_reader, cgc_writer) = reflector::store::<ClusterGraphConnection>();
+    let (ns_reader, ns_writer) = reflector::store();
+    let gc_streams = futures::stream::select_all(
+        apis::<GraphConnection>(&client, &scope)
+            .into_iter()
+            .map(|api| watcher(api, config.clone()).default_backoff().boxed()),
+    );
+    let cgc_stream =
+        watcher(Api::<ClusterGraphConnection>::all(client.clone()), config.clone()).default_backoff();
+    let ns_stream = watcher(
+        Api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>::all(client.clone()),
+        config.clone(),
+    )
+    .default_backoff();
+
     let permits = usize::from(settings.reconcile_concurrency);
     let (events, events_drain) = Events::spawn_with_drain(Recorder::new(client.clone(), reporter));
     let rt = Arc::new(Runtime {
@@ -190,6 +221,7 @@ pub async fn run(
         backoff: Backoff::default(),
         ctx: Arc::new(Context {
             client: client.clone(),
+            tenant_id: graph.tenant_id().map(str::to_lowercase),
             graph,
             events,
             deployments: ed_reader.clone(),
@@ -199,6 +231,13 @@ pub async fn run(
             writes: Default::default(),
             namespaces: scope.namespaces.clone(),
             entra: Default::default(),
+            connections: Default::default(),
+            connection_stores: connections_on.then(|| ConnectionStores {
+                graph: gc_reader.clone(),
+                cluster: cgc_reader.clone(),
+                namespaces: ns_reader.clone(),
+            }),
+            connection: None,
         }),
     });
 
@@ -273,11 +312,51 @@ pub async fn run(
     let dg_rt = rt.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
-        .graceful_shutdown_on(signal(shutdown_rx))
+        .graceful_shutdown_on(signal(shutdown_rx.clone()))
         .run(group_pass, error_policy, dg_rt.clone())
         .for_each(move |result| finished(result, dg_rt.clone()));
 
-    futures::join!(stopping, deployments, groups, dg_driver, quarantined);
+    // The connection controllers (when connections are on): a connection becomes usable once it has
+    // signed in and read Graph.
+    let connection_controllers = {
+        let (gc_rt, cgc_rt) = (rt.clone(), rt.clone());
+        let shutdown_rx = shutdown_rx.clone();
+        async move {
+            if !connections_on {
+                return;
+            }
+            let namespaces = reflector::reflector(ns_writer, ns_stream)
+                .take_until(signal(shutdown_rx.clone()))
+                .for_each(|_| std::future::ready(()));
+            let gc = Controller::for_stream(
+                reflector::reflector(gc_writer, gc_streams).applied_objects(),
+                gc_reader,
+            )
+            .graceful_shutdown_on(signal(shutdown_rx.clone()))
+            .run(connection_pass::<GraphConnection>, error_policy, gc_rt.clone())
+            .for_each(move |result| finished(result, gc_rt.clone()));
+            let cgc = Controller::for_stream(
+                reflector::reflector(cgc_writer, cgc_stream).applied_objects(),
+                cgc_reader,
+            )
+            .graceful_shutdown_on(signal(shutdown_rx.clone()))
+            .run(
+                connection_pass::<ClusterGraphConnection>,
+                error_policy,
+                cgc_rt.clone(),
+            )
+            .for_each(move |result| finished(result, cgc_rt.clone()));
+            futures::join!(gc, cgc, namespaces);
+        }
+    };
+    futures::join!(
+        stopping,
+        deployments,
+        groups,
+        dg_driver,
+        quarantined,
+        connection_controllers
+    );
     // Every sender goes with the context; then the queued Events are sent (bounded).
     drop(rt);
     events_drain.wait(std::time::Duration::from_secs(3)).await;

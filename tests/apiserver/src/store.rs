@@ -300,8 +300,26 @@ fn view_schema(t: &ResourceType) -> Value {
     schema
 }
 
-/// Drops what a real server normalises away: empty finalizers, labels and annotations.
+/// Drops what a real server normalises away: empty finalizers, labels and annotations; and folds a
+/// Secret's write-only `stringData` into its `data` (base64), as a real server stores it.
 fn normalise(obj: &mut Value) {
+    if obj["kind"] == "Secret"
+        && obj["apiVersion"] == "v1"
+        && let Some(o) = obj.as_object_mut()
+        && let Some(Value::Object(strings)) = o.remove("stringData")
+    {
+        use base64::Engine;
+        let data = o.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (k, v) in strings {
+                let text = v.as_str().unwrap_or_default().to_string();
+                data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+            }
+        }
+    }
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for f in OWNED_METADATA {
             let empty = match m.get(f) {

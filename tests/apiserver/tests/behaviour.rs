@@ -533,6 +533,26 @@ async fn events_leases_secrets_and_namespaces() {
         .0,
         201
     );
+    // stringData is write-only: it lands in data, base64, beside what data held, on create and patch.
+    let (code, s) = c
+        .post(
+            "/api/v1/namespaces/ns1/secrets",
+            json!({"metadata": {"name": "s2"}, "data": {"a": "YQ=="}, "stringData": {"b": "b-value"}}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(s["data"], json!({"a": "YQ==", "b": "Yi12YWx1ZQ=="}));
+    assert!(s.get("stringData").is_none(), "{s}");
+    let (code, s) = c
+        .patch(
+            "/api/v1/namespaces/ns1/secrets/s2",
+            "application/merge-patch+json",
+            json!({"stringData": {"b": "rotated"}}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s["data"]["b"], "cm90YXRlZA==");
+    assert!(s.get("stringData").is_none(), "{s}");
     assert_eq!(
         c.post("/api/v1/namespaces", json!({"metadata": {"name": "team-a"}}))
             .await

@@ -1081,18 +1081,15 @@ fn device_groups_create_fill_and_wait_while_in_use() {
         group_id: Some("g".into()),
         ..Default::default()
     });
-    let member = |id: &str| {
-        serde_json::from_value(
-            json!({"@odata.type": "#microsoft.graph.windowsUpdates.azureADDevice", "id": id}),
-        )
-        .unwrap()
-    };
     let p = plan_group(
         &known,
         &GroupObservation {
             at: chrono::Utc::now(),
             entra: None,
-            group: Known::Found(vec![member(&dev(1).id), member(&dev(9).id)]),
+            group: Known::Found(crate::graph::GroupDevices {
+                devices: vec![DeviceId::new(&dev(1).id), DeviceId::new(&dev(9).id)],
+                errors: Default::default(),
+            }),
             failed: None,
         },
         &batch(1000),
@@ -1794,4 +1791,22 @@ fn waves_send_their_members_in_turn_and_the_guard_bounds_the_whole_rollout() {
         p2.blocker.as_ref().map(|b| b.outcome().reason()),
         Some(Reason::AUDIENCE_TOO_LARGE)
     );
+}
+
+proptest! {
+    /// A group's read members (a sorted list) against the desired set: the walk in order gives exactly
+    /// the set differences.
+    #[test]
+    fn the_group_diff_walk_gives_the_set_differences(
+        desired in proptest::collection::btree_set(0u8..40, 0..30),
+        current in proptest::collection::btree_set(0u8..40, 0..30),
+    ) {
+        let id = |n: &u8| DeviceId::new(&format!("00000000-0000-4000-8000-{n:012}"));
+        let desired: BTreeSet<DeviceId> = desired.iter().map(id).collect();
+        let current: Vec<DeviceId> = current.iter().map(id).collect::<BTreeSet<_>>().into_iter().collect();
+        let held: BTreeSet<DeviceId> = current.iter().cloned().collect();
+        let (add, remove) = sorted_diff(&desired, &current);
+        prop_assert_eq!(add, desired.difference(&held).cloned().collect::<Vec<_>>());
+        prop_assert_eq!(remove, held.difference(&desired).cloned().collect::<Vec<_>>());
+    }
 }

@@ -1,0 +1,402 @@
+//! Many tenants from one operator: GraphConnection and ClusterGraphConnection objects, each tenant a
+//! Graph emulator of its own. Objects land only in the tenant their connection leads to; references a
+//! namespace may not use, and deployments whose groups live elsewhere, never reach Graph; a rotated
+//! Secret is picked up without a restart; a connection in use is not deleted; a throttled or broken
+//! tenant does not keep the others from converging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use wufb_e2e::Env;
+use wufb_graph_emulator::config::READ_WRITE;
+use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig};
+
+const TENANT_B: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
+const TENANT_C: &str = "cccccccc-0000-4000-8000-00000000000c";
+const APP: &str = "a0a0a0a0-0000-4000-8000-0000000000a0";
+
+/// A tenant of its own: an emulator whose one app signs in with `secret`.
+async fn tenant(tenant_id: &str, secret: &str, faults: FaultConfig) -> Emulator {
+    Emulator::start(
+        EmulatorConfig {
+            apps: vec![app(tenant_id, secret)],
+            faults,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap()
+}
+
+fn app(tenant_id: &str, secret: &str) -> AppRegistration {
+    AppRegistration {
+        tenant_id: tenant_id.into(),
+        client_id: APP.into(),
+        client_secret: Some(secret.into()),
+        certificate_pem: None,
+        federated: Vec::new(),
+        roles: vec![READ_WRITE.into()],
+    }
+}
+
+async fn secret(env: &Env, name: &str, value: &str) {
+    let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    let s: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "stringData": {"clientSecret": value},
+    }))
+    .unwrap();
+    match api.get_opt(name).await.unwrap() {
+        None => {
+            api.create(&PostParams::default(), &s).await.unwrap();
+        }
+        Some(_) => {
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"stringData": {"clientSecret": value}})),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn connection(kind: &str, name: &str, tenant_id: &str, emulator: &Emulator, extra: &str) -> String {
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  tenantId: {tenant_id}\n  clientId: {APP}\n  credential:\n    secretRef:\n      name: {name}\n  endpoints:\n    graphUrl: {}\n    authorityHost: {}\n{extra}",
+        emulator.graph_url(),
+        emulator.base_url()
+    )
+}
+
+fn rollout(name: &str, connection: Option<(&str, &str)>, members: &str) -> String {
+    let reference = connection.map_or(String::new(), |(kind, name)| {
+        format!("  connectionRef:\n    kind: {kind}\n    name: {name}\n")
+    });
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n{reference}  content:\n    latest: true\n  audience:\n    members:\n{members}"
+    )
+}
+
+fn device(i: usize) -> String {
+    format!("7e7e7e7e-0000-4000-8000-{i:012}")
+}
+
+fn deployments(emulator: &Emulator) -> usize {
+    wufb_graph_emulator::state::lock(&emulator.shared.store)
+        .list_deployments(chrono::Utc::now())
+        .len()
+}
+
+async fn reason(env: &Env, what: &str) -> (String, String) {
+    let o = env.get(what).await;
+    let ready = o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap_or_default();
+    (
+        ready["reason"].as_str().unwrap_or_default().to_string(),
+        ready["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+async fn wait_reason(env: &Env, what: &str, want: &str) -> String {
+    env.eventually(
+        &format!("{what} to say {want}"),
+        Duration::from_secs(30),
+        async || {
+            let (r, m) = reason(env, what).await;
+            (r == want).then_some(m)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
+    let mut env = Env::start("tenants").await;
+    if env.skip_on_real_cluster("ClusterGraphConnections and namespace labels are cluster-wide") {
+        return;
+    }
+    let b = tenant(TENANT_B, "secret-b-1", FaultConfig::default()).await;
+    let c = tenant(TENANT_C, "secret-c", FaultConfig::default()).await;
+    env.spawn_controller_as(
+        "tenants",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--connection-check-interval", "1s"],
+    );
+    secret(&env, "tenant-b", "secret-b-1").await;
+    env.apply_yaml(&connection("GraphConnection", "tenant-b", TENANT_B, &b, ""))
+        .await;
+    env.wait_ready(&["graphconnection/tenant-b"]).await;
+
+    // A ring and a rollout in tenant B, a rollout in the operator's own tenant.
+    let ring = format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring-b\nspec:\n  connectionRef:\n    name: tenant-b\n  devices:\n  - {}\n  - {}\n",
+        device(1),
+        device(2)
+    );
+    env.apply_yaml(&ring).await;
+    env.apply_yaml(&rollout(
+        "in-b",
+        Some(("GraphConnection", "tenant-b")),
+        "    - deviceGroup: ring-b\n",
+    ))
+    .await;
+    env.apply_yaml(&rollout(
+        "in-own",
+        None,
+        &format!("    - device: {}\n", device(3)),
+    ))
+    .await;
+    env.wait_ready(&["expd/in-b", "expd/in-own", "dg/ring-b"]).await;
+    assert_eq!(deployments(&b), 1, "tenant B holds its rollout");
+    assert_eq!(
+        env.graph_deployments().len(),
+        1,
+        "the operator's own tenant holds only its own rollout"
+    );
+    assert_eq!(deployments(&c), 0);
+    let status = env.status_of("in-b").await;
+    assert_eq!(status["tenantId"], TENANT_B, "{status}");
+    // The users, as the connection's next look records them.
+    let users = json!([
+        format!("{}/DeviceGroup/ring-b", env.namespace),
+        format!("{}/ExpeditedDeployment/in-b", env.namespace)
+    ]);
+    env.eventually(
+        "the connection lists its users",
+        Duration::from_secs(20),
+        async || {
+            let gc = env.get("graphconnection/tenant-b").await;
+            (gc["status"]["userCount"] == 2 && gc["status"]["users"] == users).then_some(())
+        },
+    )
+    .await;
+
+    // A deployment whose group lives in another tenant stalls without a write.
+    let before = (deployments(&b), env.graph_deployments().len());
+    env.apply_yaml(&rollout("mixed", None, "    - deviceGroup: ring-b\n"))
+        .await;
+    let why = wait_reason(&env, "expd/mixed", "ConnectionMismatch").await;
+    assert!(
+        why.contains("DeviceGroup ring-b") && why.contains("tenant-b"),
+        "{why}"
+    );
+    assert_eq!((deployments(&b), env.graph_deployments().len()), before);
+    env.kubectl_ok(&["delete", "expd/mixed"]).await;
+
+    // A ClusterGraphConnection admits only the namespaces its selector matches.
+    secret(&env, "shared-c", "secret-c").await;
+    env.apply_yaml(&connection(
+        "ClusterGraphConnection",
+        "shared-c",
+        TENANT_C,
+        &c,
+        "  namespaceSelector:\n    matchLabels:\n      wufb.dev/tenant: c\n",
+    ))
+    .await;
+    env.wait_ready(&["clustergraphconnection/shared-c"]).await;
+    env.apply_yaml(&rollout(
+        "in-c",
+        Some(("ClusterGraphConnection", "shared-c")),
+        &format!("    - device: {}\n", device(4)),
+    ))
+    .await;
+    let why = wait_reason(&env, "expd/in-c", "ConnectionNotAllowed").await;
+    assert!(
+        why.contains(&env.namespace) && why.contains("namespaceSelector"),
+        "{why}"
+    );
+    assert!(
+        env.events_with(&["ConnectionNotAllowed"])
+            .await
+            .contains("Warning"),
+        "a Warning Event says it"
+    );
+    assert_eq!(deployments(&c), 0, "nothing reached tenant C");
+    Api::<Namespace>::all(env.client.clone())
+        .patch(
+            &env.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"wufb.dev/tenant": "c"}}})),
+        )
+        .await
+        .unwrap();
+    env.wait_ready(&["expd/in-c"]).await;
+    assert_eq!(deployments(&c), 1);
+
+    // The Secret rotates: tenant B accepts only the new secret (and forgets the tokens it gave), and
+    // the operator picks it up without a restart.
+    let since = b.requests().last().map_or(0, |r| r.seq + 1);
+    wufb_graph_emulator::state::lock(&b.shared.settings).apps = vec![app(TENANT_B, "secret-b-2")];
+    wufb_graph_emulator::state::lock(&b.shared.tokens).clear();
+    secret(&env, "tenant-b", "secret-b-2").await;
+    env.eventually(
+        "the rotated secret signs in to tenant B",
+        Duration::from_secs(30),
+        async || {
+            b.requests()
+                .iter()
+                .any(|r| r.seq >= since && r.operation == "token" && r.status == 200)
+                .then_some(())
+        },
+    )
+    .await;
+    env.kubectl_ok(&[
+        "annotate",
+        "expd/in-b",
+        &format!(
+            "wufb.dev/reconcile-requested-at={}",
+            chrono::Utc::now().timestamp()
+        ),
+        "--overwrite",
+    ])
+    .await;
+    env.wait_ready(&["expd/in-b", "graphconnection/tenant-b"]).await;
+    let logs = env.controller_logs();
+    for s in ["secret-b-1", "secret-b-2", "secret-c"] {
+        assert!(!logs.contains(s), "no secret in the logs");
+    }
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]).await;
+    assert!(!events.contains("secret-b-2"), "no secret in Events");
+
+    // A connection in use is not deleted; it goes once its objects do, and they clean tenant B up.
+    env.kubectl_ok(&["delete", "graphconnection/tenant-b", "--wait=false"])
+        .await;
+    let why = wait_reason(&env, "graphconnection/tenant-b", "InUse").await;
+    assert!(why.contains("ExpeditedDeployment/in-b"), "{why}");
+    env.kubectl_ok(&["delete", "expd/in-b", "dg/ring-b", "--timeout=60s"])
+        .await;
+    env.eventually(
+        "the connection goes once nothing uses it",
+        Duration::from_secs(30),
+        async || {
+            (!env
+                .kubectl_ok(&["get", "graphconnection", "-o", "name"])
+                .await
+                .contains("tenant-b"))
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(deployments(&b), 0, "its rollout was deleted in tenant B");
+    env.kubectl_ok(&["delete", "expd/in-c", "expd/in-own", "--timeout=60s"])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_or_broken_tenant_does_not_keep_the_others_from_converging() {
+    let mut env = Env::start("fair").await;
+    // Tenant B answers every Graph call 429 with a minute's Retry-After; tenant C's sign-in is refused
+    // (a wrong secret); tenant D is healthy.
+    let b = tenant(
+        TENANT_B,
+        "secret-b",
+        FaultConfig {
+            throttle_rate: 1.0,
+            retry_after_secs: 60.0,
+            operations: vec!["deployments.create".into(), "deploymentAudiences.create".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let c = tenant(TENANT_C, "secret-c", FaultConfig::default()).await;
+    let tenant_d = "dddddddd-0000-4000-8000-00000000000d";
+    let d = tenant(tenant_d, "secret-d", FaultConfig::default()).await;
+    // Tenant E answers everything 3 s late: its passes are long, and may hold only their share of the
+    // admission gate (half of it: 2 of the 4 slots here), so its six rollouts take several rounds.
+    let tenant_e = "eeeeeeee-0000-4000-8000-00000000000e";
+    let e = tenant(
+        tenant_e,
+        "secret-e",
+        FaultConfig {
+            latency_ms: 3000,
+            ..Default::default()
+        },
+    )
+    .await;
+    env.spawn_controller_as(
+        "fair",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--reconcile-concurrency", "4"],
+    );
+    for (name, value) in [
+        ("b", "secret-b"),
+        ("c", "wrong-secret"),
+        ("d", "secret-d"),
+        ("e", "secret-e"),
+    ] {
+        secret(&env, name, value).await;
+    }
+    env.apply_yaml(&connection("GraphConnection", "b", TENANT_B, &b, ""))
+        .await;
+    env.apply_yaml(&connection("GraphConnection", "c", TENANT_C, &c, ""))
+        .await;
+    env.apply_yaml(&connection("GraphConnection", "d", tenant_d, &d, ""))
+        .await;
+    env.apply_yaml(&connection("GraphConnection", "e", tenant_e, &e, ""))
+        .await;
+    env.wait_ready(&["graphconnection/b", "graphconnection/d", "graphconnection/e"])
+        .await;
+    let why = wait_reason(&env, "graphconnection/c", "ConnectionFailed").await;
+    assert!(why.contains(TENANT_C) && !why.contains("wrong-secret"), "{why}");
+
+    let n = 6;
+    let started = Instant::now();
+    for i in 0..n {
+        for t in ["e", "b", "c", "d"] {
+            env.apply_yaml(&rollout(
+                &format!("{t}-{i}"),
+                Some(("GraphConnection", t)),
+                &format!("    - device: {}\n", device(i)),
+            ))
+            .await;
+        }
+    }
+    let healthy: Vec<String> = (0..n).map(|i| format!("expd/d-{i}")).collect();
+    let mut args: Vec<&str> = healthy.iter().map(String::as_str).collect();
+    args.insert(0, "--timeout=60s");
+    env.wait_ready_within(&args[1..], 60).await;
+    let took = started.elapsed();
+    let slow_done = deployments(&e);
+    println!(
+        "tenant D: {n} rollouts Ready in {:.1} s beside a throttled tenant, a broken one and a slow one ({slow_done} of {n} made by then); Graph calls: B {}, C {}, D {}, E {}",
+        took.as_secs_f64(),
+        b.requests().len(),
+        c.requests().len(),
+        d.requests().len(),
+        e.requests().len()
+    );
+    let timeline = |t: &Emulator| {
+        t.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.at_ms % 100_000, r.operation))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(deployments(&d), n);
+    assert!(
+        slow_done < n,
+        "tenant D waited for the slow tenant E\nD:\n{}\nE:\n{}",
+        timeline(&d),
+        timeline(&e)
+    );
+    assert_eq!(deployments(&b), 0, "tenant B made nothing while it throttles");
+    assert_eq!(deployments(&c), 0);
+    let (r, _) = reason(&env, "expd/b-0").await;
+    assert_ne!(r, "Converged");
+    let (r, m) = reason(&env, "expd/c-0").await;
+    assert_eq!(r, "ConnectionNotReady", "{m}");
+}
