@@ -188,13 +188,19 @@ fn default_values_render_a_restricted_least_privilege_install() {
         !objects.contains_key("Secret/wufb-wufb-operator-credentials"),
         "no Secret without credentials in the values"
     );
-    // Cluster-wide rules hold no secrets; the one Secret is readable by name in the release namespace only.
+    // Cluster-wide, Secrets may only be read by name (for GraphConnections, which live in any watched
+    // namespace): never listed or watched, so they cannot be enumerated.
     let cr: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator"]);
     for rule in cr.rules.unwrap() {
-        assert!(
-            !rule.resources.unwrap_or_default().iter().any(|r| r == "secrets"),
-            "no cluster-wide secret access"
-        );
+        if rule
+            .resources
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r == "secrets")
+        {
+            assert_eq!(rule.verbs, vec!["get"], "Secrets by name only");
+        }
         assert!(
             !rule.verbs.iter().any(|v| v == "*" || v == "delete"),
             "least privilege"
@@ -280,14 +286,71 @@ fn each_credential_mode() {
             .as_deref(),
         Some("api://AzureADTokenExchange")
     );
-    let own: Role = strict(&wi["Role/wufb-wufb-operator-self@wufb-system"]);
-    assert!(
-        !own.rules.unwrap().iter().any(|r| r
-            .resources
-            .as_ref()
-            .is_some_and(|r| r.contains(&"secrets".to_string()))),
-        "no secret access needed"
+    // With connections off (a single tenant through workload identity), no Secret may be read at all.
+    let single = render(
+        json!({"credentials": {"mode": "workloadIdentity", "tenantId": "t", "clientId": "c"}, "connections": {"enabled": false}}),
     );
+    check_all(&single);
+    assert!(args(&single).contains(&"--connections=false".to_string()));
+    let reads_secrets = |rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>| {
+        rules.unwrap_or_default().iter().any(|r| {
+            r.resources
+                .as_ref()
+                .is_some_and(|r| r.contains(&"secrets".to_string()))
+        })
+    };
+    let own: Role = strict(&single["Role/wufb-wufb-operator-self@wufb-system"]);
+    assert!(!reads_secrets(own.rules), "no secret access needed");
+    let cr: ClusterRole = strict(&single["ClusterRole/wufb-wufb-operator"]);
+    assert!(!reads_secrets(cr.rules));
+    assert!(
+        !single.contains_key("ClusterRole/wufb-wufb-operator-connections"),
+        "no connection or namespace permissions"
+    );
+}
+
+#[test]
+fn connections_grant_secrets_by_name_only_where_they_live() {
+    let objects = render(json!({"connections": {"secretNamespaces": ["tenant-a"]}}));
+    check_all(&objects);
+    let secret_verbs = |rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>| -> Vec<Vec<String>> {
+        rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                r.resources
+                    .as_ref()
+                    .is_some_and(|r| r.contains(&"secrets".to_string()))
+            })
+            .map(|r| r.verbs)
+            .collect()
+    };
+    let cr: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator"]);
+    assert!(
+        secret_verbs(cr.rules).is_empty(),
+        "secretNamespaces: none cluster-wide"
+    );
+    let r: Role = strict(&objects["Role/wufb-wufb-operator-connection-secrets@tenant-a"]);
+    assert_eq!(secret_verbs(r.rules), vec![vec!["get".to_string()]]);
+    let c: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator-connections"]);
+    let resources: Vec<String> = c
+        .rules
+        .unwrap()
+        .into_iter()
+        .flat_map(|r| r.resources.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "clustergraphconnections",
+            "clustergraphconnections/status",
+            "namespaces"
+        ]
+    );
+    assert!(args(&objects).contains(&"--connections=true".to_string()));
+    let wi = render(json!({"connections": {"namespacedWorkloadIdentity": true}}));
+    check_all(&wi);
+    assert!(args(&wi).contains(&"--namespaced-workload-identity".to_string()));
 }
 
 #[test]
@@ -295,8 +358,24 @@ fn namespace_scoped_mode_uses_roles() {
     let objects =
         render(json!({"watchNamespaces": ["team-a", "team-b"], "credentials": {"existingSecret": "graph"}}));
     check_all(&objects);
+    // Cluster-wide only what connections need (cluster connections and namespace labels); none with
+    // connections off.
+    assert_eq!(
+        objects
+            .keys()
+            .filter(|k| k.starts_with("ClusterRole"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            "ClusterRole/wufb-wufb-operator-connections",
+            "ClusterRoleBinding/wufb-wufb-operator-connections"
+        ]
+    );
+    let off = render(
+        json!({"watchNamespaces": ["team-a"], "credentials": {"existingSecret": "graph"}, "connections": {"enabled": false}}),
+    );
     assert!(
-        !objects.keys().any(|k| k.starts_with("ClusterRole")),
+        !off.keys().any(|k| k.starts_with("ClusterRole")),
         "no cluster-wide RBAC"
     );
     for ns in ["team-a", "team-b"] {

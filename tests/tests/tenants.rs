@@ -140,6 +140,48 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         .await;
     env.wait_ready(&["graphconnection/tenant-b"]).await;
 
+    // `plan` reads a rollout that names the connection through it (its Secret from the cluster), and
+    // writes nothing.
+    let planned = env.dir.join("planned.yaml");
+    std::fs::write(
+        &planned,
+        rollout(
+            "planned-b",
+            Some(("GraphConnection", "tenant-b")),
+            &format!("    - device: {}\n", device(9)),
+        ),
+    )
+    .unwrap();
+    let since = b.requests().last().map_or(0, |r| r.seq + 1);
+    let out = env
+        .operator_cli(&[
+            "plan",
+            "-f",
+            planned.to_str().unwrap(),
+            "--graph-url",
+            &env.emulator.graph_url(),
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["objects"][0]["result"], "create", "{report}");
+    let read_b: Vec<_> = b.requests().into_iter().filter(|r| r.seq >= since).collect();
+    assert!(
+        read_b.iter().any(|r| r.operation == "catalog.entries.list"),
+        "the plan read tenant B's catalog: {read_b:?}"
+    );
+    assert!(
+        read_b.iter().all(|r| r.method == "GET" || r.operation == "token"),
+        "the plan wrote nothing"
+    );
+
     // A ring and a rollout in tenant B, a rollout in the operator's own tenant.
     let ring = format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring-b\nspec:\n  connectionRef:\n    name: tenant-b\n  devices:\n  - {}\n  - {}\n",

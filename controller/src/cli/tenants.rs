@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use super::manifests::Document;
@@ -68,21 +67,7 @@ pub async fn connect(
                         .ok_or_else(|| anyhow::anyhow!("{key}: its Secret is in the operator's namespace; name it with --operator-namespace"))?
                         .to_string(),
                 };
-                match Api::<Secret>::namespaced(client.clone(), &ns)
-                    .get_opt(&r.name)
-                    .await?
-                {
-                    Some(s) => SecretRead::Found {
-                        version: s.metadata.resource_version.clone().unwrap_or_default(),
-                        data: s
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect(),
-                    },
-                    None => SecretRead::Missing(format!("{ns}/{}", r.name)),
-                }
+                SecretRead::get(client, &ns, &r.name).await?
             }
         };
         // The planner is not the operator: workload identity uses the token file of the environment it

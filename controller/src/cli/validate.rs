@@ -421,6 +421,41 @@ mod tests {
     }
 
     #[test]
+    fn connections_and_the_references_to_them_are_checked() {
+        let mut examples = docs(include_str!("../../../examples/tenants/contoso.yaml"));
+        examples.extend(docs(include_str!("../../../examples/tenants/shared.yaml")));
+        assert_eq!(check(&examples), vec![], "the tenants examples are valid");
+        let found = check(&docs(
+            "apiVersion: wufb.dev/v1alpha1\nkind: GraphConnection\nmetadata: {name: a, namespace: n}\nspec:\n  tenantId: 7c2a1e0f-3b4d-4e5f-8a9b-0c1d2e3f4a5b\n  clientId: 1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b\n  credential: {workloadIdentity: {}}\n  cloud: china\n---\napiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata: {name: ring, namespace: n}\nspec:\n  connectionRef: {name: a}\n  devices: [5a1c9e2b-7d3f-4b6a-9c8e-1f2d3a4b5c6d]\n---\napiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata: {name: d, namespace: n}\nspec:\n  connectionRef: {kind: ClusterGraphConnection, name: shared}\n  content: {latest: true}\n  audience:\n    members: [{deviceGroup: ring}]\n",
+        ));
+        let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+        let has = |s: &str| lines.iter().any(|l| l.contains(s));
+        assert!(
+            has(
+                "m.yaml:1: spec.cloud: the Windows Update for Business deployment service is not offered in china"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            has("m.yaml:1: warning: spec.credential.workloadIdentity"),
+            "{lines:#?}"
+        );
+        assert!(
+            has(
+                "m.yaml:3: warning: spec.connectionRef: ClusterGraphConnection shared is not defined in these manifests"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            has(
+                "m.yaml:3: spec.connectionRef: DeviceGroup ring uses GraphConnection a but this deployment uses ClusterGraphConnection shared"
+            ),
+            "{lines:#?}"
+        );
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+    }
+
+    #[test]
     fn the_examples_are_valid() {
         assert_eq!(check(&manifests::embedded_examples()), vec![]);
     }

@@ -138,7 +138,7 @@ impl From<ConnectionCloud> for crate::graph::Cloud {
 /// The credential of a connection.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-// CEL cost: 4
+// CEL cost: 31
 #[x_kube(validation = Rule::new("has(self.secretRef) != has(self.workloadIdentity)").message("set exactly one of secretRef or workloadIdentity"))]
 pub struct ConnectionCredential {
     /// A Secret holding the app's client secret (key clientSecret) or its certificate and private key in

@@ -70,6 +70,19 @@ pub struct Credential {
     pub kind: CredentialKind,
 }
 
+/// A Secret key's value as trimmed text (`None`: no such key).
+fn secret_text(data: &BTreeMap<String, Vec<u8>>, key: &str) -> Result<Option<String>, GraphError> {
+    data.get(key)
+        .map(|v| {
+            String::from_utf8(v.clone())
+                .map(|s| s.trim().to_string())
+                .map_err(|_| GraphError::Credential {
+                    detail: format!("Secret key '{key}' is not UTF-8 text"),
+                })
+        })
+        .transpose()
+}
+
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 fn pem_blocks(pem: &str, label: &str) -> Vec<Vec<u8>> {
@@ -168,17 +181,7 @@ impl Credential {
     /// From a Kubernetes Secret's data: `tenantId`, `clientId`, and one of `clientSecret`,
     /// `clientCertificate` (PEM with certificate and key) or `federatedTokenFile` (a path in the pod).
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, GraphError> {
-        let text = |k: &str| -> Result<Option<String>, GraphError> {
-            data.get(k)
-                .map(|v| {
-                    String::from_utf8(v.clone())
-                        .map(|s| s.trim().to_string())
-                        .map_err(|_| GraphError::Credential {
-                            detail: format!("Secret key '{k}' is not UTF-8 text"),
-                        })
-                })
-                .transpose()
-        };
+        let text = |k: &str| secret_text(data, k);
         let need = |k: &str| {
             text(k)?
                 .filter(|v| !v.is_empty())
@@ -222,18 +225,7 @@ impl Credential {
         client_id: &str,
         data: &BTreeMap<String, Vec<u8>>,
     ) -> Result<Self, GraphError> {
-        let text = |k: &str| -> Result<Option<String>, GraphError> {
-            data.get(k)
-                .map(|v| {
-                    String::from_utf8(v.clone())
-                        .map(|s| s.trim().to_string())
-                        .map_err(|_| GraphError::Credential {
-                            detail: format!("key '{k}' is not UTF-8 text"),
-                        })
-                })
-                .transpose()
-                .map(|v| v.filter(|s| !s.is_empty()))
-        };
+        let text = |k: &str| secret_text(data, k).map(|v| v.filter(|s| !s.is_empty()));
         if let Some(secret) = text("clientSecret")? {
             return Ok(Credential {
                 tenant_id: tenant_id.into(),

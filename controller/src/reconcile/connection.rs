@@ -95,6 +95,29 @@ pub enum SecretRead {
     Missing(String),
 }
 
+impl SecretRead {
+    /// Reads Secret `ns/name` by name.
+    pub async fn get(client: &kube::Client, ns: &str, name: &str) -> Result<SecretRead, kube::Error> {
+        Ok(
+            match Api::<Secret>::namespaced(client.clone(), ns)
+                .get_opt(name)
+                .await?
+            {
+                Some(s) => SecretRead::Found {
+                    version: s.metadata.resource_version.clone().unwrap_or_default(),
+                    data: s
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                },
+                None => SecretRead::Missing(format!("{ns}/{name}")),
+            },
+        )
+    }
+}
+
 /// What a connection's client is built from, or why it cannot be built (the outcome to report).
 #[derive(Debug)]
 pub struct Planned {
@@ -281,25 +304,9 @@ async fn read_secret<K: ConnectionObject>(obj: &K, ctx: &Context) -> Result<Secr
         return Ok(SecretRead::NotNeeded);
     };
     let ns = obj.secret_namespace(&ctx.settings.connections.operator_namespace);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(
-        match secrets
-            .get_opt(&r.name)
-            .await
-            .map_err(Error::kube("read the connection's Secret"))?
-        {
-            Some(s) => SecretRead::Found {
-                version: s.metadata.resource_version.clone().unwrap_or_default(),
-                data: s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect(),
-            },
-            None => SecretRead::Missing(format!("{ns}/{}", r.name)),
-        },
-    )
+    SecretRead::get(&ctx.client, &ns, &r.name)
+        .await
+        .map_err(Error::kube("read the connection's Secret"))
 }
 
 async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, Error> {
