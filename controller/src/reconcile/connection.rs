@@ -22,8 +22,13 @@ use super::error::Error;
 use super::finalizer::with_finalizer;
 use super::reasons::Reason;
 use super::status::{self, Outcome};
-use crate::connections::{ConnKey, Connected};
-use crate::crd::{ClusterGraphConnection, ConnectionSpec, FINALIZER, GraphConnection, GraphConnectionStatus};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::connections::{ConnKey, Connected, UsesConnection};
+use crate::crd::{
+    ClusterGraphConnection, ConnectionSpec, DeviceGroup, ExpeditedDeployment, FINALIZER, GraphConnection,
+    GraphConnectionStatus,
+};
 use crate::graph::{Credential, Endpoints, GraphClient, GraphConfig, GraphError};
 
 /// How long a successful sign-in and read stands before the next one.
@@ -251,38 +256,71 @@ pub fn failure_message(spec: &ConnectionSpec, err: &GraphError) -> String {
     }
 }
 
-/// The objects whose connectionRef names `key`, as `namespace/Kind/name`, sorted.
-pub fn users(ctx: &Context, key: &ConnKey) -> Vec<String> {
-    let named =
-        |r: Option<&crate::crd::ConnectionRef>, ns: &str| r.is_some_and(|r| &ConnKey::of(r, ns) == key);
-    let mut out: Vec<String> = ctx
-        .deployments
-        .state()
-        .iter()
-        .filter(|d| named(d.spec.connection_ref.as_ref(), &d.namespace().unwrap_or_default()))
-        .map(|d| {
-            format!(
-                "{}/ExpeditedDeployment/{}",
-                d.namespace().unwrap_or_default(),
-                d.name_any()
-            )
-        })
-        .chain(
-            ctx.groups
+/// The objects whose connectionRef names `key`.
+pub struct Users {
+    pub deployments: Vec<ObjectRef<ExpeditedDeployment>>,
+    pub groups: Vec<ObjectRef<DeviceGroup>>,
+}
+
+impl Users {
+    pub fn of(ctx: &Context, key: &ConnKey) -> Users {
+        fn named<K>(store: &kube::runtime::reflector::Store<K>, key: &ConnKey) -> Vec<ObjectRef<K>>
+        where
+            K: UsesConnection + Resource<DynamicType = ()> + Clone,
+        {
+            store
                 .state()
                 .iter()
-                .filter(|g| named(g.spec.connection_ref.as_ref(), &g.namespace().unwrap_or_default()))
-                .map(|g| {
-                    format!(
-                        "{}/DeviceGroup/{}",
-                        g.namespace().unwrap_or_default(),
-                        g.name_any()
-                    )
-                }),
-        )
-        .collect();
-    out.sort();
-    out
+                .filter(|o| {
+                    o.connection_ref().is_some_and(|r| {
+                        &ConnKey::of(r, o.meta().namespace.as_deref().unwrap_or_default()) == key
+                    })
+                })
+                .map(|o| ObjectRef::from_obj(o.as_ref()))
+                .collect()
+        }
+        Users {
+            deployments: named(&ctx.deployments, key),
+            groups: named(&ctx.groups, key),
+        }
+    }
+
+    /// As status lists them: `namespace/Kind/name`, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let name = |kind: &str, ns: &Option<String>, n: &str| {
+            format!("{}/{kind}/{n}", ns.as_deref().unwrap_or_default())
+        };
+        let mut out: Vec<String> = self
+            .deployments
+            .iter()
+            .map(|r| name("ExpeditedDeployment", &r.namespace, &r.name))
+            .chain(
+                self.groups
+                    .iter()
+                    .map(|r| name("DeviceGroup", &r.namespace, &r.name)),
+            )
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Passes for every user now, instead of at their next look: the connection they wait for is
+    /// ready, or its credential changed.
+    pub fn wake(self, ctx: &Context) {
+        if let Some(stores) = &ctx.connection_stores {
+            for r in self.deployments {
+                let _ = stores.wake_deployments.send(r);
+            }
+            for r in self.groups {
+                let _ = stores.wake_groups.send(r);
+            }
+        }
+    }
+}
+
+/// The objects whose connectionRef names `key`, as `namespace/Kind/name`, sorted.
+pub fn users(ctx: &Context, key: &ConnKey) -> Vec<String> {
+    Users::of(ctx, key).names()
 }
 
 /// One pass over a connection.
@@ -382,6 +420,8 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
                         obj.connection().tenant_id,
                         obj.connection().client_id
                     );
+                    // The objects waiting for it go now.
+                    Users::of(ctx, &key).wake(ctx);
                     if rotated || held.is_none() {
                         ctx.events.notify(
                             obj,

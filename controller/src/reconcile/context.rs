@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kube::Resource;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::Error;
 use super::events::Events;
@@ -17,12 +17,15 @@ use crate::connections::{ConnKey, Connections, Refusal, UsesConnection};
 use crate::crd::{ClusterGraphConnection, DeviceGroup, ExpeditedDeployment, GraphConnection};
 use crate::graph::GraphClient;
 
-/// The connection objects and the namespaces' labels, watched when connections are on.
+/// The connection objects and the namespaces' labels, watched when connections are on, and the way
+/// to wake the objects that wait for a connection once it is ready.
 #[derive(Clone)]
 pub struct ConnectionStores {
     pub graph: Store<GraphConnection>,
     pub cluster: Store<ClusterGraphConnection>,
     pub namespaces: Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
+    pub wake_deployments: tokio::sync::mpsc::UnboundedSender<ObjectRef<ExpeditedDeployment>>,
+    pub wake_groups: tokio::sync::mpsc::UnboundedSender<ObjectRef<DeviceGroup>>,
 }
 
 /// Shared by every reconcile. A pass over an object that names a connection works in a copy whose

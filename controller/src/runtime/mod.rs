@@ -213,6 +213,9 @@ pub async fn run(
     )
     .default_backoff();
 
+    // A connection that becomes ready wakes the objects that wait for it.
+    let (wake_ed_tx, wake_ed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (wake_dg_tx, wake_dg_rx) = tokio::sync::mpsc::unbounded_channel();
     let permits = usize::from(settings.reconcile_concurrency);
     let (events, events_drain) = Events::spawn_with_drain(Recorder::new(client.clone(), reporter));
     let rt = Arc::new(Runtime {
@@ -236,6 +239,8 @@ pub async fn run(
                 graph: gc_reader.clone(),
                 cluster: cgc_reader.clone(),
                 namespaces: ns_reader.clone(),
+                wake_deployments: wake_ed_tx,
+                wake_groups: wake_dg_tx,
             }),
             connection: None,
         }),
@@ -293,6 +298,7 @@ pub async fn run(
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_on(received(wake_ed_rx))
         // Unbounded here: a scheduled pass waits as a small future at the gate, which bounds the work
         // and orders it (see `gate`).
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
@@ -311,6 +317,7 @@ pub async fn run(
     };
     let dg_rt = rt.clone();
     let groups = Controller::for_shared_stream(dg_changes, dg_reader)
+        .reconcile_on(received(wake_dg_rx))
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(signal(shutdown_rx.clone()))
         .run(group_pass, error_policy, dg_rt.clone())
@@ -360,6 +367,13 @@ pub async fn run(
     // Every sender goes with the context; then the queued Events are sent (bounded).
     drop(rt);
     events_drain.wait(std::time::Duration::from_secs(3)).await;
+}
+
+/// The items sent to a channel, as a stream.
+fn received<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 /// After a pass: a success resets the object's error backoff.
