@@ -352,7 +352,7 @@ pub async fn build(
         if let Some(entra) = &g.spec.entra_group_id
             && let Some(devices) = graphs
                 .of(g.spec.connection_ref.as_ref(), &key.0)?
-                .entra_group_devices(entra)
+                .entra_group_devices(entra, 0)
                 .await?
         {
             live_entra.insert(key.clone(), std::sync::Arc::new(devices.into_iter().collect()));

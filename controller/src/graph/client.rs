@@ -66,6 +66,14 @@ struct GroupRead {
 }
 
 impl GroupRead {
+    /// Sized for the members the service counted, when it did.
+    fn sized(count: Option<u64>) -> Self {
+        GroupRead {
+            ids: Vec::with_capacity(count.unwrap_or_default().min(1 << 24) as usize),
+            ..Default::default()
+        }
+    }
+
     fn add(&mut self, page: Vec<UpdatableAsset>) {
         for a in page {
             let (kind, errors) = (a.kind(), (!a.errors.is_empty()).then(|| a.error_reasons()));
@@ -776,7 +784,12 @@ impl GraphClient {
     /// (`/groups/{id}/transitiveMembers/microsoft.graph.device`, every page); `None` when the group does
     /// not exist. Needs GroupMember.Read.All and Device.Read.All, which the operation name says, so that a
     /// 403 names them.
-    pub async fn entra_group_devices(&self, group_id: &str) -> Result<Option<Vec<DeviceId>>, GraphError> {
+    /// `expected` is how many devices the caller last saw there: the list is sized for it.
+    pub async fn entra_group_devices(
+        &self,
+        group_id: &str,
+        expected: usize,
+    ) -> Result<Option<Vec<DeviceId>>, GraphError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Device {
@@ -790,7 +803,7 @@ impl GraphClient {
         );
         // Folded page by page into 16-byte ids (a group of 100,000 devices is never held as text),
         // sorted, each once: the caller compares them with what it holds before it builds a set.
-        let mut devices = Vec::new();
+        let mut devices = Vec::with_capacity(expected + expected / 64);
         let read = self
             .transport
             .for_each_page(
@@ -857,6 +870,7 @@ impl GraphClient {
             .fold_sized(
                 "list device group members",
                 &url,
+                GroupRead::sized,
                 GroupRead::add,
                 GroupRead::distinct,
             )

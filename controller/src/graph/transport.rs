@@ -622,6 +622,7 @@ impl Transport {
         self.fold_sized(
             operation,
             url,
+            |_| Vec::new(),
             |out: &mut Vec<T>, page| out.extend(page),
             |out| distinct_ids(out, id),
         )
@@ -629,11 +630,13 @@ impl Transport {
     }
 
     /// [`Transport::collect_sized`], with each page folded into `A` as it arrives instead of kept:
-    /// `distinct` counts the distinct ids folded so far (the check that the pages add up).
-    pub async fn fold_sized<T: DeserializeOwned, A: Default>(
+    /// `new` makes an empty `A` (given the service's count when it gave one), `distinct` counts the
+    /// distinct ids folded so far (the check that the pages add up).
+    pub async fn fold_sized<T: DeserializeOwned, A>(
         &self,
         operation: &'static str,
         url: &str,
+        new: impl Fn(Option<u64>) -> A,
         mut fold: impl FnMut(&mut A, Vec<T>),
         distinct: impl Fn(&mut A) -> usize,
     ) -> Result<A, GraphError> {
@@ -644,7 +647,7 @@ impl Transport {
             .map(|s| s.contains(operation))
             .unwrap_or(false);
         if remembered {
-            return self.fold_pages(operation, url, fold).await;
+            return self.fold_pages(operation, url, new(None), fold).await;
         }
         let first: CountedPage<T> = match self
             .json(
@@ -660,12 +663,12 @@ impl Transport {
             // Refused client-driven paging (the newest audience pages allow only `$skiptoken`).
             Err(e) if e.status() == Some(400) => {
                 self.only_next_links(operation, &e.to_string());
-                return self.fold_pages(operation, url, fold).await;
+                return self.fold_pages(operation, url, new(None), fold).await;
             }
             Err(e) => return Err(e),
         };
         let page_size = first.value.len();
-        let mut out = A::default();
+        let mut out = new(first.count);
         let Some(next) = first.next_link else {
             fold(&mut out, first.value);
             return Ok(out);
@@ -715,7 +718,7 @@ impl Transport {
                 Err(e) if e.status() == Some(400) => {
                     self.only_next_links(operation, &e.to_string());
                     drop(out);
-                    return self.fold_pages(operation, url, fold).await;
+                    return self.fold_pages(operation, url, new(None), fold).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -729,17 +732,17 @@ impl Transport {
             operation,
             &format!("{items} items read in parallel pages, {distinct} distinct, of {count} counted"),
         );
-        self.fold_pages(operation, url, fold).await
+        self.fold_pages(operation, url, new(None), fold).await
     }
 
-    /// Every page from `url` on, folded into a fresh `A`.
-    async fn fold_pages<T: DeserializeOwned, A: Default>(
+    /// Every page from `url` on, folded into `out`.
+    async fn fold_pages<T: DeserializeOwned, A>(
         &self,
         operation: &'static str,
         url: &str,
+        mut out: A,
         mut fold: impl FnMut(&mut A, Vec<T>),
     ) -> Result<A, GraphError> {
-        let mut out = A::default();
         self.for_each_page(operation, url.to_string(), |page| fold(&mut out, page))
             .await?;
         Ok(out)

@@ -716,7 +716,10 @@ pub async fn observe_group(
         .as_deref()
         .filter(|_| validate::device_group(&obj.spec).is_empty())
     {
-        match graph.entra_group_devices(entra).await {
+        match graph
+            .entra_group_devices(entra, held.as_ref().map_or(0, |h| h.len()))
+            .await
+        {
             Ok(devices) => {
                 o.entra = Some(devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
                     Some(same) => same,
