@@ -26,6 +26,8 @@ pub trait UsesConnection: kube::Resource {
     fn recorded_tenant(&self) -> Option<&str>;
     /// Whether its status records anything made in Graph (or a create that may have made something).
     fn has_graph_state(&self) -> bool;
+    /// Its status conditions.
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition];
 }
 
 impl UsesConnection for crate::crd::ExpeditedDeployment {
@@ -40,6 +42,12 @@ impl UsesConnection for crate::crd::ExpeditedDeployment {
             s.deployment_id.is_some() || s.audience_id.is_some() || s.create_intent.is_some()
         }) || self.spec.deployment_id.is_some()
     }
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
+    }
 }
 
 impl UsesConnection for crate::crd::DeviceGroup {
@@ -53,6 +61,12 @@ impl UsesConnection for crate::crd::DeviceGroup {
         self.status
             .as_ref()
             .is_some_and(|s| s.group_id.is_some() || s.create_intent.is_some())
+    }
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
     }
 }
 

@@ -454,12 +454,37 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
         }
     };
     ctx.stalled_once(obj, &old.conditions, &outcome);
+    write(obj, ctx, api, users, last_check, &outcome).await?;
+    // Looked at again (its Secret read, a rotation picked up) every check interval; sooner while it
+    // waits for something that may come by itself.
+    let every = ctx.settings.connections.check_interval;
+    Ok(Action::requeue(if outcome.is_ready() || outcome.is_stalled() {
+        every
+    } else {
+        every.min(Duration::from_secs(10))
+    }))
+}
+
+/// Writes a connection's status: the users, when it was last checked, and the conditions of `outcome`.
+/// Returns whether it wrote.
+async fn write<K: ConnectionObject>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    users: Vec<String>,
+    last_check_time: Option<String>,
+    outcome: &Outcome,
+) -> Result<bool, Error> {
+    let old = obj
+        .connection_status()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let status = GraphConnectionStatus {
         observed_generation: obj.meta().generation,
         user_count: Some(users.len() as u64),
         users: users.into_iter().take(MAX_USERS).collect(),
-        last_check_time: last_check,
-        conditions: status::conditions(&outcome, obj.meta().generation, &old.conditions),
+        last_check_time,
+        conditions: status::conditions(outcome, obj.meta().generation, old),
     };
     status::apply(
         api,
@@ -469,15 +494,7 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
         obj.connection_status(),
         &status,
     )
-    .await?;
-    // Looked at again (its Secret read, a rotation picked up) every check interval; sooner while it
-    // waits for something that may come by itself.
-    let every = ctx.settings.connections.check_interval;
-    Ok(Action::requeue(if outcome.is_ready() || outcome.is_stalled() {
-        every
-    } else {
-        every.min(Duration::from_secs(10))
-    }))
+    .await
 }
 
 async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, Error> {
@@ -494,24 +511,8 @@ async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> R
         if users.len() > 10 { ", ..." } else { "" }
     );
     let outcome = Outcome::progressing(Reason::IN_USE, message.clone());
-    let old = obj.connection_status().cloned().unwrap_or_default();
-    let status = GraphConnectionStatus {
-        observed_generation: obj.meta().generation,
-        user_count: Some(users.len() as u64),
-        users: users.into_iter().take(MAX_USERS).collect(),
-        last_check_time: old.last_check_time.clone(),
-        conditions: status::conditions(&outcome, obj.meta().generation, &old.conditions),
-    };
-    if status::apply(
-        api,
-        &ctx.writes,
-        &obj.name_any(),
-        K::KIND,
-        obj.connection_status(),
-        &status,
-    )
-    .await?
-    {
+    let checked = obj.connection_status().and_then(|s| s.last_check_time.clone());
+    if write(obj, ctx, api, users, checked, &outcome).await? {
         ctx.events
             .notify(obj, EventType::Warning, Reason::IN_USE, "Delete", message.clone());
     }

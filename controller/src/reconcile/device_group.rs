@@ -33,16 +33,9 @@ pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics.reconciles.get_or_create(&label).inc();
     let api: Api<DeviceGroup> = ctx.api(obj.as_ref());
     // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
-    let ctx = match super::tenancy::context_for(&ctx, obj.as_ref()) {
+    let ctx = match super::tenancy::enter(&ctx, &obj, &api, |_| Ok(())).await? {
         Ok(pass) => pass,
-        Err(stop) => {
-            let conditions = obj
-                .status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default();
-            return super::tenancy::stopped(obj, &ctx, &api, stop, &conditions).await;
-        }
+        Err(stopped) => return Ok(stopped),
     };
     // The finalizer goes on first; the pass then goes on with the object as written.
     let obj = with_finalizer(&api, &ctx.writes, obj).await?;

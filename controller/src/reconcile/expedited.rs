@@ -68,18 +68,13 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
     ctx.metrics.reconciles.get_or_create(&label).inc();
     let api: Api<ExpeditedDeployment> = ctx.api(obj.as_ref());
     // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
-    let pass = tenancy::context_for(&ctx, obj.as_ref())
-        .and_then(|pass| tenancy::groups_share_connection(&obj, &pass).map(|()| pass));
-    let ctx = match pass {
+    let ctx = match tenancy::enter(&ctx, &obj, &api, |pass| {
+        tenancy::groups_share_connection(&obj, pass)
+    })
+    .await?
+    {
         Ok(pass) => pass,
-        Err(stop) => {
-            let conditions = obj
-                .status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default();
-            return tenancy::stopped(obj, &ctx, &api, stop, &conditions).await;
-        }
+        Err(stopped) => return Ok(stopped),
     };
     // The finalizer goes on first; the pass then goes on with the object as written.
     let obj = with_finalizer(&api, &ctx.writes, obj).await?;

@@ -117,6 +117,33 @@ pub fn context_for<K: UsesConnection>(ctx: &Arc<Context>, obj: &K) -> Result<Arc
     Ok(pass)
 }
 
+/// The first step of a pass: the context it works in (`check` adds the kind's own reasons to stop), or,
+/// when it stops before Graph, the action it ends with ([`stopped`]).
+pub async fn enter<K>(
+    ctx: &Arc<Context>,
+    obj: &Arc<K>,
+    api: &Api<K>,
+    check: impl FnOnce(&Context) -> Result<(), Stop>,
+) -> Result<Result<Arc<Context>, Action>, Error>
+where
+    K: UsesConnection<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    match context_for(ctx, obj.as_ref()).and_then(|pass| check(&pass).map(|()| pass)) {
+        Ok(pass) => Ok(Ok(pass)),
+        Err(stop) => {
+            let conditions = obj.conditions().to_vec();
+            stopped(obj.clone(), ctx, api, stop, &conditions).await.map(Err)
+        }
+    }
+}
+
 /// Ends a pass that stopped before Graph: the condition and a Warning Event for a stall (once), and a
 /// look again soon. A deleted object whose status records nothing in Graph lets its
 /// finalizer go; one that does waits, as cleaning up needs its tenant.
