@@ -211,6 +211,20 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     assert_eq!(deployments(&c), 0);
     let status = env.status_of("in-b").await;
     assert_eq!(status["tenantId"], TENANT_B, "{status}");
+    // `status --devices` reads the rollout's devices through its connection too.
+    let out = env
+        .operator_cli(&[
+            "status",
+            "in-b",
+            "--devices",
+            "--graph-url",
+            &env.emulator.graph_url(),
+        ])
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("in-b: 0 of 2 targeted devices"), "{text}");
+
     // The users, as the connection's next look records them.
     let users = json!([
         format!("{}/DeviceGroup/ring-b", env.namespace),

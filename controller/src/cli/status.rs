@@ -33,6 +33,10 @@ pub struct StatusArgs {
     pub graph: super::GraphArgs,
     #[command(flatten)]
     pub cluster: super::cluster::ClusterArgs,
+    /// The operator's namespace, where ClusterGraphConnections keep their Secrets (needed only for
+    /// --devices of a rollout that names a ClusterGraphConnection with a secretRef).
+    #[arg(long, env = "WUFB_OPERATOR_NAMESPACE")]
+    pub operator_namespace: Option<String>,
 }
 
 fn row(cells: &[String], widths: &[usize]) -> String {
@@ -141,7 +145,11 @@ pub fn wave_table(obj: &ExpeditedDeployment) -> Option<String> {
 }
 
 /// The targeted devices of one rollout that are not up to date, read from Graph.
-async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result<String> {
+async fn devices(
+    args: &StatusArgs,
+    obj: &ExpeditedDeployment,
+    client: &kube::Client,
+) -> anyhow::Result<String> {
     let name = obj.metadata.name.clone().unwrap_or_default();
     let status = obj.status.clone().unwrap_or_default();
     let audience = status
@@ -153,7 +161,22 @@ async fn devices(args: &StatusArgs, obj: &ExpeditedDeployment) -> anyhow::Result
         .as_ref()
         .map(|c| c.catalog_entry_id.clone())
         .with_context(|| format!("{name} has no resolved content yet"))?;
-    let graph = args.graph.client()?;
+    // Through the object's connection, as the controller reads it.
+    let ns = obj.metadata.namespace.clone().unwrap_or_default();
+    let refs = obj
+        .spec
+        .connection_ref
+        .iter()
+        .map(|r| crate::connections::ConnKey::of(r, &ns));
+    let graphs = super::tenants::connect(
+        args.graph.client()?,
+        &[],
+        refs,
+        Some(client),
+        args.operator_namespace.as_deref(),
+    )
+    .await?;
+    let graph = graphs.of(obj.spec.connection_ref.as_ref(), &ns)?;
     let current = graph.audience(AudienceOf::Id(&audience)).await?;
     let expand = async |refs: &BTreeSet<crate::graph::AssetRef>| -> anyhow::Result<BTreeSet<DeviceId>> {
         let mut out = BTreeSet::new();
@@ -224,9 +247,9 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     )
     .await?;
     let api: Api<ExpeditedDeployment> = if args.all_namespaces {
-        Api::all(client)
+        Api::all(client.clone())
     } else {
-        Api::namespaced(client, &namespace)
+        Api::namespaced(client.clone(), &namespace)
     };
     let objects = match &args.name {
         Some(name) => vec![
@@ -250,7 +273,7 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     if args.devices
         && let Some(obj) = objects.first()
     {
-        println!("\n{}", devices(args, obj).await?);
+        println!("\n{}", devices(args, obj, &client).await?);
     }
     Ok(())
 }
