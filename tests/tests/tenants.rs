@@ -33,15 +33,38 @@ async fn tenant(tenant_id: &str, secret: &str, faults: FaultConfig) -> Emulator 
     .unwrap()
 }
 
+/// The issuer and subject of the operator's service-account token, as a tenant's app trusts them.
+const ISSUER: &str = "https://cluster.issuer.test";
+const SUBJECT: &str = "system:serviceaccount:wufb-system:wufb-operator";
+
 fn app(tenant_id: &str, secret: &str) -> AppRegistration {
     AppRegistration {
         tenant_id: tenant_id.into(),
         client_id: APP.into(),
         client_secret: Some(secret.into()),
         certificate_pem: None,
-        federated: Vec::new(),
+        federated: vec![wufb_graph_emulator::config::FederatedCredential {
+            issuer: ISSUER.into(),
+            subject: SUBJECT.into(),
+        }],
         roles: vec![READ_WRITE.into()],
     }
+}
+
+/// The operator's projected service-account token, as the kubelet writes it.
+fn service_account_token(env: &Env) -> std::path::PathBuf {
+    let key = wufb_e2e::root().join("tests/fixtures/credentials/other-key.pem");
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": ISSUER, "sub": SUBJECT, "aud": "api://AzureADTokenExchange", "nbf": now, "exp": now + 3600});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(key).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let file = env.dir.join("sa-token");
+    std::fs::write(&file, token).unwrap();
+    file
 }
 
 async fn secret(env: &Env, name: &str, value: &str) {
@@ -129,11 +152,17 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     }
     let b = tenant(TENANT_B, "secret-b-1", FaultConfig::default()).await;
     let c = tenant(TENANT_C, "secret-c", FaultConfig::default()).await;
+    let token = service_account_token(&env);
     env.spawn_controller_as(
         "tenants",
         wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
         wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
-        &["--connection-check-interval", "1s"],
+        &[
+            "--connection-check-interval",
+            "1s",
+            "--federated-token-file",
+            token.to_str().unwrap(),
+        ],
     );
     secret(&env, "tenant-b", "secret-b-1").await;
     env.apply_yaml(&connection("GraphConnection", "tenant-b", TENANT_B, &b, ""))
@@ -292,6 +321,41 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     env.wait_ready(&["expd/in-c"]).await;
     assert_eq!(deployments(&c), 1);
 
+    // Workload identity: a ClusterGraphConnection signs in to tenant C as the operator's own service
+    // account (its token exchanged, no Secret at all); a namespaced GraphConnection may not.
+    let federated = |kind: &str, name: &str, extra: &str| {
+        format!(
+            "apiVersion: wufb.dev/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  tenantId: {TENANT_C}\n  clientId: {APP}\n  credential:\n    workloadIdentity: {{}}\n  endpoints:\n    graphUrl: {}\n    authorityHost: {}\n{extra}",
+            c.graph_url(),
+            c.base_url()
+        )
+    };
+    env.apply_yaml(&federated(
+        "ClusterGraphConnection",
+        "federated-c",
+        "  namespaceSelector: {}\n",
+    ))
+    .await;
+    env.wait_ready(&["clustergraphconnection/federated-c"]).await;
+    env.apply_yaml(&rollout(
+        "in-c-federated",
+        Some(("ClusterGraphConnection", "federated-c")),
+        &format!("    - device: {}\n", device(5)),
+    ))
+    .await;
+    env.wait_ready(&["expd/in-c-federated"]).await;
+    assert_eq!(deployments(&c), 2);
+    assert!(
+        c.requests()
+            .iter()
+            .any(|r| r.operation == "token" && r.status == 200),
+        "tenant C gave a token"
+    );
+    env.apply_yaml(&federated("GraphConnection", "federated-local", ""))
+        .await;
+    let why = wait_reason(&env, "graphconnection/federated-local", "InvalidSpec").await;
+    assert!(why.contains("--namespaced-workload-identity"), "{why}");
+
     // The Secret rotates: tenant B accepts only the new secret (and forgets the tokens it gave), and
     // the operator picks it up without a restart.
     let since = b.requests().last().map_or(0, |r| r.seq + 1);
@@ -347,8 +411,14 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     )
     .await;
     assert_eq!(deployments(&b), 0, "its rollout was deleted in tenant B");
-    env.kubectl_ok(&["delete", "expd/in-c", "expd/in-own", "--timeout=60s"])
-        .await;
+    env.kubectl_ok(&[
+        "delete",
+        "expd/in-c",
+        "expd/in-c-federated",
+        "expd/in-own",
+        "--timeout=60s",
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
