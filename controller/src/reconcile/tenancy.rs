@@ -45,15 +45,27 @@ impl From<Refusal> for Stop {
 }
 
 /// The tenant check: an object whose Graph objects live in one tenant never writes to another through
-/// a changed reference. Pure.
-pub fn same_tenant(recorded: Option<&str>, now: Option<&str>, has_graph_state: bool) -> Result<(), Stop> {
+/// a changed reference, or changed operator-wide credentials (`by_reference`: whether the object names
+/// a connection). Pure.
+pub fn same_tenant(
+    recorded: Option<&str>,
+    now: Option<&str>,
+    has_graph_state: bool,
+    by_reference: bool,
+) -> Result<(), Stop> {
     match (recorded, now) {
         (Some(was), Some(is)) if has_graph_state && !was.eq_ignore_ascii_case(is) => {
             Err(Stop(Outcome::stalled(
                 Reason::CONNECTION_CHANGED,
-                format!(
-                    "spec.connectionRef: its Graph objects live in tenant {was}, but the connection now leads to tenant {is}; set spec.connectionRef back (delete the object with its old connection to remove them, then create it with the new one); nothing was written to either tenant"
-                ),
+                if by_reference {
+                    format!(
+                        "spec.connectionRef: its Graph objects live in tenant {was}, but the connection now leads to tenant {is}; set spec.connectionRef back (delete the object with its old connection to remove them, then create it with the new one); nothing was written to either tenant"
+                    )
+                } else {
+                    format!(
+                        "status.tenantId: its Graph objects live in tenant {was}, but the operator's own credentials now lead to tenant {is}; run the operator with the credentials of tenant {was}, or name a connection to it in spec.connectionRef; nothing was written to either tenant"
+                    )
+                },
             )))
         }
         _ => Ok(()),
@@ -113,6 +125,7 @@ pub fn context_for<K: UsesConnection>(ctx: &Arc<Context>, obj: &K) -> Result<Arc
         obj.recorded_tenant(),
         pass.tenant_id.as_deref(),
         obj.has_graph_state(),
+        obj.connection_ref().is_some(),
     )?;
     Ok(pass)
 }
@@ -229,7 +242,7 @@ mod tests {
             ("a tenant not known (no sign-in)", Some(a), None, true, true),
         ];
         for (name, recorded, now, state, ok) in rows {
-            let got = same_tenant(recorded, now, state);
+            let got = same_tenant(recorded, now, state, true);
             assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
             if let Err(Stop(o)) = got {
                 assert!(
@@ -242,6 +255,13 @@ mod tests {
                 );
             }
         }
+        let moved = same_tenant(Some(a), Some(b), true, false).unwrap_err().0;
+        assert!(
+            moved.message().starts_with("status.tenantId")
+                && moved.message().contains("operator's own credentials"),
+            "{}",
+            moved.message()
+        );
     }
 
     #[test]
