@@ -119,6 +119,46 @@ impl std::fmt::Display for ConnKey {
     }
 }
 
+/// Which part of the tenants this process serves when several operator instances split them: each
+/// connection belongs to one shard (by a stable hash of its kind, namespace and name), objects without a
+/// connection to shard 0, and only the shard's owner (one Lease per shard) reads or writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub count: u32,
+    pub index: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { count: 1, index: 0 }
+    }
+}
+
+impl Shard {
+    /// The shard of a connection (`None`: the operator-wide credentials, shard 0).
+    pub fn of(count: u32, key: Option<&ConnKey>) -> u32 {
+        let Some(key) = key.filter(|_| count > 1) else {
+            return 0;
+        };
+        // FNV-1a: stable across processes, versions and platforms.
+        let hash = key.label().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (hash % u64::from(count)) as u32
+    }
+
+    /// Whether this process serves `key`'s objects.
+    pub fn serves(&self, key: Option<&ConnKey>) -> bool {
+        Shard::of(self.count, key) == self.index
+    }
+}
+
+/// The connection an object names, as a key (`None`: the operator-wide credentials).
+pub fn key_of<K: UsesConnection>(obj: &K) -> Option<ConnKey> {
+    obj.connection_ref()
+        .map(|r| ConnKey::of(r, obj.meta().namespace.as_deref().unwrap_or_default()))
+}
+
 /// Why a reference cannot be used, as the object's condition says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -392,6 +432,31 @@ mod tests {
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn shards_split_connections_stably_and_keep_the_operators_own_objects_on_shard_0() {
+        let keys: Vec<ConnKey> = (0..64)
+            .map(|i| ConnKey::graph("tenants", &format!("t{i}")))
+            .collect();
+        let of = |k: &ConnKey| Shard::of(4, Some(k));
+        let counts = keys.iter().fold([0; 4], |mut c, k| {
+            c[of(k) as usize] += 1;
+            c
+        });
+        assert!(
+            counts.iter().all(|n| *n >= 8),
+            "spread over every shard: {counts:?}"
+        );
+        assert_eq!(of(&keys[7]), of(&ConnKey::graph("tenants", "t7")), "stable");
+        assert_eq!(Shard::of(4, None), 0);
+        assert_eq!(Shard::of(1, Some(&keys[3])), 0, "one shard serves all");
+        let mine = Shard {
+            count: 4,
+            index: of(&keys[5]),
+        };
+        assert!(mine.serves(Some(&keys[5])));
+        assert_eq!(mine.serves(None), mine.index == 0);
     }
 
     #[test]

@@ -526,3 +526,69 @@ async fn a_throttled_or_broken_tenant_does_not_keep_the_others_from_converging()
     let (r, m) = reason(&env, "expd/c-0").await;
     assert_eq!(r, "ConnectionNotReady", "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_tenants_and_never_serve_the_same_one() {
+    use wufb_operator::connections::{ConnKey, Shard};
+    let mut env = Env::start("shards").await;
+    let b = tenant(TENANT_B, "secret-b", FaultConfig::default()).await;
+    let c = tenant(TENANT_C, "secret-c", FaultConfig::default()).await;
+    // Two connection names that fall in different shards of two.
+    let name_in = |shard: u32| {
+        (0..)
+            .map(|i| format!("tenant-{i}"))
+            .find(|n| Shard::of(2, Some(&ConnKey::graph(&env.namespace, n))) == shard)
+            .unwrap()
+    };
+    let (zero, one) = (name_in(0), name_in(1));
+    let shard = |i: &str| -> Vec<String> { vec!["--shards".into(), "2".into(), "--shard".into(), i.into()] };
+    let args0 = shard("0");
+    let first = env.spawn_controller_as(
+        "shard-0",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &args0.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    secret(&env, &zero, "secret-b").await;
+    secret(&env, &one, "secret-c").await;
+    env.apply_yaml(&connection("GraphConnection", &zero, TENANT_B, &b, ""))
+        .await;
+    env.apply_yaml(&connection("GraphConnection", &one, TENANT_C, &c, ""))
+        .await;
+    for (name, conn) in [("r-zero", &zero), ("r-one", &one)] {
+        env.apply_yaml(&rollout(
+            name,
+            Some(("GraphConnection", conn)),
+            &format!("    - device: {}\n", device(7)),
+        ))
+        .await;
+    }
+    // Shard 0 alone: its tenant converges; the other shard's connection and rollout are left alone.
+    env.wait_ready(&["expd/r-zero", &format!("graphconnection/{zero}")])
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deployments(&c), 0, "shard 0 never wrote tenant C");
+    assert!(c.requests().is_empty(), "nor signed in to it");
+    assert!(
+        env.get("expd/r-one").await["status"].is_null(),
+        "nor wrote the other shard's object"
+    );
+    // Shard 1 starts: its tenant converges, and shard 0 still writes only its own.
+    let args1 = shard("1");
+    env.spawn_controller_as(
+        "shard-1",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &args1.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    env.wait_ready(&["expd/r-one", &format!("graphconnection/{one}")])
+        .await;
+    assert_eq!((deployments(&b), deployments(&c)), (1, 1));
+    // Each shard leads through its own Lease.
+    let leases = env.kubectl_ok(&["get", "leases", "-o", "name"]).await;
+    assert!(
+        leases.contains("wufb-operator-shard-0") && leases.contains("wufb-operator-shard-1"),
+        "{leases}"
+    );
+    env.kill_controller(first).await;
+}

@@ -113,6 +113,14 @@ pub struct RunArgs {
     /// (default: AZURE_FEDERATED_TOKEN_FILE, as the Azure workload identity webhook sets it).
     #[arg(long, env = "WUFB_FEDERATED_TOKEN_FILE")]
     pub federated_token_file: Option<PathBuf>,
+    /// Split the tenants between this many operator instances (each with --shard, and a Lease of its
+    /// own): a connection belongs to one shard, objects without a connection to shard 0, and only the
+    /// shard's leader writes them.
+    #[arg(long, env = "WUFB_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// This instance's shard, from 0 to --shards minus 1.
+    #[arg(long, env = "WUFB_SHARD", default_value_t = 0)]
+    pub shard: u32,
     /// How often each connection is looked at again: its Secret read (a rotated credential is used
     /// from then on) and, every 10 minutes, a sign-in and a Graph read.
     #[arg(long, env = "WUFB_CONNECTION_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
@@ -212,8 +220,20 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
     } else {
         "connections: off (objects that name one stall)".to_string()
     });
+    anyhow::ensure!(
+        args.shard < args.shards,
+        "--shard {} is not below --shards {}; shards are numbered from 0",
+        args.shard,
+        args.shards
+    );
+    if args.shards > 1 {
+        lines.push(format!(
+            "shard {} of {} (connections split by hash; objects without one on shard 0)",
+            args.shard, args.shards
+        ));
+    }
     lines.push(if args.leader_election {
-        format!("leader election: Lease {namespace}/{}", args.lease_name)
+        format!("leader election: Lease {namespace}/{}", lease_name(&args))
     } else {
         "leader election: off (this replica writes; run one replica only)".to_string()
     });
@@ -268,6 +288,15 @@ async fn credential(
     Ok(Some(Credential::from_env(|k| std::env::var(k).ok())?))
 }
 
+/// The Lease this instance leads through: one per shard when the tenants are split.
+fn lease_name(args: &RunArgs) -> String {
+    if args.shards > 1 {
+        format!("{}-shard-{}", args.lease_name, args.shard)
+    } else {
+        args.lease_name.clone()
+    }
+}
+
 async fn terminate() {
     #[cfg(unix)]
     {
@@ -293,6 +322,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("configuration ok");
         return Ok(());
     }
+    anyhow::ensure!(
+        args.shard < args.shards,
+        "--shard {} is not below --shards {}; shards are numbered from 0",
+        args.shard,
+        args.shards
+    );
     telemetry::init_logging(args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()
@@ -375,6 +410,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         read_lag_budget: args.read_lag_budget,
         progress_interval: args.progress_interval,
         connections,
+        shard: crate::connections::Shard {
+            count: args.shards,
+            index: args.shard,
+        },
         ..Default::default()
     };
     let reporter = Reporter {
@@ -402,7 +441,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let lease = LeaseConfig::new(&namespace, &args.lease_name, &identity);
+    let lease = LeaseConfig::new(&namespace, &lease_name(&args), &identity);
     let mut elector = Elector::new(&client, &lease);
     loop {
         // Standby: ready, not leading, waiting for the lease (or for the stop).

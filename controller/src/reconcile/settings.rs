@@ -34,6 +34,8 @@ pub struct Settings {
     /// GraphConnection and ClusterGraphConnection: whether they are served, and what their clients take
     /// from the operator's flags.
     pub connections: ConnectionDefaults,
+    /// The part of the tenants this process serves (`--shards`, `--shard`).
+    pub shard: crate::connections::Shard,
 }
 
 /// What a connection's Graph client takes from the operator unless the connection sets it.
@@ -86,6 +88,7 @@ impl Default for Settings {
             read_lag_budget: DEFAULT_READ_LAG_BUDGET,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             connections: ConnectionDefaults::default(),
+            shard: Default::default(),
         }
     }
 }

@@ -334,6 +334,14 @@ async fn handle(ctx: &Arc<Context>, h: &mut Held) {
         tracing::error!(kind, namespace = %ns, name = %name, resource_version = h.meta.resource_version.as_deref().unwrap_or(""), error = %h.bad.error, "object cannot be decoded; it is not reconciled until it can");
     }
     let raw = h.bad.raw.clone();
+    let raw_key = raw["spec"]
+        .get("connectionRef")
+        .and_then(|r| serde_json::from_value::<crate::crd::ConnectionRef>(r.clone()).ok())
+        .map(|r| crate::connections::ConnKey::of(&r, &ns));
+    if !ctx.settings.shard.serves(raw_key.as_ref()) {
+        // Another shard's object: its owner holds it apart.
+        return;
+    }
     let deleting = h.meta.deletion_timestamp.is_some();
     // Its tenant, from the raw reference: never the operator's own for an object that names another.
     let pass = match raw["spec"].get("connectionRef").filter(|v| !v.is_null()) {

@@ -84,6 +84,14 @@ where
     F: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     Box::pin(async move {
+        // Another shard's object: its owner reads and writes it.
+        if !ctx
+            .settings
+            .shard
+            .serves(crate::connections::key_of(obj.as_ref()).as_ref())
+        {
+            return Ok(Action::await_change());
+        }
         // A connection's passes are bounded before admission: one tenant that answers slowly never
         // holds every slot of the gate.
         let _connection_slot = match ctx.connection_passes(obj.as_ref()) {
@@ -126,6 +134,9 @@ fn group_pass(obj: Arc<DeviceGroup>, rt: Arc<Runtime>) -> Pass {
 }
 
 fn connection_pass<K: connection::ConnectionObject>(obj: Arc<K>, rt: Arc<Runtime>) -> Pass {
+    if !rt.ctx.settings.shard.serves(Some(&obj.key())) {
+        return Box::pin(std::future::ready(Ok(Action::await_change())));
+    }
     Box::pin(connection::reconcile(obj, rt.ctx.clone()))
 }
 
