@@ -354,7 +354,10 @@ fn connections_grant_secrets_by_name_only_where_they_live() {
     let sharded = render(json!({"connections": {"shards": 3, "shard": 2}}));
     check_all(&sharded);
     let a = args(&sharded);
-    assert!(a.contains(&"--shards=3".to_string()) && a.contains(&"--shard=2".to_string()), "{a:?}");
+    assert!(
+        a.contains(&"--shards=3".to_string()) && a.contains(&"--shard=2".to_string()),
+        "{a:?}"
+    );
 }
 
 #[test]

@@ -233,7 +233,7 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
         ));
     }
     lines.push(if args.leader_election {
-        format!("leader election: Lease {namespace}/{}", lease_name(&args))
+        format!("leader election: Lease {namespace}/{}", lease_name(args))
     } else {
         "leader election: off (this replica writes; run one replica only)".to_string()
     });
