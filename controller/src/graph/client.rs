@@ -14,8 +14,8 @@ use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::metrics::GraphMetrics;
 use super::models::{
-    AssetKind, AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, DeviceProfile, NS,
-    ProductRevision, SettingsPatch, SettingsRequest, UpdatableAsset, odata_type,
+    AssetRef, AudienceUpdate, CatalogEntry, ContentRequest, Deployment, DeviceProfile, NS, ProductRevision,
+    SettingsPatch, SettingsRequest, UpdatableAsset, odata_type,
 };
 use super::transport::{Idempotency, Payload, Transport, TransportConfig, http_client};
 use crate::crd::DeviceId;
@@ -46,76 +46,15 @@ pub struct Audience {
     pub never_listed: bool,
 }
 
-/// The devices of an updatable asset group as read, held compactly: a group can hold 100,000 devices.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GroupDevices {
-    /// Every device member's id, in lower case, sorted and each once (a sorted list, not a set: a third
-    /// of the memory, and the diff walks it in order).
-    pub devices: Vec<DeviceId>,
-    /// The registration errors of the members that have any, by lower-case device id.
-    pub errors: BTreeMap<DeviceId, Vec<String>>,
-}
-
-/// A group's members as pages bring them: every id (for the check that parallel pages add up), the
-/// ids of members that are not devices, and the errors.
-#[derive(Default)]
-struct GroupRead {
-    ids: Vec<DeviceId>,
-    not_devices: Vec<DeviceId>,
-    errors: BTreeMap<DeviceId, Vec<String>>,
-}
-
-impl GroupRead {
-    /// Sized for the members the service counted, when it did.
-    fn sized(count: Option<u64>) -> Self {
-        GroupRead {
-            ids: Vec::with_capacity(count.unwrap_or_default().min(1 << 24) as usize),
-            ..Default::default()
-        }
-    }
-
-    fn add(&mut self, page: Vec<UpdatableAsset>) {
-        for a in page {
-            let (kind, errors) = (a.kind(), (!a.errors.is_empty()).then(|| a.error_reasons()));
-            let id = lower_id(a.id);
-            if kind != AssetKind::Device {
-                self.not_devices.push(id.clone());
-            } else if let Some(reasons) = errors {
-                self.errors.insert(id.clone(), reasons);
-            }
-            self.ids.push(id);
-        }
-    }
-
-    /// Sorts and deduplicates the ids; their number.
-    fn distinct(&mut self) -> usize {
-        self.ids.sort_unstable();
-        self.ids.dedup();
-        self.ids.len()
-    }
-
-    fn devices(mut self) -> GroupDevices {
-        self.distinct();
-        if !self.not_devices.is_empty() {
-            self.not_devices.sort_unstable();
-            self.ids.retain(|id| self.not_devices.binary_search(id).is_err());
-        }
-        GroupDevices {
-            devices: self.ids,
-            errors: self.errors,
-        }
-    }
-}
-
 /// A device id as Graph gives it, in lower case (how device ids compare).
-fn lower_id(mut id: String) -> DeviceId {
+pub(super) fn lower_id(mut id: String) -> DeviceId {
     id.make_ascii_lowercase();
     DeviceId::new(&id)
 }
 
 /// A 404 as `None`: the one place "not found" means "absent" for the calls below. (Whether a 404 proves
 /// absence is the caller's question; these calls only report it.)
-fn absent<T>(result: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
+pub(super) fn absent<T>(result: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_not_found() => Ok(None),
@@ -129,14 +68,14 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     utf8_percent_encode(s, QUERY).to_string()
 }
 
 /// The client for one tenant: shared by every reconcile, which share its rate limit.
 #[derive(Debug)]
 pub struct GraphClient {
-    transport: Transport,
+    pub(super) transport: Transport,
     tokens: Option<Arc<TokenProvider>>,
     batch_size: usize,
     catalog_cache: tokio::sync::Mutex<HashMap<String, (Instant, Vec<CatalogEntry>)>>,
@@ -212,7 +151,7 @@ impl GraphClient {
         self.tokens.as_ref().map_or(0, |t| t.acquisitions())
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         self.transport.endpoints.updates_url(path)
     }
 
@@ -411,7 +350,7 @@ impl GraphClient {
     }
 
     /// `POST {collection}` of an object of type `ty` with no properties; returns the new id.
-    async fn create_empty(
+    pub(super) async fn create_empty(
         &self,
         operation: &'static str,
         collection: &str,
@@ -702,7 +641,7 @@ impl GraphClient {
     }
 
     /// Sends `items` as one request; see [`Self::update_audience`] for what a 400 or 413 does.
-    async fn send_split<T: Clone + ItemId>(
+    pub(super) async fn send_split<T: Clone + ItemId>(
         &self,
         operation: &'static str,
         url: &str,
@@ -777,135 +716,6 @@ impl GraphClient {
         }
         Ok(calls)
     }
-
-    // ----- Entra ID groups ----------------------------------------------------------------------------
-
-    /// The Entra device ids of an Entra ID group's devices, nested groups included
-    /// (`/groups/{id}/transitiveMembers/microsoft.graph.device`, every page); `None` when the group does
-    /// not exist. Needs GroupMember.Read.All and Device.Read.All, which the operation name says, so that a
-    /// 403 names them.
-    /// `expected` is how many devices the caller last saw there: the list is sized for it.
-    pub async fn entra_group_devices(
-        &self,
-        group_id: &str,
-        expected: usize,
-    ) -> Result<Option<Vec<DeviceId>>, GraphError> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Device {
-            #[serde(default)]
-            device_id: Option<String>,
-        }
-        let base = self.transport.endpoints.graph_base.as_str().trim_end_matches('/');
-        let url = format!(
-            "{base}/groups/{}/transitiveMembers/microsoft.graph.device?$select=deviceId&$top=999",
-            enc(group_id)
-        );
-        // Folded page by page into 16-byte ids (a group of 100,000 devices is never held as text),
-        // sorted, each once: the caller compares them with what it holds before it builds a set.
-        let mut devices = Vec::with_capacity(expected + expected / 64);
-        let read = self
-            .transport
-            .for_each_page(
-                "list the Entra group's devices (needs GroupMember.Read.All and Device.Read.All)",
-                url,
-                |page: Vec<Device>| {
-                    devices.extend(page.into_iter().filter_map(|d| d.device_id).map(lower_id))
-                },
-            )
-            .await;
-        Ok(absent(read)?.map(|()| {
-            devices.sort_unstable();
-            devices.dedup();
-            devices
-        }))
-    }
-
-    // ----- updatable asset groups --------------------------------------------------------------------
-
-    /// Creates an empty `updatableAssetGroup` and returns its id.
-    pub async fn create_group(&self) -> Result<String, GraphError> {
-        self.create_empty("create device group", "updatableAssets", "updatableAssetGroup")
-            .await
-    }
-
-    /// Deletes a group (its devices stay registered). `Ok(false)` when it was already gone.
-    pub async fn delete_group(&self, id: &str) -> Result<bool, GraphError> {
-        let url = self.url(&format!("updatableAssets/{}", enc(id)));
-        Ok(absent(
-            self.transport
-                .send(
-                    "delete device group",
-                    Method::DELETE,
-                    &url,
-                    None,
-                    Idempotency::Safe,
-                )
-                .await,
-        )?
-        .is_some())
-    }
-
-    /// Whether the group itself exists (`GET /updatableAssets/{id}`): a member list answered 404 is
-    /// not proof, as an empty collection has been seen answered 404.
-    pub async fn group_exists(&self, id: &str) -> Result<bool, GraphError> {
-        let url = self.url(&format!("updatableAssets/{}", enc(id)));
-        let got: Option<UpdatableAsset> = absent(
-            self.transport
-                .json("get device group", Method::GET, &url, None, Idempotency::Safe)
-                .await,
-        )?;
-        Ok(got.is_some())
-    }
-
-    /// The devices of a group, folded page by page into [`GroupDevices`]; `None` when the group does not
-    /// exist.
-    pub async fn group_devices(&self, id: &str) -> Result<Option<GroupDevices>, GraphError> {
-        let url = self.url(&format!(
-            "updatableAssets/{}/{NS}updatableAssetGroup/members",
-            enc(id)
-        ));
-        let read = self
-            .transport
-            .fold_sized(
-                "list device group members",
-                &url,
-                GroupRead::sized,
-                GroupRead::add,
-                GroupRead::distinct,
-            )
-            .await;
-        Ok(absent(read)?.map(GroupRead::devices))
-    }
-
-    /// Adds (`addMembersById`) or removes (`removeMembersById`) these devices in one request, split on a
-    /// 400 until the refused id is named. Returns the number of calls made.
-    pub async fn change_group_members(
-        &self,
-        id: &str,
-        add: bool,
-        ids: &[DeviceId],
-    ) -> Result<usize, GraphError> {
-        let (action, op) = if add {
-            ("addMembersById", "add device group members")
-        } else {
-            ("removeMembersById", "remove device group members")
-        };
-        let url = self.url(&format!("updatableAssets/{}/{action}", enc(id)));
-        self.send_split(op, &url, ids, |items| {
-            #[derive(serde::Serialize)]
-            #[serde(rename_all = "camelCase")]
-            struct ById<'a> {
-                ids: &'a [DeviceId],
-                member_entity_type: &'static str,
-            }
-            serde_json::to_vec(&ById {
-                ids: items,
-                member_entity_type: AssetKind::Device.odata_type(),
-            })
-        })
-        .await
-    }
 }
 
 /// Names an item in an error about it.
@@ -927,7 +737,7 @@ impl AudienceOf<'_> {
     }
 }
 
-trait ItemId {
+pub(super) trait ItemId {
     /// The id as Graph's errors would name it (read only when a write is refused).
     fn item_id(&self) -> String;
 }

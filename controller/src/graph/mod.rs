@@ -13,14 +13,16 @@ pub mod client;
 pub mod compliance;
 pub mod endpoints;
 pub mod error;
+pub mod groups;
 pub mod metrics;
 pub mod models;
 pub mod transport;
 
 pub use auth::{Credential, CredentialKind, SecretString};
-pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, GroupDevices};
+pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
 pub use endpoints::{Cloud, Endpoints};
 pub use error::GraphError;
+pub use groups::GroupDevices;
 pub use metrics::GraphMetrics;
 pub use models::{AssetKind, AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
 pub use transport::TransportConfig;
