@@ -398,19 +398,11 @@ impl GraphClient {
 
     /// `DELETE /deploymentAudiences/{id}`; `false` when it was already gone.
     pub async fn delete_audience(&self, audience_id: &str) -> Result<bool, GraphError> {
-        let url = self.url(&format!("deploymentAudiences/{}", enc(audience_id)));
-        Ok(absent(
-            self.transport
-                .send(
-                    "delete deployment audience",
-                    Method::DELETE,
-                    &url,
-                    None,
-                    Idempotency::Safe,
-                )
-                .await,
-        )?
-        .is_some())
+        self.delete(
+            "delete deployment audience",
+            &format!("deploymentAudiences/{}", enc(audience_id)),
+        )
+        .await
     }
 
     /// `POST /deployments`, with the audience when given. Never retried blindly: an unclear outcome is
@@ -520,10 +512,16 @@ impl GraphClient {
 
     /// Deletes a deployment. `Ok(false)` when it was already gone.
     pub async fn delete_deployment(&self, id: &str) -> Result<bool, GraphError> {
-        let url = self.url(&format!("deployments/{}", enc(id)));
+        self.delete("delete deployment", &format!("deployments/{}", enc(id)))
+            .await
+    }
+
+    /// `DELETE` of a deployment service object at `path`; `Ok(false)` when it was already gone.
+    pub(super) async fn delete(&self, operation: &'static str, path: &str) -> Result<bool, GraphError> {
+        let url = self.url(path);
         Ok(absent(
             self.transport
-                .send("delete deployment", Method::DELETE, &url, None, Idempotency::Safe)
+                .send(operation, Method::DELETE, &url, None, Idempotency::Safe)
                 .await,
         )?
         .is_some())

@@ -127,19 +127,8 @@ impl GraphClient {
 
     /// Deletes a group (its devices stay registered). `Ok(false)` when it was already gone.
     pub async fn delete_group(&self, id: &str) -> Result<bool, GraphError> {
-        let url = self.url(&format!("updatableAssets/{}", enc(id)));
-        Ok(absent(
-            self.transport
-                .send(
-                    "delete device group",
-                    Method::DELETE,
-                    &url,
-                    None,
-                    Idempotency::Safe,
-                )
-                .await,
-        )?
-        .is_some())
+        self.delete("delete device group", &format!("updatableAssets/{}", enc(id)))
+            .await
     }
 
     /// Whether the group itself exists (`GET /updatableAssets/{id}`): a member list answered 404 is

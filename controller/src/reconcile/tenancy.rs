@@ -118,6 +118,31 @@ pub fn groups_share_connection(obj: &ExpeditedDeployment, ctx: &Context) -> Resu
     Ok(())
 }
 
+/// The objects a pass starts with this step: ExpeditedDeployment and DeviceGroup.
+pub trait Tenanted:
+    UsesConnection<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Tenanted for K where
+    K: UsesConnection<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The context of a pass over `obj`, or why it stops.
 pub fn context_for<K: UsesConnection>(ctx: &Arc<Context>, obj: &K) -> Result<Arc<Context>, Stop> {
     let pass = ctx.for_object(obj)?;
@@ -132,51 +157,22 @@ pub fn context_for<K: UsesConnection>(ctx: &Arc<Context>, obj: &K) -> Result<Arc
 
 /// The first step of a pass: the context it works in (`check` adds the kind's own reasons to stop), or,
 /// when it stops before Graph, the action it ends with ([`stopped`]).
-pub async fn enter<K>(
+pub async fn enter<K: Tenanted>(
     ctx: &Arc<Context>,
     obj: &Arc<K>,
     api: &Api<K>,
     check: impl FnOnce(&Context) -> Result<(), Stop>,
-) -> Result<Result<Arc<Context>, Action>, Error>
-where
-    K: UsesConnection<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> Result<Result<Arc<Context>, Action>, Error> {
     match context_for(ctx, obj.as_ref()).and_then(|pass| check(&pass).map(|()| pass)) {
         Ok(pass) => Ok(Ok(pass)),
-        Err(stop) => {
-            let conditions = obj.conditions().to_vec();
-            stopped(obj.clone(), ctx, api, stop, &conditions).await.map(Err)
-        }
+        Err(stop) => stopped(obj.clone(), ctx, api, stop).await.map(Err),
     }
 }
 
 /// Ends a pass that stopped before Graph: the condition and a Warning Event for a stall (once), and a
 /// look again soon. A deleted object whose status records nothing in Graph lets its
 /// finalizer go; one that does waits, as cleaning up needs its tenant.
-pub async fn stopped<K>(
-    obj: Arc<K>,
-    ctx: &Context,
-    api: &Api<K>,
-    stop: Stop,
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> Result<Action, Error>
-where
-    K: UsesConnection<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+async fn stopped<K: Tenanted>(obj: Arc<K>, ctx: &Context, api: &Api<K>, stop: Stop) -> Result<Action, Error> {
     let Stop(outcome) = stop;
     if obj.meta().deletion_timestamp.is_some() && !obj.has_graph_state() {
         return finalizer(api, FINALIZER, obj, |event| async move {
@@ -187,6 +183,7 @@ where
         .await
         .map_err(|e| Error::Finalizer(Box::new(e)));
     }
+    let conditions = obj.conditions();
     ctx.stalled_once(obj.as_ref(), conditions, &outcome);
     let generation = obj.meta().generation;
     let new = status::conditions(&outcome, generation, conditions);
