@@ -79,8 +79,8 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// jemalloc rather than glibc's malloc: glibc keeps what a burst of work freed (a 100,000-device group
 /// read, a thousand first passes) in per-thread arenas for the life of the process, so RSS stays at
-/// its peak; jemalloc's background thread hands freed pages back within a second
-/// (`.cargo/config.toml` sets the decay and the arena count).
+/// its peak; jemalloc hands freed pages back at once (`.cargo/config.toml` sets the decay and the arena
+/// count).
 #[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -984,7 +984,11 @@ async fn device_signals_read_every_page_of_a_tenant_larger_than_any_page_request
         "every reporting device, across every page"
     );
     assert_eq!(
-        signals.builds[&DeviceId::new(&device(1_233))].update_build_revision,
+        signals
+            .builds
+            .get(&DeviceId::new(&device(1_233)))
+            .unwrap()
+            .update_build_revision,
         1000 + 1_233
     );
     assert_eq!(emu.count("deviceProfiles.list"), 1_234_u64.div_ceil(50));

@@ -194,7 +194,7 @@ async fn devices(
     };
     let members = expand(&current.members).await?;
     let excluded = expand(&current.exclusions).await?;
-    let targeted: BTreeSet<&DeviceId> = members.difference(&excluded).collect();
+    let targeted: Vec<&DeviceId> = members.difference(&excluded).collect();
     let signals = graph.device_signals_within(std::time::Duration::ZERO).await?;
     let revisions = graph.entry_revisions(&entry).await?;
     let (p, stragglers) = progress::funnel(

@@ -322,7 +322,7 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                                 }));
                         for (list, items) in lists {
                             for (i, item) in items.iter().enumerate() {
-                                if let Some(g) = &item.device_group
+                                if let Some(g) = item.device_group()
                                     && !groups.contains(&(doc.namespace().map(str::to_string), g.to_string()))
                                 {
                                     warnings.push(FieldError {

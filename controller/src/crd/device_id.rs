@@ -71,6 +71,14 @@ impl DeviceId {
         }
     }
 
+    /// The GUID's 16 bytes, when the id is held so (a lower-case GUID).
+    pub fn guid_bytes(&self) -> Option<[u8; 16]> {
+        match &self.0 {
+            Repr::Guid(u) => Some(*u.as_bytes()),
+            Repr::Text(_) => None,
+        }
+    }
+
     /// Held as 16 bytes (the id is a lower-case GUID).
     pub fn is_compact(&self) -> bool {
         matches!(self.0, Repr::Guid(_))

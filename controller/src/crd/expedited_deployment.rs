@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 
-use super::device_id::DeviceId;
+use super::audience_item::AudienceItem;
 use serde::{Deserialize, Serialize};
 
 /// The desired expedited rollout of a Windows quality update to a set of devices.
@@ -283,31 +283,6 @@ pub struct AudienceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 200))]
     pub exclusions: Vec<AudienceItem>,
-}
-
-/// One audience entry: exactly one of device, deviceGroup or assetGroupId.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[serde(rename_all = "camelCase")]
-// CEL cost: 13
-#[x_kube(validation = Rule::new("(has(self.device) ? 1 : 0) + (has(self.deviceGroup) ? 1 : 0) + (has(self.assetGroupId) ? 1 : 0) == 1").message("set exactly one of device, deviceGroup or assetGroupId"))]
-pub struct AudienceItem {
-    /// An Entra (Azure AD) device id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = 36),
-        regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-    )]
-    pub device: Option<DeviceId>,
-
-    /// The name of a DeviceGroup in this namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
-    pub device_group: Option<Box<str>>,
-
-    /// The id of an existing Graph updatableAssetGroup managed outside this cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
-    pub asset_group_id: Option<Box<str>>,
 }
 
 /// Ordered waves of audience members, each promoted when its gate holds (see the README's

@@ -2,6 +2,7 @@
 //! (`wufb.dev/v1alpha1`). The only place the API shape is defined; `crds/` and the chart are generated
 //! from these types.
 
+pub mod audience_item;
 pub mod device_group;
 pub mod device_id;
 pub mod expedited_deployment;
@@ -9,6 +10,7 @@ pub mod graph_connection;
 pub mod schema;
 pub mod validate;
 
+pub use audience_item::{AudienceItem, AudienceItemFields};
 pub use device_group::{DeviceGroup, DeviceGroupSpec, DeviceGroupStatus};
 pub use device_id::DeviceId;
 pub use expedited_deployment::*;

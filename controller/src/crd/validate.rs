@@ -54,7 +54,7 @@ pub fn is_object_name(s: &str) -> bool {
 }
 
 fn describe(item: &AudienceItem) -> String {
-    match (&item.device, &item.device_group, &item.asset_group_id) {
+    match (item.device(), item.device_group(), item.asset_group_id()) {
         (Some(d), None, None) => format!("device {d}"),
         (None, Some(g), None) => format!("deviceGroup {g}"),
         (None, None, Some(a)) => format!("assetGroupId {a}"),
@@ -76,14 +76,7 @@ fn is_cve(s: &str) -> bool {
 
 /// Checks one audience item's own fields (`path` names it); false when its form is wrong.
 fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<FieldError>) -> bool {
-    let forms = [
-        item.device.is_some(),
-        item.device_group.is_some(),
-        item.asset_group_id.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
+    let forms = item.forms();
     if forms != 1 {
         out.push(err(
             path(),
@@ -92,7 +85,7 @@ fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<Fiel
         ));
         return false;
     }
-    if let Some(d) = &item.device
+    if let Some(d) = item.device()
         && !is_device_id(&d.as_str())
     {
         out.push(err(
@@ -101,7 +94,7 @@ fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<Fiel
             "use the device's Entra object id, a GUID such as 3d0a0c8e-1c5e-4c53-9b3f-2a1d6e0c9a01",
         ));
     }
-    if let Some(g) = &item.device_group
+    if let Some(g) = item.device_group()
         && !is_object_name(g)
     {
         out.push(err(
@@ -110,7 +103,7 @@ fn check_item(item: &AudienceItem, path: &dyn Fn() -> String, out: &mut Vec<Fiel
             "use the metadata.name of a DeviceGroup in this namespace",
         ));
     }
-    if let Some(a) = &item.asset_group_id
+    if let Some(a) = item.asset_group_id()
         && (a.trim().is_empty() || a.len() > 128)
     {
         out.push(err(
@@ -507,10 +500,7 @@ mod tests {
     }
 
     fn dev(id: &str) -> AudienceItem {
-        AudienceItem {
-            device: Some(id.into()),
-            ..Default::default()
-        }
+        AudienceItem::of_device(id.into())
     }
 
     #[test]
@@ -538,10 +528,7 @@ mod tests {
                 dev("laptop-42"),
                 dev(D1),
                 AudienceItem::default(),
-                AudienceItem {
-                    device_group: Some("Ring 1".into()),
-                    ..Default::default()
-                },
+                AudienceItem::of_device_group("Ring 1"),
             ],
             exclusions: vec![dev(D1)],
         });

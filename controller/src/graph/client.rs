@@ -93,7 +93,7 @@ pub struct GraphClient {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DeviceSignals {
     /// Each reporting device's build, by lower-case device id.
-    pub builds: BTreeMap<DeviceId, OsBuild>,
+    pub builds: super::compliance::Builds,
     /// The registration errors of each device that has any, by lower-case device id.
     pub errors: BTreeMap<DeviceId, String>,
     /// When they were read (RFC 3339).
@@ -296,16 +296,17 @@ impl GraphClient {
     /// into the maps as it comes (a tenant of 100,000 devices is never held as read).
     async fn read_device_signals(&self) -> Result<DeviceSignals, GraphError> {
         let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut builds = Vec::new();
+        let mut builds = super::compliance::BuildsBuilder::default();
         self.transport
             .for_each_page(
                 "list device profiles",
                 self.url("data/deviceProfiles"),
                 |page: Vec<DeviceProfile>| {
-                    builds.extend(page.into_iter().filter_map(|p| {
-                        let build = OsBuild::parse(p.os_build.as_deref()?)?;
-                        Some((lower_id(p.azure_ad_device_id.unwrap_or(p.id)), build))
-                    }))
+                    for p in page {
+                        if let Some(build) = p.os_build.as_deref().and_then(OsBuild::parse) {
+                            builds.push(lower_id(p.azure_ad_device_id.unwrap_or(p.id)), build);
+                        }
+                    }
                 },
             )
             .await?;
@@ -327,10 +328,9 @@ impl GraphClient {
             )
             .await?;
         // Maps built from sorted entries have full nodes.
-        builds.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         errors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(DeviceSignals {
-            builds: builds.into_iter().collect(),
+            builds: builds.finish(),
             errors: errors.into_iter().collect(),
             read_time,
         })

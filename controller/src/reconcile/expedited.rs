@@ -264,7 +264,7 @@ async fn poll_progress(
             return Polled::Waiting;
         }
     };
-    let count = |devices: &std::collections::BTreeSet<&crate::crd::DeviceId>| {
+    let count = |devices: &[&crate::crd::DeviceId]| {
         progress::count(
             devices,
             &signals.builds,

@@ -450,10 +450,10 @@ async fn item_fact(
     graph: &GraphClient,
     objects: &impl Objects,
 ) -> Result<ItemFact, Error> {
-    if let Some(d) = &item.device {
+    if let Some(d) = item.device() {
         return Ok(ItemFact::Device(d.to_lowercase()));
     }
-    if let Some(id) = &item.asset_group_id {
+    if let Some(id) = item.asset_group_id() {
         return Ok(match graph.group_devices(id).await? {
             Some(m) => ItemFact::Group {
                 id: id.to_string(),
@@ -462,7 +462,7 @@ async fn item_fact(
             None => ItemFact::Waiting(format!("updatableAssetGroup {id} does not exist in Graph")),
         });
     }
-    let name = item.device_group.as_deref().unwrap_or_default();
+    let name = item.device_group().unwrap_or_default();
     Ok(match objects.group(ns, name, exclusion) {
         Ok((id, devices)) => ItemFact::Group { id, devices },
         Err(why) => ItemFact::Waiting(why),
@@ -690,6 +690,27 @@ pub async fn observe_group(
         entra: None,
         failed: None,
     };
+    // Entra first: its read is compared with the set held and let go before the group's members are
+    // read, so a pass never holds both lists and the set at once (at 100,000 devices, 2.4 MB each).
+    let entra = match obj
+        .spec
+        .entra_group_id
+        .as_deref()
+        .filter(|_| validate::device_group(&obj.spec).is_empty())
+    {
+        Some(entra) => Some(
+            graph
+                .entra_group_devices(entra, held.as_ref().map_or(0, |h| h.len()))
+                .await
+                .map(|devices| {
+                    devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
+                        Some(same) => same,
+                        None => std::sync::Arc::new(ids.into_iter().collect()),
+                    })
+                }),
+        ),
+        None => None,
+    };
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) {
         // A member list answered 404 is checked against the group itself.
         let members = match graph.group_devices(&id).await {
@@ -710,24 +731,10 @@ pub async fn observe_group(
             }
         }
     }
-    if let Some(entra) = obj
-        .spec
-        .entra_group_id
-        .as_deref()
-        .filter(|_| validate::device_group(&obj.spec).is_empty())
-    {
-        match graph
-            .entra_group_devices(entra, held.as_ref().map_or(0, |h| h.len()))
-            .await
-        {
-            Ok(devices) => {
-                o.entra = Some(devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
-                    Some(same) => same,
-                    None => std::sync::Arc::new(ids.into_iter().collect()),
-                }))
-            }
-            Err(e) => o.failed = Some(e.into()),
-        }
+    match entra {
+        Some(Ok(devices)) => o.entra = Some(devices),
+        Some(Err(e)) => o.failed = Some(e.into()),
+        None => {}
     }
     o
 }
@@ -746,7 +753,7 @@ pub fn referencing<'a>(
                 a.members
                     .iter()
                     .chain(&a.exclusions)
-                    .any(|i| i.device_group.as_deref() == Some(name))
+                    .any(|i| i.device_group() == Some(name))
             })
         })
         .map(|d| d.name_any())

@@ -7,11 +7,11 @@
 //! the signals (one tenant-wide `deviceProfiles` read per poll interval, shared by every object) and
 //! writes the result into status, Events and metrics.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::reasons::Reason;
 use crate::crd::{DeviceId, RolloutProgress};
-use crate::graph::compliance::{Compliance, OsBuild, compliance};
+use crate::graph::compliance::{Builds, Compliance, OsBuild, compliance};
 use crate::graph::models::ProductRevision;
 
 /// Where the figures come from, as status says.
@@ -52,8 +52,8 @@ pub fn classify(
 
 /// The funnel of `targeted` devices, and the devices not up to date (sorted by state, then id).
 pub fn funnel(
-    targeted: &BTreeSet<&DeviceId>,
-    builds: &BTreeMap<DeviceId, OsBuild>,
+    targeted: &[&DeviceId],
+    builds: &Builds,
     errors: &BTreeMap<DeviceId, String>,
     revisions: &[ProductRevision],
     observed_time: &str,
@@ -81,8 +81,8 @@ pub fn funnel(
 /// The funnel of `targeted` devices alone: what a pass reports, without a list of the devices not up
 /// to date (at 100,000 devices that list would cost more than the figures are worth).
 pub fn count(
-    targeted: &BTreeSet<&DeviceId>,
-    builds: &BTreeMap<DeviceId, OsBuild>,
+    targeted: &[&DeviceId],
+    builds: &Builds,
     errors: &BTreeMap<DeviceId, String>,
     revisions: &[ProductRevision],
     observed_time: &str,
@@ -99,8 +99,8 @@ pub fn count(
 
 /// Classifies every targeted device once, handing each one not up to date to `straggler`.
 fn walk(
-    targeted: &BTreeSet<&DeviceId>,
-    builds: &BTreeMap<DeviceId, OsBuild>,
+    targeted: &[&DeviceId],
+    builds: &Builds,
     errors: &BTreeMap<DeviceId, String>,
     revisions: &[ProductRevision],
     observed_time: &str,
@@ -282,8 +282,9 @@ mod tests {
     #[test]
     fn the_funnel_counts_every_targeted_device_once_and_never_silence_as_success() {
         let ids: Vec<DeviceId> = ["A", "b", "c", "d"].into_iter().map(DeviceId::new).collect();
-        let targeted: BTreeSet<&DeviceId> = ids.iter().collect();
-        let builds = BTreeMap::from([
+        let mut targeted: Vec<&DeviceId> = ids.iter().collect();
+        targeted.sort_unstable();
+        let builds = Builds::from_iter([
             (DeviceId::new("a"), build(26100, 4309)),
             (DeviceId::new("b"), build(26100, 4000)),
             (DeviceId::new("x"), build(26100, 4349)),

@@ -91,7 +91,7 @@ pub fn groups_share_connection(obj: &ExpeditedDeployment, ctx: &Context) -> Resu
         .iter()
         .chain(&audience.exclusions)
         .chain(waves)
-        .filter_map(|i| i.device_group.as_deref())
+        .filter_map(|i| i.device_group())
     {
         let Some(group) = ctx
             .groups

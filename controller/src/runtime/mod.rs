@@ -105,7 +105,9 @@ where
         let Some((_permit, obj)) = admitted else {
             return Ok(Action::await_change());
         };
-        pass(obj, ctx).await
+        // Boxed, so a pass waiting above holds none of the pass's own state (a pass's future is
+        // kilobytes; a thousand wait at once).
+        Box::pin(pass(obj, ctx)).await
     })
 }
 
@@ -303,7 +305,7 @@ pub async fn run(
                         a.members
                             .iter()
                             .chain(&a.exclusions)
-                            .any(|i| i.device_group.as_deref() == Some(name.as_str()))
+                            .any(|i| i.device_group() == Some(name.as_str()))
                     })
                 })
                 .map(|d| ObjectRef::from_obj(d.as_ref()))

@@ -12,10 +12,7 @@ const T0: &str = "2026-12-01T10:00:00Z";
 fn wave(name: &str, gate: Option<GateSpec>) -> WaveSpec {
     WaveSpec {
         name: name.into(),
-        members: vec![AudienceItem {
-            device_group: Some(format!("{name}-ring").into()),
-            ..Default::default()
-        }],
+        members: vec![AudienceItem::of_device_group(&format!("{name}-ring"))],
         gate,
     }
 }
