@@ -691,24 +691,26 @@ pub async fn observe_group(
         failed: None,
     };
     // Entra first: its read is compared with the set held and let go before the group's members are
-    // read, so a pass never holds both lists and the set at once (at 100,000 devices, 2.4 MB each).
+    // read, so a pass never holds both lists and the set at once (at 100,000 devices, 2.4 MB each). The
+    // read is sized from the set held, or after a restart from the group's last member count.
+    let expected = held.as_ref().map(|h| h.len()).unwrap_or_else(|| {
+        obj.status
+            .as_ref()
+            .and_then(|s| s.member_count)
+            .map_or(0, |n| n.min(1 << 24) as usize)
+    });
     let entra = match obj
         .spec
         .entra_group_id
         .as_deref()
         .filter(|_| validate::device_group(&obj.spec).is_empty())
     {
-        Some(entra) => Some(
-            graph
-                .entra_group_devices(entra, held.as_ref().map_or(0, |h| h.len()))
-                .await
-                .map(|devices| {
-                    devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
-                        Some(same) => same,
-                        None => std::sync::Arc::new(ids.into_iter().collect()),
-                    })
-                }),
-        ),
+        Some(entra) => Some(graph.entra_group_devices(entra, expected).await.map(|devices| {
+            devices.map(|ids| match held.filter(|h| h.iter().eq(ids.iter())) {
+                Some(same) => same,
+                None => std::sync::Arc::new(ids.into_iter().collect()),
+            })
+        })),
         None => None,
     };
     if let Some(id) = obj.status.as_ref().and_then(|s| s.group_id.clone()) {

@@ -815,6 +815,19 @@ fn waiting(
     None
 }
 
+/// How many ids [`fact_ids`] gives for `facts` (the list is sized once: grown by doubling, a list of
+/// 100,000 references would hold twice that while it is copied).
+fn fact_count(facts: &[ItemFact]) -> usize {
+    facts
+        .iter()
+        .map(|f| match f {
+            ItemFact::Device(_) => 1,
+            ItemFact::Group { devices, .. } => devices.len(),
+            ItemFact::Waiting(_) => 0,
+        })
+        .sum()
+}
+
 fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut Vec<&'a DeviceId>) {
     for f in facts {
         match f {
@@ -843,13 +856,20 @@ pub fn offered_devices(audience: &AudienceFacts) -> Vec<&DeviceId> {
 /// Distinct devices offered by the members and the waves `promoted` marks (every wave when `None`),
 /// less exclusions, sorted.
 pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bool]>) -> Vec<&'a DeviceId> {
-    let mut excluded = Vec::new();
+    let mut excluded = Vec::with_capacity(fact_count(&audience.exclusions));
     fact_ids(&audience.exclusions, &mut excluded);
     let excluded = id_set(excluded);
-    let mut out = Vec::new();
+    let sent = |k: usize| promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false));
+    let mut out = Vec::with_capacity(
+        fact_count(&audience.members)
+            + (audience.waves.iter().enumerate())
+                .filter(|(k, _)| sent(*k))
+                .map(|(_, w)| fact_count(w))
+                .sum::<usize>(),
+    );
     fact_ids(&audience.members, &mut out);
     for (k, wave) in audience.waves.iter().enumerate() {
-        if promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false)) {
+        if sent(k) {
             fact_ids(wave, &mut out);
         }
     }
@@ -860,14 +880,14 @@ pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bo
 
 /// Each wave's devices (sorted), less exclusions: a device in several waves belongs to the first.
 pub fn wave_devices(audience: &AudienceFacts) -> Vec<Vec<&DeviceId>> {
-    let mut taken = Vec::new();
+    let mut taken = Vec::with_capacity(fact_count(&audience.exclusions));
     fact_ids(&audience.exclusions, &mut taken);
     let mut taken = id_set(taken);
     audience
         .waves
         .iter()
         .map(|wave| {
-            let mut ids = Vec::new();
+            let mut ids = Vec::with_capacity(fact_count(wave));
             fact_ids(wave, &mut ids);
             let mut ids = id_set(ids);
             ids.retain(|d| taken.binary_search(d).is_err());
