@@ -815,27 +815,26 @@ fn waiting(
     None
 }
 
-/// How many ids [`fact_ids`] gives for `facts` (the list is sized once: grown by doubling, a list of
-/// 100,000 references would hold twice that while it is copied).
-fn fact_count(facts: &[ItemFact]) -> usize {
-    facts
-        .iter()
+/// The ids `lists` give (devices, and the devices of groups), in one list sized once (grown by
+/// doubling, a list of 100,000 references would hold twice that while it is copied).
+fn fact_ids<'a>(lists: &[&'a [ItemFact]]) -> Vec<&'a DeviceId> {
+    let facts = || lists.iter().flat_map(|l| l.iter());
+    let count = facts()
         .map(|f| match f {
             ItemFact::Device(_) => 1,
             ItemFact::Group { devices, .. } => devices.len(),
             ItemFact::Waiting(_) => 0,
         })
-        .sum()
-}
-
-fn fact_ids<'a>(facts: &'a [ItemFact], out: &mut Vec<&'a DeviceId>) {
-    for f in facts {
+        .sum();
+    let mut out = Vec::with_capacity(count);
+    for f in facts() {
         match f {
             ItemFact::Device(d) => out.push(d),
             ItemFact::Group { devices, .. } => out.extend(devices.iter()),
             ItemFact::Waiting(_) => {}
         }
     }
+    out
 }
 
 /// The distinct ids, sorted: 8 bytes an id (a B-tree set of the same references takes about 20, which
@@ -856,40 +855,27 @@ pub fn offered_devices(audience: &AudienceFacts) -> Vec<&DeviceId> {
 /// Distinct devices offered by the members and the waves `promoted` marks (every wave when `None`),
 /// less exclusions, sorted.
 pub fn offered_devices_of<'a>(audience: &'a AudienceFacts, promoted: Option<&[bool]>) -> Vec<&'a DeviceId> {
-    let mut excluded = Vec::with_capacity(fact_count(&audience.exclusions));
-    fact_ids(&audience.exclusions, &mut excluded);
-    let excluded = id_set(excluded);
-    let sent = |k: usize| promoted.is_none_or(|p| p.get(k).copied().unwrap_or(false));
-    let mut out = Vec::with_capacity(
-        fact_count(&audience.members)
-            + (audience.waves.iter().enumerate())
-                .filter(|(k, _)| sent(*k))
-                .map(|(_, w)| fact_count(w))
-                .sum::<usize>(),
-    );
-    fact_ids(&audience.members, &mut out);
-    for (k, wave) in audience.waves.iter().enumerate() {
-        if sent(k) {
-            fact_ids(wave, &mut out);
-        }
-    }
-    let mut out = id_set(out);
+    let excluded = id_set(fact_ids(&[&audience.exclusions]));
+    let lists: Vec<&[ItemFact]> = std::iter::once(&audience.members[..])
+        .chain(
+            (audience.waves.iter().enumerate())
+                .filter(|(k, _)| promoted.is_none_or(|p| p.get(*k).copied().unwrap_or(false)))
+                .map(|(_, w)| &w[..]),
+        )
+        .collect();
+    let mut out = id_set(fact_ids(&lists));
     out.retain(|d| excluded.binary_search(d).is_err());
     out
 }
 
 /// Each wave's devices (sorted), less exclusions: a device in several waves belongs to the first.
 pub fn wave_devices(audience: &AudienceFacts) -> Vec<Vec<&DeviceId>> {
-    let mut taken = Vec::with_capacity(fact_count(&audience.exclusions));
-    fact_ids(&audience.exclusions, &mut taken);
-    let mut taken = id_set(taken);
+    let mut taken = id_set(fact_ids(&[&audience.exclusions]));
     audience
         .waves
         .iter()
         .map(|wave| {
-            let mut ids = Vec::with_capacity(fact_count(wave));
-            fact_ids(wave, &mut ids);
-            let mut ids = id_set(ids);
+            let mut ids = id_set(fact_ids(&[wave]));
             ids.retain(|d| taken.binary_search(d).is_err());
             taken = id_set(taken.iter().chain(&ids).copied().collect());
             ids
