@@ -38,8 +38,8 @@ pub struct AudienceItemFields {
 /// three optional fields; a rollout's members are copied into every version of the object the
 /// reflector and the passes hold). An entry with no form or several (which validation reports) keeps
 /// its fields as given. Reads, writes, compares and orders exactly as [`AudienceItemFields`] does.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "AudienceItemFields", into = "AudienceItemFields")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "AudienceItemFields")]
 pub struct AudienceItem(Entry);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -153,6 +153,29 @@ impl From<AudienceItem> for AudienceItemFields {
             },
             Entry::Malformed(f) => *f,
         }
+    }
+}
+
+/// Written as its fields, borrowed (no copy of the entry).
+impl Serialize for AudienceItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            device: Option<&'a DeviceId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            device_group: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            asset_group_id: Option<&'a str>,
+        }
+        let (device, device_group, asset_group_id) = self.key();
+        Fields {
+            device,
+            device_group,
+            asset_group_id,
+        }
+        .serialize(s)
     }
 }
 

@@ -293,7 +293,8 @@ impl GraphClient {
     }
 
     /// Reads `data/deviceProfiles` and the `azureADDevice` assets to their last pages, each page folded
-    /// into the maps as it comes (a tenant of 100,000 devices is never held as read).
+    /// into the build table and the error map as it comes (a tenant of 100,000 devices is never held as
+    /// read).
     async fn read_device_signals(&self) -> Result<DeviceSignals, GraphError> {
         let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut builds = super::compliance::BuildsBuilder::default();
@@ -327,7 +328,7 @@ impl GraphClient {
                 },
             )
             .await?;
-        // Maps built from sorted entries have full nodes.
+        // A map built from sorted entries has full nodes.
         errors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(DeviceSignals {
             builds: builds.finish(),

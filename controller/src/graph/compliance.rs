@@ -144,18 +144,10 @@ impl BuildsBuilder {
 
     pub fn finish(mut self) -> Builds {
         let guids = &mut self.builds.guids;
-        // Stable: of a device listed twice, the later entry stays last, and is the one kept.
-        guids.sort_by_key(|a| a.0);
-        let mut kept: usize = 0;
-        for i in 0..guids.len() {
-            if kept > 0 && guids[kept - 1].0 == guids[i].0 {
-                guids[kept - 1] = guids[i];
-            } else {
-                guids[kept] = guids[i];
-                kept += 1;
-            }
-        }
-        guids.truncate(kept);
+        // The last listing of a device first, kept through the stable sort, and the one dedup keeps.
+        guids.reverse();
+        guids.sort_by_key(|e| e.0);
+        guids.dedup_by_key(|e| e.0);
         guids.shrink_to_fit();
         self.builds
     }
