@@ -7,6 +7,7 @@ pub mod connections;
 pub mod crd;
 pub mod graph;
 pub mod leader;
+pub mod panics;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;

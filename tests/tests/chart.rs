@@ -178,7 +178,7 @@ fn default_values_render_a_restricted_least_privilege_install() {
     let timeout = a
         .iter()
         .find_map(|x| x.strip_prefix("--shutdown-timeout="))
-        .and_then(wufb_operator::reconcile::requeue::parse_duration)
+        .and_then(|v| wufb_operator::crd::duration::Bounds::secs(1, 3600).parse(v).ok())
         .expect("--shutdown-timeout is set");
     assert!(
         timeout.as_secs() + 10 <= 30,

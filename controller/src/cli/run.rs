@@ -20,9 +20,55 @@ use crate::runtime::{self as controller, Scope};
 use crate::server::{self, Probes};
 use crate::telemetry::{self, LogFormat};
 
-fn duration(s: &str) -> Result<Duration, String> {
-    crate::reconcile::requeue::parse_duration(s)
-        .ok_or_else(|| format!("'{s}' is not a duration such as 90s, 10m or 1h"))
+/// The operator's bounded flags: each duration and number `run` takes has a range, and a value out
+/// of it stops `run` at start-up with the flag named (clap prefixes the flag to the message).
+mod bounded {
+    use std::time::Duration;
+
+    use crate::crd::duration::{Bounds, DurationError};
+
+    fn within(bounds: Bounds, s: &str) -> Result<Duration, String> {
+        bounds.parse(s).map_err(|e| match e {
+            DurationError::Form => format!("not a duration; expected {}", bounds.expected()),
+            DurationError::Range => format!("out of range; expected {}", bounds.expected()),
+        })
+    }
+
+    /// `--resync-interval`: 1 second (tests) to 7 days.
+    pub fn resync(s: &str) -> Result<Duration, String> {
+        within(Bounds::secs(1, crate::crd::duration::RESYNC.max.as_secs()), s)
+    }
+    /// `--progress-interval`: 1 second to 1 day.
+    pub fn progress(s: &str) -> Result<Duration, String> {
+        within(Bounds::secs(1, crate::crd::duration::PROGRESS.max.as_secs()), s)
+    }
+    /// `--absence-confirm`, `--connection-check-interval`: 1 second to 1 day.
+    pub fn up_to_a_day(s: &str) -> Result<Duration, String> {
+        within(Bounds::secs(1, 86_400), s)
+    }
+    /// `--read-lag-budget`, `--shutdown-timeout`: 1 second to 1 hour.
+    pub fn up_to_an_hour(s: &str) -> Result<Duration, String> {
+        within(Bounds::secs(1, 3600), s)
+    }
+
+    /// The most Graph requests per second `--graph-rate-limit` may set.
+    pub const MAX_RATE: f64 = 10_000.0;
+    /// The least non-zero rate: one request every 100 seconds.
+    pub const MIN_RATE: f64 = 0.01;
+
+    /// `--graph-rate-limit`: 0 (unlimited), or 0.01 to 10,000 requests per second.
+    pub fn rate(s: &str) -> Result<f64, String> {
+        let expected = format!("0 (unlimited) or {MIN_RATE} to {MAX_RATE} requests per second");
+        let r: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a number; expected {expected}"))?;
+        if r == 0.0 || (r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
+            Ok(r)
+        } else {
+            Err(format!("out of range; expected {expected}"))
+        }
+    }
 }
 
 /// Flags of `run`; each can also come from the environment.
@@ -44,40 +90,40 @@ pub struct RunArgs {
     #[arg(long, env = "WUFB_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
     /// Resync interval of converged objects (jittered by up to 10%).
-    #[arg(long, env = "WUFB_RESYNC_INTERVAL", default_value = "10m", value_parser = duration)]
+    #[arg(long, env = "WUFB_RESYNC_INTERVAL", default_value = "10m", value_parser = bounded::resync)]
     pub resync_interval: Duration,
     /// How long a recorded deployment or group must keep answering 404 before it is created again (a read
     /// can lag a write, so one 404 is not proof that it is gone).
-    #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = duration)]
+    #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = bounded::up_to_a_day)]
     pub absence_confirm: Duration,
     /// How long after the operator's own last write to a deployment it waits for Graph to show that write
     /// before it sends again what a read does not show (reads can lag writes; a spec change is acted on at
     /// once).
-    #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = bounded::up_to_an_hour)]
     pub read_lag_budget: Duration,
     /// How often each deployment's rollout progress (devices up to date, pending, failed, not
     /// reporting) is read from Graph's device signals; the tenant-wide reads are shared by all objects
     /// within it. Per object: the wufb.dev/progress-interval annotation.
-    #[arg(long, env = "WUFB_PROGRESS_INTERVAL", default_value = "5m", value_parser = duration)]
+    #[arg(long, env = "WUFB_PROGRESS_INTERVAL", default_value = "5m", value_parser = bounded::progress)]
     pub progress_interval: Duration,
     /// Operator-wide limit on the devices one deployment may reach.
-    #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES")]
+    #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_audience_devices: Option<u64>,
-    /// Sustained Graph requests per second for the tenant (0 = unlimited).
-    #[arg(long, env = "WUFB_GRAPH_RATE_LIMIT", default_value_t = 50.0)]
+    /// Sustained Graph requests per second for the tenant: 0 (unlimited), or 0.01 to 10,000.
+    #[arg(long, env = "WUFB_GRAPH_RATE_LIMIT", default_value_t = 50.0, value_parser = bounded::rate)]
     pub graph_rate_limit: f64,
-    /// Graph requests allowed at once after an idle period.
-    #[arg(long, env = "WUFB_GRAPH_BURST", default_value_t = 100)]
+    /// Graph requests allowed at once after an idle period (1 to 10,000).
+    #[arg(long, env = "WUFB_GRAPH_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub graph_burst: u32,
-    /// Graph requests in flight at once.
-    #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16)]
+    /// Graph requests in flight at once (1 to 1,024).
+    #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub graph_concurrency: usize,
     /// Reconciles working at once per kind (bounds memory; above the Graph concurrency they only wait).
     /// Passes acting on a new or changed spec are admitted before verification and resync passes.
-    #[arg(long, env = "WUFB_RECONCILE_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "WUFB_RECONCILE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub reconcile_concurrency: u16,
-    /// Assets per audience or group write.
-    #[arg(long, env = "WUFB_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
+    /// Assets per audience or group write (1 to 10,000).
+    #[arg(long, env = "WUFB_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub batch_size: usize,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "WUFB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -94,7 +140,7 @@ pub struct RunArgs {
     /// On SIGTERM or SIGINT: how long passes already working may take to finish before they are
     /// cancelled. The Lease is then released and the process exits 0. Keep it well below the pod's
     /// terminationGracePeriodSeconds (the chart sets 30 s).
-    #[arg(long, env = "WUFB_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "WUFB_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = bounded::up_to_an_hour)]
     pub shutdown_timeout: Duration,
     /// Log format.
     #[arg(long, env = "WUFB_LOG_FORMAT", value_enum, default_value = "json")]
@@ -119,11 +165,11 @@ pub struct RunArgs {
     #[arg(long, env = "WUFB_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub shards: u32,
     /// This instance's shard, from 0 to --shards minus 1.
-    #[arg(long, env = "WUFB_SHARD", default_value_t = 0)]
+    #[arg(long, env = "WUFB_SHARD", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..1024))]
     pub shard: u32,
     /// How often each connection is looked at again: its Secret read (a rotated credential is used
     /// from then on) and, every 10 minutes, a sign-in and a Graph read.
-    #[arg(long, env = "WUFB_CONNECTION_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "WUFB_CONNECTION_CHECK_INTERVAL", default_value = "60s", value_parser = bounded::up_to_a_day)]
     pub connection_check_interval: Duration,
     /// Parse and check the configuration (flags, environment, credential settings, addresses), print it
     /// with the files it would read, and exit 0 without connecting to Kubernetes or Graph.

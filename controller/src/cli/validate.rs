@@ -231,6 +231,17 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
             _ => (&dg_schema, false),
         };
         schema::check(schema, spec, "spec", &mut errors);
+        // The operator's annotations, as the controller reads them: a refused value is an error here
+        // (the controller would go on with the default and say so in Ready).
+        let annotations: std::collections::BTreeMap<String, String> = doc.value["metadata"]["annotations"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        errors.extend(rules::annotation_values(&annotations));
         let mine = named_connection(doc, spec);
         if let Some(c) = &mine
             && !connections.contains(c)
@@ -289,15 +300,6 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                 match serde_json::from_value::<ExpeditedDeploymentSpec>(spec.clone()) {
                     Ok(s) => {
                         errors.extend(rules::expedited_deployment(&s));
-                        let annotations: std::collections::BTreeMap<String, String> =
-                            doc.value["metadata"]["annotations"]
-                                .as_object()
-                                .map(|m| {
-                                    m.iter()
-                                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                                        .collect()
-                                })
-                                .unwrap_or_default();
                         errors.extend(rules::rollout_annotations(&s, &annotations));
                         if spec.get("equivalentContent").is_some() {
                             warnings.push(FieldError {

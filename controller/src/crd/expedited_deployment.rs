@@ -326,10 +326,14 @@ pub struct WaveSpec {
 /// that is set must hold; `manual` waits for `wufb-operator promote` instead.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+// The pattern keeps the number to 9 digits, so the product below cannot overflow.
+// CEL cost: 30
+#[x_kube(validation = Rule::new("!has(self.wait) || int(self.wait.substring(0, size(self.wait) - 1)) * (self.wait.endsWith('d') ? 86400 : self.wait.endsWith('h') ? 3600 : self.wait.endsWith('m') ? 60 : 1) <= 7776000").message("wait is at most 90 days: write a whole number and a unit (s, m, h or d) from 1s to 90d"))]
 pub struct GateSpec {
-    /// The least time since the previous wave was sent, such as 30m, 4h or 1d.
+    /// The least time since the previous wave was sent: a whole number and a unit (s, m, h or d)
+    /// from 1s to 90d, such as 30m, 4h or 1d.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 16), regex(pattern = r"^[0-9]+[smhd]$"))]
+    #[schemars(length(max = 10), regex(pattern = r"^[1-9][0-9]{0,8}[smhd]$"))]
     pub wait: Option<String>,
 
     /// The least share (percent) of the earlier waves' devices that must be up to date.

@@ -2,9 +2,11 @@
 //! (`wufb.dev/v1alpha1`). The only place the API shape is defined; `crds/` and the chart are generated
 //! from these types.
 
+pub mod annotations;
 pub mod audience_item;
 pub mod device_group;
 pub mod device_id;
+pub mod duration;
 pub mod expedited_deployment;
 pub mod graph_connection;
 pub mod schema;
@@ -23,22 +25,11 @@ use kube::CustomResourceExt;
 
 /// The finalizer that guards Graph cleanup.
 pub const FINALIZER: &str = "wufb.dev/cleanup";
-/// Annotation: per-object resync interval (e.g. `5m`, `1h`).
-pub const RESYNC_ANNOTATION: &str = "wufb.dev/resync-interval";
-/// Per-object override of how often `refresh: OnNewRelease` reads the catalog again (`15m`, `1h`, ...).
-pub const CATALOG_POLL_ANNOTATION: &str = "wufb.dev/catalog-poll-interval";
-/// Per-object rollout progress poll interval (`5m`, `90s`, ...), overriding `--progress-interval`.
-pub const PROGRESS_ANNOTATION: &str = "wufb.dev/progress-interval";
-
-/// Annotation: promote the waves up to and including the one named, past their gates (never past a
-/// halt, an abort or spec.paused). Set by `wufb-operator promote`.
-pub const PROMOTE_ANNOTATION: &str = "wufb.dev/promote";
-/// Annotation: stop promoting for good and keep the deployment paused until the spec changes; any new
-/// value is a new request. Set by `wufb-operator abort`.
-pub const ABORT_ANNOTATION: &str = "wufb.dev/abort";
-/// Annotation: lift a halt and resume the gates; any new value is a new request. Set by
-/// `wufb-operator retry`.
-pub const RETRY_ANNOTATION: &str = "wufb.dev/retry";
+pub use annotations::{
+    ABORT as ABORT_ANNOTATION, CATALOG_POLL as CATALOG_POLL_ANNOTATION, PROGRESS as PROGRESS_ANNOTATION,
+    PROMOTE as PROMOTE_ANNOTATION, RECONCILE_REQUESTED as RECONCILE_REQUESTED_ANNOTATION,
+    RESYNC as RESYNC_ANNOTATION, RETRY as RETRY_ANNOTATION,
+};
 
 /// Every CRD of the operator, in a stable order.
 pub fn all()

@@ -40,11 +40,12 @@ fn human_type(t: &str) -> &str {
     }
 }
 
-/// What a schema pattern asks for, in words, and how to fix a value that breaks it. The CRDs use two
+/// What a schema pattern asks for, in words, and how to fix a value that breaks it. The CRDs' common
 /// patterns; any other is named as a format.
 fn pattern_meaning(pattern: &str) -> (String, String) {
     const GUID: &str = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
     const DATE: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+    const WAIT: &str = r"^[1-9][0-9]{0,8}[smhd]$";
     match pattern {
         GUID => (
             "an Entra device id".into(),
@@ -53,6 +54,10 @@ fn pattern_meaning(pattern: &str) -> (String, String) {
         DATE => (
             "a date in the form YYYY-MM-DD".into(),
             "give a date such as 2026-11-10".into(),
+        ),
+        WAIT => (
+            "a duration".into(),
+            format!("write {}, such as 30m, 4h or 1d", super::duration::GATE_WAIT.expected()),
         ),
         other => (
             "in the expected format".into(),

@@ -353,16 +353,24 @@ fn check_rollout(spec: &ExpeditedDeploymentSpec, r: &super::RolloutSpec, out: &m
                         "set wait, minUpToDatePercent, maxFailedPercent or manual: true",
                     ));
                 }
-                if let Some(wait) = &g.wait
-                    && (wait.len() > 16
-                        || !wait.ends_with(['s', 'm', 'h', 'd'])
-                        || crate::reconcile::requeue::parse_duration(wait).is_none())
-                {
-                    out.push(err(
-                        format!("{at}.gate.wait"),
-                        format!("'{}' is not a duration", printable(wait)),
-                        "write a whole number and a unit, such as 30m, 4h or 1d",
-                    ));
+                if let Some(wait) = &g.wait {
+                    let bounds = super::duration::GATE_WAIT;
+                    let problem = if !wait.ends_with(['s', 'm', 'h', 'd']) {
+                        Some("is not a duration")
+                    } else {
+                        match bounds.parse(wait) {
+                            Ok(_) => None,
+                            Err(super::duration::DurationError::Form) => Some("is not a duration"),
+                            Err(super::duration::DurationError::Range) => Some("is out of range"),
+                        }
+                    };
+                    if let Some(problem) = problem {
+                        out.push(err(
+                            format!("{at}.gate.wait"),
+                            format!("'{}' {problem}", printable(wait)),
+                            format!("write {}, such as 30m, 4h or 1d", bounds.expected()),
+                        ));
+                    }
                 }
                 percent(
                     g.min_up_to_date_percent,
@@ -381,6 +389,21 @@ fn is_label(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && is_object_name(s) && !s.contains('.')
 }
 
+/// The operator's annotations whose values the controller refuses (it goes on with the defaults): an
+/// interval out of its form or range, a malformed rollout request. Empty when all are usable.
+pub fn annotation_values(annotations: &BTreeMap<String, String>) -> Vec<FieldError> {
+    super::annotations::ignored(Some(annotations))
+        .into_iter()
+        .map(|i| {
+            err(
+                format!("metadata.annotations[{}]", i.key),
+                format!("'{}' is refused (the default applies)", i.value),
+                format!("write {}, or remove the annotation", i.expected),
+            )
+        })
+        .collect()
+}
+
 /// Checks the rollout annotations of an object (`wufb-operator validate` runs it offline): a promote
 /// must name a wave of spec.rollout.waves, and the annotations need a rollout to act on.
 pub fn rollout_annotations(
@@ -394,6 +417,10 @@ pub fn rollout_annotations(
         super::RETRY_ANNOTATION,
     ] {
         let Some(v) = annotations.get(key) else { continue };
+        if super::annotations::ignored(Some(annotations)).iter().any(|i| i.key == key) {
+            // Reported by annotation_values.
+            continue;
+        }
         let field = format!("metadata.annotations[{key}]");
         let Some(r) = &spec.rollout else {
             out.push(err(
@@ -476,11 +503,18 @@ pub fn device_group(spec: &DeviceGroupSpec) -> Vec<FieldError> {
 }
 
 /// A value made safe to print: control and invisible characters escaped, long values cut.
+/// A control character, or one that changes how text around it shows (zero-width, bidirectional
+/// overrides): `printable` replaces them, and request annotations refuse them.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
 pub fn printable(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(80)
-        .map(|c| if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') { '\u{fffd}' } else { c })
+        .map(|c| if is_invisible(c) { '\u{fffd}' } else { c })
         .collect();
     if s.chars().count() > 80 {
         out.push('…');

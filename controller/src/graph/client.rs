@@ -280,10 +280,15 @@ impl GraphClient {
         if !fresh && !self.signals_refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();
             tokio::spawn(async move {
-                match this.read_device_signals().await {
-                    Ok(s) => *this.signals_cache.lock().await = Some((Instant::now(), Arc::new(s))),
-                    Err(e) => {
+                // A panic in the read ends this read alone: the flag below is cleared either way, so
+                // a later pass starts another.
+                match crate::panics::Contained::new(this.read_device_signals()).await {
+                    Ok(Ok(s)) => *this.signals_cache.lock().await = Some((Instant::now(), Arc::new(s))),
+                    Ok(Err(e)) => {
                         tracing::warn!(error = %e, "could not read the tenant's device signals; progress keeps its last figures")
+                    }
+                    Err(caught) => {
+                        tracing::error!(location = %caught.location, panic = %caught.message, "reading the tenant's device signals panicked; progress keeps its last figures")
                     }
                 }
                 this.signals_refreshing.store(false, Ordering::Release);

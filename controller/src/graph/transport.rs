@@ -89,7 +89,12 @@ impl RateLimiter {
     pub fn new(rate_per_sec: f64, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
         RateLimiter {
-            rate: rate_per_sec,
+            // Not a finite positive rate: unlimited (the flag and the connection budget refuse one).
+            rate: if rate_per_sec.is_finite() && rate_per_sec > 0.0 {
+                rate_per_sec
+            } else {
+                0.0
+            },
             burst,
             state: Mutex::new((burst, Instant::now())),
         }
@@ -110,22 +115,27 @@ impl RateLimiter {
                     s.0 -= 1.0;
                     return;
                 }
-                Duration::from_secs_f64((1.0 - s.0) / self.rate)
+                // At most a second of tokens short, so at most 1/rate seconds (bounded for any rate).
+                Duration::try_from_secs_f64((1.0 - s.0) / self.rate).unwrap_or(MAX_RETRY_AFTER)
             };
             tokio::time::sleep(wait).await;
         }
     }
 }
 
+/// The longest wait a `Retry-After` can ask for; a longer one is held to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// Parses `Retry-After`: delta-seconds (whole or fractional) or an HTTP-date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    Some(delta.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 /// One HTTP client for one tenant.

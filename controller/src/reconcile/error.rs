@@ -29,6 +29,10 @@ pub enum Error {
     #[error("failed to run the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 
+    /// The pass panicked (a bug): reported for its object alone and retried with backoff.
+    #[error("internal error: the pass failed at {location}")]
+    Internal { location: String },
+
     /// Cleanup must wait (the finalizer stays until it can finish).
     #[error("{message}")]
     Waiting {
@@ -77,6 +81,7 @@ impl Error {
                 _ => "Finalizer",
             },
             Error::Waiting { reason, .. } => reason,
+            Error::Internal { .. } => "InternalError",
         }
     }
 
@@ -86,7 +91,8 @@ impl Error {
             return e.is_transient();
         }
         match self {
-            Error::Kube { .. } | Error::Waiting { .. } | Error::Finalizer(_) => true,
+            // A panic may depend on what Graph or the cluster answered: tried again with backoff.
+            Error::Kube { .. } | Error::Waiting { .. } | Error::Finalizer(_) | Error::Internal { .. } => true,
             Error::Graph(g) => g.is_transient(),
             Error::Encode { .. } => false,
         }

@@ -222,10 +222,11 @@ async fn apply(
 
 /// The object's progress poll interval: its annotation, else the operator's.
 fn progress_interval(obj: &ExpeditedDeployment, ctx: &Context) -> std::time::Duration {
-    obj.annotations()
-        .get(crate::crd::PROGRESS_ANNOTATION)
-        .and_then(|v| super::requeue::parse_duration(v))
-        .unwrap_or(ctx.settings.progress_interval)
+    crate::crd::annotations::interval(
+        obj.metadata.annotations.as_ref(),
+        crate::crd::annotations::Interval::Progress,
+    )
+    .unwrap_or(ctx.settings.progress_interval)
 }
 
 /// Whether the last recorded progress is older than `interval` (or there is none).
@@ -238,7 +239,8 @@ fn progress_due(obj: &ExpeditedDeployment, interval: std::time::Duration) -> boo
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     last.is_none_or(|t| {
         let age = chrono::Utc::now().signed_duration_since(t);
-        age.to_std().unwrap_or_default() >= interval.mul_f64(0.95)
+        // Due a little early (95%), so a pass scheduled for the interval finds it due.
+        age.to_std().unwrap_or_default() >= interval - interval / 20
     })
 }
 

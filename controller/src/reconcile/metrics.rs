@@ -38,6 +38,8 @@ pub struct ReconcileMetrics {
     pub reconciles: Family<KindLabel, Counter>,
     pub errors: Family<CategoryLabel, Counter>,
     pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Passes that panicked (each contained to its object), by kind.
+    pub panics: Family<KindLabel, Counter>,
     /// Objects seen that cannot be decoded, by kind.
     pub undecodable: Family<KindLabel, Gauge>,
     /// Passes waiting for admission, by kind and class.
@@ -58,6 +60,7 @@ impl Default for ReconcileMetrics {
             reconciles: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            panics: Family::default(),
             undecodable: Family::default(),
             queue_depth: Family::default(),
             rollout_devices: Family::default(),
@@ -79,6 +82,11 @@ impl ReconcileMetrics {
             "wufb_reconcile_duration_seconds",
             "Reconcile duration by kind",
             m.duration.clone(),
+        );
+        registry.register(
+            "wufb_reconcile_panics",
+            "Passes that panicked, by kind (each contained to its object, which is Stalled with reason InternalError and retried with backoff)",
+            m.panics.clone(),
         );
         registry.register(
             "wufb_undecodable_objects",

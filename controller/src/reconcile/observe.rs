@@ -554,10 +554,11 @@ pub fn follows_releases(spec: &ExpeditedDeploymentSpec) -> bool {
 
 /// How often the object's catalog is read again: its annotation, else [`CATALOG_POLL`].
 pub fn catalog_poll(obj: &ExpeditedDeployment) -> std::time::Duration {
-    obj.annotations()
-        .get(crate::crd::CATALOG_POLL_ANNOTATION)
-        .and_then(|v| super::requeue::parse_duration(v))
-        .unwrap_or(CATALOG_POLL)
+    crate::crd::annotations::interval(
+        obj.metadata.annotations.as_ref(),
+        crate::crd::annotations::Interval::CatalogPoll,
+    )
+    .unwrap_or(CATALOG_POLL)
 }
 
 /// Whether the catalog poll is due for a resolution (one that records no read time is due).

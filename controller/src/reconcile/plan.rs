@@ -15,7 +15,6 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use kube::ResourceExt;
 
 use super::adopt;
 use super::observe::{
@@ -25,6 +24,7 @@ use super::observe::{
 use super::reasons::Reason;
 use super::requeue::Next;
 use super::status::Outcome;
+use crate::crd::annotations::Request;
 use crate::crd::validate::{self, FieldError};
 use crate::crd::{
     AudienceStatus, DeletionPolicy, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment,
@@ -975,6 +975,13 @@ fn brake(obj: &ExpeditedDeployment, obs: &Observation, hold: bool) -> Option<Ste
 
 /// Plans a pass over an ExpeditedDeployment.
 pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> Plan {
+    let mut p = plan_pass(obj, obs, cfg);
+    let old = obj.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    ignored::note(&obj.metadata, old, &mut p.end, &mut p.notices);
+    p
+}
+
+fn plan_pass(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> Plan {
     let status = obj.status.clone().unwrap_or_default();
     let observe_only = obj.spec.management_policy == ManagementPolicy::ObserveOnly;
     let found = obs.deployment.found();
@@ -1020,14 +1027,14 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
                 .as_ref()
                 .and_then(|c| resolve_content(content_source(&obj.spec), c, obs.at).ok())
                 .map(|c| c.catalog_entry_id);
-            let note = |k: &str| obj.annotations().get(k).map(String::as_str);
+            let note = |k| crate::crd::annotations::request(obj.metadata.annotations.as_ref(), k);
             super::rollout::decide(super::rollout::Inputs {
                 spec: r,
                 paused: obj.spec.paused,
                 generation: obj.metadata.generation.unwrap_or_default(),
-                promote: note(crate::crd::PROMOTE_ANNOTATION),
-                abort: note(crate::crd::ABORT_ANNOTATION),
-                retry: note(crate::crd::RETRY_ANNOTATION),
+                promote: note(Request::Promote),
+                abort: note(Request::Abort),
+                retry: note(Request::Retry),
                 recorded: status.rollout.as_ref(),
                 waves: facts.as_deref(),
                 content: entry.as_deref(),
@@ -1040,9 +1047,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
             !problems.is_empty()
                 && (super::rollout::recorded_hold(status.rollout.as_ref())
                     || super::rollout::abort_requested(
-                        obj.annotations()
-                            .get(crate::crd::ABORT_ANNOTATION)
-                            .map(String::as_str),
+                        crate::crd::annotations::request(obj.metadata.annotations.as_ref(), Request::Abort),
                         status.rollout.as_ref(),
                     ))
         }
@@ -1484,6 +1489,13 @@ pub fn group_batches<'a>(
 
 /// Plans a pass over a DeviceGroup.
 pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -> GroupPlan {
+    let mut p = plan_group_pass(obj, obs, cfg);
+    let old = obj.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    ignored::note(&obj.metadata, old, &mut p.end, &mut p.notices);
+    p
+}
+
+fn plan_group_pass(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -> GroupPlan {
     let batch = cfg.batch_size;
     let mut p = GroupPlan {
         notices: Vec::new(),
@@ -1693,6 +1705,8 @@ pub fn plan_group_cleanup(obj: &DeviceGroup, users: Vec<String>) -> GroupCleanup
         GroupCleanup::Wait { users }
     }
 }
+
+mod ignored;
 
 #[cfg(test)]
 mod tests;

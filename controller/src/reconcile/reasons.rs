@@ -45,6 +45,10 @@ impl Reason {
     pub const IN_USE: Reason = Reason("InUse");
     /// This operator version cannot decode the object.
     pub const UNDECODABLE_OBJECT: Reason = Reason("UndecodableObject");
+    /// An annotation of the operator's holds a value out of its form or range; its default applies.
+    pub const ANNOTATION_IGNORED: Reason = Reason("AnnotationIgnored");
+    /// A pass failed inside the operator (a bug): the object is retried with backoff, the others go on.
+    pub const INTERNAL_ERROR: Reason = Reason("InternalError");
 
     /// A later wave waits for its gate (time, health figures or a person).
     pub const WAITING_FOR_GATE: Reason = Reason("WaitingForGate");

@@ -19,32 +19,14 @@ pub fn reread_on_conflict(err: &Error, graph_calls: usize) -> Option<Action> {
     })
 }
 
-/// `90s`, `5m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
-}
-
-/// The resync delay of an object: its annotation, or the operator default, jittered by up to 10%.
+/// The resync delay of an object: its annotation (within its bounds), or the operator default, jittered
+/// by up to 10%.
 pub fn resync_after(obj: &impl Resource, default: Duration) -> Duration {
-    let base = obj
-        .meta()
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::crd::RESYNC_ANNOTATION))
-        .and_then(|v| parse_duration(v))
-        .unwrap_or(default);
+    let base = crate::crd::annotations::interval(
+        obj.meta().annotations.as_ref(),
+        crate::crd::annotations::Interval::Resync,
+    )
+    .unwrap_or(default);
     let seed = obj
         .meta()
         .uid
@@ -56,8 +38,14 @@ pub fn resync_after(obj: &impl Resource, default: Duration) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let frac = ((seed ^ u64::from(nanos)) % 1000) as f64 / 10_000.0;
-    base.mul_f64(1.0 + frac)
+    jittered(base, (seed ^ u64::from(nanos)) % 1000)
+}
+
+/// `base` lengthened by `permille` tenths of a percent (0 to 999: up to 10%), in integer arithmetic
+/// that cannot overflow.
+fn jittered(base: Duration, permille: u64) -> Duration {
+    let extra = base / 10_000 * u32::try_from(permille.min(999)).unwrap_or(0);
+    base.saturating_add(extra)
 }
 
 /// When a pass looks again, as the planner decides it.
@@ -123,13 +111,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("0s"), None);
-        assert_eq!(parse_duration("soon"), None);
+    fn jitter_adds_at_most_a_tenth_and_never_overflows() {
+        let d = Duration::from_secs(600);
+        assert_eq!(jittered(d, 0), d);
+        assert_eq!(jittered(d, 999), Duration::from_millis(659_940));
+        assert_eq!(jittered(Duration::MAX, 999), Duration::MAX);
     }
 
     #[test]

@@ -478,15 +478,16 @@ fn gate_wait(
         .next_back()
         .unwrap_or_default();
     if let (Some(wait), Some(last)) = (gate.wait.as_deref(), last)
-        && let Some(d) = super::requeue::parse_duration(wait)
+        && let Ok(d) = crate::crd::duration::GATE_WAIT.parse(wait)
         && let Ok(cd) = chrono::Duration::from_std(d)
-        && i.now < last + cd
+        && let Some(until) = last.checked_add_signed(cd)
+        && i.now < until
     {
-        let left = (last + cd - i.now).to_std().unwrap_or_default();
+        let left = (until - i.now).to_std().unwrap_or_default();
         return Some((
             format!(
                 "wave {name} waits until {} (spec.rollout.waves[{k}].gate.wait {wait} after wave {previous} was sent)",
-                time(last + cd)
+                time(until)
             ),
             Some(left),
         ));

@@ -288,7 +288,7 @@ pub async fn quarantine(
                     let uid = meta.uid.clone().unwrap_or_default();
                     let (handled, logged) = held.remove(&uid).map_or((None, None), |h| (h.handled, h.logged));
                     let mut h = Held { which, meta, bad, handled, logged };
-                    handle(&ctx, &mut h).await;
+                    contained_handle(&ctx, &mut h).await;
                     held.insert(uid, h);
                     count(&ctx, &held);
                 }
@@ -300,7 +300,7 @@ pub async fn quarantine(
             },
             _ = tick.tick() => {
                 for h in held.values_mut().filter(|h| h.handled != version(&h.meta)) {
-                    handle(&ctx, h).await;
+                    contained_handle(&ctx, h).await;
                 }
             }
         }
@@ -316,6 +316,22 @@ fn count(ctx: &Context, held: &HashMap<String, Held>) {
                 kind: kind_name(which).into(),
             })
             .set(n as i64);
+    }
+}
+
+/// [`handle`], with a panic contained to the object (logged; tried again at the next tick).
+async fn contained_handle(ctx: &Arc<Context>, h: &mut Held) {
+    let (kind, key) = (
+        kind_name(h.which),
+        format!(
+            "{}/{}",
+            h.meta.namespace.as_deref().unwrap_or_default(),
+            h.meta.name.as_deref().unwrap_or_default()
+        ),
+    );
+    if let Err(caught) = crate::panics::Contained::new(handle(ctx, h)).await {
+        ctx.metrics.panics.get_or_create(&KindLabel { kind: kind.into() }).inc();
+        tracing::error!(kind, object = %key, location = %caught.location, panic = %caught.message, "handling an undecodable object panicked; tried again later, other objects go on");
     }
 }
 
@@ -389,23 +405,49 @@ async fn handle(ctx: &Arc<Context>, h: &mut Held) {
         message.push_str("; ");
         message.push_str(s);
     }
-    let generation = h.meta.generation;
-    let old: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> = raw["status"]["conditions"]
+    let old = raw_conditions(&raw);
+    if let Err(e) = stall(ctx, h.which, &h.meta, &old, Reason::UNDECODABLE_OBJECT, message, "Decode").await {
+        tracing::warn!(kind, namespace = %ns, name = %name, error = %e, "could not write the status of an undecodable object; retrying");
+        return;
+    }
+    h.handled = version(&h.meta);
+}
+
+/// The conditions of an object's raw status (those that can be read).
+pub(super) fn raw_conditions(raw: &Value) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    raw["status"]["conditions"]
         .as_array()
         .map(|c| {
             c.iter()
                 .filter_map(|c| serde_json::from_value(c.clone()).ok())
                 .collect()
         })
-        .unwrap_or_default();
-    let already = status::already_stalled(&old, Reason::UNDECODABLE_OBJECT, &message);
-    let conditions = status::conditions(
-        &Outcome::stalled(Reason::UNDECODABLE_OBJECT, message.clone()),
-        generation,
-        &old,
+        .unwrap_or_default()
+}
+
+/// Marks an object Stalled for `reason` without decoding its spec: a merge patch of its status
+/// conditions and observedGeneration only (nothing else the status holds is touched), and a Warning
+/// Event. Nothing is written when `old` already says it.
+pub(super) async fn stall(
+    ctx: &Context,
+    which: Which,
+    meta: &ObjectMeta,
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    reason: Reason,
+    message: String,
+    action: &str,
+) -> Result<(), kube::Error> {
+    if status::already_stalled(old, reason, &message) {
+        return Ok(());
+    }
+    let (ns, name) = (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
     );
+    let generation = meta.generation;
+    let conditions = status::conditions(&Outcome::stalled(reason, message.clone()), generation, old);
     let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
-    let ar = match h.which {
+    let ar = match which {
         Which::Deployment => ApiResource::erase::<ExpeditedDeployment>(&()),
         Which::Group => ApiResource::erase::<DeviceGroup>(&()),
     };
@@ -414,32 +456,27 @@ async fn handle(ctx: &Arc<Context>, h: &mut Held) {
         field_manager: Some(status::MANAGER.into()),
         ..Default::default()
     };
-    if !already && let Err(e) = api.patch_status(&name, &params, &Patch::Merge(&patch)).await {
-        tracing::warn!(kind, namespace = %ns, name = %name, error = %e, "could not write the status of an undecodable object; retrying");
-        return;
-    }
-    if !already {
-        let reference = ObjectReference {
-            api_version: Some(ar.api_version.clone()),
-            kind: Some(kind.into()),
-            name: Some(name.clone()),
-            namespace: Some(ns.clone()),
-            uid: h.meta.uid.clone(),
-            resource_version: h.meta.resource_version.clone(),
-            ..Default::default()
-        };
-        ctx.events.send(
-            Event {
-                type_: EventType::Warning,
-                reason: Reason::UNDECODABLE_OBJECT.as_str().into(),
-                note: Some(message),
-                action: "Decode".into(),
-                secondary: None,
-            },
-            reference,
-        );
-    }
-    h.handled = version(&h.meta);
+    api.patch_status(&name, &params, &Patch::Merge(&patch)).await?;
+    let reference = ObjectReference {
+        api_version: Some(ar.api_version.clone()),
+        kind: Some(kind_name(which).into()),
+        name: Some(name),
+        namespace: Some(ns),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..Default::default()
+    };
+    ctx.events.send(
+        Event {
+            type_: EventType::Warning,
+            reason: reason.as_str().into(),
+            note: Some(message),
+            action: action.into(),
+            secondary: None,
+        },
+        reference,
+    );
+    Ok(())
 }
 
 fn raw_str<'a>(raw: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -455,7 +492,7 @@ fn managed(raw: &Value) -> bool {
 
 /// Pauses the deployment of an undecodable ExpeditedDeployment whose raw spec asks for a pause. Returns
 /// a note for the condition.
-async fn brake(ctx: &Context, raw: &Value) -> Result<Option<String>, crate::graph::GraphError> {
+pub(super) async fn brake(ctx: &Context, raw: &Value) -> Result<Option<String>, crate::graph::GraphError> {
     if raw["spec"]["paused"] != Value::Bool(true) {
         return Ok(None);
     }

@@ -6,6 +6,7 @@
 //!   resync; a pass works on the newest copy of its object.
 //! - [`decode`]: objects this version cannot decode are held apart and still get a status.
 
+pub mod contain;
 pub mod decode;
 pub mod gate;
 
@@ -74,16 +75,19 @@ fn admitted<K, F>(
 ) -> Pass
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + decode::Watched
         + crate::connections::UsesConnection
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
+        + serde::Serialize
         + Send
         + Sync
         + 'static,
     F: Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    Box::pin(async move {
+    // A panic anywhere in the pass is its object's alone (see `contain`). Only the key is kept for
+    // the report: the object is read from the store again then.
+    let reference = ObjectRef::from_obj(obj.as_ref());
+    let (root, held) = (ctx.clone(), store.clone());
+    let pass = contain::Contained::new(async move {
         // Another shard's object: its owner reads and writes it.
         if !ctx
             .settings
@@ -108,7 +112,27 @@ where
         // Boxed, so a pass waiting above holds none of the pass's own state (a pass's future is
         // kilobytes; a thousand wait at once).
         Box::pin(pass(obj, ctx)).await
+    });
+    Box::pin(async move {
+        match pass.await {
+            Ok(result) => result,
+            Err(caught) => match held.get(&reference) {
+                Some(obj) => Err(contain::panicked(&root, K::WHICH, obj.as_ref(), caught).await),
+                None => {
+                    let key = format!(
+                        "{}/{}",
+                        reference.namespace.as_deref().unwrap_or_default(),
+                        reference.name
+                    );
+                    Err(contain::panicked_without_object(&root, kind_of::<K>(), &key, caught))
+                }
+            },
+        }
     })
+}
+
+fn kind_of<K: Resource<DynamicType = ()>>() -> String {
+    K::kind(&()).into_owned()
 }
 
 fn deployment_pass(obj: Arc<ExpeditedDeployment>, rt: Arc<Runtime>) -> Pass {
@@ -139,7 +163,18 @@ fn connection_pass<K: connection::ConnectionObject>(obj: Arc<K>, rt: Arc<Runtime
     if !rt.ctx.settings.shard.serves(Some(&obj.key())) {
         return Box::pin(std::future::ready(Ok(Action::await_change())));
     }
-    Box::pin(connection::reconcile(obj, rt.ctx.clone()))
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let pass = contain::Contained::new(connection::reconcile(obj, rt.ctx.clone()));
+    Box::pin(async move {
+        pass.await.unwrap_or_else(|caught| {
+            Err(contain::panicked_without_object(
+                &rt.ctx,
+                kind_of::<K>(),
+                &name,
+                caught,
+            ))
+        })
+    })
 }
 
 fn apis<K>(client: &kube::Client, scope: &Scope) -> Vec<Api<K>>
@@ -181,6 +216,8 @@ pub async fn run(
     scope: Scope,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // Panics inside contained passes are reported by the pass, once, with the object's key.
+    crate::panics::install_hook();
     let (ed_reader, ed_writer) = reflector::store::<ExpeditedDeployment>();
     // DeviceGroups feed two controllers from one shared store: a deployment triggered by a group change
     // then reads the same state the trigger saw.

@@ -32,8 +32,9 @@ struct Args {
 }
 
 fn parse_duration(s: &str) -> Duration {
-    wufb_operator::reconcile::requeue::parse_duration(s)
-        .unwrap_or_else(|| panic!("--duration '{s}' is not like 90s, 10m or 1h"))
+    wufb_operator::crd::duration::Bounds::secs(1, 7 * 86_400)
+        .parse(s)
+        .unwrap_or_else(|e| panic!("--duration '{s}' is {e}: give 1s to 7d, like 90s, 10m or 1h"))
 }
 
 struct Rng(u64);
