@@ -89,7 +89,11 @@ pub struct Ignored {
 
 impl fmt::Display for Ignored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ignored {}='{}': expected {}", self.key, self.value, self.expected)
+        write!(
+            f,
+            "ignored {}='{}': expected {}",
+            self.key, self.value, self.expected
+        )
     }
 }
 
@@ -163,7 +167,8 @@ fn request_problem(which: Request, v: &str) -> Option<String> {
 
 fn is_label(s: &str) -> bool {
     s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -174,13 +179,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn of(pairs: &[(&str, &str)]) -> Annotations {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn an_interval_in_range_is_used_and_one_out_of_range_is_ignored_by_name() {
-        let a = of(&[(RESYNC, "5m"), (PROGRESS, "2d"), (CATALOG_POLL, "18446744073709551615")]);
-        assert_eq!(interval(Some(&a), Interval::Resync), Some(Duration::from_secs(300)));
+        let a = of(&[
+            (RESYNC, "5m"),
+            (PROGRESS, "2d"),
+            (CATALOG_POLL, "18446744073709551615"),
+        ]);
+        assert_eq!(
+            interval(Some(&a), Interval::Resync),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(interval(Some(&a), Interval::Progress), None);
         assert_eq!(interval(Some(&a), Interval::CatalogPoll), None);
         let ignored: Vec<String> = ignored(Some(&a)).iter().map(ToString::to_string).collect();
@@ -196,7 +211,12 @@ mod tests {
     #[test]
     fn requests_are_bounded_in_length_and_form() {
         let long = "x".repeat(60_000);
-        let a = of(&[(PROMOTE, "Broad Wave"), (ABORT, &long), (RETRY, "2026-12-07T10:00:00Z"), (RECONCILE_REQUESTED, &long)]);
+        let a = of(&[
+            (PROMOTE, "Broad Wave"),
+            (ABORT, &long),
+            (RETRY, "2026-12-07T10:00:00Z"),
+            (RECONCILE_REQUESTED, &long),
+        ]);
         assert_eq!(request(Some(&a), Request::Promote), None);
         assert_eq!(request(Some(&a), Request::Abort), None);
         assert_eq!(request(Some(&a), Request::Retry), Some("2026-12-07T10:00:00Z"));

@@ -129,7 +129,9 @@ mod tests {
         assert_eq!(any.parse("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(any.parse("2d"), Ok(Duration::from_secs(172_800)));
         assert_eq!(any.parse(" 30 "), Ok(Duration::from_secs(30)));
-        for bad in ["", "soon", "-5m", "1.5h", "5 m", "5M", "1e3", "NaN", "٣s", "5mm", "m", "+5s"] {
+        for bad in [
+            "", "soon", "-5m", "1.5h", "5 m", "5M", "1e3", "NaN", "٣s", "5mm", "m", "+5s",
+        ] {
             assert_eq!(any.parse(bad), Err(DurationError::Form), "{bad:?}");
         }
     }

@@ -417,7 +417,10 @@ pub fn rollout_annotations(
         super::RETRY_ANNOTATION,
     ] {
         let Some(v) = annotations.get(key) else { continue };
-        if super::annotations::ignored(Some(annotations)).iter().any(|i| i.key == key) {
+        if super::annotations::ignored(Some(annotations))
+            .iter()
+            .any(|i| i.key == key)
+        {
             // Reported by annotation_values.
             continue;
         }

@@ -100,7 +100,12 @@ where
     }
     let pass = match ctx.for_object(obj) {
         Ok(pass) => pass,
-        Err(refusal) => return Ok(Some(format!("the deployment was not paused: {}", refusal.message()))),
+        Err(refusal) => {
+            return Ok(Some(format!(
+                "the deployment was not paused: {}",
+                refusal.message()
+            )));
+        }
     };
     match Contained::new(async { decode::brake(&pass, raw).await }).await {
         Ok(result) => result.map_err(|e| e.to_string()),

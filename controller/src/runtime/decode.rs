@@ -330,7 +330,10 @@ async fn contained_handle(ctx: &Arc<Context>, h: &mut Held) {
         ),
     );
     if let Err(caught) = crate::panics::Contained::new(handle(ctx, h)).await {
-        ctx.metrics.panics.get_or_create(&KindLabel { kind: kind.into() }).inc();
+        ctx.metrics
+            .panics
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
         tracing::error!(kind, object = %key, location = %caught.location, panic = %caught.message, "handling an undecodable object panicked; tried again later, other objects go on");
     }
 }
@@ -406,7 +409,17 @@ async fn handle(ctx: &Arc<Context>, h: &mut Held) {
         message.push_str(s);
     }
     let old = raw_conditions(&raw);
-    if let Err(e) = stall(ctx, h.which, &h.meta, &old, Reason::UNDECODABLE_OBJECT, message, "Decode").await {
+    if let Err(e) = stall(
+        ctx,
+        h.which,
+        &h.meta,
+        &old,
+        Reason::UNDECODABLE_OBJECT,
+        message,
+        "Decode",
+    )
+    .await
+    {
         tracing::warn!(kind, namespace = %ns, name = %name, error = %e, "could not write the status of an undecodable object; retrying");
         return;
     }

@@ -39,9 +39,30 @@ pub struct Scope {
     pub namespaces: Vec<String>,
 }
 
+/// A pass over one object of kind `K`.
+pub type PassFn<K> = fn(Arc<K>, Arc<Context>) -> Pass;
+
+/// The pass each kind's controller runs: the reconcilers (the default), or a wrapper around them
+/// that an embedding process uses to observe or decorate every pass.
+#[derive(Clone, Copy)]
+pub struct Passes {
+    pub deployment: PassFn<ExpeditedDeployment>,
+    pub group: PassFn<DeviceGroup>,
+}
+
+impl Default for Passes {
+    fn default() -> Self {
+        Passes {
+            deployment: |obj, ctx| Box::pin(expedited::reconcile(obj, ctx)),
+            group: |obj, ctx| Box::pin(device_group::reconcile(obj, ctx)),
+        }
+    }
+}
+
 /// What the wiring shares with every pass it schedules.
 struct Runtime {
     ctx: Arc<Context>,
+    passes: Passes,
     backoff: Backoff,
     deployment_gate: Arc<Gate>,
     group_gate: Arc<Gate>,
@@ -61,17 +82,17 @@ fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, rt: Arc<Runtime>) -> Acti
     Action::requeue(wait)
 }
 
-type Pass = Pin<Box<dyn Future<Output = Result<Action, Error>> + Send>>;
+pub type Pass = Pin<Box<dyn Future<Output = Result<Action, Error>> + Send>>;
 
 /// Admits a pass through `gate` (waiting as a small future that holds only the key), then runs it on
 /// the newest copy of the object.
-fn admitted<K, F>(
+fn admitted<K>(
     gate: Arc<Gate>,
     store: reflector::Store<K>,
     ctx: Arc<Context>,
     obj: Arc<K>,
     observed_generation: Option<i64>,
-    pass: fn(Arc<K>, Arc<Context>) -> F,
+    pass: PassFn<K>,
 ) -> Pass
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -81,7 +102,6 @@ where
         + Send
         + Sync
         + 'static,
-    F: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     // A panic anywhere in the pass is its object's alone (see `contain`). Only the key is kept for
     // the report: the object is read from the store again then.
@@ -124,7 +144,12 @@ where
                         reference.namespace.as_deref().unwrap_or_default(),
                         reference.name
                     );
-                    Err(contain::panicked_without_object(&root, kind_of::<K>(), &key, caught))
+                    Err(contain::panicked_without_object(
+                        &root,
+                        kind_of::<K>(),
+                        &key,
+                        caught,
+                    ))
                 }
             },
         }
@@ -143,7 +168,7 @@ fn deployment_pass(obj: Arc<ExpeditedDeployment>, rt: Arc<Runtime>) -> Pass {
         rt.ctx.clone(),
         obj,
         observed,
-        expedited::reconcile,
+        rt.passes.deployment,
     )
 }
 
@@ -155,7 +180,7 @@ fn group_pass(obj: Arc<DeviceGroup>, rt: Arc<Runtime>) -> Pass {
         rt.ctx.clone(),
         obj,
         observed,
-        device_group::reconcile,
+        rt.passes.group,
     )
 }
 
@@ -216,6 +241,31 @@ pub async fn run(
     scope: Scope,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    run_with(
+        client,
+        graph,
+        settings,
+        metrics,
+        reporter,
+        scope,
+        shutdown,
+        Passes::default(),
+    )
+    .await;
+}
+
+/// [`run`] with the passes given.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with(
+    client: kube::Client,
+    graph: Arc<GraphClient>,
+    settings: Settings,
+    metrics: ReconcileMetrics,
+    reporter: Reporter,
+    scope: Scope,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    passes: Passes,
+) {
     // Panics inside contained passes are reported by the pass, once, with the object's key.
     crate::panics::install_hook();
     let (ed_reader, ed_writer) = reflector::store::<ExpeditedDeployment>();
@@ -272,6 +322,7 @@ pub async fn run(
         deployment_gate: gate(&metrics, expedited::KIND, permits),
         group_gate: gate(&metrics, device_group::KIND, permits),
         backoff: Backoff::default(),
+        passes,
         ctx: Arc::new(Context {
             client: client.clone(),
             tenant_id: graph.tenant_id().map(str::to_lowercase),
