@@ -70,10 +70,23 @@ pub struct Credential {
     pub kind: CredentialKind,
 }
 
+/// The largest credential the operator reads, from a Secret key or a file: a client secret is about
+/// 40 characters, a PEM with a 4096-bit key and a certificate chain, or a service-account token, a few
+/// KiB.
+pub const MAX_CREDENTIAL_BYTES: usize = 64 * 1024;
+
 /// A Secret key's value as trimmed text (`None`: no such key).
 fn secret_text(data: &BTreeMap<String, Vec<u8>>, key: &str) -> Result<Option<String>, GraphError> {
     data.get(key)
         .map(|v| {
+            if v.len() > MAX_CREDENTIAL_BYTES {
+                return Err(GraphError::Credential {
+                    detail: format!(
+                        "Secret key '{key}' holds {} bytes, more than {MAX_CREDENTIAL_BYTES} (a client secret or a certificate PEM is a few KiB); put only the credential there",
+                        v.len()
+                    ),
+                });
+            }
             String::from_utf8(v.clone())
                 .map(|s| s.trim().to_string())
                 .map_err(|_| GraphError::Credential {
@@ -81,6 +94,26 @@ fn secret_text(data: &BTreeMap<String, Vec<u8>>, key: &str) -> Result<Option<Str
                 })
         })
         .transpose()
+}
+
+/// A credential file's text, read no further than [`MAX_CREDENTIAL_BYTES`].
+fn read_credential_file(path: &std::path::Path, what: &str) -> Result<String, GraphError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CREDENTIAL_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| GraphError::Credential {
+            detail: format!("cannot read the {what} '{}': {e}", path.display()),
+        })?;
+    if text.len() > MAX_CREDENTIAL_BYTES {
+        return Err(GraphError::Credential {
+            detail: format!(
+                "the {what} '{}' is larger than {MAX_CREDENTIAL_BYTES} bytes; it should hold only the credential",
+                path.display()
+            ),
+        });
+    }
+    Ok(text)
 }
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -120,6 +153,12 @@ impl Credential {
             detail: "the certificate file holds no CERTIFICATE block; give a PEM with the certificate and its private key"
                 .into(),
         })?;
+        // A DER certificate is one SEQUENCE with a long-form length (it is more than 127 bytes).
+        if !(cert.len() > 128 && cert[0] == 0x30 && (0x81..=0x84).contains(&cert[1])) {
+            return Err(GraphError::Credential {
+                detail: "the CERTIFICATE block is not a DER certificate; give the certificate Entra ID holds, in PEM".into(),
+            });
+        }
         let key = private_key_pem(pem).ok_or_else(|| GraphError::Credential {
             detail: "the certificate file holds no PRIVATE KEY block; give a PEM with the certificate and its private key"
                 .into(),
@@ -158,9 +197,8 @@ impl Credential {
             });
         }
         if let Some(path) = get("AZURE_CLIENT_CERTIFICATE_PATH").filter(|s| !s.is_empty()) {
-            let pem = std::fs::read_to_string(&path).map_err(|e| GraphError::Credential {
-                detail: format!("cannot read AZURE_CLIENT_CERTIFICATE_PATH '{path}': {e}"),
-            })?;
+            let pem =
+                read_credential_file(std::path::Path::new(&path), "AZURE_CLIENT_CERTIFICATE_PATH file")?;
             return Credential::certificate(&tenant, &client, &pem);
         }
         if let Some(path) = get("AZURE_FEDERATED_TOKEN_FILE").filter(|s| !s.is_empty()) {
@@ -295,12 +333,7 @@ impl Credential {
             }
             CredentialKind::WorkloadIdentity { token_file } => {
                 // Re-read every time: the kubelet rotates the projected token.
-                let token = std::fs::read_to_string(token_file).map_err(|e| GraphError::Credential {
-                    detail: format!(
-                        "cannot read the federated token file '{}': {e}",
-                        token_file.display()
-                    ),
-                })?;
+                let token = read_credential_file(token_file, "federated token file")?;
                 Ok(Some(token.trim().to_string()))
             }
         }
@@ -562,5 +595,67 @@ mod tests {
                 .to_string()
                 .contains("CERTIFICATE")
         );
+    }
+
+    #[test]
+    fn hostile_secret_contents_are_refused_by_key_without_echoing_them() {
+        let with = |k: &str, v: Vec<u8>| BTreeMap::from([(k.to_string(), v)]);
+        let huge =
+            Credential::for_connection("t", "c", &with("clientSecret", vec![b'a'; 1 << 20])).unwrap_err();
+        assert!(
+            huge.to_string().contains("'clientSecret' holds 1048576 bytes"),
+            "{huge}"
+        );
+        let binary =
+            Credential::for_connection("t", "c", &with("clientSecret", vec![0xff, 0xfe, 0x00])).unwrap_err();
+        assert!(binary.to_string().contains("not UTF-8"), "{binary}");
+        let empty = Credential::for_connection("t", "c", &with("clientSecret", Vec::new())).unwrap_err();
+        assert!(empty.to_string().contains("neither"), "{empty}");
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let cert =
+            Credential::for_connection("t", "c", &with("clientCertificate", garbage.into())).unwrap_err();
+        assert!(cert.to_string().contains("not a DER certificate"), "{cert}");
+    }
+
+    #[test]
+    fn a_huge_token_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("wufb-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, vec![b'x'; MAX_CREDENTIAL_BYTES + 1]).unwrap();
+        let err = read_credential_file(&path, "federated token file").unwrap_err();
+        assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+        std::fs::write(&path, "header.payload.signature\n").unwrap();
+        assert_eq!(
+            read_credential_file(&path, "federated token file")
+                .unwrap()
+                .trim(),
+            "header.payload.signature"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_secret_data_gives_a_credential_or_an_error_that_never_quotes_it(
+            key in proptest::sample::select(vec!["clientSecret", "clientCertificate", "tenantId", "other"]),
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            pem in proptest::bool::ANY,
+        ) {
+            let mut v = value.clone();
+            if pem {
+                v = [b"-----BEGIN CERTIFICATE-----\n".as_slice(), &value, b"\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n", &value, b"\n-----END PRIVATE KEY-----\n"].concat();
+            }
+            let data = BTreeMap::from([(key.to_string(), v.clone())]);
+            for result in [Credential::for_connection("t", "c", &data), Credential::from_secret_data(&data)] {
+                if let Err(e) = result {
+                    let text = e.to_string();
+                    if let Ok(secret) = std::str::from_utf8(&v) {
+                        let secret = secret.trim();
+                        proptest::prop_assert!(secret.len() < 8 || !text.contains(secret), "{text}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -15,10 +15,15 @@ pub const MAX_NOTE: usize = 1024;
 
 /// `note` cut to [`MAX_NOTE`] bytes at a character boundary, with an ellipsis when cut.
 pub fn bounded_note(note: String) -> String {
-    if note.len() <= MAX_NOTE {
+    bounded(note, MAX_NOTE)
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
+pub fn bounded(note: String, max: usize) -> String {
+    if note.len() <= max {
         return note;
     }
-    let mut cut = MAX_NOTE - '…'.len_utf8();
+    let mut cut = max.saturating_sub('…'.len_utf8());
     while !note.is_char_boundary(cut) {
         cut -= 1;
     }

@@ -73,6 +73,10 @@ impl Outcome {
     }
 }
 
+/// The longest condition message written: a real API server refuses one past 32,768 bytes, and a
+/// message quoting a user's value must never make every status write fail.
+pub const MAX_CONDITION_MESSAGE: usize = 4096;
+
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
@@ -94,7 +98,7 @@ fn condition(
         type_: type_.into(),
         status,
         reason: reason.into(),
-        message: message.into(),
+        message: super::events::bounded(message.into(), MAX_CONDITION_MESSAGE),
         observed_generation: generation,
         last_transition_time,
     }
@@ -127,8 +131,9 @@ pub fn conditions(outcome: &Outcome, generation: Option<i64>, old: &[Condition])
 /// Whether `conditions` already say the object is stalled for `reason` with `message` (an Event about
 /// it was sent then).
 pub fn already_stalled(conditions: &[Condition], reason: Reason, message: &str) -> bool {
+    let written = super::events::bounded(message.to_string(), MAX_CONDITION_MESSAGE);
     conditions.iter().any(|c| {
-        c.type_ == STALLED && c.status == "True" && reason == c.reason.as_str() && c.message == message
+        c.type_ == STALLED && c.status == "True" && reason == c.reason.as_str() && c.message == written
     })
 }
 
