@@ -4,9 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Reporter};
 
 use super::reasons::Reason;
 
@@ -47,18 +53,19 @@ impl Events {
     const QUEUE: usize = 1024;
 
     /// Starts the publishers on the current runtime.
-    pub fn spawn(recorder: Recorder) -> Events {
-        Self::spawn_with_drain(recorder).0
+    pub fn spawn(client: kube::Client, reporter: Reporter) -> Events {
+        Self::spawn_with_drain(client, reporter).0
     }
 
     /// Starts the publishers and returns, besides the sender, what waits for them to send what is
     /// queued once every sender is gone.
-    pub fn spawn_with_drain(recorder: Recorder) -> (Events, EventsDrain) {
+    pub fn spawn_with_drain(client: kube::Client, reporter: Reporter) -> (Events, EventsDrain) {
         let mut handles = Vec::new();
         let shards = (0..Self::SHARDS)
             .map(|_| {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(Self::QUEUE);
-                let recorder = recorder.clone();
+                // An object's Events all go through one shard, so each shard keeps its own series.
+                let mut recorder = Publisher::new(client.clone(), reporter.clone());
                 handles.push(tokio::spawn(async move {
                     while let Some((ev, reference)) = rx.recv().await {
                         if let Err(e) = recorder.publish(&ev, &reference).await {
@@ -120,6 +127,123 @@ impl Events {
                 reason = %ev.reason,
                 "event dropped: the event queue is full"
             );
+        }
+    }
+}
+
+/// How long an Event is remembered: the same Event again within it is counted in its series.
+const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+
+/// What makes two Events the same occurrence: kube-runtime's recorder leaves the note out, so Events
+/// with the same reason and different notes (two refused values, two invalid fields) became one
+/// series that kept showing the first note. client-go's events/v1 recorder keys on the note too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    warning: bool,
+    reason: String,
+    action: String,
+    note: Option<String>,
+    regarding: (Option<String>, Option<String>, Option<String>, Option<String>),
+}
+
+/// Publishes `events.k8s.io/v1` Events: a new one for each distinct Event, a series count on the one
+/// already sent for a repeat within [`SERIES_TTL`].
+struct Publisher {
+    client: kube::Client,
+    reporter: Reporter,
+    sent: HashMap<SeriesKey, K8sEvent>,
+}
+
+impl Publisher {
+    fn new(client: kube::Client, reporter: Reporter) -> Self {
+        Publisher {
+            client,
+            reporter,
+            sent: HashMap::new(),
+        }
+    }
+
+    async fn publish(&mut self, ev: &Event, reference: &ObjectReference) -> Result<(), kube::Error> {
+        let now = Timestamp::now();
+        self.sent.retain(|_, e| {
+            let last = e
+                .series
+                .as_ref()
+                .map(|s| s.last_observed_time.0)
+                .or(e.event_time.as_ref().map(|t| t.0));
+            last.is_none_or(|t| t + SERIES_TTL > now)
+        });
+        let key = SeriesKey {
+            warning: ev.type_ == EventType::Warning,
+            reason: ev.reason.clone(),
+            action: ev.action.clone(),
+            note: ev.note.clone(),
+            regarding: (
+                reference.namespace.clone(),
+                reference.name.clone(),
+                reference.uid.clone(),
+                reference.kind.clone(),
+            ),
+        };
+        let api: Api<K8sEvent> = Api::namespaced(
+            self.client.clone(),
+            reference.namespace.as_deref().unwrap_or("default"),
+        );
+        let event = match self.sent.get(&key) {
+            Some(e) => {
+                let mut event = e.clone();
+                event.series = Some(EventSeries {
+                    count: e.series.as_ref().map_or(2, |s| s.count + 1),
+                    last_observed_time: MicroTime(now),
+                });
+                let name = event.metadata.name.clone().unwrap_or_default();
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&event))
+                    .await?;
+                event
+            }
+            None => {
+                let event = self.generate(ev, reference, now);
+                api.create(&PostParams::default(), &event).await?;
+                event
+            }
+        };
+        self.sent.insert(key, event);
+        Ok(())
+    }
+
+    fn generate(&self, ev: &Event, reference: &ObjectReference, now: Timestamp) -> K8sEvent {
+        K8sEvent {
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            note: ev.note.clone(),
+            metadata: ObjectMeta {
+                namespace: reference.namespace.clone(),
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_deref().unwrap_or(&self.reporter.controller),
+                    now.as_nanosecond()
+                )),
+                ..Default::default()
+            },
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(
+                if ev.type_ == EventType::Warning {
+                    "Warning"
+                } else {
+                    "Normal"
+                }
+                .into(),
+            ),
+            related: ev.secondary.clone(),
+            ..Default::default()
         }
     }
 }

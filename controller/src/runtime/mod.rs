@@ -17,7 +17,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
@@ -317,7 +317,7 @@ pub async fn run_with(
     let (wake_ed_tx, wake_ed_rx) = tokio::sync::mpsc::unbounded_channel();
     let (wake_dg_tx, wake_dg_rx) = tokio::sync::mpsc::unbounded_channel();
     let permits = usize::from(settings.reconcile_concurrency);
-    let (events, events_drain) = Events::spawn_with_drain(Recorder::new(client.clone(), reporter));
+    let (events, events_drain) = Events::spawn_with_drain(client.clone(), reporter);
     let rt = Arc::new(Runtime {
         deployment_gate: gate(&metrics, expedited::KIND, permits),
         group_gate: gate(&metrics, device_group::KIND, permits),
