@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
@@ -194,13 +194,13 @@ async fn context(name: &'static str, emulator: &Emulator) -> (Arc<Context>, Scen
     let ctx = Context {
         client: client.clone(),
         graph: Arc::new(graph),
-        events: Events::spawn(Recorder::new(
+        events: Events::spawn(
             client,
             Reporter {
                 controller: "wufb-operator".into(),
                 instance: Some("test".into()),
             },
-        )),
+        ),
         deployments: deployments.clone(),
         groups: reflector::store().0,
         metrics: ReconcileMetrics::default(),

@@ -31,6 +31,11 @@ impl Query {
     pub fn parse(raw: Option<&str>) -> Result<Self, GraphError> {
         let mut q = Query::default();
         let Some(raw) = raw else { return Ok(q) };
+        if percent_encoding::percent_decode_str(raw).decode_utf8().is_err() {
+            return Err(GraphError::bad_request(
+                "The query string is not valid UTF-8 once decoded.",
+            ));
+        }
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             let key = key.trim().to_string();
             let value = value.trim().to_string();
@@ -50,8 +55,8 @@ impl Query {
                         }
                     }
                 }
-                "$select" => q.select = split_list(&value),
-                "$expand" => q.expand = split_list(&value),
+                "$select" => q.select = property_paths("$select", &value)?,
+                "$expand" => q.expand = property_paths("$expand", &value)?,
                 "$skiptoken" => {
                     q.skiptoken = Some(
                         value
@@ -86,6 +91,25 @@ fn parse_usize(name: &str, value: &str) -> Result<usize, GraphError> {
     value
         .parse()
         .map_err(|_| GraphError::bad_request(format!("Invalid value '{value}' for {name}.")))
+}
+
+/// A `$select` or `$expand` list: property paths (`id`, `microsoft.graph.windowsUpdates.x/y`, `*`).
+/// Nested options (`$expand=x($levels=2)`) and anything that is no name are refused.
+fn property_paths(option: &str, value: &str) -> Result<Vec<String>, GraphError> {
+    let items = split_list(value);
+    for item in &items {
+        let name = item.len() <= 256
+            && item
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'*'));
+        if !name {
+            return Err(GraphError::bad_request(format!(
+                "Invalid {option} item '{}': only property names are supported.",
+                item.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    Ok(items)
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -212,7 +236,12 @@ fn invalid_filter(filter: &str, why: &str) -> GraphError {
 /// Parses a `$filter` value (already percent-decoded).
 pub fn parse_filter(s: &str) -> Result<Expr, GraphError> {
     let toks = tokenize(s)?;
-    let mut p = Parser { toks, pos: 0, src: s };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        src: s,
+        depth: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(invalid_filter(s, "unexpected trailing input"));
@@ -220,10 +249,16 @@ pub fn parse_filter(s: &str) -> Result<Expr, GraphError> {
     Ok(e)
 }
 
+/// How deeply parentheses and `not` may nest in a `$filter`: the parser recurses once per level, so
+/// a hostile filter of thousands of `(` must be refused, not overflow the stack.
+const MAX_FILTER_DEPTH: usize = 32;
+
 struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
     src: &'a str,
+    /// Parentheses and `not` open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -252,16 +287,29 @@ impl Parser<'_> {
     fn unary(&mut self) -> Result<Expr, GraphError> {
         if self.peek_kw("not") {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let e = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e)));
         }
         self.primary()
+    }
+
+    fn enter(&mut self) -> Result<(), GraphError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(invalid_filter(self.src, "nested too deeply"));
+        }
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Expr, GraphError> {
         match self.toks.get(self.pos).cloned() {
             Some(Tok::LParen) => {
                 self.pos += 1;
+                self.enter()?;
                 let e = self.or()?;
+                self.depth -= 1;
                 self.expect(Tok::RParen)?;
                 Ok(e)
             }
@@ -294,7 +342,8 @@ impl Parser<'_> {
                 self.pos += 1;
                 let value = match self.toks.get(self.pos).cloned() {
                     Some(Tok::Str(s)) => Value::String(s),
-                    Some(Tok::Ident(lit)) => literal(&lit),
+                    Some(Tok::Ident(lit)) => literal(&lit)
+                        .ok_or_else(|| invalid_filter(self.src, &format!("'{lit}' is not a literal")))?,
                     _ => return Err(invalid_filter(self.src, "comparison without a value")),
                 };
                 self.pos += 1;
@@ -314,22 +363,37 @@ impl Parser<'_> {
     }
 }
 
-fn literal(lit: &str) -> Value {
-    match lit {
+/// An unquoted literal: a boolean, null, a number, or a DateTimeOffset, date or GUID (kept as text);
+/// anything else is no literal (`None`), as Graph answers 400 for it.
+fn literal(lit: &str) -> Option<Value> {
+    Some(match lit {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
         "null" => Value::Null,
         _ => {
             if let Ok(i) = lit.parse::<i64>() {
                 Value::from(i)
-            } else if let Ok(f) = lit.parse::<f64>() {
+            } else if let Some(f) = lit.parse::<f64>().ok().filter(|f| f.is_finite()) {
                 Value::from(f)
-            } else {
-                // Unquoted DateTimeOffset and GUID literals.
+            } else if chrono::DateTime::parse_from_rfc3339(lit).is_ok()
+                || chrono::NaiveDate::parse_from_str(lit, "%Y-%m-%d").is_ok()
+                || is_guid(lit)
+            {
                 Value::String(lit.to_string())
+            } else {
+                return None;
             }
         }
-    }
+    })
+}
+
+fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Type hierarchy of the types the emulator serves, child -> parent.

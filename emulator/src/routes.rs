@@ -44,7 +44,7 @@ fn action(seg: &str) -> &str {
     seg.strip_prefix(NS).unwrap_or(seg)
 }
 
-fn method_not_allowed(method: &Method) -> GraphError {
+pub fn method_not_allowed(method: &Method) -> GraphError {
     GraphError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::error::GraphError;
 use crate::odata::{Query, collection};
-use crate::routes::{AudienceOf, BASE, Route};
+use crate::routes::{AudienceOf, BASE, Route, method_not_allowed};
 use crate::state::{LogEntry, Shared, fnv, lock, now_ms};
 use crate::store::{AssetKind, Reply};
 use crate::validate;
@@ -333,6 +333,20 @@ async fn graph(
         }
         let parsed_body = if body.is_empty() || method == Method::GET || method == Method::DELETE {
             Value::Null
+        } else if !headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            })
+        {
+            return Err(GraphError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "A request body must be sent as application/json.",
+            ));
         } else {
             serde_json::from_slice(&body)
                 .map_err(|e| GraphError::bad_request(format!("The request body is not valid JSON: {e}.")))?
@@ -623,7 +637,23 @@ fn dispatch_on(
             let items = store.audiences.values().map(|a| json!({"@odata.type": format!("#{}deploymentAudience", crate::odata::NS), "id": a.id})).collect();
             list(items)
         }
-        (Route::Audiences, _) => Ok(store.create_audience()),
+        (Route::Audiences, Method::POST) => {
+            // A deployment audience is created empty: a body may carry only OData annotations.
+            match body {
+                Value::Null => {}
+                Value::Object(o) => {
+                    if let Some(k) = o.keys().find(|k| !k.starts_with('@')) {
+                        return Err(GraphError::bad_request(format!(
+                            "The property '{}' does not exist on type 'microsoft.graph.windowsUpdates.deploymentAudience'.",
+                            k.chars().take(80).collect::<String>()
+                        )));
+                    }
+                }
+                _ => return Err(GraphError::bad_request("The request body must be a JSON object.")),
+            }
+            Ok(store.create_audience())
+        }
+        (Route::Audiences, m) => Err(method_not_allowed(&m)),
         (Route::AudienceDelete(id), Method::GET) => {
             let a = store.audience(&id)?;
             Ok(Reply::Json(

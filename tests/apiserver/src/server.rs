@@ -140,6 +140,9 @@ pub async fn handle(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    if let Err(e) = check_query(uri.query(), &query) {
+        return error(&e);
+    }
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => {
             return json_response(
@@ -267,6 +270,14 @@ pub async fn handle(
                     ),
                 )),
             };
+            let kind = kind.and_then(|k| match k {
+                PatchType::Apply if query.get("fieldManager").is_none_or(|m| m.is_empty()) => Err(ApiError::new(
+                    400,
+                    "BadRequest",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                )),
+                k => Ok(k),
+            });
             kind.and_then(|k| {
                 parse_body().and_then(|b| {
                     st.lock()
@@ -314,6 +325,33 @@ impl Filters {
     fn matches(&self, obj: &Value) -> bool {
         labels_match(obj, &self.labels) && fields_match(obj, &self.fields)
     }
+}
+
+/// Refuses query options a real server would not parse: text that is not UTF-8 once decoded, and
+/// `limit`, `resourceVersion` and `timeoutSeconds` that are not non-negative integers.
+fn check_query(raw: Option<&str>, query: &HashMap<String, String>) -> Result<(), ApiError> {
+    if raw.is_some_and(|r| percent_encoding::percent_decode_str(r).decode_utf8().is_err()) {
+        return Err(ApiError::new(
+            400,
+            "BadRequest",
+            "the query string is not valid UTF-8",
+        ));
+    }
+    for key in ["limit", "resourceVersion", "timeoutSeconds"] {
+        if let Some(v) = query.get(key).filter(|v| !v.is_empty())
+            && v.parse::<u64>().is_err()
+        {
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                format!(
+                    "{key}: Invalid value: \"{}\": must be a non-negative integer",
+                    v.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The largest request body a real server reads (3 MiB).

@@ -1132,6 +1132,9 @@ pub fn parse_field_selector(s: &str) -> Result<Vec<(String, bool, String)>, ApiE
             return Err(ApiError::bad_request(format!("invalid field selector: {p}")));
         };
         let field = field.trim();
+        if value.contains(['=', '!']) {
+            return Err(ApiError::bad_request(format!("invalid field selector: {p}")));
+        }
         if field != "metadata.name" && field != "metadata.namespace" {
             return Err(ApiError::bad_request(format!(
                 "field label not supported: {field}"
