@@ -4,7 +4,7 @@ CARGO ?= cargo
 SHARED ?= ../shared
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows
+.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows fuzz
 
 ## Run every check and test, as CI does.
 test: tools fmt-check lint workflows deny image unit seed-flow
@@ -113,6 +113,35 @@ seed-flow:
 	else \
 		echo "seed-flow: $(SHARED)/tools/seed-flow.py not present; the in-repo seed walkthrough test covers the same flow"; \
 	fi
+
+## Coverage-guided fuzzing with AFL++ (the `afl` crate, stable Rust): each target in fuzz/targets.rs
+## for FUZZ_SECONDS (60) from its corpus in fuzz/corpus/. A crash is copied to fuzz/crashes/<target>/
+## (which `make test` replays, with the corpus, in controller/tests/fuzz_corpus.rs) and fails the run.
+CARGO_AFL_VERSION ?= 0.18.2
+CARGO_AFL := $(TOOLS)/bin/cargo-afl
+FUZZ_TARGETS ?= duration annotations manifest secret decode odata label_selector
+FUZZ_SECONDS ?= 60
+
+$(CARGO_AFL):
+	$(CARGO) install cargo-afl --locked --version $(CARGO_AFL_VERSION) --root $(TOOLS)
+
+fuzz: $(CARGO_AFL)
+	@PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl config --build >/dev/null 2>&1 || true
+	cd fuzz && PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl build --release
+	@found=0; for t in $(FUZZ_TARGETS); do \
+		out=fuzz/target/afl/$$t; rm -rf $$out; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
+			PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl fuzz -V $(FUZZ_SECONDS) -i corpus/$$t -o target/afl/$$t \
+			target/release/$$t > target/afl-$$t.log 2>&1) || { echo "fuzz: afl-fuzz failed for $$t (fuzz/target/afl-$$t.log)"; exit 1; }; \
+		grep -E "^(execs_done|corpus_count|saved_crashes|saved_hangs) " $$out/default/fuzzer_stats | tr '\n' ' '; echo; \
+		for c in $$out/default/crashes/id:*; do \
+			[ -f "$$c" ] || continue; mkdir -p fuzz/crashes/$$t; \
+			cp "$$c" fuzz/crashes/$$t/$$(sha256sum "$$c" | cut -c1-16); found=1; \
+		done; \
+	done; \
+	if [ $$found = 1 ]; then echo "fuzz: crashes saved under fuzz/crashes/ (replayed by make test)"; exit 1; fi; \
+	echo "fuzz: no crash"
 
 ## Run the Graph emulator on 127.0.0.1:8917.
 emulator:

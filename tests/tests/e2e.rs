@@ -791,12 +791,20 @@ async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_matching_release_replaces_a_refreshing_deployment_with_the_same_audience() {
     let mut env = Env::start("refresh").await;
-    env.spawn_controller("a");
+    // The catalog read again every second (the per-object annotation allows a minute at least).
+    env.spawn_controller_as(
+        "a",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--catalog-poll-interval=1s", "--resync-interval=1s"],
+    );
     let members = [dev(1), dev(2)];
     let extra = "    exclusions:\n      - device: 5a5b5c5d-0000-4000-8000-000000000009\n";
-    let yaml = deployment_yaml("follow", "latest: true\n    refresh: OnNewRelease", &members, extra).replace(
-        "metadata:\n  name: follow\n",
-        "metadata:\n  name: follow\n  annotations:\n    wufb.dev/catalog-poll-interval: 1s\n    wufb.dev/resync-interval: 1s\n",
+    let yaml = deployment_yaml(
+        "follow",
+        "latest: true\n    refresh: OnNewRelease",
+        &members,
+        extra,
     );
     env.apply_yaml(&yaml).await;
     env.wait_ready(&["expd/follow"]).await;

@@ -313,7 +313,9 @@ fn base64(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn run_refuses_flags_out_of_range_naming_them() {
     let bin = wufb_e2e::operator_bin();
-    let cases: [(&[&str], &[(&str, &str)], &str); 14] = [
+    /// Flags, environment, and the flag the refusal must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 14] = [
         (&["--graph-rate-limit", "1e-300"], &[], "--graph-rate-limit"),
         (&["--graph-rate-limit", "NaN"], &[], "--graph-rate-limit"),
         (&["--graph-rate-limit=-1"], &[], "--graph-rate-limit"),

@@ -88,13 +88,18 @@ async fn a_ring_at_the_schema_maximum_applies_server_side_and_converges_and_larg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_from_an_entra_group_follows_the_group_and_feeds_its_deployments() {
     let mut env = Env::start("entra-ring").await;
-    env.spawn_controller("a");
+    env.spawn_controller_as(
+        "a",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--resync-interval=2s"],
+    );
     let ring: Vec<String> = (0..30).map(dev).collect();
     const PILOT: &str = "0e0e0e0e-0000-4000-8000-00000000a001";
     const NESTED: &str = "0e0e0e0e-0000-4000-8000-00000000a002";
     env.entra_group(NESTED, &ring[20..], &[]);
     env.entra_group(PILOT, &ring[..20], &[NESTED]);
-    env.apply_yaml(&format!("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: pilot\n  annotations:\n    wufb.dev/resync-interval: 2s\nspec:\n  entraGroupId: {PILOT}\n"))
+    env.apply_yaml(&format!("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: pilot\nspec:\n  entraGroupId: {PILOT}\n"))
         .await;
     env.apply_yaml("apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: rollout\nspec:\n  content:\n    latest: true\n  maxDevices: 100\n  audience:\n    members:\n    - deviceGroup: pilot\n")
         .await;

@@ -191,12 +191,13 @@ async fn rule_ambiguous_adoption_stalls_listing_the_candidates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_a_converged_object_makes_zero_graph_writes_on_resync() {
     let mut env = Env::start("steady").await;
-    env.spawn_controller("a");
-    env.apply_yaml(&rollout("steady", "").replace(
-        "metadata:\n  name: steady\n",
-        "metadata:\n  name: steady\n  annotations:\n    wufb.dev/resync-interval: 1s\n",
-    ))
-    .await;
+    env.spawn_controller_as(
+        "a",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &["--resync-interval=1s"],
+    );
+    env.apply_yaml(&rollout("steady", "")).await;
     env.wait_ready(&["expd/steady"]).await;
     let before_writes = writes(&env);
     let before = env.graph_seq();

@@ -42,6 +42,13 @@ mod bounded {
     pub fn progress(s: &str) -> Result<Duration, String> {
         within(Bounds::secs(1, crate::crd::duration::PROGRESS.max.as_secs()), s)
     }
+    /// `--catalog-poll-interval`: 1 second to 7 days.
+    pub fn catalog_poll(s: &str) -> Result<Duration, String> {
+        within(
+            Bounds::secs(1, crate::crd::duration::CATALOG_POLL.max.as_secs()),
+            s,
+        )
+    }
     /// `--absence-confirm`, `--connection-check-interval`: 1 second to 1 day.
     pub fn up_to_a_day(s: &str) -> Result<Duration, String> {
         within(Bounds::secs(1, 86_400), s)
@@ -106,6 +113,10 @@ pub struct RunArgs {
     /// within it. Per object: the wufb.dev/progress-interval annotation.
     #[arg(long, env = "WUFB_PROGRESS_INTERVAL", default_value = "5m", value_parser = bounded::progress)]
     pub progress_interval: Duration,
+    /// How often a deployment with `refresh: OnNewRelease` reads the catalog for a newer matching
+    /// release. Per object: the wufb.dev/catalog-poll-interval annotation.
+    #[arg(long, env = "WUFB_CATALOG_POLL_INTERVAL", default_value = "15m", value_parser = bounded::catalog_poll)]
+    pub catalog_poll_interval: Duration,
     /// Operator-wide limit on the devices one deployment may reach.
     #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_audience_devices: Option<u64>,
@@ -455,6 +466,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         absence_confirm: args.absence_confirm,
         read_lag_budget: args.read_lag_budget,
         progress_interval: args.progress_interval,
+        catalog_poll: args.catalog_poll_interval,
         connections,
         shard: crate::connections::Shard {
             count: args.shards,

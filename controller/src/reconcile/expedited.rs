@@ -33,6 +33,10 @@ pub const KIND: &str = "ExpeditedDeployment";
 pub struct ClusterObjects<'a>(pub &'a Context);
 
 impl Objects for ClusterObjects<'_> {
+    fn catalog_poll(&self) -> std::time::Duration {
+        self.0.settings.catalog_poll
+    }
+
     fn group(&self, ns: &str, name: &str, exclusion: bool) -> Result<(String, observe::Devices), String> {
         observe::group_from_store(&self.0.groups, &self.0.entra, ns, name, exclusion)
     }

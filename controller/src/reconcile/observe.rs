@@ -157,6 +157,12 @@ pub trait Objects {
     /// Every ExpeditedDeployment this operator manages, read from the API server (not a cache), to tell
     /// which deployments other objects have claimed.
     fn deployments(&self) -> impl Future<Output = Result<Vec<ExpeditedDeployment>, Error>> + Send;
+
+    /// How often `refresh: OnNewRelease` reads the catalog again unless an object's annotation says
+    /// otherwise (`--catalog-poll-interval`).
+    fn catalog_poll(&self) -> std::time::Duration {
+        CATALOG_POLL
+    }
 }
 
 /// A DeviceGroup's devices, shared: many deployments may reference one group.
@@ -500,8 +506,13 @@ async fn audience_facts(
 }
 
 /// What the catalog says about the spec's content (the recorded resolution while the source is the same).
-async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<CatalogFact, Error> {
+async fn catalog_fact(
+    obj: &ExpeditedDeployment,
+    graph: &GraphClient,
+    default_poll: std::time::Duration,
+) -> Result<CatalogFact, Error> {
     let source = content_source(&obj.spec);
+    let poll = catalog_poll(obj, default_poll);
     if let Some(recorded) = obj
         .status
         .as_ref()
@@ -510,7 +521,7 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
         // `latest`/`newest` that has since stopped being deployable is looked up again, and so is one
         // that follows new releases once the catalog poll is due.
         .filter(|r| !(newest_filter(&obj.spec).is_some() && r.expired_at(Utc::now())))
-        .filter(|r| !(follows_releases(&obj.spec) && poll_due(r, Utc::now(), catalog_poll(obj))))
+        .filter(|r| !(follows_releases(&obj.spec) && poll_due(r, Utc::now(), poll)))
     {
         return Ok(CatalogFact::Recorded(recorded.clone()));
     }
@@ -540,9 +551,7 @@ async fn catalog_fact(obj: &ExpeditedDeployment, graph: &GraphClient) -> Result<
         CatalogFact::Newest {
             filter: newest_filter(&obj.spec).unwrap_or_default(),
             // A poll shorter than the client's catalog cache reads the catalog itself.
-            entries: graph
-                .expeditable_updates_within(NEWEST_WINDOW, catalog_poll(obj))
-                .await?,
+            entries: graph.expeditable_updates_within(NEWEST_WINDOW, poll).await?,
         }
     })
 }
@@ -552,13 +561,13 @@ pub fn follows_releases(spec: &ExpeditedDeploymentSpec) -> bool {
     spec.content.refresh == Some(Refresh::OnNewRelease) && newest_filter(spec).is_some()
 }
 
-/// How often the object's catalog is read again: its annotation, else [`CATALOG_POLL`].
-pub fn catalog_poll(obj: &ExpeditedDeployment) -> std::time::Duration {
+/// How often the object's catalog is read again: its annotation, else `default`.
+pub fn catalog_poll(obj: &ExpeditedDeployment, default: std::time::Duration) -> std::time::Duration {
     crate::crd::annotations::interval(
         obj.metadata.annotations.as_ref(),
         crate::crd::annotations::Interval::CatalogPoll,
     )
-    .unwrap_or(CATALOG_POLL)
+    .unwrap_or(default)
 }
 
 /// Whether the catalog poll is due for a resolution (one that records no read time is due).
@@ -658,7 +667,7 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
             return o;
         }
     }
-    match catalog_fact(obj, graph).await {
+    match catalog_fact(obj, graph, objects.catalog_poll()).await {
         Ok(c) => o.content = Some(c),
         Err(e) => o.failed = Some(e),
     }

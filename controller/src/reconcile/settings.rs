@@ -31,6 +31,9 @@ pub struct Settings {
     /// `wufb.dev/progress-interval` annotation); the tenant's device signals are read at most once per
     /// interval for all objects together.
     pub progress_interval: Duration,
+    /// How often `refresh: OnNewRelease` reads the catalog again (per object: the
+    /// `wufb.dev/catalog-poll-interval` annotation).
+    pub catalog_poll: Duration,
     /// GraphConnection and ClusterGraphConnection: whether they are served, and what their clients take
     /// from the operator's flags.
     pub connections: ConnectionDefaults,
@@ -87,6 +90,7 @@ impl Default for Settings {
             absence_confirm: DEFAULT_ABSENCE_CONFIRM,
             read_lag_budget: DEFAULT_READ_LAG_BUDGET,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            catalog_poll: super::observe::CATALOG_POLL,
             connections: ConnectionDefaults::default(),
             shard: Default::default(),
         }
