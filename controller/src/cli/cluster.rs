@@ -62,6 +62,26 @@ fn nothing_configured(args: &ClusterArgs) -> bool {
         && std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
 }
 
+/// The largest kubeconfig read: one with many contexts and embedded certificates is a few hundred
+/// KiB; a larger file is refused before it is parsed.
+pub const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Refuses a kubeconfig file larger than [`MAX_KUBECONFIG_BYTES`], naming it.
+fn bounded_kubeconfigs(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), ClusterError> {
+    for p in paths {
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.len() > MAX_KUBECONFIG_BYTES
+        {
+            return Err(fail(format!(
+                "the kubeconfig {} holds {} bytes, more than {MAX_KUBECONFIG_BYTES}; point --kubeconfig at the cluster's own file",
+                p.display(),
+                meta.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
@@ -74,11 +94,16 @@ async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
             .map_err(|e| fail(format!("cannot use the kubeconfig {source}: {e}")))
     };
     if let Some(path) = &args.kubeconfig {
+        bounded_kubeconfigs([path.clone()])?;
         return from_file(Kubeconfig::read_from(path), path.display().to_string()).await;
     }
     let env_or_home = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
         || home_kubeconfig().is_some_and(|p| p.exists());
     if env_or_home {
+        match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+            Some(v) => bounded_kubeconfigs(std::env::split_paths(&v))?,
+            None => bounded_kubeconfigs(home_kubeconfig())?,
+        }
         return from_file(Kubeconfig::read(), "($KUBECONFIG or ~/.kube/config)".into()).await;
     }
     if args.context.is_some() {
@@ -164,4 +189,28 @@ pub async fn connect(args: &ClusterArgs, namespace: Option<&str>) -> Result<Clus
         namespace,
         no_crds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_past_the_bound_is_refused_naming_it() {
+        let dir = std::env::temp_dir().join(format!("wufb-kubeconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_KUBECONFIG_BYTES + 1).unwrap();
+        let err = bounded_kubeconfigs([dir.join("missing"), big.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&big.display().to_string()) && err.contains("more than"),
+            "{err}"
+        );
+        std::fs::File::create(&big).unwrap().set_len(1024).unwrap();
+        assert!(bounded_kubeconfigs([big]).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -241,7 +241,8 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                     .collect()
             })
             .unwrap_or_default();
-        errors.extend(rules::annotation_values(&annotations));
+        // Reported with the rest, after the spec's own rules (which run only on a spec the schema holds).
+        let refused_annotations = rules::annotation_values(&annotations);
         let mine = named_connection(doc, spec);
         if let Some(c) = &mine
             && !connections.contains(c)
@@ -353,6 +354,7 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                 }
             }
         }
+        errors.extend(refused_annotations);
         out.extend(errors.into_iter().map(|error| Finding {
             location: doc.location(),
             error,
@@ -455,6 +457,25 @@ mod tests {
             "{lines:#?}"
         );
         assert_eq!(lines.len(), 4, "{lines:#?}");
+    }
+
+    #[test]
+    fn refused_annotations_and_gate_waits_past_their_bound_are_named_offline() {
+        let found = check(&docs(
+            "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: a\n  annotations:\n    wufb.dev/resync-interval: \"18446744073709551615\"\n    wufb.dev/abort: \"now\\u202e\"\nspec:\n  content: {latest: true}\n  rollout:\n    waves:\n    - name: pilot\n      members: [{device: 3b2a1c0d-5e4f-4a6b-9c8d-000000000101}]\n    - name: broad\n      members: [{device: 3b2a1c0d-5e4f-4a6b-9c8d-000000000102}]\n      gate: {wait: 91d}\n---\napiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: g\n  annotations: {wufb.dev/resync-interval: 1s}\nspec: {devices: []}\n",
+        ));
+        let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+        for want in [
+            "metadata.annotations[wufb.dev/resync-interval]: '18446744073709551615' is refused (the default applies) (write a whole number and a unit (s, m, h or d) from 10s to 7d, or remove the annotation)",
+            "metadata.annotations[wufb.dev/abort]: 'now\u{fffd}' is refused",
+            "spec.rollout.waves[1].gate.wait: '91d' is out of range (write a whole number and a unit (s, m, h or d) from 1s to 90d, such as 30m, 4h or 1d)",
+            "m.yaml:2: metadata.annotations[wufb.dev/resync-interval]: '1s' is refused",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.contains(want)),
+                "{want}\nnot in {lines:#?}"
+            );
+        }
     }
 
     #[test]

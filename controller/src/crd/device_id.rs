@@ -249,4 +249,19 @@ mod tests {
         let back: Vec<String> = ids.iter().map(|d| d.to_string()).collect();
         assert_eq!(back, by_text);
     }
+
+    proptest::proptest! {
+        /// Any text a user writes as a device id reads back, serializes and orders exactly as written.
+        #[test]
+        fn any_text_round_trips_and_orders_as_text(
+            a in proptest::prop_oneof!["[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "\\PC{0,40}"],
+            b in proptest::prop_oneof!["[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "\\PC{0,40}"],
+        ) {
+            let (x, y) = (DeviceId::new(&a), DeviceId::new(&b));
+            proptest::prop_assert_eq!(&*x.as_str(), a.as_str());
+            let json = serde_json::to_string(&x).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<DeviceId>(&json).unwrap(), x.clone());
+            proptest::prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+        }
+    }
 }

@@ -691,4 +691,55 @@ mod tests {
             (5.0, 10, 3, 3)
         );
     }
+
+    proptest::proptest! {
+        /// Any spec and Secret a namespace user can write: a connection is planned or refused with a
+        /// bounded message that never quotes the Secret, never a panic, and a planned one has a budget
+        /// within its bounds.
+        #[test]
+        fn any_connection_spec_and_secret_is_planned_or_refused(
+            tenant in "\\PC{0,40}",
+            url in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just("http://127.0.0.1:1/beta".to_string()),
+                proptest::strategy::Just("https://graph.microsoft.com/beta".to_string()),
+                "\\PC{0,60}",
+            ]),
+            authority in proptest::option::of("\\PC{0,40}"),
+            rate in proptest::option::of(proptest::num::u32::ANY),
+            burst in proptest::option::of(proptest::num::u32::ANY),
+            concurrency in proptest::option::of(proptest::num::u32::ANY),
+            secret_value in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            key in proptest::sample::select(vec!["clientSecret", "clientCertificate", "other"]),
+            workload in proptest::bool::ANY,
+        ) {
+            let mut extra = serde_json::json!({"tenantId": tenant});
+            if let Some(u) = url {
+                extra["endpoints"] = serde_json::json!({"graphUrl": u, "authorityHost": authority});
+            }
+            extra["budget"] = serde_json::json!({"requestsPerSecond": rate, "burst": burst, "concurrency": concurrency});
+            let credential = if workload {
+                serde_json::json!({"workloadIdentity": {}})
+            } else {
+                serde_json::json!({"secretRef": {"name": "s"}})
+            };
+            let s = spec(credential, extra);
+            let read = SecretRead::Found {
+                data: [(key.to_string(), secret_value.clone())].into(),
+                version: "1".into(),
+            };
+            match plan_connection(&s, Some(1), true, &ConnectionDefaults::default(), &read) {
+                Ok(p) => {
+                    proptest::prop_assert!(p.passes >= 1);
+                    proptest::prop_assert!(p.config.transport.rate_per_sec.is_finite() && p.config.transport.rate_per_sec >= 0.0);
+                }
+                Err(outcome) => {
+                    proptest::prop_assert!(outcome.message().len() < 8192, "bounded");
+                    if let Ok(text) = std::str::from_utf8(&secret_value) {
+                        let text = text.trim();
+                        proptest::prop_assert!(text.len() < 8 || !outcome.message().contains(text), "{}", outcome.message());
+                    }
+                }
+            }
+        }
+    }
 }
