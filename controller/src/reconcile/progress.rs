@@ -175,11 +175,13 @@ pub fn milestones(old: Option<&RolloutProgress>, new: &RolloutProgress) -> Vec<M
             });
         }
     }
+    // The recorded figures come from status, which its writers may set to anything: checked sums.
     let done = |p: &RolloutProgress| {
+        let settled = p.up_to_date.checked_add(p.failed);
         p.targeted > 0
             && p.pending == 0
-            && p.up_to_date + p.failed + p.not_reporting == p.targeted
-            && p.up_to_date + p.failed > 0
+            && settled.and_then(|s| s.checked_add(p.not_reporting)) == Some(p.targeted)
+            && settled.is_some_and(|s| s > 0)
     };
     if done(new) && !done(&before) {
         out.push(Milestone {

@@ -156,6 +156,16 @@ fn percent(part: u64, whole: u64) -> String {
     format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }
 
+/// Whether `part` of `whole` is more than `limit` percent (in integers wide enough for any input).
+fn share_above(part: u64, whole: u64, limit: u32) -> bool {
+    u128::from(part) * 100 > u128::from(limit) * u128::from(whole)
+}
+
+/// Whether `part` of `whole` is at least `min` percent.
+fn share_at_least(part: u64, whole: u64, min: u32) -> bool {
+    u128::from(part) * 100 >= u128::from(min) * u128::from(whole)
+}
+
 /// Sums the figures of the promoted waves read at or after `since`: (devices, up to date, failed), or
 /// `None` when no promoted wave has figures that fresh.
 fn figures(waves: &[WaveStatus], promoted: &[bool], since: Option<DateTime<Utc>>) -> Option<(u64, u64, u64)> {
@@ -166,10 +176,11 @@ fn figures(waves: &[WaveStatus], promoted: &[bool], since: Option<DateTime<Utc>>
         if since.is_some_and(|s| read.is_none_or(|r| r < s)) {
             continue;
         }
+        // Status is writable by whoever may write the status subresource: sums saturate.
         let s = sum.get_or_insert((0, 0, 0));
-        s.0 += p.targeted;
-        s.1 += p.up_to_date;
-        s.2 += p.failed;
+        s.0 = s.0.saturating_add(p.targeted);
+        s.1 = s.1.saturating_add(p.up_to_date);
+        s.2 = s.2.saturating_add(p.failed);
     }
     sum
 }
@@ -311,7 +322,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             first_sent.max(retried).max(content_since(&pass.st)),
         )
         && devices > 0
-        && failed * 100 > u64::from(limit) * devices
+        && share_above(failed, devices, limit)
     {
         let h = RolloutHalt {
             wave: pass.current().unwrap_or_default(),
@@ -509,7 +520,7 @@ fn gate_wait(
         ));
     };
     if let Some(min) = gate.min_up_to_date_percent
-        && up * 100 < u64::from(min) * devices
+        && !share_at_least(up, devices, min)
     {
         return Some((
             format!(
