@@ -129,7 +129,7 @@ fuzz: $(CARGO_AFL)
 	@PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl config --build >/dev/null 2>&1 || true
 	cd fuzz && PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl build --release
 	@found=0; for t in $(FUZZ_TARGETS); do \
-		out=fuzz/target/afl/$$t; rm -rf $$out; \
+		out=fuzz/target/afl/$$t; rm -rf $$out; mkdir -p fuzz/target/afl; \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 		(cd fuzz && AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
 			PATH=$(TOOLS)/bin:$$PATH $(CARGO) afl fuzz -V $(FUZZ_SECONDS) -i corpus/$$t -o target/afl/$$t \

@@ -528,6 +528,71 @@ async fn a_group_in_use_waits_for_its_deployments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_a_wave_names_wakes_its_rollout_and_is_held_while_the_wave_uses_it() {
+    let mut env = Env::start("wave-group").await;
+    env.spawn_controller("replica-a");
+    let rollout = "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: waves\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n      - deviceGroup: ring-p\n";
+    env.apply_yaml(rollout).await;
+    env.eventually(
+        "the rollout waits for its wave's group",
+        Duration::from_secs(30),
+        async || {
+            let s = env.status_of("waves").await;
+            s["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| {
+                    c["type"] == "Ready"
+                        && c["status"] == "False"
+                        && c["message"].as_str().is_some_and(|m| m.contains("ring-p"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // The group arrives: the rollout is woken by it, not by a later poll (15 s or more away).
+    let ring_device = "5a5b5c5d-0000-4000-8000-000000000051";
+    env.apply_yaml(&format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring-p\nspec:\n  devices:\n  - {ring_device}\n"
+    ))
+    .await;
+    env.wait_ready_within(&["dg/ring-p", "expd/waves"], 10).await;
+    let group = env.get("dg/ring-p").await["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Deleting the group the sent wave uses is held, as for an audience member: nothing is withdrawn.
+    env.kubectl_ok(&["delete", "dg", "ring-p", "--wait=false"]).await;
+    let dg = env
+        .eventually("the InUse condition", Duration::from_secs(30), async || {
+            let dg = env.get("dg/ring-p").await;
+            (dg["status"]["conditions"][0]["reason"] == "InUse").then_some(dg)
+        })
+        .await;
+    assert!(
+        dg["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waves"),
+        "names the rollout: {dg}"
+    );
+    assert_eq!(
+        env.graph_group_devices(&group),
+        [ring_device],
+        "the Graph group stays"
+    );
+    let (members, _) = env.graph_audience(&deployment_id(&env, "waves").await);
+    assert_eq!(members, [group.clone()], "the wave's group stays in the audience");
+    // Once the rollout is gone, so is the group.
+    env.kubectl_ok(&["delete", "expd", "waves", "--timeout=30s"])
+        .await;
+    env.eventually("the group deleted", Duration::from_secs(30), async || {
+        (!env.kubectl(&["get", "dg", "ring-p"]).await.ok).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_and_graph_errors_surface_as_conditions_and_events() {
     let mut env = Env::start("errors").await;
     env.spawn_controller("replica-a");

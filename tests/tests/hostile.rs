@@ -186,7 +186,20 @@ async fn hostile_values_are_refused_by_name_and_the_operator_keeps_converging() 
     .await;
     named.sort();
     named.dedup();
-    let events = event_messages(&env).await;
+    // Events go out in the background: wait until each refused value has one, then count.
+    let events = env
+        .eventually(
+            "an Event for every refused value",
+            Duration::from_secs(30),
+            async || {
+                let events = event_messages(&env).await;
+                named
+                    .iter()
+                    .all(|t| events.iter().any(|(m, _)| m.contains(t.as_str())))
+                    .then_some(events)
+            },
+        )
+        .await;
     for text in &named {
         let matching: Vec<&(String, u64)> =
             events.iter().filter(|(m, _)| m.contains(text.as_str())).collect();

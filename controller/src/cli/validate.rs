@@ -257,11 +257,14 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                 fix: "add the connection, or fix the name; --strict makes this an error".into(),
             });
         }
-        if is_deployment && let Some(audience) = spec.get("audience") {
+        if is_deployment {
             let ns = doc.namespace().map(str::to_string);
+            // Read raw (the spec may not decode yet): the lists of AUDIENCE_ITEM_LISTS.
+            let waves = spec["rollout"]["waves"].as_array().into_iter().flatten();
             let named: BTreeSet<&str> = ["members", "exclusions"]
                 .iter()
-                .flat_map(|l| audience[*l].as_array().into_iter().flatten())
+                .flat_map(|l| spec["audience"][*l].as_array().into_iter().flatten())
+                .chain(waves.flat_map(|w| w["members"].as_array().into_iter().flatten()))
                 .filter_map(|i| i["deviceGroup"].as_str())
                 .collect();
             for g in named {
@@ -309,31 +312,15 @@ pub fn check(docs: &[Document]) -> Vec<Finding> {
                                 fix: "remove it".into(),
                             });
                         }
-                        let lists =
-                            s.audience
-                                .iter()
-                                .flat_map(|a| {
-                                    [
-                                        ("spec.audience.members".to_string(), &a.members),
-                                        ("spec.audience.exclusions".to_string(), &a.exclusions),
-                                    ]
-                                })
-                                .chain(s.rollout.iter().flat_map(|r| {
-                                    r.waves.iter().enumerate().map(|(k, w)| {
-                                        (format!("spec.rollout.waves[{k}].members"), &w.members)
-                                    })
-                                }));
-                        for (list, items) in lists {
-                            for (i, item) in items.iter().enumerate() {
-                                if let Some(g) = item.device_group()
-                                    && !groups.contains(&(doc.namespace().map(str::to_string), g.to_string()))
-                                {
-                                    warnings.push(FieldError {
-                                        field: format!("{list}[{i}].deviceGroup"),
-                                        problem: format!("DeviceGroup {g} is not defined in these manifests, so it must already exist in the cluster"),
-                                        fix: "add the DeviceGroup, or fix the name; --strict makes this an error".into(),
-                                    });
-                                }
+                        for (path, item) in s.items() {
+                            if let Some(g) = item.device_group()
+                                && !groups.contains(&(doc.namespace().map(str::to_string), g.to_string()))
+                            {
+                                warnings.push(FieldError {
+                                    field: format!("{path}.deviceGroup"),
+                                    problem: format!("DeviceGroup {g} is not defined in these manifests, so it must already exist in the cluster"),
+                                    fix: "add the DeviceGroup, or fix the name; --strict makes this an error".into(),
+                                });
                             }
                         }
                     }

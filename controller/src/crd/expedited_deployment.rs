@@ -212,6 +212,63 @@ pub enum Severity {
     Critical,
 }
 
+/// The lists of the spec that hold audience items, as JSON paths (`[]` for every element of a list).
+/// [`ExpeditedDeploymentSpec::items`] walks exactly these; a test checks the generated schema has no
+/// other list of audience items.
+pub const AUDIENCE_ITEM_LISTS: [&str; 3] = [
+    "spec.audience.members",
+    "spec.audience.exclusions",
+    "spec.rollout.waves[].members",
+];
+
+impl ExpeditedDeploymentSpec {
+    /// Every audience item of the spec with the path of the field it sits at: the audience's members
+    /// and exclusions, then every wave's members. The one answer to "what does this spec reference",
+    /// for a DeviceGroup's in-use hold, the watch that wakes rollouts, `plan` and `validate`.
+    pub fn items(&self) -> impl Iterator<Item = (String, &AudienceItem)> {
+        let audience = self.audience.iter().flat_map(|a| {
+            let members = a
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("spec.audience.members[{i}]"), item));
+            let exclusions = a
+                .exclusions
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("spec.audience.exclusions[{i}]"), item));
+            members.chain(exclusions)
+        });
+        let waves = self.rollout.iter().flat_map(|r| {
+            r.waves.iter().enumerate().flat_map(|(k, w)| {
+                w.members
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, item)| (format!("spec.rollout.waves[{k}].members[{i}]"), item))
+            })
+        });
+        audience.chain(waves)
+    }
+
+    /// The DeviceGroups the spec names anywhere (see [`ExpeditedDeploymentSpec::items`]).
+    pub fn device_groups(&self) -> impl Iterator<Item = &str> {
+        self.audience
+            .iter()
+            .flat_map(|a| a.members.iter().chain(&a.exclusions))
+            .chain(
+                self.rollout
+                    .iter()
+                    .flat_map(|r| r.waves.iter().flat_map(|w| &w.members)),
+            )
+            .filter_map(AudienceItem::device_group)
+    }
+
+    /// Whether the spec names DeviceGroup `name` anywhere.
+    pub fn uses_device_group(&self, name: &str) -> bool {
+        self.device_groups().any(|g| g == name)
+    }
+}
+
 impl Severity {
     /// Parses Graph's `maxSeverity` value; `None` for anything else (such as `unknownFutureValue`).
     pub fn parse(s: &str) -> Option<Severity> {
@@ -675,4 +732,68 @@ pub struct RolloutRequest {
     pub value: String,
     /// When it was acted on (RFC 3339).
     pub time: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kube::CustomResourceExt;
+
+    /// The lists of audience items in a schema node, as JSON paths.
+    fn item_lists(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        if let Some(props) = node["properties"].as_object() {
+            for (k, v) in props {
+                item_lists(v, &format!("{path}.{k}"), out);
+            }
+        }
+        if node["type"] == "array" {
+            let items = &node["items"];
+            if items["properties"].get("deviceGroup").is_some() {
+                out.push(path.to_string());
+            } else {
+                item_lists(items, &format!("{path}[]"), out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_list_of_audience_items_in_the_schema_is_walked() {
+        let crd = serde_json::to_value(ExpeditedDeployment::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let mut found = Vec::new();
+        item_lists(spec, "spec", &mut found);
+        found.sort();
+        let mut known = AUDIENCE_ITEM_LISTS.to_vec();
+        known.sort();
+        assert_eq!(
+            found, known,
+            "a new list of audience items: add it to AUDIENCE_ITEM_LISTS and ExpeditedDeploymentSpec::items"
+        );
+    }
+
+    #[test]
+    fn a_group_is_found_in_every_list_that_can_name_it() {
+        let spec: ExpeditedDeploymentSpec = serde_json::from_value(serde_json::json!({
+            "content": {"latest": true},
+            "audience": {"members": [{"deviceGroup": "m"}], "exclusions": [{"deviceGroup": "x"}]},
+            "rollout": {"waves": [{"name": "a", "members": [{"deviceGroup": "w0"}]},
+                                   {"name": "b", "members": [{"device": "d"}, {"deviceGroup": "w1"}]}]},
+        }))
+        .unwrap();
+        let groups: Vec<&str> = spec.device_groups().collect();
+        assert_eq!(groups, ["m", "x", "w0", "w1"]);
+        let paths: Vec<String> = spec.items().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.audience.members[0]",
+                "spec.audience.exclusions[0]",
+                "spec.rollout.waves[0].members[0]",
+                "spec.rollout.waves[1].members[0]",
+                "spec.rollout.waves[1].members[1]",
+            ]
+        );
+        assert!(spec.uses_device_group("w1") && !spec.uses_device_group("d"));
+    }
 }

@@ -751,7 +751,8 @@ pub async fn observe_group(
     o
 }
 
-/// The ExpeditedDeployments in `ns` that reference DeviceGroup `name`, by name.
+/// The ExpeditedDeployments in `ns` that reference DeviceGroup `name` anywhere in their spec (the
+/// audience and every wave), by name.
 pub fn referencing<'a>(
     deployments: impl IntoIterator<Item = &'a ExpeditedDeployment>,
     ns: &str,
@@ -760,14 +761,7 @@ pub fn referencing<'a>(
     let mut out: Vec<String> = deployments
         .into_iter()
         .filter(|d| d.namespace().as_deref() == Some(ns))
-        .filter(|d| {
-            d.spec.audience.as_ref().is_some_and(|a| {
-                a.members
-                    .iter()
-                    .chain(&a.exclusions)
-                    .any(|i| i.device_group() == Some(name))
-            })
-        })
+        .filter(|d| d.spec.uses_device_group(name))
         .map(|d| d.name_any())
         .collect();
     out.sort();

@@ -77,22 +77,7 @@ pub fn same_tenant(
 pub fn groups_share_connection(obj: &ExpeditedDeployment, ctx: &Context) -> Result<(), Stop> {
     let ns = obj.namespace().unwrap_or_default();
     let mine = obj.spec.connection_ref.as_ref().map(|r| ConnKey::of(r, &ns));
-    let Some(audience) = &obj.spec.audience else {
-        return Ok(());
-    };
-    let waves = obj
-        .spec
-        .rollout
-        .iter()
-        .flat_map(|r| r.waves.iter())
-        .flat_map(|w| w.members.iter());
-    for name in audience
-        .members
-        .iter()
-        .chain(&audience.exclusions)
-        .chain(waves)
-        .filter_map(|i| i.device_group())
-    {
+    for name in obj.spec.device_groups() {
         let Some(group) = ctx
             .groups
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(&ns))

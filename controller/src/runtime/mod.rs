@@ -388,14 +388,7 @@ pub async fn run_with(
                 .state()
                 .iter()
                 .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|d| {
-                    d.spec.audience.as_ref().is_some_and(|a| {
-                        a.members
-                            .iter()
-                            .chain(&a.exclusions)
-                            .any(|i| i.device_group() == Some(name.as_str()))
-                    })
-                })
+                .filter(|d| d.spec.uses_device_group(&name))
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
         })
