@@ -48,6 +48,14 @@ pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The condition of `type_` in a status (`Null` when it has none).
+pub fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -607,6 +615,15 @@ impl Env {
             .into_iter()
             .filter(|r| r.seq >= since && r.operation == operation && (200..300).contains(&r.status))
             .collect()
+    }
+
+    /// The effective state of Graph deployment `id` (empty when there is none).
+    pub fn graph_state(&self, id: &str) -> String {
+        self.graph_deployments()
+            .into_iter()
+            .find(|d| d["id"] == id)
+            .map(|d| d["state"]["effectiveValue"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
     }
 
     /// The next request-log sequence number.

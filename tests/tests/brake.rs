@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 
 fn dev(i: u32) -> String {
     format!("7a7b7c7d-0000-4000-8000-{i:012}")
@@ -28,21 +27,6 @@ fn group_yaml(name: &str, devices: &[String]) -> String {
     format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: {name}\nspec:\n  devices:\n{devices}"
     )
-}
-
-fn graph_state(env: &Env, id: &str) -> String {
-    env.graph_deployments()
-        .into_iter()
-        .find(|d| d["id"] == id)
-        .map(|d| d["state"]["effectiveValue"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 /// One way a pass can stop, and the patch that sets `paused: true` together with it.
@@ -109,7 +93,7 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
             .as_str()
             .unwrap()
             .to_string();
-        assert_eq!(graph_state(&env, &id), "offering", "{name}");
+        assert_eq!(env.graph_state(&id), "offering", "{name}");
         ids.push((name, id));
     }
 
@@ -141,7 +125,7 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
         env.eventually(
             &format!("{name} paused in Graph"),
             Duration::from_secs(30),
-            async || (graph_state(&env, id) == "paused").then_some(()),
+            async || (env.graph_state(id) == "paused").then_some(()),
         )
         .await;
     }
@@ -219,7 +203,7 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     for (name, id) in &ids[..2] {
-        assert_eq!(graph_state(&env, id), "paused", "{name} stays paused");
+        assert_eq!(env.graph_state(id), "paused", "{name} stays paused");
     }
     assert!(
         env.graph_writes("deployments.update", since).is_empty(),
@@ -237,7 +221,7 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
     ])
     .await;
     env.eventually("too-large offering again", Duration::from_secs(30), async || {
-        (graph_state(&env, &ids[1].1) == "offering").then_some(())
+        (env.graph_state(&ids[1].1) == "offering").then_some(())
     })
     .await;
 }
@@ -273,7 +257,7 @@ async fn observe_only_never_writes_not_even_a_pause() {
         async || (env.status_of("watched").await["observedGeneration"] == 2).then_some(()),
     )
     .await;
-    assert_eq!(graph_state(&env, &id), "offering");
+    assert_eq!(env.graph_state(&id), "offering");
     let writes = env
         .emulator
         .requests()

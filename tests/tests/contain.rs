@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::events::Reporter;
-use serde_json::Value;
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 use wufb_operator::graph::{
     Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphMetrics, SecretString,
     TransportConfig,
@@ -44,21 +43,6 @@ fn deployment(name: &str, device: u32, paused: bool) -> String {
     format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  paused: {paused}\n  audience:\n    members:\n    - device: 7a7b7c7d-0000-4000-8000-{device:012}\n"
     )
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
-}
-
-fn graph_state(env: &Env, id: &str) -> String {
-    env.graph_deployments()
-        .into_iter()
-        .find(|d| d["id"] == id)
-        .map(|d| d["state"]["effectiveValue"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +99,7 @@ async fn a_panicking_pass_is_its_objects_alone() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(graph_state(&env, &id), "offering");
+    assert_eq!(env.graph_state(&id), "offering");
 
     // From now on every pass over it panics; its spec asks for a pause, and two more objects arrive.
     BUG.store(true, Ordering::SeqCst);
@@ -151,10 +135,10 @@ async fn a_panicking_pass_is_its_objects_alone() {
     env.eventually(
         "the bomb's deployment paused",
         Duration::from_secs(30),
-        async || (graph_state(&env, &id) == "paused").then_some(()),
+        async || (env.graph_state(&id) == "paused").then_some(()),
     )
     .await;
-    assert!(message.contains("is paused, as spec.paused asks") || graph_state(&env, &id) == "paused");
+    assert!(message.contains("is paused, as spec.paused asks") || env.graph_state(&id) == "paused");
 
     // Every other object converges; the process (this one) is still running the controllers.
     env.wait_ready(&["expd/neighbour-a", "expd/neighbour-b"]).await;

@@ -582,7 +582,11 @@ async fn a_group_a_wave_names_wakes_its_rollout_and_is_held_while_the_wave_uses_
         "the Graph group stays"
     );
     let (members, _) = env.graph_audience(&deployment_id(&env, "waves").await);
-    assert_eq!(members, [group.clone()], "the wave's group stays in the audience");
+    assert_eq!(
+        members,
+        std::slice::from_ref(&group),
+        "the wave's group stays in the audience"
+    );
     // Once the rollout is gone, so is the group.
     env.kubectl_ok(&["delete", "expd", "waves", "--timeout=30s"])
         .await;

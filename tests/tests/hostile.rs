@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 use wufb_operator::crd::annotations::{
     self, ABORT, CATALOG_POLL, PROGRESS, PROMOTE, RECONCILE_REQUESTED, RESYNC, RETRY,
 };
@@ -52,13 +52,6 @@ fn waves(name: &str, first: std::ops::Range<usize>, second: Option<(usize, &str)
         ));
     }
     y
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 /// Every Event's message in the namespace (core/v1 `message`, or events.k8s.io `note`) with its count.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 
 fn dev(i: u32) -> String {
     format!("9a9b9c9d-0000-4000-8000-{i:012}")
@@ -18,13 +18,6 @@ fn rollout(name: &str, extra: &str) -> String {
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n{extra}",
         dev(1)
     )
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 async fn stalled_undecodable(env: &Env, what: &str) -> String {
@@ -38,14 +31,6 @@ async fn stalled_undecodable(env: &Env, what: &str) -> String {
         },
     )
     .await
-}
-
-fn graph_state(env: &Env, id: &str) -> String {
-    env.graph_deployments()
-        .into_iter()
-        .find(|d| d["id"] == id)
-        .map(|d| d["state"]["effectiveValue"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +122,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(graph_state(&env, &id), "offering");
+    assert_eq!(env.graph_state(&id), "offering");
     // A value from a newer version, written past the schema (as under a newer CRD since rolled back).
     env.set_schema_checks(false);
     env.kubectl_ok(&[
@@ -152,7 +137,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
     .await;
     env.set_schema_checks(true);
     env.eventually("paused in Graph", Duration::from_secs(30), async || {
-        (graph_state(&env, &id) == "paused").then_some(())
+        (env.graph_state(&id) == "paused").then_some(())
     })
     .await;
     let message = stalled_undecodable(&env, "expd/good-0").await;
@@ -185,7 +170,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
         .await;
     assert!(message.contains("spec.deletionPolicy"), "{message}");
     assert_eq!(
-        graph_state(&env, &id),
+        env.graph_state(&id),
         "paused",
         "nothing deleted while the policy is unknown"
     );
@@ -203,7 +188,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
         "the object and its deployment gone",
         Duration::from_secs(30),
         async || {
-            (!env.kubectl(&["get", "expd", "good-0"]).await.ok && graph_state(&env, &id).is_empty())
+            (!env.kubectl(&["get", "expd", "good-0"]).await.ok && env.graph_state(&id).is_empty())
                 .then_some(())
         },
     )

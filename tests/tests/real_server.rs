@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::EmulatorConfig;
 
 fn dev(i: u32) -> String {
@@ -20,13 +20,6 @@ fn rollout(name: &str, devices: &[String], extra: &str) -> String {
     format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n{extra}  audience:\n    members:\n{members}"
     )
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 async fn with_delay(name: &str, delay_ms: u64, emulator: EmulatorConfig) -> Env {

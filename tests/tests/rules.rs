@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wufb_e2e::Env;
+use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::{EmulatorConfig, FaultConfig, RetryAfterForm};
 
 fn dev(i: u32) -> String {
@@ -18,13 +18,6 @@ fn rollout(name: &str, extra: &str) -> String {
         dev(1),
         dev(2)
     )
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 async fn stalled(env: &Env, name: &str) -> Value {
