@@ -62,6 +62,8 @@ impl Reason {
     pub const WAVE_PROMOTED: Reason = Reason("WavePromoted");
     /// A halt was lifted by wufb.dev/retry.
     pub const ROLLOUT_RETRIED: Reason = Reason("RolloutRetried");
+    /// A rollout request (wufb.dev/retry, ...) that does not apply to the rollout's state was ignored.
+    pub const REQUEST_IGNORED: Reason = Reason("RequestIgnored");
     pub const CREATED: Reason = Reason("Created");
     pub const ADOPTED: Reason = Reason("Adopted");
     pub const PAUSED: Reason = Reason("Paused");

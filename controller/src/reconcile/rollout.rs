@@ -256,10 +256,29 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     if let Some(v) = i.retry.filter(|v| !v.is_empty())
         && st.last_retry.as_ref().is_none_or(|r| r.value != v)
     {
-        st.last_retry = Some(RolloutRequest {
-            value: v.to_string(),
-            time: time(i.now),
-        });
+        if st.halt.is_none() {
+            // Nothing to lift: the request is refused and kept as seen (it never fires later), and
+            // the window the gates measure from does not move.
+            st.last_retry = Some(RolloutRequest {
+                value: v.to_string(),
+                time: old
+                    .last_retry
+                    .as_ref()
+                    .map(|r| r.time.clone())
+                    .unwrap_or_default(),
+            });
+            notices.push(notice(
+                true,
+                Reason::REQUEST_IGNORED,
+                "Retry",
+                "wufb.dev/retry ignored: the rollout is not halted (a retry lifts a halt)".into(),
+            ));
+        } else {
+            st.last_retry = Some(RolloutRequest {
+                value: v.to_string(),
+                time: time(i.now),
+            });
+        }
         if let Some(h) = st.halt.take() {
             notices.push(notice(
                 false,
@@ -312,9 +331,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         }),
     ];
     let first_sent = parse(pass.waves.first().and_then(|w| w.promoted_time.as_deref()));
-    // Times are whole seconds: figures read in the second of the retry may predate it.
-    let retried =
-        parse(pass.st.last_retry.as_ref().map(|r| r.time.as_str())).map(|t| t + chrono::Duration::seconds(1));
+    let retried = retried(&pass.st);
     if let Some((limit, field)) = limits.into_iter().flatten().min_by_key(|(l, _)| *l)
         && let Some((devices, _, failed)) = figures(
             &pass.waves,
@@ -361,7 +378,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         } else if approved(k) {
             None
         } else {
-            gate_wait(&i, k, &pass.waves, &pass.promoted, content_since(&pass.st))
+            gate_wait(&i, k, &pass.waves, &pass.promoted, trusted_since(&pass.st))
         };
         if let Some((m, after)) = why {
             let m = match i.promote {
@@ -456,14 +473,14 @@ impl Pass {
     }
 }
 
-/// What wave `k`'s gate still waits for, if anything; `since` is when the current content took over
-/// the waves (figures read before it are not trusted).
+/// What wave `k`'s gate still waits for, if anything; `since` is when the figures it may trust start
+/// (see [`trusted_since`]; figures read before it or before the previous wave was sent are not).
 fn gate_wait(
     i: &Inputs<'_>,
     k: usize,
     waves: &[WaveStatus],
     promoted: &[bool],
-    since: Option<DateTime<Utc>>,
+    (since, because): (Option<DateTime<Utc>>, &str),
 ) -> Option<(String, Option<Duration>)> {
     let name = &waves[k].name;
     let gate = i.spec.waves[k].gate.clone().unwrap_or_default();
@@ -506,9 +523,9 @@ fn gate_wait(
     if gate.min_up_to_date_percent.is_none() && gate.max_failed_percent.is_none() {
         return None;
     }
-    let Some((devices, up, _)) = figures(waves, promoted, last.max(since)) else {
+    let Some((devices, up, failed)) = figures(waves, promoted, last.max(since)) else {
         let after = if since > last {
-            "the content changed (they measure the new deployment)".to_string()
+            because.to_string()
         } else {
             format!("wave {previous} was sent")
         };
@@ -530,8 +547,38 @@ fn gate_wait(
             None,
         ));
     }
-    // A failed share above the gate's limit halted the rollout before the gate was asked.
+    // Every limit of the gate is checked where the wave would be sent (a failed share above it
+    // normally halted the rollout before the gate was asked).
+    if let Some(max) = gate.max_failed_percent
+        && share_above(failed, devices, max)
+    {
+        return Some((
+            format!(
+                "wave {name} waits: {failed} of {devices} devices of the earlier waves failed ({}), spec.rollout.waves[{k}].gate.maxFailedPercent allows {max}%",
+                percent(failed, devices)
+            ),
+            None,
+        ));
+    }
     None
+}
+
+/// When the figures a decision may trust start, and what started it: the current content taking over
+/// the waves, or the last retry (a retry measures afresh; figures read before it halted the rollout).
+fn trusted_since(st: &RolloutStatus) -> (Option<DateTime<Utc>>, &'static str) {
+    let (content, retry) = (content_since(st), retried(st));
+    if retry > content {
+        (retry, "the retry")
+    } else {
+        (content, "the content changed (they measure the new deployment)")
+    }
+}
+
+/// Just after the last retry. Times are whole seconds: figures read in the second of the retry may
+/// predate it.
+fn retried(st: &RolloutStatus) -> Option<DateTime<Utc>> {
+    parse(st.last_retry.as_ref().map(|r| r.time.as_str()))
+        .and_then(|t| t.checked_add_signed(chrono::Duration::seconds(1)))
 }
 
 /// When the current deployment took over the waves from a replaced one, if it did.

@@ -244,6 +244,81 @@ fn too_many_failures_halt_and_the_halt_holds_until_retry_which_measures_afresh()
 }
 
 #[test]
+fn a_retry_never_sends_the_next_wave_on_figures_read_before_it() {
+    // Pilot of 4: 3 up to date, 1 failed. The broad gate: at least 50% up to date, at most 20% failed.
+    let spec = RolloutSpec {
+        waves: vec![
+            wave("pilot", None),
+            wave("broad", health(None, Some(50), Some(20))),
+        ],
+        max_failed_percent: None,
+    };
+    let mut run = Run::new(&spec);
+    run.facts.truncate(2);
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 4, 3, 1, "2026-12-01T10:20:00Z");
+    let d = run.at(Some(&st), "2026-12-01T10:21:00Z");
+    assert!(matches!(d.hold, Some(Hold::Halted(_))), "25% failed halts: {d:?}");
+    // The retry, with only the figures that halted it: the gates wait for figures read after it.
+    run.retry = Some("2026-12-01T16:00:00Z");
+    let d = run.at(Some(&d.status), "2026-12-01T16:00:05Z");
+    assert_eq!(d.promoted, vec![true, false], "{:?}", d.status.message);
+    assert_eq!(reasons(&d), vec!["RolloutRetried"]);
+    let m = d.status.message.clone().unwrap();
+    assert!(m.contains("read after the retry"), "{m}");
+    // Figures read after the retry, still a quarter failed: halted again, saying why.
+    let mut st = d.status;
+    read(&mut st, "pilot", 4, 3, 1, "2026-12-01T16:10:00Z");
+    let d = run.at(Some(&st), "2026-12-01T16:11:00Z");
+    assert_eq!(d.promoted, vec![true, false]);
+    let Some(Hold::Halted(m)) = &d.hold else {
+        panic!("{d:?}")
+    };
+    assert!(m.contains("1 of 4") && m.contains("maxFailedPercent"), "{m}");
+    // Another retry; the failed device recovers: the gate holds on the new figures.
+    run.retry = Some("2026-12-01T17:00:00Z");
+    let mut st = run.at(Some(&d.status), "2026-12-01T17:00:05Z").status;
+    read(&mut st, "pilot", 4, 4, 0, "2026-12-01T17:10:00Z");
+    let d = run.at(Some(&st), "2026-12-01T17:11:00Z");
+    assert_eq!(d.promoted, vec![true, true]);
+}
+
+#[test]
+fn a_gate_checks_its_failed_share_where_it_promotes() {
+    // The rollout-wide limit is looser than the gate's: the gate's own maxFailedPercent still holds
+    // the wave back when the figures are fresh.
+    let spec = RolloutSpec {
+        waves: vec![
+            wave("pilot", None),
+            wave("broad", health(None, Some(50), Some(20))),
+        ],
+        max_failed_percent: Some(90),
+    };
+    let mut run = Run::new(&spec);
+    run.facts.truncate(2);
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 4, 3, 1, "2026-12-01T10:20:00Z");
+    let waves = st.waves.clone();
+    let i = Inputs {
+        spec: &spec,
+        paused: false,
+        generation: 1,
+        promote: None,
+        abort: None,
+        retry: None,
+        recorded: Some(&st),
+        waves: Some(&run.facts),
+        content: Some("entry-a"),
+        now: at("2026-12-01T10:21:00Z"),
+    };
+    let (m, _) = gate_wait(&i, 1, &waves, &[true, false], (None, "")).expect("the gate holds the wave back");
+    assert!(
+        m.contains("1 of 4") && m.contains("maxFailedPercent allows 20%"),
+        "{m}"
+    );
+}
+
+#[test]
 fn abort_holds_until_the_spec_changes_and_the_same_value_is_not_a_new_request() {
     let spec = three();
     let mut run = Run::new(&spec);
@@ -261,6 +336,9 @@ fn abort_holds_until_the_spec_changes_and_the_same_value_is_not_a_new_request() 
     let d = run.at(Some(&st), "2026-12-01T12:01:00Z");
     assert!(matches!(d.hold, Some(Hold::Aborted(_))));
     assert_eq!(d.promoted, vec![true, false, false]);
+    // The retry found no halt to lift: refused with a Warning, and it moves no measurement window.
+    assert_eq!(reasons(&d), vec!["RequestIgnored"]);
+    assert!(d.notices[0].warning);
     // A spec change lifts it, and the abort annotation still there does not abort again.
     run.generation = 2;
     run.promote = None;
