@@ -454,8 +454,23 @@ async fn a_failing_pilot_halts_by_itself_until_retry_and_abort_holds_until_the_s
         })
         .await;
     assert_eq!(condition(&aborted, "Ready")["reason"], "RolloutAborted");
-    wufb(&env, &["promote", "canary", "--wave", "broad"]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The CLI refuses, saying why; the same request through kubectl is ignored with a Warning.
+    let mut args = vec!["promote", "canary", "--wave", "broad", "-n"];
+    args.push(&env.namespace);
+    let refused = env.operator_cli(&args).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is aborted"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    env.kubectl_ok(&["annotate", "--overwrite", "expd/canary", "wufb.dev/promote=broad"])
+        .await;
+    let events = env.events_with(&["RequestIgnored"]).await;
+    assert!(
+        events.contains("wufb.dev/promote ignored: the rollout is aborted"),
+        "{events}"
+    );
     let still = env.status_of("canary").await;
     assert_eq!(phase(&still), "Aborted", "{still}");
     assert_eq!(
@@ -465,11 +480,28 @@ async fn a_failing_pilot_halts_by_itself_until_retry_and_abort_holds_until_the_s
     );
     assert!(paused_in_graph(&env, &still));
 
-    // A spec change lifts the abort; the promote already set then sends broad.
+    // A spec change lifts the abort; the promote refused before never fires: broad waits for its gate.
     env.apply_yaml(&manifest("2h")).await;
+    let waiting = env
+        .eventually(
+            "resumed after the spec change",
+            Duration::from_secs(30),
+            async || {
+                let s = env.status_of("canary").await;
+                (phase(&s) == "Waiting" && !paused_in_graph(&env, &s)).then_some(s)
+            },
+        )
+        .await;
+    assert_eq!(
+        in_audience(&env, &waiting),
+        ring(4, 10),
+        "the stale promote did not fire"
+    );
+    // A new promote sends it.
+    wufb(&env, &["promote", "canary", "--wave", "broad"]).await;
     let done = env
         .eventually(
-            "broad sent after the spec change",
+            "broad sent after a new promote",
             Duration::from_secs(30),
             async || {
                 let s = env.status_of("canary").await;

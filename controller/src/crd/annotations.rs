@@ -157,12 +157,24 @@ fn request_problem(which: Request, v: &str) -> Option<String> {
         return None;
     }
     match which {
-        Request::Promote => (!is_label(v.trim()))
-            .then(|| "the name of a wave (a DNS label of at most 63 characters)".into()),
+        Request::Promote => {
+            let (wave, at) = v.trim().split_once('@').map_or((v.trim(), None), |(w, t)| (w, Some(t)));
+            let timed = at.is_none_or(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+            (!(is_label(wave) && timed)).then(|| {
+                "the name of a wave (a DNS label of at most 63 characters), optionally with @ and an RFC 3339 time".into()
+            })
+        }
         Request::Abort | Request::Retry => (v.len() > MAX_REQUEST_LEN || v.chars().any(is_invisible)).then(|| {
             format!("at most {MAX_REQUEST_LEN} characters without control or invisible characters, such as a timestamp")
         }),
     }
+}
+
+/// The wave a `wufb.dev/promote` value names: `WAVE` or `WAVE@<RFC 3339 time>` (the time makes each
+/// request from `wufb-operator promote` a new one).
+pub fn promote_wave(value: &str) -> &str {
+    let v = value.trim();
+    v.split_once('@').map_or(v, |(wave, _)| wave)
 }
 
 fn is_label(s: &str) -> bool {
@@ -224,6 +236,13 @@ mod tests {
         assert_eq!(keys, [ABORT, PROMOTE, RECONCILE_REQUESTED]);
         // The value is shown shortened, never whole.
         assert!(ignored(Some(&a)).iter().all(|i| i.value.chars().count() <= 81));
+        let timed = of(&[(PROMOTE, "broad@2026-12-07T10:00:00.123Z")]);
+        assert_eq!(
+            request(Some(&timed), Request::Promote).map(promote_wave),
+            Some("broad")
+        );
+        let untimed = of(&[(PROMOTE, "broad@yesterday")]);
+        assert_eq!(request(Some(&untimed), Request::Promote), None);
         let ctl = of(&[(RETRY, "now\u{202e}\n")]);
         assert_eq!(request(Some(&ctl), Request::Retry), None);
         assert_eq!(ignored(Some(&ctl))[0].value, "now\u{fffd}\u{fffd}");

@@ -668,6 +668,9 @@ pub struct RolloutStatus {
     /// The last wufb.dev/retry value acted on, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retry: Option<RolloutRequest>,
+    /// The last wufb.dev/promote value decided: acted on, or ignored and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promote: Option<RolloutRequest>,
     /// The last wufb.dev/abort value acted on (a later spec change lifts the abort, not this value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_abort: Option<RolloutRequest>,
@@ -730,8 +733,15 @@ pub struct RolloutAbort {
 pub struct RolloutRequest {
     /// The annotation's value.
     pub value: String,
-    /// When it was acted on (RFC 3339).
+    /// When it was acted on (RFC 3339). For a retry, when the last retry that lifted a halt was (empty
+    /// when none has).
     pub time: String,
+    /// The spec generation the request was decided under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Why the request was not acted on, when it was not (it never fires later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
 }
 
 #[cfg(test)]

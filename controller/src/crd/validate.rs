@@ -439,7 +439,12 @@ pub fn rollout_annotations(
                 "the value is empty",
                 "set it with `wufb-operator promote|abort|retry`",
             ));
-        } else if key == super::PROMOTE_ANNOTATION && !r.waves.iter().any(|w| w.name == v.trim()) {
+        } else if key == super::PROMOTE_ANNOTATION
+            && !r
+                .waves
+                .iter()
+                .any(|w| w.name == super::annotations::promote_wave(v))
+        {
             let names: Vec<&str> = r.waves.iter().map(|w| w.name.as_str()).collect();
             out.push(err(
                 field,

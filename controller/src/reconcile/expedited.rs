@@ -182,7 +182,9 @@ async fn apply(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    ctx.stalled_once(obj, old, outcome);
+    if !plan.stall_told(outcome) {
+        ctx.stalled_once(obj, old, outcome);
+    }
     let deployment = acted
         .recorded
         .clone()

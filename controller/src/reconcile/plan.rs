@@ -411,6 +411,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the pass's own Warnings already tell the stall it ends in (a halt or an abort sends its
+    /// Warning as it happens): the stall then gets no second Warning.
+    pub fn stall_told(&self, outcome: &Outcome) -> bool {
+        outcome.is_stalled()
+            && self
+                .notices
+                .iter()
+                .any(|n| n.warning && n.reason == outcome.reason())
+    }
+
     /// Whether Graph already matches: no step, and nothing blocks.
     pub fn is_converged(&self) -> bool {
         self.steps.is_empty() && self.blocker.is_none() && self.end != End::ObserveFailed
@@ -765,8 +775,12 @@ fn waiting(
     rollout: Option<&super::rollout::Decision>,
 ) -> Option<Blocker> {
     if let Some(r) = rollout {
+        // The waves sent, and the first one while none is: a rollout that cannot send its first wave
+        // yet makes no Graph deployment (it would be an empty one).
+        let none_sent = !r.promoted.iter().any(|p| *p);
         for (k, wave) in audience.waves.iter().enumerate() {
-            if !r.promoted.get(k).copied().unwrap_or(false) {
+            let sent = r.promoted.get(k).copied().unwrap_or(false);
+            if !(sent || (k == 0 && none_sent)) {
                 continue;
             }
             for (i, fact) in wave.iter().enumerate() {

@@ -220,6 +220,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     let promoted: Vec<bool> = waves.iter().map(|w| w.promoted_time.is_some()).collect();
     let mut st = RolloutStatus {
         last_retry: old.last_retry.clone(),
+        last_promote: old.last_promote.clone(),
         last_abort: old.last_abort.clone(),
         halt: old.halt.clone(),
         aborted: old.aborted.clone(),
@@ -237,6 +238,8 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         st.last_abort = Some(RolloutRequest {
             value: v.to_string(),
             time: time(i.now),
+            generation: Some(i.generation),
+            ignored: None,
         });
         st.aborted = Some(RolloutAbort {
             time: time(i.now),
@@ -266,6 +269,8 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                     .as_ref()
                     .map(|r| r.time.clone())
                     .unwrap_or_default(),
+                generation: Some(i.generation),
+                ignored: Some("the rollout was not halted".into()),
             });
             notices.push(notice(
                 true,
@@ -277,6 +282,8 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             st.last_retry = Some(RolloutRequest {
                 value: v.to_string(),
                 time: time(i.now),
+                generation: Some(i.generation),
+                ignored: None,
             });
         }
         if let Some(h) = st.halt.take() {
@@ -289,6 +296,45 @@ pub fn decide(i: Inputs<'_>) -> Decision {
                     h.wave
                 ),
             ));
+        }
+    }
+
+    // A promote is one request, decided by the first pass that sees it: acted on, or refused with a
+    // Warning when the rollout is paused, aborted or halted or the wave is not there. Either way it is
+    // recorded, so a stale annotation never fires later (after an abort is lifted, say).
+    let mut approved_through = None;
+    if let Some(v) = i
+        .promote
+        .filter(|v| !v.trim().is_empty())
+        .filter(|v| old.last_promote.as_ref().is_none_or(|r| r.value != *v))
+    {
+        let wave = crate::crd::annotations::promote_wave(v);
+        let position = spec.waves.iter().position(|w| w.name == wave);
+        let refusal = if i.paused {
+            Some("spec.paused holds the rollout".to_string())
+        } else if st.aborted.is_some() {
+            Some("the rollout is aborted".to_string())
+        } else if st.halt.is_some() {
+            Some("the rollout is halted (retry lifts a halt)".to_string())
+        } else if position.is_none() {
+            Some(format!("'{wave}' names no wave of spec.rollout.waves"))
+        } else {
+            None
+        };
+        st.last_promote = Some(RolloutRequest {
+            value: v.to_string(),
+            time: time(i.now),
+            generation: Some(i.generation),
+            ignored: refusal.clone(),
+        });
+        match refusal {
+            Some(why) => notices.push(notice(
+                true,
+                Reason::REQUEST_IGNORED,
+                "Promote",
+                format!("wufb.dev/promote ignored: {why}; promote again when it can be acted on"),
+            )),
+            None => approved_through = position,
         }
     }
 
@@ -366,14 +412,15 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         );
         return pass.end(PAUSED, Some(m));
     }
-    // The waves a person approved past their gates: up to and including the one named.
-    let approved_through = i
-        .promote
-        .and_then(|v| spec.waves.iter().position(|w| w.name == v.trim()));
+    // The waves a person approved past their gates (this pass's promote): up to and including the one
+    // named.
     let approved = |k: usize| approved_through.is_some_and(|a| a >= k);
     loop {
         let name = pass.waves[k].name.clone();
         let why = if let Some(w) = i.waves.and_then(|f| f.get(k)).and_then(|f| f.waiting.clone()) {
+            if approved(k) {
+                pass.refuse_promote(format!("wave {name} waits for its members ({w})"));
+            }
             Some((format!("wave {name} waits for its members: {w}"), None))
         } else if approved(k) {
             None
@@ -381,13 +428,6 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             gate_wait(&i, k, &pass.waves, &pass.promoted, trusted_since(&pass.st))
         };
         if let Some((m, after)) = why {
-            let m = match i.promote {
-                Some(v) if approved_through.is_none() && !v.trim().is_empty() => format!(
-                    "{m} (wufb.dev/promote names no wave of spec.rollout.waves: '{}')",
-                    v.trim()
-                ),
-                _ => m,
-            };
             return pass.wait(m, after.map(|a| (a, i.now)));
         }
         let by = if approved(k) {
@@ -423,6 +463,19 @@ impl Pass {
             .filter(|(_, p)| **p)
             .map(|(w, _)| w.name.clone())
             .next_back()
+    }
+
+    /// Records this pass's promote as not acted on, with a Warning: it never fires later.
+    fn refuse_promote(&mut self, why: String) {
+        if let Some(r) = self.st.last_promote.as_mut() {
+            r.ignored = Some(why.clone());
+        }
+        self.notices.push(Notice {
+            warning: true,
+            reason: Reason::REQUEST_IGNORED,
+            action: "Promote",
+            message: format!("wufb.dev/promote ignored: {why}; promote again when it can be acted on"),
+        });
     }
 
     /// Sends wave `k` now, with its Event.

@@ -1748,6 +1748,12 @@ fn a_halt_or_abort_pauses_first_whatever_stops_the_pass() {
                     "{hold}: {outcome:?}"
                 );
                 assert!(!outcome.is_ready());
+                // A halt or abort decided now sends its own Warning: the stall gets no second one.
+                assert_eq!(
+                    p.stall_told(outcome),
+                    *hold != "halt recorded",
+                    "{hold}: one Warning per halt or abort"
+                );
                 let r = p.facts.rollout.as_ref().expect("the rollout is recorded");
                 assert!(r.halt.is_some() || r.aborted.is_some(), "{hold}: {r:?}");
                 let d = p.desired.as_ref().unwrap();
@@ -2028,4 +2034,32 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_rollout_whose_first_wave_waits_for_its_group_makes_no_deployment() {
+    let obj = object(
+        json!({
+            "content": {"latest": true},
+            "rollout": {"waves": [{"name": "pilot", "members": [{"deviceGroup": "ring-p"}]}]},
+        }),
+        None,
+    );
+    let mut obs = observation(Known::None);
+    obs.audience = Some(AudienceFacts {
+        members: Vec::new(),
+        exclusions: Vec::new(),
+        waves: vec![vec![ItemFact::Waiting(
+            "DeviceGroup ring-p does not exist".into(),
+        )]],
+    });
+    let p = plan(&obj, &obs, &PlanConfig::default());
+    assert!(p.steps.is_empty(), "no empty deployment: {:?}", p.steps);
+    assert_eq!(
+        p.blocker,
+        Some(Blocker::Waiting {
+            field: "spec.rollout.waves[0].members[0].deviceGroup".into(),
+            why: "DeviceGroup ring-p does not exist".into(),
+        })
+    );
 }

@@ -142,7 +142,17 @@ fn the_first_wave_goes_at_once_even_paused_and_no_later_wave_follows_while_pause
     let d = run.at(Some(&st), "2026-12-01T13:00:00Z");
     assert_eq!(d.promoted, vec![true, false, false]);
     assert!(d.hold.is_none());
-    assert!(d.notices.is_empty());
+    // The promote is refused with a Warning and recorded: it does not fire once the pause is lifted.
+    assert_eq!(reasons(&d), vec!["RequestIgnored"]);
+    let refused = d.status.last_promote.clone().unwrap();
+    assert_eq!(refused.ignored.as_deref(), Some("spec.paused holds the rollout"));
+    run.paused = false;
+    let d = run.at(Some(&d.status), "2026-12-01T13:01:00Z");
+    assert!(
+        !d.promoted[2],
+        "a stale promote never fires: {:?}",
+        d.status.message
+    );
 }
 
 #[test]
@@ -220,7 +230,11 @@ fn too_many_failures_halt_and_the_halt_holds_until_retry_which_measures_afresh()
     let d = run.at(Some(&st), "2026-12-01T15:01:00Z");
     assert!(matches!(d.hold, Some(Hold::Halted(_))));
     assert_eq!(d.promoted, vec![true, false, false]);
-    assert!(d.notices.is_empty());
+    assert_eq!(
+        reasons(&d),
+        vec!["RequestIgnored"],
+        "no second halt Event; the promote is refused"
+    );
     // Retry lifts it; the old bad figures no longer count, so it does not halt again at once.
     run.promote = None;
     run.retry = Some("2026-12-01T16:00:00Z");
@@ -336,9 +350,10 @@ fn abort_holds_until_the_spec_changes_and_the_same_value_is_not_a_new_request() 
     let d = run.at(Some(&st), "2026-12-01T12:01:00Z");
     assert!(matches!(d.hold, Some(Hold::Aborted(_))));
     assert_eq!(d.promoted, vec![true, false, false]);
-    // The retry found no halt to lift: refused with a Warning, and it moves no measurement window.
-    assert_eq!(reasons(&d), vec!["RequestIgnored"]);
-    assert!(d.notices[0].warning);
+    // The promote and the retry: neither applies to an aborted rollout; each is refused with a Warning,
+    // and the retry moves no measurement window.
+    assert_eq!(reasons(&d), vec!["RequestIgnored", "RequestIgnored"]);
+    assert!(d.notices.iter().all(|n| n.warning));
     // A spec change lifts it, and the abort annotation still there does not abort again.
     run.generation = 2;
     run.promote = None;
@@ -371,11 +386,16 @@ fn a_manual_gate_waits_for_promote_and_promote_names_how_far() {
         m.contains("waits for approval") && m.contains("--wave early"),
         "{m}"
     );
-    // A name that is no wave: said, nothing promoted.
+    // A name that is no wave: refused with a Warning, nothing promoted.
     run.promote = Some("borad");
     let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
     assert_eq!(d.promoted, vec![true, false, false]);
-    assert!(d.status.message.unwrap().contains("names no wave"));
+    assert_eq!(reasons(&d), vec!["RequestIgnored"]);
+    assert!(
+        d.notices[0].message.contains("'borad' names no wave"),
+        "{:?}",
+        d.notices
+    );
     // Naming the last wave promotes both, in one pass.
     run.promote = Some("broad");
     let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
@@ -407,10 +427,25 @@ fn a_wave_whose_members_are_not_ready_waits_without_holding_the_ones_before() {
     run.promote = Some("early");
     let d = run.at(Some(&st), "2026-12-01T12:00:00Z");
     assert_eq!(d.promoted, vec![true, false, false]);
-    assert!(d.status.message.unwrap().contains("early-ring is not Ready"));
+    assert!(
+        d.status
+            .message
+            .clone()
+            .unwrap()
+            .contains("early-ring is not Ready")
+    );
+    // The promote could not be acted on: refused, so it never fires when the group is ready later.
+    assert_eq!(reasons(&d), vec!["RequestIgnored"]);
+    assert!(d.status.last_promote.as_ref().unwrap().ignored.is_some());
     run.facts[1].waiting = None;
-    let d = run.at(Some(&st), "2026-12-01T12:00:00Z");
-    assert_eq!(d.promoted, vec![true, true, false]);
+    let d = run.at(Some(&d.status), "2026-12-01T12:00:00Z");
+    assert_eq!(
+        d.promoted,
+        vec![true, true, false],
+        "its gate holds by itself (an hour, all up to date)"
+    );
+    assert_eq!(reasons(&d), vec!["WavePromoted"]);
+    assert!(d.notices[0].message.contains("its gate holds"), "{:?}", d.notices);
 }
 
 #[test]
