@@ -564,3 +564,194 @@ fn a_content_change_keeps_the_waves_sent_and_measures_the_new_content_afresh() {
     assert_eq!(d.status.catalog_entry_id.as_deref(), Some("entry-b"));
     assert_eq!(d.status.content_time.as_deref(), Some("2026-12-01T13:00:00Z"));
 }
+
+// ----- a model of the rollout: random sequences of what people and the fleet do ----------------------
+
+/// One thing that happens between two passes.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Time passes (minutes).
+    Wait(i64),
+    /// Figures arrive for every sent wave: of its devices, this many per ten up to date and failed.
+    Figures {
+        up: u64,
+        failed: u64,
+    },
+    /// A person promotes through wave `k` (a new request each time).
+    Promote(usize),
+    /// The same promote value as the last one, still on the object.
+    StalePromote,
+    Retry,
+    Abort,
+    Pause(bool),
+    /// Any other spec edit (a new generation).
+    Edit,
+    /// The content resolves to another catalog entry (the deployment is replaced).
+    NewContent,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (1i64..180).prop_map(Step::Wait),
+        4 => (0u64..=10, 0u64..=10).prop_map(|(up, failed)| Step::Figures { up: up.min(10 - failed.min(10)), failed: failed.min(10) }),
+        2 => (0usize..3).prop_map(Step::Promote),
+        1 => Just(Step::StalePromote),
+        2 => Just(Step::Retry),
+        1 => Just(Step::Abort),
+        1 => any::<bool>().prop_map(Step::Pause),
+        1 => Just(Step::Edit),
+        1 => Just(Step::NewContent),
+    ]
+}
+
+/// What the model knows between passes, besides the recorded status.
+struct World {
+    now: DateTime<Utc>,
+    paused: bool,
+    generation: i64,
+    promote: Option<String>,
+    abort: Option<String>,
+    retry: Option<String>,
+    content: &'static str,
+    /// Requests made so far (each value is new).
+    requests: u32,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// After every pass, whatever the order of events: a halted or aborted rollout sends nothing and
+    /// holds the deployment paused; spec.paused sends no wave but the first; a wave is sent either by a
+    /// promote made this pass for the current state, or because its gate holds on figures read after
+    /// the previous wave was sent, the last retry and the last content change; a request value is
+    /// decided once (a stale promote never sends); a sent wave stays sent.
+    #[test]
+    fn the_rollout_keeps_its_promises_through_any_sequence(steps in proptest::collection::vec(step(), 1..40)) {
+        let spec = three();
+        let facts = facts();
+        let mut w = World {
+            now: at(T0),
+            paused: false,
+            generation: 1,
+            promote: None,
+            abort: None,
+            retry: None,
+            content: "entry-a",
+            requests: 0,
+        };
+        let mut st: Option<RolloutStatus> = None;
+        for s in steps {
+            let mut fresh_promote = false;
+            match s {
+                Step::Wait(m) => w.now += chrono::Duration::minutes(m),
+                Step::Figures { up, failed } => {
+                    if let Some(status) = st.as_mut() {
+                        let observed = time(w.now);
+                        let sent: Vec<(String, u64)> = status
+                            .waves
+                            .iter()
+                            .filter(|x| x.promoted_time.is_some())
+                            .map(|x| (x.name.clone(), x.devices))
+                            .collect();
+                        for (name, devices) in sent {
+                            let (u, f) = (devices * up / 10, devices * failed / 10);
+                            read(status, &name, devices, u, f, &observed);
+                        }
+                    }
+                }
+                Step::Promote(k) => {
+                    w.requests += 1;
+                    w.promote = Some(format!("{}@{}", spec.waves[k].name, time(w.now + chrono::Duration::seconds(i64::from(w.requests)))));
+                    fresh_promote = true;
+                }
+                Step::StalePromote => {}
+                Step::Retry => {
+                    w.requests += 1;
+                    w.retry = Some(format!("r{}", w.requests));
+                }
+                Step::Abort => {
+                    w.requests += 1;
+                    w.abort = Some(format!("a{}", w.requests));
+                }
+                Step::Pause(p) => {
+                    w.paused = p;
+                    w.generation += 1;
+                }
+                Step::Edit => w.generation += 1,
+                Step::NewContent => w.content = if w.content == "entry-a" { "entry-b" } else { "entry-a" },
+            }
+            w.now += chrono::Duration::seconds(2);
+            let before = st.clone();
+            let d = decide(Inputs {
+                spec: &spec,
+                paused: w.paused,
+                generation: w.generation,
+                promote: w.promote.as_deref(),
+                abort: w.abort.as_deref(),
+                retry: w.retry.as_deref(),
+                recorded: before.as_ref(),
+                waves: Some(&facts),
+                content: Some(w.content),
+                now: w.now,
+            });
+            let was: Vec<bool> = spec
+                .waves
+                .iter()
+                .map(|x| before.as_ref().is_some_and(|b| b.waves.iter().any(|y| y.name == x.name && y.promoted_time.is_some())))
+                .collect();
+            let newly: Vec<usize> = (0..spec.waves.len()).filter(|k| d.promoted[*k] && !was[*k]).collect();
+            // A sent wave stays sent.
+            for k in 0..was.len() {
+                proptest::prop_assert!(!was[k] || d.promoted[k], "wave {k} withdrawn: {d:?}");
+            }
+            // Halted or aborted: held, nothing sent.
+            if d.status.halt.is_some() || d.status.aborted.is_some() {
+                proptest::prop_assert!(d.hold.is_some(), "{d:?}");
+                proptest::prop_assert!(newly.is_empty() || (newly == [0] && before.is_none()), "sent while held: {d:?}");
+            }
+            for &k in &newly {
+                if k == 0 {
+                    continue;
+                }
+                proptest::prop_assert!(!w.paused, "wave {k} sent while spec.paused: {d:?}");
+                let by_promote = d.notices.iter().any(|n| n.message.contains(&format!("wave {} (", spec.waves[k].name)) && n.message.contains("wufb.dev/promote"));
+                if by_promote {
+                    proptest::prop_assert!(fresh_promote, "a stale promote sent wave {k}: {d:?}");
+                    continue;
+                }
+                // Sent by its gate: the model checks the gate on the status the pass began with.
+                let b = before.as_ref().expect("a later wave follows a recorded first one");
+                let gate = spec.waves[k].gate.clone().unwrap_or_default();
+                let last_sent = b.waves.iter().filter_map(|x| x.promoted_time.as_deref()).map(at).max().expect("a wave was sent before");
+                if let Some(wait) = &gate.wait {
+                    let d = crate::crd::duration::GATE_WAIT.parse(wait).unwrap();
+                    proptest::prop_assert!(w.now >= last_sent + chrono::Duration::from_std(d).unwrap(), "wave {k} sent before its wait");
+                }
+                let retried = b.last_retry.as_ref().filter(|r| r.ignored.is_none()).map(|r| at(&r.time) + chrono::Duration::seconds(1));
+                let content = b.content_time.as_deref().map(at);
+                let trusted = [Some(last_sent), retried, content].into_iter().flatten().max().unwrap();
+                let (mut devices, mut up, mut failed) = (0u64, 0u64, 0u64);
+                for x in b.waves.iter().filter(|x| x.promoted_time.is_some()) {
+                    if let Some(p) = x.progress.as_ref().filter(|p| p.observed_time.as_deref().map(at).is_some_and(|t| t >= trusted)) {
+                        devices += p.targeted;
+                        up += p.up_to_date;
+                        failed += p.failed;
+                    }
+                }
+                proptest::prop_assert!(devices > 0, "wave {k} sent on no fresh figures: {b:?}");
+                if let Some(min) = gate.min_up_to_date_percent {
+                    proptest::prop_assert!(up * 100 >= u64::from(min) * devices, "wave {k}: {up} of {devices} up to date");
+                }
+                if let Some(max) = gate.max_failed_percent {
+                    proptest::prop_assert!(failed * 100 <= u64::from(max) * devices, "wave {k}: {failed} of {devices} failed");
+                }
+            }
+            // A promote is decided once: recorded as acted on or ignored.
+            if fresh_promote {
+                proptest::prop_assert_eq!(d.status.last_promote.as_ref().map(|r| r.value.clone()), w.promote.clone());
+            }
+            st = Some(d.status);
+        }
+    }
+}
