@@ -702,8 +702,8 @@ proptest::proptest! {
                 .collect();
             let newly: Vec<usize> = (0..spec.waves.len()).filter(|k| d.promoted[*k] && !was[*k]).collect();
             // A sent wave stays sent.
-            for k in 0..was.len() {
-                proptest::prop_assert!(!was[k] || d.promoted[k], "wave {k} withdrawn: {d:?}");
+            for (k, (sent_before, sent_now)) in was.iter().zip(&d.promoted).enumerate() {
+                proptest::prop_assert!(!sent_before || *sent_now, "wave {k} withdrawn: {d:?}");
             }
             // Halted or aborted: held, nothing sent.
             if d.status.halt.is_some() || d.status.aborted.is_some() {
