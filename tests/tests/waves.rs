@@ -513,3 +513,51 @@ async fn a_failing_pilot_halts_by_itself_until_retry_and_abort_holds_until_the_s
     assert_eq!(in_audience(&env, &done), all);
     assert_eq!(env.emulator.count("deployments.create"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_past_a_failing_gate_never_sends_the_next_wave() {
+    // Quick installs: three of the four pilot devices are soon up to date (75% passes the gate's 50%),
+    // the fourth failed (25% is above its 20%).
+    let env = start("waves-retry", 2.0).await;
+    env.emulator
+        .set_device(&device(6, 0), None, Some(Some("invalidAzureADJoin".into())));
+    env.apply_yaml(&format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: gated\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: broad\n      members:\n{}      gate:\n        minUpToDatePercent: 50\n        maxFailedPercent: 20\n",
+        members(6, 4),
+        members(7, 4)
+    ))
+    .await;
+    let halted = env
+        .eventually("the rollout halts", Duration::from_secs(60), async || {
+            let s = env.status_of("gated").await;
+            (phase(&s) == "Halted").then_some(s)
+        })
+        .await;
+    assert_eq!(halted["rollout"]["halt"]["failed"], 1, "{halted}");
+    let first_halt = halted["rollout"]["halt"]["time"].as_str().unwrap().to_string();
+
+    // The retry: the failure is still there, so the gate does not open on the figures that halted it;
+    // figures read after the retry halt the rollout again.
+    let out = wufb(&env, &["retry", "gated"]).await;
+    assert!(out.contains("retry requested"), "{out}");
+    let again = env
+        .eventually(
+            "halted again after the retry",
+            Duration::from_secs(60),
+            async || {
+                let s = env.status_of("gated").await;
+                let retried = s["rollout"]["lastRetry"]["time"].as_str()?.to_string();
+                let t = s["rollout"]["halt"]["time"].as_str()?.to_string();
+                (phase(&s) == "Halted" && t >= retried && t > first_halt).then_some(s)
+            },
+        )
+        .await;
+    assert_eq!(in_audience(&env, &again), ring(6, 4), "broad was never sent");
+    let events = env.events_with(&["RolloutRetried"]).await;
+    assert!(
+        !events.contains("wave broad"),
+        "no WavePromoted for broad: {events}"
+    );
+    // A retry on a rollout that is halted is accepted; the CLI refuses one that is not.
+    assert!(paused_in_graph(&env, &again));
+}
