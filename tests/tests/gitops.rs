@@ -112,7 +112,7 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
     assert_eq!(find("november-baseline")["result"], "change");
     assert_eq!(
         find("november-baseline")["changes"][0],
-        "update audience: +1 members, -1 members, +0 exclusions, -0 exclusions"
+        "update audience: +1 members, -1 members, +0 exclusions, -0 exclusions; withdraw 1 (destructive)"
     );
     assert_eq!(find("staged-broad-ring")["changes"][0], "resume deployment");
     assert_eq!(find("emergency-latest")["result"], "delete");

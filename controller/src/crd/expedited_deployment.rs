@@ -357,6 +357,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub max_failed_percent: Option<u32>,
+
+    /// Names of sent waves removed from waves whose devices may now be withdrawn from the
+    /// deployment. Until a removed sent wave is named here, its devices stay offered (Ready False,
+    /// WithdrawalNotConfirmed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 20),
+        inner(
+            length(min = 1, max = 63),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
+    )]
+    pub withdrawn_waves: Vec<String>,
 }
 
 /// One wave: a name, its members and the gate that promotes it.
@@ -377,6 +390,15 @@ pub struct WaveSpec {
     /// When this wave follows the ones before it. Required for every wave but the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSpec>,
+
+    /// The wave's previous name, when it was renamed: it keeps that wave's state (sent, figures), and
+    /// its devices stay offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub renamed_from: Option<String>,
 }
 
 /// The conditions that promote a wave, measured on the devices of the waves before it. Every condition
@@ -668,6 +690,13 @@ pub struct RolloutStatus {
     /// The last wufb.dev/retry value acted on, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retry: Option<RolloutRequest>,
+    /// Sent waves removed from spec.rollout.waves: their devices stay offered until
+    /// spec.rollout.withdrawnWaves names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained_waves: Vec<String>,
+    /// The audience members kept offered for the retained waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_devices: Option<u64>,
     /// The last wufb.dev/promote value decided: acted on, or ignored and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_promote: Option<RolloutRequest>,

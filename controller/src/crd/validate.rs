@@ -300,6 +300,18 @@ fn check_rollout(spec: &ExpeditedDeploymentSpec, r: &super::RolloutSpec, out: &m
                 "give each wave its own name",
             ));
         }
+        if let Some(from) = &w.renamed_from
+            && (from == &w.name || r.waves.iter().any(|o| &o.name == from))
+        {
+            out.push(err(
+                format!("{at}.renamedFrom"),
+                format!(
+                    "'{}' is the name of a wave in spec.rollout.waves",
+                    printable(from)
+                ),
+                "name the wave's previous name, which no wave has now (or remove renamedFrom)",
+            ));
+        }
         if w.members.is_empty() || w.members.len() > 1000 {
             out.push(err(
                 format!("{at}.members"),

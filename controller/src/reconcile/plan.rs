@@ -229,13 +229,19 @@ impl Step {
             Step::SetPaused { paused: false, .. } => "resume deployment".into(),
             Step::UpdateSettings { .. } => "update deployment settings".into(),
             Step::AwaitPaused { .. } => "wait until Graph shows the pause".into(),
-            Step::UpdateAudience { diff, .. } => format!(
-                "update audience: +{} members, -{} members, +{} exclusions, -{} exclusions",
-                diff.add_members.len(),
-                diff.remove_members.len(),
-                diff.add_exclusions.len(),
-                diff.remove_exclusions.len()
-            ),
+            Step::UpdateAudience { diff, .. } => {
+                let mut s = format!(
+                    "update audience: +{} members, -{} members, +{} exclusions, -{} exclusions",
+                    diff.add_members.len(),
+                    diff.remove_members.len(),
+                    diff.add_exclusions.len(),
+                    diff.remove_exclusions.len()
+                );
+                if !diff.remove_members.is_empty() {
+                    s.push_str(&format!("; withdraw {} (destructive)", diff.remove_members.len()));
+                }
+                s
+            }
             Step::DeleteReplaced { id } => format!("delete replaced deployment {id}"),
         }
     }
@@ -1031,7 +1037,7 @@ fn plan_pass(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> 
     let problems = validate::expedited_deployment(&obj.spec);
     // The rollout's decision comes before the brake: a halt or an abort is a pause, and a pause goes
     // first. A spec that cannot be read keeps a halt or abort recorded before.
-    let rollout = obj
+    let mut rollout = obj
         .spec
         .rollout
         .as_ref()
@@ -1137,7 +1143,20 @@ fn plan_pass(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> 
         return block(p, b);
     }
     p.facts.content = Some(content.clone());
-    let desired = desired(obj, audience, &content, cfg, rollout.as_ref());
+    let mut desired = desired(obj, audience, &content, cfg, rollout.as_ref());
+    // Sent waves removed from the spec keep their devices offered until withdrawnWaves names them:
+    // nothing Graph's audience holds is taken out meanwhile.
+    let retained_waves: Vec<String> = rollout
+        .as_ref()
+        .map(|d| d.status.retained_waves.clone())
+        .unwrap_or_default();
+    if !retained_waves.is_empty()
+        && let (Some(d), Some(r)) = (found, rollout.as_mut())
+    {
+        let kept: Vec<AssetRef> = d.observed.members.difference(&desired.members).cloned().collect();
+        r.status.retained_devices = Some(kept.len() as u64);
+        desired.members.extend(kept);
+    }
 
     if observe_only {
         p.facts.audience = found.map(|d| AudienceStatus {
@@ -1265,6 +1284,24 @@ fn plan_pass(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> 
         o
     });
     let changes = changes(&desired, observed.as_ref(), cfg.batch_size);
+    // With waves, taking devices out of the audience is worth a Warning: what was offered is withdrawn.
+    let withdrawn: usize = changes
+        .iter()
+        .map(|s| match s {
+            Step::UpdateAudience { diff, .. } => diff.remove_members.len(),
+            _ => 0,
+        })
+        .sum();
+    if obj.spec.rollout.is_some() && withdrawn > 0 {
+        p.notices.push(Notice {
+            warning: true,
+            reason: Reason::MEMBERS_WITHDRAWN,
+            action: "Withdraw",
+            message: format!(
+                "withdrawing {withdrawn} audience member(s) the spec no longer lists: they are no longer offered the update"
+            ),
+        });
+    }
     p.facts.audience = Some(AudienceStatus {
         members: desired.members.len() as u64,
         exclusions: audience.exclusions.len() as u64,
@@ -1335,6 +1372,26 @@ fn plan_pass(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> 
             p.end = End::Report {
                 outcome: Outcome::stalled(h.reason(), h.message()),
                 next,
+            };
+            p.desired = Some(desired);
+            return p;
+        }
+        if !retained_waves.is_empty() && p.steps.is_empty() {
+            let kept = p
+                .facts
+                .rollout
+                .as_ref()
+                .and_then(|r| r.retained_devices)
+                .unwrap_or_default();
+            p.end = End::Report {
+                outcome: Outcome::progressing(
+                    Reason::WITHDRAWAL_NOT_CONFIRMED,
+                    format!(
+                        "spec.rollout.waves no longer lists sent wave(s) {}: their devices stay offered ({kept} audience member(s) kept) until spec.rollout.withdrawnWaves names them, or rename a wave with renamedFrom",
+                        retained_waves.join(", ")
+                    ),
+                ),
+                next: Next::Resync,
             };
             p.desired = Some(desired);
             return p;

@@ -62,6 +62,10 @@ impl Reason {
     pub const WAVE_PROMOTED: Reason = Reason("WavePromoted");
     /// A halt was lifted by wufb.dev/retry.
     pub const ROLLOUT_RETRIED: Reason = Reason("RolloutRetried");
+    /// A sent wave was removed from the spec: its devices stay offered until withdrawnWaves names it.
+    pub const WITHDRAWAL_NOT_CONFIRMED: Reason = Reason("WithdrawalNotConfirmed");
+    /// Audience members the spec no longer lists were taken out of a rollout's deployment.
+    pub const MEMBERS_WITHDRAWN: Reason = Reason("MembersWithdrawn");
     /// A rollout request (wufb.dev/retry, ...) that does not apply to the rollout's state was ignored.
     pub const REQUEST_IGNORED: Reason = Reason("RequestIgnored");
     pub const CREATED: Reason = Reason("Created");

@@ -203,7 +203,12 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         .iter()
         .enumerate()
         .map(|(n, w)| {
-            let was = old.waves.iter().find(|o| o.name == w.name);
+            // A renamed wave keeps the state recorded under its previous name.
+            let was = old.waves.iter().find(|o| o.name == w.name).or_else(|| {
+                w.renamed_from
+                    .as_ref()
+                    .and_then(|from| old.waves.iter().find(|o| &o.name == from))
+            });
             WaveStatus {
                 name: w.name.clone(),
                 devices: i
@@ -218,7 +223,28 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         })
         .collect();
     let promoted: Vec<bool> = waves.iter().map(|w| w.promoted_time.is_some()).collect();
+    // Sent waves no longer in the spec (nor renamed): kept offered until withdrawnWaves names them.
+    let listed = |n: &str| {
+        spec.waves
+            .iter()
+            .any(|w| w.name == n || w.renamed_from.as_deref() == Some(n))
+    };
+    let mut retained_waves: Vec<String> = old
+        .retained_waves
+        .iter()
+        .cloned()
+        .chain(
+            old.waves
+                .iter()
+                .filter(|w| w.promoted_time.is_some())
+                .map(|w| w.name.clone()),
+        )
+        .filter(|n| !listed(n) && !spec.withdrawn_waves.contains(n))
+        .collect();
+    retained_waves.sort();
+    retained_waves.dedup();
     let mut st = RolloutStatus {
+        retained_waves,
         last_retry: old.last_retry.clone(),
         last_promote: old.last_promote.clone(),
         last_abort: old.last_abort.clone(),

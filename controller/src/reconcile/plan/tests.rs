@@ -2063,3 +2063,97 @@ fn a_rollout_whose_first_wave_waits_for_its_group_makes_no_deployment() {
         })
     );
 }
+
+#[test]
+fn a_sent_wave_removed_from_the_spec_stays_offered_until_it_is_withdrawn_by_name() {
+    let now = chrono::Utc::now();
+    let earlier = |mins: i64| (now - chrono::Duration::minutes(mins)).to_rfc3339();
+    let mut status = status_with_deployment();
+    status["rollout"] = json!({"phase": "Complete", "currentWave": "broad", "waves": [
+        {"name": "pilot", "devices": 3, "promotedTime": earlier(120)},
+        {"name": "broad", "devices": 1, "promotedTime": earlier(60)}]});
+    // Graph offers both waves' devices.
+    let deployment = || {
+        let mut k = offering();
+        if let Known::Found(d) = &mut k {
+            d.observed.members.insert(dev(7));
+            d.observed.paused_requested = false;
+        }
+        k
+    };
+    let pilot_only = |extra: serde_json::Value| {
+        let mut s = wave_spec(json!({}));
+        s["rollout"]["waves"] = json!([s["rollout"]["waves"][0].clone()]);
+        for (k, v) in extra.as_object().unwrap() {
+            s["rollout"][k] = v.clone();
+        }
+        s
+    };
+    let obs = |waves: Vec<Vec<ItemFact>>| {
+        let mut o = observation(deployment());
+        let mut a = wave_audience();
+        a.waves = waves;
+        o.audience = Some(a);
+        o
+    };
+    let pilot_facts = wave_audience().waves[0].clone();
+    let cfg = PlanConfig {
+        batch_size: 1000,
+        ..Default::default()
+    };
+
+    // Removed: nothing is taken out of Graph's audience, and Ready says why.
+    let obj = object(pilot_only(json!({})), Some(status.clone()));
+    let p = plan(&obj, &obs(vec![pilot_facts.clone()]), &cfg);
+    assert!(
+        p.steps.is_empty(),
+        "no withdrawal without confirmation: {:?}",
+        p.steps
+    );
+    let End::Report { outcome, .. } = &p.end else {
+        panic!("{:?}", p.end)
+    };
+    assert_eq!(outcome.reason(), Reason::WITHDRAWAL_NOT_CONFIRMED, "{outcome:?}");
+    assert!(!outcome.is_ready() && !outcome.is_stalled());
+    let r = p.facts.rollout.as_ref().unwrap();
+    assert_eq!(r.retained_waves, ["broad"]);
+    assert_eq!(r.retained_devices, Some(1));
+
+    // Named in withdrawnWaves: withdrawn, with a Warning, and plan calls it destructive.
+    let obj = object(
+        pilot_only(json!({"withdrawnWaves": ["broad"]})),
+        Some(status.clone()),
+    );
+    let p = plan(&obj, &obs(vec![pilot_facts.clone()]), &cfg);
+    let Some(Step::UpdateAudience { diff, .. }) = p.steps.first() else {
+        panic!("{:?}", p.steps)
+    };
+    assert_eq!(diff.remove_members, vec![dev(7)]);
+    assert!(
+        p.steps[0].describe().ends_with("; withdraw 1 (destructive)"),
+        "{}",
+        p.steps[0].describe()
+    );
+    assert!(
+        p.notices.iter().any(|n| n.warning
+            && n.reason == Reason::MEMBERS_WITHDRAWN
+            && n.message.contains("withdrawing 1")),
+        "{:?}",
+        p.notices
+    );
+    assert!(p.facts.rollout.as_ref().unwrap().retained_waves.is_empty());
+
+    // Renamed with renamedFrom: the wave keeps its state and its devices; nothing moves.
+    let mut renamed = wave_spec(json!({}));
+    renamed["rollout"]["waves"][1]["name"] = json!("final");
+    renamed["rollout"]["waves"][1]["renamedFrom"] = json!("broad");
+    let obj = object(renamed, Some(status));
+    let p = plan(&obj, &obs(wave_audience().waves), &cfg);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    let r = p.facts.rollout.as_ref().unwrap();
+    assert!(r.retained_waves.is_empty());
+    assert!(
+        r.waves[1].name == "final" && r.waves[1].promoted_time.is_some(),
+        "{r:?}"
+    );
+}

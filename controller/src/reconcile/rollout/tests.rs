@@ -14,6 +14,7 @@ fn wave(name: &str, gate: Option<GateSpec>) -> WaveSpec {
         name: name.into(),
         members: vec![AudienceItem::of_device_group(&format!("{name}-ring"))],
         gate,
+        renamed_from: None,
     }
 }
 
@@ -41,6 +42,7 @@ fn three() -> RolloutSpec {
             wave("broad", health(Some("1h"), Some(80), Some(20))),
         ],
         max_failed_percent: None,
+        withdrawn_waves: Vec::new(),
     }
 }
 
@@ -266,6 +268,7 @@ fn a_retry_never_sends_the_next_wave_on_figures_read_before_it() {
             wave("broad", health(None, Some(50), Some(20))),
         ],
         max_failed_percent: None,
+        withdrawn_waves: Vec::new(),
     };
     let mut run = Run::new(&spec);
     run.facts.truncate(2);
@@ -307,6 +310,7 @@ fn a_gate_checks_its_failed_share_where_it_promotes() {
             wave("broad", health(None, Some(50), Some(20))),
         ],
         max_failed_percent: Some(90),
+        withdrawn_waves: Vec::new(),
     };
     let mut run = Run::new(&spec);
     run.facts.truncate(2);
@@ -376,6 +380,7 @@ fn a_manual_gate_waits_for_promote_and_promote_names_how_far() {
             wave("broad", manual()),
         ],
         max_failed_percent: Some(50),
+        withdrawn_waves: Vec::new(),
     };
     let mut run = Run::new(&spec);
     let st = run.at(None, T0).status;
@@ -462,6 +467,7 @@ fn the_tightest_limit_in_force_halts_and_a_failure_share_at_the_limit_does_not()
         let spec = RolloutSpec {
             waves: vec![wave("pilot", None), wave("broad", health(Some("1h"), None, gate))],
             max_failed_percent: rollout,
+            withdrawn_waves: Vec::new(),
         };
         let run = Run::new(&spec);
         let mut st = run.at(None, T0).status;
