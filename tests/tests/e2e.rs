@@ -597,6 +597,55 @@ async fn a_group_a_wave_names_wakes_its_rollout_and_is_held_while_the_wave_uses_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cleanup_shows_in_the_conditions_until_it_succeeds() {
+    let mut env = Env::start("cleanup-fails").await;
+    env.spawn_controller("replica-a");
+    env.apply_yaml(&deployment_yaml("doomed", "latest: true", &[dev(1)], ""))
+        .await;
+    env.wait_ready(&["expd/doomed"]).await;
+    let id = deployment_id(&env, "doomed").await;
+    // Graph refuses every delete for now.
+    env.emulator.set_faults(wufb_graph_emulator::FaultConfig {
+        error_rate: 1.0,
+        operations: vec!["deployments.delete".into()],
+        ..Default::default()
+    });
+    env.kubectl_ok(&["delete", "expd", "doomed", "--wait=false"])
+        .await;
+    let ready = env
+        .eventually(
+            "Ready says the cleanup fails",
+            Duration::from_secs(60),
+            async || {
+                let s = env.status_of("doomed").await;
+                let c = wufb_e2e::condition(&s, "Ready");
+                (c["status"] == "False" && c["message"].as_str()?.contains("the Graph cleanup failed"))
+                    .then_some(c)
+            },
+        )
+        .await;
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("deletionPolicy: Orphan"),
+        "says how to let it go: {ready}"
+    );
+    assert!(
+        env.graph_deployments().iter().any(|d| d["id"] == id.as_str()),
+        "still in Graph"
+    );
+    // Graph accepts deletes again: the object goes, and so does its deployment.
+    env.emulator
+        .set_faults(wufb_graph_emulator::FaultConfig::default());
+    env.eventually("the object deleted", Duration::from_secs(60), async || {
+        (!env.kubectl(&["get", "expd", "doomed"]).await.ok).then_some(())
+    })
+    .await;
+    assert!(!env.graph_deployments().iter().any(|d| d["id"] == id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_and_graph_errors_surface_as_conditions_and_events() {
     let mut env = Env::start("errors").await;
     env.spawn_controller("replica-a");

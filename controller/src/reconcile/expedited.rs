@@ -85,7 +85,7 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
-            Finalizer::Cleanup(o) => cleanup(&o, &ctx).await,
+            Finalizer::Cleanup(o) => cleanup(&o, &ctx, &api).await,
         }
     })
     .await
@@ -434,6 +434,13 @@ fn status_of(
     }
 }
 
+/// What a failed cleanup's conditions say.
+fn cleanup_message(e: &Error) -> String {
+    format!(
+        "deleting: the Graph cleanup failed ({e}); retrying (set spec.deletionPolicy: Orphan to leave the deployment in Graph and let the object go)"
+    )
+}
+
 async fn report(
     ctx: &Context,
     api: &Api<ExpeditedDeployment>,
@@ -452,10 +459,32 @@ async fn report(
     Ok(())
 }
 
-async fn cleanup(obj: &ExpeditedDeployment, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(
+    obj: &ExpeditedDeployment,
+    ctx: &Context,
+    api: &Api<ExpeditedDeployment>,
+) -> Result<Action, Error> {
     let adoption = observe::adoption(obj, &ctx.graph, &ClusterObjects(ctx), false).await?;
     let cleanup = plan_cleanup(obj, adoption.as_ref());
-    clean_up(ctx, obj, &cleanup).await?;
+    if let Err(e) = clean_up(ctx, obj, &cleanup).await {
+        // The object waits for its cleanup: its conditions say so (the Event went out with the failure).
+        let outcome = if e.is_transient() {
+            Outcome::progressing(Reason::category(e.category()), cleanup_message(&e))
+        } else {
+            Outcome::stalled(Reason::category(e.category()), cleanup_message(&e))
+        };
+        let current = obj.status.as_ref();
+        let mut status = current.cloned().unwrap_or_default();
+        status.conditions = status::conditions(
+            &outcome,
+            obj.metadata.generation,
+            current.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+        );
+        if let Err(write) = status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await {
+            tracing::warn!(error = %write, "could not record the failed cleanup in status");
+        }
+        return Err(e);
+    }
     if let Some(uid) = obj.meta().uid.as_deref() {
         ctx.writes.forget(uid);
         ctx.metrics.set_progress(uid, None);
