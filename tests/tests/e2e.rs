@@ -505,24 +505,33 @@ async fn a_group_in_use_waits_for_its_deployments() {
     ))
     .await;
     env.wait_ready(&["expd/rollout", "dg/ring"]).await;
-    env.kubectl_ok(&["delete", "dg", "ring", "--wait=false"]).await;
-    let dg = env
+    held_in_use(&env, "ring", "rollout").await;
+    released_with(&env, "rollout", "ring").await;
+}
+
+/// Deletes DeviceGroup `dg` and waits for it to be held InUse, naming deployment `user`.
+async fn held_in_use(env: &Env, dg: &str, user: &str) {
+    env.kubectl_ok(&["delete", "dg", dg, "--wait=false"]).await;
+    let obj = env
         .eventually("the InUse condition", Duration::from_secs(30), async || {
-            let dg = env.get("dg/ring").await;
-            (dg["status"]["conditions"][0]["reason"] == "InUse").then_some(dg)
+            let obj = env.get(&format!("dg/{dg}")).await;
+            (obj["status"]["conditions"][0]["reason"] == "InUse").then_some(obj)
         })
         .await;
     assert!(
-        dg["status"]["conditions"][0]["message"]
+        obj["status"]["conditions"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("rollout"),
-        "names the deployment: {dg}"
+            .contains(user),
+        "names the deployment: {obj}"
     );
-    env.kubectl_ok(&["delete", "expd", "rollout", "--timeout=30s"])
-        .await;
+}
+
+/// Deletes deployment `user` and waits for the DeviceGroup `dg` it held to go too.
+async fn released_with(env: &Env, user: &str, dg: &str) {
+    env.kubectl_ok(&["delete", "expd", user, "--timeout=30s"]).await;
     env.eventually("the group deleted", Duration::from_secs(30), async || {
-        (!env.kubectl(&["get", "dg", "ring"]).await.ok).then_some(())
+        (!env.kubectl(&["get", "dg", dg]).await.ok).then_some(())
     })
     .await;
 }
@@ -562,20 +571,7 @@ async fn a_group_a_wave_names_wakes_its_rollout_and_is_held_while_the_wave_uses_
         .unwrap()
         .to_string();
     // Deleting the group the sent wave uses is held, as for an audience member: nothing is withdrawn.
-    env.kubectl_ok(&["delete", "dg", "ring-p", "--wait=false"]).await;
-    let dg = env
-        .eventually("the InUse condition", Duration::from_secs(30), async || {
-            let dg = env.get("dg/ring-p").await;
-            (dg["status"]["conditions"][0]["reason"] == "InUse").then_some(dg)
-        })
-        .await;
-    assert!(
-        dg["status"]["conditions"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("waves"),
-        "names the rollout: {dg}"
-    );
+    held_in_use(&env, "ring-p", "waves").await;
     assert_eq!(
         env.graph_group_devices(&group),
         [ring_device],
@@ -588,12 +584,7 @@ async fn a_group_a_wave_names_wakes_its_rollout_and_is_held_while_the_wave_uses_
         "the wave's group stays in the audience"
     );
     // Once the rollout is gone, so is the group.
-    env.kubectl_ok(&["delete", "expd", "waves", "--timeout=30s"])
-        .await;
-    env.eventually("the group deleted", Duration::from_secs(30), async || {
-        (!env.kubectl(&["get", "dg", "ring-p"]).await.ok).then_some(())
-    })
-    .await;
+    released_with(&env, "waves", "ring-p").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
