@@ -571,11 +571,19 @@ fn gate_wait(
             None,
         ));
     }
+    // The last send of any wave, also of one since removed from the spec (its devices stay offered):
+    // removing a wave just sent does not let the next one skip its wait.
+    let recorded = i
+        .recorded
+        .into_iter()
+        .flat_map(|r| &r.waves)
+        .filter_map(|w| parse(w.promoted_time.as_deref()));
     let last = waves
         .iter()
         .zip(promoted)
         .filter(|(_, p)| **p)
         .filter_map(|(w, _)| parse(w.promoted_time.as_deref()))
+        .chain(recorded)
         .max();
     let previous = waves[..k]
         .iter()

@@ -594,6 +594,12 @@ enum Step {
     Edit,
     /// The content resolves to another catalog entry (the deployment is replaced).
     NewContent,
+    /// Wave `k` is removed from the spec (never the last one left).
+    Remove(usize),
+    /// Wave `k` is renamed, with renamedFrom.
+    Rename(usize),
+    /// Every retained wave is named in withdrawnWaves.
+    Withdraw,
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -608,6 +614,9 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Pause),
         1 => Just(Step::Edit),
         1 => Just(Step::NewContent),
+        1 => (0usize..3).prop_map(Step::Remove),
+        1 => (0usize..3).prop_map(Step::Rename),
+        1 => Just(Step::Withdraw),
     ]
 }
 
@@ -634,8 +643,8 @@ proptest::proptest! {
     /// decided once (a stale promote never sends); a sent wave stays sent.
     #[test]
     fn the_rollout_keeps_its_promises_through_any_sequence(steps in proptest::collection::vec(step(), 1..40)) {
-        let spec = three();
-        let facts = facts();
+        let mut spec = three();
+        let mut facts = facts();
         let mut w = World {
             now: at(T0),
             paused: false,
@@ -667,6 +676,7 @@ proptest::proptest! {
                     }
                 }
                 Step::Promote(k) => {
+                    let k = k % spec.waves.len();
                     w.requests += 1;
                     w.promote = Some(format!("{}@{}", spec.waves[k].name, time(w.now + chrono::Duration::seconds(i64::from(w.requests)))));
                     fresh_promote = true;
@@ -686,6 +696,29 @@ proptest::proptest! {
                 }
                 Step::Edit => w.generation += 1,
                 Step::NewContent => w.content = if w.content == "entry-a" { "entry-b" } else { "entry-a" },
+                Step::Remove(k) => {
+                    if spec.waves.len() > 1 {
+                        let k = k % spec.waves.len();
+                        spec.waves.remove(k);
+                        facts.remove(k);
+                        if let Some(first) = spec.waves.first_mut() {
+                            first.gate = None;
+                        }
+                        w.generation += 1;
+                    }
+                }
+                Step::Rename(k) => {
+                    let k = k % spec.waves.len();
+                    w.requests += 1;
+                    let old = spec.waves[k].name.clone();
+                    spec.waves[k].name = format!("w{}", w.requests);
+                    spec.waves[k].renamed_from = Some(old);
+                    w.generation += 1;
+                }
+                Step::Withdraw => {
+                    spec.withdrawn_waves = st.as_ref().map(|s| s.retained_waves.clone()).unwrap_or_default();
+                    w.generation += 1;
+                }
             }
             w.now += chrono::Duration::seconds(2);
             let before = st.clone();
@@ -704,12 +737,28 @@ proptest::proptest! {
             let was: Vec<bool> = spec
                 .waves
                 .iter()
-                .map(|x| before.as_ref().is_some_and(|b| b.waves.iter().any(|y| y.name == x.name && y.promoted_time.is_some())))
+                .map(|x| {
+                    before.as_ref().is_some_and(|b| {
+                        b.waves.iter().any(|y| {
+                            (y.name == x.name || x.renamed_from.as_ref() == Some(&y.name)) && y.promoted_time.is_some()
+                        })
+                    })
+                })
                 .collect();
             let newly: Vec<usize> = (0..spec.waves.len()).filter(|k| d.promoted[*k] && !was[*k]).collect();
             // A sent wave stays sent.
             for (k, (sent_before, sent_now)) in was.iter().zip(&d.promoted).enumerate() {
                 proptest::prop_assert!(!sent_before || *sent_now, "wave {k} withdrawn: {d:?}");
+            }
+            // A wave sent before is still sent (under its name or a new one), or retained, or withdrawn
+            // by name: its devices never leave the audience otherwise.
+            for sent in before.iter().flat_map(|b| b.waves.iter()).filter(|x| x.promoted_time.is_some()) {
+                let n = &sent.name;
+                let kept = spec.waves.iter().zip(&d.promoted).any(|(x, p)| *p && (&x.name == n || x.renamed_from.as_ref() == Some(n)));
+                proptest::prop_assert!(
+                    kept || d.status.retained_waves.contains(n) || spec.withdrawn_waves.contains(n),
+                    "sent wave {n} dropped: {d:?}"
+                );
             }
             // Halted or aborted: held, nothing sent.
             if d.status.halt.is_some() || d.status.aborted.is_some() {
@@ -760,4 +809,31 @@ proptest::proptest! {
             st = Some(d.status);
         }
     }
+}
+
+#[test]
+fn removing_a_wave_just_sent_does_not_let_the_next_skip_its_wait() {
+    // Found by the model test: early sent at 11:00, then removed from the spec; broad's hour counts
+    // from early's send, not from the pilot's.
+    let mut spec = three();
+    let run = Run::new(&spec);
+    let mut st = run.at(None, T0).status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T10:59:00Z");
+    let d = run.at(Some(&st), "2026-12-01T11:00:00Z");
+    assert_eq!(d.promoted, vec![true, true, false]);
+    let mut st = d.status;
+    read(&mut st, "pilot", 10, 10, 0, "2026-12-01T11:01:00Z");
+    spec.waves.remove(1);
+    let mut run = Run::new(&spec);
+    run.facts.remove(1);
+    let d = run.at(Some(&st), "2026-12-01T11:02:00Z");
+    assert_eq!(
+        d.promoted,
+        vec![true, false],
+        "broad waits its hour: {:?}",
+        d.status.message
+    );
+    assert_eq!(d.status.retained_waves, ["early"]);
+    let d = run.at(Some(&d.status), "2026-12-01T12:01:00Z");
+    assert_eq!(d.promoted, vec![true, true]);
 }
