@@ -996,11 +996,7 @@ fn brake(obj: &ExpeditedDeployment, obs: &Observation, hold: bool) -> Option<Ste
 /// Plans a pass over an ExpeditedDeployment.
 pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> Plan {
     let mut p = plan_pass(obj, obs, cfg);
-    let old = obj
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
+    let old = obj.status.as_ref().map(|s| s.conditions.as_slice());
     ignored::note(&obj.metadata, old, &mut p.end, &mut p.notices);
     p
 }
@@ -1565,11 +1561,7 @@ pub fn group_batches<'a>(
 /// Plans a pass over a DeviceGroup.
 pub fn plan_group(obj: &DeviceGroup, obs: &GroupObservation, cfg: &PlanConfig) -> GroupPlan {
     let mut p = plan_group_pass(obj, obs, cfg);
-    let old = obj
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
+    let old = obj.status.as_ref().map(|s| s.conditions.as_slice());
     ignored::note(&obj.metadata, old, &mut p.end, &mut p.notices);
     p
 }

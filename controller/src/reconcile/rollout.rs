@@ -140,6 +140,16 @@ pub fn abort_requested(value: Option<&str>, status: Option<&RolloutStatus>) -> b
     })
 }
 
+/// An Event the rollout's decision sends.
+fn notice(warning: bool, reason: Reason, action: &'static str, message: String) -> Notice {
+    Notice {
+        warning,
+        reason,
+        action,
+        message,
+    }
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -191,12 +201,6 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     let old = i.recorded.cloned().unwrap_or_default();
     let changed = content_changed(i.recorded, i.content);
     let mut notices = Vec::new();
-    let notice = |warning: bool, reason: Reason, action: &'static str, message: String| Notice {
-        warning,
-        reason,
-        action,
-        message,
-    };
     // The waves in spec order, with what status recorded for the same name.
     let waves: Vec<WaveStatus> = spec
         .waves
@@ -259,110 +263,7 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         ..Default::default()
     };
 
-    // Requests by annotation, each acted on once.
-    if let Some(v) = i.abort.filter(|_| abort_requested(i.abort, Some(&old))) {
-        st.last_abort = Some(RolloutRequest {
-            value: v.to_string(),
-            time: time(i.now),
-            generation: Some(i.generation),
-            ignored: None,
-        });
-        st.aborted = Some(RolloutAbort {
-            time: time(i.now),
-            generation: i.generation,
-        });
-        notices.push(notice(
-            true,
-            Reason::ROLLOUT_ABORTED,
-            "Abort",
-            "rollout aborted (wufb.dev/abort): the Graph deployment is paused and no further wave is promoted until the spec changes".into(),
-        ));
-    }
-    if st.aborted.as_ref().is_some_and(|a| a.generation != i.generation) {
-        // A spec change lifts an abort.
-        st.aborted = None;
-    }
-    if let Some(v) = i.retry.filter(|v| !v.is_empty())
-        && st.last_retry.as_ref().is_none_or(|r| r.value != v)
-    {
-        if st.halt.is_none() {
-            // Nothing to lift: the request is refused and kept as seen (it never fires later), and
-            // the window the gates measure from does not move.
-            st.last_retry = Some(RolloutRequest {
-                value: v.to_string(),
-                time: old
-                    .last_retry
-                    .as_ref()
-                    .map(|r| r.time.clone())
-                    .unwrap_or_default(),
-                generation: Some(i.generation),
-                ignored: Some("the rollout was not halted".into()),
-            });
-            notices.push(notice(
-                true,
-                Reason::REQUEST_IGNORED,
-                "Retry",
-                "wufb.dev/retry ignored: the rollout is not halted (a retry lifts a halt)".into(),
-            ));
-        } else {
-            st.last_retry = Some(RolloutRequest {
-                value: v.to_string(),
-                time: time(i.now),
-                generation: Some(i.generation),
-                ignored: None,
-            });
-        }
-        if let Some(h) = st.halt.take() {
-            notices.push(notice(
-                false,
-                Reason::ROLLOUT_RETRIED,
-                "Retry",
-                format!(
-                    "halt at wave {} lifted (wufb.dev/retry): the deployment resumes and the gates are measured again from figures read from now on",
-                    h.wave
-                ),
-            ));
-        }
-    }
-
-    // A promote is one request, decided by the first pass that sees it: acted on, or refused with a
-    // Warning when the rollout is paused, aborted or halted or the wave is not there. Either way it is
-    // recorded, so a stale annotation never fires later (after an abort is lifted, say).
-    let mut approved_through = None;
-    if let Some(v) = i
-        .promote
-        .filter(|v| !v.trim().is_empty())
-        .filter(|v| old.last_promote.as_ref().is_none_or(|r| r.value != *v))
-    {
-        let wave = crate::crd::annotations::promote_wave(v);
-        let position = spec.waves.iter().position(|w| w.name == wave);
-        let refusal = if i.paused {
-            Some("spec.paused holds the rollout".to_string())
-        } else if st.aborted.is_some() {
-            Some("the rollout is aborted".to_string())
-        } else if st.halt.is_some() {
-            Some("the rollout is halted (retry lifts a halt)".to_string())
-        } else if position.is_none() {
-            Some(format!("'{wave}' names no wave of spec.rollout.waves"))
-        } else {
-            None
-        };
-        st.last_promote = Some(RolloutRequest {
-            value: v.to_string(),
-            time: time(i.now),
-            generation: Some(i.generation),
-            ignored: refusal.clone(),
-        });
-        match refusal {
-            Some(why) => notices.push(notice(
-                true,
-                Reason::REQUEST_IGNORED,
-                "Promote",
-                format!("wufb.dev/promote ignored: {why}; promote again when it can be acted on"),
-            )),
-            None => approved_through = position,
-        }
-    }
+    let approved_through = requests::apply(&i, &old, &mut st, &mut notices);
 
     let mut pass = Pass {
         st,
@@ -496,12 +397,12 @@ impl Pass {
         if let Some(r) = self.st.last_promote.as_mut() {
             r.ignored = Some(why.clone());
         }
-        self.notices.push(Notice {
-            warning: true,
-            reason: Reason::REQUEST_IGNORED,
-            action: "Promote",
-            message: format!("wufb.dev/promote ignored: {why}; promote again when it can be acted on"),
-        });
+        self.notices.push(notice(
+            true,
+            Reason::REQUEST_IGNORED,
+            "Promote",
+            format!("wufb.dev/promote ignored: {why}; promote again when it can be acted on"),
+        ));
     }
 
     /// Sends wave `k` now, with its Event.
@@ -704,6 +605,8 @@ pub fn record_figures(status: &mut RolloutStatus, figures: &[(String, RolloutPro
         }
     }
 }
+
+mod requests;
 
 #[cfg(test)]
 mod tests;

@@ -11,12 +11,13 @@ use crate::reconcile::status::Outcome;
 
 /// Adds the object's refused annotations to the outcome a pass reports and, for each one the Ready
 /// condition does not already name, a Warning notice.
-pub(super) fn note(meta: &ObjectMeta, old: &[Condition], end: &mut End, notices: &mut Vec<Notice>) {
+pub(super) fn note(meta: &ObjectMeta, old: Option<&[Condition]>, end: &mut End, notices: &mut Vec<Notice>) {
     let ignored = annotations::ignored(meta.annotations.as_ref());
     if ignored.is_empty() {
         return;
     }
     let said = old
+        .unwrap_or_default()
         .iter()
         .find(|c| c.type_ == READY)
         .map_or("", |c| c.message.as_str());
