@@ -608,6 +608,12 @@ impl Env {
         )
     }
 
+    /// Whether the emulator holds a deploymentAudience with this id.
+    pub fn graph_audience_exists(&self, id: &str) -> bool {
+        let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
+        store.audiences.contains_key(id)
+    }
+
     /// Requests the emulator logged for an operation with a 2xx answer since `since` (a log sequence).
     pub fn graph_writes(&self, operation: &str, since: u64) -> Vec<wufb_graph_emulator::LogEntry> {
         self.emulator

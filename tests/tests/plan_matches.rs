@@ -194,3 +194,115 @@ async fn the_controller_makes_exactly_the_writes_plan_printed() {
         "the blast radius after the pull request"
     );
 }
+
+/// `plan` with the planner flags the controller runs with.
+async fn plan_with(env: &Env, repo: &str, extra: &[&str]) -> Value {
+    let url = env.emulator.graph_url();
+    let mut args = vec!["plan", "-f", repo, "--graph-url", &url, "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = env.operator_cli(&args).await;
+    assert!(
+        matches!(out.status.code(), Some(0 | 2)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_confirms_a_missing_deployment_for_as_long_as_the_controller_given_the_same_absence_confirm() {
+    let mut env = Env::start("plan-absence").await;
+    let repo = env.dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("rollout.yaml"),
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: rollout\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: 5a5b5c5d-0000-4000-8000-000000000001\n",
+    )
+    .unwrap();
+    let repo_s = repo.to_str().unwrap().to_string();
+    let slow = ["--absence-confirm", "1h"];
+    let a = env.spawn_controller_as(
+        "slow",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &slow,
+    );
+    env.kubectl_ok(&["apply", "-f", &repo_s]).await;
+    env.wait_ready(&["expd/rollout"]).await;
+    let first = env.status_of("rollout").await["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Deleted outside the operator: the controller confirms the absence for an hour.
+    wufb_graph_emulator::state::lock(&env.emulator.shared.store)
+        .delete_deployment(&first)
+        .unwrap();
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "rollout",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=1",
+    ])
+    .await;
+    env.eventually(
+        "the controller confirming the absence",
+        Duration::from_secs(30),
+        async || {
+            let status = env.status_of("rollout").await;
+            let ready = wufb_e2e::condition(&status, "Ready");
+            (ready["reason"] == "ConfirmingAbsence" && status["missingSince"].is_string()).then_some(())
+        },
+    )
+    .await;
+
+    // The same setting: plan writes nothing yet, as the controller does not.
+    let held = plan_with(&env, &repo_s, &slow).await;
+    assert!(planned(&held).is_empty(), "{held:#}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A shorter setting: the absence is confirmed, and plan creates the deployment again, with the
+    // exact writes a controller started with that setting then makes.
+    let quick = ["--absence-confirm", "1s"];
+    let report = plan_with(&env, &repo_s, &quick).await;
+    // The setting from the environment, as `run` reads it, is honoured too.
+    let url = env.emulator.graph_url();
+    let out = tokio::process::Command::new(wufb_e2e::operator_bin())
+        .args(["plan", "-f", &repo_s, "--graph-url", &url, "-o", "json"])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("AZURE_TENANT_ID", wufb_graph_emulator::config::DEFAULT_TENANT_ID)
+        .env("AZURE_CLIENT_ID", wufb_graph_emulator::config::DEFAULT_CLIENT_ID)
+        .env(
+            "AZURE_CLIENT_SECRET",
+            wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        )
+        .env("WUFB_ABSENCE_CONFIRM", "1s")
+        .output()
+        .await
+        .unwrap();
+    let from_env: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(
+        planned(&report).get("deployments.create"),
+        Some(&1),
+        "created again: {report:#}"
+    );
+    assert_eq!(
+        planned(&from_env),
+        planned(&report),
+        "WUFB_ABSENCE_CONFIRM: {from_env:#}"
+    );
+    env.kill_controller(a).await;
+    let since = env.graph_seq();
+    env.spawn_controller_as(
+        "quick",
+        wufb_graph_emulator::config::DEFAULT_CLIENT_ID,
+        wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        &quick,
+    );
+    settled(&env).await;
+    assert_eq!(
+        made(&env, since),
+        planned(&report),
+        "the plan's writes: {report:#}"
+    );
+}

@@ -19,8 +19,8 @@ use crate::graph::GraphClient;
 use crate::reconcile::error::Error;
 use crate::reconcile::observe::{self, Objects, group_facts, observe, observe_group, referencing};
 use crate::reconcile::plan::{
-    Cleanup, End, GroupCleanup, GroupStep, Plan, PlanConfig, Step, offered_devices, offered_devices_of, plan,
-    plan_cleanup, plan_group, plan_group_cleanup, wave_devices,
+    End, GroupStep, Plan, PlanConfig, Step, offered_devices, offered_devices_of, plan, plan_cleanup,
+    plan_group, plan_group_cleanup, wave_devices,
 };
 use crate::reconcile::status::Outcome;
 
@@ -45,9 +45,10 @@ pub struct PlanArgs {
     pub graph: super::GraphArgs,
     #[command(flatten)]
     pub cluster: super::cluster::ClusterArgs,
-    /// The operator's --max-audience-devices, to show which rollouts it would block.
-    #[arg(long)]
-    pub max_audience_devices: Option<u64>,
+    /// The controller's planner settings (`--max-audience-devices`, `--absence-confirm`,
+    /// `--read-lag-budget`, with `run`'s environment variables): give the values the controller runs with.
+    #[command(flatten)]
+    pub planner: super::run::PlannerArgs,
     /// The operator's namespace, where ClusterGraphConnections keep their Secrets (needed only to plan
     /// objects that name a ClusterGraphConnection with a secretRef).
     #[arg(long, env = "WUFB_OPERATOR_NAMESPACE")]
@@ -158,14 +159,22 @@ where
 
 /// The object a manifest would make, with the live one's metadata when it exists (the caller adds the
 /// live status).
-fn desired_object<K: Resource<DynamicType = ()> + Clone>(
+fn desired_object<K: Resource<DynamicType = ()> + Clone + Serialize>(
     live: Option<&K>,
     mut manifest: K,
     ns: &str,
     name: &str,
 ) -> K {
     if let Some(l) = live {
+        // A spec that differs is a new generation, as the API server makes it: the planner tells a
+        // spec change from the lag of its own last write by it.
+        let spec = |k: &K| serde_json::to_value(k).ok().map(|v| v["spec"].clone());
+        let changed = spec(l) != spec(&manifest);
         *manifest.meta_mut() = l.meta().clone();
+        if changed {
+            let m = manifest.meta_mut();
+            m.generation = Some(m.generation.unwrap_or_default() + 1);
+        }
     }
     let m = manifest.meta_mut();
     m.name = Some(name.to_string());
@@ -298,9 +307,8 @@ pub async fn build(
     let graphs =
         super::tenants::connect(graph, &ours, refs, client, args.operator_namespace.as_deref()).await?;
     let cfg = PlanConfig {
-        operator_limit: args.max_audience_devices,
         batch_size: graphs.default.batch_size(),
-        ..Default::default()
+        ..PlanConfig::from(&args.planner.settings())
     };
     let mut objects = Vec::new();
     let mut reached: BTreeSet<String> = BTreeSet::new();
@@ -453,39 +461,13 @@ pub async fn build(
         {
             continue;
         }
-        let (result, changes, writes, id) = match plan_cleanup(live, None) {
-            Cleanup::Orphan { id } => (
-                "orphan",
-                vec![match &id {
-                    Some(id) => format!("leave deployment {id} in Graph"),
-                    None => "remove the object (no Graph deployment)".into(),
-                }],
-                vec![],
-                id,
-            ),
-            Cleanup::Delete { ids, audiences } if ids.is_empty() && audiences.is_empty() => (
-                "delete",
-                vec!["remove the object (no Graph deployment)".into()],
-                vec![],
-                None,
-            ),
-            Cleanup::Delete { ids, audiences } => (
-                "delete",
-                ids.iter()
-                    .map(|id| format!("delete deployment {id}"))
-                    .chain(
-                        audiences
-                            .iter()
-                            .map(|a| format!("delete deployment audience {a}")),
-                    )
-                    .collect(),
-                ids.iter()
-                    .map(|_| "delete deployment".to_string())
-                    .chain(audiences.iter().map(|_| "delete deployment audience".to_string()))
-                    .collect(),
-                ids.first().cloned(),
-            ),
-        };
+        let cleanup = plan_cleanup(live, None);
+        let (result, changes, id) = (
+            cleanup.result(),
+            cleanup.describe(),
+            cleanup.deployment().cloned(),
+        );
+        let writes = cleanup.graph_writes().into_iter().map(str::to_string).collect();
         objects.push(ObjectPlan {
             kind: "ExpeditedDeployment".into(),
             namespace: ns,
@@ -506,27 +488,9 @@ pub async fn build(
             continue;
         }
         let users = referencing(&desired_deployments, ns, name);
-        let (result, changes, writes) = match plan_group_cleanup(live, users) {
-            wait @ GroupCleanup::Wait { .. } => (
-                "waiting",
-                vec![
-                    wait.outcome()
-                        .map(|o| o.message().to_string())
-                        .unwrap_or_default(),
-                ],
-                vec![],
-            ),
-            GroupCleanup::Delete { id: Some(id) } => (
-                "delete",
-                vec![format!("delete group {id}")],
-                vec!["delete device group".to_string()],
-            ),
-            GroupCleanup::Delete { id: None } => (
-                "delete",
-                vec!["remove the object (no Graph group)".into()],
-                vec![],
-            ),
-        };
+        let cleanup = plan_group_cleanup(live, users);
+        let (result, changes) = (cleanup.result(), cleanup.describe());
+        let writes = cleanup.graph_writes().into_iter().map(str::to_string).collect();
         objects.push(ObjectPlan {
             kind: "DeviceGroup".into(),
             namespace: ns.clone(),

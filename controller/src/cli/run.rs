@@ -96,18 +96,12 @@ pub struct RunArgs {
     /// Watch only these namespaces (comma-separated); all namespaces when unset.
     #[arg(long, env = "WUFB_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
+    /// The settings the planner decides by, shared with `plan`.
+    #[command(flatten)]
+    pub planner: PlannerArgs,
     /// Resync interval of converged objects (jittered by up to 10%).
     #[arg(long, env = "WUFB_RESYNC_INTERVAL", default_value = "10m", value_parser = bounded::resync)]
     pub resync_interval: Duration,
-    /// How long a recorded deployment or group must keep answering 404 before it is created again (a read
-    /// can lag a write, so one 404 is not proof that it is gone).
-    #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = bounded::up_to_a_day)]
-    pub absence_confirm: Duration,
-    /// How long after the operator's own last write to a deployment it waits for Graph to show that write
-    /// before it sends again what a read does not show (reads can lag writes; a spec change is acted on at
-    /// once).
-    #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = bounded::up_to_an_hour)]
-    pub read_lag_budget: Duration,
     /// How often each deployment's rollout progress (devices up to date, pending, failed, not
     /// reporting) is read from Graph's device signals; the tenant-wide reads are shared by all objects
     /// within it. Per object: the wufb.dev/progress-interval annotation.
@@ -117,9 +111,6 @@ pub struct RunArgs {
     /// release. Per object: the wufb.dev/catalog-poll-interval annotation.
     #[arg(long, env = "WUFB_CATALOG_POLL_INTERVAL", default_value = "15m", value_parser = bounded::catalog_poll)]
     pub catalog_poll_interval: Duration,
-    /// Operator-wide limit on the devices one deployment may reach.
-    #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_audience_devices: Option<u64>,
     /// Sustained Graph requests per second for the tenant: 0 (unlimited), or 0.01 to 10,000.
     #[arg(long, env = "WUFB_GRAPH_RATE_LIMIT", default_value_t = 50.0, value_parser = bounded::rate)]
     pub graph_rate_limit: f64,
@@ -186,6 +177,36 @@ pub struct RunArgs {
     /// with the files it would read, and exit 0 without connecting to Kubernetes or Graph.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// The settings the planner decides by: `run` and `plan` take the same flags and environment variables,
+/// so a plan cannot disagree with the controller it previews.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct PlannerArgs {
+    /// Operator-wide limit on the devices one deployment may reach.
+    #[arg(long, env = "WUFB_MAX_AUDIENCE_DEVICES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_audience_devices: Option<u64>,
+    /// How long a recorded deployment or group must keep answering 404 before it is created again (a read
+    /// can lag a write, so one 404 is not proof that it is gone).
+    #[arg(long, env = "WUFB_ABSENCE_CONFIRM", default_value = "2m", value_parser = bounded::up_to_a_day)]
+    pub absence_confirm: Duration,
+    /// How long after the operator's own last write to a deployment it waits for Graph to show that write
+    /// before it sends again what a read does not show (reads can lag writes; a spec change is acted on at
+    /// once).
+    #[arg(long, env = "WUFB_READ_LAG_BUDGET", default_value = "60s", value_parser = bounded::up_to_an_hour)]
+    pub read_lag_budget: Duration,
+}
+
+impl PlannerArgs {
+    /// The operator settings these flags set (the others at their defaults).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            max_audience_devices: self.max_audience_devices,
+            absence_confirm: self.absence_confirm,
+            read_lag_budget: self.read_lag_budget,
+            ..Default::default()
+        }
+    }
 }
 
 /// What `run --check-config` found: the settings the process would start with and the files it reads.
@@ -462,9 +483,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         reconcile_concurrency: args.reconcile_concurrency.max(1),
         resync: args.resync_interval,
-        max_audience_devices: args.max_audience_devices,
-        absence_confirm: args.absence_confirm,
-        read_lag_budget: args.read_lag_budget,
         progress_interval: args.progress_interval,
         catalog_poll: args.catalog_poll_interval,
         connections,
@@ -472,7 +490,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             count: args.shards,
             index: args.shard,
         },
-        ..Default::default()
+        ..args.planner.settings()
     };
     let reporter = Reporter {
         controller: "wufb-operator".into(),

@@ -13,9 +13,9 @@ use tracing::info;
 
 use super::context::Context;
 use super::error::Error;
-use super::plan::{Cleanup, GroupStep, Plan, Step, Target};
+use super::plan::{Cleanup, GroupCleanup, GroupStep, Plan, Step, Target};
 use super::reasons::Reason;
-use super::status;
+use super::status::{self, Outcome};
 use crate::crd::{
     CreateIntent, DeviceGroup, DeviceGroupStatus, ExpeditedDeployment, ExpeditedDeploymentStatus,
     ResolvedContent,
@@ -391,6 +391,16 @@ pub async fn clean_up(ctx: &Context, obj: &ExpeditedDeployment, cleanup: &Cleanu
                 );
             }
         }
+        // What the create made is not known: the finalizer stays.
+        Cleanup::Unresolved { started_at } => {
+            return Err(Error::Waiting {
+                reason: Reason::CREATE_INTERRUPTED.as_str(),
+                message: format!(
+                    "a create started at {started_at} was in flight and what it made is not known; delete any deployment it made in Graph, then remove the finalizer wufb.dev/cleanup"
+                ),
+                retry: Duration::from_secs(30),
+            });
+        }
         Cleanup::Delete { ids, audiences } => {
             let deployments = ids.iter().map(|id| (id, false));
             for (id, audience) in deployments.chain(audiences.iter().map(|a| (a, true))) {
@@ -431,6 +441,34 @@ pub async fn clean_up(ctx: &Context, obj: &ExpeditedDeployment, cleanup: &Cleanu
         }
     }
     Ok(())
+}
+
+/// Deletes a deleted DeviceGroup's Graph group (`id`, when there is one). `Ok(Some(outcome))` when Graph
+/// refuses because a deployment it knows still uses the group: the finalizer stays, with that outcome.
+pub async fn clean_up_group(
+    ctx: &Context,
+    obj: &DeviceGroup,
+    id: Option<&str>,
+) -> Result<Option<Outcome>, Error> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    match ctx.graph.delete_group(id).await {
+        Err(e) if e.status() == Some(409) => Ok(Some(GroupCleanup::refused(id, &e.to_string()))),
+        Err(e) => Err(Error::Graph(e)),
+        Ok(deleted) => {
+            if deleted {
+                ctx.events.notify(
+                    obj,
+                    EventType::Normal,
+                    Reason::DELETED,
+                    "Delete",
+                    format!("Deleted updatableAssetGroup {id}"),
+                );
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// What acting on a DeviceGroup did.

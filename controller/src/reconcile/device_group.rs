@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
-use super::act::{GroupActed, act_group};
+use super::act::{GroupActed, act_group, clean_up_group};
 use super::context::Context;
 use super::error::Error;
 use super::finalizer::with_finalizer;
@@ -154,36 +153,13 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             })
         }
         GroupCleanup::Delete { id } => {
-            let deleted = match &id {
-                Some(id) => match ctx.graph.delete_group(id).await {
-                    // Graph refuses while a deployment it knows uses the group: one outside this
-                    // cluster's objects. A clear waiting state, not a transient error retried forever.
-                    Err(e) if e.status() == Some(409) => {
-                        let outcome = Outcome::progressing(
-                            Reason::IN_USE,
-                            format!(
-                                "Graph refuses to delete updatableAssetGroup {id} while a deployment uses it ({e}); no ExpeditedDeployment here lists it, so a deployment outside this cluster does: remove the group from that deployment's audience in Graph; the DeviceGroup goes once Graph lets the group go"
-                            ),
-                        );
-                        write(ctx, api, obj, None, &outcome).await?;
-                        return Err(Error::Waiting {
-                            reason: Reason::IN_USE.as_str(),
-                            message: outcome.message().to_string(),
-                            retry: Duration::from_secs(30),
-                        });
-                    }
-                    other => other?,
-                },
-                None => false,
-            };
-            if let Some(id) = id.filter(|_| deleted) {
-                ctx.events.notify(
-                    obj,
-                    EventType::Normal,
-                    Reason::DELETED,
-                    "Delete",
-                    format!("Deleted updatableAssetGroup {id}"),
-                );
+            if let Some(outcome) = clean_up_group(ctx, obj, id.as_deref()).await? {
+                write(ctx, api, obj, None, &outcome).await?;
+                return Err(Error::Waiting {
+                    reason: Reason::IN_USE.as_str(),
+                    message: outcome.message().to_string(),
+                    retry: Duration::from_secs(30),
+                });
             }
             if let Some(uid) = obj.meta().uid.as_deref() {
                 ctx.writes.forget(uid);

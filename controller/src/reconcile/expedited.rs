@@ -99,11 +99,10 @@ pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Resu
 
 /// The planner's settings from the operator's.
 pub fn plan_config(ctx: &Context) -> PlanConfig {
+    // The tenant's client: a connection may set its own batch size.
     PlanConfig {
-        operator_limit: ctx.settings.max_audience_devices,
         batch_size: ctx.graph.batch_size(),
-        absence_confirm: ctx.settings.absence_confirm,
-        read_lag_budget: ctx.settings.read_lag_budget,
+        ..PlanConfig::from(&ctx.settings)
     }
 }
 

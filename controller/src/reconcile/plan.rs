@@ -57,6 +57,18 @@ impl Default for PlanConfig {
     }
 }
 
+impl From<&crate::reconcile::settings::Settings> for PlanConfig {
+    /// The planner's settings from the operator's: what `run` and every CLI command that plans use.
+    fn from(s: &crate::reconcile::settings::Settings) -> Self {
+        PlanConfig {
+            operator_limit: s.max_audience_devices,
+            batch_size: s.connections.batch_size,
+            absence_confirm: s.absence_confirm,
+            read_lag_budget: s.read_lag_budget,
+        }
+    }
+}
+
 /// What the spec asks for, resolved against the catalog and the groups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -978,7 +990,7 @@ fn describe_content(c: &DeployedContent) -> String {
 /// The brake: a pause for a known deployment the spec (or a rollout's halt or abort) wants paused and
 /// Graph does not hold paused. A
 /// deployment that could not be read is paused anyway (the write is idempotent).
-fn brake(obj: &ExpeditedDeployment, obs: &Observation, hold: bool) -> Option<Step> {
+pub fn brake(obj: &ExpeditedDeployment, obs: &Observation, hold: bool) -> Option<Step> {
     if !(obj.spec.paused || hold) || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
         return None;
     }
@@ -1438,6 +1450,65 @@ pub enum Cleanup {
         ids: Vec<String>,
         audiences: Vec<String>,
     },
+    /// A create was in flight and no deployment is recorded, and what it made is not known (`adoption`
+    /// was not decided: the spec it would be matched by cannot be read): the finalizer stays until an
+    /// admin deletes what it made and removes it.
+    Unresolved { started_at: String },
+}
+
+impl Cleanup {
+    /// What the plan command calls it: `orphan`, `delete` or `waiting`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Cleanup::Orphan { .. } => "orphan",
+            Cleanup::Delete { .. } => "delete",
+            Cleanup::Unresolved { .. } => "waiting",
+        }
+    }
+
+    /// What the cleanup does, one line a change.
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            Cleanup::Orphan { id: Some(id) } => vec![format!("leave deployment {id} in Graph")],
+            Cleanup::Orphan { id: None } => vec!["remove the object (no Graph deployment)".into()],
+            Cleanup::Delete { ids, audiences } if ids.is_empty() && audiences.is_empty() => {
+                vec!["remove the object (no Graph deployment)".into()]
+            }
+            Cleanup::Delete { ids, audiences } => ids
+                .iter()
+                .map(|id| format!("delete deployment {id}"))
+                .chain(
+                    audiences
+                        .iter()
+                        .map(|a| format!("delete deployment audience {a}")),
+                )
+                .collect(),
+            Cleanup::Unresolved { started_at } => vec![format!(
+                "hold the object: a create started at {started_at} was in flight and what it made is not known"
+            )],
+        }
+    }
+
+    /// The Graph writes the cleanup makes, by operation (as the Graph client names them).
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        match self {
+            Cleanup::Delete { ids, audiences } => ids
+                .iter()
+                .map(|_| "delete deployment")
+                .chain(audiences.iter().map(|_| "delete deployment audience"))
+                .collect(),
+            Cleanup::Orphan { .. } | Cleanup::Unresolved { .. } => vec![],
+        }
+    }
+
+    /// The deployment the cleanup is about.
+    pub fn deployment(&self) -> Option<&String> {
+        match self {
+            Cleanup::Orphan { id } => id.as_ref(),
+            Cleanup::Delete { ids, .. } => ids.first(),
+            Cleanup::Unresolved { .. } => None,
+        }
+    }
 }
 
 /// Plans the cleanup of a deleted ExpeditedDeployment; `adoption` is what a pending create made.
@@ -1457,10 +1528,18 @@ pub fn plan_cleanup(obj: &ExpeditedDeployment, adoption: Option<&adopt::Decision
         .cloned()
         .collect();
     // The create's answer was lost: delete what it made, if that is unambiguous.
-    if ids.is_empty()
-        && let Some(adopt::Decision::Adopt(id)) = adoption
-    {
-        ids.insert(id.clone());
+    if ids.is_empty() {
+        match (adoption, &status.create_intent) {
+            (Some(adopt::Decision::Adopt(id)), _) => {
+                ids.insert(id.clone());
+            }
+            (None, Some(intent)) => {
+                return Cleanup::Unresolved {
+                    started_at: intent.started_at.clone(),
+                };
+            }
+            _ => {}
+        }
     }
     // The audiences this operator created: the recorded one of a deployment it made, and one a create
     // made before it was interrupted.
@@ -1763,6 +1842,46 @@ impl GroupCleanup {
             )),
             GroupCleanup::Delete { .. } => None,
         }
+    }
+
+    /// What the plan command calls it: `waiting` or `delete`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            GroupCleanup::Wait { .. } => "waiting",
+            GroupCleanup::Delete { .. } => "delete",
+        }
+    }
+
+    /// What the cleanup does, one line a change.
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            GroupCleanup::Wait { .. } => self
+                .outcome()
+                .map(|o| o.message().to_string())
+                .into_iter()
+                .collect(),
+            GroupCleanup::Delete { id: Some(id) } => vec![format!("delete group {id}")],
+            GroupCleanup::Delete { id: None } => vec!["remove the object (no Graph group)".into()],
+        }
+    }
+
+    /// The Graph writes the cleanup makes, by operation.
+    pub fn graph_writes(&self) -> Vec<&'static str> {
+        match self {
+            GroupCleanup::Delete { id: Some(_) } => vec!["delete device group"],
+            _ => vec![],
+        }
+    }
+
+    /// Graph refused to delete the group (409): a deployment it knows still uses it, and no object here
+    /// lists it, so one outside this cluster does. A clear wait, not a transient error retried forever.
+    pub fn refused(id: &str, detail: &str) -> Outcome {
+        Outcome::progressing(
+            Reason::IN_USE,
+            format!(
+                "Graph refuses to delete updatableAssetGroup {id} while a deployment uses it ({detail}); no ExpeditedDeployment here lists it, so a deployment outside this cluster does: remove the group from that deployment's audience in Graph; the DeviceGroup goes once Graph lets the group go"
+            ),
+        )
     }
 }
 

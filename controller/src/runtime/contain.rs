@@ -12,7 +12,8 @@ use std::sync::Arc;
 use kube::Resource;
 use serde_json::Value;
 
-use super::decode::{self, Which};
+use super::decode::Which;
+use super::quarantine;
 pub use crate::panics::{Contained, Panicked};
 use crate::reconcile::metrics::KindLabel;
 use crate::reconcile::reasons::Reason;
@@ -55,8 +56,8 @@ where
             }
         }
     }
-    let old = decode::raw_conditions(&raw);
-    let stalled = Contained::new(decode::stall(
+    let old = quarantine::raw_conditions(&raw);
+    let stalled = Contained::new(quarantine::stall(
         ctx,
         which,
         meta,
@@ -95,19 +96,17 @@ async fn brake<K>(ctx: &Arc<Context>, obj: &K, raw: &Value) -> Result<Option<Str
 where
     K: Resource<DynamicType = ()> + crate::connections::UsesConnection,
 {
-    if raw["spec"]["paused"] != Value::Bool(true) {
-        return Ok(None);
-    }
+    let (facts, unreadable) = quarantine::deployment_facts(obj.meta(), raw);
     let pass = match ctx.for_object(obj) {
         Ok(pass) => pass,
         Err(refusal) => {
-            return Ok(Some(format!(
-                "the deployment was not paused: {}",
-                refusal.message()
-            )));
+            return Ok(facts
+                .spec
+                .paused
+                .then(|| format!("the deployment was not paused: {}", refusal.message())));
         }
     };
-    match Contained::new(async { decode::brake(&pass, raw).await }).await {
+    match Contained::new(async { quarantine::brake(&pass, &facts, &unreadable).await }).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(again) => Err(format!("the brake panicked too at {}", again.location)),
     }

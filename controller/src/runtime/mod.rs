@@ -4,11 +4,13 @@
 //!
 //! - [`gate`]: at most N passes of a kind work at once; spec changes go before verification and
 //!   resync; a pass works on the newest copy of its object.
-//! - [`decode`]: objects this version cannot decode are held apart and still get a status.
+//! - [`decode`]: objects this version cannot decode are held apart; [`quarantine`]: what they still get
+//!   (a status, the brake and cleanup the planner decides from their readable fields).
 
 pub mod contain;
 pub mod decode;
 pub mod gate;
+pub mod quarantine;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,8 +31,9 @@ use crate::reconcile::events::Events;
 use crate::reconcile::metrics::QueueLabel;
 use crate::reconcile::requeue::Backoff;
 use crate::reconcile::{Context, Error, ReconcileMetrics, Settings, connection, device_group, expedited};
-use decode::{Decoded, decoded, quarantine};
+use decode::{Decoded, decoded};
 use gate::Gate;
+use quarantine::quarantine;
 
 /// Where the controllers watch.
 #[derive(Debug, Clone, Default)]

@@ -1065,6 +1065,26 @@ fn cleanup_honours_the_deletion_policy() {
             ids: vec!["d1".into()],
             audiences: vec!["theirs".into()],
         }
+    ); // A pending create whose adoption was not decided (the quarantine cannot match it): held.
+    let undecided = object(
+        json!({"content": {"latest": true}}),
+        Some(
+            json!({"createIntent": {"startedAt": "2026-11-28T10:00:00Z", "catalogEntryId": ENTRY, "audienceId": "aud"}}),
+        ),
+    );
+    let held = plan_cleanup(&undecided, None);
+    assert_eq!(
+        held,
+        Cleanup::Unresolved {
+            started_at: "2026-11-28T10:00:00Z".into()
+        }
+    );
+    assert_eq!(held.result(), "waiting");
+    assert!(held.graph_writes().is_empty());
+    assert_eq!(
+        plan_cleanup(&undecided, Some(&adopt::Decision::None)).graph_writes(),
+        ["delete deployment audience"],
+        "nothing was created but the audience"
     );
 }
 
