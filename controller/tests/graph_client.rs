@@ -24,7 +24,7 @@ async fn apply_audience_diff(g: &GraphClient, id: &str, diff: &AudienceDiff) -> 
     match act::send_audience(
         g,
         AudienceOf::Deployment(id),
-        &diff.waves(g.batch_size()),
+        &diff.phases(g.batch_size()),
         act::VISIBLE_WITHIN,
     )
     .await
@@ -925,7 +925,7 @@ async fn audience_lists_page_by_next_link_where_client_paging_is_refused_and_rem
                 add_members: add.clone(),
                 ..Default::default()
             }
-            .waves(1000),
+            .phases(1000),
             act::VISIBLE_WITHIN,
         )
         .await

@@ -84,14 +84,14 @@ pub async fn await_paused(graph: &GraphClient, id: &str, within: Duration) -> Re
     .await
 }
 
-/// Sends `updateAudience` requests wave by wave, each wave's requests at once (see
-/// [`super::plan::AudienceDiff::waves`]). A wave that adds members starts only once the exclusions
+/// Sends `updateAudience` requests phase by phase, each phase's requests at once (see
+/// [`super::plan::AudienceDiff::phases`]). A phase that adds members starts only once the exclusions
 /// added before it show in Graph, and one that removes exclusions only once the members removed before
 /// it are gone: proven by reads, within `within`. Returns the number of write calls made.
 pub async fn send_audience(
     graph: &GraphClient,
     audience: AudienceOf<'_>,
-    waves: &[Vec<AudienceUpdate<'_>>],
+    phases: &[Vec<AudienceUpdate<'_>>],
     within: Duration,
 ) -> Result<usize, Error> {
     let name = match audience {
@@ -101,8 +101,8 @@ pub async fn send_audience(
     let mut calls = 0;
     let mut excluded: BTreeSet<&AssetRef> = BTreeSet::new();
     let mut removed: BTreeSet<&AssetRef> = BTreeSet::new();
-    for wave in waves {
-        if !excluded.is_empty() && wave.iter().any(|u| !u.add_members.is_empty()) {
+    for phase in phases {
+        if !excluded.is_empty() && phase.iter().any(|u| !u.add_members.is_empty()) {
             let what = format!("{} exclusion(s) of {name}", excluded.len());
             until_visible(what, within, async || {
                 let now = graph.audience_assets(audience, true).await?;
@@ -111,7 +111,7 @@ pub async fn send_audience(
             .await?;
             excluded.clear();
         }
-        if !removed.is_empty() && wave.iter().any(|u| !u.remove_exclusions.is_empty()) {
+        if !removed.is_empty() && phase.iter().any(|u| !u.remove_exclusions.is_empty()) {
             let what = format!("the removal of {} member(s) of {name}", removed.len());
             until_visible(what, within, async || {
                 let now = graph.audience_assets(audience, false).await?;
@@ -120,11 +120,11 @@ pub async fn send_audience(
             .await?;
             removed.clear();
         }
-        let sent = futures::future::join_all(wave.iter().map(|u| graph.update_audience(audience, u))).await;
+        let sent = futures::future::join_all(phase.iter().map(|u| graph.update_audience(audience, u))).await;
         for r in sent {
             calls += r?;
         }
-        for u in wave {
+        for u in phase {
             excluded.extend(u.add_exclusions.iter().copied());
             removed.extend(u.remove_members.iter().copied());
         }
@@ -341,7 +341,7 @@ pub async fn act(
                     continue;
                 };
                 let of = audience_of(&id, plan, &made_audience);
-                let calls = send_audience(&ctx.graph, of, &diff.waves(*batch), VISIBLE_WITHIN).await?;
+                let calls = send_audience(&ctx.graph, of, &diff.phases(*batch), VISIBLE_WITHIN).await?;
                 acted.calls += calls;
                 event(
                     Reason::AUDIENCE_UPDATED,

@@ -19,6 +19,7 @@ pub mod expedited;
 pub mod finalizer;
 pub mod metrics;
 pub mod observe;
+pub mod outcome;
 pub mod plan;
 pub mod progress;
 pub mod reasons;

@@ -48,20 +48,7 @@ fn jittered(base: Duration, permille: u64) -> Duration {
     base.saturating_add(extra)
 }
 
-/// When a pass looks again, as the planner decides it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Writes were sent: read them back soon.
-    Verify,
-    /// Waiting for something that resolves by itself (a DeviceGroup filling): look again soon.
-    Soon,
-    /// Nothing to do until the resync (or a change).
-    Resync,
-    /// Only a change to the object helps (cleanup finished).
-    Change,
-    /// Look again after this long (a wait whose end the planner knows).
-    After(Duration),
-}
+pub use super::outcome::Next;
 
 /// Turns the planner's [`Next`] into the controller's action.
 pub fn action(next: Next, obj: &impl Resource, settings: &super::settings::Settings) -> Action {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::plan::Notice;
+use super::outcome::Notice;
 use super::reasons::Reason;
 use crate::crd::{
     RolloutAbort, RolloutHalt, RolloutProgress, RolloutRequest, RolloutSpec, RolloutStatus, WaveStatus,

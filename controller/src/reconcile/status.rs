@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, Patch, PatchParams};
 use kube::core::DynamicResourceScope;
 use serde::de::DeserializeOwned;
@@ -11,131 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::Error;
-use super::reasons::{READY, RECONCILING, Reason, STALLED};
 use super::writes::LastWrites;
+
+pub use super::outcome::{MAX_CONDITION_MESSAGE, Outcome, already_stalled, conditions};
 
 /// The field manager of every operator write.
 pub const MANAGER: &str = "wufb-operator";
-
-/// Where a reconcile ended up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Graph matches the spec.
-    Converged { message: String },
-    /// Writes were made or are waiting on something that will resolve by itself.
-    Progressing { reason: Reason, message: String },
-    /// Nothing more happens until the spec (or the tenant) changes.
-    Stalled { reason: Reason, message: String },
-}
-
-impl Outcome {
-    pub fn converged(message: impl Into<String>) -> Self {
-        Outcome::Converged {
-            message: message.into(),
-        }
-    }
-
-    pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
-        Outcome::Progressing {
-            reason,
-            message: message.into(),
-        }
-    }
-
-    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
-        Outcome::Stalled {
-            reason,
-            message: message.into(),
-        }
-    }
-
-    pub fn reason(&self) -> Reason {
-        match self {
-            Outcome::Converged { .. } => Reason::CONVERGED,
-            Outcome::Progressing { reason, .. } | Outcome::Stalled { reason, .. } => *reason,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            Outcome::Converged { message }
-            | Outcome::Progressing { message, .. }
-            | Outcome::Stalled { message, .. } => message,
-        }
-    }
-
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Outcome::Converged { .. })
-    }
-
-    pub fn is_stalled(&self) -> bool {
-        matches!(self, Outcome::Stalled { .. })
-    }
-}
-
-/// The longest condition message written: a real API server refuses one past 32,768 bytes, and a
-/// message quoting a user's value must never make every status write fail.
-pub const MAX_CONDITION_MESSAGE: usize = 4096;
-
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
-}
-
-fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    old: &[Condition],
-) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
-    let last_transition_time = old
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map_or_else(now, |c| c.last_transition_time.clone());
-    Condition {
-        type_: type_.into(),
-        status,
-        reason: reason.into(),
-        message: super::events::bounded(message.into(), MAX_CONDITION_MESSAGE),
-        observed_generation: generation,
-        last_transition_time,
-    }
-}
-
-/// Ready, Reconciling and Stalled for an outcome, keeping transition times of unchanged conditions.
-pub fn conditions(outcome: &Outcome, generation: Option<i64>, old: &[Condition]) -> Vec<Condition> {
-    let c = |type_: &str, status: bool, reason: Reason, message: &str| {
-        condition(type_, status, reason.as_str(), message, generation, old)
-    };
-    match outcome {
-        Outcome::Converged { message } => vec![
-            c(READY, true, Reason::CONVERGED, message),
-            c(RECONCILING, false, Reason::CONVERGED, ""),
-            c(STALLED, false, Reason::CONVERGED, ""),
-        ],
-        Outcome::Progressing { reason, message } => vec![
-            c(READY, false, *reason, message),
-            c(RECONCILING, true, *reason, message),
-            c(STALLED, false, *reason, ""),
-        ],
-        Outcome::Stalled { reason, message } => vec![
-            c(READY, false, *reason, message),
-            c(RECONCILING, false, *reason, ""),
-            c(STALLED, true, *reason, message),
-        ],
-    }
-}
-
-/// Whether `conditions` already say the object is stalled for `reason` with `message` (an Event about
-/// it was sent then).
-pub fn already_stalled(conditions: &[Condition], reason: Reason, message: &str) -> bool {
-    let written = super::events::bounded(message.to_string(), MAX_CONDITION_MESSAGE);
-    conditions.iter().any(|c| {
-        c.type_ == STALLED && c.status == "True" && reason == c.reason.as_str() && c.message == written
-    })
-}
 
 /// The status without the fields that change on every pass (sync time, transition times).
 fn comparable(status: &Value) -> Value {
@@ -272,48 +153,6 @@ pub fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kstatus_shapes() {
-        let c = conditions(&Outcome::converged("ok"), Some(3), &[]);
-        let s: Vec<(&str, &str)> = c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
-        assert_eq!(
-            s,
-            [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]
-        );
-        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
-        let c = conditions(&Outcome::stalled(Reason::INVALID_SPEC, "bad"), Some(4), &c);
-        let s: Vec<(&str, &str, &str)> = c
-            .iter()
-            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
-            .collect();
-        assert_eq!(
-            s,
-            [
-                ("Ready", "False", "InvalidSpec"),
-                ("Reconciling", "False", "InvalidSpec"),
-                ("Stalled", "True", "InvalidSpec")
-            ]
-        );
-    }
-
-    #[test]
-    fn transition_time_is_kept_while_the_status_holds() {
-        let first = conditions(&Outcome::progressing(Reason::VERIFYING, "a"), Some(1), &[]);
-        let mut old = first.clone();
-        old[0].last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        let again = conditions(
-            &Outcome::progressing(Reason::WAITING_FOR_DEVICE_GROUP, "b"),
-            Some(1),
-            &old,
-        );
-        assert_eq!(
-            again[0].last_transition_time, old[0].last_transition_time,
-            "Ready stayed False"
-        );
-        let flipped = conditions(&Outcome::converged(""), Some(1), &old);
-        assert_ne!(flipped[0].last_transition_time, old[0].last_transition_time);
-    }
 
     #[test]
     fn timestamps_alone_do_not_count_as_a_change() {

@@ -5,9 +5,16 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use serde_json::json;
 
+use chrono::Utc;
+
 use super::*;
-use crate::crd::ResolvedContent;
-use crate::graph::models::CatalogEntry;
+use crate::crd::{DeviceGroup, DeviceId, ResolvedContent};
+use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
+use crate::graph::{AudienceUpdate, ContentRequest, SettingsRequest};
+use crate::reconcile::observe::{
+    AudienceFacts, CatalogFact, DeploymentFacts, GroupObservation, ItemFact, ObservedDeployment,
+};
+use crate::reconcile::reasons::Reason;
 
 fn dev(i: u32) -> AssetRef {
     AssetRef::device(format!("00000000-0000-4000-8000-{i:012}"))
@@ -219,7 +226,7 @@ fn audience_waves_add_exclusions_first_remove_them_last_at_the_lower_bound() {
         add_exclusions: (30..33).map(dev).collect(),
         remove_exclusions: (40..42).map(dev).collect(),
     };
-    let waves = diff.waves(2);
+    let waves = diff.phases(2);
     let calls: usize = waves.iter().map(Vec::len).sum();
     assert_eq!(calls, 9_usize.div_ceil(2), "the lower bound of calls");
     assert!(
@@ -243,7 +250,7 @@ fn audience_waves_add_exclusions_first_remove_them_last_at_the_lower_bound() {
         removed_early, 0,
         "no exclusion is removed before every member change"
     );
-    assert!(diff.waves(1000).len() == 1, "one request when all fits");
+    assert!(diff.phases(1000).len() == 1, "one request when all fits");
 }
 
 #[test]
@@ -255,7 +262,7 @@ fn an_asset_excluded_and_added_at_once_goes_in_one_request_with_both() {
         ..Default::default()
     };
     for batch in [1, 2, 3, 1000] {
-        let waves = diff.waves(batch);
+        let waves = diff.phases(batch);
         let requests: Vec<&AudienceUpdate> = waves.iter().flatten().collect();
         for d in [dev(2), dev(4), dev(5)] {
             let holding: Vec<&&AudienceUpdate> = requests
@@ -1234,7 +1241,7 @@ fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeplo
                     cur.as_mut()
                 };
                 let d = d.expect("target exists");
-                for u in diff.waves(*batch).iter().flatten() {
+                for u in diff.phases(*batch).iter().flatten() {
                     for m in &u.add_members {
                         d.members.insert((*m).clone());
                     }
@@ -1334,7 +1341,7 @@ proptest! {
     fn no_step_removes_a_member_the_spec_keeps(d in desired_strategy(), o in observed_strategy()) {
         for s in changes(&d, o.as_ref(), 3) {
             if let Step::UpdateAudience { diff, batch, .. } = s {
-                for u in diff.waves(batch).iter().flatten() {
+                for u in diff.phases(batch).iter().flatten() {
                     prop_assert!(u.remove_members.iter().all(|m| !d.members.contains(*m)));
                     prop_assert!(u.remove_exclusions.iter().all(|m| !d.exclusions.contains(*m)));
                 }

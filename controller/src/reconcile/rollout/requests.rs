@@ -4,7 +4,7 @@
 //! later.
 
 use super::{Inputs, RolloutAbort, RolloutRequest, RolloutStatus, abort_requested, notice, time};
-use crate::reconcile::plan::Notice;
+use crate::reconcile::outcome::Notice;
 use crate::reconcile::reasons::Reason;
 
 /// Applies this pass's requests to `st` (begun from `old`, the recorded status), with their Events;
