@@ -10,10 +10,13 @@ use chrono::Utc;
 use super::*;
 use crate::crd::{DeviceGroup, DeviceId, ResolvedContent};
 use crate::graph::models::{CatalogEntry, Expedite, SettingsPatch};
-use crate::graph::{AudienceUpdate, ContentRequest, SettingsRequest};
+use crate::graph::{AssetRef, AudienceUpdate, ContentRequest, SettingsRequest};
+use crate::reconcile::adopt;
 use crate::reconcile::observe::{
-    AudienceFacts, CatalogFact, DeploymentFacts, GroupObservation, ItemFact, ObservedDeployment,
+    AudienceFacts, CatalogFact, DeployedContent, DeploymentFacts, GroupObservation, ItemFact,
+    ObservedDeployment,
 };
+use crate::reconcile::outcome::Next;
 use crate::reconcile::reasons::Reason;
 
 fn dev(i: u32) -> AssetRef {
