@@ -205,8 +205,8 @@ async fn waves(eds: &Api<ExpeditedDeployment>, names: &[String], limit: Duration
             let sent = r.waves.iter().filter(|w| w.promoted_time.is_some()).count();
             let p = status.progress.clone().unwrap_or_default();
             // The canary ends halted; the staged rollout complete and Ready (its last wave verified).
-            if (name == "canary" && r.phase == crate::reconcile::rollout::HALTED)
-                || (r.phase == crate::reconcile::rollout::COMPLETE && is_ready)
+            if (name == "canary" && r.phase == crate::crd::RolloutPhase::Halted)
+                || (r.phase == crate::crd::RolloutPhase::Complete && is_ready)
             {
                 done += 1;
             }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::duration::{self, Bounds};
-use super::validate::{is_invisible, printable};
+use super::text::{is_invisible, printable};
 
 /// Annotation: per-object resync interval (`5m`, `1h`, ...), 10 seconds to 7 days.
 pub const RESYNC: &str = "wufb.dev/resync-interval";

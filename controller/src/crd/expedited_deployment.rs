@@ -662,13 +662,54 @@ pub struct CreateIntent {
     pub audience_id: Option<String>,
 }
 
+/// Where a rollout stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RolloutPhase {
+    /// A wave is being sent.
+    #[default]
+    Progressing,
+    /// A later wave waits for its gate (time, health figures or a person).
+    Waiting,
+    /// Too many devices failed: the deployment is paused until wufb.dev/retry or wufb.dev/abort.
+    Halted,
+    /// wufb.dev/abort stopped promotion: the deployment stays paused until the spec changes.
+    Aborted,
+    /// spec.paused holds the rollout.
+    Paused,
+    /// Every wave was sent.
+    Complete,
+}
+
+impl RolloutPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutPhase::Progressing => "Progressing",
+            RolloutPhase::Waiting => "Waiting",
+            RolloutPhase::Halted => "Halted",
+            RolloutPhase::Aborted => "Aborted",
+            RolloutPhase::Paused => "Paused",
+            RolloutPhase::Complete => "Complete",
+        }
+    }
+
+    /// Whether a halt or an abort holds the deployment paused.
+    pub fn is_held(self) -> bool {
+        matches!(self, RolloutPhase::Halted | RolloutPhase::Aborted)
+    }
+}
+
+impl std::fmt::Display for RolloutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a spec.rollout stands.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    /// `Progressing` (a wave is being sent), `Waiting` (for a gate), `Halted`, `Aborted`, `Paused`
-    /// (spec.paused) or `Complete` (every wave sent).
-    pub phase: String,
+    /// Where the rollout stands.
+    pub phase: RolloutPhase,
     /// The last wave sent to Graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_wave: Option<String>,

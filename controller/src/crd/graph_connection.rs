@@ -124,17 +124,6 @@ pub enum ConnectionCloud {
     China,
 }
 
-impl From<ConnectionCloud> for crate::graph::Cloud {
-    fn from(c: ConnectionCloud) -> Self {
-        match c {
-            ConnectionCloud::Global => crate::graph::Cloud::Global,
-            ConnectionCloud::UsGov => crate::graph::Cloud::UsGov,
-            ConnectionCloud::UsGovDod => crate::graph::Cloud::UsGovDod,
-            ConnectionCloud::China => crate::graph::Cloud::China,
-        }
-    }
-}
-
 /// The credential of a connection.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod expedited_deployment;
 pub mod graph_connection;
 pub mod schema;
+pub mod text;
 pub mod validate;
 
 pub use audience_item::{AudienceItem, AudienceItemFields};

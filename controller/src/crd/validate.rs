@@ -522,25 +522,7 @@ pub fn device_group(spec: &DeviceGroupSpec) -> Vec<FieldError> {
     out
 }
 
-/// A value made safe to print: control and invisible characters escaped, long values cut.
-/// A control character, or one that changes how text around it shows (zero-width, bidirectional
-/// overrides): `printable` replaces them, and request annotations refuse them.
-pub fn is_invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
-
-pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .map(|c| if is_invisible(c) { '\u{fffd}' } else { c })
-        .collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
-}
+pub use super::text::{is_invisible, printable};
 
 #[cfg(test)]
 mod tests {
@@ -621,12 +603,6 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].field, "spec.devices[1]");
         assert!(errs[1].problem.contains("twice"));
-    }
-
-    #[test]
-    fn printable_hides_invisible_characters() {
-        assert_eq!(printable("ab\u{202e}c\n"), "ab\u{fffd}c\u{fffd}");
-        assert_eq!(printable(&"x".repeat(100)).chars().count(), 81);
     }
 
     #[test]

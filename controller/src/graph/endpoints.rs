@@ -23,6 +23,18 @@ pub enum Cloud {
     China,
 }
 
+impl From<crate::crd::graph_connection::ConnectionCloud> for Cloud {
+    fn from(c: crate::crd::graph_connection::ConnectionCloud) -> Self {
+        use crate::crd::graph_connection::ConnectionCloud;
+        match c {
+            ConnectionCloud::Global => Cloud::Global,
+            ConnectionCloud::UsGov => Cloud::UsGov,
+            ConnectionCloud::UsGovDod => Cloud::UsGovDod,
+            ConnectionCloud::China => Cloud::China,
+        }
+    }
+}
+
 /// The reference page every availability claim below is read from.
 pub const AVAILABILITY_PAGE: &str =
     "https://learn.microsoft.com/en-us/graph/api/adminwindowsupdates-post-deployments?view=graph-rest-beta";

@@ -9,6 +9,7 @@
 //! - [`metrics`]: request, retry, throttle and latency metrics.
 
 pub mod auth;
+pub mod build;
 pub mod client;
 pub mod compliance;
 pub mod endpoints;

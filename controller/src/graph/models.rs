@@ -291,7 +291,7 @@ pub struct ProductRevision {
     pub version: Option<String>,
     pub knowledge_base_article: Option<KnowledgeBaseArticle>,
     /// The build the revision brings a device to.
-    pub os_build: Option<super::compliance::OsBuild>,
+    pub os_build: Option<super::build::OsBuild>,
     /// A hotpatch revision (a lower build revision than the restart-requiring one of the same build).
     pub is_hotpatch_update: Option<bool>,
 }
@@ -428,7 +428,7 @@ pub struct RegistrationError {
 pub struct DeviceProfile {
     pub id: String,
     pub azure_ad_device_id: Option<String>,
-    /// A string such as `10.0.26100.2605` (see [`super::compliance::OsBuild::parse`]).
+    /// A string such as `10.0.26100.2605` (see [`super::build::OsBuild::parse`]).
     pub os_build: Option<String>,
 }
 

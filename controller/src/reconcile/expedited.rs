@@ -202,11 +202,7 @@ async fn apply(
     // the tenant's device signals are still being read.
     let next = match next {
         Next::Resync | Next::After(_) if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
-            let gated = plan
-                .facts
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.phase != super::rollout::HALTED && r.phase != super::rollout::ABORTED);
+            let gated = plan.facts.rollout.as_ref().is_some_and(|r| !r.phase.is_held());
             let wait = match polled {
                 Polled::Waiting => std::time::Duration::from_secs(5),
                 // New figures may open a gate or halt the rollout: the next pass decides on them.

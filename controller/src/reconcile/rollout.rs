@@ -16,16 +16,9 @@ use chrono::{DateTime, Utc};
 use super::outcome::Notice;
 use super::reasons::Reason;
 use crate::crd::{
-    RolloutAbort, RolloutHalt, RolloutProgress, RolloutRequest, RolloutSpec, RolloutStatus, WaveStatus,
+    RolloutAbort, RolloutHalt, RolloutPhase, RolloutProgress, RolloutRequest, RolloutSpec, RolloutStatus,
+    WaveStatus,
 };
-
-/// The rollout's phases, as status spells them.
-pub const PROGRESSING: &str = "Progressing";
-pub const WAITING: &str = "Waiting";
-pub const HALTED: &str = "Halted";
-pub const ABORTED: &str = "Aborted";
-pub const PAUSED: &str = "Paused";
-pub const COMPLETE: &str = "Complete";
 
 /// The Event action of each wave's promotion: Events with the same reason and action are one series,
 /// so each wave gets its own (at most 10 waves).
@@ -330,14 +323,14 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     }
 
     let Some(mut k) = next else {
-        return pass.end(COMPLETE, None);
+        return pass.end(RolloutPhase::Complete, None);
     };
     if i.paused {
         let m = format!(
             "spec.paused holds the rollout at wave {}",
             pass.current().unwrap_or_default()
         );
-        return pass.end(PAUSED, Some(m));
+        return pass.end(RolloutPhase::Paused, Some(m));
     }
     // The waves a person approved past their gates (this pass's promote): up to and including the one
     // named.
@@ -367,8 +360,13 @@ pub fn decide(i: Inputs<'_>) -> Decision {
         // only waves a person approved follow in the same pass.
         match pass.promoted.iter().position(|p| !p) {
             Some(n) if approved(n) => k = n,
-            Some(_) => return pass.end(PROGRESSING, Some(format!("wave {name} sent to Graph"))),
-            None => return pass.end(COMPLETE, None),
+            Some(_) => {
+                return pass.end(
+                    RolloutPhase::Progressing,
+                    Some(format!("wave {name} sent to Graph")),
+                );
+            }
+            None => return pass.end(RolloutPhase::Complete, None),
         }
     }
 }
@@ -420,8 +418,8 @@ impl Pass {
 
     fn hold(self, h: Hold) -> Decision {
         let phase = match h {
-            Hold::Halted(_) => HALTED,
-            Hold::Aborted(_) => ABORTED,
+            Hold::Halted(_) => RolloutPhase::Halted,
+            Hold::Aborted(_) => RolloutPhase::Aborted,
         };
         let m = h.message().to_string();
         let mut d = self.end(phase, Some(m));
@@ -433,13 +431,13 @@ impl Pass {
     fn wait(mut self, message: String, after: Option<(Duration, DateTime<Utc>)>) -> Decision {
         self.st.next_promotion_time =
             after.and_then(|(d, now)| chrono::Duration::from_std(d).ok().map(|d| time(now + d)));
-        let mut d = self.end(WAITING, Some(message.clone()));
+        let mut d = self.end(RolloutPhase::Waiting, Some(message.clone()));
         d.waiting = Some((message, after.map(|(d, _)| d)));
         d
     }
 
-    fn end(mut self, phase: &str, message: Option<String>) -> Decision {
-        self.st.phase = phase.to_string();
+    fn end(mut self, phase: RolloutPhase, message: Option<String>) -> Decision {
+        self.st.phase = phase;
         self.st.current_wave = self.current();
         self.st.message = message;
         self.st.waves = self.waves;

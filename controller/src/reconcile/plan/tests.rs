@@ -1814,7 +1814,7 @@ fn waves_send_their_members_in_turn_and_the_guard_bounds_the_whole_rollout() {
     assert_eq!(d.rollout_devices, 4);
     let r = p.facts.rollout.as_ref().unwrap();
     assert_eq!(r.current_wave.as_deref(), Some("pilot"));
-    assert_eq!(r.phase, "Waiting");
+    assert_eq!(r.phase, crate::crd::RolloutPhase::Waiting);
     let End::Report { outcome, next } = &p.end else {
         panic!()
     };
@@ -1842,7 +1842,10 @@ fn waves_send_their_members_in_turn_and_the_guard_bounds_the_whole_rollout() {
     assert_eq!(target, &Target::Existing("d1".into()));
     assert_eq!(diff.add_members, vec![dev(7)]);
     assert!(diff.remove_members.is_empty());
-    assert_eq!(p.facts.rollout.as_ref().unwrap().phase, "Complete");
+    assert_eq!(
+        p.facts.rollout.as_ref().unwrap().phase,
+        crate::crd::RolloutPhase::Complete
+    );
     // maxDevices counts every wave, sent or not: 4 devices over a limit of 3 stalls before the pilot.
     let obj = object(wave_spec(json!({"maxDevices": 3})), None);
     let mut obs = observation(Known::None);

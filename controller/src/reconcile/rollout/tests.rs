@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::crd::{AudienceItem, GateSpec, WaveSpec};
+use crate::crd::{AudienceItem, GateSpec, RolloutPhase, WaveSpec};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -134,7 +134,7 @@ fn the_first_wave_goes_at_once_even_paused_and_no_later_wave_follows_while_pause
     run.paused = true;
     let d = run.at(None, T0);
     assert_eq!(d.promoted, vec![true, false, false]);
-    assert_eq!(d.status.phase, PAUSED);
+    assert_eq!(d.status.phase, RolloutPhase::Paused);
     assert_eq!(d.status.current_wave.as_deref(), Some("pilot"));
     assert_eq!(reasons(&d), vec!["WavePromoted"]);
     // Hours later, healthy figures, even a person's promote: nothing moves while paused.
@@ -164,7 +164,7 @@ fn a_gate_waits_its_time_then_for_fresh_figures_then_for_the_share_up_to_date() 
     let mut st = run.at(None, T0).status;
     // Before the wait is over: waiting, with the time of the next promotion.
     let d = run.at(Some(&st), "2026-12-01T10:30:00Z");
-    assert_eq!(d.status.phase, WAITING);
+    assert_eq!(d.status.phase, RolloutPhase::Waiting);
     assert_eq!(
         d.status.next_promotion_time.as_deref(),
         Some("2026-12-01T11:00:00Z")
@@ -220,7 +220,7 @@ fn too_many_failures_halt_and_the_halt_holds_until_retry_which_measures_afresh()
             && m.contains("spec.rollout.waves[1].gate.maxFailedPercent"),
         "{m}"
     );
-    assert_eq!(d.status.phase, HALTED);
+    assert_eq!(d.status.phase, RolloutPhase::Halted);
     assert_eq!(reasons(&d), vec!["RolloutHalted"]);
     assert!(d.notices[0].warning);
     let halted = d.status;
@@ -344,7 +344,7 @@ fn abort_holds_until_the_spec_changes_and_the_same_value_is_not_a_new_request() 
     run.abort = Some("2026-12-01T10:05:00Z");
     let d = run.at(Some(&st), "2026-12-01T10:05:01Z");
     assert!(matches!(d.hold, Some(Hold::Aborted(_))));
-    assert_eq!(d.status.phase, ABORTED);
+    assert_eq!(d.status.phase, RolloutPhase::Aborted);
     assert_eq!(reasons(&d), vec!["RolloutAborted"]);
     // Healthy figures, time, promote and retry: still aborted.
     let mut st = d.status;
@@ -405,7 +405,7 @@ fn a_manual_gate_waits_for_promote_and_promote_names_how_far() {
     run.promote = Some("broad");
     let d = run.at(Some(&st), "2026-12-02T10:00:00Z");
     assert_eq!(d.promoted, vec![true, true, true]);
-    assert_eq!(d.status.phase, COMPLETE);
+    assert_eq!(d.status.phase, RolloutPhase::Complete);
     assert_eq!(reasons(&d), vec!["WavePromoted", "WavePromoted"]);
     // After the last wave, the rollout-wide limit still halts.
     let mut st = d.status;
