@@ -48,7 +48,7 @@ pub struct PlanArgs {
     /// The controller's planner settings (`--max-audience-devices`, `--absence-confirm`,
     /// `--read-lag-budget`, with `run`'s environment variables): give the values the controller runs with.
     #[command(flatten)]
-    pub planner: super::run::PlannerArgs,
+    pub planner: super::flags::PlannerArgs,
     /// The operator's namespace, where ClusterGraphConnections keep their Secrets (needed only to plan
     /// objects that name a ClusterGraphConnection with a secretRef).
     #[arg(long, env = "WUFB_OPERATOR_NAMESPACE")]

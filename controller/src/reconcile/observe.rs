@@ -10,13 +10,17 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
-use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::adopt;
+pub use super::devices::{Devices, EntraDevices, group_facts, group_from_store};
 use super::error::Error;
+pub use super::spec::{
+    catalog_poll, content_source, deployment_id, describe_newest, follows_releases, newest_filter, passes,
+    referencing, settings_of,
+};
 use crate::crd::{
-    AudienceItem, Cadence, Classification, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment,
-    ExpeditedDeploymentSpec, NewestSpec, Refresh, ResolvedContent, validate,
+    AudienceItem, DeviceError, DeviceGroup, DeviceId, ExpeditedDeployment, NewestSpec, ResolvedContent,
+    validate,
 };
 use crate::graph::models::{CatalogEntry, Content, Deployment};
 use crate::graph::{AssetRef, Audience, AudienceOf, GraphClient, GroupDevices, SettingsRequest};
@@ -162,151 +166,6 @@ pub trait Objects {
     /// otherwise (`--catalog-poll-interval`).
     fn catalog_poll(&self) -> std::time::Duration {
         CATALOG_POLL
-    }
-}
-
-/// A DeviceGroup's devices, shared: many deployments may reference one group.
-pub type Devices = std::sync::Arc<BTreeSet<DeviceId>>;
-
-/// The devices each Entra-backed DeviceGroup read from its Entra group at its last pass, by (namespace,
-/// name): what deployments that reference it resolve against.
-#[derive(Debug, Default)]
-pub struct EntraDevices(std::sync::Mutex<std::collections::HashMap<(String, String), Devices>>);
-
-impl EntraDevices {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Devices>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get(&self, ns: &str, name: &str) -> Option<Devices> {
-        self.lock().get(&(ns.to_string(), name.to_string())).cloned()
-    }
-
-    /// Records what the group read and returns the set to use: the one already held when the read
-    /// found the same devices, so that every deployment holding it keeps sharing one copy.
-    pub fn set(&self, ns: &str, name: &str, devices: Devices) -> Devices {
-        let mut map = self.lock();
-        match map.get(&(ns.to_string(), name.to_string())) {
-            Some(held) if **held == *devices => held.clone(),
-            _ => {
-                map.insert((ns.to_string(), name.to_string()), devices.clone());
-                devices
-            }
-        }
-    }
-
-    pub fn forget(&self, ns: &str, name: &str) {
-        self.lock().remove(&(ns.to_string(), name.to_string()));
-    }
-}
-
-/// A DeviceGroup from the controller's store, as [`Objects::group`] needs it.
-pub fn group_from_store(
-    store: &Store<DeviceGroup>,
-    entra: &EntraDevices,
-    ns: &str,
-    name: &str,
-    exclusion: bool,
-) -> Result<(String, Devices), String> {
-    let group = store
-        .get(&ObjectRef::<DeviceGroup>::new(name).within(ns))
-        .ok_or_else(|| format!("DeviceGroup {name} does not exist in namespace {ns}"))?;
-    group_facts(&group, exclusion, |g| entra.get(ns, &g.name_any()))
-}
-
-/// The group id and devices of a DeviceGroup, or why it cannot be used yet. The devices of one that
-/// takes them from an Entra group come from `entra` (what its own pass read).
-pub fn group_facts(
-    group: &DeviceGroup,
-    exclusion: bool,
-    entra: impl Fn(&DeviceGroup) -> Option<Devices>,
-) -> Result<(String, Devices), String> {
-    let name = group.name_any();
-    let status = group.status.clone().unwrap_or_default();
-    let ready = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == super::reasons::READY && c.status == "True")
-        && status.observed_generation == group.metadata.generation;
-    match status.group_id {
-        Some(id) if (ready || !exclusion) && group.metadata.deletion_timestamp.is_none() => {
-            let devices = if group.spec.entra_group_id.is_some() {
-                entra(group).ok_or_else(|| format!("DeviceGroup {name} has not read its Entra group yet"))?
-            } else {
-                std::sync::Arc::new(group.spec.devices.iter().map(|d| d.to_lowercase()).collect())
-            };
-            Ok((id, devices))
-        }
-        _ => Err(format!("DeviceGroup {name} is not Ready yet")),
-    }
-}
-
-/// The deployment an object owns or names: `spec.deploymentId`, else the id status recorded.
-pub fn deployment_id(obj: &ExpeditedDeployment) -> Option<String> {
-    obj.spec
-        .deployment_id
-        .clone()
-        .or_else(|| obj.status.as_ref().and_then(|s| s.deployment_id.clone()))
-}
-
-/// `releaseDate:…`, `catalogEntryId:…` or `latest`: what the content is resolved from.
-pub fn content_source(spec: &ExpeditedDeploymentSpec) -> String {
-    let c = &spec.content;
-    match (&c.release_date, &c.catalog_entry_id) {
-        (Some(d), _) => format!("releaseDate:{d}"),
-        (None, Some(id)) => format!("catalogEntryId:{id}"),
-        _ => match &c.newest {
-            Some(n) => format!("newest:{}", describe_newest(n)),
-            None => "latest".into(),
-        },
-    }
-}
-
-/// The filters of `newest`, in a fixed order (`classification=security,cadence=any,...`).
-pub fn describe_newest(n: &NewestSpec) -> String {
-    let mut parts = vec![
-        format!(
-            "classification={}",
-            spelled(&n.classification.unwrap_or_default())
-        ),
-        format!("cadence={}", spelled(&n.cadence.unwrap_or_default())),
-    ];
-    if let Some(s) = n.min_severity {
-        parts.push(format!("minSeverity={}", spelled(&s)));
-    }
-    if n.exploited_only == Some(true) {
-        parts.push("exploitedOnly=true".into());
-    }
-    if let Some(c) = &n.cve {
-        parts.push(format!("cve={c}"));
-    }
-    parts.join(",")
-}
-
-/// The filters `spec.content` picks the newest entry by, for `latest` (`newest: {}`) and `newest`.
-pub fn newest_filter(spec: &ExpeditedDeploymentSpec) -> Option<NewestSpec> {
-    let c = &spec.content;
-    if c.release_date.is_some() || c.catalog_entry_id.is_some() {
-        return None;
-    }
-    Some(c.newest.clone().unwrap_or_default())
-}
-
-/// The manifest spelling of a filter value.
-fn spelled<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// The Graph settings a spec asks for.
-pub fn settings_of(spec: &ExpeditedDeploymentSpec) -> SettingsRequest {
-    let ux = spec.user_experience.clone().unwrap_or_default();
-    SettingsRequest {
-        days_until_forced_reboot: ux.days_until_forced_reboot,
-        offer_as_optional: ux.offer_as_optional,
-        readiness_test: spec.readiness_test,
     }
 }
 
@@ -510,6 +369,7 @@ async fn catalog_fact(
     obj: &ExpeditedDeployment,
     graph: &GraphClient,
     default_poll: std::time::Duration,
+    at: DateTime<Utc>,
 ) -> Result<CatalogFact, Error> {
     let source = content_source(&obj.spec);
     let poll = catalog_poll(obj, default_poll);
@@ -520,8 +380,8 @@ async fn catalog_fact(
         .filter(|r| r.source == source)
         // `latest`/`newest` that has since stopped being deployable is looked up again, and so is one
         // that follows new releases once the catalog poll is due.
-        .filter(|r| !(newest_filter(&obj.spec).is_some() && r.expired_at(Utc::now())))
-        .filter(|r| !(follows_releases(&obj.spec) && poll_due(r, Utc::now(), poll)))
+        .filter(|r| !(newest_filter(&obj.spec).is_some() && r.expired_at(at)))
+        .filter(|r| !(follows_releases(&obj.spec) && poll_due(r, at, poll)))
     {
         return Ok(CatalogFact::Recorded(recorded.clone()));
     }
@@ -556,49 +416,12 @@ async fn catalog_fact(
     })
 }
 
-/// Whether `spec.content` follows new releases (`refresh: OnNewRelease` on latest or newest).
-pub fn follows_releases(spec: &ExpeditedDeploymentSpec) -> bool {
-    spec.content.refresh == Some(Refresh::OnNewRelease) && newest_filter(spec).is_some()
-}
-
-/// How often the object's catalog is read again: its annotation, else `default`.
-pub fn catalog_poll(obj: &ExpeditedDeployment, default: std::time::Duration) -> std::time::Duration {
-    crate::crd::annotations::interval(
-        obj.metadata.annotations.as_ref(),
-        crate::crd::annotations::Interval::CatalogPoll,
-    )
-    .unwrap_or(default)
-}
-
 /// Whether the catalog poll is due for a resolution (one that records no read time is due).
 fn poll_due(r: &ResolvedContent, now: DateTime<Utc>, poll: std::time::Duration) -> bool {
     r.resolved_time
         .as_deref()
         .and_then(parse_time)
         .is_none_or(|t| now - t >= chrono::Duration::from_std(poll).unwrap_or_default())
-}
-
-/// Whether `e` passes the `newest` filters (`all` and `any` pass everything; an entry that does not
-/// say its cadence or severity does not pass a filter on it).
-pub fn passes(filter: &NewestSpec, e: &CatalogEntry) -> bool {
-    let class = e.quality_update_classification.as_deref();
-    let classification = match filter.classification.unwrap_or_default() {
-        Classification::All => true,
-        Classification::Security => class == Some("security"),
-        Classification::NonSecurity => class == Some("nonSecurity"),
-    };
-    let cadence = match filter.cadence.unwrap_or_default() {
-        Cadence::Any => true,
-        Cadence::Monthly => e.quality_update_cadence.as_deref() == Some("monthly"),
-        Cadence::OutOfBand => e.quality_update_cadence.as_deref() == Some("outOfBand"),
-    };
-    let severity = filter.min_severity.is_none_or(|min| {
-        e.max_severity()
-            .and_then(crate::crd::Severity::parse)
-            .is_some_and(|s| s >= min)
-    });
-    let exploited = filter.exploited_only != Some(true) || !e.cves().is_empty();
-    classification && cadence && severity && exploited
 }
 
 /// Reads everything a pass over an ExpeditedDeployment needs: the deployment first, then (for a valid
@@ -667,7 +490,7 @@ pub async fn observe(obj: &ExpeditedDeployment, graph: &GraphClient, objects: &i
             return o;
         }
     }
-    match catalog_fact(obj, graph, objects.catalog_poll()).await {
+    match catalog_fact(obj, graph, objects.catalog_poll(), o.at).await {
         Ok(c) => o.content = Some(c),
         Err(e) => o.failed = Some(e),
     }
@@ -751,62 +574,12 @@ pub async fn observe_group(
     o
 }
 
-/// The ExpeditedDeployments in `ns` that reference DeviceGroup `name` anywhere in their spec (the
-/// audience and every wave), by name.
-pub fn referencing<'a>(
-    deployments: impl IntoIterator<Item = &'a ExpeditedDeployment>,
-    ns: &str,
-    name: &str,
-) -> Vec<String> {
-    let mut out: Vec<String> = deployments
-        .into_iter()
-        .filter(|d| d.namespace().as_deref() == Some(ns))
-        .filter(|d| d.spec.uses_device_group(name))
-        .map(|d| d.name_any())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(yaml: &str) -> ExpeditedDeploymentSpec {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
     #[test]
-    fn an_entra_read_that_finds_the_same_devices_keeps_sharing_the_set_already_held() {
-        let entra = EntraDevices::default();
-        let set =
-            |ids: &[&str]| -> Devices { std::sync::Arc::new(ids.iter().map(|d| DeviceId::new(d)).collect()) };
-        let first = entra.set("n", "ring", set(&["a", "b"]));
-        let again = entra.set("n", "ring", set(&["a", "b"]));
-        assert!(
-            std::sync::Arc::ptr_eq(&first, &again),
-            "the same devices: one copy"
-        );
-        assert!(std::sync::Arc::ptr_eq(&entra.get("n", "ring").unwrap(), &first));
-        let changed = entra.set("n", "ring", set(&["a"]));
-        assert_eq!(changed.len(), 1);
-        assert!(
-            std::sync::Arc::ptr_eq(&entra.get("n", "ring").unwrap(), &changed),
-            "a change replaces it"
-        );
-    }
-
-    #[test]
-    fn only_latest_or_newest_with_on_new_release_follows_releases_and_polls_the_catalog() {
-        let follows = |y| follows_releases(&spec(y));
-        assert!(follows("content: {latest: true, refresh: OnNewRelease}"));
-        assert!(follows(
-            "content: {newest: {cadence: outOfBand}, refresh: OnNewRelease}"
-        ));
-        assert!(!follows("content: {newest: {}}"));
-        assert!(!follows("content: {latest: true, refresh: Never}"));
-        assert!(!follows("content: {catalogEntryId: x, refresh: OnNewRelease}"));
+    fn the_catalog_poll_is_due_once_the_interval_has_passed_since_the_recorded_read() {
         let now = Utc::now();
         let at = |ago: i64| ResolvedContent {
             resolved_time: Some((now - chrono::Duration::minutes(ago)).to_rfc3339()),
@@ -819,34 +592,5 @@ mod tests {
             "no read time: due"
         );
         assert!(poll_due(&at(2), now, std::time::Duration::from_secs(60)));
-        // Sources differ by filter, so a changed filter is resolved again.
-        assert_eq!(content_source(&spec("content: {latest: true}")), "latest");
-        assert_eq!(
-            content_source(&spec(
-                "content: {newest: {minSeverity: critical, exploitedOnly: true}}"
-            )),
-            "newest:classification=security,cadence=any,minSeverity=critical,exploitedOnly=true"
-        );
-    }
-
-    #[test]
-    fn a_severity_filter_never_passes_an_entry_that_does_not_say_its_severity() {
-        let filter = NewestSpec {
-            min_severity: Some(crate::crd::Severity::Low),
-            ..Default::default()
-        };
-        let e = |cve: serde_json::Value| -> CatalogEntry {
-            serde_json::from_value(
-                serde_json::json!({"id": "e", "qualityUpdateClassification": "security",
-                "cveSeverityInformation": cve}),
-            )
-            .unwrap()
-        };
-        assert!(!passes(&filter, &e(serde_json::Value::Null)));
-        assert!(!passes(
-            &filter,
-            &e(serde_json::json!({"maxSeverity": "unknownFutureValue"}))
-        ));
-        assert!(passes(&filter, &e(serde_json::json!({"maxSeverity": "low"}))));
     }
 }
