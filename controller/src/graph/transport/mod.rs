@@ -1,6 +1,9 @@
 //! Resilient transport: TLS with verification, timeouts, a shared token-bucket rate limit, bounded
 //! concurrency, retries that honour `Retry-After` (seconds, fractional seconds or an HTTP-date) with
 //! exponential backoff and jitter otherwise, bounded response sizes, and `@odata.nextLink` paging.
+//!
+//! Here the request loop (send, retry, re-authenticate); [`tls`] the HTTP client, [`limit`] the rate
+//! limit, [`retry`] `Retry-After`, [`paging`] collections.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -19,6 +22,15 @@ use super::endpoints::Endpoints;
 use super::error::{GraphError, ODataDetail};
 use super::metrics::GraphMetrics;
 use super::models::{ErrorEnvelope, Page};
+
+mod limit;
+mod paging;
+mod retry;
+mod tls;
+
+pub use limit::RateLimiter;
+pub use retry::{MAX_RETRY_AFTER, parse_retry_after};
+pub use tls::http_client;
 
 /// Transport limits and retry policy.
 #[derive(Debug, Clone)]
@@ -77,67 +89,6 @@ pub enum Idempotency {
     CreateOnce,
 }
 
-/// A token bucket shared by every caller of one tenant.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    pub fn new(rate_per_sec: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        RateLimiter {
-            // Not a finite positive rate: unlimited (the flag and the connection budget refuse one).
-            rate: if rate_per_sec.is_finite() && rate_per_sec > 0.0 {
-                rate_per_sec
-            } else {
-                0.0
-            },
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
-    }
-
-    /// Waits for a token.
-    pub async fn acquire(&self) {
-        if self.rate <= 0.0 {
-            return;
-        }
-        loop {
-            let wait = {
-                let mut s = self.state.lock().await;
-                let now = Instant::now();
-                s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.burst);
-                s.1 = now;
-                if s.0 >= 1.0 {
-                    s.0 -= 1.0;
-                    return;
-                }
-                // At most a second of tokens short, so at most 1/rate seconds (bounded for any rate).
-                Duration::try_from_secs_f64((1.0 - s.0) / self.rate).unwrap_or(MAX_RETRY_AFTER)
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// The longest wait a `Retry-After` can ask for; a longer one is held to it.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
-
-/// Parses `Retry-After`: delta-seconds (whole or fractional) or an HTTP-date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
-}
-
 /// One HTTP client for one tenant.
 #[derive(Debug)]
 pub struct Transport {
@@ -170,45 +121,6 @@ fn request_key(method: &Method, url: &str, body: Option<Payload<'_>>) -> u64 {
         None => {}
     }
     h.finish()
-}
-
-/// Builds the HTTP client: rustls with the ring provider, the public web roots and any extra CA file.
-pub fn http_client(config: &TransportConfig) -> Result<reqwest::Client, GraphError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &config.ca_file {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| GraphError::Config {
-            detail: format!("cannot read CA file '{}': {e}", path.display()),
-        })?;
-        for cert in certs {
-            let cert = cert.map_err(|e| GraphError::Config {
-                detail: format!("bad certificate in '{}': {e}", path.display()),
-            })?;
-            roots.add(cert).map_err(|e| GraphError::Config {
-                detail: format!("unusable CA in '{}': {e}", path.display()),
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| GraphError::Config {
-            detail: format!("TLS setup failed: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(config.timeout)
-        .connect_timeout(config.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(50))
-        .user_agent(concat!("wufb-operator/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| GraphError::Config {
-            detail: format!("HTTP client setup failed: {e}"),
-        })
 }
 
 /// A request body: a JSON value, or JSON already serialized (large batches are written straight from
@@ -519,261 +431,6 @@ impl Transport {
             retry_after,
         })
     }
-
-    /// Sends a request and decodes a JSON answer.
-    pub async fn json<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        idempotency: Idempotency,
-    ) -> Result<T, GraphError> {
-        let (_, bytes) = self.send(operation, method, url, body, idempotency).await?;
-        serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode {
-            operation,
-            detail: e.to_string(),
-        })
-    }
-
-    /// Reads a whole collection, following `@odata.nextLink` until the last page.
-    pub async fn collect<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        url: &str,
-    ) -> Result<Vec<T>, GraphError> {
-        self.follow(operation, Vec::new(), url.to_string()).await
-    }
-
-    /// Appends to `out` the page at `url` and every page after it.
-    async fn follow<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        mut out: Vec<T>,
-        url: String,
-    ) -> Result<Vec<T>, GraphError> {
-        self.for_each_page(operation, url, |page| out.extend(page))
-            .await?;
-        Ok(out)
-    }
-
-    /// Reads a collection page by page, following `@odata.nextLink` until the last page, and hands
-    /// each page's items to `each` as it arrives: a caller that folds them into something smaller
-    /// (a set of ids, counts) never holds the whole collection as read.
-    pub async fn for_each_page<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        url: String,
-        mut each: impl FnMut(Vec<T>),
-    ) -> Result<(), GraphError> {
-        let mut next = Some(url);
-        let mut seen = HashSet::new();
-        while let Some(url) = next.take() {
-            if seen.len() >= self.config.max_pages {
-                return Err(GraphError::Protocol {
-                    operation,
-                    detail: format!(
-                        "more than {} pages; the collection is too large or the service loops",
-                        self.config.max_pages
-                    ),
-                });
-            }
-            if !seen.insert(url.clone()) {
-                return Err(GraphError::Protocol {
-                    operation,
-                    detail: "the service returned a nextLink that was already followed".into(),
-                });
-            }
-            let page: Page<T> = self
-                .json(operation, Method::GET, &url, None, Idempotency::Safe)
-                .await?;
-            each(page.value);
-            if let Some(link) = page.next_link {
-                if !self.endpoints.same_origin(&link) {
-                    return Err(GraphError::Protocol {
-                        operation,
-                        detail: "the service returned a nextLink to another host; it was not followed".into(),
-                    });
-                }
-                next = Some(link);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A page asked with `$count=true`.
-#[derive(Debug, serde::Deserialize)]
-struct CountedPage<T> {
-    #[serde(default = "Vec::new")]
-    value: Vec<T>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
-    #[serde(rename = "@odata.count", default)]
-    count: Option<u64>,
-}
-
-impl Transport {
-    /// Reads a whole collection, fetching its pages in parallel when the service reports the size.
-    ///
-    /// The first page is asked with `$count=true`; it gives the page size and the count, and the other
-    /// pages are then asked at once with `$skip` and `$top` (documented query options, not values taken
-    /// out of a nextLink). The pages must add up to exactly the count of distinct ids; if they do not
-    /// (the collection changed while it was read, or the service does not keep a stable order), or if
-    /// the service gives no count, the collection is read again by following `@odata.nextLink`, the
-    /// one way of paging every service supports. A collection of N pages then takes about N ÷
-    /// concurrency round trips instead of N.
-    pub async fn collect_sized<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        url: &str,
-        id: fn(&T) -> &str,
-    ) -> Result<Vec<T>, GraphError> {
-        self.fold_sized(
-            operation,
-            url,
-            |_| Vec::new(),
-            |out: &mut Vec<T>, page| out.extend(page),
-            |out| distinct_ids(out, id),
-        )
-        .await
-    }
-
-    /// [`Transport::collect_sized`], with each page folded into `A` as it arrives instead of kept:
-    /// `new` makes an empty `A` (given the service's count when it gave one), `distinct` counts the
-    /// distinct ids folded so far (the check that the pages add up).
-    pub async fn fold_sized<T: DeserializeOwned, A>(
-        &self,
-        operation: &'static str,
-        url: &str,
-        new: impl Fn(Option<u64>) -> A,
-        mut fold: impl FnMut(&mut A, Vec<T>),
-        distinct: impl Fn(&mut A) -> usize,
-    ) -> Result<A, GraphError> {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let remembered = self
-            .next_link_only
-            .lock()
-            .map(|s| s.contains(operation))
-            .unwrap_or(false);
-        if remembered {
-            return self.fold_pages(operation, url, new(None), fold).await;
-        }
-        let first: CountedPage<T> = match self
-            .json(
-                operation,
-                Method::GET,
-                &format!("{url}{sep}$count=true"),
-                None,
-                Idempotency::Safe,
-            )
-            .await
-        {
-            Ok(page) => page,
-            // Refused client-driven paging (the newest audience pages allow only `$skiptoken`).
-            Err(e) if e.status() == Some(400) => {
-                self.only_next_links(operation, &e.to_string());
-                return self.fold_pages(operation, url, new(None), fold).await;
-            }
-            Err(e) => return Err(e),
-        };
-        let page_size = first.value.len();
-        let mut out = new(first.count);
-        let Some(next) = first.next_link else {
-            fold(&mut out, first.value);
-            return Ok(out);
-        };
-        let Some(count) = first.count.filter(|_| page_size > 0) else {
-            // No count (or an empty page): the pages can only be followed one after the other.
-            if !self.endpoints.same_origin(&next) {
-                return Err(GraphError::Protocol {
-                    operation,
-                    detail: "the service returned a nextLink to another host; it was not followed".into(),
-                });
-            }
-            fold(&mut out, first.value);
-            self.for_each_page(operation, next, |page| fold(&mut out, page))
-                .await?;
-            return Ok(out);
-        };
-        let pages = count.div_ceil(page_size as u64);
-        if pages > self.config.max_pages as u64 {
-            return Err(GraphError::Protocol {
-                operation,
-                detail: format!(
-                    "{count} items in pages of {page_size}: more than {} pages; the collection is too large",
-                    self.config.max_pages
-                ),
-            });
-        }
-        let mut items = page_size;
-        fold(&mut out, first.value);
-        let rest = (1..pages).map(|k| format!("{url}{sep}$skip={}&$top={page_size}", k * page_size as u64));
-        let mut fetched = std::pin::pin!(
-            futures::stream::iter(rest)
-                .map(|u| async move {
-                    self.json::<CountedPage<T>>(operation, Method::GET, &u, None, Idempotency::Safe)
-                        .await
-                })
-                .buffered(self.config.concurrency.max(1))
-        );
-        let mut complete = true;
-        while let Some(page) = fetched.next().await {
-            match page {
-                Ok(page) => {
-                    complete &= page.next_link.is_none();
-                    items += page.value.len();
-                    fold(&mut out, page.value);
-                }
-                Err(e) if e.status() == Some(400) => {
-                    self.only_next_links(operation, &e.to_string());
-                    drop(out);
-                    return self.fold_pages(operation, url, new(None), fold).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let distinct = distinct(&mut out);
-        if complete && distinct as u64 == count && items == distinct {
-            return Ok(out);
-        }
-        drop(out);
-        self.only_next_links(
-            operation,
-            &format!("{items} items read in parallel pages, {distinct} distinct, of {count} counted"),
-        );
-        self.fold_pages(operation, url, new(None), fold).await
-    }
-
-    /// Every page from `url` on, folded into `out`.
-    async fn fold_pages<T: DeserializeOwned, A>(
-        &self,
-        operation: &'static str,
-        url: &str,
-        mut out: A,
-        mut fold: impl FnMut(&mut A, Vec<T>),
-    ) -> Result<A, GraphError> {
-        self.for_each_page(operation, url.to_string(), |page| fold(&mut out, page))
-            .await?;
-        Ok(out)
-    }
-
-    /// Remembers that `operation`'s collections are read by `@odata.nextLink` only.
-    fn only_next_links(&self, operation: &'static str, why: &str) {
-        if let Ok(mut s) = self.next_link_only.lock()
-            && s.insert(operation)
-        {
-            tracing::info!(
-                operation,
-                why,
-                "client-driven paging refused or inconsistent; following nextLink from now on"
-            );
-        }
-    }
-}
-
-fn distinct_ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> usize {
-    items.iter().map(id).collect::<HashSet<&str>>().len()
 }
 
 fn with_retry_after(error: GraphError, wait: Duration) -> GraphError {
@@ -853,42 +510,5 @@ async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<bytes::B
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => return Err(format!("the response was cut off: {}", describe(&e))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("2.128"), Some(Duration::from_millis(2128)));
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(
-            parse_retry_after("Thu, 01 Jan 1970 00:00:12 GMT"),
-            Some(Duration::ZERO),
-            "past dates mean now"
-        );
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(5))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let d = parse_retry_after(&soon).unwrap();
-        assert!(d > Duration::from_secs(3) && d <= Duration::from_secs(5), "{d:?}");
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[tokio::test]
-    async fn token_bucket_paces_after_the_burst() {
-        let l = RateLimiter::new(100.0, 5);
-        let t = Instant::now();
-        for _ in 0..15 {
-            l.acquire().await;
-        }
-        let e = t.elapsed();
-        assert!(
-            e >= Duration::from_millis(90),
-            "10 tokens at 100/s take about 100 ms, took {e:?}"
-        );
     }
 }
