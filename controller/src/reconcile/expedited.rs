@@ -15,10 +15,10 @@ use super::error::Error;
 use super::finalizer::with_finalizer;
 use super::metrics::KindLabel;
 use super::observe::{self, Objects, observe};
-use super::plan::{End, Plan, PlanConfig, Step, plan, plan_cleanup};
+use super::plan::{End, Plan, PlanConfig, Step, plan, plan_cleanup, poll};
 use super::progress;
 use super::reasons::Reason;
-use super::requeue::{Next, action, after_error, reread_on_conflict};
+use super::requeue::{action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
 use super::tenancy;
 use crate::crd::{
@@ -113,29 +113,14 @@ async fn apply(
 ) -> Result<Action, Error> {
     let mut observation = observe(obj, &ctx.graph, &ClusterObjects(ctx)).await;
     let mut plan = plan(obj, &observation, &plan_config(ctx));
-    // The devices whose progress is read this pass, when it is due: taken before the audience goes.
-    let interval = progress_interval(obj, ctx);
-    // With waves, the ones sent: each counted apart too, for the gates.
-    let promoted: Option<Vec<bool>> = plan
-        .facts
-        .rollout
-        .as_ref()
-        .map(|r| r.waves.iter().map(|w| w.promoted_time.is_some()).collect());
-    // The audience facts move to the poll (a group's devices are shared, not copied); the devices are
-    // worked out when it counts.
-    let targeted: Option<Targeted> = progress_due(obj, interval)
-        .then(|| {
-            observation.audience.take().map(|audience| Targeted {
-                audience,
-                waves: plan
-                    .facts
-                    .rollout
-                    .as_ref()
-                    .map(|r| r.waves.iter().map(|w| w.name.clone()).collect()),
-                promoted,
-            })
-        })
-        .flatten();
+    // The audience facts move to the poll the planner asked for (a group's devices are shared, not
+    // copied); the devices are worked out when it counts.
+    let targeted: Option<Targeted> = plan.poll.take().and_then(|poll| {
+        observation
+            .audience
+            .take()
+            .map(|audience| Targeted { audience, poll })
+    });
     // What only the decision needed goes now: a pass holds one copy of an audience while it acts.
     observation.audience = None;
     observation.deployment = super::observe::Known::None;
@@ -190,7 +175,7 @@ async fn apply(
         .or_else(|| plan.facts.deployment.as_ref().map(|d| d.0.clone()));
     let entry = plan.facts.content.as_ref().map(|c| c.catalog_entry_id.clone());
     let polled = match (targeted, deployment, entry) {
-        (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry, interval).await,
+        (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry).await,
         _ => Polled::NotDue,
     };
     let (progress, waves) = match &polled {
@@ -200,62 +185,23 @@ async fn apply(
     report(ctx, api, obj, &plan, &acted, outcome, (progress, waves)).await?;
     // A converged object with a deployment looks again when its progress is next due, or soon when
     // the tenant's device signals are still being read.
-    let next = match next {
-        Next::Resync | Next::After(_) if plan.facts.deployment.is_some() || acted.recorded.is_some() => {
-            let gated = plan.facts.rollout.as_ref().is_some_and(|r| !r.phase.is_held());
-            let wait = match polled {
-                Polled::Waiting => std::time::Duration::from_secs(5),
-                // New figures may open a gate or halt the rollout: the next pass decides on them.
-                Polled::Read(..) if gated => std::time::Duration::from_secs(1),
-                _ => interval,
-            };
-            let planned = match next {
-                Next::After(d) => *d,
-                _ => super::requeue::resync_after(obj, ctx.settings.resync),
-            };
-            // A gate's time is kept, and so is the progress poll, whichever comes first.
-            Next::After(planned.min(wait))
-        }
-        other => *other,
-    };
+    let next = poll::next_look(
+        *next,
+        plan.facts.deployment.is_some() || acted.recorded.is_some(),
+        plan.facts.rollout.as_ref().is_some_and(|r| !r.phase.is_held()),
+        polled.kind(),
+        poll::progress_interval(obj, ctx.settings.progress_interval),
+        super::requeue::resync_after(obj, ctx.settings.resync),
+    );
     Ok(action(next, obj, &ctx.settings))
-}
-
-/// The object's progress poll interval: its annotation, else the operator's.
-fn progress_interval(obj: &ExpeditedDeployment, ctx: &Context) -> std::time::Duration {
-    crate::crd::annotations::interval(
-        obj.metadata.annotations.as_ref(),
-        crate::crd::annotations::Interval::Progress,
-    )
-    .unwrap_or(ctx.settings.progress_interval)
-}
-
-/// Whether the last recorded progress is older than `interval` (or there is none).
-fn progress_due(obj: &ExpeditedDeployment, interval: std::time::Duration) -> bool {
-    let last = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.progress.as_ref())
-        .and_then(|p| p.observed_time.as_deref())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    last.is_none_or(|t| {
-        let age = chrono::Utc::now().signed_duration_since(t);
-        // Due a little early (95%), so a pass scheduled for the interval finds it due.
-        age.to_std().unwrap_or_default() >= interval - interval / 20
-    })
 }
 
 /// Counts the funnel from the newest snapshot of the tenant's device signals (shared by every object,
 /// read in the background at most once per interval; the pass never waits for it) and the entry's
 /// revisions, sends the milestone Events and sets the gauges. Without a snapshot yet, or when a read
 /// fails, the recorded progress stays as it was (logged; the rollout itself is not affected).
-async fn poll_progress(
-    ctx: &Context,
-    obj: &ExpeditedDeployment,
-    targeted: &Targeted,
-    entry: &str,
-    interval: std::time::Duration,
-) -> Polled {
+async fn poll_progress(ctx: &Context, obj: &ExpeditedDeployment, targeted: &Targeted, entry: &str) -> Polled {
+    let interval = targeted.poll.interval;
     // Never waits for the tenant-wide read: the newest snapshot, a background read when it is due.
     let Some(signals) = ctx.graph.device_signals_nowait(interval) else {
         return Polled::Waiting;
@@ -277,16 +223,18 @@ async fn poll_progress(
         )
     };
     let a = &targeted.audience;
-    let p = count(&super::plan::offered_devices_of(a, targeted.promoted.as_deref()));
-    let waves = match (&targeted.promoted, &targeted.waves) {
-        (Some(sent), Some(names)) => super::plan::wave_devices(a)
+    let p = count(&super::plan::offered_devices_of(
+        a,
+        targeted.poll.promoted().as_deref(),
+    ));
+    let waves = match &targeted.poll.waves {
+        Some(waves) => super::plan::wave_devices(a)
             .iter()
-            .zip(names)
-            .zip(sent)
-            .filter(|(_, sent)| **sent)
-            .map(|((devices, name), _)| (name.clone(), count(devices)))
+            .zip(waves)
+            .filter(|(_, (_, sent))| *sent)
+            .map(|(devices, (name, _))| (name.clone(), count(devices)))
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     let old = obj.status.as_ref().and_then(|s| s.progress.as_ref());
     for m in progress::milestones(old, &p) {
@@ -308,8 +256,7 @@ async fn poll_progress(
 /// names and which were sent).
 struct Targeted {
     audience: super::observe::AudienceFacts,
-    waves: Option<Vec<String>>,
-    promoted: Option<Vec<bool>>,
+    poll: poll::Poll,
 }
 
 /// What a progress poll gave.
@@ -321,6 +268,16 @@ enum Polled {
     Waiting,
     /// Not due, or nothing to count (no deployment, no content, no audience read).
     NotDue,
+}
+
+impl Polled {
+    fn kind(&self) -> poll::Polled {
+        match self {
+            Polled::Read(..) => poll::Polled::Read,
+            Polled::Waiting => poll::Polled::Waiting,
+            Polled::NotDue => poll::Polled::NotDue,
+        }
+    }
 }
 
 /// The entry a completed refresh replacement moved away from: the content resolved from the same

@@ -30,6 +30,7 @@ pub mod content;
 pub mod group;
 mod ignored;
 mod pass;
+pub mod poll;
 pub mod step;
 mod timing;
 
@@ -40,6 +41,7 @@ pub use cleanup::*;
 pub use content::*;
 pub use group::*;
 use pass::plan_pass;
+pub use poll::{Poll, Polled};
 pub use step::*;
 use timing::*;
 
@@ -56,6 +58,8 @@ pub struct PlanConfig {
     pub absence_confirm: std::time::Duration,
     /// See `Settings::read_lag_budget`.
     pub read_lag_budget: std::time::Duration,
+    /// How often a deployment's progress is read (`--progress-interval`; per object, its annotation).
+    pub progress_interval: std::time::Duration,
 }
 
 impl Default for PlanConfig {
@@ -65,6 +69,7 @@ impl Default for PlanConfig {
             batch_size: crate::graph::DEFAULT_BATCH_SIZE,
             absence_confirm: crate::reconcile::settings::DEFAULT_ABSENCE_CONFIRM,
             read_lag_budget: std::time::Duration::ZERO,
+            progress_interval: crate::reconcile::settings::DEFAULT_PROGRESS_INTERVAL,
         }
     }
 }
@@ -77,6 +82,7 @@ impl From<&crate::reconcile::settings::Settings> for PlanConfig {
             batch_size: s.connections.batch_size,
             absence_confirm: s.absence_confirm,
             read_lag_budget: s.read_lag_budget,
+            progress_interval: s.progress_interval,
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct Plan {
     pub desired: Option<Desired>,
     /// Why the pass writes nothing (but the pause), when it does not.
     pub blocker: Option<Blocker>,
+    /// The progress poll the pass makes after it acts, when one is due.
+    pub poll: Option<Poll>,
 }
 
 impl Plan {
@@ -129,6 +137,14 @@ impl Plan {
     /// Every Graph write the plan makes, by operation.
     pub fn graph_writes(&self) -> Vec<&'static str> {
         self.steps.iter().flat_map(Step::graph_writes).collect()
+    }
+
+    /// Whether `obj` offers the update once this plan is carried out: nothing blocks it, it is not held
+    /// paused, and the operator manages it (ObserveOnly writes nothing). What the blast radius counts.
+    pub fn offers_update(&self, obj: &ExpeditedDeployment) -> bool {
+        self.blocker.is_none()
+            && self.desired.as_ref().is_some_and(|d| !d.paused)
+            && obj.spec.management_policy == ManagementPolicy::Manage
     }
 }
 
@@ -155,6 +171,7 @@ pub fn plan(obj: &ExpeditedDeployment, obs: &Observation, cfg: &PlanConfig) -> P
     let mut p = plan_pass(obj, obs, cfg);
     let old = obj.status.as_ref().map(|s| s.conditions.as_slice());
     ignored::note(&obj.metadata, old, &mut p.end, &mut p.notices);
+    p.poll = poll::poll(obj, p.facts.rollout.as_ref(), cfg.progress_interval, obs.at);
     p
 }
 

@@ -99,6 +99,7 @@ impl<'a> Pass<'a> {
                 },
                 desired: None,
                 blocker: None,
+                poll: None,
             },
         }
     }
