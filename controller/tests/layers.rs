@@ -262,3 +262,20 @@ fn the_reader_sees_every_form_of_path() {
     );
     assert!(g.len() > 50, "{} modules", g.len());
 }
+
+#[test]
+fn status_is_written_in_one_place() {
+    // Every status write goes through `reconcile/status.rs` (server-side apply only).
+    let mut writers: Vec<String> = modules()
+        .into_iter()
+        .filter(|(_, path)| code(path).contains("patch_status("))
+        .map(|(m, _)| name(&m))
+        .collect();
+    writers.sort();
+    assert_eq!(writers, ["reconcile::status"]);
+    let status = code(&src().join("reconcile/status.rs"));
+    assert!(
+        !status.contains("Patch::Merge") && !status.contains("Patch::Json"),
+        "status is written by server-side apply only"
+    );
+}

@@ -240,6 +240,10 @@ async fn deleting_an_undecodable_deployment_deletes_its_deployment_and_the_audie
     env.set_schema_checks(true);
     let message = stalled_undecodable(&env, "expd/skewed").await;
     assert!(message.contains("spec.equivalentContent"), "{message}");
+    // The stall wrote the conditions alone: what the operator recorded stays.
+    let kept = env.get("expd/skewed").await["status"].clone();
+    assert_eq!(kept["deploymentId"].as_str(), Some(id.as_str()), "{kept}");
+    assert_eq!(kept["audienceId"].as_str(), Some(audience.as_str()), "{kept}");
 
     let since = env.graph_seq();
     env.kubectl_ok(&["delete", "expd", "skewed", "--wait=false"])

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use kube::api::Api;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::info;
 
 use super::context::Context;
@@ -17,8 +16,7 @@ use super::plan::{Cleanup, GroupCleanup, GroupStep, Plan, Step, Target};
 use super::reasons::Reason;
 use super::status::{self, Outcome};
 use crate::crd::{
-    CreateIntent, DeviceGroup, DeviceGroupStatus, ExpeditedDeployment, ExpeditedDeploymentStatus,
-    ResolvedContent,
+    CreateIntent, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentStatus, ResolvedContent,
 };
 use crate::graph::models::Deployment;
 use crate::graph::{AssetRef, AudienceOf, AudienceUpdate, GraphClient, GraphError};
@@ -154,51 +152,38 @@ pub async fn send_group_batches(
     Ok(calls)
 }
 
-/// The status merge that records the object's deployment and ends its create intent. A merge keeps
-/// what it does not name, so an optional subfield the new resolution lacks is cleared by name (else the
-/// old content's display name and date would stay).
-pub fn id_record(
+/// The status that records the object's deployment (made, or adopted) and ends its create intent: the
+/// whole status, as every write carries it (see [`status::write`]), so the new resolution replaces the
+/// old one whole.
+pub fn with_id(
+    current: &ExpeditedDeploymentStatus,
     id: &str,
     audience_id: Option<&str>,
     content: Option<&ResolvedContent>,
-) -> Result<serde_json::Value, Error> {
-    let mut record = json!({"deploymentId": id, "audienceId": audience_id, "createIntent": null});
+) -> ExpeditedDeploymentStatus {
+    let mut st = current.clone();
+    st.deployment_id = Some(id.to_string());
+    st.audience_id = audience_id.map(str::to_string);
+    st.create_intent = None;
     if let Some(c) = content {
-        let mut resolved = serde_json::to_value(c).map_err(Error::encode("the resolved content"))?;
-        for optional in [
-            "displayName",
-            "releaseDate",
-            "deployableUntil",
-            "shortName",
-            "cves",
-            "maxSeverity",
-            "resolvedTime",
-        ] {
-            if resolved.get(optional).is_none() {
-                resolved[optional] = serde_json::Value::Null;
-            }
-        }
-        record["resolvedContent"] = resolved;
+        st.resolved_content = Some(c.clone());
     }
-    Ok(record)
+    st
 }
 
-/// Records the id of the object's deployment (made, or adopted) and ends the create intent; returns the
-/// status as written.
-async fn record_id(
+/// Writes a pass's status whole (checked against `precondition` when given) and returns it as written.
+async fn record<S>(
     ctx: &Context,
-    api: &Api<ExpeditedDeployment>,
+    api: &Api<impl kube::Resource<DynamicType = ()> + Clone>,
     name: &str,
-    id: &str,
-    audience_id: Option<&str>,
-    content: Option<&ResolvedContent>,
-) -> Result<Option<ExpeditedDeploymentStatus>, Error> {
-    let record = id_record(id, audience_id, content)?;
-    Ok(
-        status::merge::<_, ExpeditedDeploymentStatus>(api, &ctx.writes, name, None, record)
-            .await?
-            .status,
-    )
+    status: &S,
+    precondition: Option<&str>,
+) -> Result<S, Error>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug,
+{
+    let written = status::write(api, &ctx.writes, name, None, status, precondition).await?;
+    Ok(written.and_then(|w| w.status).unwrap_or_else(|| status.clone()))
 }
 
 fn target_id(target: &Target, created: Option<&String>) -> Option<String> {
@@ -237,10 +222,13 @@ pub async fn act(
     };
     let mut created: Option<String> = None;
     let mut made_audience: Option<(String, String)> = None;
+    // The status as last written: each write carries all of it.
+    let mut current = obj.status.clone().unwrap_or_default();
     for step in &plan.steps {
         match step {
             Step::Adopt { id } => {
-                acted.status = record_id(ctx, api, &name, id, None, content).await?;
+                current = record(ctx, api, &name, &with_id(&current, id, None, content), None).await?;
+                acted.status = Some(current.clone());
                 acted.recorded = Some(id.clone());
                 event(
                     Reason::ADOPTED,
@@ -262,14 +250,8 @@ pub async fn act(
                 };
                 // Recorded with a resourceVersion check: a second writer gets a conflict, not a second
                 // deployment.
-                status::merge::<_, ExpeditedDeploymentStatus>(
-                    api,
-                    &ctx.writes,
-                    &name,
-                    obj.meta().resource_version.as_deref(),
-                    json!({"createIntent": intent}),
-                )
-                .await?;
+                current.create_intent = Some(intent);
+                current = record(ctx, api, &name, &current, obj.meta().resource_version.as_deref()).await?;
                 // The audience first, recorded at once: the deployment is created with it, and a create
                 // tried again after an interruption uses it again.
                 let aid = match audience {
@@ -277,20 +259,24 @@ pub async fn act(
                     None => {
                         let aid = ctx.graph.create_audience().await?;
                         acted.calls += 1;
-                        status::merge::<_, ExpeditedDeploymentStatus>(
-                            api,
-                            &ctx.writes,
-                            &name,
-                            None,
-                            json!({"createIntent": {"audienceId": aid}}),
-                        )
-                        .await?;
+                        if let Some(intent) = current.create_intent.as_mut() {
+                            intent.audience_id = Some(aid.clone());
+                        }
+                        current = record(ctx, api, &name, &current, None).await?;
                         aid
                     }
                 };
                 let made = ctx.graph.create_deployment(request, settings, Some(&aid)).await?;
                 acted.calls += 1;
-                acted.status = record_id(ctx, api, &name, &made.id, Some(&aid), content).await?;
+                current = record(
+                    ctx,
+                    api,
+                    &name,
+                    &with_id(&current, &made.id, Some(&aid), content),
+                    None,
+                )
+                .await?;
+                acted.status = Some(current.clone());
                 event(
                     Reason::CREATED,
                     "Create",
@@ -492,25 +478,24 @@ pub async fn act_group(
             GroupStep::Create => {
                 // Recorded with a resourceVersion check first: a pass working on a stale copy of the
                 // object gets a conflict here, not a second Graph group.
-                let intent = json!({"createIntent": {"startedAt": status::timestamp()}});
-                status::merge::<_, DeviceGroupStatus>(
+                let mut current = obj.status.clone().unwrap_or_default();
+                current.create_intent = Some(crate::crd::device_group::GroupCreateIntent {
+                    started_at: status::timestamp(),
+                });
+                let current = record(
+                    ctx,
                     api,
-                    &ctx.writes,
                     &obj.name_any(),
+                    &current,
                     obj.meta().resource_version.as_deref(),
-                    intent,
                 )
                 .await?;
                 let id = ctx.graph.create_group().await?;
                 acted.calls += 1;
-                status::merge::<_, DeviceGroupStatus>(
-                    api,
-                    &ctx.writes,
-                    &obj.name_any(),
-                    None,
-                    json!({"groupId": id, "createIntent": null}),
-                )
-                .await?;
+                let mut done = current;
+                done.group_id = Some(id.clone());
+                done.create_intent = None;
+                record(ctx, api, &obj.name_any(), &done, None).await?;
                 ctx.events.notify(
                     obj,
                     EventType::Normal,
@@ -554,26 +539,30 @@ pub async fn act_group(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
-    fn recording_a_new_resolution_clears_the_old_ones_subfields() {
-        let mut status = json!({"resolvedContent": {"source": "latest", "catalogEntryId": "old",
-            "displayName": "2026.10 B", "releaseDate": "2026-10-13"}, "createIntent": {"startedAt": "t"}});
+    fn recording_a_new_resolution_replaces_the_old_one_whole_and_ends_the_intent() {
+        let old: ExpeditedDeploymentStatus = serde_json::from_value(json!({
+            "resolvedContent": {"source": "latest", "catalogEntryId": "old", "displayName": "2026.10 B",
+                "releaseDate": "2026-10-13"},
+            "createIntent": {"startedAt": "t", "catalogEntryId": "old"},
+            "tenantId": "t1"
+        }))
+        .unwrap();
         let fresh = ResolvedContent {
             source: "catalogEntryId:new".into(),
             catalog_entry_id: "new".into(),
-            display_name: None,
-            release_date: None,
-            deployable_until: None,
             ..Default::default()
         };
-        let record = id_record("d2", Some("a2"), Some(&fresh)).unwrap();
-        json_patch::merge(&mut status, &record);
+        let st = with_id(&old, "d2", Some("a2"), Some(&fresh));
         assert_eq!(
-            status,
-            json!({"deploymentId": "d2", "audienceId": "a2", "resolvedContent": {"source": "catalogEntryId:new", "catalogEntryId": "new"}}),
-            "no stale display name or date, and the intent is gone"
+            serde_json::to_value(&st).unwrap(),
+            json!({"deploymentId": "d2", "audienceId": "a2", "tenantId": "t1",
+                "resolvedContent": {"source": "catalogEntryId:new", "catalogEntryId": "new"}}),
+            "no stale display name or date, the intent is gone, and the rest is kept"
         );
     }
 }

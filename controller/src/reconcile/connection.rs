@@ -486,15 +486,16 @@ async fn write<K: ConnectionObject>(
         last_check_time,
         conditions: status::conditions(outcome, obj.meta().generation, old),
     };
-    status::apply(
+    status::write(
         api,
         &ctx.writes,
         &obj.name_any(),
-        K::KIND,
         obj.connection_status(),
         &status,
+        None,
     )
     .await
+    .map(|w| w.is_some())
 }
 
 async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Action, Error> {

@@ -123,13 +123,13 @@ async fn write(
         create_intent: None,
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
-    status::apply(
+    status::write(
         api,
         &ctx.writes,
         &obj.name_any(),
-        KIND,
         obj.status.as_ref(),
         &status,
+        None,
     )
     .await?;
     Ok(())

@@ -407,7 +407,7 @@ async fn report(
     let mut status = status_of(obj, current, plan, acted, outcome, progress, waves);
     // The tenant the pass reached (the tenant check keeps it from changing once Graph holds anything).
     status.tenant_id = ctx.tenant_id.clone().or(status.tenant_id);
-    status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await?;
+    status::write(api, &ctx.writes, &obj.name_any(), current, &status, None).await?;
     Ok(())
 }
 
@@ -432,7 +432,7 @@ async fn cleanup(
             obj.metadata.generation,
             current.map(|s| s.conditions.as_slice()).unwrap_or_default(),
         );
-        if let Err(write) = status::apply(api, &ctx.writes, &obj.name_any(), KIND, current, &status).await {
+        if let Err(write) = status::write(api, &ctx.writes, &obj.name_any(), current, &status, None).await {
             tracing::warn!(error = %write, "could not record the failed cleanup in status");
         }
         return Err(e);

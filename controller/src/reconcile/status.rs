@@ -1,9 +1,10 @@
-//! The report edge: kstatus-compatible conditions, and status writes by server-side apply (field manager
-//! `wufb-operator`) that are skipped when nothing but timestamps changed.
+//! The report edge: the one status writer, server-side apply only (field manager `wufb-operator`, and
+//! `wufb-operator-stall` for the conditions of an object that cannot be read), skipped when nothing but
+//! timestamps changed.
 
 use std::borrow::Cow;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{Api, ApiResource, Patch, PatchParams};
 use kube::core::DynamicResourceScope;
 use serde::de::DeserializeOwned;
@@ -86,63 +87,73 @@ where
     }
 }
 
-/// Writes `status` by server-side apply unless only timestamps differ from `old`. Returns whether it wrote.
-pub async fn apply<K, S>(
+/// The one status writer. Every status write of the operator is a server-side apply by [`MANAGER`]
+/// (forced) of the whole status that manager owns: a field it stops applying is dropped, so a write
+/// always carries everything (an apply of, say, only `createIntent` would drop the rest). With
+/// `precondition`, the object must still be at that resourceVersion (409 otherwise): what makes a create
+/// intent exactly-once. Without one, a write that changes nothing but timestamps from `old` is skipped.
+/// Returns the status as written, or `None` when skipped.
+pub async fn write<K, S>(
     api: &Api<K>,
     writes: &LastWrites,
     name: &str,
-    kind: &str,
     old: Option<&S>,
     status: &S,
-) -> Result<bool, Error>
+    precondition: Option<&str>,
+) -> Result<Option<Written<S>>, Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
     S: Serialize + DeserializeOwned + Clone + std::fmt::Debug,
 {
     let new = serde_json::to_value(status).map_err(Error::encode("the status"))?;
-    if let Some(old) = old {
+    if let (Some(old), None) = (old, precondition) {
         let old = serde_json::to_value(old).map_err(Error::encode("the status"))?;
         if comparable(&old) == comparable(&new) {
-            return Ok(false);
+            return Ok(None);
         }
     }
     // The apiVersion of the type, never a literal: a server answers 400 to an apply of another version.
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": kind, "status": new});
+    let mut patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": new});
+    if let Some(rv) = precondition {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
     let written = written_api::<K, S>(api)
         .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("write status"))?;
     writes.record(&written.metadata);
-    Ok(true)
+    Ok(Some(written))
 }
 
-/// A merge patch of status fields, checked against `resource_version` when given (409 if the object
-/// changed since it was read).
-pub async fn merge<K, S>(
-    api: &Api<K>,
-    writes: &LastWrites,
+/// The field manager of the stall written for an object whose spec or status this version cannot read
+/// (or whose pass panicked): its conditions and observedGeneration only. A manager of its own, so that
+/// applying those two fields drops nothing [`MANAGER`] owns (the ids cleanup needs above all); the
+/// operator's next full write takes them back.
+pub const STALL_MANAGER: &str = "wufb-operator-stall";
+
+/// Writes a stall's conditions and observedGeneration, by server-side apply as [`STALL_MANAGER`].
+pub async fn write_stall(
+    client: kube::Client,
+    resource: &ApiResource,
+    namespace: &str,
     name: &str,
-    resource_version: Option<&str>,
-    status: Value,
-) -> Result<Written<S>, Error>
-where
-    K: kube::Resource<DynamicType = ()> + Clone,
-    S: DeserializeOwned + Clone + std::fmt::Debug,
-{
-    let mut patch = json!({"status": status});
-    if let Some(rv) = resource_version {
-        patch["metadata"] = json!({"resourceVersion": rv});
-    }
-    let params = PatchParams {
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    };
-    let written = written_api::<K, S>(api)
-        .patch_status(name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("record status"))?;
-    writes.record(&written.metadata);
-    Ok(written)
+    generation: Option<i64>,
+    conditions: &[Condition],
+) -> Result<(), Error> {
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client, namespace, resource);
+    let patch = json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "status": {"observedGeneration": generation, "conditions": conditions},
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(STALL_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("write status"))?;
+    Ok(())
 }
 
 /// RFC 3339 now, for status timestamps.

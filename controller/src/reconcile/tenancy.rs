@@ -173,14 +173,15 @@ async fn stopped<K: Tenanted>(obj: Arc<K>, ctx: &Context, api: &Api<K>, stop: St
     let generation = obj.meta().generation;
     let new = status::conditions(&outcome, generation, conditions);
     if new != conditions {
-        status::merge::<K, serde_json::Value>(
-            api,
-            &ctx.writes,
-            &obj.name_any(),
-            None,
-            json!({"observedGeneration": generation, "conditions": new}),
-        )
-        .await?;
+        // The whole status as read, with the stop's conditions: every write carries all of it.
+        let mut st =
+            serde_json::to_value(obj.as_ref()).map_err(Error::encode("the status"))?["status"].take();
+        if !st.is_object() {
+            st = json!({});
+        }
+        st["observedGeneration"] = json!(generation);
+        st["conditions"] = serde_json::to_value(&new).map_err(Error::encode("the status"))?;
+        status::write::<K, serde_json::Value>(api, &ctx.writes, &obj.name_any(), None, &st, None).await?;
     }
     if obj.meta().deletion_timestamp.is_some() {
         return Err(Error::Waiting {

@@ -239,9 +239,9 @@ pub(super) fn raw_conditions(raw: &Value) -> Vec<k8s_openapi::apimachinery::pkg:
         .unwrap_or_default()
 }
 
-/// Marks an object Stalled for `reason` without decoding its spec: a merge patch of its status
-/// conditions and observedGeneration only (nothing else the status holds is touched), and a Warning
-/// Event. Nothing is written when `old` already says it.
+/// Marks an object Stalled for `reason` without decoding its spec: its status conditions and
+/// observedGeneration only (see [`status::write_stall`]: nothing else the status holds is touched), and a
+/// Warning Event. Nothing is written when `old` already says it.
 pub(super) async fn stall(
     ctx: &Context,
     which: Which,
@@ -250,7 +250,7 @@ pub(super) async fn stall(
     reason: Reason,
     message: String,
     action: &str,
-) -> Result<(), kube::Error> {
+) -> Result<(), Error> {
     if status::already_stalled(old, reason, &message) {
         return Ok(());
     }
@@ -260,17 +260,8 @@ pub(super) async fn stall(
     );
     let generation = meta.generation;
     let conditions = status::conditions(&Outcome::stalled(reason, message.clone()), generation, old);
-    let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
-    let ar = match which {
-        Which::Deployment => ApiResource::erase::<ExpeditedDeployment>(&()),
-        Which::Group => ApiResource::erase::<DeviceGroup>(&()),
-    };
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
-    let params = PatchParams {
-        field_manager: Some(status::MANAGER.into()),
-        ..Default::default()
-    };
-    api.patch_status(&name, &params, &Patch::Merge(&patch)).await?;
+    let ar = resource(which);
+    status::write_stall(ctx.client.clone(), &ar, &ns, &name, generation, &conditions).await?;
     let reference = ObjectReference {
         api_version: Some(ar.api_version.clone()),
         kind: Some(kind_name(which).into()),
