@@ -102,27 +102,96 @@ pub enum GraphError {
     Encode { operation: &'static str, detail: String },
 }
 
-impl GraphError {
-    /// Static label for metrics and Event reasons.
-    pub fn category(&self) -> &'static str {
+/// The kinds of Graph failure (their meanings and fixes are in the reconciler's reason registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Config,
+    Authentication,
+    Credential,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Throttled,
+    Rejected,
+    Unavailable,
+    Unreachable,
+    AmbiguousCreate,
+    BadResponse,
+    EncodeFailed,
+}
+
+impl Category {
+    pub const ALL: [Category; 14] = [
+        Category::Config,
+        Category::Authentication,
+        Category::Credential,
+        Category::Unauthorized,
+        Category::Forbidden,
+        Category::NotFound,
+        Category::Conflict,
+        Category::Throttled,
+        Category::Rejected,
+        Category::Unavailable,
+        Category::Unreachable,
+        Category::AmbiguousCreate,
+        Category::BadResponse,
+        Category::EncodeFailed,
+    ];
+
+    /// The label: `GraphThrottled`, ...
+    pub fn as_str(self) -> &'static str {
         match self {
-            GraphError::Config { .. } => "GraphConfig",
-            GraphError::Token { .. } => "GraphAuthentication",
-            GraphError::Credential { .. } => "GraphCredential",
-            GraphError::Status { status: 401, .. } => "GraphUnauthorized",
-            GraphError::Status { status: 403, .. } => "GraphForbidden",
-            GraphError::Status { status: 404, .. } => "GraphNotFound",
-            GraphError::Status { status: 409, .. } => "GraphConflict",
-            GraphError::Status { status: 429, .. } => "GraphThrottled",
+            Category::Config => "GraphConfig",
+            Category::Authentication => "GraphAuthentication",
+            Category::Credential => "GraphCredential",
+            Category::Unauthorized => "GraphUnauthorized",
+            Category::Forbidden => "GraphForbidden",
+            Category::NotFound => "GraphNotFound",
+            Category::Conflict => "GraphConflict",
+            Category::Throttled => "GraphThrottled",
+            Category::Rejected => "GraphRejected",
+            Category::Unavailable => "GraphUnavailable",
+            Category::Unreachable => "GraphUnreachable",
+            Category::AmbiguousCreate => "GraphAmbiguousCreate",
+            Category::BadResponse => "GraphBadResponse",
+            Category::EncodeFailed => "EncodeFailed",
+        }
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Category {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl GraphError {
+    /// What kind of failure it is: the metric label and Event reason.
+    pub fn category(&self) -> Category {
+        match self {
+            GraphError::Config { .. } => Category::Config,
+            GraphError::Token { .. } => Category::Authentication,
+            GraphError::Credential { .. } => Category::Credential,
+            GraphError::Status { status: 401, .. } => Category::Unauthorized,
+            GraphError::Status { status: 403, .. } => Category::Forbidden,
+            GraphError::Status { status: 404, .. } => Category::NotFound,
+            GraphError::Status { status: 409, .. } => Category::Conflict,
+            GraphError::Status { status: 429, .. } => Category::Throttled,
             GraphError::Status {
                 status: 400..=499, ..
-            } => "GraphRejected",
-            GraphError::Status { .. } => "GraphUnavailable",
-            GraphError::Transport { .. } => "GraphUnreachable",
-            GraphError::AmbiguousCreate { .. } => "GraphAmbiguousCreate",
-            GraphError::Decode { .. } => "GraphBadResponse",
-            GraphError::Protocol { .. } => "GraphBadResponse",
-            GraphError::Encode { .. } => "EncodeFailed",
+            } => Category::Rejected,
+            GraphError::Status { .. } => Category::Unavailable,
+            GraphError::Transport { .. } => Category::Unreachable,
+            GraphError::AmbiguousCreate { .. } => Category::AmbiguousCreate,
+            GraphError::Decode { .. } | GraphError::Protocol { .. } => Category::BadResponse,
+            GraphError::Encode { .. } => Category::EncodeFailed,
         }
     }
 

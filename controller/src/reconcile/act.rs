@@ -58,7 +58,7 @@ where
         let waited = start.elapsed();
         if waited >= within {
             return Err(Error::Waiting {
-                reason: "WriteNotVisible",
+                reason: Reason::WRITE_NOT_VISIBLE,
                 message: format!(
                     "Graph accepted {what} but does not show it after {}s; nothing that depends on it is sent until it does",
                     waited.as_secs()
@@ -380,7 +380,7 @@ pub async fn clean_up(ctx: &Context, obj: &ExpeditedDeployment, cleanup: &Cleanu
         // What the create made is not known: the finalizer stays.
         Cleanup::Unresolved { started_at } => {
             return Err(Error::Waiting {
-                reason: Reason::CREATE_INTERRUPTED.as_str(),
+                reason: Reason::CREATE_INTERRUPTED,
                 message: format!(
                     "a create started at {started_at} was in flight and what it made is not known; delete any deployment it made in Graph, then remove the finalizer wufb.dev/cleanup"
                 ),

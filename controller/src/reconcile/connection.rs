@@ -518,7 +518,7 @@ async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> R
             .notify(obj, EventType::Warning, Reason::IN_USE, "Delete", message.clone());
     }
     Err(Error::Waiting {
-        reason: Reason::IN_USE.as_str(),
+        reason: Reason::IN_USE,
         message,
         retry: Duration::from_secs(5),
     })

@@ -123,11 +123,11 @@ impl Context {
     pub fn record_error<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Outcome {
         let message = err.to_string();
         let reason = Reason::category(err.category());
-        tracing::warn!(error = %message, category = err.category(), "reconcile failed");
+        tracing::warn!(error = %message, category = err.category().as_str(), "reconcile failed");
         self.metrics
             .errors
             .get_or_create(&CategoryLabel {
-                category: err.category().into(),
+                category: err.category().as_str().into(),
             })
             .inc();
         self.events

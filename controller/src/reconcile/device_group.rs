@@ -147,7 +147,7 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             write(ctx, api, obj, None, &outcome).await?;
             // An error keeps the finalizer (a successful cleanup would remove it) and requeues.
             Err(Error::Waiting {
-                reason: Reason::IN_USE.as_str(),
+                reason: Reason::IN_USE,
                 message: outcome.message().to_string(),
                 retry: Duration::from_secs(5),
             })
@@ -156,7 +156,7 @@ async fn cleanup(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Re
             if let Some(outcome) = clean_up_group(ctx, obj, id.as_deref()).await? {
                 write(ctx, api, obj, None, &outcome).await?;
                 return Err(Error::Waiting {
-                    reason: Reason::IN_USE.as_str(),
+                    reason: Reason::IN_USE,
                     message: outcome.message().to_string(),
                     retry: Duration::from_secs(30),
                 });

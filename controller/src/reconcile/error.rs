@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::reasons::{Category, Reason};
 use crate::graph::GraphError;
 
 /// Reconcile errors.
@@ -36,7 +37,7 @@ pub enum Error {
     /// Cleanup must wait (the finalizer stays until it can finish).
     #[error("{message}")]
     Waiting {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         retry: Duration,
     },
@@ -63,7 +64,7 @@ impl Error {
         }
     }
 
-    pub fn category(&self) -> &'static str {
+    pub fn category(&self) -> Category {
         if let Some(e) = self.inner() {
             return e.category();
         }
@@ -71,17 +72,17 @@ impl Error {
             Error::Kube {
                 source: kube::Error::Api(s),
                 ..
-            } if s.code == 409 => "KubernetesConflict",
-            Error::Kube { .. } => "KubernetesApi",
-            Error::Graph(g) => g.category(),
-            Error::Encode { .. } => "EncodeFailed",
+            } if s.code == 409 => Category::KubernetesConflict,
+            Error::Kube { .. } => Category::KubernetesApi,
+            Error::Graph(g) => Category::Graph(g.category()),
+            Error::Encode { .. } => Category::EncodeFailed,
             Error::Finalizer(f) => match f.as_ref() {
                 kube::runtime::finalizer::Error::AddFinalizer(_)
-                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => "KubernetesApi",
-                _ => "Finalizer",
+                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => Category::KubernetesApi,
+                _ => Category::Finalizer,
             },
-            Error::Waiting { reason, .. } => reason,
-            Error::Internal { .. } => "InternalError",
+            Error::Waiting { reason, .. } => Category::Waiting(*reason),
+            Error::Internal { .. } => Category::Internal,
         }
     }
 
@@ -138,7 +139,7 @@ mod tests {
         );
         let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::CleanupFailed(
             Error::Waiting {
-                reason: "InUse",
+                reason: Reason::IN_USE,
                 message: "m".into(),
                 retry: Duration::from_secs(5),
             },

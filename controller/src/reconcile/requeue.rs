@@ -13,7 +13,7 @@ use super::error::Error;
 /// Graph yet, someone (or this process, through a stale copy) changed the object since it was read; it is
 /// read again at once, with no Warning and no status write.
 pub fn reread_on_conflict(err: &Error, graph_calls: usize) -> Option<Action> {
-    (err.category() == "KubernetesConflict" && graph_calls == 0).then(|| {
+    (err.category() == super::reasons::Category::KubernetesConflict && graph_calls == 0).then(|| {
         tracing::info!(error = %err, "the object changed since it was read; reading it again");
         Action::requeue(Duration::from_millis(100))
     })

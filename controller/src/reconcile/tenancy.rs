@@ -185,7 +185,7 @@ async fn stopped<K: Tenanted>(obj: Arc<K>, ctx: &Context, api: &Api<K>, stop: St
     }
     if obj.meta().deletion_timestamp.is_some() {
         return Err(Error::Waiting {
-            reason: outcome.reason().as_str(),
+            reason: outcome.reason(),
             message: format!("cleanup waits: {}", outcome.message()),
             retry: WAIT,
         });

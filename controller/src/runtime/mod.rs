@@ -81,7 +81,7 @@ fn key<K: Resource>(obj: &K) -> String {
 
 fn error_policy<K: Resource>(obj: Arc<K>, err: &Error, rt: Arc<Runtime>) -> Action {
     let wait = rt.backoff.next(&key(obj.as_ref()), err.retry_after());
-    tracing::debug!(object = %key(obj.as_ref()), category = err.category(), wait_ms = wait.as_millis() as u64, "requeue after error");
+    tracing::debug!(object = %key(obj.as_ref()), category = err.category().as_str(), wait_ms = wait.as_millis() as u64, "requeue after error");
     Action::requeue(wait)
 }
 

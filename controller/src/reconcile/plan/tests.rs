@@ -454,7 +454,7 @@ fn pause_is_written_first_whatever_stops_the_pass() {
                 o.audience = None;
                 o.content = None;
                 o.failed = Some(crate::reconcile::error::Error::Waiting {
-                    reason: "GraphUnavailable",
+                    reason: Reason::GRAPH_UNAVAILABLE,
                     message: "503".into(),
                     retry: std::time::Duration::from_secs(1),
                 });
@@ -530,7 +530,7 @@ fn an_unreadable_deployment_is_paused_anyway_and_an_absent_one_is_not() {
     let obj = object(spec(json!({})), Some(status_with_deployment()));
     let mut obs = observation(Known::Unread("d1".into()));
     obs.failed = Some(crate::reconcile::error::Error::Waiting {
-        reason: "GraphUnreachable",
+        reason: Reason::GRAPH_UNREACHABLE,
         message: "x".into(),
         retry: std::time::Duration::from_secs(1),
     });
@@ -1724,7 +1724,7 @@ fn a_halt_or_abort_pauses_first_whatever_stops_the_pass() {
                 o.audience = None;
                 o.content = None;
                 o.failed = Some(crate::reconcile::error::Error::Waiting {
-                    reason: "GraphUnavailable",
+                    reason: Reason::GRAPH_UNAVAILABLE,
                     message: "503".into(),
                     retry: std::time::Duration::from_secs(1),
                 });
