@@ -2,55 +2,39 @@
 //! act -> report); on deletion remove the group unless a deployment still references it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
-use tracing::instrument;
 
 use super::act::{GroupActed, act_group, clean_up_group};
 use super::context::Context;
 use super::error::Error;
-use super::finalizer::with_finalizer;
-use super::metrics::KindLabel;
 use super::observe::{observe_group, referencing};
 use super::plan::{End, GroupCleanup, GroupPlan, plan_group, plan_group_cleanup};
 use super::reasons::Reason;
 use super::requeue::{Next, action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
-use crate::crd::{DeviceGroup, DeviceGroupStatus, FINALIZER};
+use crate::crd::{DeviceGroup, DeviceGroupStatus};
 
 pub const KIND: &str = "DeviceGroup";
 
-/// One pass over an admitted object (see `runtime` for admission).
-#[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
+/// One pass over an admitted object (see `runtime` for admission and [`super::driver`] for its shape).
 pub async fn reconcile(obj: Arc<DeviceGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let label = KindLabel { kind: KIND.into() };
-    ctx.metrics.reconciles.get_or_create(&label).inc();
-    let api: Api<DeviceGroup> = ctx.api(obj.as_ref());
-    // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
-    let ctx = match super::tenancy::enter(&ctx, &obj, &api, |_| Ok(())).await? {
-        Ok(pass) => pass,
-        Err(stopped) => return Ok(stopped),
-    };
-    // The finalizer goes on first; the pass then goes on with the object as written.
-    let obj = with_finalizer(&api, &ctx.writes, obj).await?;
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
-            Finalizer::Cleanup(o) => cleanup(&o, &ctx, &api).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics
-        .duration
-        .get_or_create(&label)
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::driver::reconcile(obj, ctx).await
+}
+
+impl super::driver::Kind for DeviceGroup {
+    const KIND: &'static str = KIND;
+
+    async fn apply(&self, ctx: &Context, api: &Api<Self>) -> Result<Action, Error> {
+        apply(self, ctx, api).await
+    }
+
+    async fn cleanup(&self, ctx: &Context, api: &Api<Self>) -> Result<Action, Error> {
+        cleanup(self, ctx, api).await
+    }
 }
 
 async fn apply(obj: &DeviceGroup, ctx: &Context, api: &Api<DeviceGroup>) -> Result<Action, Error> {

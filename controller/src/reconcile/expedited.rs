@@ -1,19 +1,14 @@
 //! ExpeditedDeployment: observe -> plan -> act -> report, and cleanup on deletion.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
-use tracing::instrument;
 
 use super::act::{Acted, act, clean_up};
 use super::context::Context;
 use super::error::Error;
-use super::finalizer::with_finalizer;
-use super::metrics::KindLabel;
 use super::observe::{self, Objects, observe};
 use super::plan::{End, Plan, PlanConfig, Step, plan, plan_cleanup, poll};
 use super::progress;
@@ -22,8 +17,7 @@ use super::requeue::{action, after_error, reread_on_conflict};
 use super::status::{self, Outcome};
 use super::tenancy;
 use crate::crd::{
-    ExpeditedDeployment, ExpeditedDeploymentStatus, FINALIZER, PreviousContent, ResolvedContent,
-    RolloutProgress,
+    ExpeditedDeployment, ExpeditedDeploymentStatus, PreviousContent, ResolvedContent, RolloutProgress,
 };
 
 pub const KIND: &str = "ExpeditedDeployment";
@@ -64,37 +58,25 @@ impl Objects for ClusterObjects<'_> {
     }
 }
 
-/// One pass over an admitted object (see `runtime` for admission).
-#[instrument(skip_all, fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
+/// One pass over an admitted object (see `runtime` for admission and [`super::driver`] for its shape).
 pub async fn reconcile(obj: Arc<ExpeditedDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let label = KindLabel { kind: KIND.into() };
-    ctx.metrics.reconciles.get_or_create(&label).inc();
-    let api: Api<ExpeditedDeployment> = ctx.api(obj.as_ref());
-    // The tenant first: a pass that cannot use its connection stops before anything reaches Graph.
-    let ctx = match tenancy::enter(&ctx, &obj, &api, |pass| {
-        tenancy::groups_share_connection(&obj, pass)
-    })
-    .await?
-    {
-        Ok(pass) => pass,
-        Err(stopped) => return Ok(stopped),
-    };
-    // The finalizer goes on first; the pass then goes on with the object as written.
-    let obj = with_finalizer(&api, &ctx.writes, obj).await?;
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            Finalizer::Apply(o) => apply(&o, &ctx, &api).await,
-            Finalizer::Cleanup(o) => cleanup(&o, &ctx, &api).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics
-        .duration
-        .get_or_create(&label)
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::driver::reconcile(obj, ctx).await
+}
+
+impl super::driver::Kind for ExpeditedDeployment {
+    const KIND: &'static str = KIND;
+
+    fn check(&self, pass: &Context) -> Result<(), tenancy::Stop> {
+        tenancy::groups_share_connection(self, pass)
+    }
+
+    async fn apply(&self, ctx: &Context, api: &Api<Self>) -> Result<Action, Error> {
+        apply(self, ctx, api).await
+    }
+
+    async fn cleanup(&self, ctx: &Context, api: &Api<Self>) -> Result<Action, Error> {
+        cleanup(self, ctx, api).await
+    }
 }
 
 /// The planner's settings from the operator's.

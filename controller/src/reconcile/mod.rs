@@ -14,6 +14,7 @@ pub mod connection;
 pub mod context;
 pub mod device_group;
 pub mod devices;
+pub mod driver;
 pub mod error;
 pub mod events;
 pub mod expedited;
