@@ -16,7 +16,8 @@ use super::plan::{Cleanup, GroupCleanup, GroupStep, Plan, Step, Target};
 use super::reasons::Reason;
 use super::status::{self, Outcome};
 use crate::crd::{
-    CreateIntent, DeviceGroup, ExpeditedDeployment, ExpeditedDeploymentStatus, ResolvedContent,
+    CreateIntent, DeviceGroup, DeviceGroupStatus, ExpeditedDeployment, ExpeditedDeploymentStatus,
+    ResolvedContent,
 };
 use crate::graph::models::Deployment;
 use crate::graph::{AssetRef, AudienceOf, AudienceUpdate, GraphClient, GraphError};
@@ -252,6 +253,7 @@ pub async fn act(
                 // deployment.
                 current.create_intent = Some(intent);
                 current = record(ctx, api, &name, &current, obj.meta().resource_version.as_deref()).await?;
+                acted.status = Some(current.clone());
                 // The audience first, recorded at once: the deployment is created with it, and a create
                 // tried again after an interruption uses it again.
                 let aid = match audience {
@@ -263,6 +265,7 @@ pub async fn act(
                             intent.audience_id = Some(aid.clone());
                         }
                         current = record(ctx, api, &name, &current, None).await?;
+                        acted.status = Some(current.clone());
                         aid
                     }
                 };
@@ -463,6 +466,8 @@ pub struct GroupActed {
     /// The id of a group this pass created.
     pub created: Option<String>,
     pub calls: usize,
+    /// The status as last written by this pass (a create intent, then the group's id).
+    pub status: Option<DeviceGroupStatus>,
 }
 
 /// Runs the steps of a DeviceGroup pass.

@@ -86,7 +86,11 @@ async fn write(
     pass: Option<(&GroupPlan, &GroupActed)>,
     outcome: &Outcome,
 ) -> Result<(), Error> {
-    let old = obj.status.clone().unwrap_or_default();
+    // The status as last written: a create intent this pass recorded stays until the group's id is.
+    let old = pass
+        .and_then(|(_, acted)| acted.status.clone())
+        .or_else(|| obj.status.clone())
+        .unwrap_or_default();
     let (group_id, member_count, device_errors) = match pass {
         Some((plan, acted)) => (
             acted.created.clone().or(plan.group_id.clone()),
@@ -104,7 +108,7 @@ async fn write(
         device_errors: device_errors.unwrap_or(old.device_errors.clone()),
         last_sync_time: Some(status::timestamp()),
         missing_since: pass.and_then(|(plan, _)| plan.missing_since.clone()),
-        create_intent: None,
+        create_intent: old.create_intent.clone(),
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
     status::write(

@@ -363,7 +363,9 @@ fn status_of(
             acted,
         )
         .or(old.previous_content.clone()),
-        create_intent: None,
+        // A create intent stays until the pass that made it recorded the deployment (which ends it):
+        // a create whose outcome is unknown is adopted, never made again.
+        create_intent: old.create_intent.clone(),
         conditions: status::conditions(outcome, generation, &old.conditions),
     }
 }
