@@ -147,6 +147,51 @@ async fn rule_exactly_once_create_adopts_the_deployment_after_a_lost_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_group_create_whose_answer_was_lost_keeps_its_intent_and_is_told() {
+    let mut env = Env::start("group-lost").await;
+    env.spawn_controller("a");
+    // Every group create is carried out but its answer is lost.
+    env.emulator.set_faults(FaultConfig {
+        lost_answer_rate: 1.0,
+        operations: vec!["updatableAssets.createGroup".into()],
+        ..Default::default()
+    });
+    env.apply_yaml(&format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring\nspec:\n  devices:\n  - {}\n",
+        dev(1)
+    ))
+    .await;
+    // The failed pass's own status write keeps the intent it recorded before the create.
+    env.eventually(
+        "the intent recorded after a lost answer",
+        Duration::from_secs(30),
+        async || {
+            let creates = env
+                .emulator
+                .requests()
+                .iter()
+                .filter(|r| r.operation == "updatableAssets.createGroup")
+                .count();
+            let dg = env.get("dg/ring").await;
+            let failed = dg["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["reason"] == "GraphAmbiguousCreate"));
+            (creates >= 1 && failed && dg["status"]["createIntent"].is_object()).then_some(())
+        },
+    )
+    .await;
+    env.emulator.set_faults(FaultConfig::default());
+    env.wait_ready(&["dg/ring"]).await;
+    // The group an interrupted create may have made cannot be adopted: the admin is told.
+    env.events_with(&["CreateInterrupted"]).await;
+    let st = env.get("dg/ring").await;
+    assert!(
+        st["status"]["createIntent"].is_null(),
+        "the intent ends with the id: {st:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_ambiguous_adoption_stalls_listing_the_candidates() {
     let mut env = Env::start("ambiguous").await;
     // The object already recorded a create intent, and two matching deployments exist: a crash after

@@ -495,12 +495,13 @@ pub async fn act_group(
                     obj.meta().resource_version.as_deref(),
                 )
                 .await?;
+                acted.status = Some(current.clone());
                 let id = ctx.graph.create_group().await?;
                 acted.calls += 1;
                 let mut done = current;
                 done.group_id = Some(id.clone());
                 done.create_intent = None;
-                record(ctx, api, &obj.name_any(), &done, None).await?;
+                acted.status = Some(record(ctx, api, &obj.name_any(), &done, None).await?);
                 ctx.events.notify(
                     obj,
                     EventType::Normal,

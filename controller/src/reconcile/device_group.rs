@@ -111,15 +111,10 @@ async fn write(
         create_intent: old.create_intent.clone(),
         conditions: status::conditions(outcome, obj.metadata.generation, &old.conditions),
     };
-    status::write(
-        api,
-        &ctx.writes,
-        &obj.name_any(),
-        obj.status.as_ref(),
-        &status,
-        None,
-    )
-    .await?;
+    let written = pass
+        .and_then(|(_, acted)| acted.status.as_ref())
+        .or(obj.status.as_ref());
+    status::write(api, &ctx.writes, &obj.name_any(), written, &status, None).await?;
     Ok(())
 }
 
