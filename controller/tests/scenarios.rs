@@ -269,15 +269,16 @@ async fn scenario_a_new_object_gets_the_finalizer_before_anything_else() {
         patch,
         json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["wufb.dev/cleanup"]}])
     );
-    // The pass goes on with the object as written: the create intent is recorded against the
-    // resourceVersion the finalizer write returned. A conflict there ends the pass before any create.
+    // The pass goes on with the object as written: the create intent is recorded (a server-side apply
+    // of the whole status, as every status write is) against the resourceVersion the finalizer write
+    // returned. A conflict there ends the pass before any create.
     let intent = s
         .expect_answer(
             Expect {
                 method: "PATCH",
                 path: &format!("{OBJECT_PATH}/status"),
-                query: &[],
-                content_type: Some("application/merge-patch+json"),
+                query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                content_type: Some("application/apply-patch+yaml"),
             },
             409,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
@@ -609,8 +610,8 @@ async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_
             Expect {
                 method: "PATCH",
                 path: &format!("{GROUP_PATH}/status"),
-                query: &[("fieldManager", "wufb-operator")],
-                content_type: Some("application/merge-patch+json"),
+                query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                content_type: Some("application/apply-patch+yaml"),
             },
             reply.clone(),
         )
@@ -627,8 +628,8 @@ async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_
             Expect {
                 method: "PATCH",
                 path: &format!("{GROUP_PATH}/status"),
-                query: &[("fieldManager", "wufb-operator")],
-                content_type: Some("application/merge-patch+json"),
+                query: &[("fieldManager", "wufb-operator"), ("force", "true")],
+                content_type: Some("application/apply-patch+yaml"),
             },
             reply.clone(),
         )
