@@ -637,6 +637,76 @@ impl Env {
         wufb_graph_emulator::state::lock(&self.emulator.shared.log).next_seq
     }
 
+    /// Waits for a sign that the controller processed `what` (`kind/name`) after the emulator's log
+    /// sequence `since` (see [`Env::graph_seq`]): the object's status at its current generation, and a
+    /// Graph request after `since` from a pass over it (a read of the deployment or group its status
+    /// records; for an object that records neither, any Graph request). A test asserts that something
+    /// did not happen only after this: a controller that never ran, crashed or fell behind fails here
+    /// instead of passing.
+    pub async fn settled(&self, what: &str, since: u64) {
+        self.settled_in(&self.emulator, what, since).await;
+    }
+
+    /// [`Env::settled`] for an object whose tenant is `emulator` (`since` is its log sequence).
+    pub async fn settled_in(&self, emulator: &Emulator, what: &str, since: u64) {
+        if let Err(e) = self
+            .try_settled_in(emulator, what, since, Duration::from_secs(30))
+            .await
+        {
+            panic!("{e}\ncontroller log:\n{}", self.tail_logs());
+        }
+    }
+
+    /// [`Env::settled`], with an error instead of a panic when `timeout` passes without the sign.
+    pub async fn try_settled(&self, what: &str, since: u64, timeout: Duration) -> Result<(), String> {
+        self.try_settled_in(&self.emulator, what, since, timeout).await
+    }
+
+    /// [`Env::try_settled`] for an object whose tenant is `emulator`.
+    pub async fn try_settled_in(
+        &self,
+        emulator: &Emulator,
+        what: &str,
+        since: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            let out = self.kubectl(&["get", what, "-o", "json"]).await;
+            if out.ok
+                && let Ok(obj) = serde_json::from_str::<Value>(&out.stdout)
+            {
+                let status = &obj["status"];
+                let current = !status["observedGeneration"].is_null()
+                    && status["observedGeneration"] == obj["metadata"]["generation"];
+                let id = status["deploymentId"].as_str().or(status["groupId"].as_str());
+                let seen = emulator
+                    .requests()
+                    .iter()
+                    .any(|r| r.seq >= since && id.is_none_or(|id| r.path.contains(id)));
+                if current && seen {
+                    return Ok(());
+                }
+                last = format!(
+                    "status at its generation: {current}; looked for a request naming {id:?}; requests since: {:?}",
+                    emulator
+                        .requests()
+                        .iter()
+                        .filter(|r| r.seq >= since)
+                        .map(|r| format!("{} {}", r.method, r.path))
+                        .collect::<Vec<_>>()
+                );
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no sign within {timeout:?} that the controller processed {what} after Graph request {since} ({last})"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
     pub async fn eventually<T>(
         &self,

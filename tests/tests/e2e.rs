@@ -863,6 +863,7 @@ async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
         "{message}"
     );
     // Asked again at a waiting pace, not hammered.
+    // pace: the deletes are counted over a 3 s window (a rate, not an absence).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deletes = env
         .emulator
@@ -919,8 +920,21 @@ async fn a_new_matching_release_replaces_a_refreshing_deployment_with_the_same_a
     env.wait_ready(&["expd/follow"]).await;
     let first = deployment_id(&env, "follow").await;
     let before = env.status_of("follow").await["resolvedContent"].clone();
-    // Passes that find nothing newer write nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Passes that find nothing newer write nothing: a catalog poll and a pass run before that is asserted.
+    let since = env.graph_seq();
+    env.eventually(
+        "a catalog poll after Ready",
+        Duration::from_secs(30),
+        async || {
+            env.emulator
+                .requests()
+                .iter()
+                .any(|r| r.seq >= since && r.operation == "catalog.entries.list")
+                .then_some(())
+        },
+    )
+    .await;
+    env.settled("expd/follow", since).await;
     assert_eq!(deployment_id(&env, "follow").await, first);
     assert_eq!(env.graph_deployments().len(), 1);
 
@@ -986,6 +1000,7 @@ async fn a_new_matching_release_replaces_a_refreshing_deployment_with_the_same_a
     assert!(made < deleted);
     let events = env.events_with(&["ContentRefreshed"]).await;
     assert!(events.contains("2026.12 B"), "{events}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let since = env.graph_seq();
+    env.settled("expd/follow", since).await;
     assert_eq!(deployment_id(&env, "follow").await, second, "settled");
 }

@@ -169,8 +169,11 @@ async fn a_replica_whose_lease_is_taken_stops_writing_reports_it_and_can_lead_ag
     let since = env.graph_seq();
     env.apply_yaml(&rollout(1)).await;
     for _ in 0..6 {
+        // pace: the lease is checked every second, and the intruder must still hold it each time.
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(take(Some("intruder")).await || holder(&env).await.as_deref() == Some("intruder"));
+        // The replica is alive all along (it answers, and says it does not lead): its silence counts.
+        assert_eq!(env.metric(a, "wufb_leader").await, Some(0.0));
     }
     assert_eq!(
         env.emulator

@@ -259,6 +259,7 @@ async fn plan_confirms_a_missing_deployment_for_as_long_as_the_controller_given_
     // The same setting: plan writes nothing yet, as the controller does not.
     let held = plan_with(&env, &repo_s, &slow).await;
     assert!(planned(&held).is_empty(), "{held:#}");
+    // pace: lets the 1 s --absence-confirm pass.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // A shorter setting: the absence is confirmed, and plan creates the deployment again, with the
     // exact writes a controller started with that setting then makes.

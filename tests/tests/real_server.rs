@@ -35,7 +35,17 @@ async fn an_empty_device_group_gets_exactly_one_graph_group_under_a_slow_watch()
     )
     .await;
     env.wait_ready(&["dg/empty"]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A pass after Ready (through the slow watch), before counting the groups.
+    let since = env.graph_seq();
+    env.kubectl_ok(&[
+        "annotate",
+        "dg",
+        "empty",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=after-ready",
+    ])
+    .await;
+    env.settled("dg/empty", since).await;
     let groups = env
         .emulator
         .requests()

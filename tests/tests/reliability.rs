@@ -117,6 +117,7 @@ async fn sigkill_at_any_point_including_between_create_and_status_leaves_one_dep
                 if env.graph_deployments().len() > before {
                     return;
                 }
+                // pace: polls for the create to land.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -125,6 +126,7 @@ async fn sigkill_at_any_point_including_between_create_and_status_leaves_one_dep
         if hit {
             crashes_after_create += 1;
         } else {
+            // pace: a later kill point each round.
             tokio::time::sleep(Duration::from_millis(50 * (round + 1) as u64)).await;
         }
         env.kill_controller(current).await;
@@ -222,7 +224,20 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
         .await
         .unwrap();
     env.apply_yaml(&rollout(5)).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The controller tried: r5's pass failed on Graph and said so, before asserting what it could not do.
+    env.eventually(
+        "r5's pass failing on the outage",
+        Duration::from_secs(30),
+        async || {
+            let status = env.status_of("r5").await;
+            let failed = status["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["reason"].as_str().is_some_and(|r| r.starts_with("Graph")))
+            });
+            (failed && status["observedGeneration"].is_number()).then_some(())
+        },
+    )
+    .await;
     assert!(
         env.status_of("r5").await["deploymentId"].is_null(),
         "nothing could be created during the outage"

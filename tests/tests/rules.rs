@@ -239,7 +239,16 @@ async fn rule_a_converged_object_makes_zero_graph_writes_on_resync() {
     env.wait_ready(&["expd/steady"]).await;
     let before_writes = writes(&env);
     let before = env.graph_seq();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.eventually("two resync passes", Duration::from_secs(30), async || {
+        let gets = env
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.seq >= before && r.operation == "deployments.get")
+            .count();
+        (gets >= 2).then_some(())
+    })
+    .await;
     let reads: Vec<String> = env
         .emulator
         .requests()

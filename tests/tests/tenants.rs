@@ -566,7 +566,17 @@ async fn two_instances_split_the_tenants_and_never_serve_the_same_one() {
     // Shard 0 alone: its tenant converges; the other shard's connection and rollout are left alone.
     env.wait_ready(&["expd/r-zero", &format!("graphconnection/{zero}")])
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A pass of shard 0 after r-one arrived, before asserting what it did not do to r-one.
+    let since = b.requests().last().map_or(0, |r| r.seq + 1);
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "r-zero",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=after-r-one",
+    ])
+    .await;
+    env.settled_in(&b, "expd/r-zero", since).await;
     assert_eq!(deployments(&c), 0, "shard 0 never wrote tenant C");
     assert!(c.requests().is_empty(), "nor signed in to it");
     assert!(

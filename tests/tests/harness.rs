@@ -1,0 +1,71 @@
+//! The harness's own guarantees: a test that asserts nothing happened first waits for a sign that the
+//! controller processed the change ([`Env::settled`]), and that sign fails when the controller does
+//! nothing; no test sleeps a fixed time and then asserts absence.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use wufb_e2e::{Env, root};
+
+fn idle_rollout(name: &str) -> String {
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: 5e5e5e5e-0000-4000-8000-000000000001\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_fails_when_the_controller_does_nothing_and_passes_once_it_runs() {
+    let mut env = Env::start("settled").await;
+    env.apply_yaml(&idle_rollout("idle")).await;
+    let since = env.graph_seq();
+    let stopped = env.try_settled("expd/idle", since, Duration::from_secs(3)).await;
+    assert!(stopped.is_err(), "no controller, no sign: {stopped:?}");
+
+    env.spawn_controller("a");
+    env.wait_ready(&["expd/idle"]).await;
+    // A pass after `since` that reads the deployment: the sign.
+    let since = env.graph_seq();
+    env.kubectl_ok(&[
+        "annotate",
+        "expd",
+        "idle",
+        "--overwrite",
+        "wufb.dev/reconcile-requested-at=1",
+    ])
+    .await;
+    env.try_settled("expd/idle", since, Duration::from_secs(30))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn no_test_sleeps_and_then_asserts_absence() {
+    // A fixed sleep passes when the controller never ran: each one left is a pace (a rate measured, a
+    // poll, a clock that must move), said so on the line before it.
+    let mut unmarked = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests/tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let sleeps = line.contains(concat!("time::", "sleep(")) && !line.trim_start().starts_with("//");
+            let marked =
+                line.contains("// pace:") || (i > 0 && lines[i - 1].trim_start().starts_with("// pace:"));
+            if sleeps && !marked {
+                unmarked.push(format!(
+                    "{}:{}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        unmarked.is_empty(),
+        "a sleep that is not a pace (wait with Env::settled or eventually instead): {unmarked:?}"
+    );
+}
