@@ -6,6 +6,8 @@
 
 pub mod heap;
 
+pub mod fixtures;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

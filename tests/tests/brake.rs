@@ -6,11 +6,8 @@
 
 use std::time::Duration;
 
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, condition};
-
-fn dev(i: u32) -> String {
-    format!("7a7b7c7d-0000-4000-8000-{i:012}")
-}
 
 fn rollout(name: &str, members: &str, exclusions: &str, extra: &str) -> String {
     format!(

@@ -5,11 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, root};
-
-fn dev(i: u32) -> String {
-    format!("5a5b5c5d-0000-4000-8000-{i:012}")
-}
 
 fn deployment_yaml(name: &str, content: &str, members: &[String], extra: &str) -> String {
     let members: String = members.iter().map(|d| format!("      - device: {d}\n")).collect();

@@ -3,12 +3,9 @@
 use std::time::Duration;
 
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::dev;
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
-
-fn dev(i: u32) -> String {
-    format!("{i:08x}-1111-4111-8111-111111111111")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_read_never_makes_a_second_deployment() {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, condition};
 use wufb_operator::crd::annotations::{
     self, ABORT, CATALOG_POLL, PROGRESS, PROMOTE, RECONCILE_REQUESTED, RESYNC, RETRY,
@@ -28,10 +29,6 @@ const KEYS: [&str; 7] = [
     RETRY,
     RECONCILE_REQUESTED,
 ];
-
-fn dev(i: usize) -> String {
-    format!("7d7d7d7d-0000-4000-8000-{i:012}")
-}
 
 fn deployment(name: &str, device: usize) -> String {
     format!(

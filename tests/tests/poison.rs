@@ -7,11 +7,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, condition};
-
-fn dev(i: u32) -> String {
-    format!("9a9b9c9d-0000-4000-8000-{i:012}")
-}
 
 fn rollout(name: &str, extra: &str) -> String {
     format!(

@@ -9,17 +9,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::ring_device;
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use wufb_graph_emulator::fleet::FleetConfig;
 
-fn device(ring: u32, i: u32) -> String {
-    format!("6f1c2a10-7d4b-4c8e-{ring:04}-{i:012}")
-}
-
 fn rollout(name: &str, ring: u32, n: u32, paused: bool) -> String {
     let members: String = (0..n)
-        .map(|i| format!("    - device: {}\n", device(ring, i)))
+        .map(|i| format!("    - device: {}\n", ring_device(ring, i)))
         .collect();
     format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  paused: {paused}\n  audience:\n    members:\n{members}"
@@ -31,7 +28,7 @@ fn truth(env: &Env, ring: u32, n: u32) -> [u64; 4] {
     let fleet = env.emulator.fleet();
     let mut counts = [0u64; 4];
     for i in 0..n {
-        let d = &fleet[&device(ring, i)];
+        let d = &fleet[&ring_device(ring, i)];
         let slot = if d.reporting && d.installed_entry.is_some() {
             0
         } else if d.error.is_some() {
@@ -99,7 +96,7 @@ async fn progress_counts_what_the_fleet_did_and_a_paused_rollout_stands_still() 
     let fleet = env.emulator.fleet();
     let hotpatched = (0..40)
         .filter(|i| {
-            let d = &fleet[&device(1, *i)];
+            let d = &fleet[&ring_device(1, *i)];
             d.reporting
                 && d.installed_entry.is_some()
                 && d.outcome == wufb_graph_emulator::fleet::Outcome::InstallHotpatch

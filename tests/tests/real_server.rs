@@ -8,12 +8,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::EmulatorConfig;
-
-fn dev(i: u32) -> String {
-    format!("3a3b3c3d-0000-4000-8000-{i:012}")
-}
 
 fn rollout(name: &str, devices: &[String], extra: &str) -> String {
     let members: String = devices.iter().map(|d| format!("    - device: {d}\n")).collect();

@@ -7,20 +7,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::dev;
 use wufb_graph_emulator::{FaultConfig, RetryAfterForm};
-
-fn dev(i: usize, j: usize) -> String {
-    format!("7a7b7c7d-{i:04x}-4000-8000-{j:012}")
-}
 
 fn rollout(i: usize) -> String {
     format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: r{i}\nspec:\n  content:\n    latest: true\n  userExperience:\n    daysUntilForcedReboot: {}\n  audience:\n    members:\n    - device: {}\n    - device: {}\n    - device: {}\n    exclusions:\n    - device: {}\n",
         i % 31,
-        dev(i, 1),
-        dev(i, 2),
-        dev(i, 3),
-        dev(i, 9)
+        dev(i * 100 + 1),
+        dev(i * 100 + 2),
+        dev(i * 100 + 3),
+        dev(i * 100 + 9)
     )
 }
 
@@ -39,7 +36,10 @@ async fn assert_exact(env: &Env, n: usize) {
         assert!(seen.insert(id.clone()), "two objects share deployment {id}");
         assert_eq!(
             env.graph_audience(&id),
-            (vec![dev(i, 1), dev(i, 2), dev(i, 3)], vec![dev(i, 9)]),
+            (
+                vec![dev(i * 100 + 1), dev(i * 100 + 2), dev(i * 100 + 3)],
+                vec![dev(i * 100 + 9)]
+            ),
             "r{i}: no lost member or exclusion"
         );
         let stalled = status["conditions"]

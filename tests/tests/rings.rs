@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::dev;
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_operator::crd::device_group::MAX_DEVICES;
 use wufb_test_apiserver::store::{MAX_ANNOTATION_BYTES, MAX_OBJECT_BYTES};
-
-fn dev(i: usize) -> String {
-    format!("2a2b2c2d-{:04x}-4000-8000-{i:012}", i / 65536)
-}
 
 fn group_yaml(name: &str, n: usize) -> String {
     let devices: String = (0..n).map(|i| format!("  - {}\n", dev(i))).collect();

@@ -5,12 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wufb_e2e::fixtures::dev;
 use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::{EmulatorConfig, FaultConfig, RetryAfterForm};
-
-fn dev(i: u32) -> String {
-    format!("6a6b6c6d-0000-4000-8000-{i:012}")
-}
 
 fn rollout(name: &str, extra: &str) -> String {
     format!(

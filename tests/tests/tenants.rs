@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::dev;
 use wufb_graph_emulator::config::READ_WRITE;
 use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig};
 
@@ -107,10 +108,6 @@ fn rollout(name: &str, connection: Option<(&str, &str)>, members: &str) -> Strin
     )
 }
 
-fn device(i: usize) -> String {
-    format!("7e7e7e7e-0000-4000-8000-{i:012}")
-}
-
 fn deployments(emulator: &Emulator) -> usize {
     wufb_graph_emulator::state::lock(&emulator.shared.store)
         .list_deployments(chrono::Utc::now())
@@ -177,7 +174,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         rollout(
             "planned-b",
             Some(("GraphConnection", "tenant-b")),
-            &format!("    - device: {}\n", device(9)),
+            &format!("    - device: {}\n", dev(9)),
         ),
     )
     .unwrap();
@@ -214,8 +211,8 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     // A ring and a rollout in tenant B, a rollout in the operator's own tenant.
     let ring = format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: ring-b\nspec:\n  connectionRef:\n    name: tenant-b\n  devices:\n  - {}\n  - {}\n",
-        device(1),
-        device(2)
+        dev(1),
+        dev(2)
     );
     env.apply_yaml(&ring).await;
     env.apply_yaml(&rollout(
@@ -224,12 +221,8 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         "    - deviceGroup: ring-b\n",
     ))
     .await;
-    env.apply_yaml(&rollout(
-        "in-own",
-        None,
-        &format!("    - device: {}\n", device(3)),
-    ))
-    .await;
+    env.apply_yaml(&rollout("in-own", None, &format!("    - device: {}\n", dev(3))))
+        .await;
     env.wait_ready(&["expd/in-b", "expd/in-own", "dg/ring-b"]).await;
     assert_eq!(deployments(&b), 1, "tenant B holds its rollout");
     assert_eq!(
@@ -295,7 +288,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     env.apply_yaml(&rollout(
         "in-c",
         Some(("ClusterGraphConnection", "shared-c")),
-        &format!("    - device: {}\n", device(4)),
+        &format!("    - device: {}\n", dev(4)),
     ))
     .await;
     let why = wait_reason(&env, "expd/in-c", "ConnectionNotAllowed").await;
@@ -340,7 +333,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     env.apply_yaml(&rollout(
         "in-c-federated",
         Some(("ClusterGraphConnection", "federated-c")),
-        &format!("    - device: {}\n", device(5)),
+        &format!("    - device: {}\n", dev(5)),
     ))
     .await;
     env.wait_ready(&["expd/in-c-federated"]).await;
@@ -486,7 +479,7 @@ async fn a_throttled_or_broken_tenant_does_not_keep_the_others_from_converging()
             env.apply_yaml(&rollout(
                 &format!("{t}-{i}"),
                 Some(("GraphConnection", t)),
-                &format!("    - device: {}\n", device(i)),
+                &format!("    - device: {}\n", dev(i)),
             ))
             .await;
         }
@@ -559,7 +552,7 @@ async fn two_instances_split_the_tenants_and_never_serve_the_same_one() {
         env.apply_yaml(&rollout(
             name,
             Some(("GraphConnection", conn)),
-            &format!("    - device: {}\n", device(7)),
+            &format!("    - device: {}\n", dev(7)),
         ))
         .await;
     }

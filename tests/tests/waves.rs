@@ -13,17 +13,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::ring_device;
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use wufb_graph_emulator::fleet::FleetConfig;
 
-fn device(ring: u32, i: u32) -> String {
-    format!("6f1c2a10-7d4b-4c8e-{ring:04}-{i:012}")
-}
-
 fn members(ring: u32, n: u32) -> String {
     (0..n)
-        .map(|i| format!("      - device: {}\n", device(ring, i)))
+        .map(|i| format!("      - device: {}\n", ring_device(ring, i)))
         .collect()
 }
 
@@ -59,7 +56,7 @@ fn offered(env: &Env) -> BTreeSet<String> {
 }
 
 fn ring(r: u32, n: u32) -> BTreeSet<String> {
-    (0..n).map(|i| device(r, i)).collect()
+    (0..n).map(|i| ring_device(r, i)).collect()
 }
 
 /// The devices in the deployment's audience, paused or not.
@@ -231,13 +228,13 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
     std::fs::create_dir_all(&dir).unwrap();
     // Broad's ring repeats one pilot device and one of its own is excluded: it adds 4 devices, not 6.
     let ring_devices: String = (0..5)
-        .map(|i| device(7, i))
-        .chain([device(6, 0)])
+        .map(|i| ring_device(7, i))
+        .chain([ring_device(6, 0)])
         .map(|d| format!("  - {d}\n"))
         .collect();
     let yaml = format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: broad-ring\nspec:\n  devices:\n{ring_devices}---\napiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: staged\nspec:\n  content:\n    latest: true\n  audience:\n    exclusions:\n    - device: {}\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: broad\n      members:\n      - deviceGroup: broad-ring\n      gate:\n        wait: 4h\n        maxFailedPercent: 20\n",
-        device(7, 4),
+        ring_device(7, 4),
         members(6, 3),
     );
     std::fs::write(dir.join("staged.yaml"), &yaml).unwrap();
@@ -341,8 +338,11 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
     // Two of the three pilot devices fail: the rollout halts, and Argo CD shows it Degraded, with the
     // reason.
     for i in 0..2 {
-        env.emulator
-            .set_device(&device(6, i), None, Some(Some("invalidAzureADJoin".to_string())));
+        env.emulator.set_device(
+            &ring_device(6, i),
+            None,
+            Some(Some("invalidAzureADJoin".to_string())),
+        );
     }
     env.eventually("the rollout halts", Duration::from_secs(30), async || {
         (phase(&env.status_of("staged").await) == "Halted").then_some(())
@@ -383,7 +383,7 @@ async fn a_failing_pilot_halts_by_itself_until_retry_and_abort_holds_until_the_s
     let fail = |error: Option<&str>| {
         for i in 0..3 {
             env.emulator
-                .set_device(&device(4, i), None, Some(error.map(str::to_string)));
+                .set_device(&ring_device(4, i), None, Some(error.map(str::to_string)));
         }
     };
     fail(Some("invalidAzureADJoin"));
@@ -520,7 +520,7 @@ async fn a_retry_past_a_failing_gate_never_sends_the_next_wave() {
     // the fourth failed (25% is above its 20%).
     let env = start("waves-retry", 2.0).await;
     env.emulator
-        .set_device(&device(6, 0), None, Some(Some("invalidAzureADJoin".into())));
+        .set_device(&ring_device(6, 0), None, Some(Some("invalidAzureADJoin".into())));
     env.apply_yaml(&format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: gated\nspec:\n  content:\n    latest: true\n  rollout:\n    waves:\n    - name: pilot\n      members:\n{}    - name: broad\n      members:\n{}      gate:\n        minUpToDatePercent: 50\n        maxFailedPercent: 20\n",
         members(6, 4),
