@@ -13,6 +13,23 @@ pub fn ring_device(ring: u32, i: u32) -> String {
     format!("6f1c2a10-7d4b-4c8e-{ring:04}-{i:012}")
 }
 
+/// An ExpeditedDeployment for `latest` content offered to `members`; `extra` is more of the spec, in YAML
+/// lines indented as in the spec (`  paused: true\n`) or in its audience (`    exclusions:\n...`).
+pub fn rollout(name: &str, members: &[String], extra: &str) -> String {
+    let members: String = members.iter().map(|d| format!("    - device: {d}\n")).collect();
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n{members}{extra}"
+    )
+}
+
+/// A DeviceGroup of `devices`.
+pub fn device_group(name: &str, devices: &[String]) -> String {
+    let devices: String = devices.iter().map(|d| format!("  - {d}\n")).collect();
+    format!(
+        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: {name}\nspec:\n  devices:\n{devices}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +40,19 @@ mod tests {
         assert_eq!(dev(7usize), dev(7u32));
         assert!(dev(9) < dev(10));
         assert_eq!(ring_device(3, 4), "6f1c2a10-7d4b-4c8e-0003-000000000004");
+    }
+
+    #[test]
+    fn manifests_are_the_objects_they_say() {
+        // `extra` at spec level after the audience is still spec-level.
+        let r: serde_yaml::Value =
+            serde_yaml::from_str(&rollout("r", &[dev(1), dev(2)], "  paused: true\n")).unwrap();
+        assert_eq!(r["spec"]["paused"], serde_yaml::Value::Bool(true));
+        assert_eq!(
+            r["spec"]["audience"]["members"][1]["device"].as_str(),
+            Some(dev(2).as_str())
+        );
+        let g: serde_yaml::Value = serde_yaml::from_str(&device_group("g", &[dev(3)])).unwrap();
+        assert_eq!(g["spec"]["devices"][0].as_str(), Some(dev(3).as_str()));
     }
 }

@@ -7,23 +7,11 @@
 use std::time::Duration;
 
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::{device_group, rollout};
 use wufb_e2e::{Env, condition};
-
-fn rollout(name: &str, members: &str, exclusions: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n{extra}  audience:\n    members:\n{members}    exclusions:\n{exclusions}"
-    )
-}
 
 fn device(d: &str) -> String {
     format!("    - device: {d}\n")
-}
-
-fn group_yaml(name: &str, devices: &[String]) -> String {
-    let devices: String = devices.iter().map(|d| format!("  - {d}\n")).collect();
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: {name}\nspec:\n  devices:\n{devices}"
-    )
 }
 
 /// One way a pass can stop, and the patch that sets `paused: true` together with it.
@@ -34,11 +22,20 @@ struct Case {
     patch: String,
 }
 
+/// A rollout of pre-rendered member and exclusion lines, with more of the spec.
+fn blocked_rollout(name: &str, members: &str, exclusions: &str, extra: &str) -> String {
+    rollout(
+        name,
+        &[],
+        &format!("{members}    exclusions:\n{exclusions}{extra}"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_is_written_first_whatever_blocks_the_pass() {
     let mut env = Env::start("brake").await;
     env.spawn_controller("a");
-    env.apply_yaml(&group_yaml("dnd", &[dev(90)])).await;
+    env.apply_yaml(&device_group("dnd", &[dev(90)])).await;
     // A spec only the operator's rules catch (a member listed twice): the API server, like a real
     // one, refuses what the CRD's schema can see at the patch.
     let invalid = format!(
@@ -66,7 +63,7 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
         },
     ];
     for c in &cases {
-        env.apply_yaml(&rollout(
+        env.apply_yaml(&blocked_rollout(
             c.name,
             &(device(&dev(1)) + &device(&dev(2))),
             "    - deviceGroup: dnd\n",
@@ -75,8 +72,8 @@ async fn pause_is_written_first_whatever_blocks_the_pass() {
         .await;
     }
     // The exclusion group that will be deleted while a deployment uses it.
-    env.apply_yaml(&group_yaml("leaving", &[dev(91)])).await;
-    env.apply_yaml(&rollout(
+    env.apply_yaml(&device_group("leaving", &[dev(91)])).await;
+    env.apply_yaml(&blocked_rollout(
         "group-deleting",
         &device(&dev(1)),
         "    - deviceGroup: leaving\n",
@@ -230,7 +227,7 @@ async fn observe_only_never_writes_not_even_a_pause() {
     env.spawn_controller("a");
     let entry = env.expeditable_entry();
     let id = env.graph_create_deployment(&entry);
-    env.apply_yaml(&rollout(
+    env.apply_yaml(&blocked_rollout(
         "watched",
         &device(&dev(1)),
         "",

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::events::Reporter;
+use wufb_e2e::fixtures::{dev, rollout};
 use wufb_e2e::{Env, condition};
 use wufb_operator::graph::{
     Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphMetrics, SecretString,
@@ -39,10 +40,9 @@ fn panicking(
     (Passes::default().deployment)(obj, ctx)
 }
 
-fn deployment(name: &str, device: u32, paused: bool) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  paused: {paused}\n  audience:\n    members:\n    - device: 7a7b7c7d-0000-4000-8000-{device:012}\n"
-    )
+/// A rollout of device `device`, paused or not.
+fn paused_or_not(name: &str, device: u32, paused: bool) -> String {
+    rollout(name, &[dev(device)], &format!("  paused: {paused}\n"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +93,7 @@ async fn a_panicking_pass_is_its_objects_alone() {
     ));
 
     // The bomb gets its deployment while it still works.
-    env.apply_yaml(&deployment(BOMB, 1, false)).await;
+    env.apply_yaml(&paused_or_not(BOMB, 1, false)).await;
     env.wait_ready(&[&format!("expd/{BOMB}")]).await;
     let id = env.status_of(BOMB).await["deploymentId"]
         .as_str()
@@ -103,9 +103,9 @@ async fn a_panicking_pass_is_its_objects_alone() {
 
     // From now on every pass over it panics; its spec asks for a pause, and two more objects arrive.
     BUG.store(true, Ordering::SeqCst);
-    env.apply_yaml(&deployment(BOMB, 1, true)).await;
-    env.apply_yaml(&deployment("neighbour-a", 2, false)).await;
-    env.apply_yaml(&deployment("neighbour-b", 3, false)).await;
+    env.apply_yaml(&paused_or_not(BOMB, 1, true)).await;
+    env.apply_yaml(&paused_or_not("neighbour-a", 2, false)).await;
+    env.apply_yaml(&paused_or_not("neighbour-b", 3, false)).await;
 
     let stalled = env
         .eventually(

@@ -69,3 +69,30 @@ fn no_test_sleeps_and_then_asserts_absence() {
         "a sleep that is not a pace (wait with Env::settled or eventually instead): {unmarked:?}"
     );
 }
+
+#[test]
+fn no_test_helper_is_defined_in_more_than_one_test_file() {
+    // Shared helpers live in `wufb_e2e` (`fixtures`, `Env`): a helper copied into two files drifts.
+    let mut defined: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for entry in std::fs::read_dir(root().join("tests/tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let name = line
+                .strip_prefix("fn ")
+                .or_else(|| line.strip_prefix("async fn "))
+                .and_then(|rest| rest.split(['(', '<']).next());
+            if let Some(name) = name {
+                defined.entry(name.to_string()).or_default().push(file.clone());
+            }
+        }
+    }
+    let copied: Vec<_> = defined.into_iter().filter(|(_, files)| files.len() > 1).collect();
+    assert!(
+        copied.is_empty(),
+        "helpers defined in more than one test file: {copied:?}"
+    );
+}

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_e2e::{Env, condition};
 use wufb_operator::crd::annotations::{
     self, ABORT, CATALOG_POLL, PROGRESS, PROMOTE, RECONCILE_REQUESTED, RESYNC, RETRY,
@@ -30,11 +31,9 @@ const KEYS: [&str; 7] = [
     RECONCILE_REQUESTED,
 ];
 
-fn deployment(name: &str, device: usize) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n",
-        dev(device)
-    )
+/// A rollout of device `device`.
+fn of_device(name: &str, device: usize) -> String {
+    rollout(name, &[dev(device)], "")
 }
 
 fn waves(name: &str, first: std::ops::Range<usize>, second: Option<(usize, &str)>) -> String {
@@ -90,7 +89,7 @@ fn alive(env: &mut Env) {
 async fn hostile_values_are_refused_by_name_and_the_operator_keeps_converging() {
     let mut env = Env::start("hostile").await;
     env.spawn_controller("a");
-    env.apply_yaml(&deployment("target", 1)).await;
+    env.apply_yaml(&of_device("target", 1)).await;
     env.wait_ready(&["expd/target"]).await;
 
     // Each short value goes into every annotation at once (60,000 characters into one at a time: the
@@ -301,7 +300,7 @@ async fn hostile_values_are_refused_by_name_and_the_operator_keeps_converging() 
     alive(&mut env);
 
     // Afterwards an object converges as usual.
-    env.apply_yaml(&deployment("after", 3000)).await;
+    env.apply_yaml(&of_device("after", 3000)).await;
     env.wait_ready(&["expd/after"]).await;
     alive(&mut env);
 }

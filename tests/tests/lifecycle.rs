@@ -11,16 +11,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use wufb_e2e::Env;
+use wufb_e2e::fixtures::{dev, rollout};
 use wufb_graph_emulator::config::DEFAULT_TENANT_ID;
 use wufb_graph_emulator::{AppRegistration, EmulatorConfig};
 
 const STANDBY_APP: &str = "99999999-9999-4999-8999-999999999999";
-
-fn rollout(i: usize) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: r{i}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: 8a8b8c8d-0000-4000-8000-{i:012}\n"
-    )
-}
 
 fn with_standby_app() -> EmulatorConfig {
     let mut config = EmulatorConfig::default();
@@ -56,6 +51,11 @@ fn writes_by(env: &Env, client_id: &str, since: u64) -> usize {
         .count()
 }
 
+/// Rollout `r{i}` of device `i`.
+fn numbered(i: usize) -> String {
+    rollout(&format!("r{i}"), &[dev(i)], "")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_releases_the_lease_and_exits_0_and_the_standby_takes_over_at_once() {
     let mut env = Env::start_with("sigterm", with_standby_app()).await;
@@ -68,7 +68,7 @@ async fn sigterm_drains_releases_the_lease_and_exits_0_and_the_standby_takes_ove
     .await;
     env.spawn_controller_as("standby", STANDBY_APP, "standby-secret", &[]);
     for i in 0..3 {
-        env.apply_yaml(&rollout(i)).await;
+        env.apply_yaml(&numbered(i)).await;
     }
     env.wait_ready(&["expd", "--all"]).await;
 
@@ -103,7 +103,7 @@ async fn sigterm_drains_releases_the_lease_and_exits_0_and_the_standby_takes_ove
     );
     // The new leader works.
     let since = env.graph_seq();
-    env.apply_yaml(&rollout(9)).await;
+    env.apply_yaml(&numbered(9)).await;
     env.wait_ready(&["expd/r9"]).await;
     assert!(writes_by(&env, STANDBY_APP, since) > 0, "the standby now writes");
 }
@@ -137,7 +137,7 @@ async fn sigterm_while_standing_by_exits_0_at_once() {
 async fn a_replica_whose_lease_is_taken_stops_writing_reports_it_and_can_lead_again() {
     let mut env = Env::start("lease-taken").await;
     let a = env.spawn_controller("a");
-    env.apply_yaml(&rollout(0)).await;
+    env.apply_yaml(&numbered(0)).await;
     env.wait_ready(&["expd/r0"]).await;
     assert_eq!(env.metric(a, "wufb_leader").await, Some(1.0));
 
@@ -167,7 +167,7 @@ async fn a_replica_whose_lease_is_taken_stops_writing_reports_it_and_can_lead_ag
 
     // While the intruder holds the lease, nothing is written, whatever changes.
     let since = env.graph_seq();
-    env.apply_yaml(&rollout(1)).await;
+    env.apply_yaml(&numbered(1)).await;
     for _ in 0..6 {
         // pace: the lease is checked every second, and the intruder must still hold it each time.
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -196,7 +196,7 @@ async fn the_controller_makes_exactly_the_writes_plan_printed() {
 }
 
 /// `plan` with the planner flags the controller runs with.
-async fn plan_with(env: &Env, repo: &str, extra: &[&str]) -> Value {
+async fn plan_flags(env: &Env, repo: &str, extra: &[&str]) -> Value {
     let url = env.emulator.graph_url();
     let mut args = vec!["plan", "-f", repo, "--graph-url", &url, "-o", "json"];
     args.extend_from_slice(extra);
@@ -257,14 +257,14 @@ async fn plan_confirms_a_missing_deployment_for_as_long_as_the_controller_given_
     .await;
 
     // The same setting: plan writes nothing yet, as the controller does not.
-    let held = plan_with(&env, &repo_s, &slow).await;
+    let held = plan_flags(&env, &repo_s, &slow).await;
     assert!(planned(&held).is_empty(), "{held:#}");
     // pace: lets the 1 s --absence-confirm pass.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // A shorter setting: the absence is confirmed, and plan creates the deployment again, with the
     // exact writes a controller started with that setting then makes.
     let quick = ["--absence-confirm", "1s"];
-    let report = plan_with(&env, &repo_s, &quick).await;
+    let report = plan_flags(&env, &repo_s, &quick).await;
     // The setting from the environment, as `run` reads it, is honoured too.
     let url = env.emulator.graph_url();
     let out = tokio::process::Command::new(wufb_e2e::operator_bin())

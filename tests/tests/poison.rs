@@ -8,14 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_e2e::{Env, condition};
-
-fn rollout(name: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n{extra}",
-        dev(1)
-    )
-}
 
 async fn stalled_undecodable(env: &Env, what: &str) -> String {
     env.eventually(
@@ -28,6 +22,11 @@ async fn stalled_undecodable(env: &Env, what: &str) -> String {
         },
     )
     .await
+}
+
+/// A rollout of one device, with more of the spec.
+fn of_one_device(name: &str, extra: &str) -> String {
+    rollout(name, &[dev(1)], extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +57,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
         ("no-content", "", "missing field `content`"),
     ];
     for (name, extra, _) in &bad[..5] {
-        env.apply_yaml_unchecked(&rollout(name, extra)).await;
+        env.apply_yaml_unchecked(&of_one_device(name, extra)).await;
     }
     env.apply_yaml_unchecked(&format!(
         "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: no-content\nspec:\n  audience:\n    members:\n    - device: {}\n",
@@ -68,7 +67,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
     env.apply_yaml_unchecked("apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: numbers\nspec:\n  devices:\n  - 42\n")
         .await;
     for i in 0..3 {
-        env.apply_yaml(&rollout(&format!("good-{i}"), "")).await;
+        env.apply_yaml(&of_one_device(&format!("good-{i}"), "")).await;
     }
     let a = env.spawn_controller("a");
 
@@ -139,7 +138,7 @@ async fn undecodable_objects_are_contained_and_every_other_object_reconciles() {
     .await;
     let message = stalled_undecodable(&env, "expd/good-0").await;
     assert!(message.contains("is paused, as spec.paused asks"), "{message}");
-    env.apply_yaml(&rollout("good-3", "")).await;
+    env.apply_yaml(&of_one_device("good-3", "")).await;
     env.wait_ready(&["expd/good-3"]).await;
 
     // Fixed, it reconciles again as usual.
@@ -211,7 +210,7 @@ async fn deleting_an_undecodable_deployment_deletes_its_deployment_and_the_audie
     if env.skip_on_real_cluster("a real API server refuses values its CRD schema does not know at apply") {
         return;
     }
-    env.apply_yaml(&rollout("skewed", "")).await;
+    env.apply_yaml(&of_one_device("skewed", "")).await;
     env.spawn_controller("a");
     env.wait_ready(&["expd/skewed"]).await;
     let status = env.status_of("skewed").await;

@@ -10,18 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 use wufb_e2e::Env;
 use wufb_e2e::fixtures::ring_device;
+use wufb_e2e::fixtures::rollout;
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use wufb_graph_emulator::fleet::FleetConfig;
-
-fn rollout(name: &str, ring: u32, n: u32, paused: bool) -> String {
-    let members: String = (0..n)
-        .map(|i| format!("    - device: {}\n", ring_device(ring, i)))
-        .collect();
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  paused: {paused}\n  audience:\n    members:\n{members}"
-    )
-}
 
 /// What the funnel must say for these devices, from the fleet's truth.
 fn truth(env: &Env, ring: u32, n: u32) -> [u64; 4] {
@@ -46,6 +38,12 @@ fn truth(env: &Env, ring: u32, n: u32) -> [u64; 4] {
 fn funnel(status: &Value) -> Option<[u64; 4]> {
     let p = status.get("progress")?;
     Some(["upToDate", "pending", "failed", "notReporting"].map(|k| p[k].as_u64().unwrap_or(0)))
+}
+
+/// A rollout of the first `n` devices of `ring`.
+fn ring_rollout(name: &str, ring: u32, n: u32, paused: bool) -> String {
+    let members: Vec<String> = (0..n).map(|i| ring_device(ring, i)).collect();
+    rollout(name, &members, &format!("  paused: {paused}\n"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,8 +72,8 @@ async fn progress_counts_what_the_fleet_did_and_a_paused_rollout_stands_still() 
         DEFAULT_CLIENT_SECRET,
         &["--progress-interval=1s"],
     );
-    env.apply_yaml(&rollout("broad", 1, 40, false)).await;
-    env.apply_yaml(&rollout("held", 2, 20, true)).await;
+    env.apply_yaml(&ring_rollout("broad", 1, 40, false)).await;
+    env.apply_yaml(&ring_rollout("held", 2, 20, true)).await;
     env.wait_ready(&["expd/broad", "expd/held"]).await;
 
     // The broad ring finishes: every reporting device is done, and the counts are the fleet's own.

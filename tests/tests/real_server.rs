@@ -9,15 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::EmulatorConfig;
-
-fn rollout(name: &str, devices: &[String], extra: &str) -> String {
-    let members: String = devices.iter().map(|d| format!("    - device: {d}\n")).collect();
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n{extra}  audience:\n    members:\n{members}"
-    )
-}
 
 async fn with_delay(name: &str, delay_ms: u64, emulator: EmulatorConfig) -> Env {
     Env::start_delayed(name, emulator, Duration::from_millis(delay_ms)).await

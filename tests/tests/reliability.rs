@@ -8,18 +8,8 @@ use std::time::Duration;
 
 use wufb_e2e::Env;
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_graph_emulator::{FaultConfig, RetryAfterForm};
-
-fn rollout(i: usize) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: r{i}\nspec:\n  content:\n    latest: true\n  userExperience:\n    daysUntilForcedReboot: {}\n  audience:\n    members:\n    - device: {}\n    - device: {}\n    - device: {}\n    exclusions:\n    - device: {}\n",
-        i % 31,
-        dev(i * 100 + 1),
-        dev(i * 100 + 2),
-        dev(i * 100 + 3),
-        dev(i * 100 + 9)
-    )
-}
 
 /// Every object has exactly one Graph deployment, with exactly its audience; none is stalled.
 async fn assert_exact(env: &Env, n: usize) {
@@ -51,6 +41,18 @@ async fn assert_exact(env: &Env, n: usize) {
     }
 }
 
+/// Rollout `r{i}`: the same content and settings as every other (a reboot deadline of its own), each
+/// its own devices and exclusion.
+fn same_content(i: usize) -> String {
+    let members = [dev(i * 100 + 1), dev(i * 100 + 2), dev(i * 100 + 3)];
+    let extra = format!(
+        "    exclusions:\n    - device: {}\n  userExperience:\n    daysUntilForcedReboot: {}\n",
+        dev(i * 100 + 9),
+        i % 31
+    );
+    rollout(&format!("r{i}"), &members, &extra)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_at_the_documented_rates_converge_exactly() {
     let mut env = Env::start("faults").await;
@@ -67,7 +69,7 @@ async fn faults_at_the_documented_rates_converge_exactly() {
     });
     env.spawn_controller("a");
     for i in 0..20 {
-        env.apply_yaml(&rollout(i)).await;
+        env.apply_yaml(&same_content(i)).await;
     }
     env.wait_ready(&["expd", "--all"]).await;
     env.emulator.set_faults(FaultConfig::default());
@@ -105,7 +107,7 @@ async fn sigkill_at_any_point_including_between_create_and_status_leaves_one_dep
     });
     env.spawn_controller("a");
     for i in 0..8 {
-        env.apply_yaml(&rollout(i)).await;
+        env.apply_yaml(&same_content(i)).await;
     }
     let mut current = 0;
     let mut crashes_after_create = 0;
@@ -163,11 +165,11 @@ async fn the_standby_takes_over_within_the_lease_and_never_writes_before() {
     })
     .await;
     let standby = env.spawn_controller_as("standby", standby_app, "standby-secret", &[]);
-    env.apply_yaml(&rollout(0)).await;
+    env.apply_yaml(&same_content(0)).await;
     env.wait_ready(&["expd/r0"]).await;
     let killed_at = wufb_graph_emulator::state::now_ms();
     env.kill_controller(0).await;
-    env.apply_yaml(&rollout(1)).await;
+    env.apply_yaml(&same_content(1)).await;
     env.wait_ready(&["expd/r1"]).await;
     let lease = env.get("lease/wufb-operator").await;
     assert_eq!(lease["spec"]["holderIdentity"], "standby");
@@ -201,7 +203,7 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
     let mut env = Env::start("outages").await;
     env.spawn_controller("a");
     for i in 0..4 {
-        env.apply_yaml(&rollout(i)).await;
+        env.apply_yaml(&same_content(i)).await;
     }
     env.wait_ready(&["expd", "--all"]).await;
     // The API server "restarts": every watch breaks and resuming answers 410 Expired.
@@ -209,7 +211,7 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
         Some(server) => server.restart_watches(),
         None => println!("skipped on a real cluster: restarting its API server"),
     }
-    env.apply_yaml(&rollout(4)).await;
+    env.apply_yaml(&same_content(4)).await;
     env.wait_ready(&["expd/r4"]).await;
     // Graph is down for a while, and the token endpoint fails half the time.
     env.emulator.set_faults(FaultConfig {
@@ -223,7 +225,7 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
         .send()
         .await
         .unwrap();
-    env.apply_yaml(&rollout(5)).await;
+    env.apply_yaml(&same_content(5)).await;
     // The controller tried: r5's pass failed on Graph and said so, before asserting what it could not do.
     env.eventually(
         "r5's pass failing on the outage",
@@ -253,7 +255,7 @@ async fn api_server_restart_graph_outage_and_token_failures_are_survived() {
 
 /// The same rollout (same content and settings; each its own devices) for object `r{i}`.
 fn identical(i: usize) -> String {
-    rollout(i).replace(
+    same_content(i).replace(
         &format!("daysUntilForcedReboot: {}\n", i % 31),
         "daysUntilForcedReboot: 2\n",
     )

@@ -7,16 +7,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wufb_e2e::Env;
-use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::{dev, device_group};
 use wufb_graph_emulator::EmulatorConfig;
 use wufb_operator::crd::device_group::MAX_DEVICES;
 use wufb_test_apiserver::store::{MAX_ANNOTATION_BYTES, MAX_OBJECT_BYTES};
 
+/// A DeviceGroup of the first `n` devices.
 fn group_yaml(name: &str, n: usize) -> String {
-    let devices: String = (0..n).map(|i| format!("  - {}\n", dev(i))).collect();
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: {name}\nspec:\n  devices:\n{devices}"
-    )
+    device_group(name, &(0..n).map(dev).collect::<Vec<_>>())
 }
 
 /// The bytes one device costs in a stored DeviceGroup: its id in the list, and its entry in the

@@ -6,16 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_e2e::{Env, condition};
 use wufb_graph_emulator::{EmulatorConfig, FaultConfig, RetryAfterForm};
-
-fn rollout(name: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n  content:\n    latest: true\n  audience:\n    members:\n    - device: {}\n    - device: {}\n{extra}",
-        dev(1),
-        dev(2)
-    )
-}
 
 async fn stalled(env: &Env, name: &str) -> Value {
     env.eventually(&format!("{name} Stalled"), Duration::from_secs(30), async || {
@@ -33,11 +26,16 @@ fn writes(env: &Env) -> usize {
         .count()
 }
 
+/// A rollout of two devices, with more of the spec.
+fn of_two_devices(name: &str, extra: &str) -> String {
+    rollout(name, &[dev(1), dev(2)], extra)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_the_first_reconcile_always_writes_a_status() {
     let mut env = Env::start("first-status").await;
     env.spawn_controller("a");
-    env.apply_yaml(&rollout("waits", "    - deviceGroup: not-there-yet\n"))
+    env.apply_yaml(&of_two_devices("waits", "    - deviceGroup: not-there-yet\n"))
         .await;
     let status = env
         .eventually("a status", Duration::from_secs(30), async || {
@@ -73,7 +71,7 @@ async fn rule_the_finalizer_is_added_before_the_first_graph_write() {
     };
     let mut env = Env::start_with("finalizer-first", env_config).await;
     env.spawn_controller("a");
-    env.apply_yaml(&rollout("guarded", "")).await;
+    env.apply_yaml(&of_two_devices("guarded", "")).await;
     let obj = env
         .eventually("the finalizer", Duration::from_secs(30), async || {
             let o = env.get("expd/guarded").await;
@@ -110,7 +108,7 @@ async fn rule_exactly_once_create_adopts_the_deployment_after_a_lost_answer() {
         operations: vec!["deployments.create".into()],
         ..Default::default()
     });
-    env.apply_yaml(&rollout("once", "")).await;
+    env.apply_yaml(&of_two_devices("once", "")).await;
     env.eventually("an adopted deployment", Duration::from_secs(60), async || {
         env.status_of("once").await["deploymentId"]
             .as_str()
@@ -193,7 +191,7 @@ async fn rule_ambiguous_adoption_stalls_listing_the_candidates() {
     let mut env = Env::start("ambiguous").await;
     // The object already recorded a create intent, and two matching deployments exist: a crash after
     // the create, with a second deployment of the same content made at the same time by someone else.
-    env.apply_yaml(&rollout("twins", "")).await;
+    env.apply_yaml(&of_two_devices("twins", "")).await;
     let entry = env.expeditable_entry();
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -232,7 +230,7 @@ async fn rule_a_converged_object_makes_zero_graph_writes_on_resync() {
         wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
         &["--resync-interval=1s"],
     );
-    env.apply_yaml(&rollout("steady", "")).await;
+    env.apply_yaml(&of_two_devices("steady", "")).await;
     env.wait_ready(&["expd/steady"]).await;
     let before_writes = writes(&env);
     let before = env.graph_seq();
@@ -279,7 +277,7 @@ async fn rule_transient_errors_requeue_with_backoff_and_converge() {
     env.spawn_controller("a");
     // Distinct settings make every request body distinct, so a repeat of one is a retry.
     for i in 0..4 {
-        env.apply_yaml(&rollout(
+        env.apply_yaml(&of_two_devices(
             &format!("r{i}"),
             &format!("  userExperience:\n    daysUntilForcedReboot: {i}\n"),
         ))
@@ -330,7 +328,7 @@ async fn rule_permanent_errors_stall_with_an_event() {
         wufb_graph_emulator::config::READONLY_CLIENT_SECRET,
         &[],
     );
-    env.apply_yaml(&rollout("forbidden", "")).await;
+    env.apply_yaml(&of_two_devices("forbidden", "")).await;
     let c = stalled(&env, "forbidden").await;
     assert_eq!(c["reason"], "GraphForbidden");
     assert!(
@@ -349,7 +347,7 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
     let entry = env.expeditable_entry();
     let existing = env.graph_create_deployment(&entry);
     env.spawn_controller("a");
-    let observe = rollout(
+    let observe = of_two_devices(
         "watcher",
         &format!("  managementPolicy: ObserveOnly\n  deploymentId: {existing}\n"),
     )
@@ -372,7 +370,7 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
             .insert(dev(9), wufb_graph_emulator::store::AssetKind::Device);
         a.ever_used = true;
     }
-    let adopt = rollout("adopter", &format!("  deploymentId: {existing}\n"))
+    let adopt = of_two_devices("adopter", &format!("  deploymentId: {existing}\n"))
         .replace("latest: true", &format!("catalogEntryId: {entry}"));
     env.apply_yaml(&adopt).await;
     env.wait_ready(&["expd/adopter"]).await;
@@ -395,7 +393,7 @@ async fn rule_adoption_by_deployment_id_and_observe_only() {
         .expect("a second expeditable entry")
         .to_string();
     let before = writes(&env);
-    let drifted = rollout(
+    let drifted = of_two_devices(
         "drifted",
         &format!(
             "  deploymentId: {existing}
@@ -427,7 +425,7 @@ async fn rule_intune_owned_deployments_are_refused() {
         .intune_managed = true;
     env.spawn_controller("a");
     env.apply_yaml(
-        &rollout("intune", &format!("  deploymentId: {existing}\n"))
+        &of_two_devices("intune", &format!("  deploymentId: {existing}\n"))
             .replace("latest: true", &format!("catalogEntryId: {entry}")),
     )
     .await;
@@ -441,7 +439,7 @@ async fn rule_intune_owned_deployments_are_refused() {
 async fn rule_a_404_on_delete_is_success_and_nothing_gets_stuck() {
     let mut env = Env::start("gone").await;
     env.spawn_controller("a");
-    env.apply_yaml(&rollout("gone", "")).await;
+    env.apply_yaml(&of_two_devices("gone", "")).await;
     env.wait_ready(&["expd/gone"]).await;
     let id = env.status_of("gone").await["deploymentId"]
         .as_str()
@@ -482,7 +480,7 @@ async fn rule_a_legacy_release_date_deployment_keeps_working_and_is_not_replaced
     };
     env.spawn_controller("a");
     let spec = |paused: bool| {
-        rollout("kept", &format!("  paused: {paused}\n  deploymentId: {legacy}\n  userExperience:\n    daysUntilForcedReboot: 2\n"))
+        of_two_devices("kept", &format!("  paused: {paused}\n  deploymentId: {legacy}\n  userExperience:\n    daysUntilForcedReboot: 2\n"))
             .replace("latest: true", "releaseDate: \"2026-11-10\"")
     };
     env.apply_yaml(&spec(false)).await;

@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use wufb_e2e::Env;
 use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::rollout;
 use wufb_graph_emulator::config::READ_WRITE;
 use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig};
 
@@ -99,15 +100,6 @@ fn connection(kind: &str, name: &str, tenant_id: &str, emulator: &Emulator, extr
     )
 }
 
-fn rollout(name: &str, connection: Option<(&str, &str)>, members: &str) -> String {
-    let reference = connection.map_or(String::new(), |(kind, name)| {
-        format!("  connectionRef:\n    kind: {kind}\n    name: {name}\n")
-    });
-    format!(
-        "apiVersion: wufb.dev/v1alpha1\nkind: ExpeditedDeployment\nmetadata:\n  name: {name}\nspec:\n{reference}  content:\n    latest: true\n  audience:\n    members:\n{members}"
-    )
-}
-
 fn deployments(emulator: &Emulator) -> usize {
     wufb_graph_emulator::state::lock(&emulator.shared.store)
         .list_deployments(chrono::Utc::now())
@@ -141,6 +133,14 @@ async fn wait_reason(env: &Env, what: &str, want: &str) -> String {
     .await
 }
 
+/// A rollout of pre-rendered member lines, through `connection` (kind, name) when given.
+fn in_tenant(name: &str, connection: Option<(&str, &str)>, members: &str) -> String {
+    let reference = connection.map_or(String::new(), |(kind, name)| {
+        format!("  connectionRef:\n    kind: {kind}\n    name: {name}\n")
+    });
+    rollout(name, &[], &format!("{members}{reference}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     let mut env = Env::start("tenants").await;
@@ -171,7 +171,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     let planned = env.dir.join("planned.yaml");
     std::fs::write(
         &planned,
-        rollout(
+        in_tenant(
             "planned-b",
             Some(("GraphConnection", "tenant-b")),
             &format!("    - device: {}\n", dev(9)),
@@ -215,13 +215,13 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         dev(2)
     );
     env.apply_yaml(&ring).await;
-    env.apply_yaml(&rollout(
+    env.apply_yaml(&in_tenant(
         "in-b",
         Some(("GraphConnection", "tenant-b")),
         "    - deviceGroup: ring-b\n",
     ))
     .await;
-    env.apply_yaml(&rollout("in-own", None, &format!("    - device: {}\n", dev(3))))
+    env.apply_yaml(&in_tenant("in-own", None, &format!("    - device: {}\n", dev(3))))
         .await;
     env.wait_ready(&["expd/in-b", "expd/in-own", "dg/ring-b"]).await;
     assert_eq!(deployments(&b), 1, "tenant B holds its rollout");
@@ -264,7 +264,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
 
     // A deployment whose group lives in another tenant stalls without a write.
     let before = (deployments(&b), env.graph_deployments().len());
-    env.apply_yaml(&rollout("mixed", None, "    - deviceGroup: ring-b\n"))
+    env.apply_yaml(&in_tenant("mixed", None, "    - deviceGroup: ring-b\n"))
         .await;
     let why = wait_reason(&env, "expd/mixed", "ConnectionMismatch").await;
     assert!(
@@ -285,7 +285,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     ))
     .await;
     env.wait_ready(&["clustergraphconnection/shared-c"]).await;
-    env.apply_yaml(&rollout(
+    env.apply_yaml(&in_tenant(
         "in-c",
         Some(("ClusterGraphConnection", "shared-c")),
         &format!("    - device: {}\n", dev(4)),
@@ -330,7 +330,7 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
     ))
     .await;
     env.wait_ready(&["clustergraphconnection/federated-c"]).await;
-    env.apply_yaml(&rollout(
+    env.apply_yaml(&in_tenant(
         "in-c-federated",
         Some(("ClusterGraphConnection", "federated-c")),
         &format!("    - device: {}\n", dev(5)),
@@ -476,7 +476,7 @@ async fn a_throttled_or_broken_tenant_does_not_keep_the_others_from_converging()
     let started = Instant::now();
     for i in 0..n {
         for t in ["e", "b", "c", "d"] {
-            env.apply_yaml(&rollout(
+            env.apply_yaml(&in_tenant(
                 &format!("{t}-{i}"),
                 Some(("GraphConnection", t)),
                 &format!("    - device: {}\n", dev(i)),
@@ -549,7 +549,7 @@ async fn two_instances_split_the_tenants_and_never_serve_the_same_one() {
     env.apply_yaml(&connection("GraphConnection", &one, TENANT_C, &c, ""))
         .await;
     for (name, conn) in [("r-zero", &zero), ("r-one", &one)] {
-        env.apply_yaml(&rollout(
+        env.apply_yaml(&in_tenant(
             name,
             Some(("GraphConnection", conn)),
             &format!("    - device: {}\n", dev(7)),
