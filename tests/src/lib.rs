@@ -639,6 +639,18 @@ impl Env {
         wufb_graph_emulator::state::lock(&self.emulator.shared.log).next_seq
     }
 
+    /// Asks for a pass over `what` (`kind/name`) now, as `kubectl annotate` of
+    /// `wufb.dev/reconcile-requested-at` does; `token` makes the value new.
+    pub async fn request_reconcile(&self, what: &str, token: &str) {
+        self.kubectl_ok(&[
+            "annotate",
+            what,
+            "--overwrite",
+            &format!("wufb.dev/reconcile-requested-at={token}"),
+        ])
+        .await;
+    }
+
     /// Waits for a sign that the controller processed `what` (`kind/name`) after the emulator's log
     /// sequence `since` (see [`Env::graph_seq`]): the object's status at its current generation, and a
     /// Graph request after `since` from a pass over it (a read of the deployment or group its status

@@ -353,14 +353,7 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
         .delete_deployment(&first)
         .unwrap();
     let deleted = std::time::Instant::now();
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "rollout",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=1",
-    ])
-    .await;
+    env.request_reconcile("expd/rollout", "1").await;
     let second = env
         .eventually("a recreated deployment", Duration::from_secs(30), async || {
             let id = env.status_of("rollout").await["deploymentId"]
@@ -389,14 +382,7 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
             .members
             .insert(dev(99), wufb_graph_emulator::store::AssetKind::Device);
     }
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "rollout",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=2",
-    ])
-    .await;
+    env.request_reconcile("expd/rollout", "2").await;
     env.eventually("the extra member removed", Duration::from_secs(30), async || {
         (env.graph_audience(&second).0 == [dev(1)]).then_some(())
     })
@@ -415,14 +401,7 @@ async fn drift_is_repaired_and_orphan_policy_leaves_graph_alone() {
         s["monitoring"] = outside["monitoring"].clone();
         s["userExperience"] = json!({"daysUntilForcedReboot": 9, "isHotpatchEnabled": true});
     }
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "rollout",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=3",
-    ])
-    .await;
+    env.request_reconcile("expd/rollout", "3").await;
     let settings = env
         .eventually(
             "the owned setting set back",
@@ -876,14 +855,7 @@ async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
         .unwrap()
         .members
         .clear();
-    env.kubectl_ok(&[
-        "annotate",
-        "dg",
-        "ring",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=1",
-    ])
-    .await;
+    env.request_reconcile("dg/ring", "1").await;
     env.eventually("the group deleted", Duration::from_secs(60), async || {
         (!env.kubectl(&["get", "dg", "ring"]).await.ok).then_some(())
     })

@@ -26,14 +26,7 @@ async fn settled_fails_when_the_controller_does_nothing_and_passes_once_it_runs(
     env.wait_ready(&["expd/idle"]).await;
     // A pass after `since` that reads the deployment: the sign.
     let since = env.graph_seq();
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "idle",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=1",
-    ])
-    .await;
+    env.request_reconcile("expd/idle", "1").await;
     env.try_settled("expd/idle", since, Duration::from_secs(30))
         .await
         .unwrap();

@@ -237,14 +237,7 @@ async fn plan_confirms_a_missing_deployment_for_as_long_as_the_controller_given_
     wufb_graph_emulator::state::lock(&env.emulator.shared.store)
         .delete_deployment(&first)
         .unwrap();
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "rollout",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=1",
-    ])
-    .await;
+    env.request_reconcile("expd/rollout", "1").await;
     env.eventually(
         "the controller confirming the absence",
         Duration::from_secs(30),

@@ -28,14 +28,7 @@ async fn an_empty_device_group_gets_exactly_one_graph_group_under_a_slow_watch()
     env.wait_ready(&["dg/empty"]).await;
     // A pass after Ready (through the slow watch), before counting the groups.
     let since = env.graph_seq();
-    env.kubectl_ok(&[
-        "annotate",
-        "dg",
-        "empty",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=after-ready",
-    ])
-    .await;
+    env.request_reconcile("dg/empty", "after-ready").await;
     env.settled("dg/empty", since).await;
     let groups = env
         .emulator

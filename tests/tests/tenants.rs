@@ -366,16 +366,8 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         },
     )
     .await;
-    env.kubectl_ok(&[
-        "annotate",
-        "expd/in-b",
-        &format!(
-            "wufb.dev/reconcile-requested-at={}",
-            chrono::Utc::now().timestamp()
-        ),
-        "--overwrite",
-    ])
-    .await;
+    env.request_reconcile("expd/in-b", &chrono::Utc::now().timestamp().to_string())
+        .await;
     env.wait_ready(&["expd/in-b", "graphconnection/tenant-b"]).await;
     let logs = env.controller_logs();
     for s in ["secret-b-1", "secret-b-2", "secret-c"] {
@@ -561,14 +553,7 @@ async fn two_instances_split_the_tenants_and_never_serve_the_same_one() {
         .await;
     // A pass of shard 0 after r-one arrived, before asserting what it did not do to r-one.
     let since = b.requests().last().map_or(0, |r| r.seq + 1);
-    env.kubectl_ok(&[
-        "annotate",
-        "expd",
-        "r-zero",
-        "--overwrite",
-        "wufb.dev/reconcile-requested-at=after-r-one",
-    ])
-    .await;
+    env.request_reconcile("expd/r-zero", "after-r-one").await;
     env.settled_in(&b, "expd/r-zero", since).await;
     assert_eq!(deployments(&c), 0, "shard 0 never wrote tenant C");
     assert!(c.requests().is_empty(), "nor signed in to it");
