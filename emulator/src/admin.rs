@@ -49,7 +49,7 @@ async fn counts(State(st): State<Arc<Shared>>) -> Json<Value> {
 
 async fn state(State(st): State<Arc<Shared>>) -> Json<Value> {
     let store = lock(&st.store);
-    let now = chrono::Utc::now();
+    let now = st.clock.utc();
     Json(json!({
         "deployments": store.list_deployments(now),
         "audiences": store.audiences,

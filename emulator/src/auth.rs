@@ -157,6 +157,7 @@ pub fn issue(
     tenant: &str,
     form: &HashMap<String, String>,
     tokens: &mut HashMap<String, Issued>,
+    now: Instant,
     lifetime: Duration,
     new_token: impl FnOnce() -> String,
 ) -> Result<Value, TokenError> {
@@ -241,13 +242,13 @@ pub fn issue(
         ));
     }
     let token = new_token();
-    tokens.retain(|_, t| t.expires > Instant::now());
+    tokens.retain(|_, t| t.expires > now);
     tokens.insert(
         token.clone(),
         Issued {
             client_id: app.client_id.clone(),
             roles: app.roles.clone(),
-            expires: Instant::now() + lifetime,
+            expires: now + lifetime,
         },
     );
     Ok(json!({
@@ -261,6 +262,7 @@ pub fn issue(
 /// Checks the bearer token of a Graph call. Writes need `WindowsUpdates.ReadWrite.All`.
 pub fn check_bearer(
     tokens: &HashMap<String, Issued>,
+    now: Instant,
     authorization: Option<&str>,
     write: bool,
 ) -> Result<String, GraphError> {
@@ -273,7 +275,7 @@ pub fn check_bearer(
     let issued = tokens
         .get(token.trim())
         .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience."))?;
-    if issued.expires <= Instant::now() {
+    if issued.expires <= now {
         return Err(unauthorized("Lifetime validation failed, the token is expired."));
     }
     let can_read = issued.roles.iter().any(|r| r == READ || r == READ_WRITE);
@@ -300,6 +302,7 @@ pub fn check_bearer(
 /// (or `Group.Read.All`, or `Directory.Read.All`) and `Device.Read.All` (or `Directory.Read.All`).
 pub fn check_directory(
     tokens: &HashMap<String, Issued>,
+    now: Instant,
     authorization: Option<&str>,
 ) -> Result<String, GraphError> {
     let unauthorized = |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
@@ -311,7 +314,7 @@ pub fn check_directory(
     let issued = tokens
         .get(token.trim())
         .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience."))?;
-    if issued.expires <= Instant::now() {
+    if issued.expires <= now {
         return Err(unauthorized("Lifetime validation failed, the token is expired."));
     }
     let has = |any: &[&str]| issued.roles.iter().any(|r| any.contains(&r.as_str()));

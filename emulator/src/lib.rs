@@ -60,6 +60,11 @@ impl Emulator {
     }
 
     /// Replaces the fault configuration.
+    /// Moves the tenant's time on by `by` (read lag, token expiry, the fleet's time), without waiting.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.shared.clock.advance(by);
+    }
+
     pub fn set_faults(&self, faults: FaultConfig) {
         let mut f = state::lock(&self.shared.faults);
         f.rng = state::Rng::new(faults.seed);

@@ -86,7 +86,11 @@ async fn entra_members(
         }
         if settings.auth {
             let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            entry.client_id = Some(crate::auth::check_directory(&lock(&st.tokens), auth)?);
+            entry.client_id = Some(crate::auth::check_directory(
+                &lock(&st.tokens),
+                st.clock.instant(),
+                auth,
+            )?);
         }
         if decision.outage {
             return Err(GraphError::new(
@@ -183,6 +187,7 @@ async fn token(
             &tenant,
             &form,
             &mut tokens,
+            st.clock.instant(),
             Duration::from_secs(settings.token_lifetime_secs),
             || {
                 let mut rng = lock(&st.token_rng);
@@ -297,6 +302,7 @@ async fn graph(
                 );
             entry.client_id = Some(crate::auth::check_bearer(
                 &lock(&st.tokens),
+                st.clock.instant(),
                 auth,
                 write || read_write_read,
             )?);
@@ -463,7 +469,7 @@ fn dispatch(
     call: Call<'_>,
     entry: &mut LogEntry,
 ) -> Result<Reply, GraphError> {
-    let now = chrono::Utc::now();
+    let now = st.clock.utc();
     // Simulated time passes for the fleet before the tenant is read (it may put errors on assets); a
     // device profile read starts the fleet.
     if matches!(call.route, Route::DeviceProfiles | Route::DeviceProfile(_)) {

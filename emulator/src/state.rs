@@ -197,6 +197,42 @@ pub struct Shared {
     pub history: Mutex<VecDeque<Snapshot>>,
     /// The simulated fleet behind `data/deviceProfiles`.
     pub fleet: Mutex<crate::fleet::Fleet>,
+    /// The tenant's time: read lag, token expiry and the fleet's time follow it.
+    pub clock: Clock,
+}
+
+/// The emulator's clock: the machine's, moved on by [`Clock::advance`] so that a test of read lag, token
+/// expiry or the fleet's progress takes no wall time.
+#[derive(Debug, Default)]
+pub struct Clock {
+    skew_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Clock {
+    fn skew(&self) -> Duration {
+        Duration::from_millis(self.skew_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves the tenant's time on by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.skew_ms
+            .fetch_add(by.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Now, on the monotonic clock.
+    pub fn instant(&self) -> std::time::Instant {
+        std::time::Instant::now() + self.skew()
+    }
+
+    /// Now, in milliseconds since the Unix epoch (see [`now_ms`]).
+    pub fn now_ms(&self) -> u64 {
+        now_ms() + self.skew().as_millis() as u64
+    }
+
+    /// Now, in UTC.
+    pub fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::from_std(self.skew()).unwrap_or_default()
+    }
 }
 
 /// The tenant as it was after a write (`at`), or before the first recorded write (`at` is `None`).
@@ -278,6 +314,7 @@ impl Shared {
             state_file: config.state_file.clone(),
             history: Mutex::new(VecDeque::new()),
             fleet: Mutex::new(crate::fleet::Fleet::new(config.fleet.clone())),
+            clock: Clock::default(),
         }
     }
 
@@ -294,7 +331,7 @@ impl Shared {
     }
 
     fn tick_fleet_inner(&self, reading: bool, within_ms: u64) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut fleet = lock(&self.fleet);
         if reading && !fleet.active {
             fleet.active = true;
@@ -332,7 +369,7 @@ impl Shared {
         if lag_ms == 0 {
             return;
         }
-        let now = std::time::Instant::now();
+        let now = self.clock.instant();
         let mut h = lock(&self.history);
         h.push_back(Snapshot {
             at: Some(now),
@@ -352,7 +389,7 @@ impl Shared {
             return None;
         }
         let h = lock(&self.history);
-        let horizon = std::time::Instant::now().checked_sub(Duration::from_millis(lag_ms));
+        let horizon = self.clock.instant().checked_sub(Duration::from_millis(lag_ms));
         let newest_visible = h.iter().rev().find(|s| match (s.at, horizon) {
             (None, _) => true,
             (Some(at), Some(hz)) => at <= hz,

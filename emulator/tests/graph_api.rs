@@ -775,7 +775,7 @@ async fn reads_lag_writes_when_a_read_lag_is_set() {
         )
         .await;
     assert_eq!(s, 202);
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    c.emu.advance(std::time::Duration::from_millis(450));
     let (s, d) = c.get(&format!("{U}/deployments/{id}")).await;
     assert_eq!(s, 200);
     assert_eq!(d["id"], id.as_str());
@@ -792,7 +792,7 @@ async fn reads_lag_writes_when_a_read_lag_is_set() {
         c.get(&format!("{U}/deployments/{id}")).await.1["state"]["requestedValue"],
         "none"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    c.emu.advance(std::time::Duration::from_millis(450));
     assert_eq!(
         c.get(&format!("{U}/deployments/{id}")).await.1["state"]["requestedValue"],
         "paused"
@@ -907,7 +907,7 @@ async fn auth_token_endpoint_and_permissions() {
         c.post(&format!("{U}/deploymentAudiences"), json!({})).await.0,
         201
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.emu.advance(Duration::from_millis(1100));
     let (s, err) = c.get(&format!("{U}/deployments")).await;
     assert_eq!(s, 401);
     assert!(err["error"]["message"].as_str().unwrap().contains("expired"));
@@ -1444,7 +1444,7 @@ async fn the_simulated_fleet_installs_while_offered_and_stops_when_paused() {
     assert_eq!(s, 202);
     let (s, first) = c.get(&format!("{U}/data/deviceProfiles")).await;
     assert_eq!(s, 200, "{first}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.emu.advance(Duration::from_millis(400));
     let truth = c.emu.fleet();
     assert!(
         truth
@@ -1467,7 +1467,7 @@ async fn the_simulated_fleet_installs_while_offered_and_stops_when_paused() {
     .await;
     for _ in 0..4 {
         c.get(&format!("{U}/data/deviceProfiles?$top=5")).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.emu.advance(Duration::from_millis(300));
     }
     let truth = c.emu.fleet();
     let eid = entry["id"].as_str().unwrap();
