@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use crate::error::GraphError;
 use crate::odata::{Query, collection};
 use crate::routes::{AudienceOf, BASE, Route, method_not_allowed};
-use crate::state::{LogEntry, Shared, fnv, lock, now_ms};
+use crate::state::{LogEntry, Shared, fnv, lock};
 use crate::store::{AssetKind, Reply};
 use crate::validate;
 
@@ -54,7 +54,7 @@ async fn entra_members(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let started = now_ms();
+    let started = st.clock.now_ms();
     let request_id = format!("emu-{started:x}");
     let mut entry = LogEntry {
         seq: 0,
@@ -166,7 +166,7 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = now_ms();
+    let started = st.clock.now_ms();
     let mut form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     // HTTP Basic authentication carries the client id and secret in the header instead.
     if let Some((id, secret)) = basic_credentials(&headers) {
@@ -238,7 +238,7 @@ async fn graph(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = now_ms();
+    let started = st.clock.now_ms();
     let request_id = headers
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
@@ -390,7 +390,7 @@ async fn graph(
             if e.status == StatusCode::TOO_MANY_REQUESTS
                 || (e.status == StatusCode::SERVICE_UNAVAILABLE && entry.fault.is_some())
             {
-                let (value, not_before) = lock(&st.faults).retry_after(now_ms());
+                let (value, not_before) = lock(&st.faults).retry_after(st.clock.now_ms());
                 if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                     entry.retry_not_before_ms = Some(not_before);

@@ -197,12 +197,12 @@ pub struct Shared {
     pub history: Mutex<VecDeque<Snapshot>>,
     /// The simulated fleet behind `data/deviceProfiles`.
     pub fleet: Mutex<crate::fleet::Fleet>,
-    /// The tenant's time: read lag, token expiry and the fleet's time follow it.
+    /// The tenant's time: read lag, token expiry, Retry-After, the fleet's time and the request log follow it.
     pub clock: Clock,
 }
 
 /// The emulator's clock: the machine's, moved on by [`Clock::advance`] so that a test of read lag, token
-/// expiry or the fleet's progress takes no wall time.
+/// expiry, Retry-After or the fleet's progress takes no wall time. The request log's times follow it too.
 #[derive(Debug, Default)]
 pub struct Clock {
     skew_ms: std::sync::atomic::AtomicU64,
