@@ -14,9 +14,9 @@
 //!
 //! The planner by concept: [`step`] (the writes), [`blocker`] (why a pass writes nothing),
 //! [`content`] (catalog resolution), [`audience`] (set arithmetic and blast radius), [`changes`] (the
-//! writes in a safe order), `timing` (absence and read-lag waits), [`cleanup`] and [`group`] (the
-//! DeviceGroup planner); `pass` chains them into one ExpeditedDeployment pass, an ordered list of
-//! gates each of which may end it.
+//! writes in a safe order), `timing` (absence and read-lag waits), [`poll`] (the progress poll and the
+//! next look), [`cleanup`] and [`group`] (the DeviceGroup planner); `pass` chains them into one
+//! ExpeditedDeployment pass, an ordered list of gates each of which may end it.
 
 use crate::crd::{AudienceStatus, DeviceError, ExpeditedDeployment, ManagementPolicy, ResolvedContent};
 use crate::reconcile::observe::{Known, Observation};
