@@ -158,10 +158,10 @@ async fn apply(
     let entry = plan.facts.content.as_ref().map(|c| c.catalog_entry_id.clone());
     let polled = match (targeted, deployment, entry) {
         (Some(targeted), Some(_), Some(entry)) => poll_progress(ctx, obj, &targeted, &entry).await,
-        _ => Polled::NotDue,
+        _ => Figures::NotDue,
     };
     let (progress, waves) = match &polled {
-        Polled::Read(p, w) => (Some(p), w.as_slice()),
+        Figures::Read(p, w) => (Some(p), w.as_slice()),
         _ => (None, &[][..]),
     };
     report(ctx, api, obj, &plan, &acted, outcome, (progress, waves)).await?;
@@ -182,17 +182,22 @@ async fn apply(
 /// read in the background at most once per interval; the pass never waits for it) and the entry's
 /// revisions, sends the milestone Events and sets the gauges. Without a snapshot yet, or when a read
 /// fails, the recorded progress stays as it was (logged; the rollout itself is not affected).
-async fn poll_progress(ctx: &Context, obj: &ExpeditedDeployment, targeted: &Targeted, entry: &str) -> Polled {
+async fn poll_progress(
+    ctx: &Context,
+    obj: &ExpeditedDeployment,
+    targeted: &Targeted,
+    entry: &str,
+) -> Figures {
     let interval = targeted.poll.interval;
     // Never waits for the tenant-wide read: the newest snapshot, a background read when it is due.
     let Some(signals) = ctx.graph.device_signals_nowait(interval) else {
-        return Polled::Waiting;
+        return Figures::Waiting;
     };
     let revisions = match ctx.graph.entry_revisions(entry).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the entry's revisions; keeping the last progress figures");
-            return Polled::Waiting;
+            return Figures::Waiting;
         }
     };
     let count = |devices: &[&crate::crd::DeviceId]| {
@@ -231,7 +236,7 @@ async fn poll_progress(ctx: &Context, obj: &ExpeditedDeployment, targeted: &Targ
         ctx.metrics
             .set_progress(uid, Some([p.up_to_date, p.pending, p.failed, p.not_reporting]));
     }
-    Polled::Read(p, waves)
+    Figures::Read(p, waves)
 }
 
 /// What a progress poll counts: all the deployment offers, and each wave sent apart (with waves: their
@@ -242,7 +247,7 @@ struct Targeted {
 }
 
 /// What a progress poll gave.
-enum Polled {
+enum Figures {
     /// Figures from the newest snapshot of the tenant's device signals, and per wave sent.
     Read(RolloutProgress, Vec<(String, RolloutProgress)>),
     /// No snapshot yet (one is being read in the background), or the entry's revisions could not be
@@ -252,12 +257,12 @@ enum Polled {
     NotDue,
 }
 
-impl Polled {
+impl Figures {
     fn kind(&self) -> poll::Polled {
         match self {
-            Polled::Read(..) => poll::Polled::Read,
-            Polled::Waiting => poll::Polled::Waiting,
-            Polled::NotDue => poll::Polled::NotDue,
+            Figures::Read(..) => poll::Polled::Read,
+            Figures::Waiting => poll::Polled::Waiting,
+            Figures::NotDue => poll::Polled::NotDue,
         }
     }
 }
