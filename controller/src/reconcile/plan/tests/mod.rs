@@ -26,6 +26,7 @@ mod changes;
 mod cleanup;
 mod content;
 mod group;
+mod model;
 mod properties;
 mod rollout;
 

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Applies steps to an observed state the way Graph would.
-fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeployment> {
+pub(super) fn apply(steps: &[Step], o: Option<&ObservedDeployment>) -> Option<ObservedDeployment> {
     let mut cur = o.cloned();
     let mut new: Option<ObservedDeployment> = None;
     for s in steps {
