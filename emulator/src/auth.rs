@@ -241,7 +241,7 @@ pub fn issue(
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         ));
     }
-    let token = new_token();
+    let token = access_token(tenant, app, lifetime, &new_token());
     tokens.retain(|_, t| t.expires > now);
     tokens.insert(
         token.clone(),
@@ -257,6 +257,30 @@ pub fn issue(
         "ext_expires_in": lifetime.as_secs(),
         "access_token": token,
     }))
+}
+
+/// An access token shaped as the identity platform's: a JWT whose claims name the tenant (`tid`), the
+/// app (`appid`) and its application permissions (`roles`), as `wufb-operator check` reads them. Its
+/// signature segment is the random `nonce`: the emulator knows its tokens by their whole text.
+fn access_token(tenant: &str, app: &AppRegistration, lifetime: Duration, nonce: &str) -> String {
+    let e = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "aud": "https://graph.microsoft.com",
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "iat": now, "nbf": now,
+        "exp": now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX)),
+        "tid": tenant,
+        "appid": app.client_id,
+        "roles": app.roles,
+        "uti": nonce,
+    });
+    format!(
+        "{}.{}.{}",
+        e(br#"{"typ":"JWT","alg":"RS256"}"#),
+        e(claims.to_string().as_bytes()),
+        e(nonce.as_bytes())
+    )
 }
 
 /// Checks the bearer token of a Graph call. Writes need `WindowsUpdates.ReadWrite.All`.

@@ -15,6 +15,8 @@
 //! | Table output | every type, all printer-column JSONPath | CRD printer columns with the JSONPath subset `.a.b`, `[N]`, `[?(@.f=="v")]`; other types print Name and Age |
 //! | Paging | `limit` and `continue` over a consistent snapshot | the same; the newest 16 lists are kept, an older or compacted token answers 410 Expired |
 //! | Authentication, authorization, TLS | yes | plain HTTP; by default every request is allowed; with `Options::tokens`, a bearer token is required (401 without one) and a discovery-only token gets 403 for everything else |
+//! | Access reviews | SubjectAccessReview, SelfSubjectAccessReview and the rest, answered from RBAC | SubjectAccessReview and SelfSubjectAccessReview (resource attributes only), allowed unless `TestApiServer::deny` matches |
+//! | `/version` | the server's | the oldest version the operator supports ([`VERSION`]), or what `TestApiServer::set_version` sets |
 //! | Protobuf, aggregated discovery | served | JSON only (a protobuf request body, as kubectl sends for built-in types such as `kubectl create namespace`, gets 415); legacy discovery |
 //! | OpenAPI | v2 and v3, every type | v3 only (`openapi.rs`): one document per group-version, with the CRDs' schemas and paths whose writes declare `fieldValidation`, so kubectl validates through the server (`kubectl apply` needs no `--validate=false`) and `kubectl explain` works; built-in types get an open schema |
 //! | Schema validation, pruning, defaulting, CEL | enforced from the CRD's openAPIV3Schema | enforced (`schema.rs`): unknown fields pruned (400 under `fieldValidation=Strict`), defaults, types, required, enum, `date`/`date-time`/`uuid` formats, patterns, min/max, lengths, item counts, set and map list uniqueness, then the `x-kubernetes-validations` CEL rules through kube-cel (`oldSelf` on update); 422 `Invalid` with a cause per field. Not checked: `int-or-string` details, `x-kubernetes-embedded-resource`, CEL cost at runtime, ratcheting of unchanged invalid fields. `TestApiServer::set_schema_checks(false)` stores objects as sent, as an older, looser CRD would have |
@@ -45,6 +47,28 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use server::Shared;
+
+/// The Kubernetes version `/version` reports: the oldest the operator supports
+/// (`wufb_operator::crd::MIN_KUBERNETES`; a test keeps the two equal), so every test runs against it.
+pub const VERSION: (u32, u32) = (1, 30);
+
+/// An access review answer to deny: `user` `None` is the caller (SelfSubjectAccessReview), `Some` the
+/// user a SubjectAccessReview names; `verb` and `resource` (`expediteddeployments/status`) match
+/// exactly, or anything when `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub user: Option<String>,
+    pub verb: String,
+    pub resource: String,
+}
+
+impl Denial {
+    fn matches(&self, user: Option<&str>, verb: &str, resource: &str) -> bool {
+        self.user.as_deref() == user
+            && (self.verb == "*" || self.verb == verb)
+            && (self.resource == "*" || self.resource == resource)
+    }
+}
 pub use store::{ApiError, PatchType, Store};
 
 /// A running test API server. Dropping it stops serving.
@@ -120,6 +144,8 @@ impl TestApiServer {
             addr: addr.to_string(),
             watch_timeout: options.watch_timeout,
             closing,
+            denials: Mutex::new(Vec::new()),
+            version: Mutex::new(VERSION),
         });
         // The request size limit is the server's own (3 MiB, answered as a Status), not axum's.
         let app = axum::Router::new()
@@ -158,6 +184,24 @@ impl TestApiServer {
     /// their write and on again.
     pub fn set_schema_checks(&self, on: bool) {
         self.shared.lock().schema_checks = on;
+    }
+
+    /// `/version` reports `(major, minor)` from now on (default [`VERSION`]).
+    pub fn set_version(&self, version: (u32, u32)) {
+        *self.shared.version.lock().unwrap_or_else(|e| e.into_inner()) = version;
+    }
+
+    /// Access reviews deny `verb` on `resource` to `user` (`None`: the caller) from now on.
+    pub fn deny(&self, user: Option<&str>, verb: &str, resource: &str) {
+        self.shared
+            .denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Denial {
+                user: user.map(str::to_string),
+                verb: verb.into(),
+                resource: resource.into(),
+            });
     }
 
     /// Drops the retained watch history, so resuming any watch answers 410 Expired.

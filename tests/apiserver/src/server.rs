@@ -32,6 +32,10 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Set when the server stops: every open watch ends at once.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// What access reviews deny (everything else is allowed).
+    pub denials: Mutex<Vec<crate::Denial>>,
+    /// The (major, minor) `/version` reports.
+    pub version: Mutex<(u32, u32)>,
 }
 
 impl Shared {
@@ -145,10 +149,19 @@ pub async fn handle(
     }
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => {
+            let (major, minor) = *st.version.lock().unwrap_or_else(|e| e.into_inner());
             return json_response(
                 200,
-                &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64", "goVersion": "go1.23"}),
+                &json!({"major": major.to_string(), "minor": minor.to_string(), "gitVersion": format!("v{major}.{minor}.0"), "platform": "linux/amd64", "goVersion": "go1.22"}),
             );
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            kind @ ("subjectaccessreviews" | "selfsubjectaccessreviews"),
+        ] if method == Method::POST => {
+            return access_review(&st, kind, &body);
         }
         ["api"] => return json_response(200, &api_versions(&st.addr)),
         ["apis"] => return json_response(200, &api_group_list(&st.lock().types)),
@@ -590,4 +603,36 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
         body,
     )
         .into_response()
+}
+
+/// A SubjectAccessReview (for the user it names) or SelfSubjectAccessReview (for the caller), answered
+/// from `Shared::denials`: allowed unless a denial matches.
+fn access_review(st: &Shared, kind: &str, body: &[u8]) -> Response {
+    let Ok(mut review) = serde_json::from_slice::<Value>(body) else {
+        return error(&ApiError::bad_request("the request body is not valid JSON"));
+    };
+    let attributes = &review["spec"]["resourceAttributes"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let verb = text(&attributes["verb"]);
+    let resource = match attributes["subresource"].as_str().filter(|s| !s.is_empty()) {
+        Some(sub) => format!("{}/{sub}", text(&attributes["resource"])),
+        None => text(&attributes["resource"]),
+    };
+    let user = (kind == "subjectaccessreviews").then(|| text(&review["spec"]["user"]));
+    let denials = st.denials.lock().unwrap_or_else(|e| e.into_inner());
+    let denied = denials
+        .iter()
+        .any(|d| d.matches(user.as_deref(), &verb, &resource));
+    review["status"] = if denied {
+        json!({"allowed": false, "denied": true, "reason": "denied by the test API server's rules"})
+    } else {
+        json!({"allowed": true, "reason": "the test API server allows everything not denied"})
+    };
+    review["kind"] = json!(if kind == "subjectaccessreviews" {
+        "SubjectAccessReview"
+    } else {
+        "SelfSubjectAccessReview"
+    });
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    json_response(201, &review)
 }

@@ -675,6 +675,20 @@ impl Store {
             obj["metadata"]["managedFields"] = managed.render();
         }
         check_limits(t, &obj)?;
+        if t.plural == "customresourcedefinitions" {
+            // Served at once: the real server sets these conditions within a second of the create.
+            let names = obj["spec"]["names"].clone();
+            let at = now();
+            obj["status"] = json!({
+                "acceptedNames": names,
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": at},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": at},
+                ],
+                "storedVersions": obj["spec"]["versions"].as_array().into_iter().flatten()
+                    .filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>(),
+            });
+        }
         self.bump(&mut obj);
         let obj = Arc::new(obj);
         self.managed.insert(key.clone(), managed);
