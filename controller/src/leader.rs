@@ -15,6 +15,21 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
+/// The Lease annotation where the leader records its version (`wufb-operator check` compares it with its
+/// own).
+pub const VERSION_ANNOTATION: &str = "wufb.dev/operator-version";
+
+/// This build's version, as the Lease records it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Lease's metadata with this replica's version recorded (other annotations kept).
+fn with_version(mut meta: ObjectMeta) -> ObjectMeta {
+    meta.annotations
+        .get_or_insert_with(Default::default)
+        .insert(VERSION_ANNOTATION.into(), VERSION.into());
+    meta
+}
+
 /// Who competes for which Lease, and how fast.
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
@@ -111,11 +126,11 @@ impl Elector {
         let now = Timestamp::now();
         let Some(current) = self.api.get_opt(&self.cfg.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta {
+                metadata: with_version(ObjectMeta {
                     name: Some(self.cfg.name.clone()),
                     namespace: Some(self.cfg.namespace.clone()),
                     ..Default::default()
-                },
+                }),
                 spec: Some(spec_for(&self.cfg, None, now)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
@@ -135,7 +150,7 @@ impl Elector {
             return Ok(false);
         }
         let lease = Lease {
-            metadata: current.metadata.clone(),
+            metadata: with_version(current.metadata.clone()),
             spec: Some(spec_for(&self.cfg, Some(&spec), now)),
         };
         match self
@@ -215,7 +230,7 @@ impl Elector {
         // client-go's release: one second, so that anyone reading it sees it free.
         spec.lease_duration_seconds = Some(1);
         let lease = Lease {
-            metadata: current.metadata.clone(),
+            metadata: with_version(current.metadata.clone()),
             spec: Some(spec),
         };
         match self

@@ -34,6 +34,10 @@ enum Command {
     Abort(cli::rollout::RolloutArgs),
     /// Lift a halted rollout: the deployment resumes and its gates are measured again.
     Retry(cli::rollout::RolloutArgs),
+    /// The field check before a first rollout: the cluster (version, CRDs, operator, permissions,
+    /// objects) and the tenant (sign-in, permissions, catalog, service behaviours); read-only unless
+    /// --write-check. Exit 0 ok, 1 failed, 3 warnings only. As `kubectl wufb check` too.
+    Check(Box<cli::check::CheckArgs>),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
@@ -122,6 +126,15 @@ fn main() -> ExitCode {
             };
         }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cli::run::run(*args))),
+        Command::Check(args) => {
+            return match runtime() {
+                Ok(rt) => ExitCode::from(rt.block_on(cli::check::run(&args))),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(cli::status::run(&args))),
         Command::Promote(args) => rollout(cli::rollout::Request::Promote, &args),
         Command::Abort(args) => rollout(cli::rollout::Request::Abort, &args),

@@ -166,6 +166,72 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         .await;
     env.wait_ready(&["graphconnection/tenant-b"]).await;
 
+    // The connection's check found what the service does, as `wufb-operator check` reports it through
+    // the same connection; the operator logs it and exports it.
+    let found = env.get("graphconnection/tenant-b").await["status"]["serviceBehaviours"].clone();
+    let by_name = |v: &serde_json::Value, name: &str| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|b| b["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} in {v:#}"))
+    };
+    assert_eq!(
+        by_name(&found, "deployment-filter")["value"],
+        "served",
+        "{found:#}"
+    );
+    assert_eq!(
+        by_name(&found, "device-signals")["value"],
+        "readable",
+        "{found:#}"
+    );
+    let out = env
+        .operator_cli(&[
+            "check",
+            "-n",
+            &env.namespace,
+            "--graph-url",
+            &env.emulator.graph_url(),
+            "--authority-host",
+            &env.emulator.base_url(),
+            "-o",
+            "json",
+        ])
+        .await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = format!("tenant GraphConnection/{}/tenant-b", env.namespace);
+    let checked = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["group"] == group.as_str() && c["name"] == "deployment-filter")
+        .unwrap_or_else(|| panic!("no {group} deployment-filter in {report:#}"))
+        .clone();
+    assert_eq!(
+        checked["found"],
+        by_name(&found, "deployment-filter")["found"],
+        "{report:#}"
+    );
+    let sign_in = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["group"] == group.as_str() && c["name"] == "sign-in")
+        .unwrap();
+    assert!(
+        sign_in["found"].as_str().unwrap().contains(TENANT_B),
+        "{sign_in:#}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("secret-b-1"),
+        "the report holds no secret"
+    );
+    assert!(env.controller_logs().contains("service behaviour"));
+    assert_eq!(
+        env.metric(0, "wufb_graph_service_behaviour{connection=\"default\",behaviour=\"deployment-filter\",value=\"served\"}")
+            .await,
+        Some(1.0)
+    );
+
     // `plan` reads a rollout that names the connection through it (its Secret from the cluster), and
     // writes nothing.
     let planned = env.dir.join("planned.yaml");

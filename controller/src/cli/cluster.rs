@@ -46,6 +46,13 @@ pub struct ClusterError {
     what: String,
 }
 
+impl ClusterError {
+    /// What failed, without the advice for `plan`.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
 fn fail(what: impl Into<String>) -> ClusterError {
     ClusterError { what: what.into() }
 }
@@ -110,6 +117,17 @@ async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
         return Err(fail("--context needs a kubeconfig, and none was found"));
     }
     kube::Config::incluster().map_err(|e| fail(format!("cannot use the in-cluster service account: {e}")))
+}
+
+/// A client for the cluster the flags pick, without reading anything yet (`check` reads the version
+/// first, so that a cluster without the CRDs or a caller with few permissions is still checked).
+pub async fn client(args: &ClusterArgs) -> Result<(kube::Client, String, String), ClusterError> {
+    let config = config(args).await?;
+    let server = config.cluster_url.to_string();
+    let namespace = config.default_namespace.clone();
+    let client =
+        kube::Client::try_from(config).map_err(|e| fail(format!("cannot connect to {server}: {e}")))?;
+    Ok((client, server, namespace))
 }
 
 /// A cluster a command must read or write (`status`, `promote`, ...): its client and namespace, or an

@@ -315,13 +315,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let mut config = kube::Config::new(apiserver.url().parse()?);
     config.default_namespace = args.namespace.clone();
     let client = kube::Client::try_from(config)?;
-    let credential = Credential {
-        tenant_id: wufb_graph_emulator::config::DEFAULT_TENANT_ID.into(),
-        client_id: wufb_graph_emulator::config::DEFAULT_CLIENT_ID.into(),
-        kind: CredentialKind::ClientSecret(SecretString::new(
-            wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
-        )),
-    };
+    let credential = demo_credential();
     let graph = Arc::new(GraphClient::new(
         GraphConfig {
             endpoints: Endpoints::custom(&emulator.base_url(), &emulator.graph_url())?,
@@ -400,6 +394,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     if converged {
         progress(&eds, Duration::from_secs(args.timeout_secs.min(20))).await?;
     }
+    // The field check, once the examples converged (before the wave rollouts, whose canary halts on
+    // purpose and would show as Stalled).
+    let checked = if converged {
+        check(&emulator, &kubeconfig, &args.namespace).await?
+    } else {
+        true
+    };
     // Health-gated waves, on the built-in examples only.
     let mut waves_ok = true;
     if converged && args.examples.is_none() {
@@ -457,7 +458,63 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(converged && waves_ok)
+    Ok(converged && waves_ok && checked)
+}
+
+/// `wufb-operator check` against the demo's own cluster and tenant: every check ok, or skipped with
+/// its reason (the controller runs in this process, without a Lease or service account).
+async fn check(emulator: &Emulator, kubeconfig: &std::path::Path, namespace: &str) -> anyhow::Result<bool> {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    struct Check {
+        #[command(flatten)]
+        args: crate::cli::check::CheckArgs,
+    }
+    let parsed = Check::try_parse_from([
+        "check",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "--namespace",
+        namespace,
+        "--graph-url",
+        &emulator.graph_url(),
+        "--authority-host",
+        &emulator.base_url(),
+    ])?;
+    let graph = GraphClient::new(
+        GraphConfig {
+            endpoints: Endpoints::custom(&emulator.base_url(), &emulator.graph_url())?,
+            credential: Some(demo_credential()),
+            transport: TransportConfig::default(),
+            batch_size: crate::graph::DEFAULT_BATCH_SIZE,
+        },
+        GraphMetrics::default(),
+    )?;
+    let report = crate::cli::check::report_with(
+        &parsed.args,
+        crate::cli::check::Context {
+            graph: Ok(graph),
+            in_process: true,
+        },
+    )
+    .await;
+    println!("\nwufb-operator check against the demo's cluster and tenant:");
+    print!("{}", report.render(crate::cli::check::Format::Text));
+    let ok = report.exit_code() == crate::cli::check::EXIT_OK;
+    if !ok {
+        println!("demo: check found something to fix");
+    }
+    Ok(ok)
+}
+
+fn demo_credential() -> Credential {
+    Credential {
+        tenant_id: wufb_graph_emulator::config::DEFAULT_TENANT_ID.into(),
+        client_id: wufb_graph_emulator::config::DEFAULT_CLIENT_ID.into(),
+        kind: CredentialKind::ClientSecret(SecretString::new(
+            wufb_graph_emulator::config::DEFAULT_CLIENT_SECRET,
+        )),
+    }
 }
 
 fn print_graph(emulator: &Emulator) {

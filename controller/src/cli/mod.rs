@@ -1,5 +1,6 @@
-//! Subcommands: `run`, `crdgen`, `validate`, `plan`, `status`, `demo`.
+//! Subcommands: `run`, `crdgen`, `validate`, `plan`, `status`, `check`, `demo`.
 
+pub mod check;
 pub mod cluster;
 pub mod crdgen;
 #[cfg(feature = "demo")]

@@ -376,6 +376,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         graph_metrics,
     )?);
+    // What the service does where the reference is silent, for the operator-wide credentials: logged a
+    // line each and exported as wufb_graph_service_behaviour, as `check` reports it (connections report
+    // theirs at each check, in their status too).
+    tokio::spawn({
+        let graph = graph.clone();
+        async move {
+            let found = graph.service_behaviours().await;
+            crate::reconcile::connection::log_behaviours(
+                crate::graph::metrics::DEFAULT_CONNECTION,
+                &[],
+                &found,
+            );
+        }
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

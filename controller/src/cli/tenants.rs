@@ -54,38 +54,53 @@ pub async fn connect(
         if by_connection.contains_key(&key) {
             continue;
         }
-        let spec = connection_spec(&key, docs, cluster).await?;
-        let secret = match &spec.credential.secret_ref {
-            None => SecretRead::NotNeeded,
-            Some(r) => {
-                let client = cluster.ok_or_else(|| {
-                    anyhow::anyhow!("{key}: its Secret {} is read from the cluster, and the plan reads none (drop --offline)", r.name)
-                })?;
-                let ns = match key.kind {
-                    crate::crd::ConnectionKind::GraphConnection => key.namespace.clone(),
-                    crate::crd::ConnectionKind::ClusterGraphConnection => operator_namespace
-                        .ok_or_else(|| anyhow::anyhow!("{key}: its Secret is in the operator's namespace; name it with --operator-namespace"))?
-                        .to_string(),
-                };
-                SecretRead::get(client, &ns, &r.name).await?
-            }
-        };
-        // The planner is not the operator: workload identity uses the token file of the environment it
-        // runs in (a CI job's federated token).
-        let defaults = ConnectionDefaults {
-            namespaced_workload_identity: true,
-            federated_token_file: std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-            ..Default::default()
-        };
-        let namespaced = key.kind == crate::crd::ConnectionKind::GraphConnection;
-        let planned = plan_connection(&spec, None, namespaced, &defaults, &secret)
-            .map_err(|o| anyhow::anyhow!("{key}: {}", o.message()))?;
-        by_connection.insert(key, GraphClient::new(planned.config, GraphMetrics::default())?);
+        let client = client_for(&key, docs, cluster, operator_namespace).await?;
+        by_connection.insert(key, client);
     }
     Ok(Graphs {
         default,
         by_connection,
     })
+}
+
+/// A client for one connection, built as the controller builds it: its spec from the manifests, else
+/// the cluster, and its Secret from the cluster.
+pub async fn client_for(
+    key: &ConnKey,
+    docs: &[&Document],
+    cluster: Option<&kube::Client>,
+    operator_namespace: Option<&str>,
+) -> anyhow::Result<GraphClient> {
+    let spec = connection_spec(key, docs, cluster).await?;
+    let secret = match &spec.credential.secret_ref {
+        None => SecretRead::NotNeeded,
+        Some(r) => {
+            let client = cluster.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{key}: its Secret {} is read from the cluster, and the plan reads none (drop --offline)",
+                    r.name
+                )
+            })?;
+            let ns = match key.kind {
+                crate::crd::ConnectionKind::GraphConnection => key.namespace.clone(),
+                crate::crd::ConnectionKind::ClusterGraphConnection => operator_namespace
+                    .ok_or_else(|| anyhow::anyhow!("{key}: its Secret is in the operator's namespace; name it with --operator-namespace"))?
+                    .to_string(),
+            };
+            SecretRead::get(client, &ns, &r.name).await?
+        }
+    };
+    // The planner is not the operator: workload identity uses the token file of the environment it
+    // runs in (a CI job's federated token).
+    let defaults = ConnectionDefaults {
+        namespaced_workload_identity: true,
+        federated_token_file: std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
+        ..Default::default()
+    };
+    let namespaced = key.kind == crate::crd::ConnectionKind::GraphConnection;
+    let planned = plan_connection(&spec, None, namespaced, &defaults, &secret)
+        .map_err(|o| anyhow::anyhow!("{key}: {}", o.message()))?;
+    Ok(GraphClient::new(planned.config, GraphMetrics::default())?)
 }
 
 /// A connection's spec: from the manifests when they hold it, else from the cluster.

@@ -217,10 +217,29 @@ pub struct GraphConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<String>,
 
+    /// What the operator found the service does where the reference is silent or has changed (audience
+    /// paging, the deployments filter, device signals), at the last check; `wufb-operator check`
+    /// reports the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub service_behaviours: Vec<ServiceBehaviour>,
+
     /// Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// One service behaviour the operator adapts to, as found.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceBehaviour {
+    /// `audience-paging`, `deployment-filter` or `device-signals`.
+    pub name: String,
+    /// `served`, `refused`, `readable` or `unknown`.
+    pub value: String,
+    /// What was found, in a sentence.
+    pub found: String,
 }
 
 /// Which connection an ExpeditedDeployment or DeviceGroup reaches its tenant through.

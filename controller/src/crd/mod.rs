@@ -19,13 +19,19 @@ pub use device_id::DeviceId;
 pub use expedited_deployment::*;
 pub use graph_connection::{
     ClusterGraphConnection, ClusterGraphConnectionSpec, ConnectionKind, ConnectionRef, ConnectionSpec,
-    GraphConnection, GraphConnectionSpec, GraphConnectionStatus,
+    GraphConnection, GraphConnectionSpec, GraphConnectionStatus, ServiceBehaviour,
 };
 
 use kube::CustomResourceExt;
 
 /// The finalizer that guards Graph cleanup.
 pub const FINALIZER: &str = "wufb.dev/cleanup";
+
+/// The oldest Kubernetes (major, minor) the CRDs work on: CEL validation rules are GA from 1.29 and CRD
+/// validation ratcheting (an upgraded schema never refuses an unchanged field stored under the old one)
+/// is on by default from 1.30 (KEP-4008: beta 1.30, GA 1.33). The chart's `kubeVersion`, the README and
+/// the test API server's `/version` agree with it (a test keeps them so).
+pub const MIN_KUBERNETES: (u32, u32) = (1, 30);
 pub use annotations::{
     ABORT as ABORT_ANNOTATION, CATALOG_POLL as CATALOG_POLL_ANNOTATION, PROGRESS as PROGRESS_ANNOTATION,
     PROMOTE as PROMOTE_ANNOTATION, RECONCILE_REQUESTED as RECONCILE_REQUESTED_ANNOTATION,

@@ -6,6 +6,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,6 +29,13 @@ pub struct ConnectionLabel {
     pub connection: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BehaviourLabels {
+    pub connection: String,
+    pub behaviour: String,
+    pub value: String,
+}
+
 /// The connection label of the operator-wide credentials.
 pub const DEFAULT_CONNECTION: &str = "default";
 
@@ -42,6 +50,8 @@ pub struct GraphMetrics {
     pub retries: Family<Operation, Counter>,
     pub throttled: Family<ConnectionLabel, Counter>,
     pub latency: Family<Operation, Histogram, fn() -> Histogram>,
+    /// The service behaviours found, 1 for the value found (an info metric).
+    pub behaviours: Family<BehaviourLabels, Gauge>,
     /// The connection these handles label.
     connection: String,
 }
@@ -70,7 +80,33 @@ impl GraphMetrics {
             "Graph request latency",
             m.latency.clone(),
         );
+        registry.register(
+            "wufb_graph_service_behaviour",
+            "Service behaviours the operator adapts to, as found (1 for the value found), by connection",
+            m.behaviours.clone(),
+        );
         m
+    }
+
+    /// Records that `behaviour` was found to be `value` (the other values of it are dropped).
+    pub fn found(&self, behaviour: &str, value: &str) {
+        for other in ["served", "refused", "readable", "unknown"]
+            .into_iter()
+            .filter(|v| *v != value)
+        {
+            self.behaviours.remove(&BehaviourLabels {
+                connection: self.connection.clone(),
+                behaviour: behaviour.into(),
+                value: other.into(),
+            });
+        }
+        self.behaviours
+            .get_or_create(&BehaviourLabels {
+                connection: self.connection.clone(),
+                behaviour: behaviour.into(),
+                value: value.into(),
+            })
+            .set(1);
     }
 
     /// The same metrics, labelled with another connection.
@@ -122,6 +158,7 @@ impl Default for GraphMetrics {
             retries: Family::default(),
             throttled: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            behaviours: Family::default(),
             connection: DEFAULT_CONNECTION.into(),
         }
     }

@@ -20,7 +20,12 @@ pub mod models;
 pub mod transport;
 
 pub use auth::{Credential, CredentialKind, SecretString};
-pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig};
+pub use client::{Audience, AudienceOf, DEFAULT_BATCH_SIZE, GraphClient, GraphConfig, TokenClaims};
+
+/// The names of the service behaviours [`GraphClient::service_behaviours`] finds.
+pub mod client_behaviours {
+    pub use super::client::{AUDIENCE_PAGING, DEPLOYMENT_FILTER, DEVICE_SIGNALS};
+}
 pub use endpoints::{Cloud, Endpoints};
 pub use error::GraphError;
 pub use groups::GroupDevices;

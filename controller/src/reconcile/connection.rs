@@ -365,6 +365,7 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
                 .unwrap_or_default()
                 < RECHECK
         });
+    let mut behaviours = old.service_behaviours.clone();
     let (outcome, last_check) = match plan_connection(
         obj.connection(),
         obj.meta().generation,
@@ -400,6 +401,10 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
             );
             match client.probe().await {
                 Ok(()) => {
+                    // What the service does where the reference is silent, as `check` reports it.
+                    let found = client.service_behaviours().await;
+                    log_behaviours(&key.label(), &behaviours, &found);
+                    behaviours = found;
                     ctx.connections.set_ready(
                         &key,
                         Arc::new(Connected {
@@ -454,7 +459,7 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
         }
     };
     ctx.stalled_once(obj, &old.conditions, &outcome);
-    write(obj, ctx, api, users, last_check, &outcome).await?;
+    write(obj, ctx, api, users, last_check, behaviours, &outcome).await?;
     // Looked at again (its Secret read, a rotation picked up) every check interval; sooner while it
     // waits for something that may come by itself.
     let every = ctx.settings.connections.check_interval;
@@ -465,6 +470,17 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
     }))
 }
 
+/// Logs each service behaviour found that differs from what was found before (one line each).
+pub fn log_behaviours(
+    connection: &str,
+    before: &[crate::crd::ServiceBehaviour],
+    found: &[crate::crd::ServiceBehaviour],
+) {
+    for b in found.iter().filter(|b| !before.contains(b)) {
+        tracing::info!(connection, behaviour = %b.name, value = %b.value, "service behaviour: {}", b.found);
+    }
+}
+
 /// Writes a connection's status: the users, when it was last checked, and the conditions of `outcome`.
 /// Returns whether it wrote.
 async fn write<K: ConnectionObject>(
@@ -473,6 +489,7 @@ async fn write<K: ConnectionObject>(
     api: &Api<K>,
     users: Vec<String>,
     last_check_time: Option<String>,
+    service_behaviours: Vec<crate::crd::ServiceBehaviour>,
     outcome: &Outcome,
 ) -> Result<bool, Error> {
     let old = obj
@@ -484,6 +501,7 @@ async fn write<K: ConnectionObject>(
         user_count: Some(users.len() as u64),
         users: users.into_iter().take(MAX_USERS).collect(),
         last_check_time,
+        service_behaviours,
         conditions: status::conditions(outcome, obj.meta().generation, old),
     };
     status::write(
@@ -513,7 +531,11 @@ async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> R
     );
     let outcome = Outcome::progressing(Reason::IN_USE, message.clone());
     let checked = obj.connection_status().and_then(|s| s.last_check_time.clone());
-    if write(obj, ctx, api, users, checked, &outcome).await? {
+    let behaviours = obj
+        .connection_status()
+        .map(|s| s.service_behaviours.clone())
+        .unwrap_or_default();
+    if write(obj, ctx, api, users, checked, behaviours, &outcome).await? {
         ctx.events
             .notify(obj, EventType::Warning, Reason::IN_USE, "Delete", message.clone());
     }

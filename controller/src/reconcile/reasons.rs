@@ -25,7 +25,12 @@ pub enum Kind {
     /// An error category: the metric label, and the reason of the condition and Event a failed pass
     /// reports.
     Category,
+    /// A finding of `wufb-operator check` that needs attention (a warning or a failure).
+    Check,
 }
+
+/// Where the documentation lives; every hint links into it as `{DOCS_BASE}/reasons.html#<anchor>`.
+pub const DOCS_BASE: &str = "https://wufb-operator.github.io/wufb-operator";
 
 /// One registry entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +242,71 @@ registry! {
         "A Kubernetes API call failed.",
         "Check the operator's RBAC and the API server; the message names the call.";
     FINALIZER = "Finalizer", Category, "Running the finalizer failed.", "See the message.";
+
+    // What `wufb-operator check` finds (each a warning or a failure; the check's line says which).
+    CLUSTER_UNREACHABLE = "ClusterUnreachable", Check,
+        "The cluster could not be read with the kubeconfig given.",
+        "Check --kubeconfig and --context, and that the API server answers (`kubectl version`).";
+    KUBERNETES_TOO_OLD = "KubernetesTooOld", Check,
+        "The API server is older than the minimum the CRDs need (CEL validation rules, and ratcheting so that an upgrade never refuses objects stored under an older schema).",
+        "Upgrade the cluster to the minimum version the line names, or newer.";
+    CRD_MISSING = "CrdMissing", Check,
+        "A CustomResourceDefinition of the operator is not installed.",
+        "Install the chart (it carries the CRDs in crds/), or `kubectl apply --server-side -f crds/`.";
+    CRD_NOT_ESTABLISHED = "CrdNotEstablished", Check,
+        "A CRD is installed but the API server does not serve it yet (its Established condition is not True).",
+        "Wait a few seconds; if it stays, read the CRD's conditions (`kubectl describe crd`).";
+    CRD_SCHEMA_OUTDATED = "CrdSchemaOutdated", Check,
+        "An installed CRD's schema differs from the one this version of the operator generates: Helm installs CRDs but never upgrades them, so a CRD left at an older schema prunes or refuses the new fields the line names.",
+        "Apply this version's CRDs: `wufb-operator crdgen --stdout | kubectl apply --server-side -f -` (or the chart's crds/ directory).";
+    OPERATOR_NOT_RUNNING = "OperatorNotRunning", Check,
+        "No operator holds and renews the leader Lease: nothing reconciles the objects.",
+        "Install or start the operator (`helm install`), and read its pod's log if it crashes; check --namespace and --lease-name name the operator's.";
+    VERSION_SKEW = "VersionSkew", Check,
+        "The running operator and this CLI are different versions: plan and status may predict what that operator would not do.",
+        "Use the CLI of the operator's version, or upgrade the operator.";
+    OPERATOR_PERMISSION_MISSING = "OperatorPermissionMissing", Check,
+        "The operator's service account may not do something it needs; the pass that needs it fails.",
+        "Install the chart's RBAC (its ClusterRole and Roles), or grant the verbs the line names.";
+    CALLER_PERMISSION_MISSING = "CallerPermissionMissing", Check,
+        "You may not do something a CLI command needs (plan, status, promote, abort, retry).",
+        "Ask for the verbs the line names on the operator's kinds.";
+    INSTALL_PERMISSION_MISSING = "InstallPermissionMissing", Check,
+        "You may not create what installing the chart creates (CRDs, cluster roles, the operator's namespace objects).",
+        "Install as a cluster administrator, or have one install the CRDs and the cluster roles.";
+    OBJECTS_STALLED = "ObjectsStalled", Check,
+        "Some objects are Stalled: the operator stopped on them until their spec or Graph changes.",
+        "Read each object's Ready message (`kubectl get expd`, `wufb-operator status`) and fix what it names.";
+    OBJECTS_UNDECODABLE = "ObjectsUndecodable", Check,
+        "Some objects hold fields this version cannot read (written under another CRD schema, or by a newer operator).",
+        "Fix the field each object's Stalled condition names, or run the operator version that wrote it.";
+    FINALIZERS_WITHOUT_OPERATOR = "FinalizersWithoutOperator", Check,
+        "Objects hold the wufb.dev/cleanup finalizer while no operator runs: they cannot be deleted, and uninstalling the operator first leaves them stuck.",
+        "Start the operator and let it clean up before uninstalling it; only when Graph is already clean, remove the finalizer by hand.";
+    SIGN_IN_FAILED = "SignInFailed", Check,
+        "The app could not sign in to the tenant: a wrong tenant, client id, secret, certificate or federated credential.",
+        "Correct the credential the line names (the AZURE_* variables, or the connection's Secret).";
+    SERVICE_UNAVAILABLE = "ServiceUnavailable", Check,
+        "The Windows Update for Business deployment service did not answer a catalog read in this cloud.",
+        "Check --cloud (or --graph-url) and that the tenant is licensed for Windows Autopatch / the deployment service.";
+    GRAPH_PERMISSION_MISSING = "GraphPermissionMissing", Check,
+        "The access token lacks an application permission a feature needs; the line names the feature it blocks.",
+        "Grant the permission to the app registration and give admin consent, then sign in again.";
+    NO_EXPEDITABLE_CONTENT = "NoExpeditableContent", Check,
+        "The catalog lists no expeditable quality update, so content.latest has nothing to deploy.",
+        "Use content.releaseDate or catalogEntryId, or wait for the next security release.";
+    DEVICE_SIGNALS_UNREADABLE = "DeviceSignalsUnreadable", Check,
+        "Device profiles (data/deviceProfiles) could not be read: progress, health-gated waves and `status --devices` have no figures.",
+        "Grant the permission the line names, or leave rollouts without health gates.";
+    ENTRA_GROUP_UNREADABLE = "EntraGroupUnreadable", Check,
+        "An Entra ID group a DeviceGroup names (spec.entraGroupId) could not be read.",
+        "Grant GroupMember.Read.All and Device.Read.All, or correct the group id.";
+    WRITE_CHECK_FAILED = "WriteCheckFailed", Check,
+        "The write check could not create, read back or delete its paused, empty deployment.",
+        "Read the step the line names; the app needs WindowsUpdates.ReadWrite.All.";
+    READ_LAG_OVER_BUDGET = "ReadLagOverBudget", Check,
+        "Graph showed a write later than the operator's --read-lag-budget allows: a pass may take lag for a change and write twice.",
+        "Raise --read-lag-budget (and --absence-confirm) to the value the line recommends.";
 }
 
 /// The category of a failed pass, typed: the metric label and the reason of its condition and Event.
@@ -312,6 +382,26 @@ impl Reason {
     pub fn entry(self) -> Option<&'static Entry> {
         REGISTRY.iter().find(|e| e.reason == self)
     }
+
+    /// Its anchor in the reasons page: kebab case (`CrdSchemaOutdated` -> `crd-schema-outdated`).
+    pub fn anchor(self) -> String {
+        let mut out = String::with_capacity(self.0.len() + 4);
+        let chars: Vec<char> = self.0.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            let prev_lower = i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            if c.is_ascii_uppercase() && i > 0 && (prev_lower || next_lower) {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
+    /// Where the documentation explains it.
+    pub fn docs_url(self) -> String {
+        format!("{DOCS_BASE}/reasons.html#{}", self.anchor())
+    }
 }
 
 impl fmt::Display for Reason {
@@ -360,6 +450,31 @@ mod tests {
             if !stalls.contains(&e.reason) {
                 assert!(!e.fix.is_empty(), "{} has no fix", e.reason);
             }
+        }
+    }
+
+    #[test]
+    fn anchors_are_kebab_case_and_distinct() {
+        assert_eq!(Reason::CRD_SCHEMA_OUTDATED.anchor(), "crd-schema-outdated");
+        assert_eq!(Reason::GRAPH_THROTTLED.anchor(), "graph-throttled");
+        assert_eq!(
+            Reason::WAITING_FOR_DEVICE_GROUP.anchor(),
+            "waiting-for-device-group"
+        );
+        assert_eq!(
+            Reason::SIGN_IN_FAILED.docs_url(),
+            format!("{DOCS_BASE}/reasons.html#sign-in-failed")
+        );
+        let anchors: std::collections::BTreeSet<String> =
+            REGISTRY.iter().map(|e| e.reason.anchor()).collect();
+        assert_eq!(anchors.len(), REGISTRY.len());
+        for a in &anchors {
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !a.contains("--"),
+                "{a}"
+            );
         }
     }
 

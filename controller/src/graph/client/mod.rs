@@ -23,7 +23,10 @@ use crate::graph::models::{
 mod audiences;
 mod catalog;
 mod deployments;
+mod probe;
 mod signals;
+
+pub use probe::{AUDIENCE_PAGING, DEPLOYMENT_FILTER, DEVICE_SIGNALS, TokenClaims};
 
 /// How to reach a tenant.
 #[derive(Debug, Clone)]

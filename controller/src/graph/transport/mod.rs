@@ -98,7 +98,7 @@ pub struct Transport {
     limiter: RateLimiter,
     permits: Semaphore,
     config: TransportConfig,
-    metrics: GraphMetrics,
+    pub(in crate::graph) metrics: GraphMetrics,
     jitter: AtomicU64,
     /// Operations whose collections refused client-driven paging (or whose parallel pages did not add
     /// up): read by `@odata.nextLink` from then on, without asking again.
