@@ -9,7 +9,7 @@ use std::time::Duration;
 use wufb_graph_emulator::config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, READONLY_CLIENT_ID, READONLY_CLIENT_SECRET,
 };
-use wufb_graph_emulator::{Emulator, EmulatorConfig, FaultConfig};
+use wufb_graph_emulator::{AppRegistration, Emulator, EmulatorConfig, FaultConfig};
 use wufb_operator::cli::check::{Check, Status, tenant, write};
 use wufb_operator::graph::{
     Credential, CredentialKind, Endpoints, GraphClient, GraphConfig, GraphMetrics, SecretString,
@@ -318,4 +318,43 @@ async fn the_write_check_measures_read_lag_and_leaves_the_tenant_as_it_found_it_
         "{earlier:?}"
     );
     assert_eq!(tenant_is_empty(&emu), (0, 0));
+}
+
+#[tokio::test]
+async fn an_empty_catalog_warns_and_an_app_without_update_permissions_reads_no_signals() {
+    let emu = tenant_of(EmulatorConfig::default()).await;
+    wufb_graph_emulator::state::lock(&emu.shared.catalog).clear();
+    let checks = tenant_checks(&emu, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, &[]).await;
+    let c = line(&checks, "catalog");
+    assert_eq!(
+        (c.status, c.reason.as_deref()),
+        (Status::Warning, Some("NoExpeditableContent")),
+        "{c:?}"
+    );
+
+    // An app granted directory reads only.
+    let directory_only = "44444444-4444-4444-8444-444444444444";
+    let emu = tenant_of(EmulatorConfig {
+        apps: vec![AppRegistration {
+            tenant_id: DEFAULT_TENANT_ID.into(),
+            client_id: directory_only.into(),
+            client_secret: Some("directory-only".into()),
+            certificate_pem: None,
+            federated: Vec::new(),
+            roles: vec!["GroupMember.Read.All".into(), "Device.Read.All".into()],
+        }],
+        ..Default::default()
+    })
+    .await;
+    let checks = tenant_checks(&emu, directory_only, "directory-only", &[]).await;
+    assert_eq!(line(&checks, "sign-in").status, Status::Ok);
+    assert_eq!(line(&checks, "service").status, Status::Failed);
+    assert_eq!(line(&checks, "permission-reads").status, Status::Failed);
+    assert_eq!(line(&checks, "permission-entra-groups").status, Status::Ok);
+    let signals = line(&checks, "device-signals");
+    assert_eq!(
+        (signals.status, signals.reason.as_deref()),
+        (Status::Warning, Some("DeviceSignalsUnreadable")),
+        "{signals:?}"
+    );
 }

@@ -87,6 +87,43 @@ async fn check_passes_against_a_running_operator_and_each_cluster_check_can_fail
     );
 
     if !env.skip_on_real_cluster("the test API server's version, access reviews and CRDs are set to differ") {
+        // An object this version cannot read (stored past the schema): Stalled, and named by both.
+        env.apply_yaml_unchecked(
+            "apiVersion: wufb.dev/v1alpha1\nkind: DeviceGroup\nmetadata:\n  name: numbers\nspec:\n  devices:\n  - 42\n",
+        )
+        .await;
+        env.eventually(
+            "the unreadable group Stalled",
+            Duration::from_secs(30),
+            async || {
+                let status = env.get("dg/numbers").await["status"].clone();
+                (wufb_e2e::condition(&status, "Stalled")["status"] == "True").then_some(())
+            },
+        )
+        .await;
+        let (code, report) = check_report(&env, &["--no-tenant"]).await;
+        assert_eq!(code, 3, "{report:#}");
+        let objects = finding(&report, "objects");
+        assert_eq!(
+            (objects["status"].as_str(), objects["reason"].as_str()),
+            (Some("warning"), Some("ObjectsStalled"))
+        );
+        assert!(
+            objects["found"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("Stalled: {}/numbers", env.namespace)),
+            "{objects:#}"
+        );
+        let readable = finding(&report, "objects-readable");
+        assert_eq!(readable["reason"], "ObjectsUndecodable", "{readable:#}");
+        assert!(
+            readable["found"].as_str().unwrap().contains("/numbers"),
+            "{readable:#}"
+        );
+        env.kubectl_ok(&["delete", "dg", "numbers", "--wait=true", "--timeout=60s"])
+            .await;
+
         let server = env.apiserver.as_ref().unwrap();
         // An API server older than the CRDs need.
         server.set_version((1, 29));
@@ -258,6 +295,27 @@ async fn check_pre_needs_no_operator_and_text_and_markdown_carry_the_same_findin
                 .as_str()
                 .unwrap()
                 .contains("create customresourcedefinitions.apiextensions.k8s.io")
+        );
+    }
+    if !env.real_cluster() {
+        // A CRD not installed: fine before installing, a failure after.
+        let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+        crds.delete("graphconnections.wufb.dev", &Default::default())
+            .await
+            .unwrap();
+        let (_, report) = check_report(&env, &["--pre", "--no-tenant"]).await;
+        let c = finding(&report, "crd-graphconnections");
+        assert_eq!(c["status"], "ok", "{c:#}");
+        assert!(
+            c["found"].as_str().unwrap().contains("not installed yet"),
+            "{c:#}"
+        );
+        let (code, report) = check_report(&env, &["--no-tenant", "--lease-wait", "1s"]).await;
+        let c = finding(&report, "crd-graphconnections");
+        assert_eq!(
+            (code, c["status"].as_str(), c["reason"].as_str()),
+            (1, Some("failed"), Some("CrdMissing")),
+            "{c:#}"
         );
     }
     for (form, expect) in [
