@@ -40,9 +40,10 @@ enum Command {
     Check(Box<cli::check::CheckArgs>),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
     Demo(cli::demo::DemoArgs),
-    /// Write the CRD YAML generated from the API types (to crds/ and the chart's crds/).
+    /// Write the CRD YAML generated from the API types (to crds/ and the chart's templates/crds/).
     Crdgen {
-        /// Directories to write into (default: crds/ and charts/wufb-operator/crds/ when the chart exists).
+        /// Directories to write plain CRDs into (default: crds/, and the chart's templates/crds/ when the
+        /// chart exists).
         #[arg(long = "out")]
         out: Vec<PathBuf>,
         /// Print the CRDs to stdout instead of writing files.
@@ -61,7 +62,7 @@ fn crdgen(out: Vec<PathBuf>, stdout: bool) -> anyhow::Result<()> {
     let dirs = if out.is_empty() {
         cli::crdgen::default_targets(&PathBuf::from("."))
     } else {
-        out
+        out.into_iter().map(|d| (d, cli::crdgen::Form::Plain)).collect()
     };
     for f in cli::crdgen::write(&dirs)? {
         println!("wrote {}", f.display());

@@ -8,8 +8,10 @@ use std::path::Path;
 #[test]
 fn committed_crds_match_the_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for dir in wufb_operator::cli::crdgen::default_targets(&root) {
-        for (name, want) in wufb_operator::cli::crdgen::expected().unwrap() {
+    let targets = wufb_operator::cli::crdgen::default_targets(&root);
+    assert_eq!(targets.len(), 2, "crds/ and the chart's templates/crds/");
+    for (dir, form) in targets {
+        for (name, want) in wufb_operator::cli::crdgen::expected_in(form).unwrap() {
             let path = dir.join(name);
             let have = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(

@@ -298,6 +298,21 @@ impl Env {
         secret: &str,
         extra: &[&str],
     ) -> usize {
+        let (graph, authority) = (self.emulator.graph_url(), self.emulator.base_url());
+        self.spawn_controller_at(identity, (client_id, secret), (&graph, &authority), extra, &[])
+    }
+
+    /// Starts a controller process signing in as `app` (client id, secret) to Graph at `endpoints`
+    /// (Graph URL, authority host), with extra `run` flags and environment variables.
+    pub fn spawn_controller_at(
+        &mut self,
+        identity: &str,
+        app: (&str, &str),
+        endpoints: (&str, &str),
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> usize {
+        let (client_id, secret) = app;
         let log = self
             .dir
             .join(format!("controller-{identity}-{}.log", self.controllers.len()));
@@ -306,9 +321,9 @@ impl Env {
             .args([
                 "run",
                 "--graph-url",
-                &self.emulator.graph_url(),
+                endpoints.0,
                 "--authority-host",
-                &self.emulator.base_url(),
+                endpoints.1,
                 "--namespace",
                 &self.namespace,
                 "--watch-namespaces",
@@ -329,6 +344,7 @@ impl Env {
                 "RUST_LOG",
                 std::env::var("WUFB_E2E_RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
             )
+            .envs(vars.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .kill_on_drop(true)

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -101,6 +102,7 @@ fn check_all(objects: &BTreeMap<String, Value>) {
             "RoleBinding" => drop(strict::<RoleBinding>(v)),
             "NetworkPolicy" => drop(strict::<NetworkPolicy>(v)),
             "PodDisruptionBudget" => drop(strict::<PodDisruptionBudget>(v)),
+            "CustomResourceDefinition" => drop(strict::<CustomResourceDefinition>(v)),
             "ServiceMonitor" => {
                 assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
                 assert_eq!(v["spec"]["endpoints"][0]["port"], "metrics");
@@ -366,11 +368,11 @@ fn namespace_scoped_mode_uses_roles() {
         render(json!({"watchNamespaces": ["team-a", "team-b"], "credentials": {"existingSecret": "graph"}}));
     check_all(&objects);
     // Cluster-wide only what connections need (cluster connections and namespace labels); none with
-    // connections off.
+    // connections off. (The aggregated view and edit roles are for people, bound to nobody.)
     assert_eq!(
         objects
             .keys()
-            .filter(|k| k.starts_with("ClusterRole"))
+            .filter(|k| k.starts_with("ClusterRole") && !k.ends_with("-view") && !k.ends_with("-edit"))
             .cloned()
             .collect::<Vec<_>>(),
         [
@@ -382,8 +384,15 @@ fn namespace_scoped_mode_uses_roles() {
         json!({"watchNamespaces": ["team-a"], "credentials": {"existingSecret": "graph"}, "connections": {"enabled": false}}),
     );
     assert!(
-        !off.keys().any(|k| k.starts_with("ClusterRole")),
-        "no cluster-wide RBAC"
+        !off.keys().any(|k| k.starts_with("ClusterRoleBinding")),
+        "no cluster-wide RBAC for the operator"
+    );
+    assert!(
+        off.keys()
+            .filter(|k| k.starts_with("ClusterRole/"))
+            .all(|k| k.ends_with("-view") || k.ends_with("-edit")),
+        "only the aggregated roles for people: {:?}",
+        off.keys().collect::<Vec<_>>()
     );
     for ns in ["team-a", "team-b"] {
         let r: Role = strict(&objects[&format!("Role/wufb-wufb-operator@{ns}")]);
@@ -428,7 +437,17 @@ fn monitoring_network_policy_and_disruption_budget() {
             .is_some_and(|t| t[0].ip_block.as_ref().unwrap().cidr == "20.190.128.0/18")
     }));
     let pdb: PodDisruptionBudget = strict(&objects["PodDisruptionBudget/wufb-wufb-operator"]);
-    assert!(pdb.spec.unwrap().min_available.is_some());
+    assert!(pdb.spec.unwrap().max_unavailable.is_some());
+    // The Kubernetes API has its own egress rule, apart from Graph's CIDRs.
+    assert!(egress.iter().any(|e| {
+        e.to.is_none()
+            && e.ports.as_ref().unwrap().iter().any(|p| {
+                p.port
+                    == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                        6443,
+                    ))
+            })
+    }));
     let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
     assert_eq!(
         d.spec
@@ -696,4 +715,212 @@ fn check_config_refuses_what_run_would_refuse() {
         ]),
     );
     assert!(!ok && out.contains("--metrics-addr '8080'"), "{out}");
+}
+
+#[test]
+fn the_crds_are_templates_kept_on_uninstall_and_carry_the_current_schema() {
+    // `helm upgrade` applies templates (never crds/): the current schema reaches the cluster with the
+    // operator that needs it. The render is what an upgrade applies.
+    let objects = render(json!({}));
+    check_all(&objects);
+    for want in wufb_operator::crd::all() {
+        let name = want.metadata.name.clone().unwrap();
+        let got = &objects[&format!("CustomResourceDefinition/{name}")];
+        assert_eq!(
+            got["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{name}"
+        );
+        assert_eq!(
+            got["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm",
+            "{name}"
+        );
+        assert_eq!(
+            got["spec"],
+            serde_json::to_value(&want).unwrap()["spec"],
+            "{name}: the generated schema"
+        );
+    }
+    // The newest field of this version is in what an upgrade applies.
+    let gc = &objects["CustomResourceDefinition/graphconnections.wufb.dev"];
+    assert!(
+        gc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+            .get("serviceBehaviours")
+            .is_some()
+    );
+    let objects = render(json!({"crds": {"keep": false}}));
+    assert!(objects["CustomResourceDefinition/devicegroups.wufb.dev"]["metadata"]["annotations"].is_null());
+    let objects = render(json!({"crds": {"enabled": false}}));
+    assert!(!objects.keys().any(|k| k.starts_with("CustomResourceDefinition/")));
+}
+
+#[test]
+fn scheduling_security_network_and_image_knobs_render() {
+    let defaults = render(json!({}));
+    let d: Deployment = strict(&defaults["Deployment/wufb-wufb-operator"]);
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.node_selector
+            .unwrap()
+            .get("kubernetes.io/os")
+            .map(String::as_str),
+        Some("linux"),
+        "Linux nodes by default"
+    );
+    assert_eq!(pod.security_context.unwrap().run_as_user, Some(65532));
+    assert!(
+        !defaults.contains_key("PodDisruptionBudget/wufb-wufb-operator"),
+        "no budget at one replica"
+    );
+    assert!(
+        !render(json!({"podDisruptionBudget": {"enabled": true}}))
+            .contains_key("PodDisruptionBudget/wufb-wufb-operator"),
+        "a budget on one replica would block drains"
+    );
+
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let objects = render(json!({
+        "image": {"digest": digest},
+        "podSecurityContext": {"runAsUser": null, "runAsGroup": null, "fsGroup": null},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "wufb-operator"}}}],
+        "proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": "10.96.0.0/12,.svc,.cluster.local"},
+        "caBundle": {"configMap": "corp-ca"},
+        "extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
+        "extraVolumes": [{"name": "scratch", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        "controller": {"leaseDuration": "30s", "renewDeadline": "20s", "retryPeriod": "4s"},
+    }));
+    check_all(&objects);
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    assert_restricted(&d);
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("ghcr.io/wufb-operator/wufb-operator@{digest}").as_str())
+    );
+    let psc = pod.security_context.as_ref().unwrap();
+    assert!(
+        psc.run_as_user.is_none() && psc.fs_group.is_none(),
+        "OpenShift assigns the user: {psc:?}"
+    );
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(pod.topology_spread_constraints.as_ref().unwrap()[0].max_skew, 1);
+    let env: BTreeMap<String, String> = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    assert_eq!(env["HTTPS_PROXY"], "http://proxy.corp:3128");
+    assert_eq!(env["NO_PROXY"], "10.96.0.0/12,.svc,.cluster.local");
+    assert_eq!(env["RUST_LOG"], "debug");
+    let a = c.args.clone().unwrap();
+    for want in [
+        "--ca-file=/etc/wufb/ca/ca.crt",
+        "--lease-duration=30s",
+        "--lease-renew-deadline=20s",
+        "--lease-retry-period=4s",
+    ] {
+        assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+    }
+    let mounts: Vec<&str> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, ["/etc/wufb/ca", "/scratch"]);
+    let volumes = pod.volumes.unwrap();
+    assert_eq!(volumes[0].config_map.as_ref().unwrap().name, "corp-ca");
+    assert_eq!(volumes[1].name, "scratch");
+    // The binary accepts what the chart renders.
+    let (container_args, container_env, _) = container(&objects);
+    let (ok, out) = check_config(&container_args, &container_env);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("lease 30s, renew deadline 20s, retry every 4s"),
+        "{out}"
+    );
+
+    let objects = render(json!({"caBundle": {"secret": "corp-ca"}}));
+    let d: Deployment = strict(&objects["Deployment/wufb-wufb-operator"]);
+    let volumes = d.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+    assert_eq!(
+        volumes[0].secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("corp-ca")
+    );
+    let (ok, out) = helm(&[
+        "render",
+        &json!({"caBundle": {"secret": "a", "configMap": "b"}}).to_string(),
+        "wufb",
+        "wufb-system",
+    ]);
+    assert!(
+        !ok && out["message"]
+            .as_str()
+            .unwrap()
+            .contains("configMap or secret, not both"),
+        "{out}"
+    );
+}
+
+#[test]
+fn aggregated_roles_let_namespace_viewers_read_and_editors_change_the_four_kinds() {
+    let objects = render(json!({}));
+    let view: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator-view"]);
+    let labels = view.metadata.labels.clone().unwrap();
+    for role in ["view", "edit", "admin"] {
+        assert_eq!(
+            labels[&format!("rbac.authorization.k8s.io/aggregate-to-{role}")],
+            "true"
+        );
+    }
+    let edit: ClusterRole = strict(&objects["ClusterRole/wufb-wufb-operator-edit"]);
+    let labels = edit.metadata.labels.clone().unwrap();
+    assert!(
+        !labels.contains_key("rbac.authorization.k8s.io/aggregate-to-view"),
+        "viewers do not write"
+    );
+    let allows = |role: &ClusterRole, verb: &str, resource: &str| {
+        role.rules.iter().flatten().any(|r| {
+            r.api_groups
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|g| g == "wufb.dev"))
+                && r.resources
+                    .as_ref()
+                    .is_some_and(|rs| rs.iter().any(|x| x == resource))
+                && r.verbs.iter().any(|v| v == verb)
+        })
+    };
+    for kind in [
+        "expediteddeployments",
+        "devicegroups",
+        "graphconnections",
+        "clustergraphconnections",
+    ] {
+        assert!(
+            allows(&view, "list", kind) && allows(&view, "watch", kind),
+            "{kind}"
+        );
+        assert!(!allows(&view, "patch", kind), "{kind}");
+    }
+    for kind in ["expediteddeployments", "devicegroups", "graphconnections"] {
+        for verb in ["create", "patch", "delete"] {
+            assert!(allows(&edit, verb, kind), "{verb} {kind}");
+        }
+    }
+    assert!(
+        !allows(&edit, "create", "clustergraphconnections"),
+        "cluster connections stay with admins"
+    );
+    assert!(
+        !edit
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|x| x.ends_with("/status"))),
+        "status is the operator's"
+    );
+    let off = render(json!({"rbac": {"aggregateToDefaultRoles": false}}));
+    assert!(!off.contains_key("ClusterRole/wufb-wufb-operator-view"));
 }

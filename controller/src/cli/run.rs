@@ -80,6 +80,17 @@ pub struct RunArgs {
     /// Name of the leader Lease.
     #[arg(long, env = "WUFB_LEASE_NAME", default_value = "wufb-operator")]
     pub lease_name: String,
+    /// How long a Lease not renewed stays the holder's (client-go: 15 s).
+    #[arg(long, env = "WUFB_LEASE_DURATION", default_value = "15s", value_parser = bounded::up_to_an_hour)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops writing (client-go: 10 s); less than
+    /// --lease-duration.
+    #[arg(long, env = "WUFB_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = bounded::up_to_an_hour)]
+    pub lease_renew_deadline: Duration,
+    /// How often the leader renews and a standby retries (client-go: 2 s); less than
+    /// --lease-renew-deadline.
+    #[arg(long, env = "WUFB_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = bounded::up_to_an_hour)]
+    pub lease_retry_period: Duration,
     /// This replica's identity in the Lease (default: the pod name, else host and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -238,6 +249,7 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
         "--graph-concurrency must be at least 1"
     );
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    lease_timings(args)?;
     lines.push(format!(
         "graph budget: {} requests/s, burst {}, {} at once, {} assets per write",
         args.graph_rate_limit, args.graph_burst, args.graph_concurrency, args.batch_size
@@ -248,6 +260,13 @@ pub fn check_config(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> any
         args.progress_interval.as_secs(),
         args.shutdown_timeout.as_secs(),
         args.reconcile_concurrency
+    ));
+    lines.push(format!(
+        "leader election {}: lease {}s, renew deadline {}s, retry every {}s",
+        if args.leader_election { "on" } else { "off" },
+        args.lease_duration.as_secs(),
+        args.lease_renew_deadline.as_secs(),
+        args.lease_retry_period.as_secs()
     ));
     for f in &files {
         lines.push(format!("reads file: {}", f.display()));
@@ -281,6 +300,29 @@ async fn credential(
 }
 
 /// The Lease this instance leads through: one per shard when the tenants are split.
+/// The leader-election timings, checked: retry period < renew deadline < lease duration (as client-go
+/// requires), so the leader stops before anyone may take over.
+fn lease_timings(args: &RunArgs) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let (d, r, p) = (
+        args.lease_duration,
+        args.lease_renew_deadline,
+        args.lease_retry_period,
+    );
+    anyhow::ensure!(
+        r < d,
+        "--lease-renew-deadline ({}s) must be less than --lease-duration ({}s): the leader must stop before another replica may take the Lease",
+        r.as_secs(),
+        d.as_secs()
+    );
+    anyhow::ensure!(
+        p < r,
+        "--lease-retry-period ({}s) must be less than --lease-renew-deadline ({}s): the leader must get to renew before its deadline",
+        p.as_secs(),
+        r.as_secs()
+    );
+    Ok((d, r, p))
+}
+
 fn lease_name(args: &RunArgs) -> String {
     if args.shards > 1 {
         format!("{}-shard-{}", args.lease_name, args.shard)
@@ -445,7 +487,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let lease = LeaseConfig::new(&namespace, &lease_name(&args), &identity);
+    let (duration, renew_deadline, retry_period) = lease_timings(&args)?;
+    let lease = LeaseConfig {
+        duration,
+        renew_deadline,
+        retry_period,
+        ..LeaseConfig::new(&namespace, &lease_name(&args), &identity)
+    };
     let mut elector = Elector::new(&client, &lease);
     loop {
         // Standby: ready, not leading, waiting for the lease (or for the stop).

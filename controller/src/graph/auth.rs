@@ -509,8 +509,9 @@ fn without_url(e: &reqwest::Error) -> String {
     if let Some(url) = e.url() {
         s = s.replace(url.as_str(), "");
     }
-    if let Some(src) = std::error::Error::source(e) {
-        s = format!("{s}: {src}");
+    let causes = super::error::causes(e);
+    if !causes.is_empty() {
+        s = format!("{s}: {causes}");
     }
     s.trim().to_string()
 }

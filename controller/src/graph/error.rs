@@ -226,9 +226,68 @@ impl GraphError {
     }
 }
 
+/// The causes of a failed request, innermost last (reqwest's own text says only "error sending
+/// request"; the certificate problem is three sources down), each once.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    let mut out = parts.join(": ");
+    let lower = out.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        out.push_str(
+            "; the server's certificate is not trusted: where a proxy or a private CA signs it, trust that CA with --ca-file (chart: caBundle.configMap or caBundle.secret)",
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn every_cause_is_told_and_an_untrusted_certificate_names_the_fix() {
+        let e = Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "client error (Connect)",
+                Some(Box::new(Layer("invalid peer certificate: UnknownIssuer", None))),
+            ))),
+        );
+        let text = causes(&e);
+        assert!(
+            text.starts_with("client error (Connect): invalid peer certificate: UnknownIssuer; "),
+            "{text}"
+        );
+        assert!(
+            text.contains("--ca-file") && text.contains("caBundle.configMap"),
+            "{text}"
+        );
+        let plain = Layer("x", Some(Box::new(Layer("connection refused", None))));
+        assert_eq!(causes(&plain), "connection refused");
+    }
 
     fn status(code: u16) -> GraphError {
         GraphError::Status {

@@ -252,13 +252,13 @@ registry! {
         "Upgrade the cluster to the minimum version the line names, or newer.";
     CRD_MISSING = "CrdMissing", Check,
         "A CustomResourceDefinition of the operator is not installed.",
-        "Install the chart (it carries the CRDs in crds/), or `kubectl apply --server-side -f crds/`.";
+        "Install the chart (it carries the CRDs), or `kubectl apply --server-side -f crds/`.";
     CRD_NOT_ESTABLISHED = "CrdNotEstablished", Check,
         "A CRD is installed but the API server does not serve it yet (its Established condition is not True).",
         "Wait a few seconds; if it stays, read the CRD's conditions (`kubectl describe crd`).";
     CRD_SCHEMA_OUTDATED = "CrdSchemaOutdated", Check,
-        "An installed CRD's schema differs from the one this version of the operator generates: Helm installs CRDs but never upgrades them, so a CRD left at an older schema prunes or refuses the new fields the line names.",
-        "Apply this version's CRDs: `wufb-operator crdgen --stdout | kubectl apply --server-side -f -` (or the chart's crds/ directory).";
+        "An installed CRD's schema differs from the one this version of the operator generates (an upgrade that skipped the CRDs, or crds.enabled false): the API server prunes or refuses the new fields the line names.",
+        "Upgrade the chart (its CRDs are templates, applied on upgrade), or apply this version's CRDs: `wufb-operator crdgen --stdout | kubectl apply --server-side -f -`.";
     OPERATOR_NOT_RUNNING = "OperatorNotRunning", Check,
         "No operator holds and renews the leader Lease: nothing reconciles the objects.",
         "Install or start the operator (`helm install`), and read its pod's log if it crashes; check --namespace and --lease-name name the operator's.";

@@ -458,9 +458,9 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "connection failed"
     };
-    match std::error::Error::source(e) {
-        Some(src) => format!("{kind}: {src}"),
-        None => kind.to_string(),
+    match crate::graph::error::causes(e) {
+        c if c.is_empty() => kind.to_string(),
+        c => format!("{kind}: {c}"),
     }
 }
 
