@@ -18,11 +18,15 @@ use serde_json::{Value, json};
 use wufb_e2e::{operator_bin, python, root};
 
 fn helm(args: &[&str]) -> (bool, Value) {
-    let chart = root().join("charts/wufb-operator");
+    helm_with(&root().join("charts/wufb-operator"), args)
+}
+
+/// Runs tests/chart/helm.py's `args[0]` on the chart at `chart`.
+fn helm_with(chart: &std::path::Path, args: &[&str]) -> (bool, Value) {
     let out = std::process::Command::new(python())
         .arg(root().join("tests/chart/helm.py"))
         .arg(args[0])
-        .arg(&chart)
+        .arg(chart)
         .args(&args[1..])
         .output()
         .unwrap_or_else(|e| {
@@ -923,4 +927,100 @@ fn aggregated_roles_let_namespace_viewers_read_and_editors_change_the_four_kinds
     );
     let off = render(json!({"rbac": {"aggregateToDefaultRoles": false}}));
     assert!(!off.contains_key("ClusterRole/wufb-wufb-operator-view"));
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_upgrade_carries_a_new_crd_field_and_uninstall_keeps_the_crds() {
+    use kube::api::Api;
+    // The previous chart: this one with the graphconnections CRD as it was before status.serviceBehaviours.
+    let dir = root().join(format!("target/e2e/chart-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let previous = dir.join("previous");
+    copy_tree(&root().join("charts/wufb-operator"), &previous);
+    let mut old = serde_json::to_value(&wufb_operator::crd::all()[2]).unwrap();
+    assert_eq!(old["metadata"]["name"], "graphconnections.wufb.dev");
+    let status =
+        &mut old["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    assert!(
+        status
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceBehaviours")
+            .is_some()
+    );
+    std::fs::write(
+        previous.join("templates/crds/graphconnections.wufb.dev.yaml"),
+        wufb_operator::cli::crdgen::chart_template(&serde_yaml::to_string(&old).unwrap()),
+    )
+    .unwrap();
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = wufb_test_apiserver::TestApiServer::start(Default::default())
+        .await
+        .unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("wufb-system")).unwrap();
+    let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let has_field = async || {
+        let crd = crds.get("graphconnections.wufb.dev").await.unwrap();
+        let v = serde_json::to_value(crd).unwrap();
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+            .get("serviceBehaviours")
+            .is_some()
+    };
+    let values = json!({"credentials": {"existingSecret": "graph"}}).to_string();
+    let mut helm = std::process::Command::new(python())
+        .arg(root().join("tests/chart/helm.py"))
+        .args(["lifecycle"])
+        .arg(&previous)
+        .arg(&values)
+        .arg(root().join("charts/wufb-operator"))
+        .args(["wufb", "wufb-system"])
+        .arg(&kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(helm.stdout.take().unwrap()));
+    let mut stdin = helm.stdin.take().unwrap();
+    let mut step = |want: &str| {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("helm.py stopped before {want}"))
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&line).unwrap()["step"],
+            want,
+            "{line}"
+        );
+    };
+    step("installed");
+    assert!(!has_field().await, "the previous chart's schema");
+    std::io::Write::write_all(&mut stdin, b"next\n").unwrap();
+    step("upgraded");
+    assert!(has_field().await, "the upgrade applied the new field");
+    std::io::Write::write_all(&mut stdin, b"next\n").unwrap();
+    step("uninstalled");
+    assert!(
+        has_field().await,
+        "kept on uninstall (helm.sh/resource-policy: keep)"
+    );
+    std::io::Write::write_all(&mut stdin, b"next\n").unwrap();
+    assert!(helm.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
 }

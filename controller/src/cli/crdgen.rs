@@ -27,7 +27,7 @@ pub fn default_targets(root: &Path) -> Vec<(PathBuf, Form)> {
 }
 
 /// The chart template of one CRD's YAML.
-fn template(yaml: &str) -> String {
+pub fn chart_template(yaml: &str) -> String {
     let meta = "metadata:\n";
     let at = yaml.find(meta).map_or(0, |i| i + meta.len());
     let (head, rest) = yaml.split_at(at);
@@ -43,7 +43,7 @@ pub fn expected_in(form: Form) -> anyhow::Result<Vec<(&'static str, String)>> {
         .map(|(name, yaml)| {
             let text = match form {
                 Form::Plain => format!("{HEADER}{yaml}"),
-                Form::ChartTemplate => template(&yaml),
+                Form::ChartTemplate => chart_template(&yaml),
             };
             (name, text)
         })

@@ -29,7 +29,7 @@
 //! | Deletion options | propagationPolicy, gracePeriodSeconds, dryRun, garbage collection | ignored; no owner-reference garbage collector |
 //! | Namespaces | must exist before objects are created in them; deleting one deletes its objects | exist implicitly; deleting one deletes nothing else |
 //! | Bookmarks, streaming lists | sent when asked | periodic bookmarks (`Options::bookmark_interval`) and the streaming-list end marker |
-//! | Served types | everything | namespaces, secrets, events.k8s.io events (also listed read-only through `/api/v1/.../events` in the core shape, with field selectors on any field, for `kubectl describe`), leases, CRDs and registered custom resources |
+//! | Served types | everything | namespaces, secrets, config maps, service accounts, services, deployments and RBAC roles and bindings (stored, never run or enforced), events.k8s.io events (also listed read-only through `/api/v1/.../events` in the core shape, with field selectors on any field, for `kubectl describe`), leases, CRDs and registered custom resources |
 //! | `generation` | set by each type's strategy | set (and bumped on spec change and on deletion) only for types with a status subresource |
 
 pub mod fields;

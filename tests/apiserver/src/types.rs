@@ -63,13 +63,44 @@ impl ResourceType {
         }
     }
 
-    /// The types every server has: namespaces, secrets, events, leases and CRDs.
+    /// The types every server has that the tests use: namespaces, secrets, events, leases, CRDs, and what
+    /// a Helm release of the chart creates.
     pub fn builtins() -> Vec<ResourceType> {
         vec![
             Self::builtin("", "v1", "namespaces", "Namespace", false, &["ns"]),
             Self::builtin("", "v1", "secrets", "Secret", true, &[]),
             Self::builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
             Self::builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+            // What a Helm release of the chart creates: stored as sent, nothing runs them.
+            Self::builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
+            Self::builtin("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+            Self::builtin("", "v1", "services", "Service", true, &["svc"]),
+            Self::builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"]),
+            Self::builtin(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "ClusterRole",
+                false,
+                &[],
+            ),
+            Self::builtin(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterrolebindings",
+                "ClusterRoleBinding",
+                false,
+                &[],
+            ),
+            Self::builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]),
+            Self::builtin(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "rolebindings",
+                "RoleBinding",
+                true,
+                &[],
+            ),
             Self::builtin(
                 "apiextensions.k8s.io",
                 "v1",
