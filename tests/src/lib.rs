@@ -50,6 +50,34 @@ pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs the Argo CD resource action script (`examples/gitops/argocd/rollout-actions.lua`) on each
+/// (action, object) in a Lua 5.1 interpreter, with `os.date` answering `now`; what each returned:
+/// `{"annotations": ...}`, `{"error": ...}` or, for `discover`, `{"actions": ...}`.
+pub fn argocd_actions(cases: &[(&str, Value)], now: &str) -> Vec<Value> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(python())
+        .arg(root().join("tests/gitops/action.py"))
+        .arg(root().join("examples/gitops/argocd/rollout-actions.lua"))
+        .arg(now)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with lupa runs (make test installs it into .tools/venv)");
+    let input: Vec<Value> = cases
+        .iter()
+        .map(|(action, obj)| serde_json::json!({"action": action, "obj": obj}))
+        .collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(input).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The condition of `type_` in a status (`Null` when it has none).
 pub fn condition(status: &Value, type_: &str) -> Value {
     status["conditions"]

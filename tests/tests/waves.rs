@@ -356,6 +356,43 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
             .starts_with("RolloutHalted: rollout halted at wave pilot: 2 of 3 devices"),
         "{health:?}"
     );
+
+    // Argo CD's actions on the live object: promote refused with the CLI's words, retry offered; the
+    // annotation the retry action writes is one the controller acts on.
+    let live = env.get("expd/staged").await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let out = wufb_e2e::argocd_actions(
+        &[
+            ("discover", live.clone()),
+            ("promote", live.clone()),
+            ("retry", live),
+        ],
+        &now,
+    );
+    assert_eq!(out[0]["actions"]["promote"]["disabled"], true, "{out:?}");
+    assert_eq!(out[0]["actions"]["retry"]["disabled"], false, "{out:?}");
+    assert!(
+        out[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is halted: run retry first"),
+        "{out:?}"
+    );
+    let retry = out[2]["annotations"]["wufb.dev/retry"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.kubectl_ok(&["annotate", "expd/staged", &format!("wufb.dev/retry={retry}")])
+        .await;
+    env.eventually(
+        "the retry the action wrote is acted on",
+        Duration::from_secs(30),
+        async || {
+            let s = env.status_of("staged").await;
+            (s["rollout"]["lastRetry"]["value"] == retry.as_str()).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

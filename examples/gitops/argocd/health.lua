@@ -1,6 +1,8 @@
--- Argo CD health for wufb.dev ExpeditedDeployment and DeviceGroup, from their kstatus conditions.
--- Healthy: Ready=True for the current generation. Degraded: Stalled=True (the operator needs a spec or
--- tenant change). Progressing: anything else (not observed yet, reconciling, waiting on a group).
+-- Argo CD health for the four wufb.dev kinds (ExpeditedDeployment, DeviceGroup, GraphConnection,
+-- ClusterGraphConnection), from their kstatus conditions. Healthy: Ready=True for the current
+-- generation. Degraded: Stalled=True (the operator needs a spec or tenant change), or a connection that
+-- cannot sign in (its objects are served by nobody while it retries). Progressing: anything else (not
+-- observed yet, reconciling, waiting on a group).
 local hs = {}
 local function current(c)
   return c.observedGeneration == nil or obj.metadata.generation == nil or c.observedGeneration >= obj.metadata.generation
@@ -29,6 +31,12 @@ end
 if stalled ~= nil and stalled.status == "True" and current(stalled) then
   hs.status = "Degraded"
   hs.message = describe(stalled)
+  return hs
+end
+if (obj.kind == "GraphConnection" or obj.kind == "ClusterGraphConnection") and ready ~= nil
+    and ready.status == "False" and ready.reason == "ConnectionFailed" then
+  hs.status = "Degraded"
+  hs.message = describe(ready)
   return hs
 end
 if reconciling ~= nil and reconciling.status == "True" then
