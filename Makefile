@@ -4,10 +4,10 @@ CARGO ?= cargo
 SHARED ?= ../shared
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows fuzz
+.PHONY: prometheus-tools test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows fuzz
 
 ## Run every check and test, as CI does.
-test: tools fmt-check lint workflows deny image unit seed-flow
+test: tools prometheus-tools fmt-check lint workflows deny image unit seed-flow
 	@echo "make test: all checks passed"
 
 KUBECTL_VERSION ?= 1.37.1
@@ -76,6 +76,12 @@ IMAGE_DIR := target/image
 IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ROOTLESS := $(shell [ "$$(id -u)" = 0 ] || echo --rootless)
+
+## promtool (Debian's prometheus package), which checks and unit-tests the chart's alerts.
+prometheus-tools:
+	@command -v promtool >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 image-tools:
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { \

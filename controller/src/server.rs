@@ -21,15 +21,45 @@ pub struct Probes {
     pub leader: Arc<AtomicBool>,
 }
 
+/// `wufb_leader`: whether this replica holds the leader Lease, read from the flag at each scrape.
+#[derive(Debug)]
+pub struct LeaderCollector(pub Arc<AtomicBool>);
+
+impl prometheus_client::collector::Collector for LeaderCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let leader = i64::from(self.0.load(Ordering::Relaxed));
+        let metric = encoder.encode_descriptor(
+            "wufb_leader",
+            "Whether this replica holds the leader lease",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        prometheus_client::metrics::gauge::ConstGauge::new(leader).encode(metric)
+    }
+}
+
+impl Probes {
+    /// Probes with the leader gauge registered in `registry`.
+    pub fn new(mut registry: prometheus_client::registry::Registry) -> Probes {
+        let leader = Arc::new(AtomicBool::new(false));
+        registry.register_collector(Box::new(LeaderCollector(leader.clone())));
+        Probes {
+            registry: Arc::new(std::sync::Mutex::new(registry)),
+            ready: Arc::new(AtomicBool::new(false)),
+            leader,
+        }
+    }
+}
+
 async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
-    let mut body = match p.registry.lock() {
+    let body = match p.registry.lock() {
         Ok(r) => encode(&r),
         Err(_) => String::new(),
     };
-    // The leader flag is served alongside the registry's metrics.
-    let leader = u8::from(p.leader.load(Ordering::Relaxed));
-    let eof = body.rfind("# EOF").unwrap_or(body.len());
-    body.insert_str(eof, &format!("# HELP wufb_leader Whether this replica holds the leader lease.\n# TYPE wufb_leader gauge\nwufb_leader {leader}\n"));
     (
         [(
             header::CONTENT_TYPE,

@@ -107,6 +107,18 @@ fn check_all(objects: &BTreeMap<String, Value>) {
             "NetworkPolicy" => drop(strict::<NetworkPolicy>(v)),
             "PodDisruptionBudget" => drop(strict::<PodDisruptionBudget>(v)),
             "CustomResourceDefinition" => drop(strict::<CustomResourceDefinition>(v)),
+            "PrometheusRule" => {
+                assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
+                let file: Value = serde_yaml::from_str(
+                    &std::fs::read_to_string(root().join("charts/wufb-operator/files/prometheus-rules.yaml"))
+                        .unwrap(),
+                )
+                .unwrap();
+                assert_eq!(
+                    v["spec"], file,
+                    "the PrometheusRule carries the checked rule file"
+                );
+            }
             "ServiceMonitor" => {
                 assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
                 assert_eq!(v["spec"]["endpoints"][0]["port"], "metrics");
@@ -415,7 +427,7 @@ fn namespace_scoped_mode_uses_roles() {
 fn monitoring_network_policy_and_disruption_budget() {
     let objects = render(json!({
         "replicaCount": 2,
-        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}},
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}, "prometheusRule": {"enabled": true, "labels": {"release": "prom"}}},
         "networkPolicy": {"enabled": true, "egressCIDRs": ["20.190.128.0/18"]},
         "podDisruptionBudget": {"enabled": true},
         "controller": {"maxAudienceDevices": 5000, "resyncInterval": "5m"},
@@ -425,6 +437,10 @@ fn monitoring_network_policy_and_disruption_budget() {
     check_all(&objects);
     assert_eq!(
         objects["ServiceMonitor/wufb-wufb-operator"]["metadata"]["labels"]["release"],
+        "prom"
+    );
+    assert_eq!(
+        objects["PrometheusRule/wufb-wufb-operator"]["metadata"]["labels"]["release"],
         "prom"
     );
     let np: NetworkPolicy = strict(&objects["NetworkPolicy/wufb-wufb-operator"]);

@@ -357,6 +357,21 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
         "{health:?}"
     );
 
+    // What to alert on: the halted rollout by name, its devices by state, objects by condition and
+    // reason, the version.
+    let url = format!("{}/metrics", env.metrics_url(0).await);
+    let scraped = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let ns = env.namespace.clone();
+    for want in [
+        format!("wufb_rollout_info{{namespace=\"{ns}\",name=\"staged\",phase=\"Halted\",wave=\"pilot\"}} 1"),
+        format!("wufb_rollout_progress_devices{{namespace=\"{ns}\",name=\"staged\",state=\"failed\"}} 2"),
+        "wufb_objects{kind=\"ExpeditedDeployment\",condition=\"Stalled\",status=\"True\",reason=\"RolloutHalted\"} 1".to_string(),
+        format!("wufb_build_info{{version=\"{}\"}} 1", wufb_operator::leader::VERSION),
+        "wufb_leader 1".to_string(),
+    ] {
+        assert!(scraped.lines().any(|l| l == want), "{want} in\n{scraped}");
+    }
+
     // Argo CD's actions on the live object: promote refused with the CLI's words, retry offered; the
     // annotation the retry action writes is one the controller acts on.
     let live = env.get("expd/staged").await;

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -382,11 +382,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let graph_metrics = GraphMetrics::register(&mut registry);
     let reconcile_metrics = ReconcileMetrics::register(&mut registry);
-    let probes = Probes {
-        registry: Arc::new(Mutex::new(registry)),
-        ready: Arc::new(Default::default()),
-        leader: Arc::new(Default::default()),
-    };
+    let probes = Probes::new(registry);
 
     let credential = credential(&args, &client, &namespace).await?;
     let transport = TransportConfig {

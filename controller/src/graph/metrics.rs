@@ -85,6 +85,9 @@ impl GraphMetrics {
             "Service behaviours the operator adapts to, as found (1 for the value found), by connection",
             m.behaviours.clone(),
         );
+        drop(m.throttled.get_or_create(&ConnectionLabel {
+            connection: DEFAULT_CONNECTION.into(),
+        }));
         m
     }
 
@@ -109,8 +112,12 @@ impl GraphMetrics {
             .set(1);
     }
 
-    /// The same metrics, labelled with another connection.
+    /// The same metrics, labelled with another connection (its throttling counter starts at zero, so a
+    /// rate over it has a series before the first 429).
     pub fn for_connection(&self, connection: &str) -> Self {
+        drop(self.throttled.get_or_create(&ConnectionLabel {
+            connection: connection.to_string(),
+        }));
         GraphMetrics {
             connection: connection.to_string(),
             ..self.clone()

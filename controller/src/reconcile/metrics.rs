@@ -48,6 +48,9 @@ pub struct ReconcileMetrics {
     pub rollout_devices: Family<StateLabel, Gauge>,
     /// The last progress of each object, by uid, that the gauge sums.
     pub progress: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, [i64; 4]>>>,
+    /// The stores the state metrics (`wufb_objects`, `wufb_rollout_*`, `wufb_connection_ready`) are read
+    /// from at each scrape.
+    pub state: super::state_metrics::StateSource,
 }
 
 fn duration_histogram() -> Histogram {
@@ -65,6 +68,7 @@ impl Default for ReconcileMetrics {
             queue_depth: Family::default(),
             rollout_devices: Family::default(),
             progress: Default::default(),
+            state: Default::default(),
         }
     }
 }
@@ -102,6 +106,25 @@ impl ReconcileMetrics {
             "wufb_rollout_devices",
             "Targeted devices of every ExpeditedDeployment by state (upToDate, pending, failed, notReporting), as last polled",
             m.rollout_devices.clone(),
+        );
+        // Every error category and kind from the start, at zero, so that a rate over them (an alert)
+        // has a series before the first error.
+        for e in super::reasons::REGISTRY
+            .iter()
+            .filter(|e| e.kind == super::reasons::Kind::Category)
+        {
+            drop(m.errors.get_or_create(&CategoryLabel {
+                category: e.reason.as_str().into(),
+            }));
+        }
+        for kind in ["ExpeditedDeployment", "DeviceGroup"] {
+            drop(m.undecodable.get_or_create(&KindLabel { kind: kind.into() }));
+        }
+        registry.register_collector(Box::new(super::state_metrics::StateCollector(m.state.clone())));
+        registry.register(
+            "wufb_build",
+            "The operator's version",
+            prometheus_client::metrics::info::Info::new(vec![("version", crate::leader::VERSION)]),
         );
         m
     }

@@ -29,6 +29,7 @@ pub mod requeue;
 pub mod rollout;
 pub mod settings;
 pub mod spec;
+pub mod state_metrics;
 pub mod status;
 pub mod tenancy;
 pub mod writes;

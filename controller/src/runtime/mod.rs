@@ -303,6 +303,12 @@ pub async fn run_with(
     let (gc_reader, gc_writer) = reflector::store::<GraphConnection>();
     let (cgc_reader, cgc_writer) = reflector::store::<ClusterGraphConnection>();
     let (ns_reader, ns_writer) = reflector::store();
+    metrics.state.set(crate::reconcile::state_metrics::Stores {
+        deployments: ed_reader.clone(),
+        groups: dg_reader.clone(),
+        connections: gc_reader.clone(),
+        cluster_connections: cgc_reader.clone(),
+    });
     let gc_streams = futures::stream::select_all(
         apis::<GraphConnection>(&client, &scope)
             .into_iter()
