@@ -1,6 +1,6 @@
 //! The chart's alerts (`charts/wufb-operator/files/prometheus-rules.yaml`): checked and unit-tested by
 //! the real promtool, one test per alert; each runbook links a registered reason in the documentation;
-//! and every metric they use is one the operator serves.
+//! and every metric they and the dashboard (`files/dashboard.json`) use is one the operator serves.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -106,8 +106,22 @@ fn metrics_in(expr: &str) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_the_alerts_use_is_one_the_operator_serves() {
-    let mut env = Env::start("alerts").await;
+async fn every_metric_the_alerts_and_the_dashboard_read_is_one_the_operator_serves() {
+    // A tenant that throttles and fails now and then, so the retry and 429 counters have series.
+    let mut env = Env::start_with(
+        "alerts",
+        wufb_graph_emulator::EmulatorConfig {
+            faults: wufb_graph_emulator::FaultConfig {
+                throttle_rate: 0.2,
+                retry_after_secs: 0.05,
+                error_rate: 0.2,
+                seed: 7,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
     env.apply_yaml(&wufb_e2e::fixtures::rollout(
         "watched",
         &[wufb_e2e::fixtures::dev(1)],
@@ -144,4 +158,23 @@ async fn every_metric_the_alerts_use_is_one_the_operator_serves() {
             );
         }
     }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("charts/wufb-operator/files/dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut panels = 0;
+    for p in dashboard["panels"].as_array().unwrap() {
+        panels += 1;
+        for t in p["targets"].as_array().unwrap() {
+            for m in metrics_in(t["expr"].as_str().unwrap()) {
+                let family = m.strip_suffix("_bucket").map_or(m.clone(), str::to_string);
+                assert!(
+                    served.contains(&family),
+                    "panel {} reads {m}, which the operator does not serve",
+                    p["title"]
+                );
+            }
+        }
+    }
+    assert!(panels >= 9, "{panels} panels");
 }

@@ -99,6 +99,7 @@ fn check_all(objects: &BTreeMap<String, Value>) {
             "Deployment" => drop(strict::<Deployment>(v)),
             "ServiceAccount" => drop(strict::<ServiceAccount>(v)),
             "Secret" => drop(strict::<Secret>(v)),
+            "ConfigMap" => drop(strict::<k8s_openapi::api::core::v1::ConfigMap>(v)),
             "Service" => drop(strict::<Service>(v)),
             "ClusterRole" => drop(strict::<ClusterRole>(v)),
             "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(v)),
@@ -427,7 +428,7 @@ fn namespace_scoped_mode_uses_roles() {
 fn monitoring_network_policy_and_disruption_budget() {
     let objects = render(json!({
         "replicaCount": 2,
-        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}, "prometheusRule": {"enabled": true, "labels": {"release": "prom"}}},
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}, "prometheusRule": {"enabled": true, "labels": {"release": "prom"}}, "dashboard": {"enabled": true}},
         "networkPolicy": {"enabled": true, "egressCIDRs": ["20.190.128.0/18"]},
         "podDisruptionBudget": {"enabled": true},
         "controller": {"maxAudienceDevices": 5000, "resyncInterval": "5m"},
@@ -443,6 +444,11 @@ fn monitoring_network_policy_and_disruption_budget() {
         objects["PrometheusRule/wufb-wufb-operator"]["metadata"]["labels"]["release"],
         "prom"
     );
+    let dashboard = &objects["ConfigMap/wufb-wufb-operator-dashboard"];
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value =
+        serde_json::from_str(dashboard["data"]["wufb-operator.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["uid"], "wufb-operator");
     let np: NetworkPolicy = strict(&objects["NetworkPolicy/wufb-wufb-operator"]);
     let egress = np.spec.unwrap().egress.unwrap();
     assert!(egress.iter().any(|e| {
