@@ -5,7 +5,9 @@
 //! one line with a mark, and every warning or failure a hint from the reasons registry with a link
 //! into the documentation ([`crate::reconcile::reasons::Reason::docs_url`]).
 
+mod access;
 pub mod cluster;
+mod objects;
 mod render;
 pub mod tenant;
 pub mod write;
@@ -17,7 +19,19 @@ use serde::Serialize;
 
 use super::GraphArgs;
 use super::flags::{PlannerArgs, bounded};
+use crate::connections::ConnKey;
 use crate::reconcile::reasons::Reason;
+
+/// What the cluster's checks found that later groups use.
+#[derive(Default)]
+pub struct Found {
+    pub client: Option<kube::Client>,
+    pub operator_version: Option<String>,
+    /// The Entra ID group ids DeviceGroups name (`spec.entraGroupId`).
+    pub entra_groups: Vec<String>,
+    /// The connections the caller may read.
+    pub connections: Vec<ConnKey>,
+}
 
 /// Exit codes (also in `--help`).
 pub const EXIT_OK: u8 = 0;
@@ -250,7 +264,7 @@ pub async fn report(args: &CheckArgs) -> Report {
 /// per connection), then the write check.
 pub async fn report_with(args: &CheckArgs, ctx: Context) -> Report {
     let mut checks = Vec::new();
-    let mut found = cluster::Found::default();
+    let mut found = Found::default();
     if args.no_cluster {
         checks.push(Check::skipped("cluster", "cluster", "--no-cluster"));
     } else {

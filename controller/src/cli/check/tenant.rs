@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::cluster::Found;
-use super::{Check, CheckArgs};
+use super::{Check, CheckArgs, Found};
 use crate::graph::{GraphClient, GraphError, TokenClaims};
 use crate::reconcile::reasons::Reason;
 
