@@ -226,6 +226,11 @@ async fn each_object_lands_in_its_connections_tenant_and_nowhere_else() {
         "the report holds no secret"
     );
     assert!(env.controller_logs().contains("service behaviour"));
+    let ready = format!(
+        "wufb_connection_ready{{kind=\"GraphConnection\",namespace=\"{}\",name=\"tenant-b\",reason=\"Converged\"}}",
+        env.namespace
+    );
+    assert_eq!(env.metric(0, &ready).await, Some(1.0), "{ready}");
     assert_eq!(
         env.metric(0, "wufb_graph_service_behaviour{connection=\"default\",behaviour=\"deployment-filter\",value=\"served\"}")
             .await,

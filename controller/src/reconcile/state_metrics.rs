@@ -107,6 +107,28 @@ fn ready(conditions: &[Condition]) -> (i64, String) {
         })
 }
 
+/// A connection's conditions counted, and its sign-in state as a series.
+fn connection(
+    kind: &str,
+    namespace: String,
+    name: String,
+    conditions: &[Condition],
+    objects: &mut BTreeMap<ObjectLabels, i64>,
+    series: &mut Vec<(ConnectionLabels, i64)>,
+) {
+    count_conditions(kind, conditions, objects);
+    let (value, reason) = ready(conditions);
+    series.push((
+        ConnectionLabels {
+            kind: kind.into(),
+            namespace,
+            name,
+            reason,
+        },
+        value,
+    ));
+}
+
 fn family<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -174,41 +196,36 @@ impl Collector for StateCollector {
             count_conditions("DeviceGroup", conditions, &mut objects);
         }
         let mut connections = Vec::new();
+        let no_conditions: &[Condition] = &[];
         for c in stores.connections.state() {
             let conditions = c
                 .status
                 .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default();
-            count_conditions("GraphConnection", conditions, &mut objects);
-            let (value, reason) = ready(conditions);
-            connections.push((
-                ConnectionLabels {
-                    kind: "GraphConnection".into(),
-                    namespace: c.namespace().unwrap_or_default(),
-                    name: c.name_any(),
-                    reason,
-                },
-                value,
-            ));
+                .map_or(no_conditions, |s| s.conditions.as_slice());
+            let (ns, name) = (c.namespace().unwrap_or_default(), c.name_any());
+            connection(
+                "GraphConnection",
+                ns,
+                name,
+                conditions,
+                &mut objects,
+                &mut connections,
+            );
         }
         for c in stores.cluster_connections.state() {
             let conditions = c
                 .status
                 .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default();
-            count_conditions("ClusterGraphConnection", conditions, &mut objects);
-            let (value, reason) = ready(conditions);
-            connections.push((
-                ConnectionLabels {
-                    kind: "ClusterGraphConnection".into(),
-                    namespace: String::new(),
-                    name: c.name_any(),
-                    reason,
-                },
-                value,
-            ));
+                .map_or(no_conditions, |s| s.conditions.as_slice());
+            let name = c.name_any();
+            connection(
+                "ClusterGraphConnection",
+                String::new(),
+                name,
+                conditions,
+                &mut objects,
+                &mut connections,
+            );
         }
         family(
             &mut encoder,
