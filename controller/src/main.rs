@@ -20,27 +20,51 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller.
+    #[command(
+        after_help = "Example:\n  wufb-operator run --namespace wufb-system --credentials-secret wufb-graph-credentials"
+    )]
     Run(Box<cli::run::RunArgs>),
     /// Check manifests offline against the schema and the controller's rules (exit 1 on any problem).
+    #[command(after_help = "Example:\n  wufb-operator validate -f rollouts/ --strict")]
     Validate(cli::validate::ValidateArgs),
     /// Show what the controller would do to the tenant for these manifests (exit 2 when something would change).
+    #[command(after_help = "Example:\n  wufb-operator plan -f rollouts/ -o markdown")]
     Plan(Box<cli::plan::PlanArgs>),
     /// Each rollout's progress: devices up to date, pending, failed, not reporting (`--devices` lists
     /// the ones not up to date, from Graph). As `kubectl-wufb` on the PATH: `kubectl wufb status`.
+    #[command(after_help = "Example:\n  wufb-operator status emergency-latest --devices")]
     Status(Box<cli::status::StatusArgs>),
     /// Promote a rollout's waves up to the next one not sent (or --wave) past their gates.
+    #[command(after_help = "Example:\n  wufb-operator promote staged-rollout --wave broad -n it")]
     Promote(cli::rollout::RolloutArgs),
     /// Stop promoting a rollout for good: the deployment stays paused until the spec changes.
+    #[command(after_help = "Example:\n  wufb-operator abort staged-rollout -n it")]
     Abort(cli::rollout::RolloutArgs),
     /// Lift a halted rollout: the deployment resumes and its gates are measured again.
+    #[command(after_help = "Example:\n  wufb-operator retry staged-rollout -n it")]
     Retry(cli::rollout::RolloutArgs),
     /// The field check before a first rollout: the cluster (version, CRDs, operator, permissions,
     /// objects) and the tenant (sign-in, permissions, catalog, service behaviours); read-only unless
     /// --write-check. Exit 0 ok, 1 failed, 3 warnings only. As `kubectl wufb check` too.
+    #[command(
+        after_help = "Examples:\n  wufb-operator check --pre\n  wufb-operator check -n wufb-system -o markdown\n  wufb-operator check --write-check"
+    )]
     Check(Box<cli::check::CheckArgs>),
     /// Run the whole loop on embedded defaults: Graph emulator, test API server, examples, controller.
+    #[command(after_help = "Example:\n  wufb-operator demo --keep-running")]
     Demo(cli::demo::DemoArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    #[command(
+        after_help = "Examples:\n  source <(wufb-operator completion bash)\n  wufb-operator completion zsh > \"${fpath[1]}/_wufb-operator\""
+    )]
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Write the CRD YAML generated from the API types (to crds/ and the chart's templates/crds/).
+    #[command(
+        after_help = "Examples:\n  wufb-operator crdgen\n  wufb-operator crdgen --stdout | kubectl apply --server-side -f -"
+    )]
     Crdgen {
         /// Directories to write plain CRDs into (default: crds/, and the chart's templates/crds/ when the
         /// chart exists).
@@ -116,6 +140,16 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
+        Command::Completion { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "wufb-operator",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Validate(args) => return ExitCode::from(cli::validate::run(&args)),
         Command::Plan(args) => {
             return match runtime() {
@@ -152,5 +186,63 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_subcommand_shows_an_example_in_its_help() {
+        let mut cli = Cli::command();
+        for sub in cli.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Example"),
+                "{name} --help shows no example:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn completions_are_generated_for_each_shell_and_bash_loads_them() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+            clap_complete::Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "wufb-operator", &mut out);
+            let text = String::from_utf8(out).expect("a completion script is text");
+            assert!(text.contains("check") && text.contains("promote"), "{shell}");
+        }
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "wufb-operator",
+            &mut bash,
+        );
+        let file = std::env::temp_dir().join(format!("wufb-operator-completion-{}.bash", std::process::id()));
+        std::fs::write(&file, &bash).expect("the script is written");
+        let loaded = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "bash -n {0} && source {0} && complete -p wufb-operator",
+                file.display()
+            ))
+            .output()
+            .expect("bash runs");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            loaded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&loaded.stderr)
+        );
+        assert!(String::from_utf8_lossy(&loaded.stdout).contains("wufb-operator"));
     }
 }

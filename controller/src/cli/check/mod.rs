@@ -48,6 +48,11 @@ pub enum Format {
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_long_help = "\
+Examples:
+  wufb-operator check --pre
+  wufb-operator check -n wufb-system -o markdown
+  wufb-operator check --write-check
+
 Exit codes: 0 every check ok (or skipped), 1 any check failed (or the command could not run), 3 warnings
 only.
 
