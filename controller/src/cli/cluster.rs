@@ -119,6 +119,27 @@ async fn config(args: &ClusterArgs) -> Result<kube::Config, ClusterError> {
     kube::Config::incluster().map_err(|e| fail(format!("cannot use the in-cluster service account: {e}")))
 }
 
+/// A failed read of one object, as a sentence naming it and what to do (never the API error's debug
+/// form): `what` is `ExpeditedDeployment ns/name`, `list` the command that lists its kind.
+pub fn object_error(e: kube::Error, what: &str, list: &str) -> anyhow::Error {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => {
+            anyhow::anyhow!("{what} does not exist; `{list}` lists what does (check the name and -n)")
+        }
+        kube::Error::Api(s) if s.code == 403 => anyhow::anyhow!(
+            "you may not read {what} (403 Forbidden: {}); ask for get on the kind in that namespace",
+            s.message
+        ),
+        kube::Error::Api(s) => anyhow::anyhow!(
+            "reading {what}: the API server answered {} {}: {}",
+            s.code,
+            s.reason,
+            s.message
+        ),
+        other => anyhow::anyhow!("reading {what}: {other}"),
+    }
+}
+
 /// A client for the cluster the flags pick, without reading anything yet (`check` reads the version
 /// first, so that a cluster without the CRDs or a caller with few permissions is still checked).
 pub async fn client(args: &ClusterArgs) -> Result<(kube::Client, String, String), ClusterError> {
@@ -212,6 +233,41 @@ pub async fn connect(args: &ClusterArgs, namespace: Option<&str>) -> Result<Clus
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_forbidden_object_is_a_sentence_not_a_debug_dump() {
+        let api = |code: u16, reason: &str| {
+            kube::Error::Api(
+                kube::core::Status::failure(
+                    &format!("expediteddeployments.wufb.dev \"nope\" {reason}"),
+                    reason,
+                )
+                .with_code(code)
+                .boxed(),
+            )
+        };
+        let e = object_error(
+            api(404, "NotFound"),
+            "ExpeditedDeployment it/nope",
+            "kubectl get expd -n it",
+        )
+        .to_string();
+        assert_eq!(
+            e,
+            "ExpeditedDeployment it/nope does not exist; `kubectl get expd -n it` lists what does (check the name and -n)"
+        );
+        let e = object_error(api(403, "Forbidden"), "ExpeditedDeployment it/nope", "x").to_string();
+        assert!(
+            e.starts_with("you may not read ExpeditedDeployment it/nope (403 Forbidden: "),
+            "{e}"
+        );
+        for e in [
+            e,
+            object_error(api(500, "InternalError"), "ExpeditedDeployment it/nope", "x").to_string(),
+        ] {
+            assert!(!e.contains("ErrorResponse") && !e.contains("Status {"), "{e}");
+        }
+    }
 
     #[test]
     fn a_kubeconfig_past_the_bound_is_refused_naming_it() {

@@ -114,10 +114,13 @@ pub async fn run(request: Request, args: &RolloutArgs) -> anyhow::Result<()> {
     )
     .await?;
     let api: Api<ExpeditedDeployment> = Api::namespaced(client, &namespace);
-    let obj = api
-        .get(&args.name)
-        .await
-        .with_context(|| format!("ExpeditedDeployment {namespace}/{}", args.name))?;
+    let obj = api.get(&args.name).await.map_err(|e| {
+        super::cluster::object_error(
+            e,
+            &format!("ExpeditedDeployment {namespace}/{}", args.name),
+            &format!("kubectl get expd -n {namespace}"),
+        )
+    })?;
     let (key, value) = annotation(request, &obj, args.wave.as_deref(), chrono::Utc::now())?;
     let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
     api.patch(&args.name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -252,11 +252,13 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
         Api::namespaced(client.clone(), &namespace)
     };
     let objects = match &args.name {
-        Some(name) => vec![
-            api.get(name)
-                .await
-                .with_context(|| format!("ExpeditedDeployment {namespace}/{name}"))?,
-        ],
+        Some(name) => vec![api.get(name).await.map_err(|e| {
+            super::cluster::object_error(
+                e,
+                &format!("ExpeditedDeployment {namespace}/{name}"),
+                &format!("kubectl get expd -n {namespace}"),
+            )
+        })?],
         None => {
             api.list(&ListParams::default())
                 .await
