@@ -258,6 +258,10 @@ async fn the_write_check_measures_read_lag_and_leaves_the_tenant_as_it_found_it_
     assert_eq!(line(&checks, "read-lag").status, Status::Ok);
     assert_eq!(tenant_is_empty(&emu), (0, 0), "nothing left behind");
     assert!(emu.count("deployments.create") == 1 && emu.count("deploymentAudiences.create") == 1);
+    assert!(
+        emu.count("deployments.delete") == 1 && emu.count("deploymentAudiences.delete") == 1,
+        "each deleted once"
+    );
     // A budget under the lag is a warning that recommends one.
     let checks = write_check(&emu, Duration::ZERO, &state).await;
     let lag = line(&checks, "read-lag");

@@ -211,8 +211,12 @@ pub async fn run(
     };
     save(&path, &record);
     let result = steps(client, &path, &mut record).await;
-    // Whatever happened, what was made goes.
-    let cleaned = clean_up(client, &record).await;
+    // Whatever failed, what was made goes; steps that all succeeded deleted both themselves (and saw
+    // the deletion), so nothing is deleted twice.
+    let cleaned = match &result {
+        Ok(_) => Ok(Vec::new()),
+        Err(_) => clean_up(client, &record).await,
+    };
     match (&result, &cleaned) {
         (_, Ok(_)) => {
             let _ = std::fs::remove_file(&path);
