@@ -77,9 +77,10 @@ IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ROOTLESS := $(shell [ "$$(id -u)" = 0 ] || echo --rootless)
 
-## promtool (Debian's prometheus package), which checks and unit-tests the chart's alerts.
+## promtool and prometheus (Debian's prometheus package): promtool checks and unit-tests the chart's
+## alerts; a Prometheus server scrapes the operator in the alerts e2e test.
 prometheus-tools:
-	@command -v promtool >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 

@@ -758,6 +758,27 @@ async fn missing_permission_is_a_clear_403() {
     assert_eq!(err.category(), "GraphForbidden");
     assert!(err.to_string().contains("WindowsUpdates.ReadWrite.All"), "{err}");
     assert!(!err.is_transient());
+    // The failed call's ids, which Microsoft support asks for: the service's request-id and the
+    // client-request-id the operator sent, as the service echoed it.
+    let GraphError::Status { detail, .. } = &err else {
+        panic!("not a status error: {err:?}")
+    };
+    let ids = detail.ids.as_deref().expect("the request ids");
+    let (rid, cid) = (
+        ids.request_id.clone().expect("request-id"),
+        ids.client_request_id.clone().expect("client-request-id"),
+    );
+    assert_ne!(rid, cid);
+    assert!(uuid_shaped(&cid), "{cid}");
+    assert!(
+        err.to_string()
+            .ends_with(&format!("[request-id: {rid}, client-request-id: {cid}]")),
+        "{err}"
+    );
+}
+
+fn uuid_shaped(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
 
 #[tokio::test]

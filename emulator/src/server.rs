@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::error::GraphError;
+use crate::error::{GraphError, RequestIds};
 use crate::odata::{Query, collection};
 use crate::routes::{AudienceOf, BASE, Route, method_not_allowed};
 use crate::state::{LogEntry, Shared, fnv, lock};
@@ -55,7 +55,7 @@ async fn entra_members(
     headers: HeaderMap,
 ) -> Response {
     let started = st.clock.now_ms();
-    let request_id = format!("emu-{started:x}");
+    let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
     let mut entry = LogEntry {
         seq: 0,
         at_ms: started,
@@ -70,6 +70,7 @@ async fn entra_members(
         assets: 0,
         client_id: None,
         created_id: None,
+        request_id: None,
     };
     let decision = lock(&st.faults).decide(false, "token");
     if !decision.latency.is_zero() {
@@ -142,6 +143,9 @@ async fn entra_members(
         Err(e) => error_reply(&e, &request_id),
     };
     entry.status = response.status().as_u16();
+    if !response.status().is_success() {
+        entry.request_id = Some(request_id.request_id.clone());
+    }
     st.record(entry);
     response
 }
@@ -155,8 +159,10 @@ fn json_reply(status: StatusCode, body: &Value) -> Response {
     r
 }
 
-fn error_reply(e: &GraphError, request_id: &str) -> Response {
-    json_reply(e.status, &e.body(request_id))
+fn error_reply(e: &GraphError, ids: &RequestIds) -> Response {
+    let mut r = json_reply(e.status, &e.body(ids));
+    ids.set_headers(r.headers_mut());
+    r
 }
 
 async fn token(
@@ -213,6 +219,7 @@ async fn token(
         assets: 0,
         client_id: form.get("client_id").cloned(),
         created_id: None,
+        request_id: None,
     });
     (status, axum::Json(body)).into_response()
 }
@@ -239,10 +246,7 @@ async fn graph(
     body: Bytes,
 ) -> Response {
     let started = st.clock.now_ms();
-    let request_id = headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| format!("emu-{started:x}"), str::to_string);
+    let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
     let path = uri.path().to_string();
     let segs: Vec<String> = path
         .strip_prefix(BASE)
@@ -271,6 +275,7 @@ async fn graph(
         assets: 0,
         client_id: None,
         created_id: None,
+        request_id: None,
     };
 
     let decision = lock(&st.faults).decide(write, &entry.operation);
@@ -400,6 +405,9 @@ async fn graph(
         }
     };
     entry.status = response.status().as_u16();
+    if !response.status().is_success() {
+        entry.request_id = Some(request_id.request_id.clone());
+    }
     let persist = write && response.status().is_success();
     let answer_delay = lock(&st.faults).config.answer_delay_ms;
     if persist && answer_delay > 0 {
@@ -414,9 +422,7 @@ async fn graph(
         st.persist();
     }
     let mut response = response;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("request-id", v);
-    }
+    request_id.set_headers(response.headers_mut());
     if lose {
         response.extensions_mut().insert(DropConnection);
     }

@@ -70,6 +70,9 @@ pub struct LogEntry {
     /// The id of the object a create made (deployments, groups, audiences).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_id: Option<String>,
+    /// The `request-id` the answer carried, for a failed request (the id Microsoft support asks for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Default)]

@@ -338,6 +338,23 @@ async fn rule_permanent_errors_stall_with_an_event() {
             .contains("WindowsUpdates.ReadWrite.All"),
         "{c}"
     );
+    // The message names the refused call's request-id, which the service answered with, and the
+    // client-request-id the operator sent: what Microsoft support asks for.
+    let message = c["message"].as_str().unwrap();
+    let ids = message
+        .split("[request-id: ")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_else(|| panic!("no request ids in: {message}"));
+    let (rid, cid) = ids.split_once(", client-request-id: ").unwrap();
+    assert!(
+        env.emulator
+            .requests()
+            .iter()
+            .any(|r| r.status == 403 && r.request_id.as_deref() == Some(rid)),
+        "request-id {rid} is not one the service answered a 403 with"
+    );
+    assert_eq!(cid.len(), 36, "{cid}");
     env.events_with(&["GraphForbidden"]).await;
 }
 

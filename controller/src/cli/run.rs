@@ -385,6 +385,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let probes = Probes::new(registry);
 
     let credential = credential(&args, &client, &namespace).await?;
+    reconcile_metrics
+        .state
+        .set_default_certificate_expiry(credential.as_ref().and_then(Credential::certificate_expiry));
     let transport = TransportConfig {
         concurrency: args.graph_concurrency.max(1),
         rate_per_sec: args.graph_rate_limit.max(0.0),

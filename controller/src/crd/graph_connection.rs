@@ -217,6 +217,12 @@ pub struct GraphConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<String>,
 
+    /// When the certificate of a certificate credential expires (its notAfter, RFC 3339), as read from
+    /// the Secret at the last check. Renew it in the app registration and the Secret before then; the
+    /// chart's WufbCertificateExpiringSoon alert fires 14 days ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expiry_time: Option<String>,
+
     /// What the operator found the service does where the reference is silent or has changed (audience
     /// paging, the deployments filter, device signals), at the last check; `wufb-operator check`
     /// reports the same.

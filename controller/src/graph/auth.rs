@@ -55,6 +55,8 @@ pub enum CredentialKind {
     Certificate {
         key_pem: SecretString,
         thumbprint_s256: String,
+        /// When the certificate expires (its notAfter), in seconds since the Unix epoch.
+        not_after: i64,
     },
     /// Workload identity federation: the file holds a token from the cluster's issuer.
     WorkloadIdentity {
@@ -153,12 +155,21 @@ impl Credential {
             detail: "the certificate file holds no CERTIFICATE block; give a PEM with the certificate and its private key"
                 .into(),
         })?;
-        // A DER certificate is one SEQUENCE with a long-form length (it is more than 127 bytes).
-        if !(cert.len() > 128 && cert[0] == 0x30 && (0x81..=0x84).contains(&cert[1])) {
-            return Err(GraphError::Credential {
+        let parsed = {
+            use x509_cert::der::Decode as _;
+            x509_cert::Certificate::from_der(&cert).map_err(|_| GraphError::Credential {
                 detail: "the CERTIFICATE block is not a DER certificate; give the certificate Entra ID holds, in PEM".into(),
-            });
-        }
+            })?
+        };
+        let not_after = i64::try_from(
+            parsed
+                .tbs_certificate()
+                .validity()
+                .not_after
+                .to_unix_duration()
+                .as_secs(),
+        )
+        .unwrap_or(i64::MAX);
         let key = private_key_pem(pem).ok_or_else(|| GraphError::Credential {
             detail: "the certificate file holds no PRIVATE KEY block; give a PEM with the certificate and its private key"
                 .into(),
@@ -173,8 +184,18 @@ impl Credential {
             kind: CredentialKind::Certificate {
                 key_pem: SecretString::new(key),
                 thumbprint_s256,
+                not_after,
             },
         })
+    }
+
+    /// When a certificate credential's certificate expires (seconds since the Unix epoch); `None` for
+    /// the other kinds.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        match &self.kind {
+            CredentialKind::Certificate { not_after, .. } => Some(*not_after),
+            _ => None,
+        }
     }
 
     /// From the standard environment variables: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, and one of
@@ -306,6 +327,7 @@ impl Credential {
             CredentialKind::Certificate {
                 key_pem,
                 thumbprint_s256,
+                ..
             } => {
                 let now = chrono::Utc::now().timestamp();
                 let claims = serde_json::json!({
@@ -583,6 +605,8 @@ mod tests {
             panic!("certificate")
         };
         assert_eq!(thumbprint_s256.len(), 43);
+        // notAfter of the fixture (`openssl x509 -enddate`: Nov  4 13:19:40 2126 GMT).
+        assert_eq!(c.certificate_expiry(), Some(4_949_471_980));
         assert!(!format!("{c:?}").contains("PRIVATE"));
         assert!(
             Credential::certificate("t", "c", &cert)

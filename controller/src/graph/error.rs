@@ -9,6 +9,40 @@ pub struct ODataDetail {
     pub code: String,
     pub message: String,
     pub target: Option<String>,
+    /// The failed call's identifiers (boxed: an error stays small).
+    pub ids: Option<Box<RequestIds>>,
+}
+
+/// The service's `request-id` of a failed call and the `client-request-id` the operator sent:
+/// Microsoft support asks for both.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestIds {
+    pub request_id: Option<String>,
+    pub client_request_id: Option<String>,
+}
+
+/// How a message carries a failed call's identifiers: `[request-id: …, client-request-id: …]` at the
+/// end of the Graph error it belongs to.
+const REQUEST_IDS: &str = " [request-id: ";
+
+/// `text` without the request identifiers of the calls it describes: two failures that differ only in
+/// which call failed read the same (an Event is not sent again, a condition not rewritten).
+pub fn without_request_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(REQUEST_IDS) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(REQUEST_IDS) {
+        out.push_str(&rest[..start]);
+        match rest[start..].find(']') {
+            Some(end) => rest = &rest[start + end + 1..],
+            // Cut off (a bounded message): drop the rest.
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 impl ODataDetail {
@@ -46,6 +80,14 @@ impl std::fmt::Display for ODataDetail {
         write!(f, "{}: {}", self.code, self.message)?;
         if let Some(t) = &self.target {
             write!(f, " (target {t})")?;
+        }
+        if let Some(ids) = &self.ids {
+            write!(
+                f,
+                "{REQUEST_IDS}{}, client-request-id: {}]",
+                ids.request_id.as_deref().unwrap_or("none"),
+                ids.client_request_id.as_deref().unwrap_or("none")
+            )?;
         }
         Ok(())
     }
@@ -296,7 +338,7 @@ mod tests {
             detail: ODataDetail {
                 code: "X".into(),
                 message: "m".into(),
-                target: None,
+                ..Default::default()
             },
             retry_after: None,
         }
@@ -315,5 +357,37 @@ mod tests {
             status(400).to_string(),
             "failed to list deployments: Graph answered 400 X: m"
         );
+    }
+
+    #[test]
+    fn a_graph_error_names_both_request_ids_and_they_can_be_set_aside() {
+        let mut detail = ODataDetail {
+            code: "Forbidden".into(),
+            message: "Missing role".into(),
+            ..Default::default()
+        };
+        assert_eq!(detail.to_string(), "Forbidden: Missing role");
+        detail.ids = Some(Box::new(RequestIds {
+            request_id: Some("8c1b".into()),
+            client_request_id: Some("f00d".into()),
+        }));
+        let text = GraphError::Status {
+            operation: "create a deployment",
+            status: 403,
+            detail,
+            retry_after: None,
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "failed to create a deployment: Graph answered 403 Forbidden: Missing role [request-id: 8c1b, client-request-id: f00d]"
+        );
+        assert_eq!(
+            without_request_ids(&format!("{text}; grant it")),
+            "failed to create a deployment: Graph answered 403 Forbidden: Missing role; grant it"
+        );
+        // A message cut inside the ids loses them and what follows.
+        assert_eq!(without_request_ids("a [request-id: 8c"), "a");
+        assert_eq!(without_request_ids("no ids [x: y]"), "no ids [x: y]");
     }
 }

@@ -366,13 +366,21 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
                 < RECHECK
         });
     let mut behaviours = old.service_behaviours.clone();
-    let (outcome, last_check) = match plan_connection(
+    let planned = plan_connection(
         obj.connection(),
         obj.meta().generation,
         namespaced,
         &ctx.settings.connections,
         &secret,
-    ) {
+    );
+    let certificate_expiry = planned
+        .as_ref()
+        .ok()
+        .and_then(|p| p.config.credential.as_ref())
+        .and_then(crate::graph::Credential::certificate_expiry)
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let (outcome, last_check) = match planned {
         Err(outcome) => {
             ctx.connections.set_not_ready(&key, outcome.message(), false);
             (outcome, old.last_check_time.clone())
@@ -459,7 +467,12 @@ async fn apply<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> Res
         }
     };
     ctx.stalled_once(obj, &old.conditions, &outcome);
-    write(obj, ctx, api, users, last_check, behaviours, &outcome).await?;
+    let checked = Checked {
+        last_check_time: last_check,
+        certificate_expiry_time: certificate_expiry,
+        service_behaviours: behaviours,
+    };
+    write(obj, ctx, api, users, checked, &outcome).await?;
     // Looked at again (its Secret read, a rotation picked up) every check interval; sooner while it
     // waits for something that may come by itself.
     let every = ctx.settings.connections.check_interval;
@@ -481,17 +494,28 @@ pub fn log_behaviours(
     }
 }
 
-/// Writes a connection's status: the users, when it was last checked, and the conditions of `outcome`.
+/// What a check found, for the status.
+struct Checked {
+    last_check_time: Option<String>,
+    certificate_expiry_time: Option<String>,
+    service_behaviours: Vec<crate::crd::ServiceBehaviour>,
+}
+
+/// Writes a connection's status: the users, what the check found, and the conditions of `outcome`.
 /// Returns whether it wrote.
 async fn write<K: ConnectionObject>(
     obj: &K,
     ctx: &Context,
     api: &Api<K>,
     users: Vec<String>,
-    last_check_time: Option<String>,
-    service_behaviours: Vec<crate::crd::ServiceBehaviour>,
+    checked: Checked,
     outcome: &Outcome,
 ) -> Result<bool, Error> {
+    let Checked {
+        last_check_time,
+        certificate_expiry_time,
+        service_behaviours,
+    } = checked;
     let old = obj
         .connection_status()
         .map(|s| s.conditions.as_slice())
@@ -501,6 +525,7 @@ async fn write<K: ConnectionObject>(
         user_count: Some(users.len() as u64),
         users: users.into_iter().take(MAX_USERS).collect(),
         last_check_time,
+        certificate_expiry_time,
         service_behaviours,
         conditions: status::conditions(outcome, obj.meta().generation, old),
     };
@@ -530,12 +555,13 @@ async fn cleanup<K: ConnectionObject>(obj: &K, ctx: &Context, api: &Api<K>) -> R
         if users.len() > 10 { ", ..." } else { "" }
     );
     let outcome = Outcome::progressing(Reason::IN_USE, message.clone());
-    let checked = obj.connection_status().and_then(|s| s.last_check_time.clone());
-    let behaviours = obj
-        .connection_status()
-        .map(|s| s.service_behaviours.clone())
-        .unwrap_or_default();
-    if write(obj, ctx, api, users, checked, behaviours, &outcome).await? {
+    let old = obj.connection_status().cloned().unwrap_or_default();
+    let checked = Checked {
+        last_check_time: old.last_check_time,
+        certificate_expiry_time: old.certificate_expiry_time,
+        service_behaviours: old.service_behaviours,
+    };
+    if write(obj, ctx, api, users, checked, &outcome).await? {
         ctx.events
             .notify(obj, EventType::Warning, Reason::IN_USE, "Delete", message.clone());
     }

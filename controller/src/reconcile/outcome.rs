@@ -80,15 +80,19 @@ fn condition(
     old: &[Condition],
 ) -> Condition {
     let status = if status { "True" } else { "False" }.to_string();
-    let last_transition_time = old
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map_or_else(now, |c| c.last_transition_time.clone());
+    let same = old.iter().find(|c| c.type_ == type_ && c.status == status);
+    let last_transition_time = same.map_or_else(now, |c| c.last_transition_time.clone());
+    let mut message = super::events::bounded(message.into(), MAX_CONDITION_MESSAGE);
+    // A failure that differs only in which Graph call failed keeps the ids written first: the
+    // condition is not rewritten at every retry, and the ids still name a failed call.
+    if let Some(c) = same.filter(|c| c.reason == reason && same_but_request_ids(&c.message, &message)) {
+        message.clone_from(&c.message);
+    }
     Condition {
         type_: type_.into(),
         status,
         reason: reason.into(),
-        message: super::events::bounded(message.into(), MAX_CONDITION_MESSAGE),
+        message,
         observed_generation: generation,
         last_transition_time,
     }
@@ -123,8 +127,17 @@ pub fn conditions(outcome: &Outcome, generation: Option<i64>, old: &[Condition])
 pub fn already_stalled(conditions: &[Condition], reason: Reason, message: &str) -> bool {
     let written = super::events::bounded(message.to_string(), MAX_CONDITION_MESSAGE);
     conditions.iter().any(|c| {
-        c.type_ == STALLED && c.status == "True" && reason == c.reason.as_str() && c.message == written
+        c.type_ == STALLED
+            && c.status == "True"
+            && reason == c.reason.as_str()
+            && same_but_request_ids(&c.message, &written)
     })
+}
+
+/// Whether two messages say the same but for the Graph request ids in them.
+fn same_but_request_ids(a: &str, b: &str) -> bool {
+    use crate::graph::error::without_request_ids;
+    a == b || without_request_ids(a) == without_request_ids(b)
 }
 
 /// When a pass looks again, as the planner decides it.
@@ -204,5 +217,32 @@ mod tests {
         );
         let flipped = conditions(&Outcome::converged(""), Some(1), &old);
         assert_ne!(flipped[0].last_transition_time, old[0].last_transition_time);
+    }
+
+    #[test]
+    fn a_failure_differing_only_in_its_request_ids_keeps_the_condition_and_is_already_stalled() {
+        let failed = |rid: &str| {
+            Outcome::stalled(
+                Reason::GRAPH_FORBIDDEN,
+                format!(
+                    "failed to create a deployment: Graph answered 403 Forbidden: no [request-id: {rid}, client-request-id: c-{rid}]; grant it"
+                ),
+            )
+        };
+        let first = conditions(&failed("r1"), Some(1), &[]);
+        let again = conditions(&failed("r2"), Some(1), &first);
+        assert_eq!(again, first, "the ids of the first failed call stay");
+        assert!(already_stalled(
+            &first,
+            Reason::GRAPH_FORBIDDEN,
+            failed("r2").message()
+        ));
+        // Another failure is another message.
+        let other = Outcome::stalled(
+            Reason::GRAPH_FORBIDDEN,
+            "failed to create a deployment: Graph answered 403 Forbidden: other [request-id: r3, client-request-id: c]; grant it",
+        );
+        assert!(!already_stalled(&first, Reason::GRAPH_FORBIDDEN, other.message()));
+        assert_ne!(conditions(&other, Some(1), &first)[0].message, first[0].message);
     }
 }

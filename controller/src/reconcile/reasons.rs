@@ -286,6 +286,9 @@ registry! {
     SIGN_IN_FAILED = "SignInFailed", Check,
         "The app could not sign in to the tenant: a wrong tenant, client id, secret, certificate or federated credential.",
         "Correct the credential the line names (the AZURE_* variables, or the connection's Secret).";
+    CERTIFICATE_EXPIRING = "CertificateExpiring", Check,
+        "The certificate of a certificate credential expires within 14 days (or has expired): from then on the app cannot sign in and every object using the credential stalls.",
+        "Upload a renewed certificate to the app registration in Entra ID, then put it with its private key in the Secret (or the AZURE_CLIENT_CERTIFICATE_PATH file); the operator reads the Secret again at the next check.";
     SERVICE_UNAVAILABLE = "ServiceUnavailable", Check,
         "The Windows Update for Business deployment service did not answer a catalog read in this cloud.",
         "Check --cloud (or --graph-url) and that the tenant is licensed for Windows Autopatch / the deployment service.";

@@ -20,9 +20,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::crd::{ClusterGraphConnection, DeviceGroup, ExpeditedDeployment, GraphConnection};
 
-/// The stores the state metrics read; empty until the controllers run.
+/// The stores the state metrics read (empty until the controllers run), and the certificate expiry of
+/// the operator-wide credential (from the environment or `--credentials-secret`), when it is one.
 #[derive(Clone, Default)]
-pub struct StateSource(Arc<Mutex<Option<Stores>>>);
+pub struct StateSource(Arc<Mutex<Option<Stores>>>, Arc<Mutex<Option<i64>>>);
 
 impl std::fmt::Debug for StateSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,6 +49,11 @@ impl StateSource {
     fn get(&self) -> Option<Stores> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Exports the operator-wide credential's certificate expiry (seconds since the Unix epoch).
+    pub fn set_default_certificate_expiry(&self, not_after: Option<i64>) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = not_after;
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -71,6 +77,13 @@ struct DeviceLabels {
     namespace: String,
     name: String,
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct CertificateLabels {
+    kind: String,
+    namespace: String,
+    name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -142,10 +155,43 @@ fn family<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// A connection's certificate expiry from its status, as a series.
+fn expiry(
+    kind: &str,
+    namespace: String,
+    name: String,
+    status: Option<&crate::crd::GraphConnectionStatus>,
+) -> Option<(CertificateLabels, i64)> {
+    let at = status?.certificate_expiry_time.as_deref()?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.timestamp();
+    Some((
+        CertificateLabels {
+            kind: kind.into(),
+            namespace,
+            name,
+        },
+        at,
+    ))
+}
+
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let default_expiry = *self.0.1.lock().unwrap_or_else(|e| e.into_inner());
+        let mut certificates: Vec<(CertificateLabels, i64)> = default_expiry
+            .map(|at| {
+                (
+                    CertificateLabels {
+                        kind: "default".into(),
+                        namespace: String::new(),
+                        name: String::new(),
+                    },
+                    at,
+                )
+            })
+            .into_iter()
+            .collect();
         let Some(stores) = self.0.get() else {
-            return Ok(());
+            return certificate_family(&mut encoder, certificates);
         };
         let mut objects = BTreeMap::new();
         let mut info = Vec::new();
@@ -203,6 +249,12 @@ impl Collector for StateCollector {
                 .as_ref()
                 .map_or(no_conditions, |s| s.conditions.as_slice());
             let (ns, name) = (c.namespace().unwrap_or_default(), c.name_any());
+            certificates.extend(expiry(
+                "GraphConnection",
+                ns.clone(),
+                name.clone(),
+                c.status.as_ref(),
+            ));
             connection(
                 "GraphConnection",
                 ns,
@@ -218,6 +270,12 @@ impl Collector for StateCollector {
                 .as_ref()
                 .map_or(no_conditions, |s| s.conditions.as_slice());
             let name = c.name_any();
+            certificates.extend(expiry(
+                "ClusterGraphConnection",
+                String::new(),
+                name.clone(),
+                c.status.as_ref(),
+            ));
             connection(
                 "ClusterGraphConnection",
                 String::new(),
@@ -250,6 +308,19 @@ impl Collector for StateCollector {
             "wufb_connection_ready",
             "Whether a connection signed in and read Graph at its last check (1), with its Ready reason",
             connections,
-        )
+        )?;
+        certificate_family(&mut encoder, certificates)
     }
+}
+
+fn certificate_family(
+    encoder: &mut DescriptorEncoder,
+    series: Vec<(CertificateLabels, i64)>,
+) -> Result<(), std::fmt::Error> {
+    family(
+        encoder,
+        "wufb_connection_certificate_expiration_timestamp_seconds",
+        "When a certificate credential's certificate expires (Unix seconds): each connection's, and kind=\"default\" for the operator-wide credential",
+        series,
+    )
 }

@@ -54,6 +54,9 @@ pub async fn check(client: &GraphClient, group: &str, entra_groups: &[String], o
                 ),
             };
             out.push(Check::ok(group, "sign-in", who));
+            if let Some(at) = client.certificate_expiry() {
+                out.push(certificate(at, chrono::Utc::now().timestamp(), group));
+            }
             Some(c)
         }
         Ok(None) => {
@@ -121,6 +124,40 @@ pub async fn check(client: &GraphClient, group: &str, entra_groups: &[String], o
     }
     permissions(claims.as_ref(), group, !entra_groups.is_empty(), out);
     behaviours(client, group, entra_groups, out).await;
+}
+
+/// How long before a certificate expires `check` warns (as the chart's WufbCertificateExpiringSoon
+/// alert does).
+pub const CERTIFICATE_WARNING_DAYS: i64 = 14;
+
+/// The certificate credential's expiry, `not_after`, judged at `now` (Unix seconds).
+pub fn certificate(not_after: i64, now: i64, group: &str) -> Check {
+    let at = chrono::DateTime::from_timestamp(not_after, 0).map_or_else(
+        || not_after.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    let days = (not_after - now).div_euclid(86_400);
+    if not_after <= now {
+        Check::failed(
+            group,
+            "certificate",
+            format!("the certificate expired at {at}"),
+            Reason::CERTIFICATE_EXPIRING,
+        )
+    } else if days < CERTIFICATE_WARNING_DAYS {
+        Check::warning(
+            group,
+            "certificate",
+            format!("the certificate expires at {at}, in {days} day(s)"),
+            Reason::CERTIFICATE_EXPIRING,
+        )
+    } else {
+        Check::ok(
+            group,
+            "certificate",
+            format!("the certificate expires at {at}, in {days} days"),
+        )
+    }
 }
 
 const READ_WRITE: &str = "WindowsUpdates.ReadWrite.All";
@@ -357,5 +394,29 @@ mod tests {
             statuses(Some(&opaque), false),
             [("permissions".to_string(), Skipped)]
         );
+    }
+
+    #[test]
+    fn a_certificate_is_judged_by_the_days_it_has_left() {
+        use super::super::Status::*;
+        let now = 1_800_000_000;
+        let day = 86_400;
+        for (left, status, says) in [
+            (400 * day, Ok, "in 400 days"),
+            (14 * day, Ok, "in 14 days"),
+            (14 * day - 1, Warning, "in 13 day(s)"),
+            (3600, Warning, "in 0 day(s)"),
+            (0, Failed, "expired at"),
+            (-30 * day, Failed, "expired at"),
+        ] {
+            let c = certificate(now + left, now, "tenant");
+            assert_eq!((c.status, c.name.as_str()), (status, "certificate"), "{left}");
+            assert!(c.found.contains(says), "{left}: {}", c.found);
+            assert_eq!(
+                c.reason.is_some(),
+                status != Ok,
+                "a finding that needs attention links its reason"
+            );
+        }
     }
 }

@@ -154,6 +154,13 @@ impl GraphClient {
         self.tokens.as_ref().map(|t| t.credential().tenant_id.as_str())
     }
 
+    /// When the client's certificate credential expires (Unix seconds); `None` for other credentials.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        self.tokens
+            .as_ref()
+            .and_then(|t| t.credential().certificate_expiry())
+    }
+
     /// Tokens fetched so far (0 without a credential).
     pub fn token_acquisitions(&self) -> u64 {
         self.tokens.as_ref().map_or(0, |t| t.acquisitions())

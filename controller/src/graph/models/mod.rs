@@ -516,6 +516,19 @@ pub struct ErrorBody {
     pub message: String,
     pub target: Option<String>,
     pub details: Vec<ErrorBody>,
+    /// The service's `request-id` and the caller's `client-request-id` (when the headers lack them).
+    #[serde(rename = "innerError")]
+    pub inner_error: Option<InnerError>,
+}
+
+/// The identifiers in an error body's `innerError`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct InnerError {
+    #[serde(rename = "request-id")]
+    pub request_id: Option<String>,
+    #[serde(rename = "client-request-id")]
+    pub client_request_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ impl Transport {
                     detail: ODataDetail {
                         code: "TooManyRequests".into(),
                         message: "Graph asked for this request to wait (Retry-After)".into(),
-                        target: None,
+                        ..Default::default()
                     },
                     retry_after: Some(wait),
                 });
@@ -313,11 +313,12 @@ impl Transport {
             },
             None => None,
         };
+        let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut req = self
             .http
             .request(method, url)
             .header("Prefer", "include-unknown-enum-members")
-            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .header("client-request-id", &client_request_id)
             .header("Accept", "application/json");
         if let Some(tok) = &token {
             req = req.bearer_auth(tok.expose());
@@ -368,6 +369,13 @@ impl Transport {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(request_id)
+        };
+        let ids = (header("request-id"), header("client-request-id"));
         let bytes = match read_capped(resp, self.config.max_response_bytes).await {
             Ok(b) => b,
             Err(detail) => {
@@ -384,7 +392,36 @@ impl Transport {
         if (200..300).contains(&status) {
             return Attempt::Done(status, bytes);
         }
-        let detail = odata_detail(&bytes);
+        let mut detail = odata_detail(&bytes);
+        // The headers first (Graph sets both on every answer), then the body's innerError, then the id
+        // the operator sent.
+        let body = detail.ids.take().map(|b| *b).unwrap_or_default();
+        let ids = crate::graph::error::RequestIds {
+            request_id: ids.0.or(body.request_id),
+            client_request_id: ids.1.or(body.client_request_id).or(Some(client_request_id)),
+        };
+        // Every failed call is logged with both ids (a 404, which reads expect while cleaning up, at
+        // debug).
+        if status == 404 {
+            tracing::debug!(
+                operation,
+                status,
+                code = %detail.code,
+                request_id = ids.request_id.as_deref().unwrap_or("none"),
+                client_request_id = ids.client_request_id.as_deref().unwrap_or("none"),
+                "Graph request failed"
+            );
+        } else {
+            tracing::info!(
+                operation,
+                status,
+                code = %detail.code,
+                request_id = ids.request_id.as_deref().unwrap_or("none"),
+                client_request_id = ids.client_request_id.as_deref().unwrap_or("none"),
+                "Graph request failed"
+            );
+        }
+        detail.ids = Some(Box::new(ids));
         if status == 401
             && !*reauthenticated
             && let (Some(tokens), Some(tok)) = (&self.tokens, &token)
@@ -464,6 +501,14 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// A request identifier as the service wrote it, if it looks like one (a GUID or similar token of at
+/// most 128 visible ASCII characters); anything else is not repeated into messages.
+fn request_id(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+        .then(|| v.to_string())
+}
+
 fn odata_detail(bytes: &[u8]) -> ODataDetail {
     let env: ErrorEnvelope = serde_json::from_slice(bytes).unwrap_or_default();
     // The details say what was wrong (which asset, which field): they follow the message.
@@ -491,6 +536,12 @@ fn odata_detail(bytes: &[u8]) -> ODataDetail {
         },
         message,
         target: env.error.target,
+        ids: env.error.inner_error.map(|i| {
+            Box::new(crate::graph::error::RequestIds {
+                request_id: i.request_id.as_deref().and_then(request_id),
+                client_request_id: i.client_request_id.as_deref().and_then(request_id),
+            })
+        }),
     }
 }
 
