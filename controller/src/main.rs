@@ -207,6 +207,32 @@ mod tests {
         }
     }
 
+    /// Every flag says what it does, and a flag shows only under the commands it applies to.
+    #[test]
+    fn every_flag_has_help_and_offline_is_plans_alone() {
+        fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>, offline: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    out.push(format!("{path} --{id}"));
+                }
+                if arg.get_long() == Some("offline") {
+                    offline.push(path.to_string());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), out, offline);
+            }
+        }
+        let (mut bare, mut offline) = (Vec::new(), Vec::new());
+        walk(&Cli::command(), "wufb-operator", &mut bare, &mut offline);
+        assert!(bare.is_empty(), "flags without help: {bare:?}");
+        assert_eq!(offline, ["wufb-operator plan"]);
+    }
+
     #[test]
     fn completions_are_generated_for_each_shell_and_bash_loads_them() {
         for shell in [

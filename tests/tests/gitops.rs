@@ -31,6 +31,7 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
     let repo = copy_examples(&env);
     let repo_s = repo.to_str().unwrap().to_string();
     let graph = env.emulator.graph_url();
+    // The live objects these files manage carry the examples' label: deletions are planned among them.
     let plan_args = [
         "plan",
         "-f",
@@ -41,6 +42,9 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
         &graph,
         "-o",
         "json",
+        "--prune",
+        "-l",
+        "app.kubernetes.io/part-of=windows-rollouts",
     ];
 
     // Before anything is applied: everything would be created.
@@ -116,6 +120,34 @@ async fn plan_shows_what_a_pull_request_would_do_and_writes_nothing() {
     );
     assert_eq!(find("staged-broad-ring")["changes"][0], "resume deployment");
     assert_eq!(find("emergency-latest")["result"], "delete");
+    // What needs a second review, for the workflow to label: the resume and the delete, not the swap.
+    assert_eq!(find("staged-broad-ring")["flags"], serde_json::json!(["resume"]));
+    assert_eq!(find("emergency-latest")["flags"], serde_json::json!(["delete"]));
+    assert_eq!(find("november-baseline")["flags"], serde_json::json!([]));
+    assert_eq!(report["flags"], serde_json::json!(["delete", "resume"]));
+    assert_eq!(report["review_label"], "wufb/needs-review");
+    assert_eq!(report["not_planned"], serde_json::json!([]));
+
+    // Without --prune nothing is planned for deletion, and the plan names what it left out.
+    let unpruned = operator(&env, &plan_args[..plan_args.len() - 3]).await;
+    let unpruned: Value = serde_json::from_slice(&unpruned.stdout).unwrap();
+    assert!(
+        unpruned["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["name"] != "emergency-latest"),
+        "{unpruned:#}"
+    );
+    assert_eq!(
+        unpruned["not_planned"],
+        serde_json::json!([format!("ExpeditedDeployment {}/emergency-latest", env.namespace)])
+    );
+    // A selector that selects nothing of these objects plans no deletion either.
+    let mut other = plan_args.to_vec();
+    *other.last_mut().unwrap() = "app.kubernetes.io/part-of=someone-else";
+    let other: Value = serde_json::from_slice(&operator(&env, &other).await.stdout).unwrap();
+    assert_eq!(other["not_planned"], unpruned["not_planned"], "{other:#}");
 
     // Markdown for the pull-request comment.
     let md = operator(
@@ -191,6 +223,14 @@ async fn validate_reports_file_document_and_field() {
     );
     let strict = operator(&env, &["validate", "--strict", "-f", elsewhere.to_str().unwrap()]).await;
     assert_eq!(strict.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&strict.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "{}:1: error: spec.audience.members[0].deviceGroup: ",
+            elsewhere.display()
+        )),
+        "{text}"
+    );
 
     // Catalog intent filters are checked offline, each naming its field.
     for (content, field) in [

@@ -38,6 +38,9 @@ async fn plan(env: &Env, repo: &str) -> Value {
             &env.emulator.graph_url(),
             "-o",
             "json",
+            "--prune",
+            "-l",
+            "app.kubernetes.io/part-of=windows-rollouts",
         ])
         .await;
     assert!(

@@ -20,10 +20,6 @@ pub struct ClusterArgs {
     /// The kubeconfig context to use (default: its current context).
     #[arg(long)]
     pub context: Option<String>,
-    /// Plan without reading the cluster: every object is planned as new, and nothing is planned for
-    /// deletion. The output says so on its first line.
-    #[arg(long, alias = "no-cluster")]
-    pub offline: bool,
 }
 
 /// Where the plan reads live objects from.
@@ -159,7 +155,11 @@ pub async fn live(
     what: &str,
 ) -> anyhow::Result<(kube::Client, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match connect(args, namespace).await? {
+    // The advice to plan offline is `plan`'s alone.
+    let cluster = connect(args, false, namespace)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.what()))?;
+    match cluster {
         Cluster::Live {
             client, namespace, ..
         } => Ok((client, namespace)),
@@ -168,10 +168,14 @@ pub async fn live(
 }
 
 /// Connects as the flags say and proves the cluster answers by listing ExpeditedDeployments in the
-/// namespace. `namespace` is `-n` when given.
-pub async fn connect(args: &ClusterArgs, namespace: Option<&str>) -> Result<Cluster, ClusterError> {
+/// namespace. `namespace` is `-n` when given; `offline` (`plan --offline`) reads no cluster.
+pub async fn connect(
+    args: &ClusterArgs,
+    offline: bool,
+    namespace: Option<&str>,
+) -> Result<Cluster, ClusterError> {
     let fallback_ns = namespace.unwrap_or("default").to_string();
-    if args.offline {
+    if offline {
         return Ok(Cluster::Offline {
             why: "--offline".into(),
             namespace: fallback_ns,

@@ -18,10 +18,12 @@ use crate::reconcile::settings::ConnectionDefaults;
 pub struct Graphs {
     pub default: GraphClient,
     pub by_connection: BTreeMap<ConnKey, GraphClient>,
+    /// The connections no client could be built for, and why: their objects are planned as unknown.
+    pub unreadable: BTreeMap<ConnKey, String>,
 }
 
 impl Graphs {
-    /// The client for an object in `ns` with this reference.
+    /// The client for an object in `ns` with this reference, or why there is none.
     pub fn of(&self, r: Option<&ConnectionRef>, ns: &str) -> anyhow::Result<&GraphClient> {
         match r {
             None => Ok(&self.default),
@@ -29,7 +31,10 @@ impl Graphs {
                 let key = ConnKey::of(r, ns);
                 self.by_connection
                     .get(&key)
-                    .ok_or_else(|| anyhow::anyhow!("spec.connectionRef: {key} could not be read"))
+                    .ok_or_else(|| match self.unreadable.get(&key) {
+                        Some(why) => anyhow::anyhow!("spec.connectionRef: {why}"),
+                        None => anyhow::anyhow!("spec.connectionRef: {key} could not be read"),
+                    })
             }
         }
     }
@@ -40,8 +45,8 @@ pub fn reference(doc: &Document) -> Option<ConnectionRef> {
     serde_json::from_value(doc.value["spec"].get("connectionRef")?.clone()).ok()
 }
 
-/// Builds a client for every connection `refs` name. `operator_namespace` is where
-/// ClusterGraphConnections keep their Secrets.
+/// Builds a client for every connection `refs` name; one that cannot be built is recorded with why.
+/// `operator_namespace` is where ClusterGraphConnections keep their Secrets.
 pub async fn connect(
     default: GraphClient,
     docs: &[&Document],
@@ -50,16 +55,24 @@ pub async fn connect(
     operator_namespace: Option<&str>,
 ) -> anyhow::Result<Graphs> {
     let mut by_connection = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for key in refs {
-        if by_connection.contains_key(&key) {
+        if by_connection.contains_key(&key) || unreadable.contains_key(&key) {
             continue;
         }
-        let client = client_for(&key, docs, cluster, operator_namespace).await?;
-        by_connection.insert(key, client);
+        match client_for(&key, docs, cluster, operator_namespace).await {
+            Ok(client) => {
+                by_connection.insert(key, client);
+            }
+            Err(e) => {
+                unreadable.insert(key, format!("{e:#}"));
+            }
+        }
     }
     Ok(Graphs {
         default,
         by_connection,
+        unreadable,
     })
 }
 
@@ -77,7 +90,7 @@ pub async fn client_for(
         Some(r) => {
             let client = cluster.ok_or_else(|| {
                 anyhow::anyhow!(
-                    "{key}: its Secret {} is read from the cluster, and the plan reads none (drop --offline)",
+                    "{key}: its Secret {} is read from the cluster, and this plan reads none (give it a kubeconfig that may read the Secret, without --offline)",
                     r.name
                 )
             })?;
@@ -119,7 +132,7 @@ async fn connection_spec(
         return Ok(serde_json::from_value(d.value["spec"].clone())?);
     }
     let client = cluster.ok_or_else(|| {
-        anyhow::anyhow!("{key} is neither in the manifests nor read from a cluster (drop --offline)")
+        anyhow::anyhow!("{key} is not in the manifests, and this plan reads no cluster (give it a kubeconfig, without --offline)")
     })?;
     let spec = match key.kind {
         crate::crd::ConnectionKind::GraphConnection => {

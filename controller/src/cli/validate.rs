@@ -48,6 +48,14 @@ impl Finding {
     pub fn fails(&self, strict: bool) -> bool {
         strict || self.severity == Severity::Error
     }
+
+    /// The finding as printed: a warning that `--strict` makes fail says `error:`.
+    pub fn render(&self, strict: bool) -> String {
+        match self.severity {
+            Severity::Warning if strict => format!("{}: error: {}", self.location, self.error),
+            _ => self.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -364,7 +372,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
         println!("{}: document: {}", e.location, e.message);
     }
     for f in &findings {
-        println!("{f}");
+        println!("{}", f.render(args.strict));
     }
     let ours = docs.iter().filter(|d| is_ours(d)).count();
     let problems = findings.iter().filter(|f| f.fails(args.strict)).count() + load_errors.len();
@@ -483,6 +491,14 @@ mod tests {
         assert!(
             !found[0].fails(false) && found[0].fails(true),
             "a warning unless --strict"
+        );
+        assert_eq!(found[0].render(false), lines[0]);
+        assert!(
+            found[0]
+                .render(true)
+                .starts_with("m.yaml:1: error: spec.audience.members[0].deviceGroup: "),
+            "--strict says error: for what fails: {}",
+            found[0].render(true)
         );
         assert_eq!(
             lines[1],

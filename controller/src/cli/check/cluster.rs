@@ -24,7 +24,6 @@ pub async fn check(args: &CheckArgs, in_process: bool, out: &mut Vec<Check>) -> 
     let cluster_args = ClusterArgs {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
-        offline: false,
     };
     let client = match client(&cluster_args).await {
         Ok((c, _, _)) => c,

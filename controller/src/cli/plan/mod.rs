@@ -30,10 +30,16 @@ pub use render::render;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
+    /// For a terminal.
     Text,
+    /// For a pull-request comment.
     Markdown,
+    /// For a workflow: `flags` and `review_label` say when a change needs a second review.
     Json,
 }
+
+/// The pull-request label a plan asks for when a change needs a second review.
+pub const REVIEW_LABEL: &str = "wufb/needs-review";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
@@ -43,8 +49,26 @@ pub struct PlanArgs {
     /// Namespace of manifests that name none (default: the kubeconfig context's, else `default`).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
+    /// The form of the plan.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
+    /// Plan without reading the cluster: every object is planned as new, and nothing is planned for
+    /// deletion. The output says so on its first line.
+    #[arg(long, alias = "no-cluster")]
+    pub offline: bool,
+    /// Plan the deletion of the live objects --selector selects that the files do not hold (as
+    /// `kubectl apply --prune -l` deletes them). Without it nothing is planned for deletion, and the
+    /// plan lists the live objects it left out.
+    #[arg(long, requires = "selector")]
+    pub prune: bool,
+    /// With --prune: the label selector of the live objects these files manage (KEY=VALUE[,...], such
+    /// as app.kubernetes.io/part-of=windows-rollouts).
+    #[arg(long, short = 'l', requires = "prune", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Devices newly offered at once by one object above which it is flagged `blast-radius` for a
+    /// second review.
+    #[arg(long, default_value_t = 500, value_name = "DEVICES")]
+    pub review_devices: u64,
     #[command(flatten)]
     pub graph: super::GraphArgs,
     #[command(flatten)]
@@ -66,7 +90,8 @@ pub struct ObjectPlan {
     pub namespace: String,
     pub name: String,
     /// `create`, `change`, `replace`, `delete`, `orphan`, `unchanged`, `blocked` (stalled: the controller
-    /// writes nothing but a pause) or `waiting` (for a DeviceGroup).
+    /// writes nothing but a pause), `waiting` (for a DeviceGroup) or `unknown` (its tenant could not be
+    /// read: the change says why; it counts as a change).
     pub result: String,
     pub changes: Vec<String>,
     /// Distinct devices the object reaches.
@@ -78,6 +103,16 @@ pub struct ObjectPlan {
     /// The waves of `spec.rollout`, in order, with what each adds to the blast radius.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<WavePlan>,
+    /// Why the change needs a second review: `replace` (a new deployment, the old one deleted),
+    /// `delete` (a Graph deployment or group deleted), `resume` (a paused deployment offered again),
+    /// `blast-radius` (more than --review-devices devices newly offered at once), `wave-at-once` (a
+    /// wave after the first sent by this change without waiting for its gate).
+    pub flags: Vec<String>,
+    /// For `latest` or `newest` content the controller is about to resolve: what it resolves to today.
+    /// It is resolved again when the deployment is created, so a release the catalog lists before the
+    /// merge is applied is the one deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at_apply: Option<String>,
 }
 
 /// One wave of a rollout as the plan sees it.
@@ -108,6 +143,17 @@ pub struct Report {
     /// Why no cluster was read, when none was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
+    /// Every object's flags, sorted: any flag asks for a second review.
+    pub flags: Vec<String>,
+    /// The pull-request label a workflow sets when `flags` is not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_label: Option<String>,
+    /// The selector of the live objects planned for deletion when the files lack them (`--prune -l`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<String>,
+    /// Live objects the files do not hold that were not planned for deletion (`Kind ns/name`): without
+    /// --prune, all of them; with it, those the selector does not select.
+    pub not_planned: Vec<String>,
 }
 
 /// Kubernetes as the plan sees it: a DeviceGroup in the manifests is used as it will be (its devices,
@@ -283,14 +329,29 @@ pub async fn build(
     };
     let ns_of = |d: &Document| d.namespace().unwrap_or(default_ns).to_string();
     let ours: Vec<&Document> = docs.iter().filter(|d| is_ours(d)).collect();
-    let namespaces: BTreeSet<String> = ours.iter().map(|d| ns_of(d)).collect();
+    let mut namespaces: BTreeSet<String> = ours.iter().map(|d| ns_of(d)).collect();
+    let prune = args.selector.as_deref().filter(|_| args.prune);
+    if prune.is_some() {
+        // A directory whose every file was deleted still manages the namespace's objects.
+        namespaces.insert(default_ns.to_string());
+    }
     let mut live_groups = BTreeMap::new();
     let mut live_deployments = Vec::new();
+    // The live objects --prune may delete: (kind, namespace, name).
+    let mut selected: BTreeSet<(&str, String, String)> = BTreeSet::new();
     for ns in &namespaces {
         for g in live::<DeviceGroup>(client, ns).await? {
             live_groups.insert((ns.clone(), g.name_any()), g);
         }
         live_deployments.extend(live::<ExpeditedDeployment>(client, ns).await?);
+        if let (Some(selector), Some(c)) = (prune, client) {
+            for name in selected_names::<DeviceGroup>(c, ns, selector).await? {
+                selected.insert(("DeviceGroup", ns.clone(), name));
+            }
+            for name in selected_names::<ExpeditedDeployment>(c, ns, selector).await? {
+                selected.insert(("ExpeditedDeployment", ns.clone(), name));
+            }
+        }
     }
     // A client per connection the manifests (or the live Entra-backed groups they use) name.
     let refs: Vec<crate::connections::ConnKey> = ours
@@ -326,7 +387,16 @@ pub async fn build(
         let live = live_groups.get(&(ns.clone(), name.clone()));
         let mut obj = desired_object(live, DeviceGroup::new(&name, spec), &ns, &name);
         obj.status = live.and_then(|l| l.status.clone());
-        let graph = graphs.of(obj.spec.connection_ref.as_ref(), &ns)?;
+        let graph = match graphs.of(obj.spec.connection_ref.as_ref(), &ns) {
+            Ok(g) => g,
+            Err(e) => {
+                objects.push(unknown("DeviceGroup", &ns, &name, &e));
+                let devices =
+                    std::sync::Arc::new(obj.spec.devices.iter().map(|d| d.to_lowercase()).collect());
+                manifest_groups.insert((ns, name), (None, devices));
+                continue;
+            }
+        };
         let observation = observe_group(&obj, graph, None).await;
         if let Some(e) = observation.failed {
             anyhow::bail!("DeviceGroup {ns}/{name}: {e}");
@@ -355,17 +425,19 @@ pub async fn build(
             deployment_id: p.group_id.clone(),
             writes: p.graph_writes().into_iter().map(str::to_string).collect(),
             waves: Vec::new(),
+            flags: Vec::new(),
+            resolved_at_apply: None,
         });
         manifest_groups.insert((ns, name), (p.group_id.clone(), devices));
     }
 
     let mut live_entra = BTreeMap::new();
     for (key, g) in &live_groups {
+        // A live group of a tenant the plan cannot reach is left out: the objects that use it are
+        // planned as unknown.
         if let Some(entra) = &g.spec.entra_group_id
-            && let Some(devices) = graphs
-                .of(g.spec.connection_ref.as_ref(), &key.0)?
-                .entra_group_devices(entra, 0)
-                .await?
+            && let Ok(graph) = graphs.of(g.spec.connection_ref.as_ref(), &key.0)
+            && let Some(devices) = graph.entra_group_devices(entra, 0).await?
         {
             live_entra.insert(key.clone(), std::sync::Arc::new(devices.into_iter().collect()));
         }
@@ -385,7 +457,13 @@ pub async fn build(
             .find(|d| d.namespace().as_deref() == Some(ns.as_str()) && d.name_any() == name);
         let mut obj = desired_object(live, ExpeditedDeployment::new(&name, spec), &ns, &name);
         obj.status = live.and_then(|l| l.status.clone());
-        let graph = graphs.of(obj.spec.connection_ref.as_ref(), &ns)?;
+        let graph = match graphs.of(obj.spec.connection_ref.as_ref(), &ns) {
+            Ok(g) => g,
+            Err(e) => {
+                objects.push(unknown("ExpeditedDeployment", &ns, &name, &e));
+                continue;
+            }
+        };
         let mut observation = observe(&obj, graph, &sources).await;
         if let Some(e) = observation.failed.take() {
             anyhow::bail!("ExpeditedDeployment {ns}/{name}: {e}");
@@ -414,18 +492,25 @@ pub async fn build(
             (Some(r), Some(a)) => wave_plans(r, a, live.and_then(|l| l.status.as_ref()), &p),
             _ => Vec::new(),
         };
+        let mut offered_now = 0;
         if p.offers_update(&obj)
             && let Some(a) = audience
         {
             reached.extend(offered_devices(a).into_iter().map(String::from));
             let sent: Option<Vec<bool>> =
                 (!waves.is_empty()).then(|| waves.iter().map(|w| w.state != "gated").collect());
-            reached_now.extend(
-                offered_devices_of(a, sent.as_deref())
-                    .into_iter()
-                    .map(String::from),
-            );
+            let now = offered_devices_of(a, sent.as_deref());
+            offered_now = now.len() as u64;
+            reached_now.extend(now.into_iter().map(String::from));
         }
+        let flags = review_flags(
+            &p.steps,
+            replace,
+            &waves,
+            offered_now.saturating_sub(offered_before(live)),
+            args.review_devices,
+        );
+        let resolved_at_apply = resolved_at_apply(&obj.spec.content, &p, create || replace);
         objects.push(ObjectPlan {
             kind: "ExpeditedDeployment".into(),
             namespace: ns.clone(),
@@ -441,6 +526,8 @@ pub async fn build(
                 .or_else(|| observe::deployment_id(&obj).filter(|_| !create)),
             writes: p.graph_writes().into_iter().map(str::to_string).collect(),
             waves,
+            flags,
+            resolved_at_apply,
         });
     }
 
@@ -454,12 +541,17 @@ pub async fn build(
             Some(o)
         })
         .collect();
+    let mut not_planned = Vec::new();
     for live in &sources.live_deployments {
         let (ns, name) = (live.namespace().unwrap_or_default(), live.name_any());
         if objects
             .iter()
             .any(|o| o.kind == "ExpeditedDeployment" && o.namespace == ns && o.name == name)
         {
+            continue;
+        }
+        if !selected.contains(&("ExpeditedDeployment", ns.clone(), name.clone())) {
+            not_planned.push(format!("ExpeditedDeployment {ns}/{name}"));
             continue;
         }
         let cleanup = plan_cleanup(live, None);
@@ -473,12 +565,14 @@ pub async fn build(
             kind: "ExpeditedDeployment".into(),
             namespace: ns,
             name,
+            flags: deletion_flags(result),
             result: result.into(),
             changes,
             devices: 0,
             deployment_id: id,
             writes,
             waves: Vec::new(),
+            resolved_at_apply: None,
         });
     }
     for ((ns, name), live) in &sources.live_groups {
@@ -486,6 +580,10 @@ pub async fn build(
             .iter()
             .any(|o| o.kind == "DeviceGroup" && &o.namespace == ns && &o.name == name)
         {
+            continue;
+        }
+        if !selected.contains(&("DeviceGroup", ns.clone(), name.clone())) {
+            not_planned.push(format!("DeviceGroup {ns}/{name}"));
             continue;
         }
         let users = referencing(&desired_deployments, ns, name);
@@ -496,15 +594,23 @@ pub async fn build(
             kind: "DeviceGroup".into(),
             namespace: ns.clone(),
             name: name.clone(),
+            flags: deletion_flags(result),
             result: result.into(),
             changes,
             devices: 0,
             deployment_id: live.status.as_ref().and_then(|s| s.group_id.clone()),
             writes,
             waves: Vec::new(),
+            resolved_at_apply: None,
         });
     }
     let changed = objects.iter().any(|o| o.result != "unchanged");
+    let flags: Vec<String> = objects
+        .iter()
+        .flat_map(|o| o.flags.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     Ok(Report {
         objects,
         blast_radius: reached.len() as u64,
@@ -512,6 +618,125 @@ pub async fn build(
         changed,
         cluster: client.is_some(),
         offline,
+        review_label: (!flags.is_empty()).then(|| REVIEW_LABEL.to_string()),
+        flags,
+        prune: prune.map(str::to_string),
+        not_planned,
+    })
+}
+
+/// An object the plan cannot read the tenant of: planned as `unknown`, with why and what to do.
+fn unknown(kind: &str, ns: &str, name: &str, why: &anyhow::Error) -> ObjectPlan {
+    ObjectPlan {
+        kind: kind.into(),
+        namespace: ns.into(),
+        name: name.into(),
+        result: "unknown".into(),
+        changes: vec![format!("not planned: {why:#}")],
+        devices: 0,
+        deployment_id: None,
+        writes: Vec::new(),
+        waves: Vec::new(),
+        flags: Vec::new(),
+        resolved_at_apply: None,
+    }
+}
+
+/// The names of the live objects of kind `K` in `ns` that `selector` selects.
+async fn selected_names<K>(client: &kube::Client, ns: &str, selector: &str) -> anyhow::Result<Vec<String>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let listed = Api::<K>::namespaced(client.clone(), ns)
+        .list_metadata(&kube::api::ListParams::default().labels(selector))
+        .await;
+    match listed {
+        Ok(l) => Ok(l.items.iter().map(|m| m.name_any()).collect()),
+        Err(kube::Error::Api(s)) if s.code == 400 => anyhow::bail!(
+            "--selector '{selector}' is not a label selector the API server accepts ({}); write KEY=VALUE[,KEY=VALUE...]",
+            s.message
+        ),
+        Err(e) => Err(super::cluster::object_error(
+            e,
+            &format!(
+                "the {} objects --selector selects in namespace {ns}",
+                K::kind(&())
+            ),
+            "kubectl get",
+        )),
+    }
+}
+
+/// Devices the live object offers now: none while it is paused or has no deployment.
+fn offered_before(live: Option<&ExpeditedDeployment>) -> u64 {
+    live.filter(|l| !l.spec.paused)
+        .and_then(|l| l.status.as_ref())
+        .filter(|s| s.graph_state.as_deref() != Some("paused"))
+        .and_then(|s| s.audience.as_ref())
+        .map_or(0, |a| a.devices)
+}
+
+/// The flags of a deletion the plan makes for a live object the files no longer hold.
+fn deletion_flags(result: &str) -> Vec<String> {
+    if result == "delete" {
+        vec!["delete".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Why an ExpeditedDeployment's change needs a second review (see [`ObjectPlan::flags`]); `widened` is
+/// how many more devices it offers at once after the change than before.
+pub fn review_flags(
+    steps: &[Step],
+    replace: bool,
+    waves: &[WavePlan],
+    widened: u64,
+    threshold: u64,
+) -> Vec<String> {
+    use crate::reconcile::plan::Target;
+    let mut flags = Vec::new();
+    if replace {
+        flags.push("replace".to_string());
+    }
+    if steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::SetPaused {
+                target: Target::Existing(_),
+                paused: false
+            }
+        )
+    }) {
+        flags.push("resume".into());
+    }
+    if widened > threshold {
+        flags.push("blast-radius".into());
+    }
+    if waves.iter().skip(1).any(|w| w.state == "now") {
+        flags.push("wave-at-once".into());
+    }
+    flags
+}
+
+/// For `latest` or `newest` content the plan resolves now for a create or replace: what it resolves to
+/// today, and that the apply resolves it again.
+fn resolved_at_apply(content: &crate::crd::ContentSpec, p: &Plan, resolving: bool) -> Option<String> {
+    let form = if content.latest == Some(true) {
+        "latest"
+    } else if content.newest.is_some() {
+        "newest"
+    } else {
+        return None;
+    };
+    let today = p.facts.content.as_ref()?.describe();
+    resolving.then(|| {
+        format!(
+            "content.{form} resolves today to {today}; it is resolved again when the controller creates the deployment, so a newer release the catalog lists before then is the one deployed"
+        )
     })
 }
 
@@ -542,7 +767,8 @@ pub async fn run(args: &PlanArgs) -> u8 {
             return 1;
         }
     };
-    let cluster = match super::cluster::connect(&args.cluster, args.namespace.as_deref()).await {
+    let cluster = match super::cluster::connect(&args.cluster, args.offline, args.namespace.as_deref()).await
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("plan: {e}");
@@ -558,5 +784,100 @@ pub async fn run(args: &PlanArgs) -> u8 {
             eprintln!("plan: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::plan::Target;
+
+    fn wave(state: &str) -> WavePlan {
+        WavePlan {
+            name: "w".into(),
+            devices: 1,
+            blast_radius: 1,
+            state: state.into(),
+            when: String::new(),
+        }
+    }
+
+    /// What asks for a second review, one row per reason and per near miss.
+    #[test]
+    fn destructive_and_widening_changes_are_flagged() {
+        let resume = Step::SetPaused {
+            target: Target::Existing("d".into()),
+            paused: false,
+        };
+        let pause = Step::SetPaused {
+            target: Target::Existing("d".into()),
+            paused: true,
+        };
+        let start_new = Step::SetPaused {
+            target: Target::New,
+            paused: false,
+        };
+        let replaced = Step::DeleteReplaced { id: "old".into() };
+        /// What, the plan's steps, a replace, its waves, devices newly offered at once, the flags.
+        type Row<'a> = (&'a str, Vec<Step>, bool, Vec<WavePlan>, u64, &'a [&'a str]);
+        let rows: Vec<Row> = vec![
+            ("nothing", vec![], false, vec![], 0, &[]),
+            ("a replace", vec![replaced], true, vec![], 0, &["replace"]),
+            ("a resume", vec![resume.clone()], false, vec![], 0, &["resume"]),
+            ("a pause", vec![pause], false, vec![], 0, &[]),
+            (
+                "a new deployment offered",
+                vec![start_new],
+                false,
+                vec![],
+                10,
+                &[],
+            ),
+            (
+                "a jump above the threshold",
+                vec![],
+                false,
+                vec![],
+                501,
+                &["blast-radius"],
+            ),
+            ("a jump at the threshold", vec![], false, vec![], 500, &[]),
+            (
+                "the first wave sent",
+                vec![],
+                false,
+                vec![wave("now"), wave("gated")],
+                0,
+                &[],
+            ),
+            (
+                "a later wave sent at once",
+                vec![],
+                false,
+                vec![wave("sent"), wave("now")],
+                0,
+                &["wave-at-once"],
+            ),
+            (
+                "all at once",
+                vec![resume],
+                true,
+                vec![wave("sent"), wave("now")],
+                900,
+                &["replace", "resume", "blast-radius", "wave-at-once"],
+            ),
+        ];
+        for (what, steps, replace, waves, widened, want) in rows {
+            assert_eq!(
+                review_flags(&steps, replace, &waves, widened, 500),
+                want.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+                "{what}"
+            );
+        }
+        assert_eq!(deletion_flags("delete"), ["delete"]);
+        assert!(
+            deletion_flags("orphan").is_empty(),
+            "an orphan keeps the deployment"
+        );
     }
 }
