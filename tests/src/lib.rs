@@ -50,6 +50,59 @@ pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The Flux health (`Current`, `InProgress` or `Failed`) of each object, by the rollouts
+/// Kustomization's `healthCheckExprs` in `examples/gitops/flux/kustomizations.yaml`, evaluated with
+/// kube-cel as Flux evaluates them (RFC-0009): an object whose `status.observedGeneration` differs
+/// from its generation is InProgress; otherwise `inProgress`, `failed` and `current` in that order,
+/// the first that is true decides, none (or an expression that cannot be evaluated, such as one
+/// reading a field the object lacks) reads InProgress. The expressions see the object's top-level
+/// fields as variables.
+pub fn flux_health(objects: &[Value]) -> Vec<String> {
+    use kube_cel::cel;
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(
+        &std::fs::read_to_string(root().join("examples/gitops/flux/kustomizations.yaml")).unwrap(),
+    )
+    .map(|d| serde::Deserialize::deserialize(d).unwrap())
+    .collect();
+    let rollouts = docs
+        .iter()
+        .find(|d| d["kind"] == "Kustomization" && d["metadata"]["name"] == "windows-rollouts")
+        .expect("the rollouts Kustomization");
+    let exprs = rollouts["spec"]["healthCheckExprs"].as_array().unwrap();
+    objects
+        .iter()
+        .map(|o| {
+            let check = exprs
+                .iter()
+                .find(|e| e["apiVersion"] == o["apiVersion"] && e["kind"] == o["kind"])
+                .unwrap_or_else(|| panic!("no healthCheckExprs for {}", o["kind"]));
+            let observed = &o["status"]["observedGeneration"];
+            if !observed.is_null() && *observed != o["metadata"]["generation"] {
+                return "InProgress".to_string();
+            }
+            let mut ctx = cel::Context::default();
+            for (k, v) in o.as_object().unwrap() {
+                ctx.add_variable_from_value(k.as_str(), cel::to_value(v).unwrap());
+            }
+            for (field, status) in [
+                ("inProgress", "InProgress"),
+                ("failed", "Failed"),
+                ("current", "Current"),
+            ] {
+                let Some(expr) = check[field].as_str() else {
+                    continue;
+                };
+                let program = cel::Program::compile(expr)
+                    .unwrap_or_else(|e| panic!("{} {field} does not compile: {e}", o["kind"]));
+                if matches!(program.execute(&ctx), Ok(cel::Value::Bool(true))) {
+                    return status.to_string();
+                }
+            }
+            "InProgress".to_string()
+        })
+        .collect()
+}
+
 /// Runs the Argo CD resource action script (`examples/gitops/argocd/rollout-actions.lua`) on each
 /// (action, object) in a Lua 5.1 interpreter, with `os.date` answering `now`; what each returned:
 /// `{"annotations": ...}`, `{"error": ...}` or, for `discover`, `{"actions": ...}`.

@@ -311,6 +311,21 @@ async fn a_real_prometheus_scraping_the_operator_has_series_for_every_selector_o
     env.wait_ready(&["graphconnection/by-certificate"]).await;
     let expiry = env.get("graphconnection/by-certificate").await["status"]["certificateExpiryTime"].clone();
     assert_eq!(expiry, "2126-11-04T13:19:40Z", "the fixture's notAfter");
+    // Flux's health expressions (examples/gitops/flux) on the live connections.
+    let wrong = env
+        .eventually(
+            "the wrong secret to be refused",
+            Duration::from_secs(30),
+            async || {
+                let o = env.get("graphconnection/wrong-secret").await;
+                o["status"]["conditions"].is_array().then_some(o)
+            },
+        )
+        .await;
+    assert_eq!(
+        wufb_e2e::flux_health(&[wrong, env.get("graphconnection/by-certificate").await]),
+        ["Failed", "Current"]
+    );
     env.eventually("the pilot is sent", Duration::from_secs(60), async || {
         env.status_of("canary").await["rollout"]["waves"][0]["progress"]
             .is_object()

@@ -199,22 +199,240 @@ fn argocd_config_carries_the_same_scripts_for_the_four_kinds_and_the_three_actio
     }
 }
 
+/// Flux's healthCheckExprs of the example, evaluated with kube-cel as Flux evaluates them, one row per
+/// state of a rollout and of a connection.
+#[test]
+fn flux_health_expressions_read_a_gate_as_current_and_a_halt_as_failed() {
+    let state = |reason: &str, ready: &str, reconciling: &str, stalled: &str| {
+        vec![
+            cond("Ready", ready, reason, "m", 3),
+            cond("Reconciling", reconciling, reason, "m", 3),
+            cond("Stalled", stalled, reason, "m", 3),
+        ]
+    };
+    let connection = |mut o: Value| {
+        o["kind"] = json!("GraphConnection");
+        o
+    };
+    let rows = [
+        ("not observed yet", object(1, None, vec![]), "InProgress"),
+        (
+            "converged",
+            object(3, Some(3), state("Converged", "True", "False", "False")),
+            "Current",
+        ),
+        (
+            "a newer spec",
+            object(4, Some(3), state("Converged", "True", "False", "False")),
+            "InProgress",
+        ),
+        (
+            "verifying a write",
+            object(3, Some(3), state("Verifying", "False", "True", "False")),
+            "InProgress",
+        ),
+        (
+            "a wave waiting on its gate",
+            object(3, Some(3), state("WaitingForGate", "False", "True", "False")),
+            "Current",
+        ),
+        (
+            "halted",
+            object(3, Some(3), state("RolloutHalted", "False", "False", "True")),
+            "Failed",
+        ),
+        (
+            "stalled",
+            object(3, Some(3), state("InvalidSpec", "False", "False", "True")),
+            "Failed",
+        ),
+        (
+            "throttled",
+            object(3, Some(3), state("GraphThrottled", "False", "True", "False")),
+            "InProgress",
+        ),
+        (
+            "a connection that cannot sign in",
+            connection(object(
+                2,
+                Some(2),
+                vec![
+                    cond("Ready", "False", "ConnectionFailed", "refused", 2),
+                    cond("Reconciling", "True", "ConnectionFailed", "refused", 2),
+                ],
+            )),
+            "Failed",
+        ),
+        (
+            "a connection signed in",
+            connection(object(3, Some(3), state("Converged", "True", "False", "False"))),
+            "Current",
+        ),
+    ];
+    let objects: Vec<Value> = rows.iter().map(|r| r.1.clone()).collect();
+    let got = wufb_e2e::flux_health(&objects);
+    for ((what, _, want), got) in rows.iter().zip(got) {
+        assert_eq!(&got, want, "{what}");
+    }
+}
+
+/// The Flux and pipeline examples carry what the Flux reference requires and the README promises:
+/// `dependsOn` names a Kustomization (kustomizations#dependencies), health is judged by
+/// `healthCheckExprs` with `wait` (kustomizations#health-check-expressions: evaluated only with wait or
+/// healthChecks) for all four kinds, the chart comes from an OCIRepository through `chartRef`
+/// (guides/helmreleases#using-a-chart-reference), and the commit status follows the rollouts'
+/// Kustomization (notification providers#git-commit-status-updates).
 #[test]
 fn flux_and_pipeline_examples_hold_what_the_readme_promises() {
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(
-        &std::fs::read_to_string(root().join("examples/gitops/flux/kustomizations.yaml")).unwrap(),
-    )
-    .map(|d| serde::Deserialize::deserialize(d).unwrap())
-    .collect();
-    let ks = docs.iter().find(|d| d["kind"] == "Kustomization").unwrap();
-    assert_eq!(ks["spec"]["wait"], true);
-    assert_eq!(ks["spec"]["healthChecks"][0]["kind"], "ExpeditedDeployment");
-    let hr = docs.iter().find(|d| d["kind"] == "HelmRelease").unwrap();
-    assert_eq!(hr["spec"]["upgrade"]["crds"], "CreateReplace");
+    let parse = |file: &str| -> Vec<Value> {
+        serde_yaml::Deserializer::from_str(
+            &std::fs::read_to_string(root().join("examples/gitops/flux").join(file)).unwrap(),
+        )
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+    };
+    let docs = parse("kustomizations.yaml");
+    let kustomization = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "Kustomization" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Kustomization {name}"))
+            .clone()
+    };
+    let rollouts = kustomization("windows-rollouts");
+    for dep in rollouts["spec"]["dependsOn"].as_array().unwrap() {
+        let operator = kustomization(dep["name"].as_str().unwrap());
+        assert_eq!(
+            operator["metadata"]["namespace"],
+            rollouts["metadata"]["namespace"]
+        );
+        assert_eq!(operator["spec"]["wait"], true, "it waits for the HelmRelease");
+    }
+    assert_eq!(rollouts["spec"]["wait"], true);
+    assert!(
+        rollouts["spec"]["healthChecks"].is_null(),
+        "healthCheckExprs judge, not a list"
+    );
+    let kinds: Vec<&str> = rollouts["spec"]["healthCheckExprs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["apiVersion"], "wufb.dev/v1alpha1");
+            assert!(e["current"].is_string() && e["failed"].is_string(), "{e}");
+            e["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ExpeditedDeployment",
+            "DeviceGroup",
+            "GraphConnection",
+            "ClusterGraphConnection"
+        ]
+    );
+    let operator = parse("operator.yaml");
+    let oci = operator.iter().find(|d| d["kind"] == "OCIRepository").unwrap();
+    assert!(oci["spec"]["url"].as_str().unwrap().starts_with("oci://"));
+    assert_eq!(
+        oci["spec"]["layerSelector"]["mediaType"],
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    );
+    let hr = operator.iter().find(|d| d["kind"] == "HelmRelease").unwrap();
+    assert_eq!(hr["spec"]["chartRef"]["kind"], "OCIRepository");
+    assert_eq!(hr["spec"]["chartRef"]["name"], oci["metadata"]["name"]);
+    assert_eq!(hr["metadata"]["namespace"], oci["metadata"]["namespace"]);
+    assert!(
+        hr["spec"]["chart"].is_null(),
+        "no chart copied into the repository"
+    );
+    let notifications = parse("notifications.yaml");
+    let provider = notifications.iter().find(|d| d["kind"] == "Provider").unwrap();
+    assert_eq!(provider["spec"]["type"], "github");
+    let alert = notifications.iter().find(|d| d["kind"] == "Alert").unwrap();
+    assert_eq!(alert["spec"]["providerRef"]["name"], provider["metadata"]["name"]);
+    assert_eq!(
+        alert["spec"]["eventSources"][0],
+        json!({"kind": "Kustomization", "name": "windows-rollouts"})
+    );
     let pipeline =
         std::fs::read_to_string(root().join("examples/gitops/github-actions/wufb-plan.yaml")).unwrap();
     assert!(pipeline.contains("wufb-operator validate -f") && pipeline.contains("-o markdown"));
     let _: Value = serde_yaml::from_str(&pipeline).unwrap();
+}
+
+/// The Argo CD examples: the operator from the chart's OCI registry (an `oci://` repoURL with path `.`,
+/// user-guide/oci) in an earlier sync wave than the rollouts, the Application health check restored so
+/// the waves wait (operator-manual/health#argocd-app), and a notification whose subscription names a
+/// trigger that sends a defined template (operator-manual/notifications).
+#[test]
+fn argocd_examples_order_the_operator_first_and_notify_a_halt() {
+    let apps: Vec<Value> = serde_yaml::Deserializer::from_str(
+        &std::fs::read_to_string(root().join("examples/gitops/argocd/applications.yaml")).unwrap(),
+    )
+    .map(|d| serde::Deserialize::deserialize(d).unwrap())
+    .collect();
+    let app = |name: &str| {
+        apps.iter()
+            .find(|a| a["metadata"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let wave = |a: &Value| -> i64 {
+        a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (operator, rollouts) = (app("wufb-operator"), app("windows-rollouts"));
+    assert!(wave(&operator) < wave(&rollouts));
+    assert!(
+        operator["spec"]["source"]["repoURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("oci://")
+    );
+    assert_eq!(operator["spec"]["source"]["path"], ".");
+    let cm: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("examples/gitops/argocd/argocd-cm-health.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(cm["data"]["resource.customizations.health.argoproj.io_Application"].is_string());
+    let notifications: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("examples/gitops/argocd/notifications.yaml")).unwrap(),
+    )
+    .unwrap();
+    let subscriptions: Vec<(String, String)> = rollouts["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.strip_prefix("notifications.argoproj.io/subscribe."))
+        .map(|k| {
+            let (trigger, service) = k.split_once('.').unwrap();
+            (trigger.to_string(), service.to_string())
+        })
+        .collect();
+    assert!(!subscriptions.is_empty());
+    for (trigger, service) in subscriptions {
+        assert!(
+            notifications["data"][format!("service.{service}")].is_string(),
+            "{service}"
+        );
+        let defined: Value = serde_yaml::from_str(
+            notifications["data"][format!("trigger.{trigger}")]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        for t in defined[0]["send"].as_array().unwrap() {
+            let template = notifications["data"][format!("template.{}", t.as_str().unwrap())]
+                .as_str()
+                .unwrap_or_else(|| panic!("template {t} is not defined"));
+            assert!(template.contains("ExpeditedDeployment"));
+        }
+        assert!(defined[0]["when"].as_str().unwrap().contains("Degraded"));
+    }
 }
 
 /// Argo CD's promote, abort and retry write what `wufb-operator promote|abort|retry` writes and refuse

@@ -318,6 +318,12 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
         health[0].1.starts_with("WaitingForGate: wave broad waits until"),
         "{health:?}"
     );
+    // Flux's healthCheckExprs (examples/gitops/flux) read the same wait as Current: a gate that waits
+    // hours does not fail the Kustomization; the DeviceGroup the waves use is Current too.
+    assert_eq!(
+        wufb_e2e::flux_health(&[env.get("expd/staged").await, env.get("dg/broad-ring").await]),
+        ["Current", "Current"]
+    );
     let again = env
         .operator_cli(&[
             "plan",
@@ -348,8 +354,14 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
         (phase(&env.status_of("staged").await) == "Halted").then_some(())
     })
     .await;
-    let health = wufb_e2e::argocd_health(&[env.get("expd/staged").await]);
+    let halted = env.get("expd/staged").await;
+    let health = wufb_e2e::argocd_health(std::slice::from_ref(&halted));
     assert_eq!(health[0].0, "Degraded", "{health:?}");
+    assert_eq!(
+        wufb_e2e::flux_health(&[halted]),
+        ["Failed"],
+        "a halt fails the Kustomization at once"
+    );
     assert!(
         health[0]
             .1

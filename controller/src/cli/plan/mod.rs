@@ -65,6 +65,10 @@ pub struct PlanArgs {
     /// as app.kubernetes.io/part-of=windows-rollouts).
     #[arg(long, short = 'l', requires = "prune", value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// Also write the report as JSON to this file (one plan, read once, for both a comment and a
+    /// workflow's decisions).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
     /// Devices newly offered at once by one object above which it is flagged `blast-radius` for a
     /// second review.
     #[arg(long, default_value_t = 500, value_name = "DEVICES")]
@@ -604,6 +608,8 @@ pub async fn build(
             resolved_at_apply: None,
         });
     }
+    // What changes first, so a long plan shows it at the top.
+    objects.sort_by_key(|o| o.result == "unchanged");
     let changed = objects.iter().any(|o| o.result != "unchanged");
     let flags: Vec<String> = objects
         .iter()
@@ -777,6 +783,12 @@ pub async fn run(args: &PlanArgs) -> u8 {
     };
     match build(&docs, args, graph, &cluster).await {
         Ok(report) => {
+            if let Some(file) = &args.report_json
+                && let Err(e) = std::fs::write(file, render(&report, Output::Json))
+            {
+                eprintln!("plan: --report-json {}: {e}", file.display());
+                return 1;
+            }
             print!("{}", render(&report, args.output));
             if report.changed { 2 } else { 0 }
         }
