@@ -355,10 +355,45 @@ fn flux_and_pipeline_examples_hold_what_the_readme_promises() {
         alert["spec"]["eventSources"][0],
         json!({"kind": "Kustomization", "name": "windows-rollouts"})
     );
-    let pipeline =
-        std::fs::read_to_string(root().join("examples/gitops/github-actions/wufb-plan.yaml")).unwrap();
-    assert!(pipeline.contains("wufb-operator validate -f") && pipeline.contains("-o markdown"));
-    let _: Value = serde_yaml::from_str(&pipeline).unwrap();
+    // The pull-request workflow: the action at a release tag with the CLI version pinned, signing in by
+    // OIDC (id-token: write, no secret), planning deletions by a selector the examples carry.
+    let pipeline: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("examples/gitops/github-actions/wufb-plan.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pipeline["permissions"]["id-token"], "write");
+    assert_eq!(pipeline["permissions"]["pull-requests"], "write");
+    let step = pipeline["jobs"]["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.contains("/.github/actions/plan@v"))
+        })
+        .expect("a step that uses the plan action at a release tag")
+        .clone();
+    let tag = step["uses"].as_str().unwrap().rsplit_once("@v").unwrap().1;
+    assert_eq!(step["with"]["version"], tag, "the CLI of the action's release");
+    assert!(step["with"].get("client-secret").is_none());
+    let selector = step["with"]["selector"].as_str().unwrap();
+    let (key, value) = selector.split_once('=').unwrap();
+    let example = std::fs::read_to_string(root().join("examples/20-emergency-latest.yaml")).unwrap();
+    assert!(
+        example.contains(&format!("{key}: {value}")),
+        "the examples carry {selector}"
+    );
+    let action: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join(".github/actions/plan/action.yml")).unwrap(),
+    )
+    .unwrap();
+    for input in step["with"].as_object().unwrap().keys() {
+        assert!(
+            action["inputs"][input].is_object(),
+            "the action has no input {input}"
+        );
+    }
 }
 
 /// The Argo CD examples: the operator from the chart's OCI registry (an `oci://` repoURL with path `.`,
