@@ -53,7 +53,7 @@ lint:
 ## shellcheck.
 workflows: tools
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint -no-color .github/workflows/*.yml examples/gitops/github-actions/*.yaml
-	$(VENV)/bin/shellcheck .github/actions/plan/*.sh
+	$(VENV)/bin/shellcheck .github/actions/plan/*.sh scripts/krew-manifest.sh
 
 ## Dependency policy (deny.toml): permissive licenses only, crates.io only, no wildcard versions.
 deny: $(CARGO_DENY)

@@ -110,7 +110,7 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 /// read, a thousand first passes) in per-thread arenas for the life of the process, so RSS stays at
 /// its peak; jemalloc hands freed pages back at once (`.cargo/config.toml` sets the decay and the arena
 /// count).
-#[cfg(not(feature = "dhat-heap"))]
+#[cfg(all(not(feature = "dhat-heap"), not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
