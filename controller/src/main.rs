@@ -74,6 +74,30 @@ enum Command {
         #[arg(long)]
         stdout: bool,
     },
+    /// Write the book's reference pages generated from the code (docs/src/reasons.md and
+    /// docs/src/reference/): reasons, custom resources, command line, metrics, chart values.
+    #[command(after_help = "Examples:\n  wufb-operator docgen\n  wufb-operator docgen --check")]
+    Docgen {
+        /// Only compare: exit 1 naming the pages that differ from what would be written.
+        #[arg(long)]
+        check: bool,
+        /// The repository's root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+}
+
+fn docgen(root: &std::path::Path, check: bool) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let differ = cli::docgen::run(root, &Cli::command(), check)?;
+    for page in &differ {
+        println!("{} {}", if check { "differs:" } else { "wrote" }, page.display());
+    }
+    anyhow::ensure!(
+        !check || differ.is_empty(),
+        "the reference pages above are out of date: run `wufb-operator docgen`"
+    );
+    Ok(())
 }
 
 fn crdgen(out: Vec<PathBuf>, stdout: bool) -> anyhow::Result<()> {
@@ -140,6 +164,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Crdgen { out, stdout } => crdgen(out, stdout),
+        Command::Docgen { check, root } => docgen(&root, check),
         Command::Completion { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(
@@ -203,6 +228,96 @@ mod tests {
             assert!(
                 help.contains("Example"),
                 "{name} --help shows no example:\n{help}"
+            );
+        }
+    }
+
+    fn repository() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The book's reference pages are what `docgen` writes from this code.
+    #[test]
+    fn the_reference_pages_match_the_code() {
+        let differ = cli::docgen::run(&repository(), &Cli::command(), true).expect("the pages are generated");
+        assert!(
+            differ.is_empty(),
+            "out of date: {differ:?}; run `cargo run -p wufb-operator -- docgen`"
+        );
+    }
+
+    /// Every reason, flag, metric and chart value has an entry in the reference.
+    #[test]
+    fn the_reference_has_an_entry_for_every_reason_flag_metric_and_value() {
+        let root = repository();
+        let page = |p: &str| std::fs::read_to_string(root.join(p)).expect("a generated page");
+        let reasons = page(cli::docgen::REASONS);
+        for e in wufb_operator::reconcile::reasons::REGISTRY {
+            assert!(
+                reasons.contains(&format!(
+                    "<a id=\"{}\"></a>\n\n## {}\n",
+                    e.reason.anchor(),
+                    e.reason.as_str()
+                )),
+                "{}",
+                e.reason.as_str()
+            );
+        }
+        let cli_page = page(cli::docgen::CLI);
+        fn flags(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+            for a in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(l) = a.get_long().filter(|l| !matches!(*l, "help" | "version")) {
+                    out.push((path.to_string(), l.to_string()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                flags(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut all = Vec::new();
+        flags(&Cli::command(), "wufb-operator", &mut all);
+        assert!(all.len() > 50, "{} flags", all.len());
+        for (command, flag) in all {
+            let section = cli_page
+                .split(&format!("## `{command}`\n"))
+                .nth(1)
+                .and_then(|rest| rest.split("\n## `").next())
+                .unwrap_or_else(|| panic!("no section for {command}"));
+            assert!(section.contains(&format!("`--{flag}`")), "{command} --{flag}");
+        }
+        let metrics = page(cli::docgen::METRICS);
+        for (name, _, _) in cli::docgen::metric_families().expect("the registry encodes") {
+            assert!(metrics.contains(&format!("| `{name}` |")), "{name}");
+        }
+        let values_page = page(cli::docgen::VALUES);
+        let values: serde_yaml::Value = serde_yaml::from_str(
+            &std::fs::read_to_string(root.join("charts/wufb-operator/values.yaml")).expect("values.yaml"),
+        )
+        .expect("values.yaml parses");
+        fn paths(v: &serde_yaml::Value, at: &str, out: &mut Vec<String>) {
+            match v.as_mapping() {
+                Some(m) if !m.is_empty() => {
+                    for (k, child) in m {
+                        let key = k.as_str().unwrap_or_default();
+                        let path = if at.is_empty() {
+                            key.to_string()
+                        } else {
+                            format!("{at}.{key}")
+                        };
+                        out.push(path.clone());
+                        paths(child, &path, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        paths(&values, "", &mut all);
+        assert!(all.len() > 40, "{} values", all.len());
+        for path in all {
+            assert!(
+                values_page.contains(&format!("| `{path}` |")),
+                "chart value {path}"
             );
         }
     }

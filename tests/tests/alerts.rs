@@ -395,6 +395,29 @@ async fn a_real_prometheus_scraping_the_operator_has_series_for_every_selector_o
         // pace: Prometheus scrapes every second
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // Every family the running operator serves has its entry in the book's metrics reference.
+    let scraped = reqwest::get(format!("{target}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reference = std::fs::read_to_string(root().join("docs/src/reference/metrics.md")).unwrap();
+    for line in scraped.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            let name = match kind {
+                "counter" => format!("{name}_total"),
+                "info" => format!("{name}_info"),
+                _ => name.to_string(),
+            };
+            assert!(
+                reference.contains(&format!("| `{name}` |")),
+                "{name} is served but not in docs/src/reference/metrics.md (run `wufb-operator docgen`)"
+            );
+        }
+    }
     let cert = prometheus
         .api(
             "/api/v1/query",

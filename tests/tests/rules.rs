@@ -355,7 +355,15 @@ async fn rule_permanent_errors_stall_with_an_event() {
         "request-id {rid} is not one the service answered a 403 with"
     );
     assert_eq!(cid.len(), 36, "{cid}");
-    env.events_with(&["GraphForbidden"]).await;
+    // The Warning links the reason's entry in the documentation.
+    let events = env.events_with(&["GraphForbidden"]).await;
+    assert!(
+        events.contains(&format!(
+            "(docs: {}/reasons.html#graph-forbidden)",
+            wufb_operator::reconcile::reasons::DOCS_BASE
+        )),
+        "{events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

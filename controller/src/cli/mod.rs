@@ -9,6 +9,7 @@ pub mod demo;
 #[path = "no_demo.rs"]
 pub mod demo;
 pub mod demo_args;
+pub mod docgen;
 pub mod flags;
 pub mod manifests;
 pub mod plan;

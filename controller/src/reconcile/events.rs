@@ -24,6 +24,15 @@ pub fn bounded_note(note: String) -> String {
     bounded(note, MAX_NOTE)
 }
 
+/// A Warning's note: the message, cut so that the link to the reason's entry in the documentation
+/// always fits after it (the link is what a reader follows; the cut never drops it).
+pub fn warning_note(reason: Reason, note: String) -> String {
+    let link = format!(" (docs: {})", reason.docs_url());
+    let mut note = bounded(note, MAX_NOTE.saturating_sub(link.len()));
+    note.push_str(&link);
+    note
+}
+
 /// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
 pub fn bounded(note: String, max: usize) -> String {
     if note.len() <= max {
@@ -98,6 +107,10 @@ impl Events {
         action: &str,
         note: String,
     ) {
+        let note = match type_ {
+            EventType::Warning => warning_note(reason, note),
+            EventType::Normal => note,
+        };
         self.send(
             Event {
                 type_,
@@ -276,5 +289,23 @@ mod tests {
         let cut = bounded_note(long);
         assert!(cut.len() <= MAX_NOTE, "{}", cut.len());
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_warning_links_its_reason_where_the_cut_cannot_drop_it() {
+        let reason = Reason::ROLLOUT_HALTED;
+        let short = warning_note(reason, "halted".into());
+        assert_eq!(
+            short,
+            format!(
+                "halted (docs: {}/reasons.html#rollout-halted)",
+                super::super::reasons::DOCS_BASE
+            )
+        );
+        let long = warning_note(reason, "é".repeat(2000));
+        assert!(long.len() <= MAX_NOTE, "{}", long.len());
+        assert!(long.ends_with("#rollout-halted)"), "{long}");
+        assert!(long.contains("… (docs: "));
+        assert_eq!(bounded_note(long.clone()), long, "sending keeps it whole");
     }
 }
