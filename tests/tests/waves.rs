@@ -309,8 +309,12 @@ async fn plan_shows_each_wave_with_its_blast_radius_and_argo_cd_reads_the_rollou
     // verified it; until then it is Progressing while verifying); the plan now shows the pilot sent.
     let health = env
         .eventually("Argo CD reads the wait", Duration::from_secs(30), async || {
+            // Until the DeviceGroup of the broad wave is Ready, the wait names the group instead.
             let health = wufb_e2e::argocd_health(&[env.get("expd/staged").await]);
-            health[0].1.starts_with("WaitingForGate").then_some(health)
+            health[0]
+                .1
+                .starts_with("WaitingForGate: wave broad waits until")
+                .then_some(health)
         })
         .await;
     assert_eq!(health[0].0, "Progressing", "{health:?}");
