@@ -133,6 +133,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 struct World {
+    /// When the world was started, and the bench process's CPU seconds then: the harness's CPU share is
+    /// measured from here.
+    started: Instant,
+    harness_cpu_at_start: f64,
     dhat_file: Option<std::path::PathBuf>,
     emulator: Emulator,
     _server: TestApiServer,
@@ -269,6 +273,8 @@ impl World {
         let dgs = mirror::<DeviceGroup, DeviceGroupStatus>(&client, &ns);
         let idle_rss = idle_rss(pid).await;
         World {
+            started: Instant::now(),
+            harness_cpu_at_start: cpu_seconds(std::process::id()),
             dhat_file,
             emulator,
             _server: server,
@@ -804,6 +810,39 @@ async fn terminate(w: &mut World) {
     let _ = tokio::time::timeout(Duration::from_secs(120), w.child.wait()).await;
 }
 
+/// Figures the harness cannot fool: the controller's CPU per unit of work, and whether the harness (the
+/// emulator, the test API server and the bench's watches, all in this process) was busy enough to bound
+/// the times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cost {
+    controller_cpu_per_1000_calls: f64,
+    controller_cpu_per_1000_devices_written: f64,
+    /// The harness's CPU seconds per second of the run (1.0: a whole core).
+    harness_cores: f64,
+    /// The harness used more than half a core on average: it, not the operator, may bound the times.
+    harness_bound: bool,
+}
+
+/// The harness may bound the times when it used more than this share of a core on average.
+const HARNESS_BOUND_CORES: f64 = 0.5;
+
+fn cost(controller_cpu: f64, calls: u64, devices_written: u64, harness_cpu: f64, elapsed: f64) -> Cost {
+    let per_1000 = |n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            controller_cpu * 1000.0 / n as f64
+        }
+    };
+    let harness_cores = if elapsed > 0.0 { harness_cpu / elapsed } else { 0.0 };
+    Cost {
+        controller_cpu_per_1000_calls: per_1000(calls),
+        controller_cpu_per_1000_devices_written: per_1000(devices_written),
+        harness_cores,
+        harness_bound: harness_cores > HARNESS_BOUND_CORES,
+    }
+}
+
 async fn report(w: &mut World, args: &Args, f: Figures) {
     let peak = proc_status(w.pid, "VmHWM:");
     let now_rss = proc_status(w.pid, "VmRSS:");
@@ -813,7 +852,18 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
     let settled_rss = proc_status(w.pid, "VmRSS:");
     // The emulator, the test API server and the benchmark's own watch share this process and the
     // machine's cores with the controller.
-    let harness_cpu = cpu_seconds(std::process::id());
+    let elapsed = w.started.elapsed().as_secs_f64();
+    let harness_cpu = cpu_seconds(std::process::id()) - w.harness_cpu_at_start;
+    // Device ids (and group ids) carried by the writes the emulator answered.
+    let devices_written: u64 = w
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && (200..300).contains(&r.status))
+        .map(|r| r.assets as u64)
+        .sum();
+    let all_calls: u64 = f.calls.values().sum();
+    let cost = cost(cpu, all_calls, devices_written, harness_cpu, elapsed);
     let writes: u64 = f
         .calls
         .iter()
@@ -871,6 +921,12 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
         "rss_over_object_json": rss_ratio,
         "cpu_seconds": cpu,
         "harness_cpu_seconds": harness_cpu,
+        "elapsed_seconds": elapsed,
+        "devices_written": devices_written,
+        "controller_cpu_per_1000_calls": cost.controller_cpu_per_1000_calls,
+        "controller_cpu_per_1000_devices_written": cost.controller_cpu_per_1000_devices_written,
+        "harness_cores": cost.harness_cores,
+        "harness_bound": cost.harness_bound,
         "extra": f.extra,
         "targets": targets,
     });
@@ -906,11 +962,12 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
         progress_reads.values().copied().sum::<u64>()
     );
     println!(
-        "  {:<38} {:>10.2} (ideal {:.2}, ratio {:.2})",
+        "  {:<38} {:>10.2} (ideal {:.2}, ratio {:.2}{})",
         "seconds to Ready",
         f.seconds_to_ready,
         ideal,
-        f.seconds_to_ready / ideal.max(1e-9)
+        f.seconds_to_ready / ideal.max(1e-9),
+        if cost.harness_bound { ", harness-bound" } else { "" }
     );
     println!(
         "  {:<38} {:>10.0} / {:.0}",
@@ -927,8 +984,28 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
     );
     println!("  {:<38} {:>10.2}", "controller CPU seconds", cpu);
     println!(
+        "  {:<38} {:>10.3} ({} calls)",
+        "controller CPU s per 1,000 Graph calls", cost.controller_cpu_per_1000_calls, all_calls
+    );
+    println!(
+        "  {:<38} {:>10.3} ({} device ids written)",
+        "controller CPU s per 1,000 devices written",
+        cost.controller_cpu_per_1000_devices_written,
+        devices_written
+    );
+    println!(
         "  {:<38} {:>10.2}",
         "harness CPU seconds (emulator, API server)", harness_cpu
+    );
+    println!(
+        "  {:<38} {:>10.2} of a core over {elapsed:.1} s{}",
+        "harness CPU share",
+        cost.harness_cores,
+        if cost.harness_bound {
+            " (harness-bound: above half a core, the times measure the harness)"
+        } else {
+            ""
+        }
     );
     for (t, r) in &targets {
         println!("  target {t:<31} {r:>10}");
@@ -964,5 +1041,25 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
             Ok(_) => {}
             Err(e) => eprintln!("  no heap profile read from {}: {e:#}", file.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_is_per_unit_of_work_and_a_busy_harness_is_marked() {
+        let c = cost(2.0, 4000, 500_000, 3.0, 10.0);
+        assert_eq!(c.controller_cpu_per_1000_calls, 0.5);
+        assert_eq!(c.controller_cpu_per_1000_devices_written, 0.004);
+        assert_eq!(c.harness_cores, 0.3);
+        assert!(!c.harness_bound);
+        assert!(cost(2.0, 4000, 0, 6.0, 10.0).harness_bound, "0.6 of a core");
+        assert!(
+            !cost(2.0, 4000, 0, 5.0, 10.0).harness_bound,
+            "half a core exactly"
+        );
+        assert_eq!(cost(1.0, 0, 0, 0.0, 0.0).controller_cpu_per_1000_calls, 0.0);
     }
 }
