@@ -7,8 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use kube::api::Api;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use serde::Serialize;
 
 use super::cluster::Cluster;
@@ -19,12 +18,15 @@ use crate::graph::GraphClient;
 use crate::reconcile::error::Error;
 use crate::reconcile::observe::{self, Objects, group_facts, observe, observe_group, referencing};
 use crate::reconcile::plan::{
-    End, GroupStep, Plan, PlanConfig, Step, offered_devices, offered_devices_of, plan, plan_cleanup,
-    plan_group, plan_group_cleanup, wave_devices,
+    End, GroupStep, PlanConfig, Step, offered_devices, offered_devices_of, plan, plan_cleanup, plan_group,
+    plan_group_cleanup,
 };
 use crate::reconcile::status::Outcome;
 
+mod live;
 mod render;
+mod review;
+mod waves;
 
 pub use render::render;
 
@@ -38,8 +40,11 @@ pub enum Output {
     Json,
 }
 
-/// The pull-request label a plan asks for when a change needs a second review.
-pub const REVIEW_LABEL: &str = "wufb/needs-review";
+use live::{desired_object, live, selected_names};
+pub use review::REVIEW_LABEL;
+use review::{deletion_flags, offered_before, resolved_at_apply, review_flags};
+pub use waves::describe_gate;
+use waves::wave_plans;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
@@ -193,117 +198,6 @@ impl Objects for PlanObjects {
     async fn deployments(&self) -> Result<Vec<ExpeditedDeployment>, Error> {
         Ok(self.live_deployments.clone())
     }
-}
-
-async fn live<K>(client: Option<&kube::Client>, ns: &str) -> anyhow::Result<Vec<K>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match client {
-        Some(c) => Ok(Api::<K>::namespaced(c.clone(), ns)
-            .list(&Default::default())
-            .await?
-            .items),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// The object a manifest would make, with the live one's metadata when it exists (the caller adds the
-/// live status).
-fn desired_object<K: Resource<DynamicType = ()> + Clone + Serialize>(
-    live: Option<&K>,
-    mut manifest: K,
-    ns: &str,
-    name: &str,
-) -> K {
-    if let Some(l) = live {
-        // A spec that differs is a new generation, as the API server makes it: the planner tells a
-        // spec change from the lag of its own last write by it.
-        let spec = |k: &K| serde_json::to_value(k).ok().map(|v| v["spec"].clone());
-        let changed = spec(l) != spec(&manifest);
-        *manifest.meta_mut() = l.meta().clone();
-        if changed {
-            let m = manifest.meta_mut();
-            m.generation = Some(m.generation.unwrap_or_default() + 1);
-        }
-    }
-    let m = manifest.meta_mut();
-    m.name = Some(name.to_string());
-    m.namespace = Some(ns.to_string());
-    manifest
-}
-
-/// What a gate waits for, in words.
-pub fn describe_gate(gate: Option<&crate::crd::GateSpec>) -> String {
-    let Some(g) = gate else {
-        return "at once".into();
-    };
-    if g.manual == Some(true) {
-        return "when promoted (wufb-operator promote)".into();
-    }
-    let mut parts = Vec::new();
-    if let Some(w) = &g.wait {
-        parts.push(format!("{w} after the previous wave"));
-    }
-    if let Some(p) = g.min_up_to_date_percent {
-        parts.push(format!("{p}% of the earlier waves up to date"));
-    }
-    if let Some(p) = g.max_failed_percent {
-        parts.push(format!("at most {p}% failed"));
-    }
-    if parts.is_empty() {
-        "when the previous wave is sent".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// The waves of a rollout: what each adds, the blast radius once it is sent, and when it goes. A wave
-/// is `now` when the plan's pass sends it (its decision promotes it and nothing blocks the pass).
-fn wave_plans(
-    rollout: &crate::crd::RolloutSpec,
-    audience: &observe::AudienceFacts,
-    live: Option<&crate::crd::ExpeditedDeploymentStatus>,
-    p: &Plan,
-) -> Vec<WavePlan> {
-    let sent_before = |name: &str| {
-        live.and_then(|s| s.rollout.as_ref())
-            .and_then(|r| r.waves.iter().find(|w| w.name == name))
-            .and_then(|w| w.promoted_time.clone())
-    };
-    let decided = p.facts.rollout.as_ref().filter(|_| p.blocker.is_none());
-    let per_wave = wave_devices(audience);
-    let mut upto = vec![false; rollout.waves.len()];
-    rollout
-        .waves
-        .iter()
-        .enumerate()
-        .map(|(k, w)| {
-            upto[k] = true;
-            let (state, when) = match sent_before(&w.name) {
-                Some(t) => ("sent", t),
-                None if decided.is_some_and(|d| {
-                    d.waves
-                        .iter()
-                        .any(|x| x.name == w.name && x.promoted_time.is_some())
-                }) =>
-                {
-                    ("now", "at once".to_string())
-                }
-                None => ("gated", describe_gate(w.gate.as_ref())),
-            };
-            WavePlan {
-                name: w.name.clone(),
-                devices: per_wave.get(k).map_or(0, |d| d.len() as u64),
-                blast_radius: offered_devices_of(audience, Some(&upto)).len() as u64,
-                state: state.into(),
-                when,
-            }
-        })
-        .collect()
 }
 
 fn result_of(outcome: Option<&Outcome>, writes: bool, create: bool, replace: bool) -> &'static str {
@@ -648,104 +542,6 @@ fn unknown(kind: &str, ns: &str, name: &str, why: &anyhow::Error) -> ObjectPlan 
     }
 }
 
-/// The names of the live objects of kind `K` in `ns` that `selector` selects.
-async fn selected_names<K>(client: &kube::Client, ns: &str, selector: &str) -> anyhow::Result<Vec<String>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let listed = Api::<K>::namespaced(client.clone(), ns)
-        .list_metadata(&kube::api::ListParams::default().labels(selector))
-        .await;
-    match listed {
-        Ok(l) => Ok(l.items.iter().map(|m| m.name_any()).collect()),
-        Err(kube::Error::Api(s)) if s.code == 400 => anyhow::bail!(
-            "--selector '{selector}' is not a label selector the API server accepts ({}); write KEY=VALUE[,KEY=VALUE...]",
-            s.message
-        ),
-        Err(e) => Err(super::cluster::object_error(
-            e,
-            &format!(
-                "the {} objects --selector selects in namespace {ns}",
-                K::kind(&())
-            ),
-            "kubectl get",
-        )),
-    }
-}
-
-/// Devices the live object offers now: none while it is paused or has no deployment.
-fn offered_before(live: Option<&ExpeditedDeployment>) -> u64 {
-    live.filter(|l| !l.spec.paused)
-        .and_then(|l| l.status.as_ref())
-        .filter(|s| s.graph_state.as_deref() != Some("paused"))
-        .and_then(|s| s.audience.as_ref())
-        .map_or(0, |a| a.devices)
-}
-
-/// The flags of a deletion the plan makes for a live object the files no longer hold.
-fn deletion_flags(result: &str) -> Vec<String> {
-    if result == "delete" {
-        vec!["delete".into()]
-    } else {
-        Vec::new()
-    }
-}
-
-/// Why an ExpeditedDeployment's change needs a second review (see [`ObjectPlan::flags`]); `widened` is
-/// how many more devices it offers at once after the change than before.
-pub fn review_flags(
-    steps: &[Step],
-    replace: bool,
-    waves: &[WavePlan],
-    widened: u64,
-    threshold: u64,
-) -> Vec<String> {
-    use crate::reconcile::plan::Target;
-    let mut flags = Vec::new();
-    if replace {
-        flags.push("replace".to_string());
-    }
-    if steps.iter().any(|s| {
-        matches!(
-            s,
-            Step::SetPaused {
-                target: Target::Existing(_),
-                paused: false
-            }
-        )
-    }) {
-        flags.push("resume".into());
-    }
-    if widened > threshold {
-        flags.push("blast-radius".into());
-    }
-    if waves.iter().skip(1).any(|w| w.state == "now") {
-        flags.push("wave-at-once".into());
-    }
-    flags
-}
-
-/// For `latest` or `newest` content the plan resolves now for a create or replace: what it resolves to
-/// today, and that the apply resolves it again.
-fn resolved_at_apply(content: &crate::crd::ContentSpec, p: &Plan, resolving: bool) -> Option<String> {
-    let form = if content.latest == Some(true) {
-        "latest"
-    } else if content.newest.is_some() {
-        "newest"
-    } else {
-        return None;
-    };
-    let today = p.facts.content.as_ref()?.describe();
-    resolving.then(|| {
-        format!(
-            "content.{form} resolves today to {today}; it is resolved again when the controller creates the deployment, so a newer release the catalog lists before then is the one deployed"
-        )
-    })
-}
-
 /// Runs the command; returns the exit code.
 pub async fn run(args: &PlanArgs) -> u8 {
     crate::telemetry::init_logging_with(crate::telemetry::LogFormat::Text, "error");
@@ -796,100 +592,5 @@ pub async fn run(args: &PlanArgs) -> u8 {
             eprintln!("plan: {e:#}");
             1
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::reconcile::plan::Target;
-
-    fn wave(state: &str) -> WavePlan {
-        WavePlan {
-            name: "w".into(),
-            devices: 1,
-            blast_radius: 1,
-            state: state.into(),
-            when: String::new(),
-        }
-    }
-
-    /// What asks for a second review, one row per reason and per near miss.
-    #[test]
-    fn destructive_and_widening_changes_are_flagged() {
-        let resume = Step::SetPaused {
-            target: Target::Existing("d".into()),
-            paused: false,
-        };
-        let pause = Step::SetPaused {
-            target: Target::Existing("d".into()),
-            paused: true,
-        };
-        let start_new = Step::SetPaused {
-            target: Target::New,
-            paused: false,
-        };
-        let replaced = Step::DeleteReplaced { id: "old".into() };
-        /// What, the plan's steps, a replace, its waves, devices newly offered at once, the flags.
-        type Row<'a> = (&'a str, Vec<Step>, bool, Vec<WavePlan>, u64, &'a [&'a str]);
-        let rows: Vec<Row> = vec![
-            ("nothing", vec![], false, vec![], 0, &[]),
-            ("a replace", vec![replaced], true, vec![], 0, &["replace"]),
-            ("a resume", vec![resume.clone()], false, vec![], 0, &["resume"]),
-            ("a pause", vec![pause], false, vec![], 0, &[]),
-            (
-                "a new deployment offered",
-                vec![start_new],
-                false,
-                vec![],
-                10,
-                &[],
-            ),
-            (
-                "a jump above the threshold",
-                vec![],
-                false,
-                vec![],
-                501,
-                &["blast-radius"],
-            ),
-            ("a jump at the threshold", vec![], false, vec![], 500, &[]),
-            (
-                "the first wave sent",
-                vec![],
-                false,
-                vec![wave("now"), wave("gated")],
-                0,
-                &[],
-            ),
-            (
-                "a later wave sent at once",
-                vec![],
-                false,
-                vec![wave("sent"), wave("now")],
-                0,
-                &["wave-at-once"],
-            ),
-            (
-                "all at once",
-                vec![resume],
-                true,
-                vec![wave("sent"), wave("now")],
-                900,
-                &["replace", "resume", "blast-radius", "wave-at-once"],
-            ),
-        ];
-        for (what, steps, replace, waves, widened, want) in rows {
-            assert_eq!(
-                review_flags(&steps, replace, &waves, widened, 500),
-                want.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                "{what}"
-            );
-        }
-        assert_eq!(deletion_flags("delete"), ["delete"]);
-        assert!(
-            deletion_flags("orphan").is_empty(),
-            "an orphan keeps the deployment"
-        );
     }
 }

@@ -402,24 +402,22 @@ impl Transport {
         };
         // Every failed call is logged with both ids (a 404, which reads expect while cleaning up, at
         // debug).
+        macro_rules! failed {
+            ($level:ident) => {
+                tracing::$level!(
+                    operation,
+                    status,
+                    code = %detail.code,
+                    request_id = ids.request_id.as_deref().unwrap_or("none"),
+                    client_request_id = ids.client_request_id.as_deref().unwrap_or("none"),
+                    "Graph request failed"
+                )
+            };
+        }
         if status == 404 {
-            tracing::debug!(
-                operation,
-                status,
-                code = %detail.code,
-                request_id = ids.request_id.as_deref().unwrap_or("none"),
-                client_request_id = ids.client_request_id.as_deref().unwrap_or("none"),
-                "Graph request failed"
-            );
+            failed!(debug);
         } else {
-            tracing::info!(
-                operation,
-                status,
-                code = %detail.code,
-                request_id = ids.request_id.as_deref().unwrap_or("none"),
-                client_request_id = ids.client_request_id.as_deref().unwrap_or("none"),
-                "Graph request failed"
-            );
+            failed!(info);
         }
         detail.ids = Some(Box::new(ids));
         if status == 401
