@@ -24,7 +24,8 @@ use wufb_test_apiserver::{Options, TestApiServer};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "wufb-operator benchmark: Graph calls, convergence time, latency and memory")]
 struct Args {
-    /// fanout, big-audience, rings, steady or churn.
+    /// fanout, big-audience, rings, steady, churn, tenants or sdk-compare (the fanout job through the
+    /// operator and through Microsoft's Graph beta SDK for Python, devices per second side by side).
     #[arg(long)]
     scenario: String,
     /// ExpeditedDeployments (fanout, steady, churn).
@@ -496,7 +497,7 @@ async fn main() {
     let mut w = World::start(&args, resync).await;
     let started = Instant::now();
     let figures = match args.scenario.as_str() {
-        "fanout" | "steady" | "churn" => {
+        "fanout" | "steady" | "churn" | "sdk-compare" => {
             let (d, m) = (args.deployments, args.devices.unwrap_or(1000));
             let objects: Vec<Value> = (0..d)
                 .map(|i| {
@@ -663,10 +664,140 @@ async fn main() {
             }
         }
         "tenants" => tenants(&mut w, &args, started).await,
-        other => panic!("unknown scenario {other} (fanout, big-audience, rings, steady, churn, tenants)"),
+        other => panic!(
+            "unknown scenario {other} (fanout, big-audience, rings, steady, churn, tenants, sdk-compare)"
+        ),
     };
+
+    let operator_seconds = figures.seconds_to_ready;
     report(&mut w, &args, figures).await;
     let _ = w.child.start_kill();
+    if args.scenario == "sdk-compare" {
+        // After the operator's report, so that its CPU and harness figures are the operator run's.
+        let devices = (args.deployments * args.devices.unwrap_or(1000)) as f64;
+        let compared = sdk_compare(&args, devices / operator_seconds.max(1e-9)).await;
+        let path = wufb_e2e::root().join("target/bench/sdk-compare.json");
+        let mut written: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        written["sdk_compare"] = compared;
+        std::fs::write(&path, serde_json::to_string_pretty(&written).unwrap()).unwrap();
+    }
+}
+
+/// The SDK the comparison installs into `.tools/sdk-venv` (from PyPI) on first use.
+const SDK_VERSION: &str = "1.66.0";
+
+/// The fanout job as an admin scripts it with Microsoft's Graph beta SDK for Python
+/// (`tests/bench/sdk_fanout.py`: asyncio, 16 deployments at once, each created and its devices added
+/// with updateAudience in batches of 1,000, no verification reads), on a fresh emulator of the same
+/// build, latency, page size and batch limit. Prints both devices per second and their ratio.
+async fn sdk_compare(args: &Args, operator_devices_per_second: f64) -> Value {
+    let venv = wufb_e2e::root().join(".tools/sdk-venv");
+    let python = venv.join("bin/python");
+    let ready = std::process::Command::new(&python)
+        .args(["-c", "import msgraph_beta"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        eprintln!(
+            "  installing msgraph-beta-sdk {SDK_VERSION} into {}",
+            venv.display()
+        );
+        assert!(
+            std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .arg(format!("msgraph-beta-sdk=={SDK_VERSION}"))
+                .status()
+                .unwrap()
+                .success(),
+            "pip could not install msgraph-beta-sdk {SDK_VERSION}"
+        );
+    }
+    let emulator = Emulator::start(
+        EmulatorConfig {
+            page_size: args.page_size,
+            max_assets_per_request: Some(args.batch_size),
+            faults: FaultConfig {
+                latency_ms: args.latency_ms,
+                ..Default::default()
+            },
+            request_log_limit: 5_000_000,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let entry = emulator
+        .catalog()
+        .iter()
+        .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security")
+        .and_then(|e| e["id"].as_str().map(str::to_string))
+        .expect("an expeditable entry");
+    use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
+    let out = tokio::process::Command::new(&python)
+        .arg(wufb_e2e::root().join("tests/bench/sdk_fanout.py"))
+        .arg(emulator.graph_url())
+        .arg(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            emulator.base_url()
+        ))
+        .args([
+            DEFAULT_TENANT_ID,
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            entry.as_str(),
+        ])
+        .arg(args.deployments.to_string())
+        .arg(args.devices.unwrap_or(1000).to_string())
+        .arg(args.concurrency.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: Value = serde_json::from_slice(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .unwrap();
+    let sdk_rate = sdk["devices_per_second"].as_f64().unwrap_or_default();
+    let ratio = operator_devices_per_second / sdk_rate.max(1e-9);
+    println!(
+        "  sdk-compare: the same job through msgraph-beta-sdk {SDK_VERSION} (asyncio, {} at once, batches of 1,000, no verification reads)",
+        args.concurrency
+    );
+    println!(
+        "    {:<36} {:>10.0} (its verification reads and Kubernetes writes included)",
+        "operator devices per second", operator_devices_per_second
+    );
+    println!(
+        "    {:<36} {:>10.0} ({} calls in {:.2} s)",
+        "SDK script devices per second",
+        sdk_rate,
+        sdk["calls"],
+        sdk["seconds"].as_f64().unwrap_or_default()
+    );
+    println!("    {:<36} {:>10.2}", "operator / SDK", ratio);
+    json!({
+        "sdk_version": SDK_VERSION,
+        "sdk": sdk,
+        "operator_devices_per_second": operator_devices_per_second,
+        "operator_over_sdk": ratio,
+    })
 }
 
 /// T tenants x D deployments through GraphConnections, each tenant its own emulator (same latency);
