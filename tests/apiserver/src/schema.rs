@@ -125,6 +125,69 @@ impl Cel {
     }
 }
 
+/// On an update, the top-level fields besides `metadata` that the update left as they were, when the
+/// schema has no rule at its root (a root rule may read any field, so nothing is set aside then).
+fn unchanged_fields(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<String> {
+    let (Some(fields), Some(old)) = (obj.as_object(), old) else {
+        return Vec::new();
+    };
+    if schema.get("x-kubernetes-validations").is_some() {
+        return Vec::new();
+    }
+    fields
+        .iter()
+        .filter(|(k, v)| k.as_str() != "metadata" && old.get(k.as_str()) == Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Takes `fields` out of `obj`, to put back after admission.
+fn set_aside(obj: &mut Value, fields: &[String]) -> serde_json::Map<String, Value> {
+    let mut kept = serde_json::Map::new();
+    if let Some(m) = obj.as_object_mut() {
+        for f in fields {
+            if let Some(v) = m.remove(f) {
+                kept.insert(f.clone(), v);
+            }
+        }
+    }
+    kept
+}
+
+/// `obj` without `fields` (the others copied).
+fn without_fields(obj: &Value, fields: &[String]) -> Value {
+    match obj.as_object() {
+        Some(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !fields.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        None => obj.clone(),
+    }
+}
+
+/// The root schema without the properties `fields` (and without requiring them).
+fn schema_without(schema: &Value, fields: &[String]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in schema.as_object().into_iter().flatten() {
+        let v = match k.as_str() {
+            "properties" => without_fields(v, fields),
+            "required" => Value::Array(
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| !r.as_str().is_some_and(|r| fields.iter().any(|f| f == r)))
+                    .cloned()
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Value::Object(out)
+}
+
 /// Checks `obj` (and, on update, against `old`) for a type with a schema; returns the object as it
 /// is stored (pruned and defaulted). Types without a schema (built-ins) pass unchanged.
 pub fn admit(
@@ -134,10 +197,19 @@ pub fn admit(
     old: Option<&Value>,
     strict: bool,
 ) -> Result<Value, ApiError> {
-    let Some(schema) = &t.schema else {
+    let Some(full_schema) = &t.schema else {
         return Ok(obj);
     };
     let mut obj = obj;
+    // The top-level fields an update left as they were are set aside: stored already pruned, defaulted
+    // and checked, they are not walked again (a status write does not walk a thousand audience items);
+    // validation ratcheting would not fail them either. They go back unchanged.
+    let unchanged = unchanged_fields(full_schema, &obj, old);
+    let kept = set_aside(&mut obj, &unchanged);
+    let reduced_old = old.map(|o| without_fields(o, &unchanged));
+    let reduced_schema = (!unchanged.is_empty()).then(|| schema_without(full_schema, &unchanged));
+    let schema = reduced_schema.as_ref().unwrap_or(full_schema);
+    let old = reduced_old.as_ref();
     let mut unknown = Vec::new();
     prune(schema, &mut obj, "", &mut unknown, true);
     if strict && !unknown.is_empty() {
@@ -150,13 +222,15 @@ pub fn admit(
             list.join(", ")
         )));
     }
-    let obj = kube_cel::apply_defaults(schema, &obj);
+    let mut obj = kube_cel::apply_defaults(schema, &obj);
     let old = old.map(|o| kube_cel::apply_defaults(schema, o));
     let old = old.as_ref();
     let mut causes = Vec::new();
     check(schema, &obj, old, "", &mut causes, true);
+    // The rules of the whole schema: those under a field set aside are not run (it is absent from both
+    // sides, so unchanged).
     if causes.is_empty()
-        && let Err(errors) = validator.validate(schema, &obj, old)
+        && let Err(errors) = validator.validate(full_schema, &obj, old)
     {
         for e in errors.into_vec() {
             // Ratcheting: a rule on a value the update left as it was does not fail the update.
@@ -174,6 +248,9 @@ pub fn admit(
         }
     }
     if causes.is_empty() {
+        if let Some(m) = obj.as_object_mut() {
+            m.extend(kept);
+        }
         return Ok(obj);
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
@@ -725,6 +802,37 @@ mod tests {
             "the unchanged day is ratcheted: {}",
             err.message
         );
+    }
+
+    /// A status write does not walk the unchanged spec again (it was admitted when stored), but the
+    /// status it changes is checked, and the spec comes back as stored.
+    #[test]
+    fn a_status_write_sets_the_unchanged_spec_aside_and_checks_the_status() {
+        let mut with_status = schema();
+        with_status["properties"]["status"] = json!({
+            "type": "object",
+            "properties": {"count": {"type": "integer", "minimum": 0}}
+        });
+        let ty = t(with_status);
+        let v = Cel::default();
+        // Stored with a spec the schema would now change (an unknown field, a default not applied).
+        let mut stored = object(json!({"mode": "A", "legacy": true}));
+        stored["status"] = json!({"count": 1});
+        let mut update = stored.clone();
+        update["status"]["count"] = json!(2);
+        let out = admit(&v, &ty, update, Some(&stored), false).unwrap();
+        assert_eq!(out["spec"], stored["spec"], "the spec as stored");
+        assert_eq!(out["status"]["count"], 2);
+        let mut bad = stored.clone();
+        bad["status"]["count"] = json!(-1);
+        let err = admit(&v, &ty, bad, Some(&stored), false).unwrap_err();
+        assert!(err.message.contains("status.count"), "{}", err.message);
+        // A changed spec is admitted whole again: pruned and defaulted.
+        let mut changed = stored.clone();
+        changed["spec"]["mode"] = json!("B");
+        changed["spec"]["n"] = json!(7);
+        let out = admit(&v, &ty, changed, Some(&stored), false).unwrap();
+        assert_eq!(out["spec"], json!({"mode": "B", "n": 7}));
     }
 
     #[test]
