@@ -19,6 +19,17 @@ use wufb_graph_emulator::{Emulator, EmulatorConfig};
 
 use wufb_test_apiserver::{Options, TestApiServer};
 
+/// An expeditable security update in `emulator`'s catalog.
+pub fn expeditable_entry(emulator: &Emulator) -> String {
+    let catalog = emulator.catalog();
+    let e = catalog
+        .iter()
+        .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security");
+    e.and_then(|e| e["id"].as_str())
+        .expect("an expeditable entry")
+        .to_string()
+}
+
 /// The Argo CD health (status, message) of each object, by the health script in `examples/gitops/argocd`
 /// run in a Lua 5.1 interpreter.
 pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
@@ -612,13 +623,7 @@ impl Env {
 
     /// An expeditable security update in the emulator's catalog.
     pub fn expeditable_entry(&self) -> String {
-        let catalog = self.emulator.catalog();
-        let e = catalog
-            .iter()
-            .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security");
-        e.and_then(|e| e["id"].as_str())
-            .expect("an expeditable entry")
-            .to_string()
+        expeditable_entry(&self.emulator)
     }
 
     /// Creates a deployment of `entry` straight in the tenant, as someone outside the operator would.

@@ -133,6 +133,23 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The emulator every run of the bench uses: the scenario's latency, page size, batch limit, paging and
+/// read lag (the SDK comparison's own emulator is the same).
+fn emulator_config(args: &Args) -> EmulatorConfig {
+    EmulatorConfig {
+        page_size: args.page_size,
+        max_assets_per_request: Some(args.batch_size),
+        faults: FaultConfig {
+            latency_ms: args.latency_ms,
+            ..Default::default()
+        },
+        request_log_limit: 5_000_000,
+        audience_client_paging: args.audience_client_paging,
+        read_lag_ms: args.read_lag_ms,
+        ..Default::default()
+    }
+}
+
 struct World {
     /// When the world was started, and the bench process's CPU seconds then: the harness's CPU share is
     /// measured from here.
@@ -172,23 +189,9 @@ impl World {
 
     async fn start(args: &Args, resync: Duration) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let emulator = Emulator::start(
-            EmulatorConfig {
-                page_size: args.page_size,
-                max_assets_per_request: Some(args.batch_size),
-                faults: FaultConfig {
-                    latency_ms: args.latency_ms,
-                    ..Default::default()
-                },
-                request_log_limit: 5_000_000,
-                audience_client_paging: args.audience_client_paging,
-                read_lag_ms: args.read_lag_ms,
-                ..Default::default()
-            },
-            "127.0.0.1:0",
-        )
-        .await
-        .unwrap();
+        let emulator = Emulator::start(emulator_config(args), "127.0.0.1:0")
+            .await
+            .unwrap();
         let crds = wufb_operator::crd::all()
             .iter()
             .map(|c| serde_json::to_value(c).unwrap())
@@ -720,27 +723,10 @@ async fn sdk_compare(args: &Args, operator_devices_per_second: f64) -> Value {
             "pip could not install msgraph-beta-sdk {SDK_VERSION}"
         );
     }
-    let emulator = Emulator::start(
-        EmulatorConfig {
-            page_size: args.page_size,
-            max_assets_per_request: Some(args.batch_size),
-            faults: FaultConfig {
-                latency_ms: args.latency_ms,
-                ..Default::default()
-            },
-            request_log_limit: 5_000_000,
-            ..Default::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
-    let entry = emulator
-        .catalog()
-        .iter()
-        .find(|e| e["isExpeditable"] == true && e["qualityUpdateClassification"] == "security")
-        .and_then(|e| e["id"].as_str().map(str::to_string))
-        .expect("an expeditable entry");
+    let emulator = Emulator::start(emulator_config(args), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let entry = wufb_e2e::expeditable_entry(&emulator);
     use wufb_graph_emulator::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID};
     let out = tokio::process::Command::new(&python)
         .arg(wufb_e2e::root().join("tests/bench/sdk_fanout.py"))
