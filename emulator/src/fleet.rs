@@ -101,36 +101,39 @@ pub struct Device {
 }
 
 /// The fleet's state.
+///
+/// Devices live in one vector (`states`), found by id through `slots`; what a deployment offers is a
+/// list of slots, so moving time on touches each offered device once without a lookup by id.
 #[derive(Debug, Default)]
 pub struct Fleet {
     pub config: FleetConfig,
-    pub devices: BTreeMap<String, Device>,
+    /// Each device's place in `states`, by id (lower case), in the order `deviceProfiles` lists them.
+    slots: BTreeMap<String, usize>,
+    states: Vec<Device>,
     last_tick_ms: Option<u64>,
     /// Simulated time runs from the first read of the fleet (`deviceProfiles`, or the admin API), so a
     /// tenant nobody asks about devices costs nothing per request.
     pub active: bool,
-    /// The tenant's shape when `offered` was worked out, and the offered devices of each unpaused
+    /// The tenant's revision when `offered` was worked out, and the offered devices of each unpaused
     /// deployment with its entry: recomputed only when assets, audiences or deployments change.
-    shape: Option<Shape>,
+    revision: Option<u64>,
     /// By deployment id: each worked out again only when its own audience changed, so a write to one
     /// deployment of a thousand does not walk the other 999 audiences.
     offered: BTreeMap<String, Offered>,
-    /// The tenant's shape when every known device was last given its place in the fleet (on a read of
-    /// the fleet only: walking every asset, audience and group on each write would hold the tenant's lock
-    /// for a long time at 100,000 devices).
-    known_shape: Option<Shape>,
+    /// Whether every device the tenant knew has been given its place once (on the first read of the
+    /// fleet); after that, a read takes only the devices the tenant registered since
+    /// ([`Store::take_registered`]), so it never walks the whole tenant again.
+    known: bool,
 }
 
-/// Assets, audience sizes, group sizes and unpaused deployments: what the offered devices depend on.
-type Shape = (usize, usize, usize, usize);
-
-/// What one unpaused deployment offers: its entry and devices, and the audience's print (its id, list
-/// sizes and the sizes of the groups it names) when they were worked out.
+/// What one unpaused deployment offers: its entry and devices (their slots), and the audience's print
+/// (its id, list sizes and the sizes of the groups it names) when they were worked out.
 #[derive(Debug)]
 struct Offered {
     print: (String, usize, usize, usize),
     entry: String,
-    devices: Vec<String>,
+    /// Each device's slot and id.
+    devices: Vec<(usize, String)>,
 }
 
 /// An audience's print: what its offered devices depend on.
@@ -189,27 +192,40 @@ impl Fleet {
     pub fn new(config: FleetConfig) -> Self {
         Fleet {
             config,
-            devices: BTreeMap::new(),
-            last_tick_ms: None,
-            active: false,
-            shape: None,
-            offered: BTreeMap::new(),
-            known_shape: None,
+            ..Default::default()
         }
     }
 
-    fn device(&mut self, id: &str) -> &mut Device {
-        let config = &self.config;
-        self.devices
-            .entry(id.to_string())
-            .or_insert_with(|| Self::new_device(config, id))
+    /// Every device, by id (their truth, for tests).
+    pub fn devices(&self) -> BTreeMap<String, Device> {
+        self.slots
+            .iter()
+            .map(|(id, slot)| (id.clone(), self.states[*slot].clone()))
+            .collect()
     }
 
-    /// Makes sure the fleet has this device, allocating only for a device it does not have yet.
-    fn ensure(&mut self, id: &str) {
-        if !self.devices.contains_key(id) {
-            let d = Self::new_device(&self.config, id);
-            self.devices.insert(id.to_string(), d);
+    fn device(&mut self, id: &str) -> &mut Device {
+        let slot = self.ensure(id);
+        &mut self.states[slot]
+    }
+
+    /// The device's slot, giving it one (and allocating) only when the fleet does not have it yet.
+    fn ensure(&mut self, id: &str) -> usize {
+        if let Some(slot) = self.slots.get(id) {
+            return *slot;
+        }
+        let slot = self.states.len();
+        self.states.push(Self::new_device(&self.config, id));
+        self.slots.insert(id.to_string(), slot);
+        slot
+    }
+
+    /// [`Fleet::ensure`] for an id in any case (the fleet keeps ids lower case).
+    fn ensure_any_case(&mut self, id: &str) -> usize {
+        if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.ensure(&id.to_lowercase())
+        } else {
+            self.ensure(id)
         }
     }
 
@@ -238,36 +254,16 @@ impl Fleet {
         }
     }
 
-    /// Assets, audience sizes, group sizes and unpaused deployments: what the offered devices depend on.
-    fn shape_of(store: &Store) -> Shape {
-        (
-            store.assets.len(),
-            store
-                .audiences
-                .values()
-                .map(|a| a.members.len() + a.exclusions.len())
-                .sum(),
-            store.assets.values().map(|a| a.members.len()).sum(),
-            store
-                .deployments
-                .values()
-                .filter(|d| d.requested != "paused")
-                .map(|d| d.id.len() + d.audience_id.len())
-                .sum::<usize>()
-                + store.deployments.len(),
-        )
-    }
-
-    /// Before a read of the fleet: every device the tenant knows has its place, walked again only when
-    /// the tenant's shape changed since the last walk.
-    pub fn know(&mut self, store: &Store) {
-        self.know_at(Self::shape_of(store), store);
-    }
-
-    fn know_at(&mut self, shape: Shape, store: &Store) {
-        if self.known_shape != Some(shape) {
-            self.known_shape = Some(shape);
+    /// Before a read of the fleet: every device the tenant knows has its place. The first read walks
+    /// the tenant; later ones take the devices registered since.
+    pub fn know(&mut self, store: &mut Store) {
+        let registered = store.take_registered();
+        if !self.known {
+            self.known = true;
             self.know_all(store);
+        }
+        for id in &registered {
+            self.ensure_any_case(id);
         }
     }
 
@@ -292,11 +288,7 @@ impl Fleet {
             .filter(|a| a.kind == AssetKind::Group)
             .flat_map(|a| a.members.iter().map(String::as_str));
         for id in devices.chain(in_audiences).chain(in_groups) {
-            if id.bytes().any(|b| b.is_ascii_uppercase()) {
-                self.ensure(&id.to_lowercase());
-            } else {
-                self.ensure(id);
-            }
+            self.ensure_any_case(id);
         }
     }
 
@@ -314,12 +306,11 @@ impl Fleet {
         }
         let last = self.last_tick_ms.replace(now_ms).unwrap_or(now_ms);
         let dt = now_ms.saturating_sub(last) as f64 / 1000.0 * self.config.time_scale;
-        let shape = Self::shape_of(store);
         if reading {
-            self.know_at(shape, store);
+            self.know(store);
         }
-        if self.shape != Some(shape) {
-            self.shape = Some(shape);
+        if self.revision != Some(store.revision) {
+            self.revision = Some(store.revision);
             let mut offered = std::mem::take(&mut self.offered);
             let live: BTreeMap<&str, (&str, &str)> = store
                 .deployments
@@ -339,10 +330,11 @@ impl Fleet {
                 {
                     continue;
                 }
-                let devices: Vec<String> = store.offered_devices(audience_id).into_iter().collect();
-                for d in &devices {
-                    self.ensure(d);
-                }
+                let devices: Vec<(usize, String)> = store
+                    .offered_devices(audience_id)
+                    .into_iter()
+                    .map(|d| (self.ensure(&d), d))
+                    .collect();
                 offered.insert(
                     id.to_string(),
                     Offered {
@@ -369,10 +361,8 @@ impl Fleet {
                 continue;
             };
             let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
-            for id in devices {
-                let Some(dev) = self.devices.get_mut(id) else {
-                    continue;
-                };
+            for (slot, id) in devices {
+                let dev = &mut self.states[*slot];
                 if let Some(e) = &dev.error {
                     // An error set through the admin API before the device's asset existed shows on
                     // the asset once it does.
@@ -426,7 +416,11 @@ impl Fleet {
 
     /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
     pub fn reporting(&self) -> Vec<(&String, &Device)> {
-        self.devices.iter().filter(|(_, d)| d.reporting).collect()
+        self.slots
+            .iter()
+            .map(|(id, slot)| (id, &self.states[*slot]))
+            .filter(|(_, d)| d.reporting)
+            .collect()
     }
 
     /// The `deviceProfile` resource of one device.
@@ -444,12 +438,11 @@ impl Fleet {
         })
     }
 
-    /// The `deviceProfile` resources of the devices that report.
-    pub fn profiles(&self) -> Vec<Value> {
-        self.reporting()
-            .into_iter()
-            .map(|(id, d)| Self::profile(id, d))
-            .collect()
+    /// The `deviceProfile` resource of one device that reports (the id in any case).
+    pub fn profile_of(&self, id: &str) -> Option<Value> {
+        let (id, slot) = self.slots.get_key_value(id.to_lowercase().as_str())?;
+        let d = &self.states[*slot];
+        d.reporting.then(|| Self::profile(id, d))
     }
 
     /// Sets a device's build and error directly (admin API); a set build marks it as reporting.

@@ -84,7 +84,7 @@ impl Emulator {
     /// The simulated fleet's devices as they are now (their truth: build, outcome, error, reporting).
     pub fn fleet(&self) -> std::collections::BTreeMap<String, fleet::Device> {
         self.shared.read_fleet();
-        state::lock(&self.shared.fleet).devices.clone()
+        state::lock(&self.shared.fleet).devices()
     }
 
     /// Sets a device's build and error in the simulated fleet.

@@ -688,9 +688,7 @@ fn dispatch_on(
             Ok(Reply::Json(StatusCode::OK, body))
         }
         (Route::DeviceProfile(id), _) => lock(&st.fleet)
-            .profiles()
-            .into_iter()
-            .find(|p| p["id"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(&id)))
+            .profile_of(&id)
             .map(|p| Reply::Json(StatusCode::OK, p))
             .ok_or_else(|| {
                 GraphError::new(

@@ -342,7 +342,7 @@ impl Shared {
         if fleet.ticked_within(now, within_ms) {
             if reading {
                 // A device the tenant got since the last tick shows in a read at once.
-                fleet.know(&lock(&self.store));
+                fleet.know(&mut lock(&self.store));
             }
             return;
         }

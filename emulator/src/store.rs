@@ -110,7 +110,18 @@ pub struct Store {
     pub id_counter: u64,
     /// Id seed, so that two emulators with different seeds never hand out the same ids.
     pub id_seed: u64,
+    /// Changes with every change of deployments, audiences or assets (a number no other store of the
+    /// process had): what the simulated fleet's offered devices are worked out again on.
+    #[serde(skip)]
+    pub revision: u64,
+    /// Devices registered since the simulated fleet last took them (`take_registered`), so a read of
+    /// the fleet gives new devices their place without walking the whole tenant.
+    #[serde(skip)]
+    registered: Vec<String>,
 }
+
+/// The last revision handed out, process-wide: a store replaced by a new one never reuses a revision.
+static REVISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// An Entra ID group: devices (by Entra device id) and nested groups (by object id).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -193,10 +204,22 @@ pub struct AssetRef {
 
 impl Store {
     pub fn new(seed: u64) -> Self {
-        Store {
+        let mut store = Store {
             id_seed: seed,
             ..Default::default()
-        }
+        };
+        store.touch();
+        store
+    }
+
+    /// Marks a change of deployments, audiences or assets.
+    fn touch(&mut self) {
+        self.revision = REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    }
+
+    /// The devices registered since the last call, in order.
+    pub fn take_registered(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.registered)
     }
 
     /// A new GUID, deterministic for a given seed and call count.
@@ -273,6 +296,7 @@ impl Store {
         catalog: &[Value],
         now: DateTime<Utc>,
     ) -> Result<Reply, GraphError> {
+        self.touch();
         let valid = validate::deployment_create(body, catalog)?;
         let audience_id = match valid.audience_id {
             Some(aid) => {
@@ -345,6 +369,7 @@ impl Store {
         body: &Value,
         now: DateTime<Utc>,
     ) -> Result<Reply, GraphError> {
+        self.touch();
         let existing = self.deployment(id)?.clone();
         let patch = validate::deployment_patch(body, &existing.settings)?;
         let d = self
@@ -366,6 +391,7 @@ impl Store {
     }
 
     pub fn delete_deployment(&mut self, id: &str) -> Result<Reply, GraphError> {
+        self.touch();
         let d = self
             .deployments
             .remove(id)
@@ -446,6 +472,8 @@ impl Store {
         if self.assets.contains_key(id) {
             return;
         }
+        self.touch();
+        self.registered.push(id.to_string());
         let mut errors = Vec::new();
         if let Some(reason) = device_errors.get(id) {
             errors.push(reason.clone());
@@ -495,6 +523,7 @@ impl Store {
         changes: &validate::AudienceChanges,
         device_errors: &BTreeMap<String, String>,
     ) -> Result<Reply, GraphError> {
+        self.touch();
         self.audience(audience_id)?;
         for (field, refs) in changes.fields() {
             self.check_refs(refs, field)?;
@@ -525,6 +554,7 @@ impl Store {
     }
 
     pub fn create_audience(&mut self) -> Reply {
+        self.touch();
         let id = self.new_id();
         self.audiences.insert(
             id.clone(),
@@ -540,6 +570,7 @@ impl Store {
     }
 
     pub fn delete_audience(&mut self, id: &str) -> Result<Reply, GraphError> {
+        self.touch();
         self.audience(id)?;
         if let Some(d) = self.deployments.values().find(|d| d.audience_id == id) {
             return Err(GraphError::new(
@@ -558,6 +589,7 @@ impl Store {
     // ----- updatable assets --------------------------------------------------------------------------
 
     pub fn create_group(&mut self) -> Reply {
+        self.touch();
         let id = self.new_id();
         let asset = Asset {
             id: id.clone(),
@@ -587,6 +619,7 @@ impl Store {
     /// Deletes an asset. Deleting a group leaves its member devices in place, and drops the group from
     /// every audience that referenced it.
     pub fn delete_asset(&mut self, id: &str) -> Result<Reply, GraphError> {
+        self.touch();
         let asset = self
             .assets
             .remove(id)
@@ -619,6 +652,7 @@ impl Store {
         add: bool,
         device_errors: &BTreeMap<String, String>,
     ) -> Result<Reply, GraphError> {
+        self.touch();
         self.group(group_id)?;
         if let Some(r) = refs.iter().find(|r| r.kind != AssetKind::Device) {
             return Err(GraphError::bad_request(format!(
