@@ -697,7 +697,24 @@ fn dispatch_on(
                     format!("The device profile '{id}' was not found."),
                 )
             }),
-        (Route::Assets(kind), Method::GET) => list(store.list_assets(kind)),
+        (Route::Assets(kind), Method::GET) => {
+            // Rendered a page at a time, as device profiles are: the progress poll pages through every
+            // device asset of the tenant.
+            let q = Query::parse(uri.query())?;
+            let assets: Vec<&crate::store::Asset> = store
+                .assets
+                .values()
+                .filter(|a| kind.is_none_or(|k| a.kind == k))
+                .collect();
+            let body = crate::odata::collection_with(
+                assets,
+                &q,
+                settings.page_size,
+                &self_url(headers, uri.path()),
+                |a| store.render_asset(a),
+            )?;
+            Ok(Reply::Json(StatusCode::OK, body))
+        }
         (Route::Assets(_), _) => {
             let ty = body.get("@odata.type").and_then(Value::as_str).unwrap_or("");
             if AssetKind::parse(ty) != Some(AssetKind::Group) {

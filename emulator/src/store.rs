@@ -707,14 +707,6 @@ impl Store {
         }
         Ok(Reply::Empty(StatusCode::ACCEPTED))
     }
-
-    pub fn list_assets(&self, kind: Option<AssetKind>) -> Vec<Value> {
-        self.assets
-            .values()
-            .filter(|a| kind.is_none_or(|k| a.kind == k))
-            .map(|a| self.render_asset(a))
-            .collect()
-    }
 }
 
 #[cfg(test)]
