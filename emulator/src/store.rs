@@ -110,8 +110,9 @@ pub struct Store {
     pub id_counter: u64,
     /// Id seed, so that two emulators with different seeds never hand out the same ids.
     pub id_seed: u64,
-    /// Changes with every change of deployments, audiences or assets (a number no other store of the
-    /// process had): what the simulated fleet's offered devices are worked out again on.
+    /// Moves with every change of deployments, audiences or assets, and with every write that tried
+    /// one and was refused (a number no other store of the process had): what the simulated fleet's
+    /// offered devices are worked out again on. Moving without a change costs one recomputation.
     #[serde(skip)]
     pub revision: u64,
     /// Devices registered since the simulated fleet last took them (`take_registered`), so a read of
