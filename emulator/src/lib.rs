@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod fleet;
 pub mod odata;
