@@ -224,6 +224,10 @@ pub struct EmulatorConfig {
     /// newest page says only `$skiptoken` paging is supported there, so by default they are refused
     /// with 400.
     pub audience_client_paging: bool,
+    /// Answer every request for the deployment service inside a `$batch` with 400, as a service whose
+    /// paths JSON batching does not reach would (whether the deployment service's paths accept `$batch`
+    /// is not documented). Off by default: they are served inside a batch as on their own.
+    pub refuse_batch: bool,
     /// Device ids that register with an error, by reason (e.g. `missingTrustType`).
     pub device_errors: BTreeMap<String, String>,
     /// The simulated fleet behind `data/deviceProfiles`.
@@ -250,6 +254,7 @@ impl Default for EmulatorConfig {
             refuse_group_delete_in_use: false,
             read_all_catalog: false,
             audience_client_paging: false,
+            refuse_batch: false,
             device_errors: BTreeMap::new(),
             fleet: Default::default(),
             state_file: None,

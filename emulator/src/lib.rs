@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;

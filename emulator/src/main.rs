@@ -192,6 +192,10 @@ struct Args {
     /// says only $skiptoken paging is supported there).
     #[arg(long)]
     audience_client_paging: bool,
+    /// Answer requests for the deployment service inside a $batch with 400 (whether its paths accept
+    /// JSON batching is not documented; by default they are served).
+    #[arg(long)]
+    refuse_batch: bool,
     /// A device id that registers with an error: ID=REASON (repeatable).
     #[arg(long = "device-error", value_parser = device_error)]
     device_errors: Vec<(String, String)>,
@@ -254,6 +258,7 @@ async fn main() -> ExitCode {
         refuse_group_delete_in_use: args.refuse_group_delete_in_use,
         read_all_catalog: args.read_all_catalog,
         audience_client_paging: args.audience_client_paging,
+        refuse_batch: args.refuse_batch,
         device_errors: args.device_errors.into_iter().collect::<BTreeMap<_, _>>(),
         fleet: wufb_graph_emulator::fleet::FleetConfig {
             time_scale: args.fleet_time_scale.max(0.0),

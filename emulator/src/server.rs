@@ -32,6 +32,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(&format!("{BASE}/{{*rest}}"), any(graph))
+        .route("/beta/$batch", any(crate::batch::batch))
         .route("/beta/groups/{id}/transitiveMembers/{cast}", any(entra_members))
         .route("/v1.0/groups/{id}/transitiveMembers/{cast}", any(entra_members))
         .merge(crate::admin::router())
@@ -71,6 +72,7 @@ async fn entra_members(
         client_id: None,
         created_id: None,
         request_id: None,
+        in_batch: false,
     };
     let decision = lock(&st.faults).decide(false, "token");
     if !decision.latency.is_zero() {
@@ -150,7 +152,7 @@ async fn entra_members(
     response
 }
 
-fn json_reply(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_reply(status: StatusCode, body: &Value) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -220,6 +222,7 @@ async fn token(
         client_id: form.get("client_id").cloned(),
         created_id: None,
         request_id: None,
+        in_batch: false,
     });
     (status, axum::Json(body)).into_response()
 }
@@ -244,6 +247,18 @@ async fn graph(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    handle(st, method, uri, headers, body, false).await
+}
+
+/// One Graph request, on its own or inside a `$batch` (`in_batch`: logged as such).
+pub(crate) async fn handle(
+    st: Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    in_batch: bool,
 ) -> Response {
     let started = st.clock.now_ms();
     let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
@@ -276,6 +291,7 @@ async fn graph(
         client_id: None,
         created_id: None,
         request_id: None,
+        in_batch,
     };
 
     let decision = lock(&st.faults).decide(write, &entry.operation);

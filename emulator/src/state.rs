@@ -36,6 +36,9 @@ pub struct Settings {
     /// See [`EmulatorConfig::audience_client_paging`](crate::config::EmulatorConfig).
     #[serde(default)]
     pub audience_client_paging: bool,
+    /// See [`EmulatorConfig::refuse_batch`](crate::config::EmulatorConfig).
+    #[serde(default)]
+    pub refuse_batch: bool,
     pub device_errors: BTreeMap<String, String>,
     pub apps: Vec<AppRegistration>,
     pub token_lifetime_secs: u64,
@@ -73,6 +76,10 @@ pub struct LogEntry {
     /// The `request-id` the answer carried, for a failed request (the id Microsoft support asks for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Carried inside a `$batch` (the batch itself is logged too, as operation `$batch`): not a round
+    /// trip of its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_batch: bool,
 }
 
 #[derive(Debug, Default)]
@@ -302,6 +309,7 @@ impl Shared {
                 refuse_group_delete_in_use: config.refuse_group_delete_in_use,
                 read_all_catalog: config.read_all_catalog,
                 audience_client_paging: config.audience_client_paging,
+                refuse_batch: config.refuse_batch,
                 device_errors: config.device_errors.clone(),
                 apps: config.apps.clone(),
                 token_lifetime_secs: config.token_lifetime.as_secs(),

@@ -1533,3 +1533,117 @@ async fn the_simulated_fleet_installs_while_offered_and_stops_when_paused() {
     let (_, one) = c.get(&format!("{U}/data/deviceProfiles/{}", devices[0])).await;
     assert_eq!(one["osBuild"], "10.0.26100.1");
 }
+
+/// `$batch` as Graph documents it: each request answered with its own status, headers and body, served
+/// as on its own (logged as carried by the batch); a throttled request answers 429 with Retry-After
+/// inside a 200 batch; `dependsOn` runs in order and a failed dependency answers 424; more than 20
+/// requests, a repeated id or a dependency on a later request is a 400; with `refuse_batch` the
+/// deployment service's requests answer 400 inside the batch.
+#[tokio::test]
+async fn json_batches_answer_each_request_as_on_its_own() {
+    let c = Ctx::start(EmulatorConfig {
+        auth: false,
+        faults: FaultConfig {
+            throttle_rate: 1.0,
+            operations: vec!["deploymentAudiences.create".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let id = c.create_catalog_deployment().await;
+    let get = |rid: &str, url: String| json!({"id": rid, "method": "GET", "url": url});
+    let (s, b) = c
+        .post(
+            "/beta/$batch",
+            json!({"requests": [
+                get("1", format!("/admin/windows/updates/deployments/{id}")),
+                get("2", "/admin/windows/updates/deployments/00000000-0000-4000-8000-000000000000".into()),
+                {"id": "3", "method": "POST", "url": "/admin/windows/updates/deploymentAudiences",
+                 "headers": {"Content-Type": "application/json"}, "body": {}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let by_id = |rid: &str| {
+        b["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == rid)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"]["id"], id.as_str());
+    assert_eq!(by_id("2")["status"], 404);
+    assert_eq!(by_id("2")["body"]["error"]["code"], "NotFound");
+    assert_eq!(by_id("3")["status"], 429);
+    assert!(by_id("3")["headers"]["retry-after"].is_string(), "{b}");
+    let log = c.emu.requests();
+    let batch = log.iter().filter(|r| r.operation == "$batch").count();
+    let carried: Vec<&str> = log
+        .iter()
+        .filter(|r| r.in_batch)
+        .map(|r| r.operation.as_str())
+        .collect();
+    assert_eq!(batch, 1);
+    assert_eq!(carried.len(), 3, "{carried:?}");
+    assert!(carried.contains(&"deployments.get") && carried.contains(&"deploymentAudiences.create"));
+
+    // dependsOn: in order, and a failed dependency answers 424.
+    let (s, b) = c
+        .post(
+            "/beta/$batch",
+            json!({"requests": [
+                get("a", "/admin/windows/updates/deployments/00000000-0000-4000-8000-000000000000".into()),
+                {"id": "b", "method": "GET", "url": format!("/admin/windows/updates/deployments/{id}"), "dependsOn": ["a"]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let statuses: Vec<(String, u64)> = b["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, vec![("a".into(), 404), ("b".into(), 424)]);
+
+    // The batch's own limits.
+    let many: Vec<Value> = (0..21)
+        .map(|i| get(&i.to_string(), "/admin/windows/updates/deployments".into()))
+        .collect();
+    let (s, b) = c.post("/beta/$batch", json!({ "requests": many })).await;
+    assert_eq!(s, 400);
+    assert!(b["error"]["message"].as_str().unwrap().contains("1 to 20"), "{b}");
+    let twice = vec![
+        get("x", format!("/admin/windows/updates/deployments/{id}")),
+        get("X", "/admin/windows/updates/deployments".into()),
+    ];
+    assert_eq!(c.post("/beta/$batch", json!({ "requests": twice })).await.0, 400);
+    let later = json!({"requests": [{"id": "1", "method": "GET", "url": "/admin/windows/updates/deployments", "dependsOn": ["2"]},
+                                    get("2", "/admin/windows/updates/deployments".into())]});
+    assert_eq!(c.post("/beta/$batch", later).await.0, 400);
+
+    // A service that does not take the deployment service's paths in a batch.
+    let refusing = Ctx::start(EmulatorConfig {
+        auth: false,
+        refuse_batch: true,
+        ..Default::default()
+    })
+    .await;
+    let (s, b) = refusing
+        .post(
+            "/beta/$batch",
+            json!({"requests": [get("1", "/admin/windows/updates/deployments".into())]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["responses"][0]["status"], 400, "{b}");
+}
