@@ -132,11 +132,23 @@ async fn each_service_behaviour_is_reported_as_found() {
     assert!(paging.found.contains("are served"), "{paging:?}");
     let filter = line(&checks, "deployment-filter");
     assert!(filter.found.contains("refused (400)"), "{filter:?}");
+    let batch = line(&checks, "json-batch");
+    assert!(batch.found.contains("takes JSON batches"), "{batch:?}");
     assert_eq!(
         filter.status,
         Status::Ok,
         "the operator adapts: found, not a fault"
     );
+
+    // A service whose paths JSON batching does not reach.
+    let refusing = tenant_of(EmulatorConfig {
+        refuse_batch: true,
+        ..Default::default()
+    })
+    .await;
+    let checks = tenant_checks(&refusing, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, &[]).await;
+    let batch = line(&checks, "json-batch");
+    assert!(batch.found.contains("refused in a JSON batch"), "{batch:?}");
 
     // An audience that never had members: 404 in the strict default, an empty list in the older mode.
     for (empty_lists, expected) in [(false, "answers 404"), (true, "is listed empty")] {

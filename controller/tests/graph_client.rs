@@ -1018,3 +1018,136 @@ async fn device_signals_read_every_page_of_a_tenant_larger_than_any_page_request
     assert_eq!(emu.count("deviceProfiles.list"), 1_234_u64.div_ceil(50));
     assert_eq!(emu.count("updatableAssets.list"), 1);
 }
+
+/// With `--graph-batch auto`, requests that queue for a slot share round trips as JSON batches, and
+/// each caller gets what it would have got alone: its deployment, its audience (every page), a 404 as
+/// `None`; under throttling inside the batches every read still succeeds (each request retried on its
+/// own), and a tenant that refuses batches gets single requests after one probe.
+#[tokio::test]
+async fn queued_requests_share_round_trips_as_json_batches() {
+    async fn read_all(g: &GraphClient, ids: &[String]) -> Vec<(Option<String>, usize)> {
+        let reads = ids.iter().map(|id| async move {
+            let d = g.get_deployment(id).await.unwrap().map(|d| d.id);
+            let members = match d {
+                Some(_) => g
+                    .audience(AudienceOf::Deployment(id))
+                    .await
+                    .unwrap()
+                    .members
+                    .len(),
+                None => 0,
+            };
+            (d, members)
+        });
+        futures::future::join_all(reads).await
+    }
+    let batched = TransportConfig {
+        concurrency: 2,
+        batch: wufb_operator::graph::transport::BatchMode::Auto,
+        ..fast_transport()
+    };
+    let emu = emulator(EmulatorConfig {
+        auth: false,
+        page_size: 10,
+        faults: FaultConfig {
+            latency_ms: 20,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let single = client(&emu, None, fast_transport(), 1000);
+    let entry = single.expeditable_updates(1).await.unwrap().remove(0);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let d = single
+            .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings(), None)
+            .await
+            .unwrap();
+        let members: Vec<AssetRef> = (0..(i * 5))
+            .map(|j| AssetRef::device(device(i * 100 + j)))
+            .collect();
+        let diff = AudienceDiff {
+            add_members: members,
+            ..Default::default()
+        };
+        apply_audience_diff(&single, &d.id, &diff).await.unwrap();
+        ids.push(d.id);
+    }
+    ids.push("00000000-0000-4000-8000-00000000dead".into());
+    let want = read_all(&single, &ids).await;
+    assert_eq!(
+        want.last(),
+        Some(&(None, 0)),
+        "the missing deployment reads as none"
+    );
+    assert_eq!(want[11].1, 55, "an audience of several pages");
+
+    let before = emu.requests().len();
+    let g = client(&emu, None, batched.clone(), 1000);
+    assert_eq!(read_all(&g, &ids).await, want);
+    let log = emu.requests();
+    let log = &log[before..];
+    let carried = log.iter().filter(|r| r.in_batch).count();
+    let trips = log.iter().filter(|r| !r.in_batch).count();
+    let batches = log.iter().filter(|r| r.operation == "$batch").count();
+    assert!(batches >= 2, "queued requests went as batches: {batches}");
+    assert!(
+        carried > trips,
+        "most requests rode in batches: {carried} carried, {trips} round trips"
+    );
+
+    // Throttling inside the batches: each request is retried on its own.
+    emu.set_faults(FaultConfig {
+        latency_ms: 20,
+        throttle_rate: 0.3,
+        retry_after_form: RetryAfterForm::Seconds,
+        retry_after_secs: 0.05,
+        operations: vec!["deployments.get".into(), "audience.members.list".into()],
+        seed: 7,
+        ..Default::default()
+    });
+    let before = emu.requests().len();
+    let g = client(&emu, None, batched.clone(), 1000);
+    assert_eq!(read_all(&g, &ids).await, want);
+    let log = emu.requests();
+    let throttled_in_batches = log[before..]
+        .iter()
+        .filter(|r| r.in_batch && r.status == 429)
+        .count();
+    assert!(throttled_in_batches > 0, "some batched requests were throttled");
+
+    // A tenant that refuses batches: one probe, then single requests.
+    let refusing = emulator(EmulatorConfig {
+        auth: false,
+        page_size: 10,
+        refuse_batch: true,
+        faults: FaultConfig {
+            latency_ms: 20,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let g = client(&refusing, None, batched, 1000);
+    let d = g
+        .create_deployment(&ContentRequest::CatalogEntry(entry.id.clone()), &settings(), None)
+        .await
+        .unwrap();
+    let reads = (0..10).map(|_| g.get_deployment(&d.id));
+    let got = futures::future::join_all(reads).await;
+    assert!(
+        got.iter()
+            .all(|r| r.as_ref().unwrap().as_ref().unwrap().id == d.id)
+    );
+    let log = refusing.requests();
+    assert_eq!(
+        log.iter().filter(|r| r.operation == "$batch").count(),
+        1,
+        "one probe"
+    );
+    assert_eq!(
+        log.iter().filter(|r| r.operation == "deployments.get").count(),
+        10
+    );
+}

@@ -6,7 +6,8 @@
 //! whose dependency failed answers 424. Ids must be unique and a dependency must come earlier; more
 //! than 20 requests, or a body that is not a batch, answer 400. With `refuse_batch` set, requests for
 //! the deployment service answer 400 inside a batch (as a service JSON batching does not reach would).
-//! A fault that drops the connection of one request drops the whole batch: it is one exchange.
+//! A fault that drops the connection of one request drops the whole batch: it is one exchange. A body
+//! above Graph's 4 MB request limit is answered 413.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ use crate::state::{LogEntry, Shared, fnv, lock};
 
 /// Most requests in one batch.
 pub const MAX_REQUESTS: usize = 20;
+
+/// Largest batch body: Graph's request body limit (4 MB), above which the batch is answered 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The headers of an answer that a batch response carries for each request.
 const KEPT_HEADERS: [&str; 4] = ["content-type", "retry-after", "request-id", "client-request-id"];

@@ -32,7 +32,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(&format!("{BASE}/{{*rest}}"), any(graph))
-        .route("/beta/$batch", any(crate::batch::batch))
+        .route(
+            "/beta/$batch",
+            any(crate::batch::batch)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::batch::MAX_BODY_BYTES)),
+        )
         .route("/beta/groups/{id}/transitiveMembers/{cast}", any(entra_members))
         .route("/v1.0/groups/{id}/transitiveMembers/{cast}", any(entra_members))
         .merge(crate::admin::router())

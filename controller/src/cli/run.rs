@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// Graph requests in flight at once (1 to 1,024).
     #[arg(long, env = "WUFB_GRAPH_CONCURRENCY", default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub graph_concurrency: usize,
+    /// JSON batching: `auto` carries up to 20 reads and audience writes in one round trip when more
+    /// requests want to go than --graph-concurrency allows, once a probe shows the tenant takes
+    /// `$batch` for the deployment service (not documented either way); `off` sends one HTTP request
+    /// per Graph request. Creates are never batched.
+    #[arg(long, env = "WUFB_GRAPH_BATCH", value_enum, default_value_t = crate::graph::transport::BatchMode::Off)]
+    pub graph_batch: crate::graph::transport::BatchMode,
     /// Reconciles working at once per kind (bounds memory; above the Graph concurrency they only wait).
     /// Passes acting on a new or changed spec are admitted before verification and resync passes.
     #[arg(long, env = "WUFB_RECONCILE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -393,6 +399,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         rate_per_sec: args.graph_rate_limit.max(0.0),
         burst: args.graph_burst,
         ca_file: args.ca_file.clone(),
+        batch: args.graph_batch,
         ..Default::default()
     };
     let connections = ConnectionDefaults {

@@ -50,6 +50,10 @@ struct Args {
     /// Graph requests in flight (the operator's --graph-concurrency).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The operator's --graph-batch: `off` (one HTTP request per Graph request) or `auto` (JSON batches
+    /// of up to 20 when requests queue).
+    #[arg(long, default_value = "off")]
+    graph_batch: String,
     /// Reconciles working at once per kind (the operator's --reconcile-concurrency).
     #[arg(long, default_value_t = 32)]
     reconcile_concurrency: usize,
@@ -246,6 +250,8 @@ impl World {
                 "0",
                 "--graph-concurrency",
                 &args.concurrency.to_string(),
+                "--graph-batch",
+                &args.graph_batch,
                 "--batch-size",
                 &args.batch_size.to_string(),
                 "--reconcile-concurrency",
@@ -426,11 +432,23 @@ impl World {
             .emulator
             .requests()
             .into_iter()
-            .filter(|r| r.seq >= since && r.operation != "token")
+            .filter(|r| r.seq >= since && r.operation != "token" && r.operation != "$batch")
         {
             *m.entry(r.operation).or_insert(0) += 1;
         }
         m
+    }
+
+    /// HTTP round trips to Graph (a JSON batch counts once, the requests it carried not again) and the
+    /// JSON batches among them.
+    fn round_trips(&self) -> (u64, u64) {
+        let log = self.emulator.requests();
+        let trips = log
+            .iter()
+            .filter(|r| r.operation != "token" && !r.in_batch)
+            .count();
+        let batches = log.iter().filter(|r| r.operation == "$batch").count();
+        (trips as u64, batches as u64)
     }
 }
 
@@ -1011,6 +1029,7 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
         .await
         .map_or(0, |l| l.items.len());
     let objects = w.applied.len().max(1);
+    let (round_trips, batches) = w.round_trips();
     let cost = cost(cpu, all_calls, devices_written, harness_cpu, elapsed);
     let writes: u64 = f
         .calls
@@ -1048,7 +1067,7 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
     targets.insert("rss_over_idle_within_3x_object_json", pass(rss_ratio <= 3.0));
     let out = json!({
         "scenario": f.scenario,
-        "parameters": {"deployments": args.deployments, "devices": args.devices, "latency_ms": args.latency_ms, "page_size": args.page_size, "batch_size": args.batch_size, "concurrency": args.concurrency, "reconcile_concurrency": args.reconcile_concurrency},
+        "parameters": {"deployments": args.deployments, "devices": args.devices, "latency_ms": args.latency_ms, "page_size": args.page_size, "batch_size": args.batch_size, "concurrency": args.concurrency, "reconcile_concurrency": args.reconcile_concurrency, "graph_batch": args.graph_batch},
         "graph_calls": f.calls,
         "write_calls": writes,
         "write_lower_bound": f.write_lower_bound,
@@ -1071,6 +1090,8 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
         "harness_cpu_seconds": harness_cpu,
         "elapsed_seconds": elapsed,
         "devices_written": devices_written,
+        "round_trips": round_trips,
+        "json_batches": batches,
         "kubernetes_writes": k8s_writes,
         "kubernetes_writes_per_object": k8s_writes as f64 / objects as f64,
         "events": events,
@@ -1123,6 +1144,10 @@ async fn report(w: &mut World, args: &Args, f: Figures) {
     println!(
         "  {:<38} {:>10.0} / {:.0}",
         "apply to first write p50/p99 (ms)", p50, p99
+    );
+    println!(
+        "  {:<38} {:>10} ({batches} JSON batches; --graph-batch {})",
+        "Graph round trips", round_trips, args.graph_batch
     );
     println!(
         "  {:<38} {:>10} ({:.1} per object applied; {events} Events)",

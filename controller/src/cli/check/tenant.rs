@@ -278,6 +278,20 @@ async fn behaviours(client: &GraphClient, group: &str, entra_groups: &[String], 
         };
         out.push(line);
     }
+    // JSON batching (--graph-batch auto), whose reach to the deployment service is not documented.
+    out.push(match client.json_batches().await {
+        Ok(true) => Check::ok(
+            group,
+            "json-batch",
+            "the deployment service takes JSON batches ($batch): --graph-batch auto can carry up to 20 requests a round trip",
+        ),
+        Ok(false) => Check::ok(
+            group,
+            "json-batch",
+            "the deployment service's requests are refused in a JSON batch: --graph-batch auto sends single requests here",
+        ),
+        Err(e) => Check::skipped(group, "json-batch", format!("could not ask: {e}")),
+    });
     // How an audience that never had members answers: 404 (read as empty) or an empty list.
     let first = client
         .probe_get("list deployment audiences", "deploymentAudiences")

@@ -181,6 +181,11 @@ impl GraphClient {
             .await
     }
 
+    /// Whether the tenant takes the deployment service's requests in a JSON batch (`$batch`).
+    pub async fn json_batches(&self) -> Result<bool, GraphError> {
+        self.transport.json_batches().await
+    }
+
     /// The members of the audience `id`, with `query` (`""`, `"?$count=true&$top=1"`).
     pub async fn probe_audience_members(&self, id: &str, query: &str) -> Result<Value, GraphError> {
         let path = format!("deploymentAudiences/{}/members{query}", enc(id));

@@ -23,11 +23,13 @@ use super::error::{GraphError, ODataDetail};
 use super::metrics::GraphMetrics;
 use super::models::{ErrorEnvelope, Page};
 
+mod batch;
 mod limit;
 mod paging;
 mod retry;
 mod tls;
 
+pub use batch::{BatchMode, MAX_BATCH};
 pub use limit::RateLimiter;
 pub use retry::{MAX_RETRY_AFTER, parse_retry_after};
 pub use tls::http_client;
@@ -58,6 +60,8 @@ pub struct TransportConfig {
     pub max_pages: usize,
     /// Extra CA certificates (PEM) to trust, besides the public web roots.
     pub ca_file: Option<PathBuf>,
+    /// JSON batching of reads and set-based writes ([`batch`]).
+    pub batch: BatchMode,
 }
 
 impl Default for TransportConfig {
@@ -75,6 +79,7 @@ impl Default for TransportConfig {
             max_response_bytes: 8 * 1024 * 1024,
             max_pages: 10_000,
             ca_file: None,
+            batch: BatchMode::Off,
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Transport {
     /// not sent again before its time, whichever caller sends it (a later pass, or a pass started after
     /// the one that was waiting was dropped).
     held: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+    /// Requests waiting to share a round trip, and whether the tenant takes batches.
+    batcher: batch::Batcher,
 }
 
 /// Identifies a request by what it sends.
@@ -175,6 +182,7 @@ impl Transport {
             ),
             next_link_only: Default::default(),
             held: Default::default(),
+            batcher: Default::default(),
         }
     }
 
@@ -300,12 +308,6 @@ impl Transport {
             idempotency,
         } = req;
         self.limiter.acquire().await;
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Attempt::Fail(GraphError::Protocol {
-                operation,
-                detail: "the client is shutting down".into(),
-            });
-        };
         let token = match &self.tokens {
             Some(t) => match t.token().await {
                 Ok(tok) => Some(tok),
@@ -313,72 +315,61 @@ impl Transport {
             },
             None => None,
         };
+        let bearer = token.as_ref().map(|t| t.expose());
         let client_request_id = uuid::Uuid::new_v4().to_string();
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("Prefer", "include-unknown-enum-members")
-            .header("client-request-id", &client_request_id)
-            .header("Accept", "application/json");
-        if let Some(tok) = &token {
-            req = req.bearer_auth(tok.expose());
-        }
-        match body {
-            Some(Payload::Json(b)) => req = req.json(b),
-            Some(Payload::Serialized(b)) => {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
-            None => {}
-        }
+        let body = body.map(|b| match b {
+            Payload::Json(v) => bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+            Payload::Serialized(b) => b.clone(),
+        });
         let started = Instant::now();
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
+        let exchange = if self.batchable(&method, idempotency) {
+            self.exchange_batched(method, url, body, client_request_id.clone(), bearer)
+                .await
+        } else {
+            let Ok(_permit) = self.permits.acquire().await else {
+                return Attempt::Fail(GraphError::Protocol {
+                    operation,
+                    detail: "the client is shutting down".into(),
+                });
+            };
+            self.exchange_single(&method, url, body.as_ref(), &client_request_id, bearer)
+                .await
+        };
+        let (status, retry_after, ids, bytes) = match exchange {
+            batch::Exchange::Answer {
+                status,
+                retry_after,
+                ids,
+                bytes,
+            } => (status, retry_after, ids, bytes),
+            batch::Exchange::SendFailed {
+                detail,
+                refused,
+                source,
+            } => {
                 self.metrics
                     .observe(operation, "error", started.elapsed().as_secs_f64());
-                let refused = e.is_connect();
                 if idempotency == Idempotency::CreateOnce && !refused {
-                    return Attempt::Fail(GraphError::AmbiguousCreate {
-                        operation,
-                        detail: describe(&e),
-                    });
+                    return Attempt::Fail(GraphError::AmbiguousCreate { operation, detail });
                 }
-                if e.is_builder() {
+                if source.as_ref().is_some_and(reqwest::Error::is_builder) {
                     return Attempt::Fail(GraphError::Transport {
                         operation,
-                        detail: describe(&e),
-                        source: Some(e),
+                        detail,
+                        source,
                     });
                 }
-                tracing::debug!(operation, error = %describe(&e), "Graph request failed");
+                tracing::debug!(operation, error = %detail, "Graph request failed");
                 return Attempt::Retry(
                     self.backoff(retry),
                     GraphError::Transport {
                         operation,
-                        detail: describe(&e),
-                        source: Some(e),
+                        detail,
+                        source,
                     },
                 );
             }
-        };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(request_id)
-        };
-        let ids = (header("request-id"), header("client-request-id"));
-        let bytes = match read_capped(resp, self.config.max_response_bytes).await {
-            Ok(b) => b,
-            Err(detail) => {
+            batch::Exchange::ReadFailed { status, detail } => {
                 self.metrics
                     .observe(operation, "error", started.elapsed().as_secs_f64());
                 if idempotency == Idempotency::CreateOnce && (200..300).contains(&status) {
@@ -465,6 +456,65 @@ impl Transport {
             detail,
             retry_after,
         })
+    }
+}
+
+impl Transport {
+    /// One HTTP exchange for one Graph request.
+    async fn exchange_single(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&bytes::Bytes>,
+        client_request_id: &str,
+        bearer: Option<&str>,
+    ) -> batch::Exchange {
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header("Prefer", "include-unknown-enum-members")
+            .header("client-request-id", client_request_id)
+            .header("Accept", "application/json");
+        if let Some(tok) = bearer {
+            req = req.bearer_auth(tok);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone());
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return batch::Exchange::SendFailed {
+                    detail: describe(&e),
+                    refused: e.is_connect(),
+                    source: Some(e),
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(request_id)
+        };
+        let ids = (header("request-id"), header("client-request-id"));
+        match read_capped(resp, self.config.max_response_bytes).await {
+            Ok(bytes) => batch::Exchange::Answer {
+                status,
+                retry_after,
+                ids,
+                bytes,
+            },
+            Err(detail) => batch::Exchange::ReadFailed { status, detail },
+        }
     }
 }
 
