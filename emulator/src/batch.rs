@@ -51,23 +51,8 @@ pub async fn batch(
 ) -> Response {
     let started = st.clock.now_ms();
     let ids = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
-    let mut entry = LogEntry {
-        seq: 0,
-        at_ms: started,
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: None,
-        operation: "$batch".into(),
-        status: 0,
-        fault: None,
-        retry_not_before_ms: None,
-        body_hash: fnv(&body),
-        assets: 0,
-        client_id: None,
-        created_id: None,
-        request_id: None,
-        in_batch: false,
-    };
+    let mut entry = LogEntry::arriving(started, method.as_str(), &uri, "$batch");
+    entry.body_hash = fnv(&body);
     let parts = match parse(&method, &headers, &body) {
         Ok(parts) => parts,
         Err(e) => {

@@ -294,14 +294,7 @@ fn dispatch_on(
                 ))
                 .with_target("updateCategory"));
             }
-            let refs = if by_id {
-                let kind = validate::member_entity_type(obj)?;
-                validate::asset_ids(obj.get("ids"), "ids", kind)?
-            } else {
-                validate::asset_objects(obj.get("assets"), "assets")?
-            };
-            entry.assets = refs.len();
-            validate::check_cap(refs.len(), settings.max_assets_per_request)?;
+            let refs = asset_refs(obj, by_id, settings, entry)?;
             store.enroll(category, &refs, enroll, &settings.device_errors)
         }
         (Route::Asset(id), Method::GET) => {
@@ -334,15 +327,27 @@ fn dispatch_on(
             let obj = body
                 .as_object()
                 .ok_or_else(|| GraphError::bad_request("The request body must be an object."))?;
-            let refs = if by_id {
-                let kind = validate::member_entity_type(obj)?;
-                validate::asset_ids(obj.get("ids"), "ids", kind)?
-            } else {
-                validate::asset_objects(obj.get("assets"), "assets")?
-            };
-            entry.assets = refs.len();
-            validate::check_cap(refs.len(), settings.max_assets_per_request)?;
+            let refs = asset_refs(obj, by_id, settings, entry)?;
             store.change_group_members(&id, &refs, add, &settings.device_errors)
         }
     }
+}
+
+/// The assets an enrollment or group change names (`ids` with `memberEntityType`, or `assets`), counted
+/// into the log entry and held to the per-request cap.
+fn asset_refs(
+    obj: &serde_json::Map<String, Value>,
+    by_id: bool,
+    settings: &crate::state::Settings,
+    entry: &mut LogEntry,
+) -> Result<Vec<crate::store::AssetRef>, GraphError> {
+    let refs = if by_id {
+        let kind = validate::member_entity_type(obj)?;
+        validate::asset_ids(obj.get("ids"), "ids", kind)?
+    } else {
+        validate::asset_objects(obj.get("assets"), "assets")?
+    };
+    entry.assets = refs.len();
+    validate::check_cap(refs.len(), settings.max_assets_per_request)?;
+    Ok(refs)
 }

@@ -61,23 +61,7 @@ async fn entra_members(
 ) -> Response {
     let started = st.clock.now_ms();
     let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
-    let mut entry = LogEntry {
-        seq: 0,
-        at_ms: started,
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().map(str::to_string),
-        operation: "groups.transitiveMembers.list".into(),
-        status: 0,
-        fault: None,
-        retry_not_before_ms: None,
-        body_hash: 0,
-        assets: 0,
-        client_id: None,
-        created_id: None,
-        request_id: None,
-        in_batch: false,
-    };
+    let mut entry = LogEntry::arriving(started, method.as_str(), &uri, "groups.transitiveMembers.list");
     let decision = lock(&st.faults).decide(false, "token");
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
@@ -211,23 +195,11 @@ async fn token(
             Err(e) => (e.status, e.body()),
         }
     };
-    st.record(LogEntry {
-        seq: 0,
-        at_ms: started,
-        method: "POST".into(),
-        path: uri.path().to_string(),
-        query: None,
-        operation: "token".into(),
-        status: status.as_u16(),
-        fault: failing.then(|| "token".to_string()),
-        retry_not_before_ms: None,
-        body_hash: 0,
-        assets: 0,
-        client_id: form.get("client_id").cloned(),
-        created_id: None,
-        request_id: None,
-        in_batch: false,
-    });
+    let mut entry = LogEntry::arriving(started, "POST", &uri, "token");
+    entry.status = status.as_u16();
+    entry.fault = failing.then(|| "token".to_string());
+    entry.client_id = form.get("client_id").cloned();
+    st.record(entry);
     (status, axum::Json(body)).into_response()
 }
 
@@ -280,23 +252,10 @@ pub(crate) async fn handle(
         .collect();
     let routed = Route::parse(&segs).and_then(|r| r.operation(&method).map(|op| (r, op)));
     let write = method != Method::GET;
-    let mut entry = LogEntry {
-        seq: 0,
-        at_ms: started,
-        method: method.to_string(),
-        path: path.clone(),
-        query: uri.query().map(str::to_string),
-        operation: routed.as_ref().map_or("unknown", |(_, op)| op).to_string(),
-        status: 0,
-        fault: None,
-        retry_not_before_ms: None,
-        body_hash: fnv(&body),
-        assets: 0,
-        client_id: None,
-        created_id: None,
-        request_id: None,
-        in_batch,
-    };
+    let operation = routed.as_ref().map_or("unknown", |(_, op)| op);
+    let mut entry = LogEntry::arriving(started, method.as_str(), &uri, operation);
+    entry.body_hash = fnv(&body);
+    entry.in_batch = in_batch;
 
     let decision = lock(&st.faults).decide(write, &entry.operation);
     if !decision.latency.is_zero() {

@@ -82,6 +82,29 @@ pub struct LogEntry {
     pub in_batch: bool,
 }
 
+impl LogEntry {
+    /// A request as it arrives at `at_ms`: not answered yet, nothing found out about it.
+    pub fn arriving(at_ms: u64, method: &str, uri: &http::Uri, operation: &str) -> LogEntry {
+        LogEntry {
+            seq: 0,
+            at_ms,
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: uri.query().map(str::to_string),
+            operation: operation.to_string(),
+            status: 0,
+            fault: None,
+            retry_not_before_ms: None,
+            body_hash: 0,
+            assets: 0,
+            client_id: None,
+            created_id: None,
+            request_id: None,
+            in_batch: false,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct RequestLog {
     pub next_seq: u64,
