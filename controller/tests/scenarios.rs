@@ -694,7 +694,7 @@ async fn scenario_a_new_device_group_gets_a_graph_group_then_its_devices_then_a_
     s.no_more_calls().await;
     let store = wufb_graph_emulator::state::lock(&emulator.shared.store);
     assert_eq!(
-        store.group_members(&id).unwrap().len(),
+        store.group_members(&id).unwrap().count(),
         2,
         "the devices are in the Graph group"
     );

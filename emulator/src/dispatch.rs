@@ -82,18 +82,19 @@ fn dispatch_on(
             collection(items, &q, settings.page_size, &self_url(headers, uri.path())),
         ))
     };
-    let list_refs =
-        |store: &crate::store::Store, refs: Vec<(&str, AssetKind)>| -> Result<Reply, GraphError> {
-            let q = Query::parse(uri.query())?;
-            let body = crate::odata::collection_with(
-                refs,
-                &q,
-                settings.page_size,
-                &self_url(headers, uri.path()),
-                |(id, kind)| store.render_asset_ref(id, *kind),
-            )?;
-            Ok(Reply::Json(StatusCode::OK, body))
-        };
+    let list_refs = |store: &crate::store::Store,
+                     refs: Box<dyn Iterator<Item = (&str, AssetKind)> + '_>|
+     -> Result<Reply, GraphError> {
+        let q = Query::parse(uri.query())?;
+        let body = crate::odata::collection_with(
+            refs,
+            &q,
+            settings.page_size,
+            &self_url(headers, uri.path()),
+            |(id, kind)| store.render_asset_ref(id, *kind),
+        )?;
+        Ok(Reply::Json(StatusCode::OK, body))
+    };
     let audience_id = |store: &crate::store::Store, of: &AudienceOf| -> Result<(String, bool), GraphError> {
         match of {
             AudienceOf::Deployment(d) => store.deployment_audience_id(d),
@@ -253,11 +254,7 @@ fn dispatch_on(
             // Rendered a page at a time, as device profiles are: the progress poll pages through every
             // device asset of the tenant.
             let q = Query::parse(uri.query())?;
-            let assets: Vec<&crate::store::Asset> = store
-                .assets
-                .values()
-                .filter(|a| kind.is_none_or(|k| a.kind == k))
-                .collect();
+            let assets = store.assets.values().filter(|a| kind.is_none_or(|k| a.kind == k));
             let body = crate::odata::collection_with(
                 assets,
                 &q,

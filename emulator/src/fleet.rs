@@ -415,12 +415,11 @@ impl Fleet {
     }
 
     /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
-    pub fn reporting(&self) -> Vec<(&String, &Device)> {
+    pub fn reporting(&self) -> impl Iterator<Item = (&String, &Device)> {
         self.slots
             .iter()
             .map(|(id, slot)| (id, &self.states[*slot]))
             .filter(|(_, d)| d.reporting)
-            .collect()
     }
 
     /// The `deviceProfile` resource of one device.

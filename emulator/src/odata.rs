@@ -534,42 +534,56 @@ pub fn collection(mut items: Vec<Value>, q: &Query, page_size: usize, self_url: 
             Ordering::Equal
         });
     }
-    page(&items, q, page_size, self_url, |i| i.clone())
+    page(items.iter(), q, page_size, self_url, |i| (*i).clone())
 }
 
-/// Like [`collection`] for items that need rendering: only the page is rendered when the query neither
-/// filters nor orders (so paging through a large collection stays linear).
+/// Like [`collection`] for items that need rendering: when the query neither filters nor orders, the
+/// items are walked only up to the page and only the page is rendered (paging through a large
+/// collection neither copies nor renders it for every page).
 pub fn collection_with<T>(
-    items: Vec<T>,
+    items: impl Iterator<Item = T>,
     q: &Query,
     page_size: usize,
     self_url: &str,
     render: impl Fn(&T) -> Value,
 ) -> Result<Value, GraphError> {
     if q.filter.is_some() || !q.orderby.is_empty() {
-        let rendered: Vec<Value> = items.iter().map(render).collect();
+        let rendered: Vec<Value> = items.map(|i| render(&i)).collect();
         check_orderby(&rendered, q)?;
         return Ok(collection(rendered, q, page_size, self_url));
     }
-    Ok(page(&items, q, page_size, self_url, render))
+    Ok(page(items, q, page_size, self_url, render))
 }
 
-fn page<T>(items: &[T], q: &Query, page_size: usize, self_url: &str, render: impl Fn(&T) -> Value) -> Value {
-    let total = items.len();
-    let start = q.skip.min(total);
-    let end = q.top.map_or(total, |t| (start + t).min(total));
+/// One page of `items` after `$skip` and `$top`, from the offset `$skiptoken` carries; the rest of the
+/// items is walked only for `$count` or to learn whether another page follows.
+fn page<T>(
+    mut items: impl Iterator<Item = T>,
+    q: &Query,
+    page_size: usize,
+    self_url: &str,
+    render: impl Fn(&T) -> Value,
+) -> Value {
+    let start = q.skip;
+    let end = q.top.map_or(usize::MAX, |t| start.saturating_add(t));
     let offset = q.skiptoken.unwrap_or(start).clamp(start, end);
-    let page_end = (offset + page_size.max(1)).min(end);
-    let page: Vec<Value> = items[offset..page_end]
-        .iter()
-        .map(|i| select(&render(i), &q.select))
+    let want = page_size.max(1).min(end - offset);
+    let mut seen = items.by_ref().take(offset).count();
+    let page: Vec<Value> = items
+        .by_ref()
+        .take(want)
+        .map(|i| select(&render(&i), &q.select))
         .collect();
+    seen += page.len();
+    let page_end = offset + page.len();
+    let more = seen == page_end && page_end < end && items.next().is_some();
     let mut body = Map::new();
     if q.count {
+        let total = seen + usize::from(more) + items.count();
         body.insert("@odata.count".into(), Value::from(total));
     }
     body.insert("value".into(), Value::Array(page));
-    if page_end < end {
+    if more {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &q.passthrough {
             ser.append_pair(k, v);
@@ -612,6 +626,60 @@ mod tests {
 
     fn entry(ty: &str, exp: bool, date: &str) -> Value {
         json!({"@odata.type": format!("#{NS}{ty}"), "id": date, "isExpeditable": exp, "releaseDateTime": date})
+    }
+
+    /// The lazy page answers as paging a copy of the whole collection did: the same items, count and
+    /// next link, for every skip, top, skiptoken and page size around the collection's edges.
+    #[test]
+    fn lazy_pages_answer_as_whole_collection_pages_did() {
+        fn reference(items: &[Value], q: &Query, page_size: usize) -> Value {
+            let total = items.len();
+            let start = q.skip.min(total);
+            let end = q.top.map_or(total, |t| (start + t).min(total));
+            let offset = q.skiptoken.unwrap_or(start).clamp(start, end);
+            let page_end = (offset + page_size.max(1)).min(end);
+            let mut body = Map::new();
+            if q.count {
+                body.insert("@odata.count".into(), Value::from(total));
+            }
+            body.insert("value".into(), Value::Array(items[offset..page_end].to_vec()));
+            if page_end < end {
+                body.insert(
+                    "@odata.nextLink".into(),
+                    Value::String(format!("https://x/c?%24skiptoken=o{page_end}")),
+                );
+            }
+            Value::Object(body)
+        }
+        let mut checked = 0;
+        for n in [0usize, 1, 2, 5, 7] {
+            let items: Vec<Value> = (0..n).map(|i| json!({"id": i.to_string()})).collect();
+            for skip in [0usize, 1, 3, 9] {
+                for top in [None, Some(0usize), Some(1), Some(4), Some(20)] {
+                    for skiptoken in [None, Some(0usize), Some(2), Some(6), Some(99)] {
+                        for count in [false, true] {
+                            for page_size in [1usize, 2, 100] {
+                                let q = Query {
+                                    skip,
+                                    top,
+                                    skiptoken,
+                                    count,
+                                    ..Query::default()
+                                };
+                                let want = reference(&items, &q, page_size);
+                                let have = page(items.iter(), &q, page_size, "https://x/c", |i| (*i).clone());
+                                assert_eq!(
+                                    have, want,
+                                    "n {n} skip {skip} top {top:?} token {skiptoken:?} count {count} page {page_size}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 5 * 4 * 5 * 5 * 2 * 3);
     }
 
     #[test]

@@ -377,7 +377,7 @@ impl Store {
         id: &str,
         exclusions: bool,
         empty_is_404: bool,
-    ) -> Result<Vec<(&str, AssetKind)>, GraphError> {
+    ) -> Result<Box<dyn Iterator<Item = (&str, AssetKind)> + '_>, GraphError> {
         let a = self.audience(id)?;
         // An audience holding assets is listed, however they got there (the admin API, a test).
         let used = a.ever_used || !a.members.is_empty() || !a.exclusions.is_empty();
@@ -389,8 +389,8 @@ impl Store {
             ));
         }
         let set = if exclusions { &a.exclusions } else { &a.members };
-        // Borrowed: a page of a large audience must not copy every id in it.
-        Ok(set.iter().map(|(id, kind)| (id.as_str(), *kind)).collect())
+        // Borrowed and walked lazily: a page of a large audience neither copies nor visits every id in it.
+        Ok(Box::new(set.iter().map(|(id, kind)| (id.as_str(), *kind))))
     }
 
     /// Applies an `updateAudience(ById)` body. Validation happens before any change, so a rejected request

@@ -678,10 +678,8 @@ impl Env {
         let store = wufb_graph_emulator::state::lock(&self.emulator.shared.store);
         store
             .group_members(id)
+            .map(|members| members.map(|(d, _)| d.to_string()).collect())
             .unwrap_or_default()
-            .into_iter()
-            .map(|(d, _)| d.to_string())
-            .collect()
     }
 
     /// Distinct devices that Graph offers an expedite to: the members (devices, and the devices of

@@ -53,7 +53,7 @@ async fn an_empty_device_group_gets_exactly_one_graph_group_under_a_slow_watch()
     .await;
     env.eventually("the device in the group", Duration::from_secs(30), async || {
         let store = wufb_graph_emulator::state::lock(&env.emulator.shared.store);
-        (store.group_members(&id).map(|m| m.len()).unwrap_or(0) == 1).then_some(())
+        (store.group_members(&id).map(|m| m.count()).unwrap_or(0) == 1).then_some(())
     })
     .await;
     let logs = env.controller_logs();

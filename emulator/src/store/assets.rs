@@ -24,12 +24,11 @@ impl Store {
                     AssetKind::Device => {
                         out.insert(id.to_lowercase());
                     }
-                    AssetKind::Group => out.extend(
-                        self.group_members(id)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(m, _)| m.to_lowercase()),
-                    ),
+                    AssetKind::Group => {
+                        if let Ok(g) = self.group(id) {
+                            out.extend(g.members.iter().map(|m| m.to_lowercase()));
+                        }
+                    }
                 }
             }
             out
@@ -183,12 +182,14 @@ impl Store {
     }
 
     /// Ids of a group's devices (render them with [`Store::render_asset_ref`]).
-    pub fn group_members(&self, id: &str) -> Result<Vec<(&str, AssetKind)>, GraphError> {
+    pub fn group_members(
+        &self,
+        id: &str,
+    ) -> Result<Box<dyn Iterator<Item = (&str, AssetKind)> + '_>, GraphError> {
         let g = self.group(id)?;
-        Ok(g.members
-            .iter()
-            .map(|m| (m.as_str(), AssetKind::Device))
-            .collect())
+        Ok(Box::new(
+            g.members.iter().map(|m| (m.as_str(), AssetKind::Device)),
+        ))
     }
 
     pub fn change_group_members(

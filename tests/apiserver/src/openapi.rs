@@ -40,7 +40,8 @@ fn document(types: &[&ResourceType], group: &str, version: &str) -> Value {
         let name = component(t);
         let mut schema = t
             .schema
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
         schema["x-kubernetes-group-version-kind"] = json!([gvk(t)]);
         schemas.insert(name.clone(), schema);

@@ -4,6 +4,8 @@
 //! list uniqueness), then the `x-kubernetes-validations` CEL rules evaluated (with `oldSelf` on update)
 //! through kube-cel. Failures answer 422 `Invalid` with one cause per field, in the shape kubectl prints.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::store::ApiError;
@@ -39,15 +41,27 @@ pub struct Cel {
     /// By schema and the top-level fields an update changed, the newest few (a CRD update brings a new
     /// schema; the old one is dropped).
     compiled: std::sync::Mutex<Vec<Compiled>>,
+    /// By schema and the top-level fields an update left as they were, the schema without them.
+    reduced: std::sync::Mutex<Vec<Reduced>>,
 }
 
+/// A cache key holds the schema's `Arc`, so a dropped schema's address is never taken for another's.
 struct Compiled {
-    schema: Value,
+    schema: Arc<Value>,
     changed: Option<Vec<String>>,
     /// `None` when no rule is left to run (kube-cel converts each node's whole value to CEL whether
     /// or not the node has a rule, so a status write is not walked for nothing).
     rules: Option<std::sync::Arc<RuleTree>>,
 }
+
+struct Reduced {
+    schema: Arc<Value>,
+    unchanged: Vec<String>,
+    reduced: Arc<Value>,
+}
+
+/// The newest few entries of a cache are kept (a CRD update brings a new schema).
+const CACHED: usize = 32;
 
 /// A schema's rules as a tree that reaches only the nodes with rules. kube-cel, given a whole schema,
 /// converts the value of every node on the way to a rule into CEL (the whole object at the root, the
@@ -221,7 +235,7 @@ impl Cel {
     /// does not evaluate a thousand audience items' rules.
     fn validate(
         &self,
-        schema: &Value,
+        schema: &Arc<Value>,
         obj: &Value,
         old: Option<&Value>,
     ) -> Result<(), kube_cel::ValidationErrors> {
@@ -236,10 +250,13 @@ impl Cel {
                 .compiled
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match cache.iter().find(|c| c.changed == changed && &c.schema == schema) {
+            match cache
+                .iter()
+                .find(|c| c.changed == changed && Arc::ptr_eq(&c.schema, schema))
+            {
                 Some(c) => c.rules.clone(),
                 None => {
-                    let mut pruned = schema.clone();
+                    let mut pruned = (**schema).clone();
                     if let (Some(changed), Some(props)) = (
                         &changed,
                         pruned.get_mut("properties").and_then(Value::as_object_mut),
@@ -247,11 +264,11 @@ impl Cel {
                         props.retain(|k, _| changed.contains(k));
                     }
                     let rules = RuleTree::of(&pruned).map(std::sync::Arc::new);
-                    if cache.len() >= 32 {
+                    if cache.len() >= CACHED {
                         cache.remove(0);
                     }
                     cache.push(Compiled {
-                        schema: schema.clone(),
+                        schema: Arc::clone(schema),
                         changed,
                         rules: rules.clone(),
                     });
@@ -268,6 +285,32 @@ impl Cel {
             true => Ok(()),
             false => Err(errors.into()),
         }
+    }
+}
+
+impl Cel {
+    /// `schema` without the properties `unchanged`, made once per schema and set of fields.
+    fn reduced(&self, schema: &Arc<Value>, unchanged: &[String]) -> Arc<Value> {
+        let mut cache = self
+            .reduced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = cache
+            .iter()
+            .find(|r| r.unchanged == unchanged && Arc::ptr_eq(&r.schema, schema))
+        {
+            return Arc::clone(&r.reduced);
+        }
+        let reduced = Arc::new(schema_without(schema, unchanged));
+        if cache.len() >= CACHED {
+            cache.remove(0);
+        }
+        cache.push(Reduced {
+            schema: Arc::clone(schema),
+            unchanged: unchanged.to_vec(),
+            reduced: Arc::clone(&reduced),
+        });
+        reduced
     }
 }
 
@@ -353,8 +396,8 @@ pub fn admit(
     let unchanged = unchanged_fields(full_schema, &obj, old);
     let kept = set_aside(&mut obj, &unchanged);
     let reduced_old = old.map(|o| without_fields(o, &unchanged));
-    let reduced_schema = (!unchanged.is_empty()).then(|| schema_without(full_schema, &unchanged));
-    let schema = reduced_schema.as_ref().unwrap_or(full_schema);
+    let reduced_schema = (!unchanged.is_empty()).then(|| validator.reduced(full_schema, &unchanged));
+    let schema: &Value = reduced_schema.as_deref().unwrap_or(full_schema);
     let old = reduced_old.as_ref();
     let mut unknown = Vec::new();
     prune(schema, &mut obj, "", &mut unknown, true);
@@ -805,7 +848,8 @@ mod tests {
             categories: vec![],
             status: true,
             printer_columns: vec![],
-            schema: Some(schema),
+            schema: Some(Arc::new(schema)),
+            view: Default::default(),
         }
     }
 
@@ -967,6 +1011,7 @@ mod tests {
             ),
         ];
         let cel = Cel::default();
+        let shared = Arc::new(schema.clone());
         let reference = kube_cel::Validator::new();
         let sorted = |r: Result<(), kube_cel::ValidationErrors>| {
             let mut v: Vec<(String, String, String)> = r
@@ -982,13 +1027,13 @@ mod tests {
         let mut failures = 0;
         for obj in &cases {
             let want = sorted(reference.validate(&schema, obj, None));
-            let have = sorted(cel.validate(&schema, obj, None));
+            let have = sorted(cel.validate(&shared, obj, None));
             assert_eq!(have, want, "{obj}");
             failures += want.len();
             // On an update (oldSelf bound, by index as kube-cel pairs list items) too.
             let old = &cases[0];
             let want = sorted(reference.validate(&schema, obj, Some(old)));
-            let have = sorted(cel.validate(&schema, obj, Some(old)));
+            let have = sorted(cel.validate(&shared, obj, Some(old)));
             assert_eq!(have, want, "update to {obj}");
         }
         assert!(failures >= 7, "the cases fail rules at every depth: {failures}");

@@ -292,14 +292,6 @@ fn scope_of(views: &[&Value]) -> Vec<String> {
     keys
 }
 
-/// The schema the owned view follows: the CRD's, with `metadata.finalizers` as a set.
-fn view_schema(t: &ResourceType) -> Value {
-    let mut schema = t.schema.clone().unwrap_or_else(|| json!({}));
-    schema["properties"]["metadata"] =
-        json!({"properties": {"finalizers": {"x-kubernetes-list-type": "set"}}});
-    schema
-}
-
 /// Drops what a real server normalises away: empty finalizers, labels and annotations; and folds a
 /// Secret's write-only `stringData` into its `data` (base64), as a real server stores it.
 fn normalise(obj: &mut Value) {
@@ -398,8 +390,7 @@ fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             }
         }
     }
-    let size = serde_json::to_vec(obj).map(|v| v.len()).unwrap_or(0);
-    if size > MAX_OBJECT_BYTES {
+    if encoded_len(obj) > MAX_OBJECT_BYTES {
         return Err(ApiError::new(
             500,
             "InternalError",
@@ -407,6 +398,24 @@ fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The length of `obj` as JSON, counted without keeping the bytes.
+fn encoded_len(obj: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, obj);
+    count.0
 }
 
 fn now() -> String {
@@ -436,7 +445,11 @@ impl Store {
         self.types
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
-            .cloned()
+            .map(|t| {
+                // Made once on the stored type, so each request's copy shares it.
+                t.view_schema();
+                t.clone()
+            })
     }
 
     /// Registers (or re-registers) the types of a CRD.
@@ -653,14 +666,14 @@ impl Store {
         }
         let mut managed = crate::fields::Managed::default();
         let view = owned_view(&obj, false);
-        let schema = view_schema(t);
+        let schema = t.view_schema();
         let scope = scope_of(&[&view]);
         let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
         managed.update(
             &json!({}),
             &view,
             &scope,
-            Some(&schema),
+            Some(schema),
             &writer.manager,
             "",
             (&t.api_version(), &now()),
@@ -827,7 +840,7 @@ impl Store {
                     &before,
                     &after,
                     &scope,
-                    Some(&view_schema(t)),
+                    Some(t.view_schema()),
                     &writer.manager,
                     sub,
                     (&t.api_version(), &now()),
@@ -999,7 +1012,7 @@ impl Store {
                 &before,
                 &applied,
                 &scope,
-                Some(&view_schema(t)),
+                Some(t.view_schema()),
                 &writer.manager,
                 sub,
                 writer.force,

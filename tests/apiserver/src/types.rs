@@ -1,5 +1,7 @@
 //! Served resource types and the discovery documents built from them.
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Value, json};
 
 /// One served resource type.
@@ -19,7 +21,11 @@ pub struct ResourceType {
     /// `additionalPrinterColumns` of a CRD version, for Table output.
     pub printer_columns: Vec<Value>,
     /// The version's `openAPIV3Schema` (list types for field ownership); `None` for built-in types.
-    pub schema: Option<Value>,
+    /// Shared: every request resolves its type, and a copy of a large schema per request would cost
+    /// more than the request.
+    pub schema: Option<Arc<Value>>,
+    /// The schema field ownership follows, made from `schema` on first use (see `view_schema`).
+    pub view: OnceLock<Arc<Value>>,
 }
 
 impl ResourceType {
@@ -29,6 +35,16 @@ impl ResourceType {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// The schema the owned view of an object follows: the CRD's, with `metadata.finalizers` as a set.
+    pub fn view_schema(&self) -> &Value {
+        self.view.get_or_init(|| {
+            let mut schema = self.schema.as_deref().cloned().unwrap_or_else(|| json!({}));
+            schema["properties"]["metadata"] =
+                json!({"properties": {"finalizers": {"x-kubernetes-list-type": "set"}}});
+            Arc::new(schema)
+        })
     }
 
     /// `plural.group` (or `plural` for the core group), as error messages name a resource.
@@ -60,6 +76,7 @@ impl ResourceType {
             status: false,
             printer_columns: Vec::new(),
             schema: None,
+            view: OnceLock::new(),
         }
     }
 
@@ -145,7 +162,8 @@ impl ResourceType {
                         .as_array()
                         .cloned()
                         .unwrap_or_default(),
-                    schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                    schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
+                    view: OnceLock::new(),
                 })
             })
             .collect())
