@@ -411,8 +411,12 @@ pub fn admit(
             list.join(", ")
         )));
     }
-    let mut obj = kube_cel::apply_defaults(schema, &obj);
-    let old = old.map(|o| kube_cel::apply_defaults(schema, o));
+    apply_defaults(schema, &mut obj, 0);
+    let old = old.map(|o| {
+        let mut o = o.clone();
+        apply_defaults(schema, &mut o, 0);
+        o
+    });
     let old = old.as_ref();
     let mut causes = Vec::new();
     check(schema, &obj, old, "", &mut causes, true);
@@ -461,6 +465,63 @@ pub fn admit(
         "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
     }));
     Err(err)
+}
+
+/// kube-cel's nesting limit: defaults stop there, as its validators do.
+const MAX_SCHEMA_DEPTH: usize = 64;
+
+/// Fills the schema's `default`s into `value` in place, as `kube_cel::apply_defaults` does (missing
+/// declared properties get their default; declared properties, map values and list items are walked),
+/// without copying the value at each level and without walking lists and maps whose item schema
+/// declares no default anywhere (a thousand audience items have none).
+fn apply_defaults(schema: &Value, value: &mut Value, depth: usize) {
+    if depth > MAX_SCHEMA_DEPTH {
+        return;
+    }
+    match value {
+        Value::Object(obj) => {
+            let additional = (!preserves(schema))
+                .then(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+                .flatten();
+            let props = schema.get("properties").and_then(Value::as_object);
+            for (key, prop) in props.into_iter().flatten() {
+                if !obj.contains_key(key)
+                    && let Some(default) = prop.get("default")
+                {
+                    // A default is inserted as written: kube-cel does not walk into it.
+                    obj.insert(key.clone(), default.clone());
+                    continue;
+                }
+                if let Some(v) = obj.get_mut(key) {
+                    apply_defaults(prop, v, depth + 1);
+                }
+            }
+            if let Some(add) = additional.filter(|a| declares_default(a)) {
+                for (key, v) in obj.iter_mut() {
+                    if props.is_none_or(|p| !p.contains_key(key)) {
+                        apply_defaults(add, v, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items").filter(|i| declares_default(i)) {
+                for v in items {
+                    apply_defaults(item, v, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a `default` is declared anywhere at or below this schema node.
+fn declares_default(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.contains_key("default") || m.values().any(declares_default),
+        Value::Array(a) => a.iter().any(declares_default),
+        _ => false,
+    }
 }
 
 /// The value at a field path such as `spec.audience.members[0]` (empty: the whole object).
@@ -969,6 +1030,58 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    /// Defaults land where kube-cel's walk puts them: on every published CRD's schema, and on a schema
+    /// with defaults in list items, map values, nested objects and beside preserved fields.
+    #[test]
+    fn defaults_in_place_match_kube_cel() {
+        let mut schemas: Vec<Value> = [
+            include_str!("../../../crds/expediteddeployments.wufb.dev.yaml"),
+            include_str!("../../../crds/devicegroups.wufb.dev.yaml"),
+            include_str!("../../../crds/graphconnections.wufb.dev.yaml"),
+            include_str!("../../../crds/clustergraphconnections.wufb.dev.yaml"),
+        ]
+        .iter()
+        .map(|y| {
+            let crd: Value = serde_yaml::from_str(y).unwrap();
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+        })
+        .collect();
+        schemas.push(json!({"type": "object", "properties": {
+            "a": {"type": "string", "default": "x"},
+            "list": {"type": "array", "items": {"type": "object", "properties": {
+                "n": {"type": "integer", "default": 3},
+                "inner": {"type": "object", "default": {"k": 1}, "properties": {"k": {"type": "integer"}, "d": {"type": "string", "default": "deep"}}}}}},
+            "map": {"type": "object", "additionalProperties": {"type": "object", "properties": {"on": {"type": "boolean", "default": true}}}},
+            "open": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "additionalProperties": {"type": "object", "properties": {"z": {"default": 1}}}},
+            "plain": {"type": "array", "items": {"type": "string"}}}}));
+        let id = "00000000-0000-4000-8000-000000000001";
+        let objects = [
+            json!({}),
+            json!({"spec": {}}),
+            json!({"spec": {"audience": {"members": [{"device": id}, {"device": id.to_uppercase()}]}, "content": {"latest": true}, "rollout": {"waves": [{"name": "a"}, {"name": "b", "gate": {}}]}}, "status": {"conditions": []}}),
+            json!({"spec": {"tenantId": "t", "clientId": "c", "secretRef": {"name": "s"}, "cloud": null}}),
+            json!({"a": "set", "list": [{}, {"n": 1}, {"inner": {}}, {"inner": {"k": 2, "d": "kept"}}, "odd"], "map": {"x": {}, "y": {"on": false}}, "open": {"q": {}}, "plain": ["p"]}),
+            json!({"list": [], "map": {}, "open": null}),
+        ];
+        let mut compared = 0;
+        for schema in &schemas {
+            for obj in &objects {
+                let want = kube_cel::apply_defaults(schema, obj);
+                let mut have = obj.clone();
+                apply_defaults(schema, &mut have, 0);
+                assert_eq!(have, want, "{obj}");
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 30);
+        // The synthetic schema does default: the comparison is not between two untouched copies.
+        let mut have = objects[4].clone();
+        apply_defaults(&schemas[4], &mut have, 0);
+        assert_eq!(have["list"][0], json!({"n": 3, "inner": {"k": 1}}));
+        assert_eq!(have["list"][2]["inner"]["d"], "deep");
+        assert_eq!(have["map"]["x"]["on"], true);
     }
 
     /// The rules run node by node give what kube-cel's walk of the whole schema gives: the same

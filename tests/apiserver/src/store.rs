@@ -232,16 +232,64 @@ fn owned_view(obj: &Value, status: bool) -> Value {
             view.insert(k.clone(), v.clone());
         }
     }
+    if let Some(m) = owned_metadata(obj) {
+        view.insert("metadata".into(), m);
+    }
+    Value::Object(view)
+}
+
+/// The owned views of an update's before and after, less the top-level parts (and owned metadata
+/// fields) it left as they were. An update gives its manager the fields it changes and takes away the
+/// fields it removes; within an unchanged part neither happens, so ownership comes out as from the
+/// whole views, without copying an unchanged thousand-item spec twice for a finalizer or status write.
+fn changed_views(old: &Value, new: &Value, status: bool) -> (Value, Value) {
+    if status {
+        if old.get("status") == new.get("status") {
+            return (json!({}), json!({}));
+        }
+        return (owned_view(old, true), owned_view(new, true));
+    }
+    let present = |obj: &Value, k: &str| obj.get(k).filter(|v| !v.is_null()).cloned();
+    let (mut before, mut after) = (Map::new(), Map::new());
+    let keys: std::collections::BTreeSet<&String> = [old, new]
+        .iter()
+        .flat_map(|o| o.as_object().into_iter().flatten().map(|(k, _)| k))
+        .filter(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"))
+        .collect();
+    for k in keys {
+        let (a, b) = (old.get(k.as_str()), new.get(k.as_str()));
+        if a.filter(|v| !v.is_null()) == b.filter(|v| !v.is_null()) {
+            continue;
+        }
+        if let Some(v) = present(old, k) {
+            before.insert(k.clone(), v);
+        }
+        if let Some(v) = present(new, k) {
+            after.insert(k.clone(), v);
+        }
+    }
+    // Metadata's owned fields are few and small: taken whole when any of them changed.
+    let (metadata_before, metadata_after) = (owned_metadata(old), owned_metadata(new));
+    if metadata_before != metadata_after {
+        if let Some(m) = metadata_before {
+            before.insert("metadata".into(), m);
+        }
+        if let Some(m) = metadata_after {
+            after.insert("metadata".into(), m);
+        }
+    }
+    (Value::Object(before), Value::Object(after))
+}
+
+/// The owned metadata fields of an object (labels, annotations, finalizers), if it has any.
+fn owned_metadata(obj: &Value) -> Option<Value> {
     let mut m = Map::new();
     for f in OWNED_METADATA {
         if let Some(v) = obj["metadata"].get(f).filter(|v| !v.is_null()) {
             m.insert(f.into(), v.clone());
         }
     }
-    if !m.is_empty() {
-        view.insert("metadata".into(), Value::Object(m));
-    }
-    Value::Object(view)
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 /// `current` with its owned part replaced by `view`.
@@ -832,7 +880,7 @@ impl Store {
             Ownership::Set(m, _) => m,
             Ownership::Update(writer) => {
                 let mut m = self.managed.get(&key).cloned().unwrap_or_default();
-                let (before, after) = (owned_view(&old, status_only), owned_view(&merged, status_only));
+                let (before, after) = changed_views(&old, &merged, status_only);
                 let scope = scope_of(&[&before, &after]);
                 let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
                 let sub = if status_only { "status" } else { "" };
@@ -1177,4 +1225,59 @@ pub fn fields_match(obj: &Value, reqs: &[(String, bool, String)]) -> bool {
         let actual = meta_str(obj, field.trim_start_matches("metadata.")).unwrap_or("");
         (actual == value) == *eq
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::Managed;
+
+    fn update(m: &Managed, before: &Value, after: &Value, manager: &str, status: bool) -> Managed {
+        let mut m = m.clone();
+        let scope = scope_of(&[before, after]);
+        let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+        let sub = if status { "status" } else { "" };
+        m.update(before, after, &scope, None, manager, sub, ("v1", "t"));
+        m
+    }
+
+    /// Ownership after an update made from the changed parts alone is what the whole owned views give,
+    /// over a chain of writes by several managers that change, keep and remove spec fields, owned
+    /// metadata and the status.
+    #[test]
+    fn changed_views_own_fields_as_whole_views_do() {
+        let objects = [
+            json!({"metadata": {"name": "x"}, "spec": {"a": 1, "list": ["d1", "d2"]}}),
+            json!({"metadata": {"name": "x", "finalizers": ["f"]}, "spec": {"a": 1, "list": ["d1", "d2"]}}),
+            json!({"metadata": {"name": "x", "finalizers": ["f"]}, "spec": {"a": 1, "list": ["d1", "d2"]}, "status": {"s": "one"}}),
+            json!({"metadata": {"name": "x", "finalizers": ["f"], "labels": {"l": "v"}}, "spec": {"a": 2, "list": ["d1", "d2"], "b": true}, "status": {"s": "one"}}),
+            json!({"metadata": {"name": "x", "labels": {"l": "v"}}, "spec": {"list": ["d3"]}, "status": {"s": "two", "t": 3}}),
+            json!({"metadata": {"name": "x", "labels": {"l": "v"}}, "spec": {"list": ["d3"]}, "extra": {"e": null}, "status": null}),
+            json!({"metadata": {"name": "x"}, "spec": null, "extra": {"e": 1}}),
+        ];
+        let managers = ["apply-bot", "operator", "kubectl"];
+        let (mut whole, mut changed) = (Managed::default(), Managed::default());
+        let (mut steps, mut most_managers) = (0, 0);
+        for (i, pair) in objects.windows(2).enumerate() {
+            for status in [false, true] {
+                let (old, new) = (&pair[0], &pair[1]);
+                let manager = managers[(i + usize::from(status)) % managers.len()];
+                whole = update(
+                    &whole,
+                    &owned_view(old, status),
+                    &owned_view(new, status),
+                    manager,
+                    status,
+                );
+                let (before, after) = changed_views(old, new, status);
+                changed = update(&changed, &before, &after, manager, status);
+                assert_eq!(changed, whole, "step {i}, status {status}");
+                steps += 1;
+                most_managers = most_managers.max(whole.entries.len());
+            }
+        }
+        assert_eq!(steps, 12);
+        // Ownership was shared along the way: the chain exercised more than one entry.
+        assert!(most_managers >= 3, "{most_managers}");
+    }
 }
