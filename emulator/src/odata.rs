@@ -572,7 +572,7 @@ fn page<T>(
     let page: Vec<Value> = items
         .by_ref()
         .take(want)
-        .map(|i| select(&render(&i), &q.select))
+        .map(|i| select(render(&i), &q.select))
         .collect();
     seen += page.len();
     let page_end = offset + page.len();
@@ -597,12 +597,12 @@ fn page<T>(
     Value::Object(body)
 }
 
-fn select(item: &Value, props: &[String]) -> Value {
+fn select(item: Value, props: &[String]) -> Value {
     if props.is_empty() {
-        return item.clone();
+        return item;
     }
-    let Some(obj) = item.as_object() else {
-        return item.clone();
+    let Value::Object(obj) = item else {
+        return item;
     };
     let keep = |k: &str| {
         k == "@odata.type"
@@ -611,12 +611,7 @@ fn select(item: &Value, props: &[String]) -> Value {
                 p == k || p.rsplit('/').next() == Some(k) || (p == "releaseDate" && k == "releaseDateTime")
             })
     };
-    Value::Object(
-        obj.iter()
-            .filter(|(k, _)| keep(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+    Value::Object(obj.into_iter().filter(|(k, _)| keep(k)).collect())
 }
 
 #[cfg(test)]

@@ -141,6 +141,122 @@ async fn rule_exactly_once_create_adopts_the_deployment_after_a_lost_answer() {
     env.events_with(&["Adopted"]).await;
 }
 
+/// What a new object costs the API server: its finalizer, the create intent, the audience id, the
+/// create pass's report (which records the deployment) and the verifying pass's Ready; the deployment id
+/// has no write of its own between the create and the audience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_new_object_is_ready_after_five_writes_to_it() {
+    use futures::StreamExt;
+    let mut env = Env::start("five-writes").await;
+    let api: kube::Api<wufb_operator::crd::ExpeditedDeployment> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Value)>::new()));
+    let seen = versions.clone();
+    let (listed, watching) = tokio::sync::oneshot::channel();
+    let watch = tokio::spawn(async move {
+        let mut listed = Some(listed);
+        let mut events = kube::runtime::watcher(api, Default::default()).boxed();
+        while let Some(Ok(e)) = events.next().await {
+            match e {
+                kube::runtime::watcher::Event::InitDone => {
+                    if let Some(tx) = listed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                kube::runtime::watcher::Event::Apply(o) => {
+                    let rv = o.metadata.resource_version.clone().unwrap_or_default();
+                    let st = serde_json::to_value(&o.status).unwrap();
+                    seen.lock().unwrap().push((rv, st));
+                }
+                _ => {}
+            }
+        }
+    });
+    // Every version from the first is a watch event: the list is done before the object exists.
+    watching.await.unwrap();
+    env.spawn_controller("a");
+    env.apply_yaml(&of_two_devices("counted", "")).await;
+    env.wait_ready(&["expd/counted"]).await;
+    // The watch has seen the Ready version too.
+    env.eventually("the Ready version watched", Duration::from_secs(10), async || {
+        versions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, st)| condition(st, "Ready")["status"] == "True")
+            .then_some(())
+    })
+    .await;
+    watch.abort();
+    let versions = versions.lock().unwrap().clone();
+    let until_ready = versions
+        .iter()
+        .position(|(_, st)| condition(st, "Ready")["status"] == "True")
+        .unwrap();
+    // The first version is the applied object; each one after it, up to Ready, is a write by the
+    // operator.
+    let statuses: Vec<String> = versions[..=until_ready]
+        .iter()
+        .map(|(rv, st)| format!("{rv}: {st}"))
+        .collect();
+    assert_eq!(until_ready, 5, "{statuses:#?}");
+    let with_intent = versions
+        .iter()
+        .filter(|(_, st)| st["createIntent"].is_object())
+        .count();
+    assert_eq!(with_intent, 2, "the intent, then its audience id: {statuses:#?}");
+    let report = &versions[4].1;
+    assert!(
+        report["deploymentId"].is_string() && report["createIntent"].is_null(),
+        "{statuses:#?}"
+    );
+}
+
+/// A create pass records the new deployment with its report, not with a write of its own: when the
+/// pass then fails (here every audience write fails), the report still carries the id and ends the
+/// intent, and the next pass goes on with that deployment; it neither makes another nor adopts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a_create_pass_that_fails_after_the_create_records_the_deployment_in_its_report() {
+    let mut env = Env::start("report-records").await;
+    env.spawn_controller("a");
+    env.emulator.set_faults(FaultConfig {
+        error_rate: 1.0,
+        operations: vec!["audience.updateAudience".into()],
+        ..Default::default()
+    });
+    env.apply_yaml(&of_two_devices("failing", "")).await;
+    let status = env
+        .eventually("the failed pass's report", Duration::from_secs(60), async || {
+            let st = env.status_of("failing").await;
+            (st["deploymentId"].is_string() && !condition(&st, "Ready").is_null()).then_some(st)
+        })
+        .await;
+    assert!(
+        status["createIntent"].is_null(),
+        "the report ends the intent: {status}"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "False", "{status}");
+    let deployments = env.graph_deployments();
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(status["deploymentId"], deployments[0]["id"]);
+    assert!(
+        env.emulator
+            .requests()
+            .iter()
+            .any(|r| r.operation == "audience.updateAudience" && r.status >= 500),
+        "the pass failed after the create"
+    );
+    env.emulator.set_faults(FaultConfig::default());
+    env.wait_ready(&["expd/failing"]).await;
+    assert_eq!(
+        env.graph_deployments().len(),
+        1,
+        "never two deployments for one object"
+    );
+    let events = env.events_with(&["Created"]).await;
+    assert!(!events.contains("Adopted"), "recorded, not adopted: {events}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_a_group_create_whose_answer_was_lost_keeps_its_intent_and_is_told() {
     let mut env = Env::start("group-lost").await;

@@ -1,6 +1,7 @@
 //! act: runs a plan's steps through the Graph client, in order, stopping at the first failure, and
 //! records what happened for the report. The exactly-once bookkeeping of a create (intent first, with a
-//! resourceVersion check; the id at once after) lives here, next to the write it guards.
+//! resourceVersion check; the audience id at once after its create; the deployment id with the pass's
+//! report, which ends the intent) lives here, next to the write it guards.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -271,15 +272,9 @@ pub async fn act(
                 };
                 let made = ctx.graph.create_deployment(request, settings, Some(&aid)).await?;
                 acted.calls += 1;
-                current = record(
-                    ctx,
-                    api,
-                    &name,
-                    &with_id(&current, &made.id, Some(&aid), content),
-                    None,
-                )
-                .await?;
-                acted.status = Some(current.clone());
+                // The id rides on the pass's report (written however the pass ends, and ending the
+                // intent): a write of its own would add a round trip before the audience is sent, and
+                // if the report is lost the intent's audience id finds the deployment for adoption.
                 event(
                     Reason::CREATED,
                     "Create",

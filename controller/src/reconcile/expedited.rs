@@ -368,9 +368,9 @@ fn status_of(
             acted,
         )
         .or(old.previous_content.clone()),
-        // A create intent stays until the pass that made it recorded the deployment (which ends it):
-        // a create whose outcome is unknown is adopted, never made again.
-        create_intent: old.create_intent.clone(),
+        // A create intent stays until the pass that made it records the deployment (this report ends
+        // it): a create whose outcome is unknown is adopted, never made again.
+        create_intent: old.create_intent.clone().filter(|_| acted.recorded.is_none()),
         conditions: status::conditions(outcome, generation, &old.conditions),
     }
 }
@@ -391,7 +391,8 @@ async fn report(
     outcome: &Outcome,
     (progress, waves): (Option<&RolloutProgress>, &[(String, RolloutProgress)]),
 ) -> Result<(), Error> {
-    // The status as last written (a create records its id at once).
+    // The status as last written (a create's intent and audience id; its deployment id comes with this
+    // report).
     let current = acted.status.as_ref().or(obj.status.as_ref());
     let mut status = status_of(obj, current, plan, acted, outcome, progress, waves);
     // The tenant the pass reached (the tenant check keeps it from changing once Graph holds anything).

@@ -54,6 +54,11 @@ fn json_response(code: u16, body: &Value) -> Response {
         .into_response()
 }
 
+fn json_bytes_response(code: u16, json: Bytes) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
 fn error(e: &ApiError) -> Response {
     json_response(e.code, &e.status())
 }
@@ -235,6 +240,8 @@ pub async fn handle(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     };
+    // A write answers with the JSON it stored (serialized once, as its watch lines carry it).
+    let mut stored: Option<Bytes> = None;
     let result: Result<(u16, Arc<Value>), ApiError> = match (method.clone(), &target.name) {
         (Method::GET, None) => {
             if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
@@ -245,6 +252,7 @@ pub async fn handle(
         (Method::POST, None) => parse_body().and_then(|b| {
             let mut store = st.lock();
             let created = store.create_as(&target.t, &ns, b, &writer)?;
+            stored = store.stored_json(&created);
             Ok((201, created))
         }),
         (Method::GET, Some(name)) => st.lock().get(&target.t, &ns, name).map(|o| {
@@ -262,9 +270,10 @@ pub async fn handle(
             }
         }),
         (Method::PUT, Some(name)) => parse_body().and_then(|b| {
-            st.lock()
-                .update(&target.t, &ns, name, b, target.status, &writer)
-                .map(|o| (200, o))
+            let mut store = st.lock();
+            let o = store.update(&target.t, &ns, name, b, target.status, &writer)?;
+            stored = store.stored_json(&o);
+            Ok((200, o))
         }),
         (Method::PATCH, Some(name)) => {
             let content_type = headers
@@ -293,14 +302,20 @@ pub async fn handle(
             });
             kind.and_then(|k| {
                 parse_body().and_then(|b| {
-                    st.lock()
-                        .patch(&target.t, &ns, name, k, b, target.status, &writer)
+                    let mut store = st.lock();
+                    let o = store.patch(&target.t, &ns, name, k, b, target.status, &writer)?;
+                    stored = store.stored_json(&o);
+                    Ok(o)
                 })
             })
             .map(|o| (200, o))
         }
         (Method::DELETE, Some(name)) if !target.status => {
-            st.lock().delete(&target.t, &ns, name).map(|o| (200, o))
+            let mut store = st.lock();
+            store.delete(&target.t, &ns, name).map(|o| {
+                stored = store.stored_json(&o);
+                (200, o)
+            })
         }
         _ => Err(ApiError::new(
             405,
@@ -308,9 +323,10 @@ pub async fn handle(
             format!("{method} is not supported on {path}"),
         )),
     };
-    match result {
-        Ok((code, v)) => json_response(code, &v),
-        Err(e) => error(&e),
+    match (result, stored) {
+        (Ok((code, _)), Some(json)) => json_bytes_response(code, json),
+        (Ok((code, v)), None) => json_response(code, &v),
+        (Err(e), _) => error(&e),
     }
 }
 

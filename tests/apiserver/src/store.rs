@@ -64,6 +64,9 @@ pub struct Change {
     pub namespace: String,
     pub kind: &'static str,
     pub object: Arc<Value>,
+    /// The object as JSON, serialized once when it was stored: its size is checked on it, the write's
+    /// answer sends it and every watch line carries it.
+    pub json: Bytes,
     line: OnceLock<Bytes>,
 }
 
@@ -71,7 +74,14 @@ impl Change {
     /// The watch event line (`{"type":…,"object":…}` and a newline).
     pub fn line(&self) -> Bytes {
         self.line
-            .get_or_init(|| event_line(self.kind, &self.object))
+            .get_or_init(|| {
+                let head = format!("{{\"type\":\"{}\",\"object\":", self.kind);
+                let mut line = Vec::with_capacity(head.len() + self.json.len() + 2);
+                line.extend_from_slice(head.as_bytes());
+                line.extend_from_slice(&self.json);
+                line.extend_from_slice(b"}\n");
+                Bytes::from(line)
+            })
             .clone()
     }
 }
@@ -399,7 +409,7 @@ fn name_problem(t: &ResourceType, name: &str) -> Option<String> {
     })
 }
 
-/// The limits a real server enforces on what it stores.
+/// The limits a real server enforces on what it stores, but its size (`Store::seal` checks that).
 fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let annotations: usize = obj["metadata"]["annotations"]
         .as_object()
@@ -438,32 +448,7 @@ fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             }
         }
     }
-    if encoded_len(obj) > MAX_OBJECT_BYTES {
-        return Err(ApiError::new(
-            500,
-            "InternalError",
-            "etcdserver: request is too large",
-        ));
-    }
     Ok(())
-}
-
-/// The length of `obj` as JSON, counted without keeping the bytes.
-fn encoded_len(obj: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut count, obj);
-    count.0
 }
 
 fn now() -> String {
@@ -510,7 +495,7 @@ impl Store {
         Ok(())
     }
 
-    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Arc<Value>) {
+    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Arc<Value>, json: Bytes) {
         let change = Arc::new(Change {
             rv: self.rv,
             at: std::time::Instant::now(),
@@ -518,6 +503,7 @@ impl Store {
             namespace: meta_str(&object, "namespace").unwrap_or("").to_string(),
             kind,
             object,
+            json,
             line: OnceLock::new(),
         });
         self.history.push_back(change.clone());
@@ -536,9 +522,30 @@ impl Store {
         self.history.clear();
     }
 
-    fn bump(&mut self, obj: &mut Value) {
+    /// Gives an object about to be stored its resourceVersion and serializes it, once: the size limit is
+    /// checked on those bytes, which the watch lines and the write's answer then carry. Too large, it
+    /// is refused and the resourceVersion is not used.
+    fn seal(&mut self, t: &ResourceType, obj: &mut Value) -> Result<Bytes, ApiError> {
+        check_limits(t, obj)?;
+        obj["metadata"]["resourceVersion"] = json!((self.rv + 1).to_string());
+        let json = serde_json::to_vec(&*obj).unwrap_or_default();
+        if json.len() > MAX_OBJECT_BYTES {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "etcdserver: request is too large",
+            ));
+        }
         self.rv += 1;
-        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        Ok(Bytes::from(json))
+    }
+
+    /// The JSON of `obj` if it is the object the latest write stored (what that write answers with).
+    pub fn stored_json(&self, obj: &Arc<Value>) -> Option<Bytes> {
+        self.history
+            .back()
+            .filter(|c| Arc::ptr_eq(&c.object, obj))
+            .map(|c| c.json.clone())
     }
 
     pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
@@ -735,7 +742,6 @@ impl Store {
         if !managed.entries.is_empty() {
             obj["metadata"]["managedFields"] = managed.render();
         }
-        check_limits(t, &obj)?;
         if t.plural == "customresourcedefinitions" {
             // Served at once: the real server sets these conditions within a second of the create.
             let names = obj["spec"]["names"].clone();
@@ -750,11 +756,11 @@ impl Store {
                     .filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>(),
             });
         }
-        self.bump(&mut obj);
+        let json = self.seal(t, &mut obj)?;
         let obj = Arc::new(obj);
         self.managed.insert(key.clone(), managed);
         self.objects.insert(key, obj.clone());
-        self.emit(t, "ADDED", obj.clone());
+        self.emit(t, "ADDED", obj.clone(), json);
         if t.plural == "customresourcedefinitions" {
             self.register_crd(&obj)?;
         }
@@ -908,18 +914,17 @@ impl Store {
         if merged == *old {
             return Ok(old);
         }
-        check_limits(t, &merged)?;
-        self.bump(&mut merged);
+        let json = self.seal(t, &mut merged)?;
         let merged = Arc::new(merged);
         if deleting && finalizers(&merged).is_empty() {
             self.objects.remove(&key);
             self.managed.remove(&key);
-            self.emit(t, "DELETED", merged.clone());
+            self.emit(t, "DELETED", merged.clone(), json);
             return Ok(merged);
         }
         self.managed.insert(key.clone(), managed);
         self.objects.insert(key, merged.clone());
-        self.emit(t, "MODIFIED", merged.clone());
+        self.emit(t, "MODIFIED", merged.clone(), json);
         Ok(merged)
     }
 
@@ -1105,9 +1110,9 @@ impl Store {
         if finalizers(&obj).is_empty() {
             self.objects.remove(&key);
             self.managed.remove(&key);
-            self.bump(&mut obj);
+            let json = self.seal(t, &mut obj)?;
             let obj = Arc::new(obj);
-            self.emit(t, "DELETED", obj.clone());
+            self.emit(t, "DELETED", obj.clone(), json);
             return Ok(obj);
         }
         obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -1116,10 +1121,10 @@ impl Store {
             let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
             obj["metadata"]["generation"] = json!(g + 1);
         }
-        self.bump(&mut obj);
+        let json = self.seal(t, &mut obj)?;
         let obj = Arc::new(obj);
         self.objects.insert(key, obj.clone());
-        self.emit(t, "MODIFIED", obj.clone());
+        self.emit(t, "MODIFIED", obj.clone(), json);
         Ok(obj)
     }
 }
