@@ -386,6 +386,26 @@ pub fn admit(
     old: Option<&Value>,
     strict: bool,
 ) -> Result<Value, ApiError> {
+    admit_besides(validator, t, obj, old, strict, &[])
+}
+
+/// Whether a type's schema has rules at its root: such a rule may read any field, so an update's
+/// unchanged fields cannot be set aside.
+pub fn has_root_rules(t: &ResourceType) -> bool {
+    t.schema.as_ref().is_some_and(|s| s.get(RULES).is_some())
+}
+
+/// [`admit`] for an update whose top-level fields `besides` are left as they were and were taken out of
+/// both `obj` and `old` by the caller (a status write changes the stored object in place). Not for a
+/// schema with root rules (see [`has_root_rules`]).
+pub fn admit_besides(
+    validator: &Cel,
+    t: &ResourceType,
+    obj: Value,
+    old: Option<&Value>,
+    strict: bool,
+    besides: &[String],
+) -> Result<Value, ApiError> {
     let Some(full_schema) = &t.schema else {
         return Ok(obj);
     };
@@ -393,7 +413,10 @@ pub fn admit(
     // The top-level fields an update left as they were are set aside: stored already pruned, defaulted
     // and checked, they are not walked again (a status write does not walk a thousand audience items);
     // validation ratcheting would not fail them either. They go back unchanged.
-    let unchanged = unchanged_fields(full_schema, &obj, old);
+    let mut unchanged = unchanged_fields(full_schema, &obj, old);
+    unchanged.extend(besides.iter().cloned());
+    unchanged.sort();
+    unchanged.dedup();
     let kept = set_aside(&mut obj, &unchanged);
     let reduced_old = old.map(|o| without_fields(o, &unchanged));
     let reduced_schema = (!unchanged.is_empty()).then(|| validator.reduced(full_schema, &unchanged));

@@ -526,7 +526,7 @@ fn watch(st: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Re
     let key = type_key(&target.t);
     let ns = target.namespace.clone();
     let relevant = move |c: &Change, f: &Filters| {
-        c.type_key == key && ns.as_ref().is_none_or(|n| *n == c.namespace) && f.matches(&c.object)
+        c.type_key == key && ns.as_ref().is_none_or(|n| *n == c.namespace) && f.matches(&c.selectable)
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
     let (initial, mut live, start) = {

@@ -53,8 +53,9 @@ impl ApiError {
     }
 }
 
-/// A change, as watchers see it. The stored object is shared, not copied, and its watch line is
-/// serialized once however many watchers receive it.
+/// A change, as watchers see it: the object's JSON (serialized once, when it was stored) and what
+/// selectors read, not the object itself, so the stored version is the only one kept and a status
+/// write changes it in place.
 #[derive(Debug)]
 pub struct Change {
     pub rv: u64,
@@ -63,7 +64,8 @@ pub struct Change {
     pub type_key: String,
     pub namespace: String,
     pub kind: &'static str,
-    pub object: Arc<Value>,
+    /// What watch selectors read of the object: its name, namespace and labels.
+    pub selectable: Value,
     /// The object as JSON, serialized once when it was stored: its size is checked on it, the write's
     /// answer sends it and every watch line carries it.
     pub json: Bytes,
@@ -451,6 +453,34 @@ fn check_limits(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `obj` with resourceVersion `rv`, serialized, if it is within the limits (see `Store::seal`).
+fn sealed(t: &ResourceType, obj: &mut Value, rv: u64) -> Result<Bytes, ApiError> {
+    check_limits(t, obj)?;
+    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+    let json = serde_json::to_vec(&*obj).unwrap_or_default();
+    if json.len() > MAX_OBJECT_BYTES {
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            "etcdserver: request is too large",
+        ));
+    }
+    Ok(Bytes::from(json))
+}
+
+/// The 409 of a write whose resourceVersion precondition no longer holds.
+fn conflict(t: &ResourceType, name: &str) -> ApiError {
+    ApiError {
+        code: 409,
+        reason: "Conflict",
+        message: format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            t.qualified()
+        ),
+        details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -495,14 +525,20 @@ impl Store {
         Ok(())
     }
 
-    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: Arc<Value>, json: Bytes) {
+    fn emit(&mut self, t: &ResourceType, kind: &'static str, object: &Value, json: Bytes) {
+        let mut metadata = Map::new();
+        for f in ["name", "namespace", "labels"] {
+            if let Some(v) = object["metadata"].get(f) {
+                metadata.insert(f.into(), v.clone());
+            }
+        }
         let change = Arc::new(Change {
             rv: self.rv,
             at: std::time::Instant::now(),
             type_key: type_key(t),
-            namespace: meta_str(&object, "namespace").unwrap_or("").to_string(),
+            namespace: meta_str(object, "namespace").unwrap_or("").to_string(),
             kind,
-            object,
+            selectable: json!({ "metadata": metadata }),
             json,
             line: OnceLock::new(),
         });
@@ -526,25 +562,17 @@ impl Store {
     /// checked on those bytes, which the watch lines and the write's answer then carry. Too large, it
     /// is refused and the resourceVersion is not used.
     fn seal(&mut self, t: &ResourceType, obj: &mut Value) -> Result<Bytes, ApiError> {
-        check_limits(t, obj)?;
-        obj["metadata"]["resourceVersion"] = json!((self.rv + 1).to_string());
-        let json = serde_json::to_vec(&*obj).unwrap_or_default();
-        if json.len() > MAX_OBJECT_BYTES {
-            return Err(ApiError::new(
-                500,
-                "InternalError",
-                "etcdserver: request is too large",
-            ));
-        }
+        let json = sealed(t, obj, self.rv + 1)?;
         self.rv += 1;
-        Ok(Bytes::from(json))
+        Ok(json)
     }
 
     /// The JSON of `obj` if it is the object the latest write stored (what that write answers with).
-    pub fn stored_json(&self, obj: &Arc<Value>) -> Option<Bytes> {
+    pub fn stored_json(&self, obj: &Value) -> Option<Bytes> {
+        let rv = meta_str(obj, "resourceVersion")?;
         self.history
             .back()
-            .filter(|c| Arc::ptr_eq(&c.object, obj))
+            .filter(|c| c.rv.to_string() == rv)
             .map(|c| c.json.clone())
     }
 
@@ -760,7 +788,7 @@ impl Store {
         let obj = Arc::new(obj);
         self.managed.insert(key.clone(), managed);
         self.objects.insert(key, obj.clone());
-        self.emit(t, "ADDED", obj.clone(), json);
+        self.emit(t, "ADDED", &obj, json);
         if t.plural == "customresourcedefinitions" {
             self.register_crd(&obj)?;
         }
@@ -792,6 +820,9 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let ns = if t.namespaced { ns } else { "" };
         let key = (type_key(t), ns.to_string(), name.to_string());
+        if status_only && !crate::schema::has_root_rules(t) {
+            return self.update_status(t, key, name, new, ownership);
+        }
         let old = self
             .objects
             .get(&key)
@@ -803,15 +834,7 @@ impl Store {
         if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
             && Some(rv) != meta_str(&old, "resourceVersion")
         {
-            return Err(ApiError {
-                code: 409,
-                reason: "Conflict",
-                message: format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    t.qualified()
-                ),
-                details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
-            });
+            return Err(conflict(t, name));
         }
         let mut merged;
         if status_only {
@@ -919,13 +942,122 @@ impl Store {
         if deleting && finalizers(&merged).is_empty() {
             self.objects.remove(&key);
             self.managed.remove(&key);
-            self.emit(t, "DELETED", merged.clone(), json);
+            self.emit(t, "DELETED", &merged, json);
             return Ok(merged);
         }
         self.managed.insert(key.clone(), managed);
         self.objects.insert(key, merged.clone());
-        self.emit(t, "MODIFIED", merged.clone(), json);
+        self.emit(t, "MODIFIED", &merged, json);
         Ok(merged)
+    }
+
+    /// A status write (an update, or an apply whose ownership is worked out). Only the status, and the
+    /// managed fields with it, change: they are admitted and owned on a copy of the small parts
+    /// (metadata and status) and then set on the stored object in place, copied first only if a reader
+    /// still holds it; the spec beside them is neither copied nor walked (it was admitted when stored).
+    fn update_status(
+        &mut self,
+        t: &ResourceType,
+        key: Key,
+        name: &str,
+        mut new: Value,
+        ownership: Ownership<'_>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let stored = self
+            .objects
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(t, name))?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        let mut small = Map::new();
+        let mut besides = Vec::new();
+        for (k, v) in stored.as_object().into_iter().flatten() {
+            if matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+                small.insert(k.clone(), v.clone());
+            } else {
+                besides.push(k.clone());
+            }
+        }
+        let old = Value::Object(small);
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(conflict(t, name));
+        }
+        let mut merged = old.clone();
+        match new.as_object_mut().and_then(|o| o.remove("status")) {
+            Some(s) if !s.is_null() => merged["status"] = s,
+            _ => {
+                if let Some(o) = merged.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        if self.schema_checks {
+            let strict = ownership.strict();
+            merged = crate::schema::admit_besides(&self.cel, t, merged, Some(&old), strict, &besides)?;
+        }
+        normalise(&mut merged);
+        let managed = match ownership {
+            Ownership::Set(m, _) => m,
+            Ownership::Update(writer) => {
+                let mut m = self.managed.get(&key).cloned().unwrap_or_default();
+                let (before, after) = changed_views(&old, &merged, true);
+                let scope = scope_of(&[&before, &after]);
+                let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+                m.update(
+                    &before,
+                    &after,
+                    &scope,
+                    Some(t.view_schema()),
+                    &writer.manager,
+                    "status",
+                    (&t.api_version(), &now()),
+                );
+                m
+            }
+        };
+        if let Some(meta) = merged["metadata"].as_object_mut() {
+            if managed.entries.is_empty() {
+                meta.remove("managedFields");
+            } else {
+                meta.insert("managedFields".into(), managed.render());
+            }
+        }
+        let Some(slot) = self.objects.get_mut(&key) else {
+            return Err(ApiError::not_found(t, name));
+        };
+        if merged == old {
+            return Ok(slot.clone());
+        }
+        let obj = Arc::make_mut(slot);
+        let Some(o) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request("the stored object is not a JSON object"));
+        };
+        let set = |o: &mut Map<String, Value>, from: &Value| {
+            for k in ["metadata", "status"] {
+                match from.get(k) {
+                    Some(v) => o.insert(k.into(), v.clone()),
+                    None => o.remove(k),
+                };
+            }
+        };
+        set(o, &merged);
+        let json = match sealed(t, obj, self.rv + 1) {
+            Ok(json) => json,
+            Err(e) => {
+                if let Some(o) = obj.as_object_mut() {
+                    set(o, &old);
+                }
+                return Err(e);
+            }
+        };
+        self.rv += 1;
+        let obj = slot.clone();
+        self.managed.insert(key, managed);
+        self.emit(t, "MODIFIED", &obj, json);
+        Ok(obj)
     }
 
     /// Applies a patch. Server-side apply creates a missing object.
@@ -974,7 +1106,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         if kind == PatchType::Apply {
-            return self.apply(t, ns, name, &current, patch, status_only, writer);
+            return self.apply(t, ns, name, current, patch, status_only, writer);
         }
         if status_only && kind != PatchType::Json {
             // Only the status (and a resourceVersion precondition) counts on the status subresource, so
@@ -990,6 +1122,8 @@ impl Store {
             if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
                 new["metadata"] = json!({ "resourceVersion": rv });
             }
+            // Let go of the stored object, so the status write can change it in place.
+            drop(current);
             return self.update(t, ns, name, new, true, writer);
         }
         let mut target = (*current).clone();
@@ -1040,7 +1174,7 @@ impl Store {
         t: &ResourceType,
         ns: &str,
         name: &str,
-        current: &Value,
+        current: Arc<Value>,
         patch: Value,
         status_only: bool,
         writer: &Writer,
@@ -1056,7 +1190,7 @@ impl Store {
         );
         let mut managed = self.managed.get(&key).cloned().unwrap_or_default();
         let applied = owned_view(&patch, status_only);
-        let before = owned_view(current, status_only);
+        let before = owned_view(&current, status_only);
         let scope = scope_of(&[&applied]);
         let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
         let sub = if status_only { "status" } else { "" };
@@ -1080,10 +1214,17 @@ impl Store {
                 ),
                 details: None,
             })?;
-        let mut target = from_view(current, &view, status_only);
+        // A status write reads only the status (and a resourceVersion precondition) of what it is given.
+        let mut target = if status_only {
+            owned_view(&view, true)
+        } else {
+            from_view(&current, &view, false)
+        };
         if let Some(rv) = patch.pointer("/metadata/resourceVersion") {
             target["metadata"]["resourceVersion"] = rv.clone();
         }
+        // Let go of the stored object, so a status write can change it in place.
+        drop(current);
         self.update_owned(
             t,
             ns,
@@ -1112,7 +1253,7 @@ impl Store {
             self.managed.remove(&key);
             let json = self.seal(t, &mut obj)?;
             let obj = Arc::new(obj);
-            self.emit(t, "DELETED", obj.clone(), json);
+            self.emit(t, "DELETED", &obj, json);
             return Ok(obj);
         }
         obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -1124,7 +1265,7 @@ impl Store {
         let json = self.seal(t, &mut obj)?;
         let obj = Arc::new(obj);
         self.objects.insert(key, obj.clone());
-        self.emit(t, "MODIFIED", obj.clone(), json);
+        self.emit(t, "MODIFIED", &obj, json);
         Ok(obj)
     }
 }

@@ -905,3 +905,81 @@ async fn empty_finalizers_are_normalised_away() {
     assert_eq!(code, 201);
     assert!(o["metadata"].get("finalizers").is_none(), "{o}");
 }
+
+/// A status write changes the stored object in place: what it refuses (too large, invalid, a stale
+/// resourceVersion) leaves the object as it was, and what it takes answers with the stored object, spec
+/// and all, with the status manager's ownership.
+#[tokio::test]
+async fn refused_status_writes_leave_the_stored_object_as_it_was() {
+    let c = schema_ctx().await;
+    c.create("a").await;
+    let path = format!("{ED}/a");
+    let merge = "application/merge-patch+json";
+    let (code, first) = c
+        .patch(
+            &format!("{path}/status?fieldManager=op"),
+            merge,
+            json!({"status": {"tags": ["one"]}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{first}");
+    let (_, got) = c.get(&path).await;
+    assert_eq!(got, first, "the answer is the stored object");
+    assert_eq!(got["spec"]["paused"], false);
+    let owners: Vec<(&str, &str)> = got["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap(),
+                e["subresource"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(owners.contains(&("op", "status")), "{owners:?}");
+    let refused = [
+        (
+            json!({"status": {"tags": ["one"], "big": "x".repeat(1600 * 1024)}}),
+            500,
+        ),
+        (json!({"status": {"tags": ["two", "two"]}}), 422),
+        (
+            json!({"status": {"tags": ["three"]}, "metadata": {"resourceVersion": "1"}}),
+            409,
+        ),
+    ];
+    for (body, want) in refused {
+        let (code, e) = c
+            .patch(&format!("{path}/status?fieldManager=op"), merge, body)
+            .await;
+        assert_eq!(code, want, "{e}");
+        let (_, now) = c.get(&path).await;
+        assert_eq!(now, first, "a refused status write changes nothing");
+    }
+    // The same through server-side apply.
+    let applied = format!("{path}/status?fieldManager=op&force=true");
+    let (code, e) = c
+        .patch(
+            &applied,
+            APPLY,
+            status_apply(json!({"big": "x".repeat(1600 * 1024)})),
+        )
+        .await;
+    assert_eq!(code, 500, "{e}");
+    assert_eq!(c.get(&path).await.1, first, "a refused apply changes nothing");
+    let (code, second) = c
+        .patch(
+            &format!("{path}/status?fieldManager=op"),
+            merge,
+            json!({"status": {"tags": ["four"]}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{second}");
+    assert_eq!(
+        rv(&second),
+        rv(&first) + 1,
+        "refused writes used no resourceVersion"
+    );
+    assert_eq!(c.get(&path).await.1, second);
+}
