@@ -124,6 +124,23 @@ pub struct Fleet {
     /// fleet); after that, a read takes only the devices the tenant registered since
     /// ([`Store::take_registered`]), so it never walks the whole tenant again.
     known: bool,
+    /// Simulated seconds of exposure not yet added to the offered devices: while no device could reach
+    /// its delay within them (`quiet_for`), a tick adds its time here instead of walking every offered
+    /// device. The next walk adds them first, to every device as often as it is offered.
+    pending_secs: f64,
+    /// How much exposure can be held back: the least exposure any waiting device needs to reach its
+    /// delay, shared among the offerings of the device offered most often. Zero forces a walk (the
+    /// offered devices changed, or a device was set through the admin API).
+    quiet_for: f64,
+    /// The failures the last walk found on offered devices: put on their assets at every tick, as a
+    /// walk does (an asset may appear after its device failed).
+    failing: Vec<(String, String)>,
+    /// Walks every tick (the reference the tests hold held-back time to).
+    #[cfg(test)]
+    always_walk: bool,
+    /// Walks made.
+    #[cfg(test)]
+    walks: usize,
 }
 
 /// What one unpaused deployment offers: its entry and devices (their slots), and the audience's print
@@ -134,6 +151,21 @@ struct Offered {
     entry: String,
     /// Each device's slot and id.
     devices: Vec<(usize, String)>,
+}
+
+/// Puts each failure on its device's asset, once.
+fn put_errors(store: &mut Store, failed: &[(String, String)]) {
+    for (id, error) in failed {
+        let asset = match store.assets.contains_key(id) {
+            true => store.assets.get_mut(id),
+            false => store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(id)),
+        };
+        if let Some(a) = asset
+            && !a.errors.contains(error)
+        {
+            a.errors.push(error.clone());
+        }
+    }
 }
 
 /// An audience's print: what its offered devices depend on.
@@ -345,11 +377,41 @@ impl Fleet {
                 );
             }
             self.offered = offered;
+            self.quiet_for = 0.0;
         }
         if dt <= 0.0 {
             return;
         }
+        #[cfg(test)]
+        let quiet = !self.always_walk && self.pending_secs + dt < self.quiet_for;
+        #[cfg(not(test))]
+        let quiet = self.pending_secs + dt < self.quiet_for;
+        if quiet {
+            // No waiting device can reach its delay within this time: held back, not walked.
+            self.pending_secs += dt;
+            let failing = std::mem::take(&mut self.failing);
+            put_errors(store, &failing);
+            self.failing = failing;
+            return;
+        }
+        let held = std::mem::take(&mut self.pending_secs);
+        if held > 0.0 {
+            // Time held back reaches every waiting device as often as it is offered, before this tick's.
+            for o in self.offered.values() {
+                for (slot, _) in &o.devices {
+                    let dev = &mut self.states[*slot];
+                    if dev.error.is_none() && dev.installed_entry.is_none() {
+                        dev.exposure_secs += held;
+                    }
+                }
+            }
+        }
+        #[cfg(test)]
+        {
+            self.walks += 1;
+        }
         let mut failed = Vec::new();
+        let mut times_offered = vec![0u32; self.states.len()];
         let offered = std::mem::take(&mut self.offered);
         for Offered {
             entry: entry_id,
@@ -372,6 +434,7 @@ impl Fleet {
                 if dev.installed_entry.is_some() {
                     continue;
                 }
+                times_offered[*slot] += 1;
                 dev.exposure_secs += dt;
                 if dev.exposure_secs < dev.delay_secs {
                     continue;
@@ -401,17 +464,22 @@ impl Fleet {
             }
         }
         self.offered = offered;
-        for (id, error) in failed {
-            let asset = match store.assets.contains_key(&id) {
-                true => store.assets.get_mut(&id),
-                false => store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(&id)),
-            };
-            if let Some(a) = asset
-                && !a.errors.contains(&error)
-            {
-                a.errors.push(error);
-            }
-        }
+        // What the next ticks may hold back: the least a waiting device needs, shared among the
+        // offerings of the device offered most often (each adds the tick's time to it).
+        let most = times_offered.iter().copied().max().unwrap_or(0).max(1);
+        let need = times_offered
+            .iter()
+            .zip(&self.states)
+            .filter(|(n, d)| **n > 0 && d.error.is_none() && d.installed_entry.is_none())
+            .map(|(_, d)| d.delay_secs - d.exposure_secs)
+            .fold(f64::INFINITY, f64::min);
+        self.quiet_for = if need.is_finite() {
+            need / f64::from(most)
+        } else {
+            f64::INFINITY
+        };
+        put_errors(store, &failed);
+        self.failing = failed;
     }
 
     /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
@@ -447,6 +515,8 @@ impl Fleet {
     /// Sets a device's build and error directly (admin API); a set build marks it as reporting.
     pub fn set(&mut self, store: &mut Store, id: &str, build: Option<Build>, error: Option<Option<String>>) {
         let id = id.to_lowercase();
+        // The next tick walks the offered devices again.
+        self.quiet_for = 0.0;
         let dev = self.device(&id);
         if let Some(b) = build {
             dev.build = b;
@@ -487,5 +557,110 @@ mod tests {
         assert!((share("Silent") - 0.05).abs() < 0.02, "{counts:?}");
         assert!((share("Fail") - 0.1).abs() < 0.02, "{counts:?}");
         assert!((share("InstallHotpatch") - 0.3 * 0.85).abs() < 0.04, "{counts:?}");
+    }
+
+    /// Time held back while no device can reach its delay installs and fails the same devices at the
+    /// same ticks as walking every offered device at every tick: devices offered once and twice (two
+    /// deployments share part of their audiences), an error set through the admin API midway, a
+    /// deployment paused midway.
+    #[test]
+    fn held_back_time_installs_and_fails_as_walking_every_tick_does() {
+        let config = FleetConfig {
+            install_hours: 1.0,
+            failure_rate: 0.2,
+            silent_rate: 0.1,
+            hotpatch_rate: 0.3,
+            seed: 11,
+            ..Default::default()
+        };
+        let id = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
+        let mut store = Store::new(1);
+        for (d, range) in [("d1", 0..60), ("d2", 40..100)] {
+            let aid = format!("a-{d}");
+            let mut audience = crate::store::Audience {
+                id: aid.clone(),
+                ..Default::default()
+            };
+            for i in range {
+                audience.members.insert(id(i), AssetKind::Device);
+                store.register_device(&id(i), &BTreeMap::new());
+            }
+            store.audiences.insert(aid.clone(), audience);
+            let at = chrono::Utc::now();
+            store.deployments.insert(
+                d.to_string(),
+                crate::store::Deployment {
+                    id: d.to_string(),
+                    content: json!({"catalogEntry": {"id": format!("e-{d}")}}),
+                    settings: json!({}),
+                    requested: "none".into(),
+                    created: at,
+                    modified: at,
+                    effective_since: at,
+                    audience_id: aid,
+                    intune_managed: false,
+                },
+            );
+        }
+        let catalog = vec![
+            json!({"id": "e-d1", "productRevisions": []}),
+            json!({"id": "e-d2", "productRevisions": []}),
+        ];
+        let mut quick = Fleet::new(config.clone());
+        let mut walking = Fleet::new(config);
+        walking.always_walk = true;
+        quick.active = true;
+        walking.active = true;
+        let (mut sq, mut sw) = (store.clone(), store);
+        let outcomes = |f: &Fleet| -> Vec<(String, Option<String>, Option<String>)> {
+            f.devices()
+                .into_iter()
+                .map(|(id, d)| (id, d.installed_entry, d.error))
+                .collect()
+        };
+        let mut now = 0;
+        for step in 0..300 {
+            // 40 simulated seconds a tick: delays of 0.2 to 1.8 hours pass over about 160 ticks.
+            now += 40_000;
+            if step == 50 {
+                quick.set(&mut sq, &id(3), None, Some(Some("invalidAzureADJoin".into())));
+                walking.set(&mut sw, &id(3), None, Some(Some("invalidAzureADJoin".into())));
+            }
+            if step == 120 {
+                for s in [&mut sq, &mut sw] {
+                    if let Some(d) = s.deployments.get_mut("d2") {
+                        d.requested = "paused".into();
+                    }
+                    s.touch();
+                }
+            }
+            quick.tick(&mut sq, &catalog, now, false);
+            walking.tick(&mut sw, &catalog, now, false);
+            assert_eq!(outcomes(&quick), outcomes(&walking), "step {step}");
+            let errors = |s: &Store| -> Vec<(String, Vec<String>)> {
+                s.assets
+                    .values()
+                    .map(|a| (a.id.clone(), a.errors.clone()))
+                    .collect()
+            };
+            assert_eq!(errors(&sq), errors(&sw), "step {step}");
+        }
+        let all = outcomes(&walking);
+        let installed = all.iter().filter(|(_, e, _)| e.is_some()).count();
+        let failed = all.iter().filter(|(_, _, e)| e.is_some()).count();
+        let both = all
+            .iter()
+            .filter(|(_, e, _)| e.as_deref() == Some("e-d2"))
+            .count();
+        assert!(
+            installed > 40 && failed > 5 && both > 0,
+            "{installed} {failed} {both}"
+        );
+        assert!(
+            quick.walks * 3 < walking.walks,
+            "held back: {} walks against {}",
+            quick.walks,
+            walking.walks
+        );
     }
 }

@@ -165,7 +165,7 @@ impl Store {
     }
 
     /// Marks a change of deployments, audiences or assets.
-    fn touch(&mut self) {
+    pub(crate) fn touch(&mut self) {
         self.revision = REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     }
 

@@ -250,6 +250,41 @@ fn owned_view(obj: &Value, status: bool) -> Value {
     Value::Object(view)
 }
 
+/// [`owned_view`] of the main resource, with its fields moved out of `obj` (metadata's owned fields
+/// copied: they stay where they are); [`give_back`] returns them.
+fn take_owned_view(obj: &mut Value) -> Value {
+    let mut view = Map::new();
+    if let Some(o) = obj.as_object_mut() {
+        let keys: Vec<String> = o
+            .iter()
+            .filter(|(k, v)| {
+                !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status") && !v.is_null()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(v) = o.remove(&k) {
+                view.insert(k, v);
+            }
+        }
+    }
+    if let Some(m) = owned_metadata(obj) {
+        view.insert("metadata".into(), m);
+    }
+    Value::Object(view)
+}
+
+/// Puts back the fields [`take_owned_view`] took.
+fn give_back(obj: &mut Value, view: Value) {
+    if let (Some(o), Value::Object(view)) = (obj.as_object_mut(), view) {
+        for (k, v) in view {
+            if k != "metadata" {
+                o.insert(k, v);
+            }
+        }
+    }
+}
+
 /// The owned views of an update's before and after, less the top-level parts (and owned metadata
 /// fields) it left as they were. An update gives its manager the fields it changes and takes away the
 /// fields it removes; within an unchanged part neither happens, so ownership comes out as from the
@@ -748,7 +783,9 @@ impl Store {
             obj = crate::schema::admit(&self.cel, t, obj, None, writer.strict)?;
         }
         let mut managed = crate::fields::Managed::default();
-        let view = owned_view(&obj, false);
+        // The owned view takes the object's fields for the moment it is read (moved, not copied: a
+        // thousand-item spec is not cloned to be walked once) and gives them back after.
+        let view = take_owned_view(&mut obj);
         let schema = t.view_schema();
         let scope = scope_of(&[&view]);
         let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
@@ -761,6 +798,7 @@ impl Store {
             "",
             (&t.api_version(), &now()),
         );
+        give_back(&mut obj, view);
         if applied {
             // An apply that creates the object owns what it sent as an apply.
             for e in &mut managed.entries {
@@ -1385,6 +1423,19 @@ mod tests {
         let sub = if status { "status" } else { "" };
         m.update(before, after, &scope, None, manager, sub, ("v1", "t"));
         m
+    }
+
+    /// The view a create takes out of its object is the owned view, and the object is whole again after.
+    #[test]
+    fn a_taken_view_is_the_owned_view_and_goes_back() {
+        let obj = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "x", "labels": {"a": "b"}, "uid": "u"},
+                         "spec": {"list": ["d1", "d2"]}, "extra": 1, "gone": null, "status": {"s": 1}});
+        let mut taken = obj.clone();
+        let view = take_owned_view(&mut taken);
+        assert_eq!(view, owned_view(&obj, false));
+        assert!(taken.get("spec").is_none(), "moved, not copied");
+        give_back(&mut taken, view);
+        assert_eq!(taken, obj);
     }
 
     /// Ownership after an update made from the changed parts alone is what the whole owned views give,
