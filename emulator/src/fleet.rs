@@ -109,6 +109,9 @@ pub struct Fleet {
     pub config: FleetConfig,
     /// Each device's place in `states`, by id (lower case), in the order `deviceProfiles` lists them.
     slots: BTreeMap<String, usize>,
+    /// The same places, hashed: finding a device among a hundred thousand is one lookup, not a walk
+    /// down the ordered map.
+    index: std::collections::HashMap<String, usize>,
     states: Vec<Device>,
     last_tick_ms: Option<u64>,
     /// Simulated time runs from the first read of the fleet (`deviceProfiles`, or the admin API), so a
@@ -243,12 +246,13 @@ impl Fleet {
 
     /// The device's slot, giving it one (and allocating) only when the fleet does not have it yet.
     fn ensure(&mut self, id: &str) -> usize {
-        if let Some(slot) = self.slots.get(id) {
+        if let Some(slot) = self.index.get(id) {
             return *slot;
         }
         let slot = self.states.len();
         self.states.push(Self::new_device(&self.config, id));
         self.slots.insert(id.to_string(), slot);
+        self.index.insert(id.to_string(), slot);
         slot
     }
 
@@ -262,7 +266,9 @@ impl Fleet {
     }
 
     fn new_device(c: &FleetConfig, id: &str) -> Device {
-        let builds = starting_builds();
+        static BUILDS: std::sync::LazyLock<Vec<(Build, &'static str)>> =
+            std::sync::LazyLock::new(starting_builds);
+        let builds = &*BUILDS;
         let (build, version) = builds[(unit(c.seed, id, 1) * builds.len() as f64) as usize % builds.len()];
         let u = unit(c.seed, id, 2);
         let outcome = if u < c.silent_rate {
