@@ -943,26 +943,7 @@ impl Store {
         }
         normalise(&mut merged);
         // Field ownership: what the server records, never what the client sent.
-        let managed = match ownership {
-            Ownership::Set(m, _) => m,
-            Ownership::Update(writer) => {
-                let mut m = self.managed.get(&key).cloned().unwrap_or_default();
-                let (before, after) = changed_views(&old, &merged, status_only);
-                let scope = scope_of(&[&before, &after]);
-                let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-                let sub = if status_only { "status" } else { "" };
-                m.update(
-                    &before,
-                    &after,
-                    &scope,
-                    Some(t.view_schema()),
-                    &writer.manager,
-                    sub,
-                    (&t.api_version(), &now()),
-                );
-                m
-            }
-        };
+        let managed = self.ownership_after(t, &key, ownership, (&old, &merged), status_only);
         match merged["metadata"].as_object_mut() {
             Some(meta) if !managed.entries.is_empty() => {
                 meta.insert("managedFields".into(), managed.render());
@@ -987,6 +968,38 @@ impl Store {
         self.objects.insert(key, merged.clone());
         self.emit(t, "MODIFIED", &merged, json);
         Ok(merged)
+    }
+
+    /// The object's field ownership after a write: what an apply worked out, or, for an update, the
+    /// writer's fields moved to it from the parts the write changed.
+    fn ownership_after(
+        &self,
+        t: &ResourceType,
+        key: &Key,
+        ownership: Ownership<'_>,
+        (old, new): (&Value, &Value),
+        status_only: bool,
+    ) -> crate::fields::Managed {
+        match ownership {
+            Ownership::Set(m, _) => m,
+            Ownership::Update(writer) => {
+                let mut m = self.managed.get(key).cloned().unwrap_or_default();
+                let (before, after) = changed_views(old, new, status_only);
+                let scope = scope_of(&[&before, &after]);
+                let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+                let sub = if status_only { "status" } else { "" };
+                m.update(
+                    &before,
+                    &after,
+                    &scope,
+                    Some(t.view_schema()),
+                    &writer.manager,
+                    sub,
+                    (&t.api_version(), &now()),
+                );
+                m
+            }
+        }
     }
 
     /// A status write (an update, or an apply whose ownership is worked out). Only the status, and the
@@ -1037,25 +1050,7 @@ impl Store {
             merged = crate::schema::admit_besides(&self.cel, t, merged, Some(&old), strict, &besides)?;
         }
         normalise(&mut merged);
-        let managed = match ownership {
-            Ownership::Set(m, _) => m,
-            Ownership::Update(writer) => {
-                let mut m = self.managed.get(&key).cloned().unwrap_or_default();
-                let (before, after) = changed_views(&old, &merged, true);
-                let scope = scope_of(&[&before, &after]);
-                let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-                m.update(
-                    &before,
-                    &after,
-                    &scope,
-                    Some(t.view_schema()),
-                    &writer.manager,
-                    "status",
-                    (&t.api_version(), &now()),
-                );
-                m
-            }
-        };
+        let managed = self.ownership_after(t, &key, ownership, (&old, &merged), true);
         if let Some(meta) = merged["metadata"].as_object_mut() {
             if managed.entries.is_empty() {
                 meta.remove("managedFields");
