@@ -50,7 +50,7 @@ pub async fn batch(
     body: Bytes,
 ) -> Response {
     let started = st.clock.now_ms();
-    let ids = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
+    let ids = RequestIds::of(&headers);
     let mut entry = LogEntry::arriving(started, method.as_str(), &uri, "$batch");
     entry.body_hash = fnv(&body);
     let parts = match parse(&method, &headers, &body) {

@@ -92,6 +92,11 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
+    /// A fresh service id for a request with these headers (its `client-request-id`, if any).
+    pub fn of(headers: &axum::http::HeaderMap) -> Self {
+        Self::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()))
+    }
+
     /// A fresh service id for a request that carried `client` (its `client-request-id`, if any).
     pub fn new(client: Option<&str>) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -60,7 +60,7 @@ async fn entra_members(
     headers: HeaderMap,
 ) -> Response {
     let started = st.clock.now_ms();
-    let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
+    let request_id = RequestIds::of(&headers);
     let mut entry = LogEntry::arriving(started, method.as_str(), &uri, "groups.transitiveMembers.list");
     let decision = lock(&st.faults).decide(false, "token");
     if !decision.latency.is_zero() {
@@ -237,7 +237,7 @@ pub(crate) async fn handle(
     in_batch: bool,
 ) -> Response {
     let started = st.clock.now_ms();
-    let request_id = RequestIds::new(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
+    let request_id = RequestIds::of(&headers);
     let path = uri.path().to_string();
     let segs: Vec<String> = path
         .strip_prefix(BASE)
