@@ -20,8 +20,9 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::Transport;
+use super::exchange::{describe, read_capped, request_id};
 use super::retry::parse_retry_after;
-use super::{Transport, read_capped, request_id};
 
 /// Most requests in one batch (Graph's limit).
 pub const MAX_BATCH: usize = 20;
@@ -178,7 +179,7 @@ impl Transport {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| super::describe(&e))?;
+        let resp = req.send().await.map_err(|e| describe(&e))?;
         if resp.status().as_u16() != 200 {
             return Ok(false);
         }
@@ -324,7 +325,7 @@ impl Transport {
         };
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return failed(super::describe(&e), e.is_connect()),
+            Err(e) => return failed(describe(&e), e.is_connect()),
         };
         let status = resp.status().as_u16();
         let cap = self.config.max_response_bytes.saturating_mul(MAX_BATCH);
