@@ -348,6 +348,9 @@ impl Fleet {
             self.know(store);
         }
         if self.revision != Some(store.revision) {
+            // Time held back was offered by the deployments as they were: it goes to their devices
+            // before what is offered is worked out again.
+            self.add_held();
             self.revision = Some(store.revision);
             let mut offered = std::mem::take(&mut self.offered);
             let live: BTreeMap<&str, (&str, &str)> = store
@@ -400,18 +403,8 @@ impl Fleet {
             self.failing = failing;
             return;
         }
-        let held = std::mem::take(&mut self.pending_secs);
-        if held > 0.0 {
-            // Time held back reaches every waiting device as often as it is offered, before this tick's.
-            for o in self.offered.values() {
-                for (slot, _) in &o.devices {
-                    let dev = &mut self.states[*slot];
-                    if dev.error.is_none() && dev.installed_entry.is_none() {
-                        dev.exposure_secs += held;
-                    }
-                }
-            }
-        }
+        // Time held back reaches every waiting device as often as it is offered, before this tick's.
+        self.add_held();
         #[cfg(test)]
         {
             self.walks += 1;
@@ -486,6 +479,23 @@ impl Fleet {
         };
         put_errors(store, &failed);
         self.failing = failed;
+    }
+
+    /// Adds the time held back to every waiting offered device, as often as it is offered (no device
+    /// reaches its delay within it: that is why it was held back).
+    fn add_held(&mut self) {
+        let held = std::mem::take(&mut self.pending_secs);
+        if held <= 0.0 {
+            return;
+        }
+        for o in self.offered.values() {
+            for (slot, _) in &o.devices {
+                let dev = &mut self.states[*slot];
+                if dev.error.is_none() && dev.installed_entry.is_none() {
+                    dev.exposure_secs += held;
+                }
+            }
+        }
     }
 
     /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
@@ -568,7 +578,7 @@ mod tests {
     /// Time held back while no device can reach its delay installs and fails the same devices at the
     /// same ticks as walking every offered device at every tick: devices offered once and twice (two
     /// deployments share part of their audiences), an error set through the admin API midway, a
-    /// deployment paused midway.
+    /// deployment paused and resumed while time is held back.
     #[test]
     fn held_back_time_installs_and_fails_as_walking_every_tick_does() {
         let config = FleetConfig {
@@ -625,6 +635,7 @@ mod tests {
                 .collect()
         };
         let mut now = 0;
+        let (mut paused_at, mut resumed) = (None, false);
         for step in 0..300 {
             // 40 simulated seconds a tick: delays of 0.2 to 1.8 hours pass over about 160 ticks.
             now += 40_000;
@@ -632,10 +643,23 @@ mod tests {
                 quick.set(&mut sq, &id(3), None, Some(Some("invalidAzureADJoin".into())));
                 walking.set(&mut sw, &id(3), None, Some(Some("invalidAzureADJoin".into())));
             }
-            if step == 120 {
+            // d2 paused, and later resumed, while time is held back: that time was offered by d2 (or
+            // not) as the deployments were before the change.
+            let held = quick.pending_secs > 0.0;
+            let change = match paused_at {
+                None if step >= 30 && held => Some("paused"),
+                Some(at) if step >= at + 20 && held && !resumed => Some("none"),
+                _ => None,
+            };
+            if let Some(requested) = change {
+                if requested == "paused" {
+                    paused_at = Some(step);
+                } else {
+                    resumed = true;
+                }
                 for s in [&mut sq, &mut sw] {
                     if let Some(d) = s.deployments.get_mut("d2") {
-                        d.requested = "paused".into();
+                        d.requested = requested.into();
                     }
                     s.touch();
                 }
@@ -661,6 +685,10 @@ mod tests {
         assert!(
             installed > 40 && failed > 5 && both > 0,
             "{installed} {failed} {both}"
+        );
+        assert!(
+            paused_at.is_some() && resumed,
+            "d2 was paused and resumed while time was held back"
         );
         assert!(
             quick.walks * 3 < walking.walks,
