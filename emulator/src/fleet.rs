@@ -531,7 +531,8 @@ impl Fleet {
     /// Sets a device's build and error directly (admin API); a set build marks it as reporting.
     pub fn set(&mut self, store: &mut Store, id: &str, build: Option<Build>, error: Option<Option<String>>) {
         let id = id.to_lowercase();
-        // The next tick walks the offered devices again.
+        // Time held back was offered to the device as it was; the next tick walks the offered devices.
+        self.add_held();
         self.quiet_for = 0.0;
         let dev = self.device(&id);
         if let Some(b) = build {
