@@ -14,14 +14,13 @@
 //! is sent single requests from then on, as is a tenant whose answer to a batch is not a batch.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
 use super::Transport;
-use super::exchange::{describe, read_capped, request_id};
+use super::exchange::{Exchange, describe, read_capped, request_id};
 use super::retry::parse_retry_after;
 
 /// Most requests in one batch (Graph's limit).
@@ -39,26 +38,6 @@ pub enum BatchMode {
     Off,
     /// JSON batches when requests queue for a slot, once a probe shows the tenant takes them.
     Auto,
-}
-
-/// What one HTTP exchange (alone, or inside a batch) came to.
-#[derive(Debug)]
-pub(super) enum Exchange {
-    Answer {
-        status: u16,
-        retry_after: Option<Duration>,
-        /// `request-id` and `client-request-id` as the answer carried them.
-        ids: (Option<String>, Option<String>),
-        bytes: Bytes,
-    },
-    /// Nothing came back. `refused`: the connection was refused, so the service did nothing.
-    SendFailed {
-        detail: String,
-        refused: bool,
-        source: Option<reqwest::Error>,
-    },
-    /// An answer came but its body could not be read.
-    ReadFailed { status: u16, detail: String },
 }
 
 /// One request waiting in the queue.

@@ -4,9 +4,33 @@
 use reqwest::Method;
 
 use super::retry::parse_retry_after;
-use super::{Transport, batch};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Transport;
 use crate::graph::error::ODataDetail;
 use crate::graph::models::ErrorEnvelope;
+
+/// What one HTTP exchange (alone, or inside a batch) came to.
+#[derive(Debug)]
+pub(super) enum Exchange {
+    Answer {
+        status: u16,
+        retry_after: Option<Duration>,
+        /// `request-id` and `client-request-id` as the answer carried them.
+        ids: (Option<String>, Option<String>),
+        bytes: Bytes,
+    },
+    /// Nothing came back. `refused`: the connection was refused, so the service did nothing.
+    SendFailed {
+        detail: String,
+        refused: bool,
+        source: Option<reqwest::Error>,
+    },
+    /// An answer came but its body could not be read.
+    ReadFailed { status: u16, detail: String },
+}
 
 impl Transport {
     /// One HTTP exchange for one Graph request.
@@ -17,7 +41,7 @@ impl Transport {
         body: Option<&bytes::Bytes>,
         client_request_id: &str,
         bearer: Option<&str>,
-    ) -> batch::Exchange {
+    ) -> Exchange {
         let mut req = self
             .http
             .request(method.clone(), url)
@@ -35,7 +59,7 @@ impl Transport {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                return batch::Exchange::SendFailed {
+                return Exchange::SendFailed {
                     detail: describe(&e),
                     refused: e.is_connect(),
                     source: Some(e),
@@ -56,13 +80,13 @@ impl Transport {
         };
         let ids = (header("request-id"), header("client-request-id"));
         match read_capped(resp, self.config.max_response_bytes).await {
-            Ok(bytes) => batch::Exchange::Answer {
+            Ok(bytes) => Exchange::Answer {
                 status,
                 retry_after,
                 ids,
                 bytes,
             },
-            Err(detail) => batch::Exchange::ReadFailed { status, detail },
+            Err(detail) => Exchange::ReadFailed { status, detail },
         }
     }
 }

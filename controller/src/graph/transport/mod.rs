@@ -339,13 +339,13 @@ impl Transport {
                 .await
         };
         let (status, retry_after, ids, bytes) = match exchange {
-            batch::Exchange::Answer {
+            exchange::Exchange::Answer {
                 status,
                 retry_after,
                 ids,
                 bytes,
             } => (status, retry_after, ids, bytes),
-            batch::Exchange::SendFailed {
+            exchange::Exchange::SendFailed {
                 detail,
                 refused,
                 source,
@@ -372,7 +372,7 @@ impl Transport {
                     },
                 );
             }
-            batch::Exchange::ReadFailed { status, detail } => {
+            exchange::Exchange::ReadFailed { status, detail } => {
                 self.metrics
                     .observe(operation, "error", started.elapsed().as_secs_f64());
                 if idempotency == Idempotency::CreateOnce && (200..300).contains(&status) {
