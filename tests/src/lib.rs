@@ -155,6 +155,33 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A test's working directory under `target/e2e/`, removed when the test that made it passes and kept
+/// when it fails (for its logs). A run of the suite leaves nothing behind but its failures' directories.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `target/e2e/<name>`, created empty.
+    pub fn new(name: &str) -> Scratch {
+        let dir = root().join("target/e2e").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// The `wufb-operator` binary built next to the running executable (or `WUFB_OPERATOR_BIN`). The bench
 /// and soak binaries build it when it is missing.
 pub fn operator_bin() -> PathBuf {
@@ -251,6 +278,8 @@ pub struct Env {
     pub namespace: String,
     pub client: kube::Client,
     pub controllers: Vec<Controller>,
+    /// `dir`, removed after a passing test (after the controllers are stopped: fields drop after `drop`).
+    _scratch: Scratch,
 }
 
 impl Env {
@@ -267,8 +296,8 @@ impl Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
         let namespace = format!("e2e-{name}-{suffix}").replace('_', "-");
-        let dir = root().join("target/e2e").join(&namespace);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new(&namespace);
+        let dir = scratch.path().to_path_buf();
         let emulator = Emulator::start(emulator, "127.0.0.1:0").await.unwrap();
         let (apiserver, kubeconfig) = match std::env::var("WUFB_E2E_KUBECONFIG") {
             Ok(path) => (None, PathBuf::from(path)),
@@ -304,6 +333,7 @@ impl Env {
             namespace,
             client,
             controllers: Vec::new(),
+            _scratch: scratch,
         };
         if env.apiserver.is_none() {
             env.kubectl_ok(&[

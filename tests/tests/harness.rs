@@ -89,3 +89,39 @@ fn no_test_helper_is_defined_in_more_than_one_test_file() {
         "helpers defined in more than one test file: {copied:?}"
     );
 }
+
+#[test]
+fn every_test_file_is_a_module_of_its_crates_one_test_binary() {
+    // Each crate builds its tests/ as one binary (`autotests = false`, tests/suite.rs): a file that
+    // suite.rs does not name would never be compiled or run.
+    let mut missing = Vec::new();
+    for krate in ["controller", "emulator", "tests", "tests/apiserver"] {
+        let dir = root().join(krate).join("tests");
+        let suite = std::fs::read_to_string(dir.join("suite.rs")).unwrap();
+        let declared: Vec<&str> = suite
+            .lines()
+            .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+            .collect();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else {
+                continue;
+            };
+            if path.extension().is_some_and(|e| e == "rs")
+                && stem != "suite"
+                && !declared.contains(&stem.as_str())
+            {
+                missing.push(format!("{krate}/tests/{stem}.rs"));
+            }
+        }
+        let manifest = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("autotests = false") && manifest.contains("path = \"tests/suite.rs\""),
+            "{krate}/Cargo.toml builds tests/suite.rs as its one test binary"
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "test files not named in their crate's tests/suite.rs (add `mod <file>;`): {missing:?}"
+    );
+}
