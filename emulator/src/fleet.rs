@@ -132,12 +132,18 @@ pub struct Fleet {
     /// device. The next walk adds them first, to every device as often as it is offered.
     pending_secs: f64,
     /// How much exposure can be held back: the least exposure any waiting device needs to reach its
-    /// delay, shared among the offerings of the device offered most often. Zero forces a walk (the
-    /// offered devices changed, or a device was set through the admin API).
+    /// delay, shared among the offerings of the device offered most often (`quiet_most`). Zero
+    /// forces a walk (a device was set through the admin API). When what is offered changes, it is
+    /// narrowed for the newly offered devices rather than reset, so a rollout that adds a deployment
+    /// at a time does not walk every offered device at each addition.
     quiet_for: f64,
-    /// The failures the last walk found on offered devices: put on their assets at every tick, as a
-    /// walk does (an asset may appear after its device failed).
-    failing: Vec<(String, String)>,
+    /// The offerings of the device offered most often, as `quiet_for` counts them.
+    quiet_most: u32,
+    /// By slot, how many unpaused deployments offer the device (installed and failed devices too).
+    offers: Vec<u32>,
+    /// The failures on offered devices, by slot (the last walk's, and those of devices offered since):
+    /// put on their assets at every tick, as a walk does (an asset may appear after its device failed).
+    failing: BTreeMap<usize, (String, String)>,
     /// Walks every tick (the reference the tests hold held-back time to).
     #[cfg(test)]
     always_walk: bool,
@@ -157,8 +163,8 @@ struct Offered {
 }
 
 /// Puts each failure on its device's asset, once.
-fn put_errors(store: &mut Store, failed: &[(String, String)]) {
-    for (id, error) in failed {
+fn put_errors(store: &mut Store, failed: &BTreeMap<usize, (String, String)>) {
+    for (id, error) in failed.values() {
         let asset = match store.assets.contains_key(id) {
             true => store.assets.get_mut(id),
             false => store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(id)),
@@ -251,6 +257,7 @@ impl Fleet {
         }
         let slot = self.states.len();
         self.states.push(Self::new_device(&self.config, id));
+        self.offers.push(0);
         self.slots.insert(id.to_string(), slot);
         self.index.insert(id.to_string(), slot);
         slot
@@ -362,7 +369,17 @@ impl Fleet {
                     Some((d.id.as_str(), (entry, d.audience_id.as_str())))
                 })
                 .collect();
-            offered.retain(|id, _| live.contains_key(id.as_str()));
+            let gone: Vec<String> = offered
+                .keys()
+                .filter(|id| !live.contains_key(id.as_str()))
+                .cloned()
+                .collect();
+            for id in gone {
+                if let Some(o) = offered.remove(&id) {
+                    self.withdraw(&o.devices);
+                }
+            }
+            let mut newly: Vec<usize> = Vec::new();
             for (id, (entry, audience_id)) in live {
                 let print = print_of(store, audience_id);
                 if offered
@@ -371,11 +388,21 @@ impl Fleet {
                 {
                     continue;
                 }
+                if let Some(old) = offered.remove(id) {
+                    self.withdraw(&old.devices);
+                }
                 let devices: Vec<(usize, String)> = store
                     .offered_devices(audience_id)
                     .into_iter()
                     .map(|d| (self.ensure(&d), d))
                     .collect();
+                for (slot, device) in &devices {
+                    self.offers[*slot] += 1;
+                    newly.push(*slot);
+                    if let Some(e) = &self.states[*slot].error {
+                        self.failing.insert(*slot, (device.clone(), e.clone()));
+                    }
+                }
                 offered.insert(
                     id.to_string(),
                     Offered {
@@ -386,7 +413,7 @@ impl Fleet {
                 );
             }
             self.offered = offered;
-            self.quiet_for = 0.0;
+            self.narrow_quiet(&newly);
         }
         if dt <= 0.0 {
             return;
@@ -409,7 +436,7 @@ impl Fleet {
         {
             self.walks += 1;
         }
-        let mut failed = Vec::new();
+        let mut failed = BTreeMap::new();
         let mut times_offered = vec![0u32; self.states.len()];
         let offered = std::mem::take(&mut self.offered);
         for Offered {
@@ -427,7 +454,7 @@ impl Fleet {
                 if let Some(e) = &dev.error {
                     // An error set through the admin API before the device's asset existed shows on
                     // the asset once it does.
-                    failed.push((id.clone(), e.clone()));
+                    failed.insert(*slot, (id.clone(), e.clone()));
                     continue;
                 }
                 if dev.installed_entry.is_some() {
@@ -442,7 +469,7 @@ impl Fleet {
                 match dev.outcome {
                     Outcome::Fail => {
                         dev.error = Some("invalidAzureADJoin".into());
-                        failed.push((id.clone(), "invalidAzureADJoin".into()));
+                        failed.insert(*slot, (id.clone(), "invalidAzureADJoin".into()));
                     }
                     Outcome::Silent | Outcome::Install | Outcome::InstallHotpatch => {
                         let of_build: Vec<(Build, bool)> = revisions
@@ -477,8 +504,49 @@ impl Fleet {
         } else {
             f64::INFINITY
         };
+        self.quiet_most = most;
         put_errors(store, &failed);
         self.failing = failed;
+    }
+
+    /// A deployment no longer offers `devices` (paused, deleted, or its audience or entry changed):
+    /// each is offered once less, and a device no deployment offers has no failure to show.
+    fn withdraw(&mut self, devices: &[(usize, String)]) {
+        for (slot, _) in devices {
+            self.offers[*slot] = self.offers[*slot].saturating_sub(1);
+            if self.offers[*slot] == 0 {
+                self.failing.remove(slot);
+            }
+        }
+    }
+
+    /// What may be held back once `newly` offered devices (slots, with repeats) joined the offered
+    /// ones, after the time held back was added. A device offered before needed at least
+    /// `quiet_for * quiet_most` more exposure and is offered at most `most` times now; a newly offered
+    /// one needs its own remaining exposure: each tick adds its time once per offering. Withdrawn
+    /// offerings only add slack (the bound stays safe; the next walk makes it exact).
+    fn narrow_quiet(&mut self, newly: &[usize]) {
+        if newly.is_empty() {
+            return;
+        }
+        let most = newly
+            .iter()
+            .map(|s| self.offers[*s])
+            .fold(self.quiet_most, u32::max)
+            .max(1);
+        let need = newly
+            .iter()
+            .map(|s| &self.states[*s])
+            .filter(|d| d.error.is_none() && d.installed_entry.is_none())
+            .map(|d| d.delay_secs - d.exposure_secs)
+            .fold(f64::INFINITY, f64::min);
+        let before = if self.quiet_for.is_finite() {
+            self.quiet_for * f64::from(self.quiet_most.max(1)) / f64::from(most)
+        } else {
+            f64::INFINITY
+        };
+        self.quiet_for = before.min(need / f64::from(most)).max(0.0);
+        self.quiet_most = most;
     }
 
     /// Adds the time held back to every waiting offered device, as often as it is offered (no device
@@ -488,6 +556,8 @@ impl Fleet {
         if held <= 0.0 {
             return;
         }
+        // What may still be held back shrinks by what was.
+        self.quiet_for = (self.quiet_for - held).max(0.0);
         for o in self.offered.values() {
             for (slot, _) in &o.devices {
                 let dev = &mut self.states[*slot];
@@ -576,10 +646,185 @@ mod tests {
         assert!((share("InstallHotpatch") - 0.3 * 0.85).abs() < 0.04, "{counts:?}");
     }
 
+    fn id(i: usize) -> String {
+        format!("00000000-0000-4000-8000-{i:012}")
+    }
+
+    /// An unpaused deployment `d` (catalog entry `e-<d>`) offering the devices `range`, registered.
+    fn offer(store: &mut Store, d: &str, range: std::ops::Range<usize>) {
+        let aid = format!("a-{d}");
+        let mut audience = crate::store::Audience {
+            id: aid.clone(),
+            ..Default::default()
+        };
+        for i in range {
+            audience.members.insert(id(i), AssetKind::Device);
+            store.register_device(&id(i), &BTreeMap::new());
+        }
+        store.audiences.insert(aid.clone(), audience);
+        let at = chrono::Utc::now();
+        store.deployments.insert(
+            d.to_string(),
+            crate::store::Deployment {
+                id: d.to_string(),
+                content: json!({"catalogEntry": {"id": format!("e-{d}")}}),
+                settings: json!({}),
+                requested: "none".into(),
+                created: at,
+                modified: at,
+                effective_since: at,
+                audience_id: aid,
+                intune_managed: false,
+            },
+        );
+        store.touch();
+    }
+
+    /// A rollout adds its deployments one at a time: each addition narrows what may be held back for
+    /// its own devices instead of walking every device offered already, and the devices install and
+    /// fail at the same ticks as walking every offered device at every tick.
+    #[test]
+    fn deployments_added_while_time_is_held_back_do_not_walk_the_offered_devices() {
+        let config = FleetConfig {
+            install_hours: 1.0,
+            failure_rate: 0.2,
+            seed: 5,
+            ..Default::default()
+        };
+        let mut stores = (Store::new(1), Store::new(1));
+        offer(&mut stores.0, "d0", 0..50);
+        offer(&mut stores.1, "d0", 0..50);
+        let catalog: Vec<Value> = (0..=6)
+            .map(|k| json!({"id": format!("e-d{k}"), "productRevisions": []}))
+            .collect();
+        let mut quick = Fleet::new(config.clone());
+        let mut walking = Fleet::new(config);
+        walking.always_walk = true;
+        quick.active = true;
+        walking.active = true;
+        let mut now = 0;
+        let mut walks_at_additions = Vec::new();
+        for step in 0..300 {
+            // 40 simulated seconds a tick; the shortest delay is 720 s, so six additions in the six
+            // ticks after the first walk need no walk of their own.
+            now += 40_000;
+            if (2..8).contains(&step) {
+                walks_at_additions.push(quick.walks);
+                let k = step - 1;
+                // Each new deployment offers ten new devices and five d0 offers already.
+                offer(&mut stores.0, &format!("d{k}"), 50 + 10 * k..60 + 10 * k);
+                offer(&mut stores.1, &format!("d{k}"), 50 + 10 * k..60 + 10 * k);
+                for s in [&mut stores.0, &mut stores.1] {
+                    if let Some(a) = s.audiences.get_mut(&format!("a-d{k}")) {
+                        for i in 5 * k..5 * k + 5 {
+                            a.members.insert(id(i), AssetKind::Device);
+                        }
+                    }
+                    s.touch();
+                }
+            }
+            quick.tick(&mut stores.0, &catalog, now, false);
+            walking.tick(&mut stores.1, &catalog, now, false);
+            // Exposure held back is not on the devices yet: what it leads to is.
+            let outcomes = |f: &Fleet| -> Vec<(String, Option<String>, Option<String>)> {
+                f.devices()
+                    .into_iter()
+                    .map(|(id, d)| (id, d.installed_entry, d.error))
+                    .collect()
+            };
+            assert_eq!(outcomes(&quick), outcomes(&walking), "step {step}");
+        }
+        assert_eq!(
+            walks_at_additions,
+            vec![1; 6],
+            "one walk (the first tick) before and through the six additions"
+        );
+        let installed = walking
+            .devices()
+            .values()
+            .filter(|d| d.installed_entry.is_some())
+            .count();
+        let failed = walking.devices().values().filter(|d| d.error.is_some()).count();
+        assert!(installed > 60 && failed > 5, "{installed} installed, {failed} failed");
+    }
+
+    /// A deployment resumed while time is held back offers devices that came close to their delays
+    /// before the pause: what may be held back narrows to them (the bound the walks worked out while
+    /// it was paused came from fresh devices only), so they install at the same ticks as walking
+    /// every offered device at every tick.
+    #[test]
+    fn a_deployment_resumed_while_time_is_held_back_narrows_it_to_its_devices() {
+        let config = FleetConfig {
+            install_hours: 1.0,
+            seed: 9,
+            ..Default::default()
+        };
+        let mut stores = (Store::new(1), Store::new(1));
+        offer(&mut stores.0, "d0", 0..30);
+        offer(&mut stores.1, "d0", 0..30);
+        let catalog = vec![
+            json!({"id": "e-d0", "productRevisions": []}),
+            json!({"id": "e-d1", "productRevisions": []}),
+        ];
+        let mut quick = Fleet::new(config.clone());
+        let mut walking = Fleet::new(config);
+        walking.always_walk = true;
+        quick.active = true;
+        walking.active = true;
+        let outcomes = |f: &Fleet| -> Vec<(String, Option<String>)> {
+            f.devices()
+                .into_iter()
+                .map(|(id, d)| (id, d.installed_entry))
+                .collect()
+        };
+        let mut now = 0;
+        let (mut resumed, mut walks_with_d1) = (None, 0);
+        for step in 0..300 {
+            now += 40_000;
+            for s in [&mut stores.0, &mut stores.1] {
+                match step {
+                    12 => {
+                        if let Some(d) = s.deployments.get_mut("d0") {
+                            d.requested = "paused".into();
+                        }
+                        s.touch();
+                    }
+                    14 => offer(s, "d1", 100..130),
+                    _ => {}
+                }
+            }
+            if step == 14 {
+                walks_with_d1 = quick.walks;
+            }
+            // Resumed once a walk has worked out what may be held back from d1's devices alone.
+            if step > 14
+                && resumed.is_none()
+                && quick.walks > walks_with_d1
+                && quick.pending_secs > 0.0
+            {
+                resumed = Some(step);
+                for s in [&mut stores.0, &mut stores.1] {
+                    if let Some(d) = s.deployments.get_mut("d0") {
+                        d.requested = "none".into();
+                    }
+                    s.touch();
+                }
+            }
+            quick.tick(&mut stores.0, &catalog, now, false);
+            walking.tick(&mut stores.1, &catalog, now, false);
+            assert_eq!(outcomes(&quick), outcomes(&walking), "step {step}");
+        }
+        assert!(resumed.is_some(), "d0 resumed while time was held back");
+        let installed = outcomes(&walking).iter().filter(|(_, e)| e.is_some()).count();
+        assert_eq!(installed, 60, "every device installs");
+    }
+
     /// Time held back while no device can reach its delay installs and fails the same devices at the
     /// same ticks as walking every offered device at every tick: devices offered once and twice (two
     /// deployments share part of their audiences), an error set through the admin API midway, a
-    /// deployment paused and resumed while time is held back.
+    /// deployment paused and resumed while time is held back, devices added to an offered audience
+    /// (new ones, and ones the other deployment offers already) and taken out of it while time is
+    /// held back.
     #[test]
     fn held_back_time_installs_and_fails_as_walking_every_tick_does() {
         let config = FleetConfig {
@@ -590,35 +835,9 @@ mod tests {
             seed: 11,
             ..Default::default()
         };
-        let id = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
         let mut store = Store::new(1);
-        for (d, range) in [("d1", 0..60), ("d2", 40..100)] {
-            let aid = format!("a-{d}");
-            let mut audience = crate::store::Audience {
-                id: aid.clone(),
-                ..Default::default()
-            };
-            for i in range {
-                audience.members.insert(id(i), AssetKind::Device);
-                store.register_device(&id(i), &BTreeMap::new());
-            }
-            store.audiences.insert(aid.clone(), audience);
-            let at = chrono::Utc::now();
-            store.deployments.insert(
-                d.to_string(),
-                crate::store::Deployment {
-                    id: d.to_string(),
-                    content: json!({"catalogEntry": {"id": format!("e-{d}")}}),
-                    settings: json!({}),
-                    requested: "none".into(),
-                    created: at,
-                    modified: at,
-                    effective_since: at,
-                    audience_id: aid,
-                    intune_managed: false,
-                },
-            );
-        }
+        offer(&mut store, "d1", 0..60);
+        offer(&mut store, "d2", 40..100);
         let catalog = vec![
             json!({"id": "e-d1", "productRevisions": []}),
             json!({"id": "e-d2", "productRevisions": []}),
@@ -637,6 +856,7 @@ mod tests {
         };
         let mut now = 0;
         let (mut paused_at, mut resumed) = (None, false);
+        let (mut grown, mut shrunk) = (None::<usize>, false);
         for step in 0..300 {
             // 40 simulated seconds a tick: delays of 0.2 to 1.8 hours pass over about 160 ticks.
             now += 40_000;
@@ -647,6 +867,29 @@ mod tests {
             // d2 paused, and later resumed, while time is held back: that time was offered by d2 (or
             // not) as the deployments were before the change.
             let held = quick.pending_secs > 0.0;
+            if held && grown.is_none() && step >= 20 {
+                grown = Some(step);
+                for s in [&mut sq, &mut sw] {
+                    for i in (95..130).chain([3]) {
+                        s.register_device(&id(i), &BTreeMap::new());
+                        if let Some(a) = s.audiences.get_mut("a-d1") {
+                            a.members.insert(id(i), AssetKind::Device);
+                        }
+                    }
+                    s.touch();
+                }
+            }
+            if held && !shrunk && grown.is_some_and(|at| step >= at + 15) {
+                shrunk = true;
+                for s in [&mut sq, &mut sw] {
+                    if let Some(a) = s.audiences.get_mut("a-d1") {
+                        for i in 10..20 {
+                            a.members.remove(&id(i));
+                        }
+                    }
+                    s.touch();
+                }
+            }
             let change = match paused_at {
                 None if step >= 30 && held => Some("paused"),
                 Some(at) if step >= at + 20 && held && !resumed => Some("none"),
@@ -692,7 +935,11 @@ mod tests {
             "d2 was paused and resumed while time was held back"
         );
         assert!(
-            quick.walks * 3 < walking.walks,
+            grown.is_some() && shrunk,
+            "d1's audience grew and shrank while time was held back"
+        );
+        assert!(
+            quick.walks * 2 < walking.walks,
             "held back: {} walks against {}",
             quick.walks,
             walking.walks
