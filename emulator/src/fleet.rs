@@ -127,18 +127,17 @@ pub struct Fleet {
     /// fleet); after that, a read takes only the devices the tenant registered since
     /// ([`Store::take_registered`]), so it never walks the whole tenant again.
     known: bool,
-    /// Simulated seconds of exposure not yet added to the offered devices: while no device could reach
-    /// its delay within them (`quiet_for`), a tick adds its time here instead of walking every offered
-    /// device. The next walk adds them first, to every device as often as it is offered.
+    /// Simulated seconds held back since the last walk: while no device could reach its delay within
+    /// them (`quiet_for`), a tick adds its time here instead of walking every offered device. Each
+    /// offering gets the part of it since it began (`Offered::held_from`): when the offering ends,
+    /// on its own devices; at the next walk, on every offered device, as often as it is offered.
     pending_secs: f64,
-    /// How much exposure can be held back: the least exposure any waiting device needs to reach its
-    /// delay, shared among the offerings of the device offered most often (`quiet_most`). Zero
-    /// forces a walk (a device was set through the admin API). When what is offered changes, it is
-    /// narrowed for the newly offered devices rather than reset, so a rollout that adds a deployment
-    /// at a time does not walk every offered device at each addition.
+    /// How much exposure can be held back (counted like `pending_secs`): after a walk, the least
+    /// exposure any waiting device needs to reach its delay, shared among the offerings of the device
+    /// offered most often. Zero forces a walk (a device was set through the admin API). When what is
+    /// offered changes, it is narrowed for the newly offered devices rather than reset, so a rollout
+    /// that adds a deployment at a time does not walk every offered device at each addition.
     quiet_for: f64,
-    /// The offerings of the device offered most often, as `quiet_for` counts them.
-    quiet_most: u32,
     /// By slot, how many unpaused deployments offer the device (installed and failed devices too).
     offers: Vec<u32>,
     /// The failures on offered devices, by slot (the last walk's, and those of devices offered since):
@@ -160,6 +159,9 @@ struct Offered {
     entry: String,
     /// Each device's slot and id.
     devices: Vec<(usize, String)>,
+    /// `Fleet::pending_secs` when this offering's time began to be held back: the time held back for
+    /// it is what has been held back since.
+    held_from: f64,
 }
 
 /// Puts each failure on its device's asset, once.
@@ -355,9 +357,8 @@ impl Fleet {
             self.know(store);
         }
         if self.revision != Some(store.revision) {
-            // Time held back was offered by the deployments as they were: it goes to their devices
-            // before what is offered is worked out again.
-            self.add_held();
+            // Time held back was offered by the deployments as they were: an offering that ends puts
+            // its part on its devices, one that begins counts from now.
             self.revision = Some(store.revision);
             let mut offered = std::mem::take(&mut self.offered);
             let live: BTreeMap<&str, (&str, &str)> = store
@@ -376,7 +377,7 @@ impl Fleet {
                 .collect();
             for id in gone {
                 if let Some(o) = offered.remove(&id) {
-                    self.withdraw(&o.devices);
+                    self.withdraw(&o);
                 }
             }
             let mut newly: Vec<usize> = Vec::new();
@@ -389,7 +390,7 @@ impl Fleet {
                     continue;
                 }
                 if let Some(old) = offered.remove(id) {
-                    self.withdraw(&old.devices);
+                    self.withdraw(&old);
                 }
                 let devices: Vec<(usize, String)> = store
                     .offered_devices(audience_id)
@@ -409,6 +410,7 @@ impl Fleet {
                         print,
                         entry: entry.to_string(),
                         devices,
+                        held_from: self.pending_secs,
                     },
                 );
             }
@@ -504,15 +506,20 @@ impl Fleet {
         } else {
             f64::INFINITY
         };
-        self.quiet_most = most;
         put_errors(store, &failed);
         self.failing = failed;
     }
 
-    /// A deployment no longer offers `devices` (paused, deleted, or its audience or entry changed):
-    /// each is offered once less, and a device no deployment offers has no failure to show.
-    fn withdraw(&mut self, devices: &[(usize, String)]) {
-        for (slot, _) in devices {
+    /// A deployment no longer makes offering `o` (paused, deleted, or its audience or entry changed):
+    /// the time held back for it goes to its waiting devices, each is offered once less, and a device
+    /// no deployment offers has no failure to show.
+    fn withdraw(&mut self, o: &Offered) {
+        let held = self.pending_secs - o.held_from;
+        for (slot, _) in &o.devices {
+            let dev = &mut self.states[*slot];
+            if held > 0.0 && dev.error.is_none() && dev.installed_entry.is_none() {
+                dev.exposure_secs += held;
+            }
             self.offers[*slot] = self.offers[*slot].saturating_sub(1);
             if self.offers[*slot] == 0 {
                 self.failing.remove(slot);
@@ -521,35 +528,29 @@ impl Fleet {
     }
 
     /// What may be held back once `newly` offered devices (slots, with repeats) joined the offered
-    /// ones, after the time held back was added. A device offered before needed at least
-    /// `quiet_for * quiet_most` more exposure and is offered at most `most` times now; a newly offered
-    /// one needs its own remaining exposure: each tick adds its time once per offering. Withdrawn
+    /// ones. The devices whose offerings did not grow stay within `quiet_for`. A newly offered device
+    /// `d`, offered `k` times now, had at most `k - 1` offerings holding back up to `pending_secs`
+    /// each; from here each tick adds its time `k` times, so it stays short of its delay while the
+    /// time held back is below `pending + (delay - exposure - (k - 1) * pending) / k`. Withdrawn
     /// offerings only add slack (the bound stays safe; the next walk makes it exact).
     fn narrow_quiet(&mut self, newly: &[usize]) {
-        if newly.is_empty() {
-            return;
-        }
-        let most = newly
+        let held = self.pending_secs;
+        let bound = newly
             .iter()
-            .map(|s| self.offers[*s])
-            .fold(self.quiet_most, u32::max)
-            .max(1);
-        let need = newly
-            .iter()
-            .map(|s| &self.states[*s])
-            .filter(|d| d.error.is_none() && d.installed_entry.is_none())
-            .map(|d| d.delay_secs - d.exposure_secs)
+            .filter(|s| {
+                let d = &self.states[**s];
+                d.error.is_none() && d.installed_entry.is_none()
+            })
+            .map(|s| {
+                let d = &self.states[*s];
+                let k = f64::from(self.offers[*s].max(1));
+                held + (d.delay_secs - d.exposure_secs - (k - 1.0) * held) / k
+            })
             .fold(f64::INFINITY, f64::min);
-        let before = if self.quiet_for.is_finite() {
-            self.quiet_for * f64::from(self.quiet_most.max(1)) / f64::from(most)
-        } else {
-            f64::INFINITY
-        };
-        self.quiet_for = before.min(need / f64::from(most)).max(0.0);
-        self.quiet_most = most;
+        self.quiet_for = self.quiet_for.min(bound).max(0.0);
     }
 
-    /// Adds the time held back to every waiting offered device, as often as it is offered (no device
+    /// Adds the time held back to every waiting offered device, each offering its part (no device
     /// reaches its delay within it: that is why it was held back).
     fn add_held(&mut self) {
         let held = std::mem::take(&mut self.pending_secs);
@@ -558,11 +559,15 @@ impl Fleet {
         }
         // What may still be held back shrinks by what was.
         self.quiet_for = (self.quiet_for - held).max(0.0);
-        for o in self.offered.values() {
+        for o in self.offered.values_mut() {
+            let part = held - std::mem::take(&mut o.held_from);
+            if part <= 0.0 {
+                continue;
+            }
             for (slot, _) in &o.devices {
                 let dev = &mut self.states[*slot];
                 if dev.error.is_none() && dev.installed_entry.is_none() {
-                    dev.exposure_secs += held;
+                    dev.exposure_secs += part;
                 }
             }
         }
@@ -745,7 +750,10 @@ mod tests {
             .filter(|d| d.installed_entry.is_some())
             .count();
         let failed = walking.devices().values().filter(|d| d.error.is_some()).count();
-        assert!(installed > 60 && failed > 5, "{installed} installed, {failed} failed");
+        assert!(
+            installed > 60 && failed > 5,
+            "{installed} installed, {failed} failed"
+        );
     }
 
     /// A deployment resumed while time is held back offers devices that came close to their delays
@@ -797,11 +805,7 @@ mod tests {
                 walks_with_d1 = quick.walks;
             }
             // Resumed once a walk has worked out what may be held back from d1's devices alone.
-            if step > 14
-                && resumed.is_none()
-                && quick.walks > walks_with_d1
-                && quick.pending_secs > 0.0
-            {
+            if step > 14 && resumed.is_none() && quick.walks > walks_with_d1 && quick.pending_secs > 0.0 {
                 resumed = Some(step);
                 for s in [&mut stores.0, &mut stores.1] {
                     if let Some(d) = s.deployments.get_mut("d0") {

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use kube::{Resource, ResourceExt};
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use wufb_graph_emulator::{Emulator, EmulatorConfig, FaultConfig};
 use wufb_operator::crd::{DeviceGroup, DeviceGroupStatus, ExpeditedDeployment, ExpeditedDeploymentStatus};
