@@ -9,6 +9,7 @@
 //! deterministic from the seed and the device ids; the admin API can set a device's build or error.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -102,16 +103,18 @@ pub struct Device {
 
 /// The fleet's state.
 ///
-/// Devices live in one vector (`states`), found by id through `slots`; what a deployment offers is a
+/// Devices live in one vector (`states`), found by id through `index`; what a deployment offers is a
 /// list of slots, so moving time on touches each offered device once without a lookup by id.
 #[derive(Debug, Default)]
 pub struct Fleet {
     pub config: FleetConfig,
-    /// Each device's place in `states`, by id (lower case), in the order `deviceProfiles` lists them.
-    slots: BTreeMap<String, usize>,
-    /// The same places, hashed: finding a device among a hundred thousand is one lookup, not a walk
-    /// down the ordered map.
-    index: std::collections::HashMap<String, usize>,
+    /// Each slot's device id (lower case), in the order the fleet first saw them, which is the order
+    /// `deviceProfiles` lists them in (a device seen later joins the end: paging through the list
+    /// while devices join neither skips nor repeats one).
+    ids: Vec<Arc<str>>,
+    /// Each device's slot, by id (the same string as in `ids`): finding a device among a hundred
+    /// thousand is one hashed lookup.
+    index: std::collections::HashMap<Arc<str>, usize>,
     states: Vec<Device>,
     last_tick_ms: Option<u64>,
     /// Simulated time runs from the first read of the fleet (`deviceProfiles`, or the admin API), so a
@@ -241,9 +244,10 @@ impl Fleet {
 
     /// Every device, by id (their truth, for tests).
     pub fn devices(&self) -> BTreeMap<String, Device> {
-        self.slots
+        self.ids
             .iter()
-            .map(|(id, slot)| (id.clone(), self.states[*slot].clone()))
+            .zip(&self.states)
+            .map(|(id, d)| (id.to_string(), d.clone()))
             .collect()
     }
 
@@ -260,8 +264,9 @@ impl Fleet {
         let slot = self.states.len();
         self.states.push(Self::new_device(&self.config, id));
         self.offers.push(0);
-        self.slots.insert(id.to_string(), slot);
-        self.index.insert(id.to_string(), slot);
+        let id: Arc<str> = Arc::from(id);
+        self.ids.push(Arc::clone(&id));
+        self.index.insert(id, slot);
         slot
     }
 
@@ -574,10 +579,11 @@ impl Fleet {
     }
 
     /// The devices that report, by id: what `deviceProfiles` lists (rendered a page at a time).
-    pub fn reporting(&self) -> impl Iterator<Item = (&String, &Device)> {
-        self.slots
+    pub fn reporting(&self) -> impl Iterator<Item = (&str, &Device)> {
+        self.ids
             .iter()
-            .map(|(id, slot)| (id, &self.states[*slot]))
+            .map(|id| &**id)
+            .zip(&self.states)
             .filter(|(_, d)| d.reporting)
     }
 
@@ -598,9 +604,9 @@ impl Fleet {
 
     /// The `deviceProfile` resource of one device that reports (the id in any case).
     pub fn profile_of(&self, id: &str) -> Option<Value> {
-        let (id, slot) = self.slots.get_key_value(id.to_lowercase().as_str())?;
-        let d = &self.states[*slot];
-        d.reporting.then(|| Self::profile(id, d))
+        let slot = *self.index.get(id.to_lowercase().as_str())?;
+        let d = &self.states[slot];
+        d.reporting.then(|| Self::profile(&self.ids[slot], d))
     }
 
     /// Sets a device's build and error directly (admin API); a set build marks it as reporting.
