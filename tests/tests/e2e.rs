@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wufb_e2e::fixtures::dev;
+use wufb_e2e::fixtures::{dev, emulator_with_fixed_catalog};
 use wufb_e2e::{Env, root};
 
 fn deployment_yaml(name: &str, content: &str, members: &[String], extra: &str) -> String {
@@ -24,7 +24,7 @@ async fn deployment_id(env: &Env, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_examples_then_every_object_is_ready_and_graph_matches() {
-    let mut env = Env::start("examples").await;
+    let mut env = Env::start_with("examples", emulator_with_fixed_catalog()).await;
     env.spawn_controller("replica-a");
     env.kubectl_ok(&["apply", "-f", root().join("examples").to_str().unwrap()])
         .await;
@@ -869,7 +869,8 @@ async fn a_group_graph_refuses_to_delete_waits_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_matching_release_replaces_a_refreshing_deployment_with_the_same_audience() {
-    let mut env = Env::start("refresh").await;
+    // The catalog cut before today: a release published now is newer than every seeded one, by day too.
+    let mut env = Env::start_with("refresh", emulator_with_fixed_catalog()).await;
     // The catalog read again every second (the per-object annotation allows a minute at least).
     env.spawn_controller_as(
         "a",
