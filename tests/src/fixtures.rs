@@ -30,6 +30,18 @@ pub fn device_group(name: &str, devices: &[String]) -> String {
     )
 }
 
+/// An emulator whose seeded catalog is cut at a fixed day (2026-12-07) instead of today, for tests whose
+/// assertions depend on which entries it holds. A catalog cut at today changes on every Patch Tuesday: on
+/// 2026-12-08 its newest security release became one that fixes an exploited critical CVE (so the
+/// examples' filtered intent chose the newest entry too), and a release published "now" was no newer by
+/// day than the one seeded that morning.
+pub fn emulator_with_fixed_catalog() -> wufb_graph_emulator::EmulatorConfig {
+    wufb_graph_emulator::EmulatorConfig {
+        catalog_until: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,17 +66,5 @@ mod tests {
         );
         let g: serde_yaml::Value = serde_yaml::from_str(&device_group("g", &[dev(3)])).unwrap();
         assert_eq!(g["spec"]["devices"][0].as_str(), Some(dev(3).as_str()));
-    }
-}
-
-/// An emulator whose seeded catalog is cut at a fixed day (2026-12-07) instead of today, for tests whose
-/// assertions depend on which entries it holds. A catalog cut at today changes on every Patch Tuesday: on
-/// 2026-12-08 its newest security release became one that fixes an exploited critical CVE (so the
-/// examples' filtered intent chose the newest entry too), and a release published "now" was no newer by
-/// day than the one seeded that morning.
-pub fn emulator_with_fixed_catalog() -> wufb_graph_emulator::EmulatorConfig {
-    wufb_graph_emulator::EmulatorConfig {
-        catalog_until: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default(),
-        ..Default::default()
     }
 }
