@@ -661,6 +661,26 @@ mod tests {
         format!("00000000-0000-4000-8000-{i:012}")
     }
 
+    /// Two active fleets of one configuration: one that holds time back, one that walks every offered
+    /// device at every tick (the reference).
+    fn quick_and_walking(config: FleetConfig) -> (Fleet, Fleet) {
+        let mut quick = Fleet::new(config.clone());
+        let mut walking = Fleet::new(config);
+        walking.always_walk = true;
+        quick.active = true;
+        walking.active = true;
+        (quick, walking)
+    }
+
+    /// Each device's installed entry and error (exposure held back is not on the devices yet: what it
+    /// leads to is).
+    fn outcomes(f: &Fleet) -> Vec<(String, Option<String>, Option<String>)> {
+        f.devices()
+            .into_iter()
+            .map(|(id, d)| (id, d.installed_entry, d.error))
+            .collect()
+    }
+
     /// An unpaused deployment `d` (catalog entry `e-<d>`) offering the devices `range`, registered.
     fn offer(store: &mut Store, d: &str, range: std::ops::Range<usize>) {
         let aid = format!("a-{d}");
@@ -708,11 +728,7 @@ mod tests {
         let catalog: Vec<Value> = (0..=6)
             .map(|k| json!({"id": format!("e-d{k}"), "productRevisions": []}))
             .collect();
-        let mut quick = Fleet::new(config.clone());
-        let mut walking = Fleet::new(config);
-        walking.always_walk = true;
-        quick.active = true;
-        walking.active = true;
+        let (mut quick, mut walking) = quick_and_walking(config);
         let mut now = 0;
         let mut walks_at_additions = Vec::new();
         for step in 0..300 {
@@ -736,13 +752,6 @@ mod tests {
             }
             quick.tick(&mut stores.0, &catalog, now, false);
             walking.tick(&mut stores.1, &catalog, now, false);
-            // Exposure held back is not on the devices yet: what it leads to is.
-            let outcomes = |f: &Fleet| -> Vec<(String, Option<String>, Option<String>)> {
-                f.devices()
-                    .into_iter()
-                    .map(|(id, d)| (id, d.installed_entry, d.error))
-                    .collect()
-            };
             assert_eq!(outcomes(&quick), outcomes(&walking), "step {step}");
         }
         assert_eq!(
@@ -780,17 +789,7 @@ mod tests {
             json!({"id": "e-d0", "productRevisions": []}),
             json!({"id": "e-d1", "productRevisions": []}),
         ];
-        let mut quick = Fleet::new(config.clone());
-        let mut walking = Fleet::new(config);
-        walking.always_walk = true;
-        quick.active = true;
-        walking.active = true;
-        let outcomes = |f: &Fleet| -> Vec<(String, Option<String>)> {
-            f.devices()
-                .into_iter()
-                .map(|(id, d)| (id, d.installed_entry))
-                .collect()
-        };
+        let (mut quick, mut walking) = quick_and_walking(config);
         let mut now = 0;
         let (mut resumed, mut walks_with_d1) = (None, 0);
         for step in 0..300 {
@@ -825,7 +824,7 @@ mod tests {
             assert_eq!(outcomes(&quick), outcomes(&walking), "step {step}");
         }
         assert!(resumed.is_some(), "d0 resumed while time was held back");
-        let installed = outcomes(&walking).iter().filter(|(_, e)| e.is_some()).count();
+        let installed = outcomes(&walking).iter().filter(|(_, e, _)| e.is_some()).count();
         assert_eq!(installed, 60, "every device installs");
     }
 
@@ -852,18 +851,8 @@ mod tests {
             json!({"id": "e-d1", "productRevisions": []}),
             json!({"id": "e-d2", "productRevisions": []}),
         ];
-        let mut quick = Fleet::new(config.clone());
-        let mut walking = Fleet::new(config);
-        walking.always_walk = true;
-        quick.active = true;
-        walking.active = true;
+        let (mut quick, mut walking) = quick_and_walking(config);
         let (mut sq, mut sw) = (store.clone(), store);
-        let outcomes = |f: &Fleet| -> Vec<(String, Option<String>, Option<String>)> {
-            f.devices()
-                .into_iter()
-                .map(|(id, d)| (id, d.installed_entry, d.error))
-                .collect()
-        };
         let mut now = 0;
         let (mut paused_at, mut resumed) = (None, false);
         let (mut grown, mut shrunk) = (None::<usize>, false);
