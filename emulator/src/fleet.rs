@@ -402,10 +402,12 @@ impl Fleet {
                     .into_iter()
                     .map(|d| (self.ensure(&d), d))
                     .collect();
+                // A walk shows the failures of an offering whose entry the catalog lists.
+                let listed = catalog.iter().any(|e| e["id"] == entry);
                 for (slot, device) in &devices {
                     self.offers[*slot] += 1;
                     newly.push(*slot);
-                    if let Some(e) = &self.states[*slot].error {
+                    if let Some(e) = self.states[*slot].error.as_ref().filter(|_| listed) {
                         self.failing.insert(*slot, (device.clone(), e.clone()));
                     }
                 }
