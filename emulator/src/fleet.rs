@@ -130,7 +130,8 @@ pub struct Fleet {
     /// fleet); after that, a read takes only the devices the tenant registered since
     /// ([`Store::take_registered`]), so it never walks the whole tenant again.
     known: bool,
-    /// Simulated seconds held back since the last walk: while no device could reach its delay within
+    /// Simulated seconds held back since time was last put on every offered device (a walk, or a
+    /// change through the admin API): while no device could reach its delay within
     /// them (`quiet_for`), a tick adds its time here instead of walking every offered device. Each
     /// offering gets the part of it since it began (`Offered::held_from`): when the offering ends,
     /// on its own devices; at the next walk, on every offered device, as often as it is offered.
@@ -145,7 +146,7 @@ pub struct Fleet {
     offers: Vec<u32>,
     /// The failures on offered devices, by slot (the last walk's, and those of devices offered since):
     /// put on their assets at every tick, as a walk does (an asset may appear after its device failed).
-    failing: BTreeMap<usize, (String, String)>,
+    failing: BTreeMap<usize, String>,
     /// Walks every tick (the reference the tests hold held-back time to).
     #[cfg(test)]
     always_walk: bool,
@@ -160,16 +161,17 @@ pub struct Fleet {
 struct Offered {
     print: (String, usize, usize, usize),
     entry: String,
-    /// Each device's slot and id.
-    devices: Vec<(usize, String)>,
+    /// Each device's slot (its id is `Fleet::ids[slot]`).
+    devices: Vec<usize>,
     /// `Fleet::pending_secs` when this offering's time began to be held back: the time held back for
     /// it is what has been held back since.
     held_from: f64,
 }
 
-/// Puts each failure on its device's asset, once.
-fn put_errors(store: &mut Store, failed: &BTreeMap<usize, (String, String)>) {
-    for (id, error) in failed.values() {
+/// Puts each failure (by slot, the device's id in `ids`) on its device's asset, once.
+fn put_errors(store: &mut Store, ids: &[Arc<str>], failed: &BTreeMap<usize, String>) {
+    for (slot, error) in failed {
+        let id = &*ids[*slot];
         let asset = match store.assets.contains_key(id) {
             true => store.assets.get_mut(id),
             false => store.assets.values_mut().find(|a| a.id.eq_ignore_ascii_case(id)),
@@ -397,18 +399,18 @@ impl Fleet {
                 if let Some(old) = offered.remove(id) {
                     self.withdraw(&old);
                 }
-                let devices: Vec<(usize, String)> = store
+                let devices: Vec<usize> = store
                     .offered_devices(audience_id)
-                    .into_iter()
-                    .map(|d| (self.ensure(&d), d))
+                    .iter()
+                    .map(|d| self.ensure(d))
                     .collect();
                 // A walk shows the failures of an offering whose entry the catalog lists.
                 let listed = catalog.iter().any(|e| e["id"] == entry);
-                for (slot, device) in &devices {
-                    self.offers[*slot] += 1;
-                    newly.push(*slot);
-                    if let Some(e) = self.states[*slot].error.as_ref().filter(|_| listed) {
-                        self.failing.insert(*slot, (device.clone(), e.clone()));
+                for &slot in &devices {
+                    self.offers[slot] += 1;
+                    newly.push(slot);
+                    if let Some(e) = self.states[slot].error.as_ref().filter(|_| listed) {
+                        self.failing.insert(slot, e.clone());
                     }
                 }
                 offered.insert(
@@ -434,9 +436,7 @@ impl Fleet {
         if quiet {
             // No waiting device can reach its delay within this time: held back, not walked.
             self.pending_secs += dt;
-            let failing = std::mem::take(&mut self.failing);
-            put_errors(store, &failing);
-            self.failing = failing;
+            put_errors(store, &self.ids, &self.failing);
             return;
         }
         // Time held back reaches every waiting device as often as it is offered, before this tick's.
@@ -458,12 +458,12 @@ impl Fleet {
                 continue;
             };
             let revisions = entry["productRevisions"].as_array().cloned().unwrap_or_default();
-            for (slot, id) in devices {
+            for slot in devices {
                 let dev = &mut self.states[*slot];
                 if let Some(e) = &dev.error {
                     // An error set through the admin API before the device's asset existed shows on
                     // the asset once it does.
-                    failed.insert(*slot, (id.clone(), e.clone()));
+                    failed.insert(*slot, e.clone());
                     continue;
                 }
                 if dev.installed_entry.is_some() {
@@ -478,7 +478,7 @@ impl Fleet {
                 match dev.outcome {
                     Outcome::Fail => {
                         dev.error = Some("invalidAzureADJoin".into());
-                        failed.insert(*slot, (id.clone(), "invalidAzureADJoin".into()));
+                        failed.insert(*slot, "invalidAzureADJoin".to_string());
                     }
                     Outcome::Silent | Outcome::Install | Outcome::InstallHotpatch => {
                         let of_build: Vec<(Build, bool)> = revisions
@@ -513,7 +513,7 @@ impl Fleet {
         } else {
             f64::INFINITY
         };
-        put_errors(store, &failed);
+        put_errors(store, &self.ids, &failed);
         self.failing = failed;
     }
 
@@ -522,7 +522,7 @@ impl Fleet {
     /// no deployment offers has no failure to show.
     fn withdraw(&mut self, o: &Offered) {
         let held = self.pending_secs - o.held_from;
-        for (slot, _) in &o.devices {
+        for slot in &o.devices {
             let dev = &mut self.states[*slot];
             if held > 0.0 && dev.error.is_none() && dev.installed_entry.is_none() {
                 dev.exposure_secs += held;
@@ -544,14 +544,11 @@ impl Fleet {
         let held = self.pending_secs;
         let bound = newly
             .iter()
-            .filter(|s| {
-                let d = &self.states[**s];
-                d.error.is_none() && d.installed_entry.is_none()
-            })
-            .map(|s| {
-                let d = &self.states[*s];
-                let k = f64::from(self.offers[*s].max(1));
-                held + (d.delay_secs - d.exposure_secs - (k - 1.0) * held) / k
+            .filter_map(|&s| {
+                let d = &self.states[s];
+                let k = f64::from(self.offers[s].max(1));
+                (d.error.is_none() && d.installed_entry.is_none())
+                    .then(|| held + (d.delay_secs - d.exposure_secs - (k - 1.0) * held) / k)
             })
             .fold(f64::INFINITY, f64::min);
         self.quiet_for = self.quiet_for.min(bound).max(0.0);
@@ -571,7 +568,7 @@ impl Fleet {
             if part <= 0.0 {
                 continue;
             }
-            for (slot, _) in &o.devices {
+            for slot in &o.devices {
                 let dev = &mut self.states[*slot];
                 if dev.error.is_none() && dev.installed_entry.is_none() {
                     dev.exposure_secs += part;
